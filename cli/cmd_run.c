@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: MIT
+/* `kvmkit run`: boot an ELF64 guest on a standard machine. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <kvmkit/kvmkit.h>
+
+#include "cli.h"
+
+/* Exit status for a failure: user input problems are 2, host problems 120. */
+static int failure_status(void)
+{
+	switch (kvmkit_last_error()->kind) {
+	case KVMKIT_ERR_PARAM:
+	case KVMKIT_ERR_FORMAT:
+		return KVMKIT_EXIT_USAGE;
+	case KVMKIT_ERR_SYSCALL:
+		return kvmkit_last_error()->err == ENOENT || kvmkit_last_error()->err == EACCES ||
+				       kvmkit_last_error()->err == EISDIR
+			       ? KVMKIT_EXIT_USAGE
+			       : KVMKIT_EXIT_HOST;
+	default:
+		return KVMKIT_EXIT_HOST;
+	}
+}
+
+static void report_stop(const struct kvmkit_stop_info *info)
+{
+	switch (info->reason) {
+	case KVMKIT_STOP_GUEST_EXIT:
+	case KVMKIT_STOP_REQUESTED:
+		return;
+	case KVMKIT_STOP_TIMEOUT:
+		fprintf(stderr, "kvmkit: timeout: %s\n", info->detail);
+		return;
+	default:
+		fprintf(stderr, "kvmkit: guest stopped: %s: %s\n",
+			kvmkit_stop_reason_name(info->reason), info->detail);
+	}
+}
+
+int cmd_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "kernel", required_argument, NULL, 'k' },
+		{ "mem", required_argument, NULL, 'm' },
+		{ "vcpus", required_argument, NULL, 'c' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct kvmkit_machine_config cfg;
+	struct kvmkit_machine *m = NULL;
+	struct kvmkit_stop_info info;
+	const char *kernel = NULL;
+	unsigned int timeout_s = 0;
+	void *image = NULL;
+	size_t image_len = 0;
+	int c, r, status;
+
+	kvmkit_machine_config_init(&cfg);
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "k:m:c:t:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'k':
+			kernel = optarg;
+			break;
+		case 'm':
+			if (cli_parse_size(optarg, &cfg.vm.mem_size) || cfg.vm.mem_size == 0) {
+				fprintf(stderr, "kvmkit: --mem: invalid size '%s' (e.g. 256M, 1G)\n",
+					optarg);
+				return KVMKIT_EXIT_USAGE;
+			}
+			break;
+		case 'c':
+			if (cli_parse_uint(optarg, 1, 4096, &cfg.vm.vcpus)) {
+				fprintf(stderr, "kvmkit: --vcpus: invalid count '%s' (1..4096)\n",
+					optarg);
+				return KVMKIT_EXIT_USAGE;
+			}
+			break;
+		case 't':
+			if (cli_parse_uint(optarg, 1, 86400, &timeout_s)) {
+				fprintf(stderr, "kvmkit: --timeout: invalid seconds '%s'\n", optarg);
+				return KVMKIT_EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			printf("usage: kvmkit run [--kernel FILE] [--mem SIZE] [--vcpus N] [--timeout SEC]\n");
+			return 0;
+		default:
+			return KVMKIT_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "kvmkit: run: unexpected argument '%s'\n", argv[optind]);
+		return KVMKIT_EXIT_USAGE;
+	}
+
+	if (kernel) {
+		r = kvmkit_read_file(kernel, &image, &image_len);
+		if (r) {
+			cli_fail("--kernel");
+			return failure_status();
+		}
+		cfg.kernel = image;
+		cfg.kernel_len = image_len;
+	} else {
+		cfg.kernel = kvmkit_demo_guest(&cfg.kernel_len);
+	}
+	cfg.console_fd = STDOUT_FILENO;
+
+	r = kvmkit_machine_create(&cfg, &m);
+	if (r) {
+		cli_fail(kernel ? kernel : "demo guest");
+		free(image);
+		return failure_status();
+	}
+	r = kvmkit_machine_run(m, timeout_s ? (int)(timeout_s * 1000) : -1, &info);
+	if (r) {
+		cli_fail("run");
+		status = KVMKIT_EXIT_HOST;
+	} else {
+		report_stop(&info);
+		status = kvmkit_machine_exit_status(&info);
+	}
+	kvmkit_machine_destroy(m);
+	free(image);
+	return status;
+}

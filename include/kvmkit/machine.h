@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A machine: a VM with its vCPUs, the standard devices (16550 UART on COM1,
+ * isa-debug-exit, report device) and a loaded guest. This is what
+ * `kvmkit run` assembles; library users may build their own instead.
+ */
+#ifndef KVMKIT_MACHINE_H
+#define KVMKIT_MACHINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <kvmkit/vm.h>
+#include <kvmkit/devices.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct kvmkit_machine_config {
+	struct kvmkit_vm_config vm;
+	const void *kernel; /* ELF64 image in memory */
+	size_t kernel_len;
+	int console_fd; /* where UART output goes; -1: kept only in memory */
+};
+
+struct kvmkit_machine;
+
+void kvmkit_machine_config_init(struct kvmkit_machine_config *cfg);
+int kvmkit_machine_create(const struct kvmkit_machine_config *cfg, struct kvmkit_machine **out);
+void kvmkit_machine_destroy(struct kvmkit_machine *m);
+
+struct kvmkit_vm *kvmkit_machine_vm(struct kvmkit_machine *m);
+struct kvmkit_uart *kvmkit_machine_uart(struct kvmkit_machine *m);
+struct kvmkit_report *kvmkit_machine_report(struct kvmkit_machine *m);
+
+/* Starts the VM and waits until it stops or @timeout_ms passes (-1: no
+ * limit; on timeout the VM is stopped and reason is TIMEOUT). */
+int kvmkit_machine_run(struct kvmkit_machine *m, int timeout_ms, struct kvmkit_stop_info *info);
+
+/* Exit statuses of `kvmkit run` other than the guest's own. */
+#define KVMKIT_EXIT_USAGE 2	  /* bad input: flags, files, sizes */
+#define KVMKIT_EXIT_HOST 120	  /* KVM or the host failed */
+#define KVMKIT_EXIT_SHUTDOWN 121 /* triple fault */
+#define KVMKIT_EXIT_FAULT 122	  /* unhandled exit / KVM internal error */
+#define KVMKIT_EXIT_HALTED 123	  /* every vCPU halted for good */
+#define KVMKIT_EXIT_TIMEOUT 124
+
+/* Maps how a run ended to `kvmkit run`'s exit status. */
+int kvmkit_machine_exit_status(const struct kvmkit_stop_info *info);
+
+/* The embedded demo guest (prints a banner, powers off with status 0). */
+const void *kvmkit_demo_guest(size_t *len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vCPUs. Each vCPU runs on its own thread once the VM starts; its exits are
+ * dispatched to the VM's PIO and MMIO buses. Register accessors may be used
+ * while the VM is CREATED, PAUSED or STOPPED (never while RUNNING).
+ */
+#ifndef KVMKIT_VCPU_H
+#define KVMKIT_VCPU_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <linux/kvm.h>
+
+#include <kvmkit/vm.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+unsigned int kvmkit_vcpu_id(const struct kvmkit_vcpu *vcpu);
+int kvmkit_vcpu_fd(const struct kvmkit_vcpu *vcpu);
+struct kvmkit_vm *kvmkit_vcpu_vm(struct kvmkit_vcpu *vcpu);
+/* The mmap'ed shared run structure. */
+struct kvm_run *kvmkit_vcpu_run_area(struct kvmkit_vcpu *vcpu);
+
+#if defined(__x86_64__)
+int kvmkit_vcpu_get_regs(struct kvmkit_vcpu *vcpu, struct kvm_regs *regs);
+int kvmkit_vcpu_set_regs(struct kvmkit_vcpu *vcpu, const struct kvm_regs *regs);
+int kvmkit_vcpu_get_sregs(struct kvmkit_vcpu *vcpu, struct kvm_sregs *sregs);
+int kvmkit_vcpu_set_sregs(struct kvmkit_vcpu *vcpu, const struct kvm_sregs *sregs);
+/* Sets CPUID from KVM_GET_SUPPORTED_CPUID with this vCPU's APIC ID. */
+int kvmkit_vcpu_set_default_cpuid(struct kvmkit_vcpu *vcpu);
+#endif
+
+/* Writes a register dump (one line per group) into @buf. */
+int kvmkit_vcpu_dump(struct kvmkit_vcpu *vcpu, char *buf, size_t len);
+
+/* Per-vCPU exit counters (updated by the vCPU thread). */
+struct kvmkit_vcpu_stats {
+	uint64_t runs;	/* KVM_RUN calls */
+	uint64_t exits_io;
+	uint64_t exits_mmio;
+	uint64_t exits_hlt;
+	uint64_t exits_intr; /* EINTR / immediate exits (pause, stop) */
+	uint64_t exits_other;
+	uint64_t user_ns; /* time from KVM_RUN returning to the next KVM_RUN */
+};
+
+void kvmkit_vcpu_get_stats(struct kvmkit_vcpu *vcpu, struct kvmkit_vcpu_stats *out);
+
+/* A hook for exits kvmkit does not handle itself. Return 0 to re-enter the
+ * guest, or a negative value to stop the VM as UNHANDLED_EXIT. */
+typedef int (*kvmkit_exit_hook)(struct kvmkit_vcpu *vcpu, struct kvm_run *run, void *opaque);
+void kvmkit_vcpu_set_exit_hook(struct kvmkit_vcpu *vcpu, kvmkit_exit_hook hook, void *opaque);
+
+/* Runs the vCPU on the calling thread until one exit has been handled
+ * (for single-threaded use and tests; not while the VM is RUNNING).
+ * Returns the KVM exit reason or a negative error. */
+int kvmkit_vcpu_run_once(struct kvmkit_vcpu *vcpu);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A KVM virtual machine: its memory, its buses, its vCPUs and its lifecycle.
+ *
+ * Lifecycle:  CREATED --start--> RUNNING <--pause/resume--> PAUSED
+ *             RUNNING|PAUSED --stop (or guest exit)--> STOPPED
+ *             any state --fatal error--> ERROR
+ * kvmkit_vm_destroy() is valid in every state: it stops and joins the vCPU
+ * threads and releases every fd, thread and mapping the VM owns.
+ */
+#ifndef KVMKIT_VM_H
+#define KVMKIT_VM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <kvmkit/bus.h>
+#include <kvmkit/system.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct kvmkit_vm;
+struct kvmkit_vcpu;
+
+enum kvmkit_arch {
+	KVMKIT_ARCH_HOST = 0, /* the architecture kvmkit was built for */
+	KVMKIT_ARCH_X86_64,
+	KVMKIT_ARCH_ARM64,
+};
+
+/* Default x86 addresses for KVM_SET_TSS_ADDR (3 pages) and
+ * KVM_SET_IDENTITY_MAP_ADDR (1 page), just below the 4 GiB BIOS area. */
+#define KVMKIT_X86_TSS_ADDR 0xfffbd000ULL
+#define KVMKIT_X86_IDENTITY_MAP_ADDR 0xfffbc000ULL
+/* RAM above this goes above 4 GiB, leaving room for MMIO devices. */
+#define KVMKIT_X86_MMIO_HOLE 0xc0000000ULL
+
+struct kvmkit_vm_config {
+	unsigned int vcpus;	 /* 1 .. KVM_CAP_MAX_VCPUS */
+	uint64_t mem_size;	 /* bytes of RAM, page multiple, > 0 */
+	enum kvmkit_arch arch;	 /* must match the host */
+	uint64_t tss_addr;	 /* x86 only */
+	uint64_t identity_map_addr; /* x86 only */
+	const char *kvm_path;	 /* NULL: /dev/kvm */
+	int pause_signal;	 /* signal used to kick vCPUs; 0: SIGRTMIN + 1 */
+};
+
+void kvmkit_vm_config_init(struct kvmkit_vm_config *cfg);
+
+/* Creates the VM and its RAM (at GPA 0; on x86 RAM above
+ * KVMKIT_X86_MMIO_HOLE continues at 4 GiB). No vCPU is created yet. */
+int kvmkit_vm_create(const struct kvmkit_vm_config *cfg, struct kvmkit_vm **out);
+void kvmkit_vm_destroy(struct kvmkit_vm *vm);
+
+const struct kvmkit_vm_config *kvmkit_vm_config(const struct kvmkit_vm *vm);
+int kvmkit_vm_fd(const struct kvmkit_vm *vm);
+struct kvmkit_system *kvmkit_vm_system(struct kvmkit_vm *vm);
+/* KVM_CHECK_EXTENSION on the VM fd (per-VM answers, e.g. KVM_CAP_MSI_DEVID). */
+int kvmkit_vm_check_cap(struct kvmkit_vm *vm, long cap);
+
+/* ---- guest memory ---------------------------------------------------- */
+
+#define KVMKIT_MEM_READONLY (1u << 0) /* guest writes exit as MMIO */
+#define KVMKIT_MEM_LOG_DIRTY (1u << 1)
+
+/* Maps @size bytes at guest-physical @gpa. With @host NULL kvmkit allocates
+ * anonymous memory (MAP_NORESERVE, 2 MiB aligned for huge pages) and owns it.
+ * Returns the slot number (>= 0) or a negative error; overlaps with another
+ * region, unaligned addresses and exhausted slots are rejected. */
+int kvmkit_vm_add_memory(struct kvmkit_vm *vm, uint64_t gpa, uint64_t size, unsigned int flags,
+			 void *host);
+int kvmkit_vm_remove_memory(struct kvmkit_vm *vm, int slot);
+
+/* Host address of [gpa, gpa + len), or NULL if that range is not wholly
+ * inside one memory region (then the thread's error says why). */
+void *kvmkit_vm_gpa_to_hva(struct kvmkit_vm *vm, uint64_t gpa, uint64_t len);
+int kvmkit_vm_read(struct kvmkit_vm *vm, uint64_t gpa, void *buf, size_t len);
+int kvmkit_vm_write(struct kvmkit_vm *vm, uint64_t gpa, const void *buf, size_t len);
+
+/* Bytes of RAM created from the config. */
+uint64_t kvmkit_vm_ram_size(const struct kvmkit_vm *vm);
+
+/* ---- buses ----------------------------------------------------------- */
+
+struct kvmkit_bus *kvmkit_vm_pio_bus(struct kvmkit_vm *vm);
+struct kvmkit_bus *kvmkit_vm_mmio_bus(struct kvmkit_vm *vm);
+
+/* ---- lifecycle ------------------------------------------------------- */
+
+enum kvmkit_vm_state {
+	KVMKIT_VM_CREATED = 0,
+	KVMKIT_VM_RUNNING,
+	KVMKIT_VM_PAUSED,
+	KVMKIT_VM_STOPPED,
+	KVMKIT_VM_ERROR,
+};
+
+const char *kvmkit_vm_state_name(enum kvmkit_vm_state s);
+enum kvmkit_vm_state kvmkit_vm_state(struct kvmkit_vm *vm);
+
+/* Pure transition check used by the lifecycle calls: 0 if @op ("start",
+ * "pause", "resume", "stop") is valid from @from, else -EBUSY with a
+ * KVMKIT_ERR_STATE record naming the current and the expected state. */
+int kvmkit_vm_check_transition(enum kvmkit_vm_state from, const char *op,
+			       enum kvmkit_vm_state *to);
+
+/* Starts one thread per created vCPU. All vCPUs must exist. */
+int kvmkit_vm_start(struct kvmkit_vm *vm);
+/* Returns once every vCPU thread is outside KVM_RUN and parked. */
+int kvmkit_vm_pause(struct kvmkit_vm *vm);
+int kvmkit_vm_resume(struct kvmkit_vm *vm);
+/* Stops every vCPU and joins its thread. */
+int kvmkit_vm_stop(struct kvmkit_vm *vm);
+
+/* Why the VM stopped. */
+enum kvmkit_stop_reason {
+	KVMKIT_STOP_NONE = 0,
+	KVMKIT_STOP_REQUESTED,	   /* kvmkit_vm_stop() */
+	KVMKIT_STOP_GUEST_EXIT,	   /* a device requested it (debug-exit, power-off) */
+	KVMKIT_STOP_SHUTDOWN,	   /* KVM_EXIT_SHUTDOWN: triple fault */
+	KVMKIT_STOP_HALT,	   /* every vCPU halted with nothing to wake it */
+	KVMKIT_STOP_UNHANDLED_EXIT, /* an exit kvmkit cannot handle */
+	KVMKIT_STOP_INTERNAL_ERROR, /* KVM_EXIT_INTERNAL_ERROR / FAIL_ENTRY */
+	KVMKIT_STOP_TIMEOUT,	   /* kvmkit_vm_wait() timed out */
+};
+
+struct kvmkit_stop_info {
+	enum kvmkit_stop_reason reason;
+	int status;	      /* GUEST_EXIT: the status the device gave */
+	int vcpu;	      /* vCPU that caused it, or -1 */
+	uint32_t exit_reason; /* KVM exit reason for SHUTDOWN/UNHANDLED/INTERNAL */
+	char detail[512];     /* one line; for faults, a register summary */
+};
+
+const char *kvmkit_stop_reason_name(enum kvmkit_stop_reason r);
+
+/* Called from device handlers (any thread): stop the VM with @reason. */
+void kvmkit_vm_request_stop(struct kvmkit_vm *vm, enum kvmkit_stop_reason reason, int status,
+			    const char *detail);
+
+/* Waits until the VM leaves RUNNING/PAUSED on its own, or @timeout_ms
+ * passes (-1: forever). On timeout returns -ETIMEDOUT with the VM still
+ * running. Fills @info (may be NULL). */
+int kvmkit_vm_wait(struct kvmkit_vm *vm, int timeout_ms, struct kvmkit_stop_info *info);
+
+/* ---- vCPUs ----------------------------------------------------------- */
+
+/* Creates vCPU @id. Fails for id >= config vcpus, >= KVM_CAP_MAX_VCPUS or
+ * KVM_CAP_MAX_VCPU_ID, a duplicate id, or a VM that is not CREATED. */
+int kvmkit_vm_create_vcpu(struct kvmkit_vm *vm, unsigned int id, struct kvmkit_vcpu **out);
+struct kvmkit_vcpu *kvmkit_vm_vcpu(struct kvmkit_vm *vm, unsigned int id);
+unsigned int kvmkit_vm_vcpu_count(const struct kvmkit_vm *vm);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,30 @@
+#!/bin/sh
+# Installs (as root, from Debian 12's apt) whatever kvmkit's build, tests and
+# emulated test hosts need and the machine lacks. Cheap when all is present.
+set -eu
+here=$(cd "$(dirname "$0")/.." && pwd)
+
+pkgs="gcc make meson ninja-build pkg-config python3 libcmocka-dev libjson-c-dev
+clang libclang-rt-14-dev valgrind qemu-system-x86 busybox-static cpio"
+if [ -f "$here/tests/hosts/deps.txt" ]; then
+	pkgs="$pkgs $(grep -v '^#' "$here/tests/hosts/deps.txt" | tr '\n' ' ')"
+fi
+
+missing=""
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+		missing="$missing $p"
+done
+if [ -z "$missing" ]; then
+	echo "install-deps: everything is installed"
+	exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: missing packages:$missing (run as root to install them)" >&2
+	exit 1
+fi
+echo "install-deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,82 @@
+#!/bin/sh
+# Quick start, step 2: build kvmkit twice (plain, and with ASan + UBSan) and
+# run every test suite in both, then print one summary line
+# "N passed, N failed, N skipped". Tests needing /dev/kvm are skipped where it
+# is absent and run for real inside the emulated x86 host (suite hosts-kvm).
+#   KVMKIT_TEST_QUICK=1   skip the sanitizer build and the arm64 host
+set -u
+cd "$(dirname "$0")/.."
+sh scripts/install-deps.sh || exit 1
+
+status=0
+logs=""
+
+run_build() { # name, meson options...
+	dir=$1
+	shift
+	if [ ! -f "$dir/build.ninja" ]; then
+		meson setup "$dir" "$@" >"/tmp/kvmkit-setup-$$.log" 2>&1 ||
+			{ cat "/tmp/kvmkit-setup-$$.log"; echo "meson setup $dir failed"; return 1; }
+	fi
+	ninja -C "$dir" || { echo "build of $dir failed"; return 1; }
+}
+
+run_suites() { # dir, suites...
+	dir=$1
+	shift
+	args=""
+	for s in "$@"; do args="$args --suite $s"; done
+	# shellcheck disable=SC2086
+	meson test -C "$dir" --print-errorlogs $args || status=1
+	logs="$logs $dir/meson-logs/testlog.json"
+}
+
+if run_build build; then
+	run_suites build unit cli kvm hosts hosts-kvm
+	# valgrind over the unit test binaries (memcheck, leaks are errors)
+	meson test -C build --suite unit --wrap='valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite -q' \
+		--logbase valgrind --print-errorlogs || status=1
+	logs="$logs build/meson-logs/valgrind.json"
+else
+	status=1
+	echo '{"name": "build", "result": "FAIL"}' >/tmp/kvmkit-buildfail.json
+	logs="$logs /tmp/kvmkit-buildfail.json"
+fi
+
+if [ -z "${KVMKIT_TEST_QUICK:-}" ]; then
+	if run_build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbench=false; then
+		ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+			run_suites build-asan unit cli kvm hosts-kvm
+	else
+		status=1
+		echo '{"name": "build-asan", "result": "FAIL"}' >/tmp/kvmkit-asanfail.json
+		logs="$logs /tmp/kvmkit-asanfail.json"
+	fi
+fi
+
+# shellcheck disable=SC2086
+python3 - $logs <<'PY'
+import json, sys
+p = f = s = 0
+for path in sys.argv[1:]:
+    try:
+        lines = open(path).read().splitlines()
+    except OSError:
+        f += 1
+        print(f"missing test log {path}")
+        continue
+    for line in lines:
+        if not line.strip():
+            continue
+        r = json.loads(line).get("result", "")
+        if r in ("OK", "EXPECTEDFAIL"):
+            p += 1
+        elif r == "SKIP":
+            s += 1
+        else:
+            f += 1
+print(f"{p} passed, {f} failed, {s} skipped")
+sys.exit(1 if f else 0)
+PY
+rc=$?
+[ $status -eq 0 ] && [ $rc -eq 0 ]

@@ -1,0 +1,251 @@
+// SPDX-License-Identifier: MIT
+/*
+ * ELF image parsing and loading. The file is user input: every offset and
+ * size is checked against the buffer before use, in 64-bit arithmetic with
+ * explicit wrap checks.
+ */
+#include <elf.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define KVMK_LOG_MODULE "elf"
+#include "core/internal.h"
+#include <kvmkit/loader.h>
+
+#define OP "kvmkit_elf_parse"
+
+static bool add_overflows(uint64_t a, uint64_t b)
+{
+	return a + b < a;
+}
+
+static int add_segment(struct kvmkit_elf_image *img, size_t file_len, uint64_t paddr,
+		       uint64_t offset, uint64_t filesz, uint64_t memsz, uint32_t flags,
+		       unsigned int idx)
+{
+	struct kvmkit_elf_segment *s;
+
+	if (filesz > memsz)
+		return kvmk_err_format(OP, "segment %u: p_filesz 0x%llx > p_memsz 0x%llx", idx,
+				       (unsigned long long)filesz, (unsigned long long)memsz);
+	if (add_overflows(offset, filesz) || offset + filesz > file_len)
+		return kvmk_err_format(OP, "segment %u: file range 0x%llx+0x%llx beyond the %zu-byte file (truncated?)",
+				       idx, (unsigned long long)offset, (unsigned long long)filesz,
+				       file_len);
+	if (add_overflows(paddr, memsz))
+		return kvmk_err_format(OP, "segment %u: address 0x%llx+0x%llx wraps", idx,
+				       (unsigned long long)paddr, (unsigned long long)memsz);
+	if (memsz == 0)
+		return 0;
+	for (unsigned int i = 0; i < img->nsegs; i++) {
+		const struct kvmkit_elf_segment *o = &img->segs[i];
+
+		if (paddr < o->paddr + o->memsz && o->paddr < paddr + memsz)
+			return kvmk_err_format(OP, "segment %u (0x%llx+0x%llx) overlaps another PT_LOAD (0x%llx+0x%llx)",
+					       idx, (unsigned long long)paddr,
+					       (unsigned long long)memsz,
+					       (unsigned long long)o->paddr,
+					       (unsigned long long)o->memsz);
+	}
+	if (img->nsegs == KVMKIT_ELF_MAX_SEGMENTS)
+		return kvmk_err_format(OP, "more than %d PT_LOAD segments", KVMKIT_ELF_MAX_SEGMENTS);
+	s = &img->segs[img->nsegs++];
+	*s = (struct kvmkit_elf_segment){ paddr, offset, filesz, memsz, flags };
+	if (img->nsegs == 1 || paddr < img->lowest)
+		img->lowest = paddr;
+	if (paddr + memsz > img->highest)
+		img->highest = paddr + memsz;
+	return 0;
+}
+
+static int check_phdrs(size_t len, uint64_t phoff, uint64_t phnum, uint64_t phentsize,
+		       uint64_t want)
+{
+	if (phnum == 0)
+		return kvmk_err_format(OP, "no program headers");
+	if (phentsize != want)
+		return kvmk_err_format(OP, "e_phentsize %llu, expected %llu",
+				       (unsigned long long)phentsize, (unsigned long long)want);
+	if (phoff > len || phnum * phentsize > len - phoff)
+		return kvmk_err_format(OP, "program header table (offset 0x%llx, %llu entries) beyond the %zu-byte file",
+				       (unsigned long long)phoff, (unsigned long long)phnum, len);
+	return 0;
+}
+
+static int parse64(const uint8_t *buf, size_t len, struct kvmkit_elf_image *img)
+{
+	Elf64_Ehdr eh;
+	int r;
+
+	if (len < sizeof(eh))
+		return kvmk_err_format(OP, "truncated ELF64 header (%zu bytes)", len);
+	memcpy(&eh, buf, sizeof(eh));
+	if (eh.e_type != ET_EXEC)
+		return kvmk_err_format(OP, "not an executable (e_type %u)", eh.e_type);
+	img->machine = eh.e_machine;
+	img->entry = eh.e_entry;
+	r = check_phdrs(len, eh.e_phoff, eh.e_phnum, eh.e_phentsize, sizeof(Elf64_Phdr));
+	if (r)
+		return r;
+	for (unsigned int i = 0; i < eh.e_phnum; i++) {
+		Elf64_Phdr ph;
+
+		memcpy(&ph, buf + eh.e_phoff + (uint64_t)i * sizeof(ph), sizeof(ph));
+		if (ph.p_type != PT_LOAD)
+			continue;
+		r = add_segment(img, len, ph.p_paddr, ph.p_offset, ph.p_filesz, ph.p_memsz,
+				ph.p_flags, i);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+static int parse32(const uint8_t *buf, size_t len, struct kvmkit_elf_image *img)
+{
+	Elf32_Ehdr eh;
+	int r;
+
+	if (len < sizeof(eh))
+		return kvmk_err_format(OP, "truncated ELF32 header (%zu bytes)", len);
+	memcpy(&eh, buf, sizeof(eh));
+	if (eh.e_type != ET_EXEC)
+		return kvmk_err_format(OP, "not an executable (e_type %u)", eh.e_type);
+	img->machine = eh.e_machine;
+	img->entry = eh.e_entry;
+	r = check_phdrs(len, eh.e_phoff, eh.e_phnum, eh.e_phentsize, sizeof(Elf32_Phdr));
+	if (r)
+		return r;
+	for (unsigned int i = 0; i < eh.e_phnum; i++) {
+		Elf32_Phdr ph;
+
+		memcpy(&ph, buf + eh.e_phoff + (uint64_t)i * sizeof(ph), sizeof(ph));
+		if (ph.p_type != PT_LOAD)
+			continue;
+		/* 32-bit guests address at most 4 GiB. */
+		if ((uint64_t)ph.p_paddr + ph.p_memsz > (1ull << 32))
+			return kvmk_err_format(OP, "segment %u: 0x%x+0x%x crosses 4 GiB", i,
+					       ph.p_paddr, ph.p_memsz);
+		r = add_segment(img, len, ph.p_paddr, ph.p_offset, ph.p_filesz, ph.p_memsz,
+				ph.p_flags, i);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+int kvmkit_elf_parse(const void *buf, size_t len, struct kvmkit_elf_image *img)
+{
+	const uint8_t *b = buf;
+	int r;
+
+	memset(img, 0, sizeof(*img));
+	if (!buf || len < EI_NIDENT)
+		return kvmk_err_format(OP, "file too short for an ELF header (%zu bytes)", len);
+	if (memcmp(b, ELFMAG, SELFMAG))
+		return kvmk_err_format(OP, "not an ELF file (bad magic)");
+	if (b[EI_DATA] != ELFDATA2LSB)
+		return kvmk_err_format(OP, "not little-endian");
+	if (b[EI_VERSION] != EV_CURRENT)
+		return kvmk_err_format(OP, "unknown ELF version %u", b[EI_VERSION]);
+	switch (b[EI_CLASS]) {
+	case ELFCLASS64:
+		img->elf_class = 64;
+		r = parse64(b, len, img);
+		break;
+	case ELFCLASS32:
+		img->elf_class = 32;
+		r = parse32(b, len, img);
+		break;
+	default:
+		return kvmk_err_format(OP, "unknown ELF class %u", b[EI_CLASS]);
+	}
+	if (r)
+		return r;
+	if (img->nsegs == 0)
+		return kvmk_err_format(OP, "no loadable (PT_LOAD) segment");
+	return 0;
+}
+
+int kvmkit_elf_load(struct kvmkit_vm *vm, const void *buf, size_t len,
+		    const struct kvmkit_elf_image *img, uint64_t reserved_start, uint64_t reserved_end)
+{
+	for (unsigned int i = 0; i < img->nsegs; i++) {
+		const struct kvmkit_elf_segment *s = &img->segs[i];
+		uint8_t *dst;
+
+		if (s->offset + s->filesz > len)
+			return kvmk_err_format("kvmkit_elf_load", "segment %u beyond the image", i);
+		if (s->paddr < reserved_end && reserved_start < s->paddr + s->memsz)
+			return kvmk_err_param("kvmkit_elf_load", "segment",
+					      "overlaps the loader's boot area",
+					      "0x%llx+0x%llx (boot area 0x%llx-0x%llx)",
+					      (unsigned long long)s->paddr,
+					      (unsigned long long)s->memsz,
+					      (unsigned long long)reserved_start,
+					      (unsigned long long)reserved_end);
+		dst = kvmkit_vm_gpa_to_hva(vm, s->paddr, s->memsz);
+		if (!dst)
+			return kvmk_err_param("kvmkit_elf_load", "segment", "outside guest RAM",
+					      "0x%llx+0x%llx (RAM %llu MiB)",
+					      (unsigned long long)s->paddr,
+					      (unsigned long long)s->memsz,
+					      (unsigned long long)(kvmkit_vm_ram_size(vm) >> 20));
+		memcpy(dst, (const uint8_t *)buf + s->offset, s->filesz);
+		memset(dst + s->filesz, 0, s->memsz - s->filesz);
+	}
+	return 0;
+}
+
+int kvmkit_read_file(const char *path, void **buf, size_t *len)
+{
+	struct stat st;
+	uint8_t *b;
+	size_t got = 0;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return kvmk_err_sys("open", errno, "%s", path);
+	if (fstat(fd, &st) < 0) {
+		int r = kvmk_err_sys("fstat", errno, "%s", path);
+
+		close(fd);
+		return r;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return kvmk_err_param("kvmkit_read_file", "path", "not a regular file", "%s", path);
+	}
+	if ((uint64_t)st.st_size > KVMKIT_IMAGE_MAX_SIZE) {
+		close(fd);
+		return kvmk_err_param("kvmkit_read_file", "path", "file larger than 1 GiB", "%s",
+				      path);
+	}
+	b = malloc(st.st_size ? (size_t)st.st_size : 1);
+	if (!b) {
+		close(fd);
+		return kvmk_err_resource("kvmkit_read_file", ENOMEM, "%s", path);
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t n = read(fd, b + got, (size_t)st.st_size - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int r = kvmk_err_sys("read", n < 0 ? errno : EIO, "%s", path);
+
+			free(b);
+			close(fd);
+			return r;
+		}
+		got += (size_t)n;
+	}
+	close(fd);
+	*buf = b;
+	*len = got;
+	return 0;
+}

@@ -1,0 +1,199 @@
+// SPDX-License-Identifier: MIT
+/* x86_64 direct boot into long mode: GDT, identity page tables, vCPU state. */
+#include <string.h>
+
+#define KVMK_LOG_MODULE "boot"
+#include "core/internal.h"
+#include <kvmkit/loader.h>
+#include <kvmkit/vcpu.h>
+
+#if defined(__x86_64__)
+#include <elf.h>
+
+#define PTE_P (1ull << 0)
+#define PTE_RW (1ull << 1)
+#define PTE_US (1ull << 2)
+#define PTE_PS (1ull << 7)
+
+#define CR0_PE (1ull << 0)
+#define CR0_MP (1ull << 1)
+#define CR0_ET (1ull << 4)
+#define CR0_NE (1ull << 5)
+#define CR0_WP (1ull << 16)
+#define CR0_PG (1ull << 31)
+#define CR4_PAE (1ull << 5)
+#define CR4_OSFXSR (1ull << 9)
+#define CR4_OSXMMEXCPT (1ull << 10)
+#define EFER_SCE (1ull << 0)
+#define EFER_LME (1ull << 8)
+#define EFER_LMA (1ull << 10)
+
+#define GDT_CODE64 0x00af9a000000ffffull /* P, DPL0, exec/read, L=1, G=1 */
+#define GDT_DATA 0x00cf92000000ffffull	 /* P, DPL0, read/write, D/B=1, G=1 */
+
+int kvmkit_x86_write_boot_area(struct kvmkit_vm *vm)
+{
+	uint64_t gdt[3] = { 0, GDT_CODE64, GDT_DATA };
+	uint64_t *pml4, *pdpt, *pd;
+
+	pml4 = kvmkit_vm_gpa_to_hva(vm, KVMKIT_X86_BOOT_PML4, 4096);
+	pdpt = kvmkit_vm_gpa_to_hva(vm, KVMKIT_X86_BOOT_PDPT, 4096);
+	pd = kvmkit_vm_gpa_to_hva(vm, KVMKIT_X86_BOOT_PD, 4 * 4096);
+	if (!pml4 || !pdpt || !pd || kvmkit_vm_write(vm, KVMKIT_X86_BOOT_GDT, gdt, sizeof(gdt)))
+		return kvmk_err_param("kvmkit_x86_write_boot_area", "mem_size",
+				      "RAM does not cover the boot area", "%llu",
+				      (unsigned long long)kvmkit_vm_ram_size(vm));
+	memset(pml4, 0, 4096);
+	memset(pdpt, 0, 4096);
+	pml4[0] = KVMKIT_X86_BOOT_PDPT | PTE_P | PTE_RW | PTE_US;
+	for (uint64_t i = 0; i < 4; i++)
+		pdpt[i] = (KVMKIT_X86_BOOT_PD + i * 4096) | PTE_P | PTE_RW | PTE_US;
+	/* 2048 x 2 MiB = the first 4 GiB, MMIO holes included. */
+	for (uint64_t i = 0; i < 2048; i++)
+		pd[i] = (i << 21) | PTE_P | PTE_RW | PTE_US | PTE_PS;
+	return 0;
+}
+
+static void seg(struct kvm_segment *s, uint16_t sel, uint8_t type, bool code)
+{
+	memset(s, 0, sizeof(*s));
+	s->base = 0;
+	s->limit = 0xffffffff;
+	s->selector = sel;
+	s->type = type;
+	s->present = 1;
+	s->s = 1;
+	s->g = 1;
+	s->l = code ? 1 : 0;
+	s->db = code ? 0 : 1;
+}
+
+int kvmkit_x86_vcpu_setup_long_mode(struct kvmkit_vcpu *vcpu, uint64_t entry)
+{
+	struct kvmkit_vm *vm = kvmkit_vcpu_vm(vcpu);
+	struct kvm_sregs s;
+	struct kvm_regs r;
+	int ret;
+
+	ret = kvmkit_vcpu_get_sregs(vcpu, &s);
+	if (ret)
+		return ret;
+	seg(&s.cs, 0x08, 0xb, true);
+	seg(&s.ds, 0x10, 0x3, false);
+	s.es = s.fs = s.gs = s.ss = s.ds;
+	s.gdt.base = KVMKIT_X86_BOOT_GDT;
+	s.gdt.limit = 3 * 8 - 1;
+	s.idt.base = 0;
+	s.idt.limit = 0;
+	s.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG;
+	s.cr3 = KVMKIT_X86_BOOT_PML4;
+	s.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;
+	s.efer = EFER_LME | EFER_LMA | EFER_SCE;
+	ret = kvmkit_vcpu_set_sregs(vcpu, &s);
+	if (ret)
+		return ret;
+	memset(&r, 0, sizeof(r));
+	r.rip = entry;
+	r.rflags = 0x2;
+	r.rdi = kvmkit_vcpu_id(vcpu);
+	r.rsi = kvmkit_vm_config(vm)->vcpus;
+	r.rdx = kvmkit_vm_ram_size(vm);
+	return kvmkit_vcpu_set_regs(vcpu, &r);
+}
+
+static int check_x86_64(const struct kvmkit_elf_image *img)
+{
+	if (img->elf_class != 64 || img->machine != EM_X86_64)
+		return kvmk_err_format("kvmkit_boot_elf64",
+				       "not an x86_64 ELF64 executable (class %u, machine %u)",
+				       img->elf_class, img->machine);
+	return 0;
+}
+
+int kvmkit_boot_check_elf64(const void *buf, size_t len, uint64_t mem_size)
+{
+	struct kvmkit_elf_image img;
+	uint64_t low = mem_size < KVMKIT_X86_MMIO_HOLE ? mem_size : KVMKIT_X86_MMIO_HOLE;
+	int r;
+
+	r = kvmkit_elf_parse(buf, len, &img);
+	if (r)
+		return r;
+	r = check_x86_64(&img);
+	if (r)
+		return r;
+	for (unsigned int i = 0; i < img.nsegs; i++) {
+		const struct kvmkit_elf_segment *s = &img.segs[i];
+		bool in_low = s->paddr + s->memsz <= low;
+		bool in_high = s->paddr >= (1ull << 32) &&
+			       s->paddr + s->memsz <= (1ull << 32) + (mem_size - low);
+
+		if (s->paddr < KVMKIT_X86_BOOT_AREA_END && KVMKIT_X86_BOOT_AREA_START < s->paddr + s->memsz)
+			return kvmk_err_param("kvmkit_boot_elf64", "segment",
+					      "overlaps the loader's boot area 0x1000-0x8000",
+					      "0x%llx+0x%llx", (unsigned long long)s->paddr,
+					      (unsigned long long)s->memsz);
+		if (!in_low && !in_high)
+			return kvmk_err_param("kvmkit_boot_elf64", "segment", "outside guest RAM",
+					      "0x%llx+0x%llx (RAM %llu MiB)",
+					      (unsigned long long)s->paddr,
+					      (unsigned long long)s->memsz,
+					      (unsigned long long)(mem_size >> 20));
+	}
+	if (img.entry < img.lowest || img.entry >= img.highest)
+		return kvmk_err_format("kvmkit_boot_elf64", "entry point 0x%llx is outside the loaded segments",
+				       (unsigned long long)img.entry);
+	return 0;
+}
+
+int kvmkit_boot_elf64(struct kvmkit_vm *vm, const void *buf, size_t len)
+{
+	struct kvmkit_elf_image img;
+	unsigned int n = kvmkit_vm_config(vm)->vcpus;
+	int r;
+
+	if (kvmkit_vm_vcpu_count(vm) != n)
+		return kvmk_err_state("vm", "missing vCPUs", "all vCPUs created", "boot_elf64");
+	r = kvmkit_elf_parse(buf, len, &img);
+	if (r)
+		return r;
+	r = check_x86_64(&img);
+	if (r)
+		return r;
+	r = kvmkit_x86_write_boot_area(vm);
+	if (r)
+		return r;
+	r = kvmkit_elf_load(vm, buf, len, &img, KVMKIT_X86_BOOT_AREA_START,
+			    KVMKIT_X86_BOOT_AREA_END);
+	if (r)
+		return r;
+	if (!kvmkit_vm_gpa_to_hva(vm, img.entry, 1))
+		return kvmk_err_format("kvmkit_boot_elf64", "entry point 0x%llx is not in guest RAM",
+				       (unsigned long long)img.entry);
+	for (unsigned int i = 0; i < n; i++) {
+		r = kvmkit_x86_vcpu_setup_long_mode(kvmkit_vm_vcpu(vm, i), img.entry);
+		if (r)
+			return r;
+	}
+	kvmk_debug("ELF64 loaded: %u segment(s) 0x%llx-0x%llx, entry 0x%llx", img.nsegs,
+		   (unsigned long long)img.lowest, (unsigned long long)img.highest,
+		   (unsigned long long)img.entry);
+	return 0;
+}
+#else
+int kvmkit_boot_check_elf64(const void *buf, size_t len, uint64_t mem_size)
+{
+	(void)buf;
+	(void)len;
+	(void)mem_size;
+	return kvmk_err_unsupported("kvmkit_boot_elf64", ENOTSUP, "x86_64 only");
+}
+
+int kvmkit_boot_elf64(struct kvmkit_vm *vm, const void *buf, size_t len)
+{
+	(void)vm;
+	(void)buf;
+	(void)len;
+	return kvmk_err_unsupported("kvmkit_boot_elf64", ENOTSUP, "x86_64 only");
+}
+#endif

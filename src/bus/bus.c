@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Address-range buses. The range table is immutable once published: a
+ * registration builds a new sorted table and swaps the pointer, so a vCPU
+ * dispatching an exit reads it without a lock, and a handler may register
+ * or unregister ranges (even on its own bus) without deadlocking. Replaced
+ * tables are kept until the bus is destroyed because a vCPU may still be
+ * searching one; they are small and registrations are rare.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KVMK_LOG_MODULE "bus"
+#include "core/internal.h"
+#include <kvmkit/bus.h>
+
+struct range {
+	uint64_t base;
+	uint64_t len;
+	const struct kvmkit_io_ops *ops;
+	void *opaque;
+	char name[32];
+};
+
+struct table {
+	struct table *retired_next;
+	unsigned int n;
+	struct range r[];
+};
+
+struct kvmkit_bus {
+	enum kvmkit_bus_kind kind;
+	struct table *cur; /* published with release, read with acquire */
+	struct table *retired;
+	pthread_mutex_t lock; /* serialises writers */
+	uint64_t unclaimed;
+};
+
+static const char *bus_name(const struct kvmkit_bus *bus)
+{
+	return bus->kind == KVMKIT_BUS_PIO ? "pio" : "mmio";
+}
+
+static struct table *table_alloc(unsigned int n)
+{
+	struct table *t = calloc(1, sizeof(*t) + (size_t)n * sizeof(struct range));
+
+	if (t)
+		t->n = n;
+	return t;
+}
+
+int kvmkit_bus_create(enum kvmkit_bus_kind kind, struct kvmkit_bus **out)
+{
+	struct kvmkit_bus *bus = calloc(1, sizeof(*bus));
+
+	if (!bus)
+		return kvmk_err_resource("kvmkit_bus_create", ENOMEM, NULL);
+	bus->kind = kind;
+	bus->cur = table_alloc(0);
+	if (!bus->cur) {
+		free(bus);
+		return kvmk_err_resource("kvmkit_bus_create", ENOMEM, NULL);
+	}
+	pthread_mutex_init(&bus->lock, NULL);
+	*out = bus;
+	return 0;
+}
+
+void kvmkit_bus_destroy(struct kvmkit_bus *bus)
+{
+	struct table *t, *next;
+
+	if (!bus)
+		return;
+	for (t = bus->retired; t; t = next) {
+		next = t->retired_next;
+		free(t);
+	}
+	free(bus->cur);
+	pthread_mutex_destroy(&bus->lock);
+	free(bus);
+}
+
+/* Swaps in @nt (lock held) and retires the old table. */
+static void publish(struct kvmkit_bus *bus, struct table *nt)
+{
+	struct table *old = bus->cur;
+
+	__atomic_store_n(&bus->cur, nt, __ATOMIC_RELEASE);
+	old->retired_next = bus->retired;
+	bus->retired = old;
+}
+
+int kvmkit_bus_register(struct kvmkit_bus *bus, uint64_t base, uint64_t len, const char *name,
+			const struct kvmkit_io_ops *ops, void *opaque)
+{
+	const char *op = "kvmkit_bus_register";
+	struct table *t, *nt;
+	unsigned int pos;
+
+	if (len == 0)
+		return kvmk_err_param(op, "len", "must be non-zero", "0");
+	if (base + len - 1 < base)
+		return kvmk_err_param(op, "len", "range wraps the address space",
+				      "0x%llx+0x%llx", (unsigned long long)base,
+				      (unsigned long long)len);
+	if (bus->kind == KVMKIT_BUS_PIO && base + len > 0x10000)
+		return kvmk_err_param(op, "base", "port range beyond 0xffff", "0x%llx+0x%llx",
+				      (unsigned long long)base, (unsigned long long)len);
+	if (!ops || (!ops->read && !ops->write))
+		return kvmk_err_param(op, "ops", "needs a read or write handler", "%p",
+				      (const void *)ops);
+
+	pthread_mutex_lock(&bus->lock);
+	t = bus->cur;
+	for (pos = 0; pos < t->n && t->r[pos].base < base; pos++)
+		;
+	/* Sorted and disjoint: only the neighbours can overlap. */
+	for (unsigned int i = pos ? pos - 1 : 0; i < t->n && i <= pos; i++) {
+		const struct range *e = &t->r[i];
+
+		if (base <= e->base + e->len - 1 && e->base <= base + len - 1) {
+			int r = kvmk_err_param(op, "range", "overlaps a registered device",
+					       "%s 0x%llx+0x%llx vs %s 0x%llx+0x%llx on %s",
+					       name ? name : "?", (unsigned long long)base,
+					       (unsigned long long)len, e->name,
+					       (unsigned long long)e->base,
+					       (unsigned long long)e->len, bus_name(bus));
+
+			pthread_mutex_unlock(&bus->lock);
+			return r == -EINVAL ? -EEXIST : r;
+		}
+	}
+	nt = table_alloc(t->n + 1);
+	if (!nt) {
+		pthread_mutex_unlock(&bus->lock);
+		return kvmk_err_resource(op, ENOMEM, NULL);
+	}
+	memcpy(nt->r, t->r, pos * sizeof(struct range));
+	memcpy(nt->r + pos + 1, t->r + pos, (t->n - pos) * sizeof(struct range));
+	nt->r[pos] = (struct range){ .base = base, .len = len, .ops = ops, .opaque = opaque };
+	snprintf(nt->r[pos].name, sizeof(nt->r[pos].name), "%s", name ? name : "device");
+	publish(bus, nt);
+	pthread_mutex_unlock(&bus->lock);
+	kvmk_debug("%s: %s at 0x%llx+0x%llx", bus_name(bus), name ? name : "device",
+		   (unsigned long long)base, (unsigned long long)len);
+	return 0;
+}
+
+int kvmkit_bus_unregister(struct kvmkit_bus *bus, uint64_t base)
+{
+	struct table *t, *nt;
+	unsigned int i;
+
+	pthread_mutex_lock(&bus->lock);
+	t = bus->cur;
+	for (i = 0; i < t->n && t->r[i].base != base; i++)
+		;
+	if (i == t->n) {
+		pthread_mutex_unlock(&bus->lock);
+		kvmk_err_param("kvmkit_bus_unregister", "base", "no device registered there",
+			       "0x%llx", (unsigned long long)base);
+		return -ENOENT;
+	}
+	nt = table_alloc(t->n - 1);
+	if (!nt) {
+		pthread_mutex_unlock(&bus->lock);
+		return kvmk_err_resource("kvmkit_bus_unregister", ENOMEM, NULL);
+	}
+	memcpy(nt->r, t->r, i * sizeof(struct range));
+	memcpy(nt->r + i, t->r + i + 1, (t->n - i - 1) * sizeof(struct range));
+	publish(bus, nt);
+	pthread_mutex_unlock(&bus->lock);
+	return 0;
+}
+
+static const struct range *find(const struct table *t, uint64_t addr)
+{
+	unsigned int lo = 0, hi = t->n;
+
+	while (lo < hi) {
+		unsigned int mid = lo + (hi - lo) / 2;
+		const struct range *e = &t->r[mid];
+
+		if (addr < e->base)
+			hi = mid;
+		else if (addr - e->base >= e->len)
+			lo = mid + 1;
+		else
+			return e;
+	}
+	return NULL;
+}
+
+bool kvmkit_bus_dispatch(struct kvmkit_bus *bus, uint64_t addr, void *data, unsigned int size,
+			 bool is_write)
+{
+	const struct table *t = __atomic_load_n(&bus->cur, __ATOMIC_ACQUIRE);
+	const struct range *e = find(t, addr);
+	uint64_t off;
+
+	/* An access must fit inside the range: a guest straddling two devices
+	 * or the end of one gets nothing. */
+	if (!e || size == 0 || size > 8 || size > e->len || (off = addr - e->base) > e->len - size) {
+		__atomic_add_fetch(&bus->unclaimed, 1, __ATOMIC_RELAXED);
+		if (!is_write)
+			memset(data, 0xff, size > 8 ? 8 : size);
+		kvmk_trace("%s: unclaimed %s at 0x%llx size %u", bus_name(bus),
+			   is_write ? "write" : "read", (unsigned long long)addr, size);
+		return false;
+	}
+	if (is_write) {
+		if (e->ops->write)
+			e->ops->write(e->opaque, off, data, size);
+	} else if (e->ops->read) {
+		e->ops->read(e->opaque, off, data, size);
+	} else {
+		memset(data, 0xff, size);
+	}
+	return true;
+}
+
+const char *kvmkit_bus_lookup(struct kvmkit_bus *bus, uint64_t addr)
+{
+	const struct table *t = __atomic_load_n(&bus->cur, __ATOMIC_ACQUIRE);
+	const struct range *e = find(t, addr);
+
+	return e ? e->name : NULL;
+}
+
+unsigned int kvmkit_bus_count(struct kvmkit_bus *bus)
+{
+	return __atomic_load_n(&bus->cur, __ATOMIC_ACQUIRE)->n;
+}

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal helpers shared by all kvmkit modules: recording structured errors
+ * and logging. Not installed.
+ */
+#ifndef KVMKIT_CORE_INTERNAL_H
+#define KVMKIT_CORE_INTERNAL_H
+
+#include <errno.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <kvmkit/error.h>
+#include <kvmkit/log.h>
+
+#define KVMKIT_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Each records the thread's error and returns -errno (negative). */
+int kvmk_err_ioctl(const char *op, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int kvmk_err_sys(const char *op, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int kvmk_err_state(const char *object, const char *current, const char *expected, const char *op);
+int kvmk_err_param(const char *op, const char *name, const char *reason, const char *vfmt, ...)
+	__attribute__((format(printf, 4, 5)));
+int kvmk_err_unsupported(const char *op, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+int kvmk_err_resource(const char *op, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+int kvmk_err_format(const char *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int kvmk_err_guest(const char *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Teardown paths save and restore the caller's error so that cleaning up
+ * never replaces the error that made the call fail. */
+void kvmk_err_save(struct kvmkit_error *out);
+void kvmk_err_restore(const struct kvmkit_error *saved);
+
+#define kvmk_log(level, ...)                                                                       \
+	do {                                                                                       \
+		if ((level) <= kvmkit_log_get_level())                                             \
+			kvmkit_log((level), KVMK_LOG_MODULE, __VA_ARGS__);                        \
+	} while (0)
+#define kvmk_error(...) kvmk_log(KVMKIT_LOG_ERROR, __VA_ARGS__)
+#define kvmk_warn(...) kvmk_log(KVMKIT_LOG_WARN, __VA_ARGS__)
+#define kvmk_info(...) kvmk_log(KVMKIT_LOG_INFO, __VA_ARGS__)
+#define kvmk_debug(...) kvmk_log(KVMKIT_LOG_DEBUG, __VA_ARGS__)
+#define kvmk_trace(...) kvmk_log(KVMKIT_LOG_TRACE, __VA_ARGS__)
+
+static inline uint64_t kvmk_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+#endif

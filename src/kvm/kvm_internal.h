@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/* Internal structures of the KVM layer (vm.c, vcpu.c, memory.c). */
+#ifndef KVMKIT_KVM_INTERNAL_H
+#define KVMKIT_KVM_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <linux/kvm.h>
+
+#include <kvmkit/vm.h>
+#include <kvmkit/vcpu.h>
+
+#define KVMK_MAX_REGIONS 64
+
+struct kvmk_region {
+	bool used;
+	uint32_t slot;
+	unsigned int flags;
+	uint64_t gpa;
+	uint64_t size;
+	uint8_t *hva;
+	void *map_base; /* non-NULL when kvmkit owns the mapping */
+	size_t map_len;
+};
+
+struct kvmkit_vcpu {
+	struct kvmkit_vm *vm;
+	unsigned int id;
+	int fd;
+	struct kvm_run *run;
+	size_t run_size;
+	pthread_t thread;
+	bool thread_started;
+	bool parked;  /* in the park loop (paused or halted) */
+	bool halted;  /* HLT with no way to be woken (no in-kernel irqchip) */
+	kvmkit_exit_hook exit_hook;
+	void *exit_hook_opaque;
+	struct kvmkit_vcpu_stats stats;
+	uint64_t last_return_ns;
+};
+
+struct kvmkit_vm {
+	struct kvmkit_vm_config cfg;
+	struct kvmkit_system *sys;
+	int fd;
+	int run_size;
+	int max_vcpus;
+	int max_vcpu_id;
+	int max_slots;
+	uint64_t ram_size;
+
+	pthread_rwlock_t mem_lock;
+	struct kvmk_region regions[KVMK_MAX_REGIONS];
+
+	struct kvmkit_bus *pio;
+	struct kvmkit_bus *mmio;
+
+	struct kvmkit_vcpu **vcpus; /* cfg.vcpus entries, NULL until created */
+	unsigned int nr_created;
+
+	/* Lifecycle: everything below is protected by lock. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	enum kvmkit_vm_state state;
+	bool pause_req;
+	bool stop_req;
+	bool joined;
+	unsigned int nr_parked;
+	unsigned int nr_halted;
+	unsigned int nr_exited;
+	struct kvmkit_stop_info stop;
+
+#if defined(__x86_64__)
+	struct kvm_cpuid2 *supported_cpuid;
+#endif
+};
+
+/* Picks the lowest free slot for [gpa, gpa + size) among @n regions, of which
+ * the first @max_slots are usable; -EINVAL on overlap, -ENOSPC when full. */
+int kvmk_region_pick_slot(const struct kvmk_region *regions, unsigned int n, int max_slots,
+			  uint64_t gpa, uint64_t size);
+const char *kvmk_kvm_path(const char *path);
+int kvmk_check_extension(int fd, long cap);
+/* Kicks every vCPU out of KVM_RUN (lock held). */
+void kvmk_vm_kick_all(struct kvmkit_vm *vm);
+void *kvmk_vcpu_thread(void *arg);
+void kvmk_vcpu_free(struct kvmkit_vcpu *vcpu);
+int kvmk_vcpu_handle_exit(struct kvmkit_vcpu *vcpu);
+
+#endif

@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: MIT
+/* /dev/kvm: open, API version, capability probing. */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+#include <linux/kvm.h>
+
+#define KVMK_LOG_MODULE "system"
+#include "core/internal.h"
+#include "kvm/kvm_internal.h"
+
+struct kvmkit_system {
+	int fd;
+	int api_version;
+};
+
+const char *kvmk_kvm_path(const char *path)
+{
+	const char *env;
+
+	if (path)
+		return path;
+	env = getenv("KVMKIT_KVM_PATH");
+	return env && *env ? env : "/dev/kvm";
+}
+
+int kvmkit_system_open(const char *path, struct kvmkit_system **out)
+{
+	struct kvmkit_system *sys;
+	int fd, ver;
+
+	path = kvmk_kvm_path(path);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+
+		if (e == ENOENT || e == ENODEV || e == ENXIO)
+			return kvmk_err_unsupported("open", e, "%s: KVM is not available on this host",
+						    path);
+		return kvmk_err_sys("open", e, "%s", path);
+	}
+	ver = ioctl(fd, KVM_GET_API_VERSION, 0);
+	if (ver != KVM_API_VERSION) {
+		int e = ver < 0 ? errno : 0;
+
+		close(fd);
+		if (ver < 0)
+			return kvmk_err_ioctl("KVM_GET_API_VERSION", e, "%s", path);
+		return kvmk_err_unsupported("KVM_GET_API_VERSION", ENOTSUP,
+					    "%s reports API version %d, kvmkit needs %d", path, ver,
+					    KVM_API_VERSION);
+	}
+	sys = calloc(1, sizeof(*sys));
+	if (!sys) {
+		close(fd);
+		return kvmk_err_resource("kvmkit_system_open", ENOMEM, "allocating system");
+	}
+	sys->fd = fd;
+	sys->api_version = ver;
+	*out = sys;
+	kvmk_debug("opened %s (API %d)", path, ver);
+	return 0;
+}
+
+void kvmkit_system_close(struct kvmkit_system *sys)
+{
+	if (!sys)
+		return;
+	close(sys->fd);
+	free(sys);
+}
+
+int kvmkit_system_fd(const struct kvmkit_system *sys)
+{
+	return sys->fd;
+}
+
+int kvmkit_system_api_version(const struct kvmkit_system *sys)
+{
+	return sys->api_version;
+}
+
+int kvmk_check_extension(int fd, long cap)
+{
+	int r = ioctl(fd, KVM_CHECK_EXTENSION, cap);
+
+	if (r < 0) {
+		const struct kvmkit_cap_info *ci = kvmkit_cap_lookup(cap);
+
+		return kvmk_err_ioctl("KVM_CHECK_EXTENSION", errno, "cap %s (%ld)",
+				      ci ? ci->name : "?", cap);
+	}
+	return r;
+}
+
+int kvmkit_system_check_cap(struct kvmkit_system *sys, long cap)
+{
+	return kvmk_check_extension(sys->fd, cap);
+}
+
+bool kvmkit_kvm_available(void)
+{
+	int fd = open(kvmk_kvm_path(NULL), O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+#define CAP(id, area, summary) { KVM_CAP_##id, "KVM_CAP_" #id, area, summary }
+
+/* Capabilities that matter to kvmkit; `kvmkit caps` prints these. */
+static const struct kvmkit_cap_info caps[] = {
+	CAP(USER_MEMORY, "memory", "guest memory slots from user memory"),
+	CAP(NR_MEMSLOTS, "memory", "number of memory slots"),
+	CAP(READONLY_MEM, "memory", "read-only slots (writes exit as MMIO)"),
+	CAP(SYNC_MMU, "memory", "host MMU notifiers keep guest mappings in sync"),
+	CAP(NR_VCPUS, "vcpu", "recommended maximum vCPUs"),
+	CAP(MAX_VCPUS, "vcpu", "maximum vCPUs per VM"),
+	CAP(MAX_VCPU_ID, "vcpu", "maximum vCPU id + 1"),
+	CAP(IMMEDIATE_EXIT, "vcpu", "kvm_run.immediate_exit for race-free pause"),
+	CAP(COALESCED_MMIO, "io", "coalesced MMIO ring (page offset)"),
+	CAP(IOEVENTFD, "io", "ioeventfd: guest writes signal an eventfd"),
+	CAP(IOEVENTFD_ANY_LENGTH, "io", "ioeventfd with len 0 (any access size)"),
+	CAP(IRQCHIP, "irq", "in-kernel interrupt controller"),
+	CAP(IRQ_ROUTING, "irq", "GSI routing table (value: max routes)"),
+	CAP(IRQ_INJECT_STATUS, "irq", "KVM_IRQ_LINE_STATUS reports delivery"),
+	CAP(IRQFD, "irq", "irqfd: an eventfd injects a GSI"),
+	CAP(IRQFD_RESAMPLE, "irq", "irqfd resamplefd for level interrupts"),
+	CAP(SIGNAL_MSI, "irq", "KVM_SIGNAL_MSI"),
+	CAP(MSI_DEVID, "irq", "MSI routes carry a device id (per VM)"),
+	CAP(SET_GUEST_DEBUG, "debug", "single step and breakpoints"),
+	CAP(DIRTY_LOG_RING, "migration", "per-vCPU dirty GFN rings (value: max bytes)"),
+	CAP(MANUAL_DIRTY_LOG_PROTECT2, "migration", "KVM_CLEAR_DIRTY_LOG"),
+	CAP(DEVICE_CTRL, "device", "KVM_CREATE_DEVICE"),
+#if defined(__x86_64__)
+	CAP(SET_TSS_ADDR, "x86", "KVM_SET_TSS_ADDR"),
+	CAP(SET_IDENTITY_MAP_ADDR, "x86", "KVM_SET_IDENTITY_MAP_ADDR"),
+	CAP(EXT_CPUID, "x86", "KVM_GET_SUPPORTED_CPUID"),
+	CAP(PIT2, "x86", "in-kernel i8254 PIT (KVM_CREATE_PIT2)"),
+	CAP(PIT_STATE2, "x86", "PIT state save/restore"),
+	CAP(REINJECT_CONTROL, "x86", "PIT tick reinjection control"),
+	CAP(SPLIT_IRQCHIP, "x86", "LAPIC in kernel, IOAPIC/PIC in userspace"),
+	CAP(X2APIC_API, "x86", "32-bit APIC ids in MSI routes"),
+	CAP(VCPU_EVENTS, "x86", "pending exception/interrupt/NMI state"),
+	CAP(XSAVE, "x86", "XSAVE state save/restore"),
+	CAP(TSC_DEADLINE_TIMER, "x86", "LAPIC TSC-deadline timer"),
+	CAP(HLT, "x86", "HLT exits"),
+	CAP(X86_DISABLE_EXITS, "x86", "disable HLT/MWAIT/PAUSE exits"),
+	CAP(EXCEPTION_PAYLOAD, "x86", "exception payloads in vCPU events"),
+#endif
+#if defined(__aarch64__)
+	CAP(ARM_PSCI_0_2, "arm64", "PSCI 0.2 in the kernel"),
+	CAP(ARM_IRQ_LINE_LAYOUT_2, "arm64", "KVM_IRQ_LINE vcpu2_index for >256 vCPUs"),
+	CAP(ARM_PMU_V3, "arm64", "virtual PMUv3"),
+#endif
+};
+
+const struct kvmkit_cap_info *kvmkit_caps_table(size_t *count)
+{
+	*count = KVMKIT_ARRAY_SIZE(caps);
+	return caps;
+}
+
+const struct kvmkit_cap_info *kvmkit_cap_lookup(long id)
+{
+	for (size_t i = 0; i < KVMKIT_ARRAY_SIZE(caps); i++)
+		if (caps[i].id == id)
+			return &caps[i];
+	return NULL;
+}

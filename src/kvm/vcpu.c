@@ -1,0 +1,431 @@
+// SPDX-License-Identifier: MIT
+/* vCPUs: creation, the per-vCPU thread, exit dispatch, register access. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define KVMK_LOG_MODULE "vcpu"
+#include "core/internal.h"
+#include "kvm/kvm_internal.h"
+
+#if defined(__x86_64__)
+static int x86_init_cpuid(struct kvmkit_vcpu *vcpu);
+#endif
+
+int kvmkit_vm_create_vcpu(struct kvmkit_vm *vm, unsigned int id, struct kvmkit_vcpu **out)
+{
+	const char *op = "kvmkit_vm_create_vcpu";
+	struct kvmkit_vcpu *v;
+	enum kvmkit_vm_state st = kvmkit_vm_state(vm);
+	int r;
+
+	if (st != KVMKIT_VM_CREATED)
+		return kvmk_err_state("vm", kvmkit_vm_state_name(st), "created", "create_vcpu");
+	if (id >= vm->cfg.vcpus)
+		return kvmk_err_param(op, "id", "not below the configured vCPU count", "%u (vcpus=%u)",
+				      id, vm->cfg.vcpus);
+	if (id >= (unsigned int)vm->max_vcpu_id || id >= (unsigned int)vm->max_vcpus)
+		return kvmk_err_param(op, "id", "beyond the host's KVM_CAP_MAX_VCPU_ID/MAX_VCPUS",
+				      "%u (max id %d, max vcpus %d)", id, vm->max_vcpu_id - 1,
+				      vm->max_vcpus);
+	if (vm->vcpus[id])
+		return kvmk_err_param(op, "id", "a vCPU with this id already exists", "%u", id);
+
+	v = calloc(1, sizeof(*v));
+	if (!v)
+		return kvmk_err_resource(op, ENOMEM, "allocating vCPU %u", id);
+	v->vm = vm;
+	v->id = id;
+	v->fd = ioctl(vm->fd, KVM_CREATE_VCPU, (unsigned long)id);
+	if (v->fd < 0) {
+		r = kvmk_err_ioctl("KVM_CREATE_VCPU", errno, "vcpu id=%u", id);
+		free(v);
+		return r;
+	}
+	v->run_size = (size_t)vm->run_size;
+	v->run = mmap(NULL, v->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+	if (v->run == MAP_FAILED) {
+		r = kvmk_err_sys("mmap", errno, "kvm_run area of vCPU %u", id);
+		close(v->fd);
+		free(v);
+		return r;
+	}
+#if defined(__x86_64__)
+	r = x86_init_cpuid(v);
+	if (r) {
+		kvmk_vcpu_free(v);
+		return r;
+	}
+#endif
+	vm->vcpus[id] = v;
+	vm->nr_created++;
+	if (out)
+		*out = v;
+	return 0;
+}
+
+void kvmk_vcpu_free(struct kvmkit_vcpu *v)
+{
+	if (!v)
+		return;
+	if (v->run && v->run != MAP_FAILED)
+		munmap(v->run, v->run_size);
+	if (v->fd >= 0)
+		close(v->fd);
+	free(v);
+}
+
+unsigned int kvmkit_vcpu_id(const struct kvmkit_vcpu *vcpu)
+{
+	return vcpu->id;
+}
+
+int kvmkit_vcpu_fd(const struct kvmkit_vcpu *vcpu)
+{
+	return vcpu->fd;
+}
+
+struct kvmkit_vm *kvmkit_vcpu_vm(struct kvmkit_vcpu *vcpu)
+{
+	return vcpu->vm;
+}
+
+struct kvm_run *kvmkit_vcpu_run_area(struct kvmkit_vcpu *vcpu)
+{
+	return vcpu->run;
+}
+
+void kvmkit_vcpu_set_exit_hook(struct kvmkit_vcpu *vcpu, kvmkit_exit_hook hook, void *opaque)
+{
+	vcpu->exit_hook = hook;
+	vcpu->exit_hook_opaque = opaque;
+}
+
+void kvmkit_vcpu_get_stats(struct kvmkit_vcpu *vcpu, struct kvmkit_vcpu_stats *out)
+{
+	/* Counters are written only by the vCPU thread; relaxed reads suffice. */
+	memcpy(out, &vcpu->stats, sizeof(*out));
+}
+
+/* ---- exit handling ------------------------------------------------------ */
+
+static void stop_with_dump(struct kvmkit_vcpu *v, enum kvmkit_stop_reason reason, const char *what)
+{
+	char dump[400];
+	char detail[512];
+
+	kvmkit_vcpu_dump(v, dump, sizeof(dump));
+	snprintf(detail, sizeof(detail), "vCPU %u: %s; %s", v->id, what, dump);
+	pthread_mutex_lock(&v->vm->lock);
+	if (!v->vm->stop_req) {
+		v->vm->stop.vcpu = (int)v->id;
+		v->vm->stop.exit_reason = v->run->exit_reason;
+	}
+	pthread_mutex_unlock(&v->vm->lock);
+	kvmkit_vm_request_stop(v->vm, reason, 0, detail);
+}
+
+static int handle_io(struct kvmkit_vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	uint64_t size = run->io.size, count = run->io.count;
+	uint64_t off = run->io.data_offset;
+	bool write = run->io.direction == KVM_EXIT_IO_OUT;
+
+	/* The kernel fills these, but a corrupt value must not walk us off the
+	 * mapping. */
+	if ((size != 1 && size != 2 && size != 4) || count == 0 || off > v->run_size ||
+	    size * count > v->run_size - off)
+		return -EINVAL;
+	for (uint64_t i = 0; i < count; i++)
+		kvmkit_bus_dispatch(v->vm->pio, run->io.port, (uint8_t *)run + off + i * size,
+				    (unsigned int)size, write);
+	return 0;
+}
+
+static int handle_mmio(struct kvmkit_vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	unsigned int len = run->mmio.len;
+
+	if (len == 0 || len > sizeof(run->mmio.data))
+		return -EINVAL;
+	kvmkit_bus_dispatch(v->vm->mmio, run->mmio.phys_addr, run->mmio.data, len,
+			    run->mmio.is_write);
+	return 0;
+}
+
+static void vcpu_halt(struct kvmkit_vcpu *v)
+{
+	struct kvmkit_vm *vm = v->vm;
+	bool all;
+
+	pthread_mutex_lock(&vm->lock);
+	v->halted = true;
+	vm->nr_halted++;
+	all = vm->nr_halted == vm->nr_created;
+	pthread_mutex_unlock(&vm->lock);
+	if (all)
+		kvmkit_vm_request_stop(vm, KVMKIT_STOP_HALT, 0, "every vCPU executed HLT");
+}
+
+/* Handles the exit in v->run; 0 to continue, <0 when the VM must stop. */
+int kvmk_vcpu_handle_exit(struct kvmkit_vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	char what[160];
+
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		v->stats.exits_io++;
+		if (handle_io(v) == 0)
+			return 0;
+		stop_with_dump(v, KVMKIT_STOP_INTERNAL_ERROR, "malformed KVM_EXIT_IO");
+		return -EIO;
+	case KVM_EXIT_MMIO:
+		v->stats.exits_mmio++;
+		if (handle_mmio(v) == 0)
+			return 0;
+		stop_with_dump(v, KVMKIT_STOP_INTERNAL_ERROR, "malformed KVM_EXIT_MMIO");
+		return -EIO;
+	case KVM_EXIT_HLT:
+		v->stats.exits_hlt++;
+		vcpu_halt(v);
+		return 0;
+	case KVM_EXIT_INTR:
+		v->stats.exits_intr++;
+		return 0;
+	case KVM_EXIT_SHUTDOWN:
+		stop_with_dump(v, KVMKIT_STOP_SHUTDOWN, "KVM_EXIT_SHUTDOWN (triple fault)");
+		return -EIO;
+	case KVM_EXIT_SYSTEM_EVENT:
+		kvmkit_vm_request_stop(v->vm, KVMKIT_STOP_GUEST_EXIT, 0, "system event");
+		return -EIO;
+	case KVM_EXIT_FAIL_ENTRY:
+		snprintf(what, sizeof(what), "KVM_EXIT_FAIL_ENTRY (hardware reason 0x%llx)",
+			 (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		stop_with_dump(v, KVMKIT_STOP_INTERNAL_ERROR, what);
+		return -EIO;
+	case KVM_EXIT_INTERNAL_ERROR:
+		snprintf(what, sizeof(what), "KVM_EXIT_INTERNAL_ERROR (suberror %u)",
+			 run->internal.suberror);
+		stop_with_dump(v, KVMKIT_STOP_INTERNAL_ERROR, what);
+		return -EIO;
+	default:
+		v->stats.exits_other++;
+		if (v->exit_hook && v->exit_hook(v, run, v->exit_hook_opaque) == 0)
+			return 0;
+		snprintf(what, sizeof(what), "unhandled exit reason %u", run->exit_reason);
+		stop_with_dump(v, KVMKIT_STOP_UNHANDLED_EXIT, what);
+		return -EIO;
+	}
+}
+
+/* Runs KVM_RUN once and handles the exit; returns the exit reason, -EINTR
+ * for a kick, or another negative error. */
+static int run_one(struct kvmkit_vcpu *v)
+{
+	int r;
+
+	if (v->last_return_ns)
+		v->stats.user_ns += kvmk_now_ns() - v->last_return_ns;
+	v->stats.runs++;
+	r = ioctl(v->fd, KVM_RUN, 0);
+	v->last_return_ns = kvmk_now_ns();
+	if (r < 0) {
+		if (errno == EINTR || errno == EAGAIN) {
+			v->stats.exits_intr++;
+			return -EINTR;
+		}
+		return kvmk_err_ioctl("KVM_RUN", errno, "vcpu %u", v->id);
+	}
+	r = kvmk_vcpu_handle_exit(v);
+	return r < 0 ? r : (int)v->run->exit_reason;
+}
+
+int kvmkit_vcpu_run_once(struct kvmkit_vcpu *vcpu)
+{
+	enum kvmkit_vm_state st = kvmkit_vm_state(vcpu->vm);
+	int r;
+
+	if (vcpu->thread_started || st == KVMKIT_VM_RUNNING)
+		return kvmk_err_state("vm", kvmkit_vm_state_name(st), "not running threads",
+				      "run_once");
+	do {
+		vcpu->run->immediate_exit = 0;
+		r = run_one(vcpu);
+	} while (r == -EINTR);
+	return r;
+}
+
+void *kvmk_vcpu_thread(void *arg)
+{
+	struct kvmkit_vcpu *v = arg;
+	struct kvmkit_vm *vm = v->vm;
+	sigset_t set;
+
+	/* The kick signal must be deliverable on this thread. */
+	sigemptyset(&set);
+	sigaddset(&set, vm->cfg.pause_signal);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+
+	for (;;) {
+		int r;
+
+		pthread_mutex_lock(&vm->lock);
+		/* Cleared under the lock: a pause or stop requested after this point
+		 * sets it again, so KVM_RUN cannot miss the kick. */
+		v->run->immediate_exit = 0;
+		while ((vm->pause_req || v->halted) && !vm->stop_req) {
+			if (!v->parked) {
+				v->parked = true;
+				vm->nr_parked++;
+				pthread_cond_broadcast(&vm->cond);
+			}
+			pthread_cond_wait(&vm->cond, &vm->lock);
+		}
+		if (v->parked) {
+			v->parked = false;
+			vm->nr_parked--;
+		}
+		if (vm->stop_req) {
+			vm->nr_exited++;
+			pthread_cond_broadcast(&vm->cond);
+			pthread_mutex_unlock(&vm->lock);
+			break;
+		}
+		pthread_mutex_unlock(&vm->lock);
+
+		r = run_one(v);
+		if (r < 0 && r != -EINTR) {
+			const struct kvmkit_error *e = kvmkit_last_error();
+			char detail[256];
+
+			if (e->kind == KVMKIT_ERR_IOCTL) {
+				snprintf(detail, sizeof(detail), "vCPU %u: %s", v->id,
+					 kvmkit_strerror());
+				kvmkit_vm_request_stop(vm, KVMKIT_STOP_INTERNAL_ERROR, 0, detail);
+			}
+			/* Otherwise the exit handler already requested the stop. */
+		}
+	}
+	return NULL;
+}
+
+/* ---- registers ---------------------------------------------------------- */
+
+#if defined(__x86_64__)
+#define VCPU_IOCTL(v, req, arg, name)                                                              \
+	(ioctl((v)->fd, (req), (arg)) < 0 ? kvmk_err_ioctl(name, errno, "vcpu %u", (v)->id) : 0)
+
+int kvmkit_vcpu_get_regs(struct kvmkit_vcpu *v, struct kvm_regs *regs)
+{
+	return VCPU_IOCTL(v, KVM_GET_REGS, regs, "KVM_GET_REGS");
+}
+
+int kvmkit_vcpu_set_regs(struct kvmkit_vcpu *v, const struct kvm_regs *regs)
+{
+	return VCPU_IOCTL(v, KVM_SET_REGS, regs, "KVM_SET_REGS");
+}
+
+int kvmkit_vcpu_get_sregs(struct kvmkit_vcpu *v, struct kvm_sregs *sregs)
+{
+	return VCPU_IOCTL(v, KVM_GET_SREGS, sregs, "KVM_GET_SREGS");
+}
+
+int kvmkit_vcpu_set_sregs(struct kvmkit_vcpu *v, const struct kvm_sregs *sregs)
+{
+	return VCPU_IOCTL(v, KVM_SET_SREGS, sregs, "KVM_SET_SREGS");
+}
+
+static int fetch_supported_cpuid(struct kvmkit_vm *vm)
+{
+	int sfd = kvmkit_system_fd(vm->sys);
+
+	for (unsigned int n = 64; n <= 4096; n *= 2) {
+		struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
+
+		if (!c)
+			return kvmk_err_resource("KVM_GET_SUPPORTED_CPUID", ENOMEM, NULL);
+		c->nent = n;
+		if (ioctl(sfd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
+			vm->supported_cpuid = c;
+			return 0;
+		}
+		free(c);
+		if (errno != E2BIG)
+			return kvmk_err_ioctl("KVM_GET_SUPPORTED_CPUID", errno, NULL);
+	}
+	return kvmk_err_resource("KVM_GET_SUPPORTED_CPUID", E2BIG, "more than 4096 entries");
+}
+
+int kvmkit_vcpu_set_default_cpuid(struct kvmkit_vcpu *v)
+{
+	struct kvmkit_vm *vm = v->vm;
+	struct kvm_cpuid2 *c;
+	size_t sz;
+	int r;
+
+	if (!vm->supported_cpuid) {
+		r = fetch_supported_cpuid(vm);
+		if (r)
+			return r;
+	}
+	sz = sizeof(*c) + vm->supported_cpuid->nent * sizeof(c->entries[0]);
+	c = malloc(sz);
+	if (!c)
+		return kvmk_err_resource("kvmkit_vcpu_set_default_cpuid", ENOMEM, NULL);
+	memcpy(c, vm->supported_cpuid, sz);
+	for (uint32_t i = 0; i < c->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &c->entries[i];
+
+		switch (e->function) {
+		case 1:
+			/* Initial APIC id = vCPU index; logical CPU count 1 per package. */
+			e->ebx = (e->ebx & 0x0000ffffu) | (1u << 16) | (v->id << 24);
+			e->ecx |= 1u << 31; /* hypervisor present */
+			break;
+		case 0xb:
+		case 0x1f:
+			e->edx = v->id; /* x2APIC id */
+			break;
+		default:
+			break;
+		}
+	}
+	r = VCPU_IOCTL(v, KVM_SET_CPUID2, c, "KVM_SET_CPUID2");
+	free(c);
+	return r;
+}
+
+static int x86_init_cpuid(struct kvmkit_vcpu *vcpu)
+{
+	return kvmkit_vcpu_set_default_cpuid(vcpu);
+}
+
+int kvmkit_vcpu_dump(struct kvmkit_vcpu *v, char *buf, size_t len)
+{
+	struct kvm_regs r;
+	struct kvm_sregs s;
+
+	if (ioctl(v->fd, KVM_GET_REGS, &r) < 0 || ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
+		return snprintf(buf, len, "registers unavailable (%s)", strerror(errno));
+	return snprintf(buf, len,
+			"rip=%016llx rsp=%016llx rflags=%08llx rax=%016llx rbx=%016llx "
+			"rcx=%016llx rdx=%016llx rsi=%016llx rdi=%016llx rbp=%016llx "
+			"cs=%04x(l=%u,dpl=%u) ss=%04x cr0=%08llx cr2=%016llx cr3=%016llx "
+			"cr4=%08llx efer=%llx",
+			r.rip, r.rsp, r.rflags, r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp,
+			s.cs.selector, s.cs.l, s.cs.dpl, s.ss.selector, s.cr0, s.cr2, s.cr3, s.cr4,
+			s.efer);
+}
+#else
+int kvmkit_vcpu_dump(struct kvmkit_vcpu *v, char *buf, size_t len)
+{
+	return snprintf(buf, len, "vCPU %u (register dump not implemented on this arch)", v->id);
+}
+#endif

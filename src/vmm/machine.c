@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: MIT
+/* A machine: VM + vCPUs + standard devices + a loaded ELF64 guest. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KVMK_LOG_MODULE "machine"
+#include "core/internal.h"
+#include <kvmkit/kvmkit.h>
+
+struct kvmkit_machine {
+	struct kvmkit_vm *vm;
+	struct kvmkit_uart *uart;
+	struct kvmkit_debug_exit *debug_exit;
+	struct kvmkit_report *report;
+};
+
+extern const unsigned char kvmkit_demo_guest_elf[];
+extern const unsigned long kvmkit_demo_guest_elf_len;
+
+const void *kvmkit_demo_guest(size_t *len)
+{
+	*len = kvmkit_demo_guest_elf_len;
+	return kvmkit_demo_guest_elf;
+}
+
+const char *kvmkit_version(void)
+{
+	return "0.1.0";
+}
+
+void kvmkit_machine_config_init(struct kvmkit_machine_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	kvmkit_vm_config_init(&cfg->vm);
+	cfg->console_fd = -1;
+}
+
+int kvmkit_machine_create(const struct kvmkit_machine_config *cfg, struct kvmkit_machine **out)
+{
+	struct kvmkit_machine *m;
+	int r;
+
+	if (!cfg->kernel)
+		return kvmk_err_param("kvmkit_machine_create", "kernel", "no guest image", "(none)");
+	r = kvmkit_boot_check_elf64(cfg->kernel, cfg->kernel_len, cfg->vm.mem_size);
+	if (r)
+		return r;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return kvmk_err_resource("kvmkit_machine_create", ENOMEM, NULL);
+	r = kvmkit_vm_create(&cfg->vm, &m->vm);
+	if (r)
+		goto fail;
+	for (unsigned int i = 0; i < cfg->vm.vcpus; i++) {
+		r = kvmkit_vm_create_vcpu(m->vm, i, NULL);
+		if (r)
+			goto fail;
+	}
+	r = kvmkit_uart_create(m->vm, KVMKIT_UART_COM1, cfg->console_fd, &m->uart);
+	if (r)
+		goto fail;
+	r = kvmkit_debug_exit_create(m->vm, KVMKIT_DEBUG_EXIT_PORT, &m->debug_exit);
+	if (r)
+		goto fail;
+	r = kvmkit_report_create(m->vm, KVMKIT_REPORT_PORT, &m->report);
+	if (r)
+		goto fail;
+	r = kvmkit_boot_elf64(m->vm, cfg->kernel, cfg->kernel_len);
+	if (r)
+		goto fail;
+	*out = m;
+	return 0;
+fail:
+	kvmkit_machine_destroy(m);
+	return r;
+}
+
+void kvmkit_machine_destroy(struct kvmkit_machine *m)
+{
+	struct kvmkit_error saved;
+
+	if (!m)
+		return;
+	kvmk_err_save(&saved);
+	/* vCPUs must be stopped before the devices they call go away. */
+	if (m->vm && kvmkit_vm_state(m->vm) != KVMKIT_VM_CREATED)
+		kvmkit_vm_stop(m->vm);
+	kvmkit_report_destroy(m->report);
+	kvmkit_debug_exit_destroy(m->debug_exit);
+	kvmkit_uart_destroy(m->uart);
+	kvmkit_vm_destroy(m->vm);
+	free(m);
+	kvmk_err_restore(&saved);
+}
+
+struct kvmkit_vm *kvmkit_machine_vm(struct kvmkit_machine *m)
+{
+	return m->vm;
+}
+
+struct kvmkit_uart *kvmkit_machine_uart(struct kvmkit_machine *m)
+{
+	return m->uart;
+}
+
+struct kvmkit_report *kvmkit_machine_report(struct kvmkit_machine *m)
+{
+	return m->report;
+}
+
+int kvmkit_machine_run(struct kvmkit_machine *m, int timeout_ms, struct kvmkit_stop_info *info)
+{
+	struct kvmkit_stop_info local;
+	int r;
+
+	if (!info)
+		info = &local;
+	r = kvmkit_vm_start(m->vm);
+	if (r)
+		return r;
+	r = kvmkit_vm_wait(m->vm, timeout_ms, info);
+	if (r == -ETIMEDOUT) {
+		kvmkit_vm_stop(m->vm);
+		info->reason = KVMKIT_STOP_TIMEOUT;
+		snprintf(info->detail, sizeof(info->detail), "no exit within %d ms", timeout_ms);
+		return 0;
+	}
+	return r;
+}
+
+int kvmkit_machine_exit_status(const struct kvmkit_stop_info *info)
+{
+	switch (info->reason) {
+	case KVMKIT_STOP_GUEST_EXIT:
+		return info->status & 0xff;
+	case KVMKIT_STOP_REQUESTED:
+		return 0;
+	case KVMKIT_STOP_SHUTDOWN:
+		return KVMKIT_EXIT_SHUTDOWN;
+	case KVMKIT_STOP_HALT:
+		return KVMKIT_EXIT_HALTED;
+	case KVMKIT_STOP_TIMEOUT:
+		return KVMKIT_EXIT_TIMEOUT;
+	case KVMKIT_STOP_UNHANDLED_EXIT:
+	case KVMKIT_STOP_INTERNAL_ERROR:
+		return KVMKIT_EXIT_FAULT;
+	default:
+		return KVMKIT_EXIT_HOST;
+	}
+}

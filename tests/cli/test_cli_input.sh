@@ -1,0 +1,26 @@
+#!/bin/sh
+# Bad user input to `kvmkit run` (no KVM needed: the image and flags are
+# checked before /dev/kvm is opened). Usage: test_cli_input.sh KVMKIT GUEST_DIR
+kvmkit=$1 guests=$2
+. "$(dirname "$0")/cli_lib.sh"
+
+printf 'this is not an ELF file\n' >"$tmp/text"
+head -c 100 "$guests/hello.elf" >"$tmp/trunc.elf"
+: >"$tmp/empty"
+
+expect 2 "No such file" -- "$kvmkit" run --kernel "$tmp/missing.elf"
+expect 2 "not a regular file" -- "$kvmkit" run --kernel "$tmp"
+expect 2 "not an ELF" -- "$kvmkit" run --kernel "$tmp/text"
+expect 2 "too short" -- "$kvmkit" run --kernel "$tmp/empty"
+expect 2 "beyond" -- "$kvmkit" run --kernel "$tmp/trunc.elf"
+expect 2 "outside guest RAM" -- "$kvmkit" run --kernel "$guests/hello.elf" --mem 1M
+expect 2 "invalid size" -- "$kvmkit" run --mem 0
+expect 2 "invalid size" -- "$kvmkit" run --mem 12Q
+expect 2 "physical memory" -- "$kvmkit" run --mem 1000T
+expect 2 "invalid count" -- "$kvmkit" run --vcpus 0
+expect 2 "invalid count" -- "$kvmkit" run --vcpus two
+expect 2 "" -- "$kvmkit" run --bogus
+expect 2 "unknown command" -- "$kvmkit" frobnicate
+expect 2 "unknown level" -- "$kvmkit" --log shouty run
+expect 0 "" -- "$kvmkit" version
+finish

@@ -1,0 +1,29 @@
+#!/bin/sh
+# `kvmkit run` end to end (needs /dev/kvm). Usage: test_cli_run.sh KVMKIT GUEST_DIR
+kvmkit=$1 guests=$2
+if ! [ -c "${KVMKIT_KVM_PATH:-/dev/kvm}" ]; then
+	echo "skipped: no /dev/kvm"
+	exit 77
+fi
+. "$(dirname "$0")/cli_lib.sh"
+
+expect 0 "" -- "$kvmkit" run
+if grep -q "kvmkit demo guest: hello from vCPU" "$tmp/out"; then
+	echo "ok: demo banner on stdout"; passes=$((passes + 1))
+else
+	echo "FAIL: demo banner missing"; fails=$((fails + 1))
+fi
+expect 0 "" -- "$kvmkit" run --kernel "$guests/hello.elf" --mem 256M --vcpus 2
+expect 0 "" -- "$kvmkit" run --kernel "$guests/smp_id.elf" --vcpus 3
+expect 121 "triple fault" -- "$kvmkit" run --kernel "$guests/triple_fault.elf"
+expect 230 "" -- "$kvmkit" run --kernel "$guests/exception.elf"
+expect 2 "KVM_CAP_MAX_VCPUS" -- "$kvmkit" run --vcpus 4096
+expect 124 "timeout" -- "$kvmkit" run --kernel "$guests/pause_loop.elf" --timeout 1
+expect 0 "" -- "$kvmkit" caps
+expect 0 "" -- "$kvmkit" caps --json
+if grep -q '"KVM_CAP_IRQCHIP"' "$tmp/out"; then
+	echo "ok: caps --json lists KVM_CAP_IRQCHIP"; passes=$((passes + 1))
+else
+	echo "FAIL: caps --json"; fails=$((fails + 1))
+fi
+finish

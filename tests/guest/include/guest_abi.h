@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The contract between kvmkit's guest test programs and the host-side tests
+ * that run them: fixed guest-physical addresses, port/MMIO locations, the
+ * values guests report and the statuses they power off with.
+ *
+ * Included by guest C code, guest assembly and host C code, so it holds
+ * nothing but macros. 64-bit constants go through GUEST_U64() so that the
+ * assembler, which knows no integer suffixes, can use them too.
+ *
+ * Reports: a guest "reports" a 32-bit value with one 4-byte write to
+ * GUEST_REPORT_PORT + 0 (x86 port I/O is at most 4 bytes wide, so a 64-bit
+ * value is reported as two values: low half, then high half).
+ */
+#ifndef KVMKIT_GUEST_ABI_H
+#define KVMKIT_GUEST_ABI_H
+
+#ifdef __ASSEMBLER__
+#define GUEST_U64(x) x
+#else
+#define GUEST_U64(x) x##ULL
+#endif
+
+/* ---- Image layout ------------------------------------------------------ */
+
+/* Every guest image is linked here and must end below GUEST_ABI_BASE. */
+#define GUEST_LOAD_ADDR 0x100000
+/* Guests need at least this much RAM (image, stacks and the ABI page). */
+#define GUEST_MIN_RAM (4 << 20)
+/* Most vCPUs the runtime supports; a vCPU whose index is at or above this
+ * powers the VM off with GUEST_STATUS_TOO_MANY_VCPUS. */
+#define GUEST_MAX_VCPUS 16
+
+/* ---- Devices the guests use (mirror kvmkit/devices.h) ------------------- */
+
+#define GUEST_DEBUG_EXIT_PORT 0xf4
+#define GUEST_REPORT_PORT 0x500
+#define GUEST_REPORT_VALUE (GUEST_REPORT_PORT + 0)	/* write 4 bytes */
+#define GUEST_REPORT_POWER_OFF (GUEST_REPORT_PORT + 4) /* write 4 bytes */
+#define GUEST_REPORT_COUNT (GUEST_REPORT_PORT + 8)	/* read 4 bytes */
+#define GUEST_UART_PORT 0x3f8
+
+/* ---- Power-off statuses ------------------------------------------------- */
+
+#define GUEST_STATUS_OK 0
+/* Generic failure a guest program may return. */
+#define GUEST_STATUS_FAIL 1
+/* A vCPU index >= GUEST_MAX_VCPUS started. */
+#define GUEST_STATUS_TOO_MANY_VCPUS 0xde
+/* An interrupt arrived on a vector 32..255 with no installed handler; the
+ * vector was reported first. */
+#define GUEST_STATUS_UNHANDLED_IRQ 0xdf
+/* CPU exception @vec (0..31): statuses 0xe0..0xff. */
+#define GUEST_STATUS_EXCEPTION_BASE 0xe0
+#define GUEST_STATUS_EXCEPTION(vec) (GUEST_STATUS_EXCEPTION_BASE + (vec))
+
+/*
+ * On a CPU exception the runtime prints a line on the UART, then reports
+ * four values and powers off with GUEST_STATUS_EXCEPTION(vector):
+ *   [0] vector, [1] RIP bits 31:0, [2] RIP bits 63:32, [3] error code
+ * (0 for exceptions without one).
+ */
+#define GUEST_EXC_REPORTS 4
+
+/* ---- The ABI page: fixed guest-physical addresses ----------------------- */
+
+#define GUEST_ABI_BASE 0x200000
+
+/* pause_loop: vCPU 0 zeroes the counter, then stores the magic, then
+ * increments the counter (a 64-bit store each time) forever. */
+#define GUEST_PAUSE_COUNTER_ADDR (GUEST_ABI_BASE + 0x0)
+#define GUEST_PAUSE_MAGIC_ADDR (GUEST_ABI_BASE + 0x8)
+#define GUEST_PAUSE_MAGIC GUEST_U64(0x6b766d6b69747275) /* "kvmkitru" */
+
+/* exits_bench: 64-bit iteration count the host may store before the run;
+ * 0 means GUEST_BENCH_ITERS_DEFAULT. */
+#define GUEST_BENCH_ITERS_ADDR (GUEST_ABI_BASE + 0x10)
+#define GUEST_BENCH_ITERS_DEFAULT 100000
+
+/* ---- Test device locations (host tests register handlers there) -------- */
+
+#define GUEST_TEST_PORT 0x700
+#define GUEST_TEST_MMIO GUEST_U64(0xd0000000)
+
+/* ---- Per-program values --------------------------------------------------- */
+
+/* hello: prints GUEST_HELLO_TEXT, reports GUEST_HELLO_REPORT, status 0. */
+#define GUEST_HELLO_TEXT "hello from kvmkit guest"
+#define GUEST_HELLO_REPORT 0x600d
+
+/* smp_id: vCPU i reports GUEST_SMP_ID_BASE + i; vCPU 0 powers off with 0
+ * once every vCPU has reported. */
+#define GUEST_SMP_ID_BASE 0x1000
+
+/* demo: vCPU 0 prints a banner starting with this, powers off with 0. */
+#define GUEST_DEMO_BANNER "kvmkit demo guest: hello from vCPU"
+
+/*
+ * io_sizes (vCPU 0, at CPL3), in this order:
+ *  1. port writes to GUEST_TEST_PORT: 1 byte GUEST_IO_PIO_W8, 2 bytes
+ *     GUEST_IO_PIO_W16, 4 bytes GUEST_IO_PIO_W32;
+ *  2. port reads from GUEST_TEST_PORT of 1, 2, 4 bytes, each reported
+ *     (zero-extended): report values [0], [1], [2];
+ *  3. MMIO writes to GUEST_TEST_MMIO: 1 byte GUEST_IO_MMIO_W8, 2 bytes
+ *     GUEST_IO_MMIO_W16, 4 bytes GUEST_IO_MMIO_W32, 8 bytes GUEST_IO_MMIO_W64;
+ *  4. MMIO reads from GUEST_TEST_MMIO of 1, 2, 4, 8 bytes, reported as
+ *     values [3], [4], [5] and, for the 8-byte read, [6] = bits 31:0,
+ *     [7] = bits 63:32;
+ *  5. power off with status 0.
+ */
+#define GUEST_IO_PIO_W8 0x11
+#define GUEST_IO_PIO_W16 0x2222
+#define GUEST_IO_PIO_W32 0x33333333
+#define GUEST_IO_MMIO_W8 0x44
+#define GUEST_IO_MMIO_W16 0x5555
+#define GUEST_IO_MMIO_W32 0x66666666
+#define GUEST_IO_MMIO_W64 GUEST_U64(0x7777777788888888)
+#define GUEST_IO_REPORTS 8
+
+/* exits_bench (vCPU 0, at CPL3): N 4-byte MMIO writes to GUEST_TEST_MMIO,
+ * then N 4-byte port writes to GUEST_TEST_PORT (values 0..N-1), then reports
+ * N (low 32 bits) and powers off with 0. */
+
+/* exception: reports the address of its ud2 (bits 31:0; the image lies below
+ * 4 GiB), then executes it at CPL3. Expected: status
+ * GUEST_STATUS_EXCEPTION(6) and reports [addr, 6, addr, 0, 0]. */
+#define GUEST_EXC_UD 6
+
+/* triple_fault: vCPU 0 loads an empty IDT at CPL0 and executes int3: the
+ * host sees a shutdown (KVM_EXIT_SHUTDOWN); nothing is reported. */
+
+#endif

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Guest entry, CPL0 -> CPL3 switch and interrupt entry stubs.
+ *
+ * kvmkit starts every vCPU here in 64-bit mode at CPL0, interrupts off,
+ * RSP = 0, RDI = vCPU index, RSI = vCPU count, RDX = RAM size. CPL0 code
+ * may run emulated on some hosts, so this path is straight-line: pick the
+ * stacks, let guest_cpu_init() load the descriptor tables, then iretq to
+ * CPL3 where everything else runs.
+ */
+#include "arch.h"
+
+	.section .text.entry, "ax", @progbits
+	.code64
+	.globl	_start
+	.type	_start, @function
+_start:
+	cld
+	cmp	$GUEST_MAX_VCPUS, %rdi
+	jae	.Ltoo_many
+
+	/* Kernel stack: top of guest_kstacks[id]. */
+	lea	1(%rdi), %rax
+	shl	$KSTACK_SHIFT, %rax
+	lea	guest_kstacks(%rax), %rsp
+
+	mov	%rdi, %r12
+	mov	%rsi, %r13
+	call	guest_cpu_init		/* (id, count, ram_size) */
+
+	/* iretq to user_entry at CPL3 on top of guest_ustacks[id]. */
+	lea	1(%r12), %rax
+	shl	$USTACK_SHIFT, %rax
+	lea	guest_ustacks(%rax), %rax
+	pushq	$SEL_UDATA
+	push	%rax
+	pushq	$RFLAGS_USER
+	pushq	$SEL_UCODE
+	pushq	$user_entry
+	mov	%r12, %rdi
+	mov	%r13, %rsi
+	iretq
+
+.Ltoo_many:
+	mov	$GUEST_STATUS_TOO_MANY_VCPUS, %eax
+	mov	$GUEST_REPORT_POWER_OFF, %edx
+	out	%eax, %dx
+1:	cli
+	hlt
+	jmp	1b
+	.size	_start, . - _start
+
+	.text
+	/* CPL3, RSP 16-byte aligned, RDI = id, RSI = count. */
+	.type	user_entry, @function
+user_entry:
+	call	guest_user_start	/* does not return */
+	ud2
+	.size	user_entry, . - user_entry
+
+/*
+ * int $0x80 (DPL3 gate, CPL0 target): RDI = function, RSI = argument.
+ * Calls fn(arg) at CPL0 on the kernel stack and returns its result in RAX.
+ * The caller (guest_cpl0_call) declares every caller-saved register
+ * clobbered, so nothing is saved here.
+ */
+	.globl	guest_syscall_entry
+	.type	guest_syscall_entry, @function
+guest_syscall_entry:
+	sub	$8, %rsp		/* 5-word frame: realign for the call */
+	mov	%rdi, %rax
+	mov	%rsi, %rdi
+	call	*%rax
+	add	$8, %rsp
+	iretq
+	.size	guest_syscall_entry, . - guest_syscall_entry
+
+/*
+ * Vector entry stubs, one per 16 bytes (each is at most 12): push a zero
+ * error code where the CPU pushes none, push the vector, jump to the common
+ * code. guest_vector_stubs[] holds their addresses for the IDT.
+ */
+	.balign	16
+.Lstubs:
+	.set	vec, 0
+	.rept	NUM_VECTORS
+	.balign	16
+	.if (vec == 8) || ((vec >= 10) && (vec <= 14)) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
+	.else
+	pushq	$0
+	.endif
+	pushq	$vec
+	.if vec < 32
+	jmp	exception_common
+	.else
+	jmp	irq_common
+	.endif
+	.set	vec, vec + 1
+	.endr
+
+/* Exceptions (CPL0): save everything, hand the frame to C, never return. */
+	.type	exception_common, @function
+exception_common:
+	cld
+	push	%rax
+	push	%rbx
+	push	%rcx
+	push	%rdx
+	push	%rsi
+	push	%rdi
+	push	%rbp
+	push	%r8
+	push	%r9
+	push	%r10
+	push	%r11
+	push	%r12
+	push	%r13
+	push	%r14
+	push	%r15
+	mov	%rsp, %rdi		/* 22 words pushed: still 16-aligned */
+	call	guest_exception
+1:	hlt
+	jmp	1b
+	.size	exception_common, . - exception_common
+
+/*
+ * Interrupts 32..255: at CPL3 or CPL0 depending on the gate. Saves the
+ * caller-saved registers, calls guest_irq_handlers[vector](vector).
+ */
+	.type	irq_common, @function
+irq_common:
+	cld
+	push	%rax
+	push	%rcx
+	push	%rdx
+	push	%rsi
+	push	%rdi
+	push	%r8
+	push	%r9
+	push	%r10
+	push	%r11
+	mov	72(%rsp), %edi		/* vector; 16 words pushed: aligned */
+	call	*guest_irq_handlers(, %rdi, 8)
+	pop	%r11
+	pop	%r10
+	pop	%r9
+	pop	%r8
+	pop	%rdi
+	pop	%rsi
+	pop	%rdx
+	pop	%rcx
+	pop	%rax
+	add	$16, %rsp		/* vector, error code */
+	iretq
+	.size	irq_common, . - irq_common
+
+	.section .rodata
+	.balign	8
+	.globl	guest_vector_stubs
+guest_vector_stubs:
+	.set	vec, 0
+	.rept	NUM_VECTORS
+	.quad	.Lstubs + 16 * vec
+	.set	vec, vec + 1
+	.endr
+	.size	guest_vector_stubs, . - guest_vector_stubs
+
+	.section .note.GNU-stack, "", @progbits

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Runs kvmkit's KVM test programs one after another (inside an emulated
+# host, or anywhere with /dev/kvm) and fails if any fails or is skipped:
+# inside a host, a skip means KVM did not come up, which is a failure.
+# Usage: run-in-host.sh KVMKIT GUEST_DIR CLI_SCRIPT TEST_BIN...
+kvmkit=$1 guests=$2 cli=$3
+shift 3
+pass=0 fail=0
+for t in "$@"; do
+	echo "=== $t"
+	"$t"
+	rc=$?
+	if [ $rc -eq 0 ]; then pass=$((pass + 1)); else echo "=== FAILED ($rc): $t"; fail=$((fail + 1)); fi
+done
+echo "=== $cli"
+sh "$cli" "$kvmkit" "$guests"
+rc=$?
+if [ $rc -eq 0 ]; then pass=$((pass + 1)); else echo "=== FAILED ($rc): $cli"; fail=$((fail + 1)); fi
+echo "in-host: $pass passed, $fail failed"
+[ $fail -eq 0 ]

@@ -1,0 +1,301 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Guest programs run under kvmkit: each test asserts what the guest itself
+ * observed and reported (values, counts, exit status).
+ */
+#include <pthread.h>
+
+#include "kvm_test.h"
+
+static void test_hello(void **state)
+{
+	struct kvmkit_machine *m = machine_for("hello", 1, 64 << 20);
+	struct kvmkit_stop_info info;
+	uint64_t vals[4];
+	char out[256] = "";
+
+	run_to_stop(m, &info);
+	assert_int_equal(info.reason, KVMKIT_STOP_GUEST_EXIT);
+	assert_int_equal(info.status, GUEST_STATUS_OK);
+	assert_int_equal(kvmkit_machine_exit_status(&info), 0);
+	assert_int_equal(kvmkit_report_values(kvmkit_machine_report(m), vals, 4), 1);
+	assert_int_equal(vals[0], GUEST_HELLO_REPORT);
+	kvmkit_uart_output(kvmkit_machine_uart(m), out, sizeof(out) - 1);
+	assert_non_null(strstr(out, GUEST_HELLO_TEXT));
+	assert_int_equal(kvmkit_vm_state(kvmkit_machine_vm(m)), KVMKIT_VM_STOPPED);
+	kvmkit_machine_destroy(m);
+}
+
+static void test_demo(void **state)
+{
+	struct kvmkit_machine_config cfg;
+	struct kvmkit_machine *m;
+	struct kvmkit_stop_info info;
+	char out[512] = "";
+
+	kvmkit_machine_config_init(&cfg);
+	cfg.kernel = kvmkit_demo_guest(&cfg.kernel_len);
+	assert_int_equal(kvmkit_machine_create(&cfg, &m), 0);
+	run_to_stop(m, &info);
+	assert_int_equal(info.reason, KVMKIT_STOP_GUEST_EXIT);
+	assert_int_equal(info.status, 0);
+	kvmkit_uart_output(kvmkit_machine_uart(m), out, sizeof(out) - 1);
+	assert_non_null(strstr(out, GUEST_DEMO_BANNER));
+	kvmkit_machine_destroy(m);
+}
+
+static void check_smp(unsigned int n)
+{
+	struct kvmkit_machine *m = machine_for("smp_id", n, 64 << 20);
+	struct kvmkit_stop_info info;
+	uint64_t vals[64];
+	unsigned int seen[16] = { 0 };
+	size_t cnt;
+
+	run_to_stop(m, &info);
+	assert_int_equal(info.reason, KVMKIT_STOP_GUEST_EXIT);
+	assert_int_equal(info.status, GUEST_STATUS_OK);
+	cnt = kvmkit_report_values(kvmkit_machine_report(m), vals, 64);
+	assert_int_equal(cnt, n);
+	for (size_t i = 0; i < cnt; i++) {
+		assert_true(vals[i] >= GUEST_SMP_ID_BASE && vals[i] < GUEST_SMP_ID_BASE + n);
+		seen[vals[i] - GUEST_SMP_ID_BASE]++;
+	}
+	/* Every vCPU reported its own id exactly once. */
+	for (unsigned int i = 0; i < n; i++)
+		assert_int_equal(seen[i], 1);
+	kvmkit_machine_destroy(m);
+}
+
+static void test_smp_2(void **state)
+{
+	check_smp(2);
+}
+
+static void test_smp_4(void **state)
+{
+	check_smp(4);
+}
+
+static uint64_t counter(struct kvmkit_vm *vm)
+{
+	uint64_t v;
+
+	assert_int_equal(kvmkit_vm_read(vm, GUEST_PAUSE_COUNTER_ADDR, &v, 8), 0);
+	return v;
+}
+
+static void test_pause_resume(void **state)
+{
+	struct kvmkit_machine *m = machine_for("pause_loop", 1, 64 << 20);
+	struct kvmkit_vm *vm = kvmkit_machine_vm(m);
+	struct kvmkit_stop_info info;
+	uint64_t c1, c2, c3;
+	int i;
+
+	/* Invalid transitions before start. */
+	assert_int_equal(kvmkit_vm_pause(vm), -EBUSY);
+	assert_string_equal(kvmkit_last_error()->value, "created");
+	assert_int_equal(kvmkit_vm_resume(vm), -EBUSY);
+
+	assert_int_equal(kvmkit_vm_start(vm), 0);
+	assert_int_equal(kvmkit_vm_start(vm), -EBUSY);
+	assert_int_equal(kvmkit_vm_resume(vm), -EBUSY);
+	assert_string_equal(kvmkit_last_error()->value, "running");
+	assert_int_equal(wait_for_u64(vm, GUEST_PAUSE_MAGIC_ADDR, GUEST_PAUSE_MAGIC), 0);
+
+	for (int round = 0; round < 3; round++) {
+		assert_int_equal(kvmkit_vm_pause(vm), 0);
+		assert_int_equal(kvmkit_vm_state(vm), KVMKIT_VM_PAUSED);
+		assert_int_equal(kvmkit_vm_pause(vm), -EBUSY);
+		/* Paused means out of KVM_RUN: the counter cannot move. */
+		c1 = counter(vm);
+		usleep(50000);
+		c2 = counter(vm);
+		assert_true(c1 == c2);
+		assert_int_equal(kvmkit_vm_resume(vm), 0);
+		assert_int_equal(kvmkit_vm_state(vm), KVMKIT_VM_RUNNING);
+		/* It moves again after resume (bounded wait). */
+		for (i = 0, c3 = c2; c3 == c2 && i < GUEST_WATCHDOG_MS; i++) {
+			usleep(1000);
+			c3 = counter(vm);
+		}
+		assert_true(c3 > c2);
+	}
+	/* Stop from paused, then every transition is refused. */
+	assert_int_equal(kvmkit_vm_pause(vm), 0);
+	assert_int_equal(kvmkit_vm_stop(vm), 0);
+	assert_int_equal(kvmkit_vm_state(vm), KVMKIT_VM_STOPPED);
+	assert_int_equal(kvmkit_vm_wait(vm, 0, &info), 0);
+	assert_int_equal(info.reason, KVMKIT_STOP_REQUESTED);
+	assert_int_equal(kvmkit_vm_resume(vm), -EBUSY);
+	assert_int_equal(kvmkit_vm_start(vm), -EBUSY);
+	assert_int_equal(kvmkit_vm_stop(vm), -EBUSY);
+	assert_string_equal(kvmkit_last_error()->value, "stopped");
+	c1 = counter(vm);
+	usleep(20000);
+	assert_true(counter(vm) == c1);
+	kvmkit_machine_destroy(m);
+}
+
+/* Records every access the guest makes to the test port and MMIO window. */
+struct access {
+	bool mmio, write;
+	uint64_t off;
+	unsigned int size;
+	uint64_t val;
+};
+
+struct recorder {
+	pthread_mutex_t lock;
+	unsigned int n;
+	struct access a[32];
+};
+
+/* What reads return: a fixed pattern, so the guest's report is checkable. */
+#define READ_PATTERN 0x0123456789abcdefull
+
+static void rec(struct recorder *r, bool mmio, bool write, uint64_t off, const void *data,
+		unsigned int size)
+{
+	pthread_mutex_lock(&r->lock);
+	if (r->n < 32) {
+		struct access *a = &r->a[r->n++];
+
+		*a = (struct access){ mmio, write, off, size, 0 };
+		memcpy(&a->val, data, size);
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+static void pio_read(void *o, uint64_t off, void *data, unsigned int size)
+{
+	uint64_t v = READ_PATTERN;
+
+	memcpy(data, &v, size);
+	rec(o, false, false, off, data, size);
+}
+
+static void pio_write(void *o, uint64_t off, const void *data, unsigned int size)
+{
+	rec(o, false, true, off, data, size);
+}
+
+static void mmio_read(void *o, uint64_t off, void *data, unsigned int size)
+{
+	uint64_t v = READ_PATTERN;
+
+	memcpy(data, &v, size);
+	rec(o, true, false, off, data, size);
+}
+
+static void mmio_write(void *o, uint64_t off, const void *data, unsigned int size)
+{
+	rec(o, true, true, off, data, size);
+}
+
+static const struct kvmkit_io_ops pio_ops = { pio_read, pio_write };
+static const struct kvmkit_io_ops mmio_ops = { mmio_read, mmio_write };
+
+static void test_io_sizes(void **state)
+{
+	struct kvmkit_machine *m = machine_for("io_sizes", 1, 64 << 20);
+	struct kvmkit_vm *vm = kvmkit_machine_vm(m);
+	struct recorder r = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct kvmkit_stop_info info;
+	uint64_t rep[16];
+	static const struct access want[] = {
+		{ false, true, 0, 1, GUEST_IO_PIO_W8 },
+		{ false, true, 0, 2, GUEST_IO_PIO_W16 },
+		{ false, true, 0, 4, GUEST_IO_PIO_W32 },
+		{ false, false, 0, 1, READ_PATTERN & 0xff },
+		{ false, false, 0, 2, READ_PATTERN & 0xffff },
+		{ false, false, 0, 4, READ_PATTERN & 0xffffffff },
+		{ true, true, 0, 1, GUEST_IO_MMIO_W8 },
+		{ true, true, 0, 2, GUEST_IO_MMIO_W16 },
+		{ true, true, 0, 4, GUEST_IO_MMIO_W32 },
+		{ true, true, 0, 8, GUEST_IO_MMIO_W64 },
+		{ true, false, 0, 1, READ_PATTERN & 0xff },
+		{ true, false, 0, 2, READ_PATTERN & 0xffff },
+		{ true, false, 0, 4, READ_PATTERN & 0xffffffff },
+		{ true, false, 0, 8, READ_PATTERN },
+	};
+
+	assert_int_equal(kvmkit_bus_register(kvmkit_vm_pio_bus(vm), GUEST_TEST_PORT, 4, "test-pio",
+					     &pio_ops, &r), 0);
+	assert_int_equal(kvmkit_bus_register(kvmkit_vm_mmio_bus(vm), GUEST_TEST_MMIO, 8,
+					     "test-mmio", &mmio_ops, &r), 0);
+	run_to_stop(m, &info);
+	assert_int_equal(info.reason, KVMKIT_STOP_GUEST_EXIT);
+	assert_int_equal(info.status, GUEST_STATUS_OK);
+
+	/* The host saw exactly these accesses, in order. */
+	assert_int_equal(r.n, sizeof(want) / sizeof(want[0]));
+	for (unsigned int i = 0; i < r.n; i++) {
+		if (r.a[i].mmio != want[i].mmio || r.a[i].write != want[i].write ||
+		    r.a[i].off != want[i].off || r.a[i].size != want[i].size ||
+		    r.a[i].val != want[i].val)
+			fail_msg("access %u: got %s %s off %llu size %u val 0x%llx", i,
+				 r.a[i].mmio ? "mmio" : "pio", r.a[i].write ? "write" : "read",
+				 (unsigned long long)r.a[i].off, r.a[i].size,
+				 (unsigned long long)r.a[i].val);
+	}
+	/* And the guest saw what the device returned. */
+	assert_int_equal(kvmkit_report_values(kvmkit_machine_report(m), rep, 16), GUEST_IO_REPORTS);
+	assert_int_equal(rep[0], READ_PATTERN & 0xff);
+	assert_int_equal(rep[1], READ_PATTERN & 0xffff);
+	assert_int_equal(rep[2], READ_PATTERN & 0xffffffff);
+	assert_int_equal(rep[3], READ_PATTERN & 0xff);
+	assert_int_equal(rep[4], READ_PATTERN & 0xffff);
+	assert_int_equal(rep[5], READ_PATTERN & 0xffffffff);
+	assert_int_equal(rep[6], READ_PATTERN & 0xffffffff);
+	assert_int_equal(rep[7], READ_PATTERN >> 32);
+	kvmkit_machine_destroy(m);
+}
+
+static void test_triple_fault(void **state)
+{
+	struct kvmkit_machine *m = machine_for("triple_fault", 1, 64 << 20);
+	struct kvmkit_stop_info info;
+	uint64_t rep[4];
+
+	run_to_stop(m, &info);
+	assert_int_equal(info.reason, KVMKIT_STOP_SHUTDOWN);
+	assert_int_equal(info.vcpu, 0);
+	assert_int_equal(kvmkit_machine_exit_status(&info), KVMKIT_EXIT_SHUTDOWN);
+	/* The stop record carries a register dump. */
+	assert_non_null(strstr(info.detail, "rip="));
+	assert_int_equal(kvmkit_report_values(kvmkit_machine_report(m), rep, 4), 0);
+	assert_int_equal(kvmkit_vm_state(kvmkit_machine_vm(m)), KVMKIT_VM_STOPPED);
+	kvmkit_machine_destroy(m);
+}
+
+static void test_exception_report(void **state)
+{
+	struct kvmkit_machine *m = machine_for("exception", 1, 64 << 20);
+	struct kvmkit_stop_info info;
+	uint64_t rep[8];
+
+	run_to_stop(m, &info);
+	assert_int_equal(info.reason, KVMKIT_STOP_GUEST_EXIT);
+	assert_int_equal(info.status, GUEST_STATUS_EXCEPTION(GUEST_EXC_UD));
+	assert_int_equal(kvmkit_report_values(kvmkit_machine_report(m), rep, 8), 1 + GUEST_EXC_REPORTS);
+	assert_int_equal(rep[1], GUEST_EXC_UD);
+	assert_int_equal(rep[2], rep[0]); /* RIP is the ud2 the guest announced */
+	assert_int_equal(rep[3], 0);
+	assert_int_equal(rep[4], 0);
+	kvmkit_machine_destroy(m);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_hello),	      cmocka_unit_test(test_demo),
+		cmocka_unit_test(test_smp_2),	      cmocka_unit_test(test_smp_4),
+		cmocka_unit_test(test_pause_resume),  cmocka_unit_test(test_io_sizes),
+		cmocka_unit_test(test_triple_fault),  cmocka_unit_test(test_exception_report),
+	};
+
+	require_kvm();
+	return cmocka_run_group_tests_name("guests", tests, NULL, NULL);
+}
