@@ -54,6 +54,13 @@ if [ -z "${KVMKIT_TEST_QUICK:-}" ]; then
 	fi
 fi
 
+# libFuzzer smoke runs of the parsers and guest-facing models (clang)
+if CC=clang run_build build-fuzz -Dfuzz=true -Dtests=false -Dbench=false; then
+	run_suites build-fuzz fuzz
+else
+	status=1
+fi
+
 # shellcheck disable=SC2086
 python3 - $logs <<'PY'
 import json, sys

@@ -9,6 +9,7 @@
 #include <kvmkit/bus.h>
 #include <kvmkit/vm.h>
 #include <kvmkit/vcpu.h>
+#include <kvmkit/irq.h>
 #include <kvmkit/loader.h>
 #include <kvmkit/devices.h>
 #include <kvmkit/machine.h>

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: MIT
 /* x86_64 direct boot into long mode: GDT, identity page tables, vCPU state. */
 #include <string.h>
+#include <sys/ioctl.h>
 
 #define KVMK_LOG_MODULE "boot"
 #include "core/internal.h"
 #include <kvmkit/loader.h>
 #include <kvmkit/vcpu.h>
+#include <kvmkit/irq.h>
 
 #if defined(__x86_64__)
 #include <elf.h>
@@ -92,6 +94,15 @@ int kvmkit_x86_vcpu_setup_long_mode(struct kvmkit_vcpu *vcpu, uint64_t entry)
 	ret = kvmkit_vcpu_set_sregs(vcpu, &s);
 	if (ret)
 		return ret;
+	if (kvmkit_vm_irqchip(vm)) {
+		/* With an in-kernel LAPIC, APs wait for INIT/SIPI; a direct boot
+		 * starts every vCPU at the entry point. */
+		struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_RUNNABLE };
+
+		if (ioctl(kvmkit_vcpu_fd(vcpu), KVM_SET_MP_STATE, &mp) < 0)
+			return kvmk_err_ioctl("KVM_SET_MP_STATE", errno, "vcpu %u",
+					      kvmkit_vcpu_id(vcpu));
+	}
 	memset(&r, 0, sizeof(r));
 	r.rip = entry;
 	r.rflags = 0x2;

@@ -121,7 +121,7 @@ static int record(enum kvmkit_error_kind kind, const char *op, int err)
 	return err ? -err : -EINVAL;
 }
 
-static void fill_reason(const char *fmt, va_list ap)
+__attribute__((format(printf, 1, 0))) static void fill_reason(const char *fmt, va_list ap)
 {
 	if (fmt)
 		vsnprintf(last_error.reason, sizeof(last_error.reason), fmt, ap);

@@ -55,6 +55,7 @@ struct kvmkit_vm {
 
 	struct kvmkit_bus *pio;
 	struct kvmkit_bus *mmio;
+	struct kvmkit_irqchip *irqchip; /* src/irq, NULL until created */
 
 	struct kvmkit_vcpu **vcpus; /* cfg.vcpus entries, NULL until created */
 	unsigned int nr_created;
@@ -80,6 +81,7 @@ struct kvmkit_vm {
  * the first @max_slots are usable; -EINVAL on overlap, -ENOSPC when full. */
 int kvmk_region_pick_slot(const struct kvmk_region *regions, unsigned int n, int max_slots,
 			  uint64_t gpa, uint64_t size);
+void kvmk_irqchip_free(struct kvmkit_irqchip *chip);
 const char *kvmk_kvm_path(const char *path);
 int kvmk_check_extension(int fd, long cap);
 /* Kicks every vCPU out of KVM_RUN (lock held). */

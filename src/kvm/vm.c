@@ -252,6 +252,7 @@ void kvmkit_vm_destroy(struct kvmkit_vm *vm)
 	for (int i = 0; i < KVMK_MAX_REGIONS; i++)
 		if (vm->regions[i].map_base)
 			munmap(vm->regions[i].map_base, vm->regions[i].map_len);
+	kvmk_irqchip_free(vm->irqchip);
 	kvmkit_bus_destroy(vm->pio);
 	kvmkit_bus_destroy(vm->mmio);
 #if defined(__x86_64__)

@@ -35,9 +35,9 @@
 
 #define GUEST_DEBUG_EXIT_PORT 0xf4
 #define GUEST_REPORT_PORT 0x500
-#define GUEST_REPORT_VALUE (GUEST_REPORT_PORT + 0)	/* write 4 bytes */
+#define GUEST_REPORT_VALUE (GUEST_REPORT_PORT + 0) /* write 4 bytes */
 #define GUEST_REPORT_POWER_OFF (GUEST_REPORT_PORT + 4) /* write 4 bytes */
-#define GUEST_REPORT_COUNT (GUEST_REPORT_PORT + 8)	/* read 4 bytes */
+#define GUEST_REPORT_COUNT (GUEST_REPORT_PORT + 8) /* read 4 bytes */
 #define GUEST_UART_PORT 0x3f8
 
 /* ---- Power-off statuses ------------------------------------------------- */

@@ -243,10 +243,10 @@ __noreturn void guest_exception(struct exc_frame *f)
 
 	if (vec == 14)
 		__asm__ __volatile__("mov %%cr2, %0" : "=r"(cr2));
-	n = guest_snprintf(line, sizeof(line),
-			   "guest: exception %u %s on vCPU %u: rip %#lx err %#lx cs %#lx rsp %#lx cr2 %#lx\n",
-			   vec, exc_names[vec], guest_cpu_id(), f->rip, f->error, f->cs, f->rsp,
-			   cr2);
+	n = guest_snprintf(
+		line, sizeof(line),
+		"guest: exception %u %s on vCPU %u: rip %#lx err %#lx cs %#lx rsp %#lx cr2 %#lx\n",
+		vec, exc_names[vec], guest_cpu_id(), f->rip, f->error, f->cs, f->rsp, cr2);
 	serial_write(line, n < sizeof(line) ? n : sizeof(line) - 1);
 
 	report(vec);

@@ -218,11 +218,11 @@ static inline void cpu_relax(void)
 #define atomic_add_fetch(p, v) __atomic_add_fetch((p), (v), __ATOMIC_SEQ_CST)
 #define atomic_xchg(p, v) __atomic_exchange_n((p), (v), __ATOMIC_SEQ_CST)
 /* True if *p was @old and is now @new. */
-#define atomic_cmpxchg(p, old, new)                                                   \
-	({                                                                             \
-		__typeof__(*(p)) __old = (old);                                        \
+#define atomic_cmpxchg(p, old, new)                                                      \
+	({                                                                               \
+		__typeof__(*(p)) __old = (old);                                          \
 		__atomic_compare_exchange_n((p), &__old, (new), false, __ATOMIC_SEQ_CST, \
-					    __ATOMIC_SEQ_CST);                         \
+					    __ATOMIC_SEQ_CST);                           \
 	})
 
 struct guest_spinlock {

@@ -82,20 +82,20 @@ guest_syscall_entry:
  */
 	.balign	16
 .Lstubs:
-	.set	vec, 0
+	.set	.Lvec, 0
 	.rept	NUM_VECTORS
 	.balign	16
-	.if (vec == 8) || ((vec >= 10) && (vec <= 14)) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
+	.if (.Lvec == 8) || ((.Lvec >= 10) && (.Lvec <= 14)) || (.Lvec == 17) || (.Lvec == 21) || (.Lvec == 29) || (.Lvec == 30)
 	.else
 	pushq	$0
 	.endif
-	pushq	$vec
-	.if vec < 32
+	pushq	$.Lvec
+	.if .Lvec < 32
 	jmp	exception_common
 	.else
 	jmp	irq_common
 	.endif
-	.set	vec, vec + 1
+	.set	.Lvec, .Lvec + 1
 	.endr
 
 /* Exceptions (CPL0): save everything, hand the frame to C, never return. */
@@ -158,10 +158,10 @@ irq_common:
 	.balign	8
 	.globl	guest_vector_stubs
 guest_vector_stubs:
-	.set	vec, 0
+	.set	.Lvec, 0
 	.rept	NUM_VECTORS
-	.quad	.Lstubs + 16 * vec
-	.set	vec, vec + 1
+	.quad	.Lstubs + 16 * .Lvec
+	.set	.Lvec, .Lvec + 1
 	.endr
 	.size	guest_vector_stubs, . - guest_vector_stubs
 

@@ -12,7 +12,10 @@ static __attribute__((noinline)) void raise_ud(void)
 {
 	__asm__ __volatile__(".globl exception_ud2_site\n"
 			     "exception_ud2_site:\n\t"
-			     "ud2" ::: "memory");
+			     "ud2"
+			     :
+			     :
+			     : "memory");
 }
 
 int guest_main(unsigned int id, unsigned int count)

@@ -11,7 +11,8 @@ memory_region_ops_write trace.
 usage: run.py [--smp N] [--mem MiB] [--timeout S] [--poke ADDR=VAL]
               [--peek ADDR --peek-after S] [--io] GUEST.elf
 
-Prints the UART output, the reported values and how the run ended. QEMU's
+Prints the UART output, the reported values and how the run ended
+(GUEST_QEMU_KEEP=1 keeps QEMU's logs). QEMU's
 own exit status for isa-debug-exit is (status << 1) | 1, so only the low
 7 bits of the guest's status survive; the status printed comes from the
 traced port write instead.
@@ -20,6 +21,7 @@ traced port write instead.
 import argparse
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -167,6 +169,8 @@ def main():
     print('--- end: %s ---' % ended)
     if os.environ.get('GUEST_QEMU_KEEP'):
         print('logs in', tmp)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == '__main__':

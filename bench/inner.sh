@@ -1,0 +1,99 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Runs the benchmarks on a machine with /dev/kvm (inside the emulated x86
+# host, or directly) and prints raw INFO/RESULT lines for bench/summarize.py.
+# bench/run.sh calls it; it needs nothing but a POSIX shell.
+#
+# usage: inner.sh BENCH_DIR GUEST_DIR KVMKIT REPS ITERS [QEMU BOOTROM]
+#   BENCH_DIR  directory holding the bench-* programs
+#   GUEST_DIR  directory holding exits_bench.elf and hello.elf
+#   KVMKIT     the kvmkit CLI
+#   REPS       repetitions of every measurement
+#   ITERS      MMIO and PIO writes per exits run (N)
+#   QEMU       qemu-system-x86_64 for the start-up baseline (optional)
+#   BOOTROM    the stand-in firmware QEMU boots the guest with
+set -u
+bench=$1 guests=$2 kvmkit=$3 reps=$4 iters=$5 qemu=${6:-} bootrom=${7:-}
+mem_mib=16
+fails=0
+
+info() { echo "INFO $1=$2"; }
+run() {
+	# One measurement; a failure is reported and counted, never fatal.
+	out=$("$@" 2>&1)
+	rc=$?
+	printf '%s\n' "$out" | grep '^RESULT '
+	if [ $rc -ne 0 ] || ! printf '%s\n' "$out" | grep -q '^RESULT '; then
+		echo "ERROR rc=$rc: $*"
+		printf '%s\n' "$out" | tail -5 | sed 's/^/ERROR |/'
+		fails=$((fails + 1))
+	fi
+	return 0
+}
+
+[ -w /dev/kvm ] || { echo "ERROR /dev/kvm is not usable here"; exit 1; }
+
+info kernel "$(uname -r | tr ' ' _)"
+info cpu "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1 | tr ' ' _)"
+info cpus "$(grep -c ^processor /proc/cpuinfo)"
+info kvm_module "$(for m in kvm_amd kvm_intel; do [ -d /sys/module/$m ] && echo $m; done | head -1)"
+info clocksource "$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2>/dev/null)"
+info thp "$(sed 's/.*\[\(.*\)\].*/\1/' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)"
+info mem_mib $mem_mib
+info iters "$iters"
+info reps "$reps"
+[ -n "$qemu" ] && info qemu "$("$qemu" --version | head -1 | tr ' ' _)"
+
+echo "# micro-benchmark (no KVM)" >&2
+run "$bench/bench-dispatch" 2000000
+
+echo "# exit round trip: $reps x (kvmkit, bare, bare-timed), N=$iters" >&2
+elf=$guests/exits_bench.elf
+# Warm-up, not recorded.
+"$bench/bench-exits-kvmkit" "$elf" 1000 >/dev/null 2>&1
+"$bench/bench-exits-bare" "$elf" 1000 >/dev/null 2>&1
+i=1
+while [ $i -le "$reps" ]; do
+	# Alternate the order so neither variant always runs first.
+	if [ $((i % 2)) -eq 1 ]; then
+		run "$bench/bench-exits-kvmkit" "$elf" "$iters"
+		run "$bench/bench-exits-bare" "$elf" "$iters"
+	else
+		run "$bench/bench-exits-bare" "$elf" "$iters"
+		run "$bench/bench-exits-kvmkit" "$elf" "$iters"
+	fi
+	run "$bench/bench-exits-bare" --timed "$elf" "$iters"
+	i=$((i + 1))
+done
+
+echo "# start-up: $reps x (kvmkit run, phases, qemu microvm, qemu pc)" >&2
+hello=$guests/hello.elf
+entry=0x100000
+qemu_common="-accel kvm -cpu host -m ${mem_mib}M -smp 1 -display none -nodefaults -no-reboot
+ -serial stdio -device isa-debug-exit,iobase=0x504,iosize=4 -device loader,file=$hello
+ -device loader,addr=0x9000,data=$entry,data-len=8 -device loader,addr=0x9008,data=1,data-len=8
+ -device loader,addr=0x9010,data=$((mem_mib << 20)),data-len=8"
+start_kvmkit() { run "$bench/bench-startup-exec" kvmkit "$kvmkit" run --kernel "$hello" --mem ${mem_mib}M; }
+start_phases() { run "$bench/bench-startup-exec" --echo phases "$bench/bench-startup-phases" "$hello" $mem_mib; }
+# shellcheck disable=SC2086 # qemu_common is a word list
+start_qemu() { run "$bench/bench-startup-exec" "qemu-$1" "$qemu" -M "$1" -bios "$bootrom" $qemu_common; }
+have_qemu=0
+[ -n "$qemu" ] && [ -x "$qemu" ] && [ -f "$bootrom" ] && have_qemu=1
+# Warm-up (page cache, first KVM use), not recorded.
+"$bench/bench-startup-exec" w "$kvmkit" run --kernel "$hello" --mem ${mem_mib}M >/dev/null 2>&1
+# shellcheck disable=SC2086
+[ $have_qemu -eq 1 ] && "$bench/bench-startup-exec" w "$qemu" -M microvm -bios "$bootrom" $qemu_common >/dev/null 2>&1
+i=1
+while [ $i -le "$reps" ]; do
+	if [ $((i % 2)) -eq 1 ]; then
+		start_kvmkit
+		if [ $have_qemu -eq 1 ]; then start_qemu microvm; start_qemu pc; fi
+	else
+		if [ $have_qemu -eq 1 ]; then start_qemu pc; start_qemu microvm; fi
+		start_kvmkit
+	fi
+	start_phases
+	i=$((i + 1))
+done
+echo "DONE failures=$fails"
+[ $fails -eq 0 ]

@@ -1,0 +1,109 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Builds kvmkit's benchmarks and runs them where KVM is: directly on
+# /dev/kvm when this machine has it, and inside the emulated x86 host
+# (tests/hosts/kvmkit-host: QEMU TCG + a Debian kernel with KVM). Prints a
+# results table and writes results/<where>.{json,csv,log}.
+#
+# usage: bench/run.sh [--build DIR] [--reps R] [--iters N] [--where WHERE]
+#                     [--out DIR] [--no-qemu]
+#   --build DIR    meson build directory (default build-bench; configured
+#                  with -Dbench=true if it does not exist)
+#   --reps R       repetitions of every measurement (default 7)
+#   --iters N      MMIO and PIO writes per exits run (default 10000)
+#   --where WHERE  local, host or auto (default auto: local if /dev/kvm is
+#                  usable, and the emulated host whenever it can run)
+#   --out DIR      where results go (default bench/results)
+#   --no-qemu      skip the QEMU start-up baseline
+# Env: KVMKIT_HOSTS_CACHE (the emulated host's cache), QEMU (the QEMU used as
+# the start-up baseline; default qemu-system-x86_64 from PATH).
+set -eu
+
+src=$(cd "$(dirname "$0")/.." && pwd)
+build=$src/build-bench
+reps=7
+iters=10000
+where=auto
+out=$src/bench/results
+use_qemu=1
+
+while [ $# -gt 0 ]; do
+	case $1 in
+	--build) build=$(realpath -m "$2"); shift 2 ;;
+	--reps) reps=$2; shift 2 ;;
+	--iters) iters=$2; shift 2 ;;
+	--where) where=$2; shift 2 ;;
+	--out) out=$(realpath -m "$2"); shift 2 ;;
+	--no-qemu) use_qemu=0; shift ;;
+	-h|--help) sed -n '3,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "run.sh: unknown argument '$1'" >&2; exit 2 ;;
+	esac
+done
+case $where in local|host|auto) ;; *) echo "run.sh: --where: local, host or auto" >&2; exit 2 ;; esac
+
+echo "== building in $build" >&2
+if [ ! -f "$build/build.ninja" ]; then
+	meson setup "$build" "$src" -Dbench=true >/dev/null
+else
+	meson configure "$build" -Dbench=true >/dev/null
+fi
+ninja -C "$build" >/dev/null
+
+benchdir=$build/bench
+guests=$build/tests/guest
+kvmkit=$build/cli/kvmkit
+bootrom=$benchdir/bootrom.bin
+for f in "$benchdir/bench-exits-kvmkit" "$guests/exits_bench.elf" "$guests/hello.elf" "$kvmkit"; do
+	[ -e "$f" ] || { echo "run.sh: $f was not built (x86_64 guests need an x86_64 build)" >&2; exit 1; }
+done
+qemu=
+if [ $use_qemu -eq 1 ]; then
+	qemu=$(command -v "${QEMU:-qemu-system-x86_64}" || true)
+	[ -n "$qemu" ] || echo "run.sh: no QEMU found; skipping the QEMU baseline" >&2
+fi
+mkdir -p "$out"
+
+ran=0
+status=0
+summarize() {
+	python3 "$src/bench/summarize.py" --where "$1" --log "$out/$1.log" \
+		--json "$out/$1.json" --csv "$out/$1.csv" || status=1
+	ran=$((ran + 1))
+}
+
+if [ "$where" != host ] && [ -w /dev/kvm ]; then
+	echo "== running on this machine's /dev/kvm" >&2
+	sh "$src/bench/inner.sh" "$benchdir" "$guests" "$kvmkit" "$reps" "$iters" \
+		"$qemu" "$bootrom" >"$out/local.log" || status=1
+	summarize local
+elif [ "$where" = local ]; then
+	echo "run.sh: --where local: /dev/kvm is not usable here" >&2
+	exit 1
+fi
+
+if [ "$where" != local ]; then
+	host=$src/tests/hosts/kvmkit-host
+	set -- --arch x86_64 --mem 6G --smp 2 --timeout 3000 \
+		--payload "$benchdir" --payload "$guests" --payload "$kvmkit" \
+		--payload "$src/bench/inner.sh"
+	if [ -n "$qemu" ]; then
+		# QEMU brings its shared libraries; its firmware directory is data.
+		set -- "$@" --payload "$qemu"
+		for d in /usr/share/qemu /usr/share/seabios; do
+			[ -d "$d" ] && set -- "$@" --payload "$d"
+		done
+	fi
+	echo "== running inside the emulated x86 host (this takes minutes)" >&2
+	if "$host" "$@" -- sh "$src/bench/inner.sh" "$benchdir" "$guests" "$kvmkit" \
+		"$reps" "$iters" "$qemu" "$bootrom" >"$out/host.log"; then
+		:
+	else
+		rc=$?
+		echo "run.sh: the emulated host run failed ($rc); see $out/host.log" >&2
+		status=1
+	fi
+	grep -q '^RESULT ' "$out/host.log" && summarize host
+fi
+
+[ $ran -gt 0 ] || { echo "run.sh: nothing ran" >&2; exit 1; }
+exit $status

@@ -1,0 +1,246 @@
+// SPDX-License-Identifier: MIT
+/* The interrupt subsystem's API against a real in-kernel irqchip, and
+ * ioeventfd verified by a guest's writes. */
+#include <pthread.h>
+#include <sys/eventfd.h>
+
+#include "kvm_test.h"
+
+static struct kvmkit_vm *new_vm(unsigned int vcpus)
+{
+	struct kvmkit_vm_config cfg;
+	struct kvmkit_vm *vm = NULL;
+
+	kvmkit_vm_config_init(&cfg);
+	cfg.vcpus = vcpus;
+	cfg.mem_size = 16 << 20;
+	if (kvmkit_vm_create(&cfg, &vm))
+		fail_msg("vm_create: %s", kvmkit_strerror());
+	return vm;
+}
+
+static void test_create_order(void **state)
+{
+	struct kvmkit_vm *vm = new_vm(1);
+	struct kvmkit_irqchip *chip;
+
+	/* After a vCPU exists: an invalid-state error naming the reason. */
+	assert_int_equal(kvmkit_vm_create_vcpu(vm, 0, NULL), 0);
+	assert_int_equal(kvmkit_irqchip_create(vm, NULL, &chip), -EBUSY);
+	assert_int_equal(kvmkit_last_error()->kind, KVMKIT_ERR_STATE);
+	assert_non_null(strstr(kvmkit_strerror(), "vCPU"));
+	assert_null(kvmkit_vm_irqchip(vm));
+	kvmkit_vm_destroy(vm);
+
+	vm = new_vm(1);
+	assert_int_equal(kvmkit_irqchip_create(vm, NULL, &chip), 0);
+	assert_ptr_equal(kvmkit_vm_irqchip(vm), chip);
+	assert_int_equal(kvmkit_irqchip_pins(chip), 24);
+	assert_true(kvmkit_irqchip_route_capacity(chip) >= 24);
+	/* Twice: refused. */
+	assert_int_equal(kvmkit_irqchip_create(vm, NULL, NULL), -EBUSY);
+	/* The default table: 0-15 on PIC and IOAPIC, 16-23 on the IOAPIC. */
+	assert_int_equal(kvmkit_irq_route_count(chip, 4), 2);
+	assert_int_equal(kvmkit_irq_route_count(chip, 20), 1);
+	assert_int_equal(kvmkit_irq_route_count(chip, 24), 0);
+	kvmkit_vm_destroy(vm);
+}
+
+static void test_routing_and_allocator(void **state)
+{
+	struct kvmkit_vm *vm = new_vm(1);
+	struct kvmkit_irqchip *chip;
+	int g[8], m1, m2;
+
+	assert_int_equal(kvmkit_irqchip_create(vm, NULL, &chip), 0);
+	/* Lines come from 16..23 only, then the allocator is exhausted. */
+	for (int i = 0; i < 8; i++) {
+		g[i] = kvmkit_gsi_alloc_line(chip);
+		assert_int_equal(g[i], 16 + i);
+	}
+	assert_int_equal(kvmkit_gsi_alloc_line(chip), -ENOSPC);
+	assert_int_equal(kvmkit_last_error()->kind, KVMKIT_ERR_RESOURCE);
+	assert_int_equal(kvmkit_gsi_free(chip, 20), 0);
+	assert_int_equal(kvmkit_gsi_free(chip, 20), -EINVAL);
+	assert_int_equal(kvmkit_gsi_free(chip, 4), -EINVAL);
+	assert_int_equal(kvmkit_gsi_alloc_line(chip), 20);
+	m1 = kvmkit_gsi_alloc_msi(chip);
+	m2 = kvmkit_gsi_alloc_msi(chip);
+	assert_int_equal(m1, 24);
+	assert_int_equal(m2, 25);
+
+	/* Staged changes are invisible until commit. */
+	assert_int_equal(kvmkit_irq_route_msi(chip, m1, 0xfee00000, 0x40, -1), 0);
+	assert_int_equal(kvmkit_irq_route_count(chip, m1), 0);
+	assert_int_equal(kvmkit_irq_routes_commit(chip), 0);
+	assert_int_equal(kvmkit_irq_route_count(chip, m1), 1);
+	/* The commit re-sent the default routes too. */
+	assert_int_equal(kvmkit_irq_route_count(chip, 4), 2);
+	/* Re-routing a line to an MSI replaces its irqchip entries. */
+	assert_int_equal(kvmkit_irq_route_msi(chip, 4, 0xfee00000, 0x41, -1), 0);
+	assert_int_equal(kvmkit_irq_routes_commit(chip), 0);
+	assert_int_equal(kvmkit_irq_route_count(chip, 4), 1);
+	/* And back to a pin (seed form). */
+	assert_int_equal(kvmkit_setup_irq_routing(chip, 4, KVMKIT_IRQCHIP_IOAPIC, 4), 0);
+	assert_int_equal(kvmkit_irq_route_count(chip, 4), 1);
+	/* Bad parameters. */
+	assert_int_equal(kvmkit_irq_route_irqchip(chip, 5, 3, 0), -EINVAL);
+	assert_int_equal(kvmkit_irq_route_irqchip(chip, 5, KVMKIT_IRQCHIP_IOAPIC, 24), -EINVAL);
+	assert_int_equal(kvmkit_irq_route_irqchip(chip, 5, KVMKIT_IRQCHIP_PIC_MASTER, 8), -EINVAL);
+	assert_int_equal(kvmkit_irq_route_msi(chip, KVMKIT_MAX_GSI, 0xfee00000, 0, -1), -EINVAL);
+	kvmkit_vm_destroy(vm);
+}
+
+static void test_lines_and_msi(void **state)
+{
+	struct kvmkit_vm *vm = new_vm(1);
+	struct kvmkit_irqchip *chip;
+	struct kvmkit_gsi_stats st;
+	int r;
+
+	assert_int_equal(kvmkit_irqchip_create(vm, NULL, &chip), 0);
+	assert_int_equal(kvmkit_vm_create_vcpu(vm, 0, NULL), 0);
+	/* IOAPIC pins are masked at reset: the kernel says "not delivered". */
+	assert_int_equal(kvmkit_irq_line(chip, 20, true), KVMKIT_IRQ_MASKED);
+	assert_int_equal(kvmkit_irq_line(chip, 20, false), 0);
+	assert_int_equal(kvmkit_irq_pulse(chip, 21), KVMKIT_IRQ_MASKED);
+	assert_int_equal(kvmkit_irq_gsi_stats(chip, 20, &st), 0);
+	assert_int_equal(st.asserts, 1);
+	assert_int_equal(st.masked, 1);
+	assert_int_equal(st.deliveries, 0);
+	assert_int_equal(kvmkit_set_irq_line(chip, 4, true), 0);
+	assert_int_equal(kvmkit_set_irq_line(chip, 4, false), 0);
+	/* An MSI to a LAPIC that the guest has not enabled is not delivered,
+	 * but it is not an error either. */
+	r = kvmkit_signal_msi(chip, 0xfee00000, 0x40, -1);
+	assert_true(r >= 0);
+	kvmkit_vm_destroy(vm);
+}
+
+static void test_irqfd_ordering(void **state)
+{
+	struct kvmkit_vm *vm = new_vm(1);
+	struct kvmkit_irqchip *chip;
+	int efd = eventfd(0, EFD_CLOEXEC), rfd = eventfd(0, EFD_CLOEXEC);
+	int gsi;
+
+	assert_int_equal(kvmkit_irqchip_create(vm, NULL, &chip), 0);
+	gsi = kvmkit_gsi_alloc_msi(chip);
+	/* No route yet: refused (irqfds only after their route). */
+	assert_int_equal(kvmkit_irqfd_bind(chip, gsi, efd, -1), -EBUSY);
+	assert_int_equal(kvmkit_irq_route_msi(chip, gsi, 0xfee00000, 0x45, -1), 0);
+	assert_int_equal(kvmkit_irq_routes_commit(chip), 0);
+	assert_int_equal(kvmkit_irqfd_bind(chip, gsi, efd, -1), 0);
+	/* The route cannot go while the irqfd is bound, nor the GSI be freed. */
+	assert_int_equal(kvmkit_irq_route_remove(chip, gsi), -EBUSY);
+	assert_int_equal(kvmkit_gsi_free(chip, gsi), -EBUSY);
+	assert_int_equal(kvmkit_irqfd_unbind(chip, gsi, efd), 0);
+	assert_int_equal(kvmkit_irq_route_remove(chip, gsi), 0);
+	assert_int_equal(kvmkit_irq_routes_commit(chip), 0);
+	assert_int_equal(kvmkit_gsi_free(chip, gsi), 0);
+	/* A level irqfd with resample on an IOAPIC line. */
+	gsi = kvmkit_gsi_alloc_line(chip);
+	assert_int_equal(kvmkit_irqfd_bind(chip, gsi, efd, rfd), 0);
+	assert_int_equal(kvmkit_irqfd_unbind(chip, gsi, efd), 0);
+	assert_int_equal(kvmkit_irqfd_bind(chip, gsi, -1, -1), -EINVAL);
+	kvmkit_vm_destroy(vm);
+	close(efd);
+	close(rfd);
+}
+
+static uint64_t efd_read(int fd)
+{
+	uint64_t v = 0;
+
+	if (read(fd, &v, 8) != 8)
+		return 0;
+	return v;
+}
+
+struct seen {
+	pthread_mutex_t lock;
+	unsigned int pio_writes, mmio_writes;
+	unsigned int pio_sizes; /* bit (size) set per PIO write size seen */
+};
+
+static void pio_w(void *o, uint64_t off, const void *d, unsigned int size)
+{
+	struct seen *s = o;
+
+	pthread_mutex_lock(&s->lock);
+	s->pio_writes++;
+	s->pio_sizes |= 1u << size;
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void mmio_w(void *o, uint64_t off, const void *d, unsigned int size)
+{
+	struct seen *s = o;
+
+	pthread_mutex_lock(&s->lock);
+	s->mmio_writes++;
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void any_r(void *o, uint64_t off, void *d, unsigned int size)
+{
+	memset(d, 0, size);
+}
+
+static const struct kvmkit_io_ops pio_ops = { any_r, pio_w };
+static const struct kvmkit_io_ops mmio_ops = { any_r, mmio_w };
+
+/* The io_sizes guest writes port 0x700 with 1, 2 and 4 bytes and MMIO
+ * 0xd0000000 with 1, 2, 4 and 8 bytes. An ioeventfd consumes the writes it
+ * matches inside KVM: its eventfd counts them and the bus never sees them. */
+static void test_ioeventfd_guest(void **state)
+{
+	struct kvmkit_machine *m = machine_for("io_sizes", 1, 64 << 20);
+	struct kvmkit_vm *vm = kvmkit_machine_vm(m);
+	struct kvmkit_stop_info info;
+	struct seen s = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	int pio_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int mmio_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+	assert_int_equal(kvmkit_bus_register(kvmkit_vm_pio_bus(vm), GUEST_TEST_PORT, 4, "t", &pio_ops, &s), 0);
+	assert_int_equal(kvmkit_bus_register(kvmkit_vm_mmio_bus(vm), GUEST_TEST_MMIO, 8, "t", &mmio_ops, &s), 0);
+	/* PIO: 2-byte writes of exactly 0x2222 only. */
+	assert_int_equal(kvmkit_ioeventfd_add(vm, GUEST_TEST_PORT, 2,
+					      KVMKIT_IOEVENTFD_PIO | KVMKIT_IOEVENTFD_DATAMATCH,
+					      GUEST_IO_PIO_W16, pio_fd), 0);
+	/* MMIO: any length (0), where the host supports it; else 4 bytes. */
+	bool any = kvmkit_vm_check_cap(vm, KVM_CAP_IOEVENTFD_ANY_LENGTH) > 0;
+
+	assert_int_equal(kvmkit_ioeventfd_add(vm, GUEST_TEST_MMIO, any ? 0 : 4, 0, 0, mmio_fd), 0);
+	/* Invalid requests. */
+	assert_int_equal(kvmkit_ioeventfd_add(vm, 0x800, 3, KVMKIT_IOEVENTFD_PIO, 0, pio_fd), -EINVAL);
+	assert_int_equal(kvmkit_ioeventfd_add(vm, 0x800, 8, KVMKIT_IOEVENTFD_PIO, 0, pio_fd), -EINVAL);
+	assert_int_equal(kvmkit_ioeventfd_add(vm, 0x800, 0, KVMKIT_IOEVENTFD_DATAMATCH, 0, pio_fd), -EINVAL);
+
+	run_to_stop(m, &info);
+	assert_int_equal(info.reason, KVMKIT_STOP_GUEST_EXIT);
+	assert_int_equal(info.status, 0);
+	assert_int_equal(efd_read(pio_fd), 1);
+	assert_int_equal(s.pio_writes, 2);
+	assert_int_equal(s.pio_sizes, (1u << 1) | (1u << 4));
+	assert_int_equal(efd_read(mmio_fd), any ? 4 : 1);
+	assert_int_equal(s.mmio_writes, any ? 0 : 3);
+	assert_int_equal(kvmkit_ioeventfd_remove(vm, GUEST_TEST_PORT, 2,
+						 KVMKIT_IOEVENTFD_PIO | KVMKIT_IOEVENTFD_DATAMATCH,
+						 GUEST_IO_PIO_W16, pio_fd), 0);
+	kvmkit_machine_destroy(m);
+	close(pio_fd);
+	close(mmio_fd);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_create_order),   cmocka_unit_test(test_routing_and_allocator),
+		cmocka_unit_test(test_lines_and_msi),  cmocka_unit_test(test_irqfd_ordering),
+		cmocka_unit_test(test_ioeventfd_guest),
+	};
+
+	require_kvm();
+	return cmocka_run_group_tests_name("irq", tests, NULL, NULL);
+}
