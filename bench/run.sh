@@ -9,20 +9,21 @@
 #                     [--out DIR] [--no-qemu]
 #   --build DIR    meson build directory (default build-bench; configured
 #                  with -Dbench=true if it does not exist)
-#   --reps R       repetitions of every measurement (default 7)
-#   --iters N      MMIO and PIO writes per exits run (default 10000)
+#   --reps R       repetitions of every measurement (default 11)
+#   --iters N      MMIO and PIO writes per exits run (default 20000)
 #   --where WHERE  local, host or auto (default auto: local if /dev/kvm is
 #                  usable, and the emulated host whenever it can run)
 #   --out DIR      where results go (default bench/results)
 #   --no-qemu      skip the QEMU start-up baseline
 # Env: KVMKIT_HOSTS_CACHE (the emulated host's cache), QEMU (the QEMU used as
-# the start-up baseline; default qemu-system-x86_64 from PATH).
+# the start-up baseline; default qemu-system-x86_64 from PATH),
+# BENCH_QEMU_MACHINES (QEMU machine types, default microvm).
 set -eu
 
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=$src/build-bench
-reps=7
-iters=10000
+reps=11
+iters=20000
 where=auto
 out=$src/bench/results
 use_qemu=1
@@ -86,23 +87,33 @@ if [ "$where" != local ]; then
 	set -- --arch x86_64 --mem 6G --smp 2 --timeout 3000 \
 		--payload "$benchdir" --payload "$guests" --payload "$kvmkit" \
 		--payload "$src/bench/inner.sh"
+	if [ -n "${BENCH_QEMU_MACHINES:-}" ]; then
+		set -- "$@" --env BENCH_QEMU_MACHINES
+	fi
 	if [ -n "$qemu" ]; then
-		# QEMU brings its shared libraries; its firmware directory is data.
+		# QEMU brings its shared libraries. With -bios it reads no firmware
+		# except, on -M pc with KVM, the vAPIC option ROM.
 		set -- "$@" --payload "$qemu"
-		for d in /usr/share/qemu /usr/share/seabios; do
-			[ -d "$d" ] && set -- "$@" --payload "$d"
+		for f in /usr/share/qemu/kvmvapic.bin; do
+			if [ -f "$f" ]; then
+				set -- "$@" --payload "$f"
+			fi
 		done
 	fi
 	echo "== running inside the emulated x86 host (this takes minutes)" >&2
+	# The emulated host shares this machine's CPUs: record how busy it was.
+	echo "INFO outer_loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /)" >"$out/host.log"
 	if "$host" "$@" -- sh "$src/bench/inner.sh" "$benchdir" "$guests" "$kvmkit" \
-		"$reps" "$iters" "$qemu" "$bootrom" >"$out/host.log"; then
-		:
+		"$reps" "$iters" "$qemu" "$bootrom" >>"$out/host.log"; then
+		echo "INFO outer_loadavg_after=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /)" >>"$out/host.log"
 	else
 		rc=$?
 		echo "run.sh: the emulated host run failed ($rc); see $out/host.log" >&2
 		status=1
 	fi
-	grep -q '^RESULT ' "$out/host.log" && summarize host
+	if grep -q '^RESULT ' "$out/host.log"; then
+		summarize host
+	fi
 fi
 
 [ $ran -gt 0 ] || { echo "run.sh: nothing ran" >&2; exit 1; }

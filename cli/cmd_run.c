@@ -7,6 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include <kvmkit/kvmkit.h>
 
 #include "cli.h"
@@ -25,6 +28,24 @@ static int failure_status(void)
 			       : KVMKIT_EXIT_HOST;
 	default:
 		return KVMKIT_EXIT_HOST;
+	}
+}
+
+static void print_irq_stats(struct kvmkit_irqchip *chip)
+{
+	if (!chip) {
+		fprintf(stderr, "kvmkit: irq-stats: no in-kernel irqchip\n");
+		return;
+	}
+	fprintf(stderr, "kvmkit: irq-stats (lines driven by kvmkit; irqfd signals are counted by the kernel only)\n");
+	for (uint32_t gsi = 0; gsi < KVMKIT_MAX_GSI; gsi++) {
+		struct kvmkit_gsi_stats st;
+
+		if (kvmkit_irq_gsi_stats(chip, gsi, &st) || !st.asserts)
+			continue;
+		fprintf(stderr, "  gsi %3u: asserts %llu, delivered %llu, coalesced %llu, masked %llu\n",
+			gsi, (unsigned long long)st.asserts, (unsigned long long)st.deliveries,
+			(unsigned long long)st.coalesced, (unsigned long long)st.masked);
 	}
 }
 
@@ -50,6 +71,8 @@ int cmd_run(int argc, char **argv)
 		{ "mem", required_argument, NULL, 'm' },
 		{ "vcpus", required_argument, NULL, 'c' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "irqchip", required_argument, NULL, 'i' },
+		{ "irq-stats", no_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -58,6 +81,8 @@ int cmd_run(int argc, char **argv)
 	struct kvmkit_stop_info info;
 	const char *kernel = NULL;
 	unsigned int timeout_s = 0;
+	bool irq_stats = false;
+	struct console *con;
 	void *image = NULL;
 	size_t image_len = 0;
 	int c, r, status;
@@ -89,8 +114,24 @@ int cmd_run(int argc, char **argv)
 				return KVMKIT_EXIT_USAGE;
 			}
 			break;
+		case 'i':
+			if (!strcmp(optarg, "kernel")) {
+				cfg.irqchip = true;
+			} else if (!strcmp(optarg, "none")) {
+				cfg.irqchip = false;
+			} else {
+				fprintf(stderr, "kvmkit: --irqchip: unknown mode '%s' (kernel, none)\n",
+					optarg);
+				return KVMKIT_EXIT_USAGE;
+			}
+			break;
+		case 's':
+			irq_stats = true;
+			break;
 		case 'h':
-			printf("usage: kvmkit run [--kernel FILE] [--mem SIZE] [--vcpus N] [--timeout SEC]\n");
+			printf("usage: kvmkit run [--kernel FILE] [--mem SIZE] [--vcpus N] [--timeout SEC]\n"
+			       "                  [--irqchip kernel|none] [--irq-stats]\n"
+			       "console: stdin goes to the guest's UART; Ctrl-A x stops the VM\n");
 			return 0;
 		default:
 			return KVMKIT_EXIT_USAGE;
@@ -120,7 +161,9 @@ int cmd_run(int argc, char **argv)
 		free(image);
 		return failure_status();
 	}
+	con = console_start(kvmkit_machine_vm(m), kvmkit_machine_uart(m));
 	r = kvmkit_machine_run(m, timeout_s ? (int)(timeout_s * 1000) : -1, &info);
+	console_stop(con);
 	if (r) {
 		cli_fail("run");
 		status = KVMKIT_EXIT_HOST;
@@ -128,6 +171,8 @@ int cmd_run(int argc, char **argv)
 		report_stop(&info);
 		status = kvmkit_machine_exit_status(&info);
 	}
+	if (irq_stats)
+		print_irq_stats(kvmkit_machine_irqchip(m));
 	kvmkit_machine_destroy(m);
 	free(image);
 	return status;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* kvmkit: the command-line VMM. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,11 @@ void cli_fail(const char *what)
 int main(int argc, char **argv)
 {
 	int i = 1;
+
+	/* Keep fds 0-2 taken, so that no KVM fd ends up as "stdin". */
+	for (int fd = 0; fd < 3; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) < 0)
+			return 120;
 
 	while (i < argc && argv[i][0] == '-') {
 		if (!strcmp(argv[i], "--log") && i + 1 < argc) {

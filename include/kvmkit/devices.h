@@ -40,13 +40,19 @@ size_t kvmkit_report_values(struct kvmkit_report *dev, uint64_t *out, size_t max
 /* ---- 16550A UART ------------------------------------------------------
  * Transmitted bytes are written to out_fd (-1: discarded). The line status
  * register always shows the transmitter empty (THRE|TEMT). Bytes fed with
- * kvmkit_uart_feed() appear in the receive FIFO. */
+ * kvmkit_uart_feed() appear in the receive FIFO. Once connected to an
+ * interrupt line, the UART raises it for received data, THR empty and
+ * line status (overrun) as IER enables them, gated by MCR.OUT2 as on a PC. */
 #define KVMKIT_UART_COM1 0x3f8
+#define KVMKIT_UART_COM1_IRQ 4
 struct kvmkit_uart;
+struct kvmkit_irqchip;
 int kvmkit_uart_create(struct kvmkit_vm *vm, uint16_t port, int out_fd, struct kvmkit_uart **out);
 void kvmkit_uart_destroy(struct kvmkit_uart *uart);
 /* Queues received bytes (up to the 16-byte FIFO plus a 4 KiB buffer);
  * returns the number accepted. */
+/* Drives GSI @gsi of @chip with the UART's interrupt output. */
+int kvmkit_uart_connect_irq(struct kvmkit_uart *uart, struct kvmkit_irqchip *chip, uint32_t gsi);
 size_t kvmkit_uart_feed(struct kvmkit_uart *uart, const void *buf, size_t len);
 /* Copies what the guest has transmitted so far (kept up to 64 KiB). */
 size_t kvmkit_uart_output(struct kvmkit_uart *uart, char *buf, size_t len);

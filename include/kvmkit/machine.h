@@ -22,6 +22,7 @@ struct kvmkit_machine_config {
 	const void *kernel; /* ELF64 image in memory */
 	size_t kernel_len;
 	int console_fd; /* where UART output goes; -1: kept only in memory */
+	bool irqchip;	/* in-kernel irqchip + PIT (x86); the UART gets IRQ 4 */
 };
 
 struct kvmkit_machine;
@@ -33,6 +34,8 @@ void kvmkit_machine_destroy(struct kvmkit_machine *m);
 struct kvmkit_vm *kvmkit_machine_vm(struct kvmkit_machine *m);
 struct kvmkit_uart *kvmkit_machine_uart(struct kvmkit_machine *m);
 struct kvmkit_report *kvmkit_machine_report(struct kvmkit_machine *m);
+/* NULL unless the config asked for an irqchip. */
+struct kvmkit_irqchip *kvmkit_machine_irqchip(struct kvmkit_machine *m);
 
 /* Starts the VM and waits until it stops or @timeout_ms passes (-1: no
  * limit; on timeout the VM is stopped and reason is TIMEOUT). */

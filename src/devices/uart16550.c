@@ -13,6 +13,7 @@
 #define KVMK_LOG_MODULE "uart"
 #include "core/internal.h"
 #include <kvmkit/devices.h>
+#include <kvmkit/irq.h>
 
 enum {
 	UART_RBR_THR = 0,
@@ -25,6 +26,15 @@ enum {
 	UART_SCR = 7,
 };
 
+#define IER_RDA 0x01  /* received data available */
+#define IER_THRE 0x02 /* transmitter holding register empty */
+#define IER_RLS 0x04  /* receiver line status */
+#define IER_MS 0x08   /* modem status */
+#define IIR_RLS 0x06
+#define IIR_RDA 0x04
+#define IIR_THRE 0x02
+#define IIR_MS 0x00
+#define MCR_OUT2 0x08 /* gates the interrupt line on PC serial ports */
 #define LCR_DLAB 0x80
 #define LSR_DR 0x01
 #define LSR_OE 0x02
@@ -46,6 +56,10 @@ struct kvmkit_uart {
 	pthread_mutex_t lock;
 	uint8_t ier, lcr, mcr, scr, dll, dlm, fcr;
 	bool overrun;
+	bool thre_pending; /* THR-empty interrupt latched, cleared by IIR read or THR write */
+	struct kvmkit_irqchip *chip;
+	int gsi;	/* -1: no interrupt line */
+	bool irq_level; /* last level driven on the line */
 	uint8_t rx[RX_CAP];
 	size_t rx_head, rx_len;
 	char out[OUT_LOG];
@@ -75,6 +89,30 @@ static void rx_push(struct kvmkit_uart *u, uint8_t c)
 	u->rx_len++;
 }
 
+/* The highest-priority pending interrupt source, as IIR reports it. */
+static uint8_t pending_iir(const struct kvmkit_uart *u)
+{
+	if ((u->ier & IER_RLS) && u->overrun)
+		return IIR_RLS;
+	if ((u->ier & IER_RDA) && u->rx_len)
+		return IIR_RDA;
+	if ((u->ier & IER_THRE) && u->thre_pending)
+		return IIR_THRE;
+	return IIR_NONE;
+}
+
+/* Drives the interrupt line from the device state (lock held). The line is a
+ * level; on an edge-programmed IOAPIC pin each 0->1 change is one interrupt. */
+static void update_irq(struct kvmkit_uart *u)
+{
+	bool level = pending_iir(u) != IIR_NONE && (u->mcr & MCR_OUT2);
+
+	if (u->gsi < 0 || level == u->irq_level)
+		return;
+	u->irq_level = level;
+	kvmkit_irq_line(u->chip, (uint32_t)u->gsi, level);
+}
+
 static uint8_t reg_read(struct kvmkit_uart *u, unsigned int reg)
 {
 	uint8_t v = 0;
@@ -92,8 +130,11 @@ static uint8_t reg_read(struct kvmkit_uart *u, unsigned int reg)
 	case UART_IER:
 		return (u->lcr & LCR_DLAB) ? u->dlm : u->ier;
 	case UART_IIR_FCR:
-		/* Interrupt sources arrive with the interrupt subsystem. */
-		return IIR_NONE | ((u->fcr & FCR_ENABLE) ? IIR_FIFO : 0);
+		v = pending_iir(u);
+		/* Reading IIR acknowledges a THR-empty interrupt it reports. */
+		if (v == IIR_THRE)
+			u->thre_pending = false;
+		return v | ((u->fcr & FCR_ENABLE) ? IIR_FIFO : 0);
 	case UART_LCR:
 		return u->lcr;
 	case UART_MCR:
@@ -118,18 +159,26 @@ static void reg_write(struct kvmkit_uart *u, unsigned int reg, uint8_t v)
 {
 	switch (reg) {
 	case UART_RBR_THR:
-		if (u->lcr & LCR_DLAB)
+		if (u->lcr & LCR_DLAB) {
 			u->dll = v;
-		else if (u->mcr & MCR_LOOP)
+			break;
+		}
+		if (u->mcr & MCR_LOOP)
 			rx_push(u, v);
 		else
 			emit(u, v);
+		/* Sent at once: the holding register is empty again. */
+		u->thre_pending = true;
 		break;
 	case UART_IER:
-		if (u->lcr & LCR_DLAB)
+		if (u->lcr & LCR_DLAB) {
 			u->dlm = v;
-		else
-			u->ier = v & 0x0f;
+			break;
+		}
+		/* Enabling THRE interrupts while THR is empty raises one. */
+		if ((v & IER_THRE) && !(u->ier & IER_THRE))
+			u->thre_pending = true;
+		u->ier = v & 0x0f;
 		break;
 	case UART_IIR_FCR:
 		u->fcr = v & 0xc9;
@@ -158,6 +207,7 @@ static void uart_read(void *opaque, uint64_t off, void *data, unsigned int size)
 	pthread_mutex_lock(&u->lock);
 	/* Byte registers: wider accesses read the first register only. */
 	((uint8_t *)data)[0] = reg_read(u, (unsigned int)off);
+	update_irq(u);
 	pthread_mutex_unlock(&u->lock);
 }
 
@@ -167,6 +217,7 @@ static void uart_write(void *opaque, uint64_t off, const void *data, unsigned in
 
 	pthread_mutex_lock(&u->lock);
 	reg_write(u, (unsigned int)off, ((const uint8_t *)data)[0]);
+	update_irq(u);
 	pthread_mutex_unlock(&u->lock);
 }
 
@@ -182,6 +233,7 @@ int kvmkit_uart_create(struct kvmkit_vm *vm, uint16_t port, int out_fd, struct k
 	u->vm = vm;
 	u->port = port;
 	u->out_fd = out_fd;
+	u->gsi = -1;
 	u->lcr = 0x03; /* 8N1 */
 	u->dll = 0x0c; /* 9600 baud */
 	pthread_mutex_init(&u->lock, NULL);
@@ -212,8 +264,22 @@ size_t kvmkit_uart_feed(struct kvmkit_uart *u, const void *buf, size_t len)
 	pthread_mutex_lock(&u->lock);
 	for (n = 0; n < len && u->rx_len < RX_CAP; n++)
 		rx_push(u, b[n]);
+	update_irq(u);
 	pthread_mutex_unlock(&u->lock);
 	return n;
+}
+
+int kvmkit_uart_connect_irq(struct kvmkit_uart *u, struct kvmkit_irqchip *chip, uint32_t gsi)
+{
+	if (!chip)
+		return kvmk_err_param("kvmkit_uart_connect_irq", "chip", "no irqchip", "NULL");
+	pthread_mutex_lock(&u->lock);
+	u->chip = chip;
+	u->gsi = (int)gsi;
+	u->irq_level = false;
+	update_irq(u);
+	pthread_mutex_unlock(&u->lock);
+	return 0;
 }
 
 size_t kvmkit_uart_output(struct kvmkit_uart *u, char *buf, size_t len)

@@ -34,6 +34,9 @@ void kvmkit_machine_config_init(struct kvmkit_machine_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	kvmkit_vm_config_init(&cfg->vm);
 	cfg->console_fd = -1;
+#if defined(__x86_64__)
+	cfg->irqchip = true;
+#endif
 }
 
 int kvmkit_machine_create(const struct kvmkit_machine_config *cfg, struct kvmkit_machine **out)
@@ -52,6 +55,12 @@ int kvmkit_machine_create(const struct kvmkit_machine_config *cfg, struct kvmkit
 	r = kvmkit_vm_create(&cfg->vm, &m->vm);
 	if (r)
 		goto fail;
+	/* The irqchip must exist before any vCPU (api.rst 4.24). */
+	if (cfg->irqchip) {
+		r = kvmkit_irqchip_create(m->vm, NULL, NULL);
+		if (r)
+			goto fail;
+	}
 	for (unsigned int i = 0; i < cfg->vm.vcpus; i++) {
 		r = kvmkit_vm_create_vcpu(m->vm, i, NULL);
 		if (r)
@@ -60,6 +69,11 @@ int kvmkit_machine_create(const struct kvmkit_machine_config *cfg, struct kvmkit
 	r = kvmkit_uart_create(m->vm, KVMKIT_UART_COM1, cfg->console_fd, &m->uart);
 	if (r)
 		goto fail;
+	if (cfg->irqchip) {
+		r = kvmkit_uart_connect_irq(m->uart, kvmkit_vm_irqchip(m->vm), KVMKIT_UART_COM1_IRQ);
+		if (r)
+			goto fail;
+	}
 	r = kvmkit_debug_exit_create(m->vm, KVMKIT_DEBUG_EXIT_PORT, &m->debug_exit);
 	if (r)
 		goto fail;
@@ -107,6 +121,11 @@ struct kvmkit_uart *kvmkit_machine_uart(struct kvmkit_machine *m)
 struct kvmkit_report *kvmkit_machine_report(struct kvmkit_machine *m)
 {
 	return m->report;
+}
+
+struct kvmkit_irqchip *kvmkit_machine_irqchip(struct kvmkit_machine *m)
+{
+	return kvmkit_vm_irqchip(m->vm);
 }
 
 int kvmkit_machine_run(struct kvmkit_machine *m, int timeout_ms, struct kvmkit_stop_info *info)

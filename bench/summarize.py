@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Summarises the raw INFO/RESULT lines of bench/inner.sh.
+
+usage: summarize.py --where NAME --log RAW.log [--json OUT.json] [--csv OUT.csv]
+
+Every figure is reported as median, min and max over the repetitions.
+Ratios are computed per repetition from runs made next to each other (the
+i-th kvmkit run with the i-th bare run, the i-th kvmkit start-up with the
+i-th QEMU start-up) and then summarised, so drift over the run cancels.
+Prints a table and writes the JSON/CSV files.
+"""
+
+import argparse
+import csv
+import json
+import statistics
+import sys
+
+TARGET_EXIT_RATIO = 1.05      # kvmkit round trip <= 105 % of the bare loop
+TARGET_USER_NS = 200.0        # kvmkit userspace share per exit
+TARGET_STARTUP_RATIO = 0.25   # kvmkit start-up <= 1/4 of QEMU's
+TARGET_RSS_KIB = 2048         # kvmkit peak RSS minus guest RAM
+
+
+def parse(path):
+    info, results, errors = {}, {}, []
+    with open(path, errors='replace') as f:
+        for line in f:
+            words = line.split()
+            if not words:
+                continue
+            if words[0] == 'INFO' and len(words) >= 2 and '=' in words[1]:
+                k, v = words[1].split('=', 1)
+                info[k] = v.replace('_', ' ')
+            elif words[0] == 'RESULT' and len(words) >= 3:
+                rec = {}
+                for w in words[3:]:
+                    if '=' in w:
+                        k, v = w.split('=', 1)
+                        try:
+                            rec[k] = float(v)
+                        except ValueError:
+                            rec[k] = v
+                results.setdefault((words[1], words[2]), []).append(rec)
+            elif words[0] == 'ERROR':
+                errors.append(line.rstrip())
+    return info, results, errors
+
+
+def summary(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return {'median': statistics.median(values), 'min': min(values), 'max': max(values),
+            'n': len(values)}
+
+
+def column(results, key, field):
+    return [r[field] for r in results.get(key, []) if isinstance(r.get(field), float)]
+
+
+def paired(results, a, b, field, op):
+    xs, ys = column(results, a, field), column(results, b, field)
+    return [op(x, y) for x, y in zip(xs, ys)]
+
+
+def fmt(s, digits=1, unit=''):
+    if not s:
+        return 'n/a'
+    f = '%%.%df' % digits
+    return (f % s['median'] + unit + '  [' + f % s['min'] + ' .. ' + f % s['max'] + ']'
+            + ('  n=%d' % s['n']))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--where', required=True)
+    ap.add_argument('--log', required=True)
+    ap.add_argument('--json')
+    ap.add_argument('--csv')
+    args = ap.parse_args()
+
+    info, res, errors = parse(args.log)
+    out = {'where': args.where, 'machine': info, 'errors': errors, 'metrics': {},
+           'targets': {}}
+    m = out['metrics']
+
+    def put(name, values, unit):
+        s = summary(values)
+        if s:
+            s['unit'] = unit
+            m[name] = s
+        return s
+
+    K, B, BT = ('exits', 'kvmkit'), ('exits', 'bare'), ('exits', 'bare-timed')
+    for var, key in (('kvmkit', K), ('bare', B), ('bare_timed', BT)):
+        for f in ('exit_ns', 'mmio_ns', 'pio_ns'):
+            put('exits.%s.%s' % (var, f), column(res, key, f), 'ns')
+    put('exits.kvmkit.user_ns', column(res, K, 'user_ns'), 'ns')
+    put('exits.bare_timed.user_ns', column(res, BT, 'user_ns'), 'ns')
+    for f in ('exit_ns', 'mmio_ns', 'pio_ns'):
+        put('exits.ratio.' + f, paired(res, K, B, f, lambda x, y: x / y), 'x')
+        put('exits.overhead.' + f, paired(res, K, B, f, lambda x, y: x - y), 'ns')
+    put('exits.timed_ratio.exit_ns', paired(res, K, BT, 'exit_ns', lambda x, y: x / y), 'x')
+    put('exits.kvmkit_own_user_ns', paired(res, K, BT, 'user_ns', lambda x, y: x - y), 'ns')
+    for f in ('bus_pio_ns', 'bus_mmio_ns', 'clock_ns', 'lock_ns'):
+        put('micro.' + f, column(res, ('micro', 'kvmkit'), f), 'ns')
+
+    labels = sorted({v for (b, v) in res if b == 'startup'})
+    for lab in labels:
+        for f, unit in (('first_byte_ms', 'ms'), ('exit_ms', 'ms'), ('maxrss_kib', 'KiB')):
+            put('startup.%s.%s' % (lab, f), column(res, ('startup', lab), f), unit)
+    P = ('phases', 'kvmkit')
+    for f in ('exec_to_main_ms', 'read_ms', 'open_ms', 'vm_create_ms', 'vcpu_create_ms',
+              'devices_ms', 'load_ms', 'first_exit_ms', 'to_first_exit_ms', 'run_ms'):
+        put('phases.' + f, column(res, P, f), 'ms')
+    put('phases.hwm_kib', column(res, P, 'hwm_kib'), 'KiB')
+    guest = put('phases.guest_resident_kib', column(res, P, 'guest_resident_kib'), 'KiB')
+    gkib = guest['median'] if guest else 0.0
+    for lab in labels:
+        if lab == 'phases':
+            continue
+        put('startup.%s.rss_minus_guest_kib' % lab,
+            [v - gkib for v in column(res, ('startup', lab), 'maxrss_kib')], 'KiB')
+        if lab != 'kvmkit':
+            put('startup.ratio_first_byte.kvmkit_vs_' + lab,
+                paired(res, ('startup', 'kvmkit'), ('startup', lab), 'first_byte_ms',
+                       lambda x, y: x / y), 'x')
+
+    # Targets, judged on medians.
+    t = out['targets']
+
+    def judge(name, metric, limit, le=True):
+        s = m.get(metric)
+        if s:
+            t[name] = {'metric': metric, 'median': s['median'], 'limit': limit,
+                       'met': s['median'] <= limit if le else s['median'] >= limit}
+
+    judge('exit round trip <= 1.05 x bare', 'exits.ratio.exit_ns', TARGET_EXIT_RATIO)
+    judge('userspace share <= 200 ns/exit', 'exits.kvmkit.user_ns', TARGET_USER_NS)
+    judge('start-up <= 1/4 of QEMU microvm', 'startup.ratio_first_byte.kvmkit_vs_qemu-microvm',
+          TARGET_STARTUP_RATIO)
+    judge('start-up <= 1/4 of QEMU pc', 'startup.ratio_first_byte.kvmkit_vs_qemu-pc',
+          TARGET_STARTUP_RATIO)
+    judge('RSS - guest RAM < 2 MiB', 'startup.kvmkit.rss_minus_guest_kib', TARGET_RSS_KIB)
+
+    # ---- table -----------------------------------------------------------
+    w = sys.stdout.write
+    w('== kvmkit benchmarks: %s\n' % args.where)
+    for k in ('cpu', 'cpus', 'kernel', 'kvm_module', 'clocksource', 'thp', 'qemu', 'iters',
+              'reps'):
+        if k in info:
+            w('   %-12s %s\n' % (k, info[k]))
+    w('\n-- exit round trip, ns per exit: median [min .. max]\n')
+    rows = [('kvmkit', 'kvmkit'), ('bare KVM_RUN loop', 'bare'),
+            ('bare + 2 clock reads', 'bare_timed')]
+    for title, var in rows:
+        w('   %-22s all %s\n' % (title, fmt(m.get('exits.%s.exit_ns' % var))))
+        w('   %-22s mmio %s | pio %s\n' % ('', fmt(m.get('exits.%s.mmio_ns' % var)),
+                                          fmt(m.get('exits.%s.pio_ns' % var))))
+    w('   %-22s %s\n' % ('ratio kvmkit/bare', fmt(m.get('exits.ratio.exit_ns'), 3)))
+    w('   %-22s mmio %s | pio %s\n' % ('', fmt(m.get('exits.ratio.mmio_ns'), 3),
+                                      fmt(m.get('exits.ratio.pio_ns'), 3)))
+    w('   %-22s %s\n' % ('kvmkit - bare', fmt(m.get('exits.overhead.exit_ns'), 0, ' ns')))
+    w('   %-22s %s\n' % ('kvmkit user share', fmt(m.get('exits.kvmkit.user_ns'), 0, ' ns')))
+    w('   %-22s %s\n' % ('bare+clock user share', fmt(m.get('exits.bare_timed.user_ns'), 0, ' ns')))
+    w('   %-22s %s\n' % ('kvmkit own user time', fmt(m.get('exits.kvmkit_own_user_ns'), 0, ' ns')))
+    w('   micro: bus dispatch pio %s, mmio %s; clock_gettime %s; mutex %s\n' % (
+        fmt(m.get('micro.bus_pio_ns')), fmt(m.get('micro.bus_mmio_ns')),
+        fmt(m.get('micro.clock_ns')), fmt(m.get('micro.lock_ns'))))
+    w('\n-- start-up (exec -> first guest serial byte), peak RSS\n')
+    for lab in labels:
+        w('   %-14s first byte %s  exit %s\n' % (
+            lab, fmt(m.get('startup.%s.first_byte_ms' % lab), 2, ' ms'),
+            fmt(m.get('startup.%s.exit_ms' % lab), 1, ' ms')))
+        w('   %-14s maxrss %s  minus guest %s\n' % (
+            '', fmt(m.get('startup.%s.maxrss_kib' % lab), 0, ' KiB'),
+            fmt(m.get('startup.%s.rss_minus_guest_kib' % lab), 0, ' KiB')))
+    for lab in labels:
+        s = m.get('startup.ratio_first_byte.kvmkit_vs_' + lab)
+        if s:
+            w('   ratio kvmkit/%-10s %s\n' % (lab, fmt(s, 3)))
+    w('   guest RAM resident (mincore, 16 MiB guest): %s\n' % fmt(guest, 0, ' KiB'))
+    w('\n-- kvmkit start-up phases (bench-startup-phases), ms\n')
+    for f in ('exec_to_main', 'read', 'open', 'vm_create', 'vcpu_create', 'devices', 'load',
+              'first_exit', 'to_first_exit', 'run'):
+        w('   %-14s %s\n' % (f, fmt(m.get('phases.%s_ms' % f), 3)))
+    w('\n-- targets (medians)\n')
+    for name, v in t.items():
+        w('   %-34s %-4s %.3f (limit %g)\n' % (name, 'met' if v['met'] else 'MISS', v['median'],
+                                               v['limit']))
+    for e in errors:
+        w('   %s\n' % e)
+
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(out, f, indent=1, sort_keys=True)
+            f.write('\n')
+    if args.csv:
+        with open(args.csv, 'w', newline='') as f:
+            cw = csv.writer(f)
+            cw.writerow(['where', 'metric', 'median', 'min', 'max', 'n', 'unit'])
+            for name in sorted(m):
+                s = m[name]
+                cw.writerow([args.where, name, '%.6g' % s['median'], '%.6g' % s['min'],
+                             '%.6g' % s['max'], s['n'], s['unit']])
+    return 1 if errors else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

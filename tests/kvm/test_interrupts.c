@@ -1,0 +1,361 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Interrupts verified by the guest: the irq_lab guest counts every interrupt
+ * per vector on each vCPU; each test asserts the exact counts it saw.
+ */
+#include <poll.h>
+#include <sys/eventfd.h>
+
+#include "lab.h"
+
+static void efd_signal(int fd)
+{
+	uint64_t one = 1;
+
+	assert_int_equal(write(fd, &one, 8), 8);
+}
+
+/* Waits (bounded) for an eventfd and consumes it. */
+static void efd_wait(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	uint64_t v;
+
+	if (poll(&p, 1, GUEST_WATCHDOG_MS) != 1)
+		fail_msg("eventfd %d never signalled", fd);
+	assert_int_equal(read(fd, &v, 8), 8);
+}
+
+static void lab_ready_lapic(struct lab *l, unsigned int cpu)
+{
+	lab_cmd(l, cpu, GUEST_LAB_LAPIC_ENABLE, 0, 0, 0);
+	lab_cmd(l, cpu, GUEST_LAB_STI, 0, 0, 0);
+}
+
+/* IOAPIC edge pin driven by KVM_IRQ_LINE (kvmkit_irq_pulse). */
+static void test_ioapic_edge_line(void **state)
+{
+	struct lab l;
+	struct kvmkit_gsi_stats st;
+	int gsi;
+
+	lab_start(&l, 1);
+	lab_ready_lapic(&l, 0);
+	gsi = kvmkit_gsi_alloc_line(l.chip);
+	assert_int_equal(gsi, 16);
+	lab_cmd(&l, 0, GUEST_LAB_IOAPIC_WRITE, (uint64_t)gsi, rte(0x40, 0, false), 0);
+	assert_int_equal(lab_cmd(&l, 0, GUEST_LAB_IOAPIC_READ, (uint64_t)gsi, 0, 0), rte(0x40, 0, false));
+	for (uint32_t n = 1; n <= 3; n++) {
+		assert_int_equal(kvmkit_irq_pulse(l.chip, (uint32_t)gsi), 1); /* one CPU */
+		lab_expect_count(&l, 0, 0x40, n);
+	}
+	assert_int_equal(lab_total(&l, 0), 3);
+	assert_int_equal(kvmkit_irq_gsi_stats(l.chip, (uint32_t)gsi, &st), 0);
+	assert_int_equal(st.asserts, 3);
+	assert_int_equal(st.deliveries, 3);
+	lab_finish(&l);
+}
+
+/* IOAPIC edge pin driven by an irqfd. */
+static void test_ioapic_edge_irqfd(void **state)
+{
+	struct lab l;
+	int efd = eventfd(0, EFD_CLOEXEC);
+	int gsi;
+
+	lab_start(&l, 1);
+	lab_ready_lapic(&l, 0);
+	gsi = kvmkit_gsi_alloc_line(l.chip);
+	lab_cmd(&l, 0, GUEST_LAB_IOAPIC_WRITE, (uint64_t)gsi, rte(0x41, 0, false), 0);
+	assert_int_equal(kvmkit_irqfd_bind(l.chip, (uint32_t)gsi, efd, -1), 0);
+	for (uint32_t n = 1; n <= 3; n++) {
+		efd_signal(efd);
+		lab_expect_count(&l, 0, 0x41, n);
+	}
+	assert_int_equal(kvmkit_irqfd_unbind(l.chip, (uint32_t)gsi, efd), 0);
+	efd_signal(efd); /* unbound: nothing arrives */
+	lab_expect_count(&l, 0, 0x41, 3);
+	lab_finish(&l);
+	close(efd);
+}
+
+/* Level pin with irqfd + resamplefd: the device holds its line for K EOIs,
+ * the guest takes exactly K interrupts, and none after the line drops. */
+static void test_ioapic_level_resample(void **state)
+{
+	enum { K = 5 };
+	struct lab l;
+	int efd = eventfd(0, EFD_CLOEXEC), rfd = eventfd(0, EFD_CLOEXEC);
+	int gsi;
+
+	lab_start(&l, 1);
+	lab_ready_lapic(&l, 0);
+	gsi = kvmkit_gsi_alloc_line(l.chip);
+	lab_cmd(&l, 0, GUEST_LAB_IOAPIC_WRITE, (uint64_t)gsi, rte(0x42, 0, true), 0);
+	assert_int_equal(kvmkit_irqfd_bind(l.chip, (uint32_t)gsi, efd, rfd), 0);
+	efd_signal(efd);
+	for (int eoi = 1; eoi <= K; eoi++) {
+		efd_wait(rfd); /* the guest's EOI de-asserted the line */
+		lab_expect_count(&l, 0, 0x42, (uint32_t)eoi);
+		if (eoi < K)
+			efd_signal(efd); /* still needs service: assert again */
+	}
+	lab_expect_count(&l, 0, 0x42, K);
+	/* Remote IRR is clear: the pin accepts a new assertion. */
+	assert_int_equal(lab_cmd(&l, 0, GUEST_LAB_IOAPIC_READ, (uint64_t)gsi, 0, 0) & RTE_REMOTE_IRR, 0);
+	assert_int_equal(kvmkit_irqfd_unbind(l.chip, (uint32_t)gsi, efd), 0);
+	lab_finish(&l);
+	close(efd);
+	close(rfd);
+}
+
+/* A masked entry delivers nothing and the line status says so; unmasking
+ * with the level line still asserted delivers. */
+static void test_ioapic_masked(void **state)
+{
+	struct lab l;
+	struct kvmkit_gsi_stats st;
+	int gsi;
+
+	lab_start(&l, 1);
+	lab_ready_lapic(&l, 0);
+	gsi = kvmkit_gsi_alloc_line(l.chip);
+	/* Deferred EOI so the still-asserted level line cannot storm. */
+	lab_cmd(&l, 0, GUEST_LAB_EOI_MODE, 0x43, GUEST_LAB_EOI_DEFERRED, GUEST_LAB_EOI_TO_LAPIC);
+	lab_cmd(&l, 0, GUEST_LAB_IOAPIC_WRITE, (uint64_t)gsi, rte(0x43, 0, true) | RTE_MASKED, 0);
+	assert_int_equal(kvmkit_irq_line(l.chip, (uint32_t)gsi, true), KVMKIT_IRQ_MASKED);
+	lab_expect_count(&l, 0, 0x43, 0);
+	assert_int_equal(kvmkit_irq_gsi_stats(l.chip, (uint32_t)gsi, &st), 0);
+	assert_int_equal(st.masked, 1);
+	/* Unmask: the IOAPIC sees the asserted level and delivers. */
+	lab_cmd(&l, 0, GUEST_LAB_IOAPIC_WRITE, (uint64_t)gsi, rte(0x43, 0, true), 0);
+	lab_expect_count(&l, 0, 0x43, 1);
+	assert_int_equal(kvmkit_irq_line(l.chip, (uint32_t)gsi, false), 0);
+	lab_cmd(&l, 0, GUEST_LAB_EOI, GUEST_LAB_EOI_TO_LAPIC, 0, 0);
+	lab_expect_count(&l, 0, 0x43, 1);
+	lab_finish(&l);
+}
+
+/* 8259 PIC delivery through LINT0 (ExtINT), and coalescing: a second edge
+ * before the first is acknowledged reports coalesced and yields no second
+ * interrupt. */
+static void test_pic_extint_and_coalescing(void **state)
+{
+	struct lab l;
+	struct kvmkit_gsi_stats st;
+
+	lab_start(&l, 1);
+	lab_cmd(&l, 0, GUEST_LAB_LAPIC_ENABLE, 0, 0, 0);
+	/* LVT LINT0 = ExtINT, unmasked; the PIC at vectors 0x50/0x58, IRQ3 open. */
+	lab_cmd(&l, 0, GUEST_LAB_LAPIC_WRITE, 0x350, 0x700, 0);
+	lab_cmd(&l, 0, GUEST_LAB_PIC_INIT, 0x50, 0x58, 0xfff3); /* IRQ2 (cascade) and IRQ3 open */
+	lab_cmd(&l, 0, GUEST_LAB_EOI_MODE, 0x53, GUEST_LAB_EOI_AUTO, GUEST_LAB_EOI_TO_PIC);
+	/* Interrupts off: both edges arrive before the CPU can take the first. */
+	lab_cmd(&l, 0, GUEST_LAB_CLI, 0, 0, 0);
+	assert_true(kvmkit_irq_pulse(l.chip, 3) > 0);
+	assert_int_equal(kvmkit_irq_pulse(l.chip, 3), 0); /* coalesced */
+	lab_expect_count(&l, 0, 0x53, 0);
+	lab_cmd(&l, 0, GUEST_LAB_STI, 0, 0, 0);
+	lab_expect_count(&l, 0, 0x53, 1);
+	assert_int_equal(kvmkit_irq_gsi_stats(l.chip, 3, &st), 0);
+	assert_int_equal(st.asserts, 2);
+	assert_int_equal(st.deliveries, 1);
+	assert_int_equal(st.coalesced, 1);
+	/* After the EOI a new edge is a new interrupt. */
+	assert_true(kvmkit_irq_pulse(l.chip, 3) > 0);
+	lab_expect_count(&l, 0, 0x53, 2);
+	assert_int_equal(lab_total(&l, 0), 2);
+	lab_finish(&l);
+}
+
+static uint64_t msi_addr(unsigned int dest, bool logical)
+{
+	return 0xfee00000ull | ((uint64_t)dest << 12) | (logical ? 1u << 2 : 0);
+}
+
+/* MSIs to a chosen APIC id on a 2-vCPU guest: the other vCPU gets nothing.
+ * Then logical and broadcast destinations reach both. */
+static void test_msi_destinations(void **state)
+{
+	struct lab l;
+	int efd = eventfd(0, EFD_CLOEXEC);
+	int gsi;
+
+	lab_start(&l, 2);
+	for (unsigned int c = 0; c < 2; c++) {
+		lab_ready_lapic(&l, c);
+		assert_int_equal(lab_cmd(&l, c, GUEST_LAB_APIC_ID, 0, 0, 0), c);
+		/* Flat logical model: vCPU c answers logical id bit c. */
+		lab_cmd(&l, c, GUEST_LAB_LAPIC_WRITE, 0xe0, 0xffffffff, 0);
+		lab_cmd(&l, c, GUEST_LAB_LAPIC_WRITE, 0xd0, (1u << c) << 24, 0);
+	}
+	/* KVM_SIGNAL_MSI, physical destination 1. */
+	assert_int_equal(kvmkit_signal_msi(l.chip, msi_addr(1, false), 0x60, -1), 1);
+	lab_expect_count(&l, 1, 0x60, 1);
+	lab_expect_count(&l, 0, 0x60, 0);
+	/* MSI route + irqfd, physical destination 0. */
+	gsi = kvmkit_gsi_alloc_msi(l.chip);
+	assert_int_equal(kvmkit_irq_route_msi(l.chip, (uint32_t)gsi, msi_addr(0, false), 0x61, -1), 0);
+	assert_int_equal(kvmkit_irq_routes_commit(l.chip), 0);
+	assert_int_equal(kvmkit_irqfd_bind(l.chip, (uint32_t)gsi, efd, -1), 0);
+	efd_signal(efd);
+	lab_expect_count(&l, 0, 0x61, 1);
+	lab_expect_count(&l, 1, 0x61, 0);
+	/* Logical destination 0x3: both. */
+	assert_int_equal(kvmkit_signal_msi(l.chip, msi_addr(3, true), 0x62, -1), 2);
+	lab_expect_count(&l, 0, 0x62, 1);
+	lab_expect_count(&l, 1, 0x62, 1);
+	/* Logical destination 0x2: only vCPU 1. */
+	assert_int_equal(kvmkit_signal_msi(l.chip, msi_addr(2, true), 0x63, -1), 1);
+	lab_expect_count(&l, 1, 0x63, 1);
+	lab_expect_count(&l, 0, 0x63, 0);
+	/* Physical broadcast (0xff): both. */
+	assert_int_equal(kvmkit_signal_msi(l.chip, msi_addr(0xff, false), 0x64, -1), 2);
+	lab_expect_count(&l, 0, 0x64, 1);
+	lab_expect_count(&l, 1, 0x64, 1);
+	assert_int_equal(lab_total(&l, 0), 3);
+	assert_int_equal(lab_total(&l, 1), 4);
+	assert_int_equal(kvmkit_irqfd_unbind(l.chip, (uint32_t)gsi, efd), 0);
+	lab_finish(&l);
+	close(efd);
+}
+
+/* Re-routing a GSI with an irqfd bound, with traffic: pin A, then pin B,
+ * then an MSI. Every signal lands exactly once, on the target in force. */
+static void test_rerouting(void **state)
+{
+	enum { N = 4 };
+	struct lab l;
+	int efd = eventfd(0, EFD_CLOEXEC);
+	int gsi, other;
+
+	lab_start(&l, 1);
+	lab_ready_lapic(&l, 0);
+	gsi = kvmkit_gsi_alloc_line(l.chip);
+	other = kvmkit_gsi_alloc_line(l.chip);
+	lab_cmd(&l, 0, GUEST_LAB_IOAPIC_WRITE, (uint64_t)gsi, rte(0x70, 0, false), 0);
+	lab_cmd(&l, 0, GUEST_LAB_IOAPIC_WRITE, (uint64_t)other, rte(0x71, 0, false), 0);
+	assert_int_equal(kvmkit_irqfd_bind(l.chip, (uint32_t)gsi, efd, -1), 0);
+	for (uint32_t n = 1; n <= N; n++) {
+		efd_signal(efd);
+		lab_expect_count(&l, 0, 0x70, n);
+	}
+	/* To the other pin. */
+	assert_int_equal(kvmkit_irq_route_irqchip(l.chip, (uint32_t)gsi, KVMKIT_IRQCHIP_IOAPIC, (uint32_t)other), 0);
+	assert_int_equal(kvmkit_irq_routes_commit(l.chip), 0);
+	for (uint32_t n = 1; n <= N; n++) {
+		efd_signal(efd);
+		lab_expect_count(&l, 0, 0x71, n);
+	}
+	/* To an MSI. */
+	assert_int_equal(kvmkit_irq_route_msi(l.chip, (uint32_t)gsi, msi_addr(0, false), 0x72, -1), 0);
+	assert_int_equal(kvmkit_irq_routes_commit(l.chip), 0);
+	for (uint32_t n = 1; n <= N; n++) {
+		efd_signal(efd);
+		lab_expect_count(&l, 0, 0x72, n);
+	}
+	/* Old targets got nothing after their commit. */
+	lab_expect_count(&l, 0, 0x70, N);
+	lab_expect_count(&l, 0, 0x71, N);
+	assert_int_equal(lab_total(&l, 0), 3 * N);
+	assert_int_equal(kvmkit_irqfd_unbind(l.chip, (uint32_t)gsi, efd), 0);
+	lab_finish(&l);
+	close(efd);
+}
+
+/* The in-kernel PIT, channel 0 periodic (mode 2), through IOAPIC pin 0. */
+static void test_pit_periodic(void **state)
+{
+	struct lab l;
+
+	lab_start(&l, 1);
+	lab_ready_lapic(&l, 0);
+	lab_cmd(&l, 0, GUEST_LAB_IOAPIC_WRITE, 0, rte(0x78, 0, false), 0);
+	/* 1193 ticks of 1.193182 MHz: about 1 kHz. */
+	lab_cmd(&l, 0, GUEST_LAB_OUTB, 0x43, 0x34, 0);
+	lab_cmd(&l, 0, GUEST_LAB_OUTB, 0x40, 1193 & 0xff, 0);
+	lab_cmd(&l, 0, GUEST_LAB_OUTB, 0x40, 1193 >> 8, 0);
+	lab_wait_count(&l, 0, 0x78, 5);
+	/* Periodic: it keeps coming. */
+	uint32_t c = lab_count(&l, 0, 0x78);
+
+	lab_wait_count(&l, 0, 0x78, c + 3);
+	lab_cmd(&l, 0, GUEST_LAB_IOAPIC_WRITE, 0, rte(0x78, 0, false) | RTE_MASKED, 0);
+	lab_finish(&l);
+}
+
+/* The LAPIC timer, one-shot then periodic. */
+static void test_lapic_timer(void **state)
+{
+	struct lab l;
+
+	lab_start(&l, 1);
+	lab_ready_lapic(&l, 0);
+	lab_cmd(&l, 0, GUEST_LAB_LAPIC_WRITE, 0x3e0, 0xb, 0);	  /* divide by 1 */
+	lab_cmd(&l, 0, GUEST_LAB_LAPIC_WRITE, 0x320, 0x79, 0);	  /* one-shot */
+	lab_cmd(&l, 0, GUEST_LAB_LAPIC_WRITE, 0x380, 200000, 0); /* initial count */
+	lab_wait_count(&l, 0, 0x79, 1);
+	/* One-shot: the current count has run out and stays at 0. */
+	assert_int_equal(lab_cmd(&l, 0, GUEST_LAB_LAPIC_READ, 0x390, 0, 0), 0);
+	lab_expect_count(&l, 0, 0x79, 1);
+	lab_cmd(&l, 0, GUEST_LAB_LAPIC_WRITE, 0x320, 0x7a | (1u << 17), 0); /* periodic */
+	lab_cmd(&l, 0, GUEST_LAB_LAPIC_WRITE, 0x380, 200000, 0);
+	lab_wait_count(&l, 0, 0x7a, 4);
+	lab_cmd(&l, 0, GUEST_LAB_LAPIC_WRITE, 0x320, 0x7a | (1u << 16), 0); /* mask */
+	lab_cmd(&l, 0, GUEST_LAB_LAPIC_WRITE, 0x380, 0, 0);
+	lab_expect_count(&l, 0, 0x79, 1);
+	lab_finish(&l);
+}
+
+/* The UART interrupts the guest when the host sends it bytes (IRQ 4), and
+ * for THR empty; the guest reads the bytes the host wrote. */
+static void test_uart_rx_interrupt(void **state)
+{
+	struct lab l;
+	struct kvmkit_uart *u;
+
+	lab_start(&l, 1);
+	u = kvmkit_machine_uart(l.m);
+	lab_ready_lapic(&l, 0);
+	lab_cmd(&l, 0, GUEST_LAB_IOAPIC_WRITE, KVMKIT_UART_COM1_IRQ, rte(0x7c, 0, false), 0);
+	lab_cmd(&l, 0, GUEST_LAB_OUTB, 0x3f9, 0x01, 0); /* IER: received data */
+	lab_cmd(&l, 0, GUEST_LAB_OUTB, 0x3fc, 0x08, 0); /* MCR: OUT2 */
+	lab_expect_count(&l, 0, 0x7c, 0);
+	assert_int_equal(kvmkit_uart_feed(u, "hi", 2), 2);
+	lab_expect_count(&l, 0, 0x7c, 1);
+	assert_int_equal(lab_cmd(&l, 0, GUEST_LAB_INB, 0x3fa, 0, 0) & 0x0f, 0x04); /* IIR: RDA */
+	assert_int_equal(lab_cmd(&l, 0, GUEST_LAB_INB, 0x3f8, 0, 0), 'h');
+	assert_int_equal(lab_cmd(&l, 0, GUEST_LAB_INB, 0x3f8, 0, 0), 'i');
+	assert_int_equal(lab_cmd(&l, 0, GUEST_LAB_INB, 0x3fd, 0, 0) & 0x01, 0); /* LSR: no data */
+	assert_int_equal(lab_cmd(&l, 0, GUEST_LAB_INB, 0x3fa, 0, 0) & 0x0f, 0x01); /* none */
+	/* The line dropped when the FIFO drained: the next byte is a new edge. */
+	assert_int_equal(kvmkit_uart_feed(u, "x", 1), 1);
+	lab_expect_count(&l, 0, 0x7c, 2);
+	assert_int_equal(lab_cmd(&l, 0, GUEST_LAB_INB, 0x3f8, 0, 0), 'x');
+	/* THR-empty interrupt when enabled with the transmitter idle. */
+	lab_cmd(&l, 0, GUEST_LAB_OUTB, 0x3f9, 0x03, 0);
+	lab_expect_count(&l, 0, 0x7c, 3);
+	assert_int_equal(lab_cmd(&l, 0, GUEST_LAB_INB, 0x3fa, 0, 0) & 0x0f, 0x02); /* IIR: THRE */
+	assert_int_equal(lab_cmd(&l, 0, GUEST_LAB_INB, 0x3fa, 0, 0) & 0x0f, 0x01); /* acked */
+	lab_expect_count(&l, 0, 0x7c, 3);
+	lab_finish(&l);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_ioapic_edge_line),
+		cmocka_unit_test(test_ioapic_edge_irqfd),
+		cmocka_unit_test(test_ioapic_level_resample),
+		cmocka_unit_test(test_ioapic_masked),
+		cmocka_unit_test(test_pic_extint_and_coalescing),
+		cmocka_unit_test(test_msi_destinations),
+		cmocka_unit_test(test_rerouting),
+		cmocka_unit_test(test_pit_periodic),
+		cmocka_unit_test(test_lapic_timer),
+		cmocka_unit_test(test_uart_rx_interrupt),
+	};
+
+	require_kvm();
+	return cmocka_run_group_tests_name("interrupts", tests, NULL, NULL);
+}
