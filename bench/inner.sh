@@ -53,7 +53,7 @@ info reps "$reps"
 echo "# micro-benchmark (no KVM)" >&2
 run "$bench/bench-dispatch" 2000000
 
-echo "# exit round trip: $reps x (kvmkit, bare, bare-timed), N=$iters" >&2
+echo "# exit round trip: $reps x (kvmkit, bare, bare-timed, kvmkit-run-once), N=$iters" >&2
 elf=$guests/exits_bench.elf
 # Warm-up, not recorded.
 "$bench/bench-exits-kvmkit" "$elf" 1000 >/dev/null 2>&1
@@ -69,6 +69,7 @@ while [ $i -le "$reps" ]; do
 		run "$bench/bench-exits-kvmkit" "$elf" "$iters"
 	fi
 	run "$bench/bench-exits-bare" --timed "$elf" "$iters"
+	run "$bench/bench-exits-kvmkit" --run-once "$elf" "$iters"
 	i=$((i + 1))
 done
 

@@ -3,7 +3,7 @@
 # Builds kvmkit's benchmarks and runs them where KVM is: directly on
 # /dev/kvm when this machine has it, and inside the emulated x86 host
 # (tests/hosts/kvmkit-host: QEMU TCG + a Debian kernel with KVM). Prints a
-# results table and writes results/<where>.{json,csv,log}.
+# results table and writes results/<where>.{txt,json,csv,log}.
 #
 # usage: bench/run.sh [--build DIR] [--reps R] [--iters N] [--where WHERE]
 #                     [--out DIR] [--no-qemu]
@@ -68,7 +68,8 @@ ran=0
 status=0
 summarize() {
 	python3 "$src/bench/summarize.py" --where "$1" --log "$out/$1.log" \
-		--json "$out/$1.json" --csv "$out/$1.csv" || status=1
+		--json "$out/$1.json" --csv "$out/$1.csv" >"$out/$1.txt" || status=1
+	cat "$out/$1.txt"
 	ran=$((ran + 1))
 }
 

@@ -94,11 +94,13 @@ def main():
         return s
 
     K, B, BT = ('exits', 'kvmkit'), ('exits', 'bare'), ('exits', 'bare-timed')
-    for var, key in (('kvmkit', K), ('bare', B), ('bare_timed', BT)):
+    KO = ('exits', 'kvmkit-run-once')
+    for var, key in (('kvmkit', K), ('bare', B), ('bare_timed', BT), ('kvmkit_run_once', KO)):
         for f in ('exit_ns', 'mmio_ns', 'pio_ns'):
             put('exits.%s.%s' % (var, f), column(res, key, f), 'ns')
     put('exits.kvmkit.user_ns', column(res, K, 'user_ns'), 'ns')
     put('exits.bare_timed.user_ns', column(res, BT, 'user_ns'), 'ns')
+    put('exits.kvmkit_run_once.user_ns', column(res, KO, 'user_ns'), 'ns')
     for f in ('exit_ns', 'mmio_ns', 'pio_ns'):
         put('exits.ratio.' + f, paired(res, K, B, f, lambda x, y: x / y), 'x')
         put('exits.overhead.' + f, paired(res, K, B, f, lambda x, y: x - y), 'ns')
@@ -154,7 +156,7 @@ def main():
             w('   %-12s %s\n' % (k, info[k]))
     w('\n-- exit round trip, ns per exit: median [min .. max]\n')
     rows = [('kvmkit', 'kvmkit'), ('bare KVM_RUN loop', 'bare'),
-            ('bare + 2 clock reads', 'bare_timed')]
+            ('bare + 2 clock reads', 'bare_timed'), ('kvmkit run_once loop', 'kvmkit_run_once')]
     for title, var in rows:
         w('   %-22s all %s\n' % (title, fmt(m.get('exits.%s.exit_ns' % var))))
         w('   %-22s mmio %s | pio %s\n' % ('', fmt(m.get('exits.%s.mmio_ns' % var)),
@@ -165,6 +167,7 @@ def main():
     w('   %-22s %s\n' % ('kvmkit - bare', fmt(m.get('exits.overhead.exit_ns'), 0, ' ns')))
     w('   %-22s %s\n' % ('kvmkit user share', fmt(m.get('exits.kvmkit.user_ns'), 0, ' ns')))
     w('   %-22s %s\n' % ('bare+clock user share', fmt(m.get('exits.bare_timed.user_ns'), 0, ' ns')))
+    w('   %-22s %s\n' % ('run_once user share', fmt(m.get('exits.kvmkit_run_once.user_ns'), 0, ' ns')))
     w('   %-22s %s\n' % ('kvmkit own user time', fmt(m.get('exits.kvmkit_own_user_ns'), 0, ' ns')))
     w('   micro: bus dispatch pio %s, mmio %s; clock_gettime %s; mutex %s\n' % (
         fmt(m.get('micro.bus_pio_ns')), fmt(m.get('micro.bus_mmio_ns')),

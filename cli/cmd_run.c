@@ -37,15 +37,17 @@ static void print_irq_stats(struct kvmkit_irqchip *chip)
 		fprintf(stderr, "kvmkit: irq-stats: no in-kernel irqchip\n");
 		return;
 	}
-	fprintf(stderr, "kvmkit: irq-stats (lines driven by kvmkit; irqfd signals are counted by the kernel only)\n");
+	fprintf(stderr, "kvmkit: irq-stats\n");
 	for (uint32_t gsi = 0; gsi < KVMKIT_MAX_GSI; gsi++) {
 		struct kvmkit_gsi_stats st;
 
-		if (kvmkit_irq_gsi_stats(chip, gsi, &st) || !st.asserts)
+		if (kvmkit_irq_gsi_stats(chip, gsi, &st) || !(st.asserts || st.irqfd_signals))
 			continue;
-		fprintf(stderr, "  gsi %3u: asserts %llu, delivered %llu, coalesced %llu, masked %llu\n",
+		fprintf(stderr,
+			"  gsi %3u: asserts %llu, delivered %llu, coalesced %llu, masked %llu, irqfd signals %llu\n",
 			gsi, (unsigned long long)st.asserts, (unsigned long long)st.deliveries,
-			(unsigned long long)st.coalesced, (unsigned long long)st.masked);
+			(unsigned long long)st.coalesced, (unsigned long long)st.masked,
+			(unsigned long long)st.irqfd_signals);
 	}
 }
 

@@ -96,6 +96,9 @@ int kvmkit_signal_msi(struct kvmkit_irqchip *chip, uint64_t address, uint32_t da
  * needs service then signals @fd again. */
 int kvmkit_irqfd_bind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd, int resample_fd);
 int kvmkit_irqfd_unbind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd);
+/* Signals an irqfd bound to @gsi (one eventfd write) and counts it in the
+ * GSI's statistics; devices use this rather than writing the fd directly. */
+int kvmkit_irqfd_signal(struct kvmkit_irqchip *chip, uint32_t gsi, int fd);
 
 /* ---- ioeventfd ---------------------------------------------------------- */
 #define KVMKIT_IOEVENTFD_PIO (1u << 0)
@@ -113,7 +116,7 @@ struct kvmkit_gsi_stats {
 	uint64_t deliveries;	/* status > 0 */
 	uint64_t coalesced;	/* status == 0 */
 	uint64_t masked;	/* status < 0 from the kernel */
-	uint64_t msi_signals;	/* KVM_SIGNAL_MSI via kvmkit (per MSI GSI: n/a) */
+	uint64_t irqfd_signals; /* kvmkit_irqfd_signal() calls */
 };
 
 int kvmkit_irq_gsi_stats(struct kvmkit_irqchip *chip, uint32_t gsi, struct kvmkit_gsi_stats *out);

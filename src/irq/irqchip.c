@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <unistd.h>
 
 #define KVMK_LOG_MODULE "irq"
 #include "core/internal.h"
@@ -506,6 +507,21 @@ int kvmkit_irqfd_unbind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd)
 	return r;
 }
 
+int kvmkit_irqfd_signal(struct kvmkit_irqchip *chip, uint32_t gsi, int fd)
+{
+	uint64_t one = 1;
+	int r = check_gsi("kvmkit_irqfd_signal", gsi);
+
+	if (r)
+		return r;
+	/* An eventfd write only fails if the counter would overflow, i.e. the
+	 * interrupt is already pending: not an error for an edge. */
+	if (write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		return kvmk_err_sys("write", errno, "irqfd %d of gsi %u", fd, gsi);
+	__atomic_add_fetch(&chip->stats[gsi].irqfd_signals, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
 /* ---- ioeventfd ---------------------------------------------------------- */
 
 static int ioeventfd(struct kvmkit_vm *vm, uint64_t addr, uint32_t len, unsigned int flags,
@@ -563,6 +579,6 @@ int kvmkit_irq_gsi_stats(struct kvmkit_irqchip *chip, uint32_t gsi, struct kvmki
 	out->deliveries = __atomic_load_n(&chip->stats[gsi].deliveries, __ATOMIC_RELAXED);
 	out->coalesced = __atomic_load_n(&chip->stats[gsi].coalesced, __ATOMIC_RELAXED);
 	out->masked = __atomic_load_n(&chip->stats[gsi].masked, __ATOMIC_RELAXED);
-	out->msi_signals = __atomic_load_n(&chip->stats[gsi].msi_signals, __ATOMIC_RELAXED);
+	out->irqfd_signals = __atomic_load_n(&chip->stats[gsi].irqfd_signals, __ATOMIC_RELAXED);
 	return 0;
 }

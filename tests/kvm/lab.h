@@ -113,6 +113,10 @@ static inline void lab_start(struct lab *l, unsigned int vcpus)
 				fail_msg("lab: vCPU %u never became ready", c);
 			else
 				usleep(100);
+	/* KVM resets the 8259s unmasked at vector base 0 with the BSP's LINT0 in
+	 * ExtINT mode: like any OS, move the PIC off the exception vectors and
+	 * mask it before legacy GSIs are used. */
+	lab_cmd(l, 0, GUEST_LAB_PIC_INIT, 0x20, 0x28, 0xffff);
 }
 
 /* Powers the guest off with status 0 and checks it did. */

@@ -69,9 +69,13 @@ static void test_ioapic_edge_irqfd(void **state)
 	lab_cmd(&l, 0, GUEST_LAB_IOAPIC_WRITE, (uint64_t)gsi, rte(0x41, 0, false), 0);
 	assert_int_equal(kvmkit_irqfd_bind(l.chip, (uint32_t)gsi, efd, -1), 0);
 	for (uint32_t n = 1; n <= 3; n++) {
-		efd_signal(efd);
+		assert_int_equal(kvmkit_irqfd_signal(l.chip, (uint32_t)gsi, efd), 0);
 		lab_expect_count(&l, 0, 0x41, n);
 	}
+	struct kvmkit_gsi_stats st;
+
+	assert_int_equal(kvmkit_irq_gsi_stats(l.chip, (uint32_t)gsi, &st), 0);
+	assert_int_equal(st.irqfd_signals, 3);
 	assert_int_equal(kvmkit_irqfd_unbind(l.chip, (uint32_t)gsi, efd), 0);
 	efd_signal(efd); /* unbound: nothing arrives */
 	lab_expect_count(&l, 0, 0x41, 3);

@@ -19,67 +19,6 @@
 #define GUEST_U64(x) x
 #else
 #define GUEST_U64(x) x##ULL
-/* ---- irq_lab: a guest the host drives through a mailbox ------------------
- *
- * Every vCPU runs a command loop at CPL3 (IOPL=3, so it may STI/CLI and do
- * port I/O). The host writes a command into the vCPU's mailbox and bumps
- * seq (a release store); the vCPU runs the command, writes result, then
- * stores ack = seq (release). Interrupt handlers (vectors 32..255, at CPL3)
- * count every interrupt per vector in the vCPU's counter page and EOI it
- * as the vector's EOI mode says. All fields are little-endian.
- */
-#define GUEST_LAB_MAILBOX(cpu) (GUEST_ABI_BASE + 0x10000 + (cpu) * 0x100)
-#define GUEST_LAB_MB_SEQ 0x00	 /* u32, written by the host */
-#define GUEST_LAB_MB_ACK 0x04	 /* u32, written by the guest */
-#define GUEST_LAB_MB_CMD 0x08	 /* u32 */
-#define GUEST_LAB_MB_RESULT 0x10 /* u64, written by the guest */
-#define GUEST_LAB_MB_ARG(i) (0x18 + 8 * (i)) /* u64 args[0..3] */
-
-#define GUEST_LAB_COUNTERS(cpu) (GUEST_ABI_BASE + 0x20000 + (cpu) * 0x1000)
-#define GUEST_LAB_CNT_VECTOR(v) (4 * (v)) /* u32 count per vector 0..255 */
-#define GUEST_LAB_CNT_TOTAL 0x400	  /* u32 interrupts taken */
-#define GUEST_LAB_CNT_LAST 0x404	  /* u32 last vector taken */
-#define GUEST_LAB_CNT_PENDING_EOI 0x408  /* u32 deferred EOIs not yet done */
-#define GUEST_LAB_CNT_READY 0x40c	  /* u32 1 once the command loop runs */
-
-/* EOI modes (GUEST_LAB_EOI_MODE arg1) and targets (arg2 / GUEST_LAB_EOI arg0). */
-#define GUEST_LAB_EOI_AUTO 0	 /* the handler EOIs at once */
-#define GUEST_LAB_EOI_DEFERRED 1 /* the handler counts; the host asks for the EOI */
-#define GUEST_LAB_EOI_TO_LAPIC 0
-#define GUEST_LAB_EOI_TO_PIC 1	    /* master 8259 (OCW2 0x20 to port 0x20) */
-#define GUEST_LAB_EOI_TO_PIC_BOTH 2 /* slave then master */
-
-/* Commands (GUEST_LAB_MB_CMD). Results default to 0. */
-#define GUEST_LAB_NOP 0
-/* SVR = 0x1ff (enabled, spurious vector 0xff), TPR = 0. */
-#define GUEST_LAB_LAPIC_ENABLE 1
-/* args: pin, 64-bit redirection entry (high dword written first). */
-#define GUEST_LAB_IOAPIC_WRITE 2
-/* args: pin. result: the 64-bit redirection entry. */
-#define GUEST_LAB_IOAPIC_READ 3
-/* args: vector (256 = every vector), mode, target. */
-#define GUEST_LAB_EOI_MODE 4
-/* args: target. Performs one EOI, decrements PENDING_EOI if non-zero. */
-#define GUEST_LAB_EOI 5
-/* Enable / disable interrupts for the command loop. */
-#define GUEST_LAB_STI 6
-#define GUEST_LAB_CLI 7
-/* args: master vector base, slave vector base, 16-bit mask (master low
- * byte, slave high byte). Full ICW1-4 init, slave on IRQ2, normal EOI. */
-#define GUEST_LAB_PIC_INIT 8
-/* args: register offset (e.g. 0x320), 32-bit value. */
-#define GUEST_LAB_LAPIC_WRITE 9
-/* args: register offset. result: the 32-bit value. */
-#define GUEST_LAB_LAPIC_READ 10
-/* args: port, byte. */
-#define GUEST_LAB_OUTB 11
-/* args: port. result: the byte. */
-#define GUEST_LAB_INB 12
-/* args: status. vCPU 0 powers the VM off with it; other vCPUs stop
- * polling (interrupts stay as they were). */
-#define GUEST_LAB_EXIT 13
-/* result: this vCPU's LAPIC id (APIC ID register bits 31:24). */
-#define GUEST_LAB_APIC_ID 14
 
 #endif
 

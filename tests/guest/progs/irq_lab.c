@@ -227,7 +227,7 @@ static uint64_t pic_init(uint64_t master, uint64_t slave, uint64_t mask)
 	outb(PIC_MASTER_DATA, (uint8_t)master); /* ICW2: vector base */
 	outb(PIC_SLAVE_DATA, (uint8_t)slave);
 	outb(PIC_MASTER_DATA, 0x04); /* ICW3: slave on IRQ2 */
-	outb(PIC_SLAVE_DATA, 0x02);  /* ICW3: cascade identity 2 */
+	outb(PIC_SLAVE_DATA, 0x02); /* ICW3: cascade identity 2 */
 	outb(PIC_MASTER_DATA, 0x01); /* ICW4: 8086 mode, normal EOI */
 	outb(PIC_SLAVE_DATA, 0x01);
 	outb(PIC_MASTER_DATA, (uint8_t)mask); /* OCW1: masks */
