@@ -43,7 +43,8 @@ struct kvmkit_vcpu_stats {
 	uint64_t exits_hlt;
 	uint64_t exits_intr; /* EINTR / immediate exits (pause, stop) */
 	uint64_t exits_other;
-	uint64_t user_ns; /* time from KVM_RUN returning to the next KVM_RUN */
+	uint64_t user_ns; /* time from KVM_RUN returning to the next KVM_RUN
+			   * (only with kvmkit_vm_config.exit_timing) */
 };
 
 void kvmkit_vcpu_get_stats(struct kvmkit_vcpu *vcpu, struct kvmkit_vcpu_stats *out);

@@ -46,6 +46,7 @@ struct kvmkit_vm_config {
 	uint64_t identity_map_addr; /* x86 only */
 	const char *kvm_path;	 /* NULL: /dev/kvm */
 	int pause_signal;	 /* signal used to kick vCPUs; 0: SIGRTMIN + 1 */
+	bool exit_timing;	 /* measure user_ns per exit (two clock reads per exit) */
 };
 
 void kvmkit_vm_config_init(struct kvmkit_vm_config *cfg);

@@ -229,13 +229,15 @@ int kvmk_vcpu_handle_exit(struct kvmkit_vcpu *v)
  * for a kick, or another negative error. */
 static int run_one(struct kvmkit_vcpu *v)
 {
+	bool timing = v->vm->cfg.exit_timing;
 	int r;
 
-	if (v->last_return_ns)
+	if (timing && v->last_return_ns)
 		v->stats.user_ns += kvmk_now_ns() - v->last_return_ns;
 	v->stats.runs++;
 	r = ioctl(v->fd, KVM_RUN, 0);
-	v->last_return_ns = kvmk_now_ns();
+	if (timing)
+		v->last_return_ns = kvmk_now_ns();
 	if (r < 0) {
 		if (errno == EINTR || errno == EAGAIN) {
 			v->stats.exits_intr++;
@@ -276,29 +278,41 @@ void *kvmk_vcpu_thread(void *arg)
 	for (;;) {
 		int r;
 
-		pthread_mutex_lock(&vm->lock);
-		/* Cleared under the lock: a pause or stop requested after this point
-		 * sets it again, so KVM_RUN cannot miss the kick. */
-		v->run->immediate_exit = 0;
-		while ((vm->pause_req || v->halted) && !vm->stop_req) {
-			if (!v->parked) {
-				v->parked = true;
-				vm->nr_parked++;
+		/*
+		 * The exit fast path takes no lock. Clearing immediate_exit and
+		 * then reading the flags (both seq_cst) pairs with pause/stop,
+		 * which set a flag and then immediate_exit: either this thread
+		 * sees the flag, or KVM_RUN sees immediate_exit = 1 (or the
+		 * signal, if already inside), so no kick is ever lost.
+		 */
+		__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+		if (__atomic_load_n(&vm->pause_req, __ATOMIC_SEQ_CST) ||
+		    __atomic_load_n(&vm->stop_req, __ATOMIC_SEQ_CST) || v->halted) {
+			bool stop;
+
+			pthread_mutex_lock(&vm->lock);
+			while ((vm->pause_req || v->halted) && !vm->stop_req) {
+				if (!v->parked) {
+					v->parked = true;
+					vm->nr_parked++;
+					pthread_cond_broadcast(&vm->cond);
+				}
+				pthread_cond_wait(&vm->cond, &vm->lock);
+			}
+			if (v->parked) {
+				v->parked = false;
+				vm->nr_parked--;
+			}
+			stop = vm->stop_req;
+			if (stop) {
+				vm->nr_exited++;
 				pthread_cond_broadcast(&vm->cond);
 			}
-			pthread_cond_wait(&vm->cond, &vm->lock);
-		}
-		if (v->parked) {
-			v->parked = false;
-			vm->nr_parked--;
-		}
-		if (vm->stop_req) {
-			vm->nr_exited++;
-			pthread_cond_broadcast(&vm->cond);
 			pthread_mutex_unlock(&vm->lock);
-			break;
+			if (stop)
+				break;
+			continue; /* re-arm from the top */
 		}
-		pthread_mutex_unlock(&vm->lock);
 
 		r = run_one(v);
 		if (r < 0 && r != -EINTR) {

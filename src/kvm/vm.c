@@ -378,7 +378,7 @@ int kvmkit_vm_start(struct kvmkit_vm *vm)
 
 		if (e) {
 			r = kvmk_err_sys("pthread_create", e, "vCPU %u thread", i);
-			vm->stop_req = true;
+			__atomic_store_n(&vm->stop_req, true, __ATOMIC_SEQ_CST);
 			vm->stop.reason = KVMKIT_STOP_INTERNAL_ERROR;
 			snprintf(vm->stop.detail, sizeof(vm->stop.detail), "vCPU thread creation failed");
 			kvmk_vm_kick_all(vm);
@@ -416,12 +416,13 @@ int kvmkit_vm_pause(struct kvmkit_vm *vm)
 		pthread_mutex_unlock(&vm->lock);
 		return r;
 	}
-	vm->pause_req = true;
+	/* Stored before the kicks (seq_cst): see the vCPU loop in vcpu.c. */
+	__atomic_store_n(&vm->pause_req, true, __ATOMIC_SEQ_CST);
 	kvmk_vm_kick_all(vm);
 	while (vm->nr_parked < live_threads(vm) && !vm->stop_req)
 		pthread_cond_wait(&vm->cond, &vm->lock);
 	if (vm->stop_req) {
-		vm->pause_req = false;
+		__atomic_store_n(&vm->pause_req, false, __ATOMIC_SEQ_CST);
 		r = kvmk_err_state("vm", "stopping", "running", "pause");
 	} else {
 		vm->state = KVMKIT_VM_PAUSED;
@@ -437,7 +438,7 @@ int kvmkit_vm_resume(struct kvmkit_vm *vm)
 	pthread_mutex_lock(&vm->lock);
 	r = kvmkit_vm_check_transition(vm->state, "resume", NULL);
 	if (!r) {
-		vm->pause_req = false;
+		__atomic_store_n(&vm->pause_req, false, __ATOMIC_SEQ_CST);
 		vm->state = KVMKIT_VM_RUNNING;
 		pthread_cond_broadcast(&vm->cond);
 	}
@@ -450,7 +451,7 @@ void kvmkit_vm_request_stop(struct kvmkit_vm *vm, enum kvmkit_stop_reason reason
 {
 	pthread_mutex_lock(&vm->lock);
 	if (!vm->stop_req) {
-		vm->stop_req = true;
+		__atomic_store_n(&vm->stop_req, true, __ATOMIC_SEQ_CST);
 		vm->stop.reason = reason;
 		vm->stop.status = status;
 		snprintf(vm->stop.detail, sizeof(vm->stop.detail), "%s", detail ? detail : "");
