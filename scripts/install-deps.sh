@@ -10,12 +10,16 @@ if [ -f "$here/tests/hosts/deps.txt" ]; then
 	pkgs="$pkgs $(grep -v '^#' "$here/tests/hosts/deps.txt" | tr '\n' ' ')"
 fi
 
+# The arm64 emulated host downloads arm64 .deb files (never installed).
+need_arch=""
+dpkg --print-foreign-architectures | grep -qx arm64 || need_arch=1
+
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
 		missing="$missing $p"
 done
-if [ -z "$missing" ]; then
+if [ -z "$missing" ] && [ -z "$need_arch" ]; then
 	echo "install-deps: everything is installed"
 	exit 0
 fi
@@ -23,8 +27,10 @@ if [ "$(id -u)" -ne 0 ]; then
 	echo "install-deps: missing packages:$missing (run as root to install them)" >&2
 	exit 1
 fi
-echo "install-deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
+[ -n "$need_arch" ] && dpkg --add-architecture arm64
+echo "install-deps: installing$missing"
 apt-get update -qq
+[ -z "$missing" ] && exit 0
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -26,6 +26,11 @@
 static inline void require_kvm(void)
 {
 	if (!kvmkit_kvm_available()) {
+		/* Inside an emulated host KVM must be there: fail, never skip. */
+		if (getenv("KVMKIT_REQUIRE_KVM")) {
+			printf("FAILED: no /dev/kvm but KVMKIT_REQUIRE_KVM is set\n");
+			exit(1);
+		}
 		printf("skipped: no /dev/kvm\n");
 		exit(TEST_SKIP);
 	}
