@@ -36,7 +36,7 @@ if run_build build; then
 	# valgrind over the unit test binaries (memcheck, leaks are errors)
 	meson test -C build --suite unit --wrap='valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite -q' \
 		--logbase valgrind --print-errorlogs || status=1
-	logs="$logs build/meson-logs/valgrind.json"
+	logs="$logs build/meson-logs/valgrind-valgrind.json"  # meson appends the wrapper name
 else
 	status=1
 	echo '{"name": "build", "result": "FAIL"}' >/tmp/kvmkit-buildfail.json
