@@ -75,6 +75,8 @@ int cmd_run(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "irqchip", required_argument, NULL, 'i' },
 		{ "irq-stats", no_argument, NULL, 's' },
+		{ "initrd", required_argument, NULL, 'I' },
+		{ "append", required_argument, NULL, 'a' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -82,6 +84,8 @@ int cmd_run(int argc, char **argv)
 	struct kvmkit_machine *m = NULL;
 	struct kvmkit_stop_info info;
 	const char *kernel = NULL;
+	const char *initrd = NULL;
+	void *initrd_buf = NULL;
 	unsigned int timeout_s = 0;
 	bool irq_stats = false;
 	struct console *con;
@@ -127,12 +131,19 @@ int cmd_run(int argc, char **argv)
 				return KVMKIT_EXIT_USAGE;
 			}
 			break;
+		case 'I':
+			initrd = optarg;
+			break;
+		case 'a':
+			cfg.cmdline = optarg;
+			break;
 		case 's':
 			irq_stats = true;
 			break;
 		case 'h':
 			printf("usage: kvmkit run [--kernel FILE] [--mem SIZE] [--vcpus N] [--timeout SEC]\n"
 			       "                  [--irqchip kernel|none] [--irq-stats]\n"
+			       "                  [--initrd FILE] [--append \"ARGS\"] (multiboot images)\n"
 			       "console: stdin goes to the guest's UART; Ctrl-A x stops the VM\n");
 			return 0;
 		default:
@@ -152,15 +163,27 @@ int cmd_run(int argc, char **argv)
 		}
 		cfg.kernel = image;
 		cfg.kernel_len = image_len;
+		cfg.kernel_path = kernel;
 	} else {
 		cfg.kernel = kvmkit_demo_guest(&cfg.kernel_len);
 	}
 	cfg.console_fd = STDOUT_FILENO;
+	if (initrd) {
+		r = kvmkit_read_file(initrd, &initrd_buf, &cfg.initrd_len);
+		if (r) {
+			cli_fail("--initrd");
+			free(image);
+			return failure_status();
+		}
+		cfg.initrd = initrd_buf;
+		cfg.initrd_path = initrd;
+	}
 
 	r = kvmkit_machine_create(&cfg, &m);
 	if (r) {
 		cli_fail(kernel ? kernel : "demo guest");
 		free(image);
+		free(initrd_buf);
 		return failure_status();
 	}
 	con = console_start(kvmkit_machine_vm(m), kvmkit_machine_uart(m));
@@ -177,5 +200,6 @@ int cmd_run(int argc, char **argv)
 		print_irq_stats(kvmkit_machine_irqchip(m));
 	kvmkit_machine_destroy(m);
 	free(image);
+	free(initrd_buf);
 	return status;
 }

@@ -57,6 +57,66 @@ size_t kvmkit_uart_feed(struct kvmkit_uart *uart, const void *buf, size_t len);
 /* Copies what the guest has transmitted so far (kept up to 64 KiB). */
 size_t kvmkit_uart_output(struct kvmkit_uart *uart, char *buf, size_t len);
 
+/* ---- fw_cfg (QEMU firmware configuration, legacy I/O interface) -------
+ * Port 0x510: 16-bit selector write; selecting resets the data offset to
+ * 0. Other sizes at 0x510 are ignored, as QEMU refuses them. Port 0x511:
+ * each 1-byte read returns the next byte of the selected item; past the end
+ * of an item, and for unknown keys, reads return 0. Writes to the data port
+ * and reads of any other size or offset are ignored / read 0. The key's
+ * bits 14 (write) and 15 (arch-local) select nothing kvmkit has: such keys
+ * read 0. Items (little-endian integers):
+ *   0x0000 signature "QEMU"          0x0001 ID, u32: bit 0 (traditional I/O)
+ *   0x0003 RAM size, u64 (bytes)     0x0005 number of CPUs, u16
+ *   0x000f maximum CPUs, u16
+ *   0x0011 maximum RAM, u64: one past the highest guest-physical RAM byte.
+ *          QEMU defines no such key; 0x11 is where kvm-unit-tests'
+ *          lib/x86/fwcfg.h puts FW_CFG_MAX_RAM (a kvmkit choice). */
+#define KVMKIT_FWCFG_PORT 0x510
+#define KVMKIT_FWCFG_LEN 2
+#define KVMKIT_FWCFG_SIGNATURE 0x0000
+#define KVMKIT_FWCFG_ID 0x0001
+#define KVMKIT_FWCFG_RAM_SIZE 0x0003
+#define KVMKIT_FWCFG_NB_CPUS 0x0005
+#define KVMKIT_FWCFG_MAX_CPUS 0x000f
+#define KVMKIT_FWCFG_MAX_RAM 0x0011
+struct kvmkit_fwcfg;
+struct kvmkit_fwcfg_config {
+	uint64_t ram_size;
+	uint64_t max_ram; /* 0: computed from ram_size with the x86 layout */
+	uint16_t nb_cpus;
+	uint16_t max_cpus; /* 0: nb_cpus */
+};
+/* @cfg NULL: values from the VM's config. */
+int kvmkit_fwcfg_create(struct kvmkit_vm *vm, const struct kvmkit_fwcfg_config *cfg,
+			struct kvmkit_fwcfg **out);
+void kvmkit_fwcfg_destroy(struct kvmkit_fwcfg *dev);
+
+/* ---- test device (kvm-unit-tests' pc-testdev conventions) ------------
+ * Ports 0xe0 and 0xe8: 32-bit scratch registers (4 ports each, 0xe0..0xe3
+ * and 0xe8..0xeb). An access of size 1, 2 or 4 at base + k reads or writes
+ * bytes k .. k+size-1 of the little-endian register (bytes past byte 3 are
+ * dropped on write and read as 0), so a 1-byte write at 0xe1 updates byte
+ * 1 only.
+ * Port 0xe4 (4 bytes, write): the guest-physical page holding the value is
+ * flushed from KVM's MMU (the host page is replaced by a copy of itself,
+ * which fires the MMU notifier), so the guest's next access faults into KVM
+ * again. Values outside guest RAM are ignored.
+ * Ports 0x2000 + n, n < 24 (1-byte write): non-zero raises, 0 lowers line n
+ * (kvmkit_irq_line on GSI n; GSIs 0-15 reach the PIC and IOAPIC, 16-23 the
+ * IOAPIC, with the default routing). Ignored without an irqchip.
+ * MMIO 0xff000000, 64 KiB: scratch memory; accesses of 1, 2, 4 or 8 bytes
+ * read back what was written (initially 0). */
+#define KVMKIT_TESTDEV_SCRATCH0 0xe0
+#define KVMKIT_TESTDEV_FLUSH_PAGE 0xe4
+#define KVMKIT_TESTDEV_SCRATCH1 0xe8
+#define KVMKIT_TESTDEV_IRQ_PORT 0x2000
+#define KVMKIT_TESTDEV_IRQ_LINES 24
+#define KVMKIT_TESTDEV_MMIO 0xff000000ULL
+#define KVMKIT_TESTDEV_MMIO_LEN 0x10000ULL
+struct kvmkit_testdev;
+int kvmkit_testdev_create(struct kvmkit_vm *vm, struct kvmkit_testdev **out);
+void kvmkit_testdev_destroy(struct kvmkit_testdev *dev);
+
 #ifdef __cplusplus
 }
 #endif

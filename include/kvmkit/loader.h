@@ -17,6 +17,7 @@
 #ifndef KVMKIT_LOADER_H
 #define KVMKIT_LOADER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -83,6 +84,149 @@ int kvmkit_boot_check_elf64(const void *buf, size_t len, uint64_t mem_size);
 /* Loads an ELF64 guest (path or buffer) and prepares every created vCPU
  * to enter it. The VM must be CREATED with all its vCPUs created. */
 int kvmkit_boot_elf64(struct kvmkit_vm *vm, const void *buf, size_t len);
+
+/* ---- Multiboot (v1) -----------------------------------------------------
+ * The convention QEMU's -kernel offers on the pc machine for 32-bit test
+ * payloads (Multiboot 0.6.96):
+ *  - The header (magic 0x1BADB002, flags, checksum) must lie 4-byte aligned
+ *    within the first 8192 bytes, and magic + flags + checksum == 0.
+ *  - Flags: bit 0 (page-align modules) and bit 1 (memory information) are
+ *    always honoured; bit 2 (video mode) is accepted with a warning and no
+ *    video information (as QEMU does); any other bit in 0..15 is rejected;
+ *    bit 16 (a.out kludge: load addresses in the header) is rejected as
+ *    unsupported: the image must be an ELF32 i386 executable whose PT_LOAD
+ *    segments (p_paddr) give the load addresses.
+ *  - Segments must lie in RAM below the 3 GiB hole and outside kvmkit's
+ *    area [KVMKIT_MULTIBOOT_AREA_START, KVMKIT_MULTIBOOT_AREA_END), which
+ *    holds a GDT (0x08: flat 32-bit code, 0x10: flat data) and the
+ *    information structure. Page 0 is left untouched for the guest.
+ *  - Modules are placed page aligned after the image (at 1 MiB at least).
+ *  - vCPU 0 enters at the ELF entry in 32-bit protected mode: CS = 0x08,
+ *    DS = ES = FS = GS = SS = 0x10, all base 0, limit 4 GiB, D/B = 1;
+ *    CR0 = PE|ET, paging off, EFLAGS = 0x2 (interrupts off),
+ *    EAX = 0x2BADB002, EBX = the information structure's address.
+ *    Other vCPUs are not touched: with the in-kernel irqchip they wait for
+ *    INIT/SIPI. Without it only one vCPU is allowed.
+ *  - Information (flags 0, 2, 3, 6, 9): mem_lower = 640, mem_upper = KiB of
+ *    RAM from 1 MiB to the 3 GiB hole; memory map: usable 0..0x9fc00,
+ *    reserved 0x9fc00..1 MiB, usable 1 MiB..end of low RAM, usable RAM
+ *    above 4 GiB if any; the command line; the modules; boot loader name
+ *    "kvmkit". */
+#define KVMKIT_MULTIBOOT_MAGIC 0x1BADB002u
+#define KVMKIT_MULTIBOOT_BOOT_MAGIC 0x2BADB002u /* EAX at entry */
+#define KVMKIT_MULTIBOOT_SEARCH 8192
+#define KVMKIT_MULTIBOOT_AREA_START 0x9000ULL
+#define KVMKIT_MULTIBOOT_GDT 0x9000ULL
+#define KVMKIT_MULTIBOOT_INFO 0x9100ULL
+#define KVMKIT_MULTIBOOT_AREA_END 0x10000ULL
+#define KVMKIT_MULTIBOOT_MAX_MODULES 16
+
+/* Header flags. */
+#define KVMKIT_MB_FLAG_PAGE_ALIGN (1u << 0)
+#define KVMKIT_MB_FLAG_MEMORY_INFO (1u << 1)
+#define KVMKIT_MB_FLAG_VIDEO_MODE (1u << 2)
+#define KVMKIT_MB_FLAG_AOUT_KLUDGE (1u << 16)
+
+/* Information structure flags and layout (offsets into it). */
+#define KVMKIT_MBI_MEM (1u << 0)
+#define KVMKIT_MBI_CMDLINE (1u << 2)
+#define KVMKIT_MBI_MODS (1u << 3)
+#define KVMKIT_MBI_MMAP (1u << 6)
+#define KVMKIT_MBI_LOADER_NAME (1u << 9)
+#define KVMKIT_MBI_SIZE 116 /* through the framebuffer fields, zeroed */
+
+struct kvmkit_multiboot_info {
+	uint32_t flags;
+	uint32_t mem_lower;
+	uint32_t mem_upper;
+	uint32_t boot_device;
+	uint32_t cmdline;
+	uint32_t mods_count;
+	uint32_t mods_addr;
+	uint32_t syms[4];
+	uint32_t mmap_length;
+	uint32_t mmap_addr;
+	uint32_t drives_length;
+	uint32_t drives_addr;
+	uint32_t config_table;
+	uint32_t boot_loader_name;
+	uint32_t apm_table;
+	uint8_t vbe_and_framebuffer[KVMKIT_MBI_SIZE - 72];
+};
+
+/* One memory map entry as the guest sees it: size (20) excludes itself. */
+struct __attribute__((packed)) kvmkit_multiboot_mmap_entry {
+	uint32_t size;
+	uint64_t base_addr;
+	uint64_t length;
+	uint32_t type; /* 1: usable RAM, 2: reserved */
+};
+
+struct kvmkit_multiboot_mod_entry {
+	uint32_t mod_start;
+	uint32_t mod_end; /* one past the last byte */
+	uint32_t string;
+	uint32_t reserved;
+};
+
+struct kvmkit_multiboot_image {
+	uint32_t header_offset; /* of the magic in the file */
+	uint32_t flags;
+	uint32_t entry; /* physical entry point */
+	struct kvmkit_elf_image elf;
+};
+
+/* A module to load: its contents and its string (NULL: ""). */
+struct kvmkit_multiboot_module {
+	const void *data;
+	size_t len;
+	const char *string;
+};
+
+/* Where kvmkit put a module in guest memory. */
+struct kvmkit_multiboot_placed {
+	uint32_t start, end;
+	const char *string;
+};
+
+/* Finds and validates the header and the ELF32 image (no VM needed).
+ * KVMKIT_ERR_FORMAT for every malformed or unsupported image. */
+int kvmkit_multiboot_parse(const void *buf, size_t len, struct kvmkit_multiboot_image *out);
+
+/* True if @buf is an ELF32 file with a valid-looking multiboot magic and
+ * checksum (what `kvmkit run` uses to pick the multiboot loader). */
+bool kvmkit_multiboot_detect(const void *buf, size_t len);
+
+/* Checks a parsed image against a VM with @mem_size bytes of RAM and
+ * places @nmods modules after it; fills @placed (strings not copied).
+ * KVMKIT_ERR_PARAM when something does not fit. */
+int kvmkit_multiboot_place(const struct kvmkit_multiboot_image *img, uint64_t mem_size,
+			   const struct kvmkit_multiboot_module *mods, unsigned int nmods,
+			   struct kvmkit_multiboot_placed *placed);
+
+/* Builds the information structure, memory map, module list and strings
+ * for a VM with @mem_size bytes of RAM into @buf, which the guest will see
+ * at @gpa (the structure comes first, at @gpa). -EINVAL (KVMKIT_ERR_PARAM)
+ * if they do not fit in @size bytes. Returns the number of bytes used. */
+int kvmkit_multiboot_build_info(void *buf, size_t size, uint32_t gpa, uint64_t mem_size,
+				const char *cmdline, const struct kvmkit_multiboot_placed *mods,
+				unsigned int nmods);
+
+/* Checks, before any VM exists, that a multiboot image parses and fits a
+ * VM with @mem_size bytes of RAM together with an initrd of @initrd_len
+ * bytes, so bad input fails before KVM is touched. */
+int kvmkit_boot_check_multiboot(const void *image, size_t len, uint64_t mem_size,
+				size_t initrd_len);
+
+/* Loads a multiboot image with one optional module (@initrd, its string
+ * "initrd") and command line @cmdline (NULL: ""), and puts vCPU 0 at its
+ * entry. The VM must be CREATED with all its vCPUs created. */
+int kvmkit_boot_multiboot(struct kvmkit_vm *vm, const void *image, size_t len, const char *cmdline,
+			  const void *initrd, size_t initrd_len);
+/* The same with up to KVMKIT_MULTIBOOT_MAX_MODULES modules. */
+int kvmkit_boot_multiboot_modules(struct kvmkit_vm *vm, const void *image, size_t len,
+				  const char *cmdline, const struct kvmkit_multiboot_module *mods,
+				  unsigned int nmods);
 
 #ifdef __cplusplus
 }

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * A machine: a VM with its vCPUs, the standard devices (16550 UART on COM1,
- * isa-debug-exit, report device) and a loaded guest. This is what
- * `kvmkit run` assembles; library users may build their own instead.
+ * isa-debug-exit, report device, fw_cfg, test device) and a loaded guest
+ * (ELF64 or multiboot). This is what `kvmkit run` assembles; library users
+ * may build their own instead.
  */
 #ifndef KVMKIT_MACHINE_H
 #define KVMKIT_MACHINE_H
@@ -23,6 +24,12 @@ struct kvmkit_machine_config {
 	size_t kernel_len;
 	int console_fd; /* where UART output goes; -1: kept only in memory */
 	bool irqchip;	/* in-kernel irqchip + PIT (x86); the UART gets IRQ 4 */
+	/* Multiboot images only (an ELF64 guest with these is refused): */
+	const char *cmdline;	 /* appended after kernel_path; NULL: none */
+	const void *initrd;	 /* module 0, NULL: none */
+	size_t initrd_len;
+	const char *initrd_path; /* module 0's string; NULL: "initrd" */
+	const char *kernel_path; /* argv[0] of the command line; NULL: "kernel" */
 };
 
 struct kvmkit_machine;

@@ -13,6 +13,8 @@ struct kvmkit_machine {
 	struct kvmkit_uart *uart;
 	struct kvmkit_debug_exit *debug_exit;
 	struct kvmkit_report *report;
+	struct kvmkit_fwcfg *fwcfg;
+	struct kvmkit_testdev *testdev;
 };
 
 extern const unsigned char kvmkit_demo_guest_elf[];
@@ -39,6 +41,40 @@ void kvmkit_machine_config_init(struct kvmkit_machine_config *cfg)
 #endif
 }
 
+/* Multiboot (an ELF32 image with a multiboot header) or ELF64. */
+static int check_guest(const struct kvmkit_machine_config *cfg)
+{
+	if (kvmkit_multiboot_detect(cfg->kernel, cfg->kernel_len))
+		return kvmkit_boot_check_multiboot(cfg->kernel, cfg->kernel_len, cfg->vm.mem_size,
+						   cfg->initrd ? cfg->initrd_len : 0);
+	if (cfg->initrd || (cfg->cmdline && cfg->cmdline[0]))
+		return kvmk_err_param("kvmkit_machine_create", "cmdline",
+				      "a command line or initrd needs a multiboot image",
+				      "the kernel is not an ELF32 multiboot image");
+	return kvmkit_boot_check_elf64(cfg->kernel, cfg->kernel_len, cfg->vm.mem_size);
+}
+
+/* Multiboot command line: "<kernel path> <append>", argv[0] first as QEMU
+ * passes it. */
+static int boot_guest(struct kvmkit_vm *vm, const struct kvmkit_machine_config *cfg)
+{
+	struct kvmkit_multiboot_module mod = { cfg->initrd, cfg->initrd_len,
+					       cfg->initrd_path ? cfg->initrd_path : "initrd" };
+	const char *argv0 = cfg->kernel_path ? cfg->kernel_path : "kernel";
+	const char *append = cfg->cmdline ? cfg->cmdline : "";
+	char *line;
+	int r;
+
+	if (!kvmkit_multiboot_detect(cfg->kernel, cfg->kernel_len))
+		return kvmkit_boot_elf64(vm, cfg->kernel, cfg->kernel_len);
+	if (asprintf(&line, "%s%s%s", argv0, append[0] ? " " : "", append) < 0)
+		return kvmk_err_resource("kvmkit_machine_create", ENOMEM, "command line");
+	r = kvmkit_boot_multiboot_modules(vm, cfg->kernel, cfg->kernel_len, line, &mod,
+					  cfg->initrd ? 1 : 0);
+	free(line);
+	return r;
+}
+
 int kvmkit_machine_create(const struct kvmkit_machine_config *cfg, struct kvmkit_machine **out)
 {
 	struct kvmkit_machine *m;
@@ -46,7 +82,7 @@ int kvmkit_machine_create(const struct kvmkit_machine_config *cfg, struct kvmkit
 
 	if (!cfg->kernel)
 		return kvmk_err_param("kvmkit_machine_create", "kernel", "no guest image", "(none)");
-	r = kvmkit_boot_check_elf64(cfg->kernel, cfg->kernel_len, cfg->vm.mem_size);
+	r = check_guest(cfg);
 	if (r)
 		return r;
 	m = calloc(1, sizeof(*m));
@@ -80,7 +116,13 @@ int kvmkit_machine_create(const struct kvmkit_machine_config *cfg, struct kvmkit
 	r = kvmkit_report_create(m->vm, KVMKIT_REPORT_PORT, &m->report);
 	if (r)
 		goto fail;
-	r = kvmkit_boot_elf64(m->vm, cfg->kernel, cfg->kernel_len);
+	r = kvmkit_fwcfg_create(m->vm, NULL, &m->fwcfg);
+	if (r)
+		goto fail;
+	r = kvmkit_testdev_create(m->vm, &m->testdev);
+	if (r)
+		goto fail;
+	r = boot_guest(m->vm, cfg);
 	if (r)
 		goto fail;
 	*out = m;
@@ -100,6 +142,8 @@ void kvmkit_machine_destroy(struct kvmkit_machine *m)
 	/* vCPUs must be stopped before the devices they call go away. */
 	if (m->vm && kvmkit_vm_state(m->vm) != KVMKIT_VM_CREATED)
 		kvmkit_vm_stop(m->vm);
+	kvmkit_testdev_destroy(m->testdev);
+	kvmkit_fwcfg_destroy(m->fwcfg);
 	kvmkit_report_destroy(m->report);
 	kvmkit_debug_exit_destroy(m->debug_exit);
 	kvmkit_uart_destroy(m->uart);

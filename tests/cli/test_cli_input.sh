@@ -6,6 +6,7 @@ kvmkit=$1 guests=$2
 
 printf 'this is not an ELF file\n' >"$tmp/text"
 head -c 100 "$guests/hello.elf" >"$tmp/trunc.elf"
+head -c 4200 "$guests/mb_probe.elf" >"$tmp/trunc_mb.elf"
 : >"$tmp/empty"
 
 expect 2 "No such file" -- "$kvmkit" run --kernel "$tmp/missing.elf"
@@ -14,6 +15,10 @@ expect 2 "not an ELF" -- "$kvmkit" run --kernel "$tmp/text"
 expect 2 "too short" -- "$kvmkit" run --kernel "$tmp/empty"
 expect 2 "beyond" -- "$kvmkit" run --kernel "$tmp/trunc.elf"
 expect 2 "outside guest RAM" -- "$kvmkit" run --kernel "$guests/hello.elf" --mem 1M
+expect 2 "beyond" -- "$kvmkit" run --kernel "$tmp/trunc_mb.elf"
+expect 2 "outside guest RAM" -- "$kvmkit" run --kernel "$guests/mb_probe.elf" --mem 4M
+expect 2 "needs a multiboot image" -- "$kvmkit" run --kernel "$guests/hello.elf" --append x
+expect 2 "No such file" -- "$kvmkit" run --kernel "$guests/mb_probe.elf" --initrd "$tmp/missing"
 expect 2 "invalid size" -- "$kvmkit" run --mem 0
 expect 2 "invalid size" -- "$kvmkit" run --mem 12Q
 expect 2 "physical memory" -- "$kvmkit" run --mem 1000T

@@ -19,6 +19,8 @@ expect 121 "triple fault" -- "$kvmkit" run --kernel "$guests/triple_fault.elf"
 expect 230 "" -- "$kvmkit" run --kernel "$guests/exception.elf"
 expect 2 "KVM_CAP_MAX_VCPUS" -- "$kvmkit" run --vcpus 4096
 expect 124 "timeout" -- "$kvmkit" run --kernel "$guests/pause_loop.elf" --timeout 1
+# A multiboot payload: protected-mode entry, exits through isa-debug-exit.
+expect 67 "" -- "$kvmkit" run --kernel "$guests/mb_probe.elf" --vcpus 2 --append "a=1"
 expect 0 "" -- "$kvmkit" caps
 expect 0 "" -- "$kvmkit" caps --json
 if grep -q '"KVM_CAP_IRQCHIP"' "$tmp/out"; then

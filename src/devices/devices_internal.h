@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal constructors of devices whose side effects unit tests stub: they
+ * take the buses and callbacks directly instead of a VM. Not installed.
+ */
+#ifndef KVMKIT_DEVICES_INTERNAL_H
+#define KVMKIT_DEVICES_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <kvmkit/bus.h>
+#include <kvmkit/devices.h>
+
+int kvmk_fwcfg_create_on(struct kvmkit_bus *pio, const struct kvmkit_fwcfg_config *cfg,
+			 struct kvmkit_fwcfg **out);
+
+/* What the test device does to the world outside its registers. */
+struct kvmk_testdev_hooks {
+	void *ctx;
+	/* Drive IRQ line @line (< KVMKIT_TESTDEV_IRQ_LINES) to @level. */
+	void (*irq_line)(void *ctx, uint32_t line, bool level);
+	/* Flush guest-physical page @gpa (page aligned) from KVM's MMU. */
+	void (*flush_page)(void *ctx, uint64_t gpa);
+};
+
+int kvmk_testdev_create_on(struct kvmkit_bus *pio, struct kvmkit_bus *mmio,
+			   const struct kvmk_testdev_hooks *hooks, struct kvmkit_testdev **out);
+
+#endif

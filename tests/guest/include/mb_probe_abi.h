@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The contract between the multiboot probe payload (progs/mb_probe.c, a
+ * 32-bit multiboot image) and tests/kvm/test_multiboot.c: the order of the
+ * values it reports (one 4-byte write each to port 0x500), the lines it
+ * prints on COM1, and its debug-exit status. Macros and an enum only.
+ */
+#ifndef KVMKIT_MB_PROBE_ABI_H
+#define KVMKIT_MB_PROBE_ABI_H
+
+/* Loaded (and linked) at 4 MiB, as kvm-unit-tests' x86 payloads are. */
+#define MB_PROBE_LOAD_ADDR 0x400000
+/* Written to isa-debug-exit at the end: status (V << 1) | 1. */
+#define MB_PROBE_EXIT_OK 0x21
+#define MB_PROBE_STATUS_OK ((MB_PROBE_EXIT_OK << 1) | 1)
+/* EAX was not 0x2BADB002: the probe stops after reporting it. */
+#define MB_PROBE_EXIT_BAD_MAGIC 0x22
+/* The real-mode AP start-up code the probe copies to page 0 stores this at
+ * 0x800 (the probe reads 0x800 before sending INIT/SIPI, expecting 0). */
+#define MB_PROBE_AP_MARKER 0x5a5a0001
+#define MB_PROBE_AP_MARKER_ADDR 0x800
+/* IRQ lines the probe raises and lowers once each through the test
+ * device's ports (0x2000 + n). */
+#define MB_PROBE_IRQ_A 10
+#define MB_PROBE_IRQ_B 17
+/* Values the probe writes to the test device and reads back. */
+#define MB_PROBE_SCRATCH0 0x1122aa44 /* 0x11223344, then byte 1 = 0xaa */
+#define MB_PROBE_SCRATCH1 0xcafef00d
+#define MB_PROBE_MMIO_VALUE 0x600dcafe
+#define MB_PROBE_FLUSH_VALUE 0x0f1a5bed
+#define MB_PROBE_PIC_MASTER_MASK 0xfb
+#define MB_PROBE_PIC_SLAVE_MASK 0xff
+
+enum mb_probe_report {
+	MBP_EAX,
+	MBP_EBX,
+	MBP_FLAGS,
+	MBP_MEM_LOWER,
+	MBP_MEM_UPPER,
+	MBP_MMAP_COUNT,
+	MBP_MMAP_USABLE_LOW_KIB, /* type-1 bytes below 4 GiB, in KiB */
+	MBP_MMAP_USABLE_HIGH_MIB, /* type-1 bytes at or above 4 GiB, in MiB */
+	MBP_MMAP_RESERVED_KIB, /* type-2 bytes, in KiB */
+	MBP_CMDLINE_LEN,
+	MBP_MODS_COUNT,
+	MBP_MOD_SIZE,
+	MBP_MOD_FIRST_WORD,
+	MBP_MOD_START_PAGE_OFFSET, /* mod_start & 0xfff */
+	MBP_FW_SIGNATURE,
+	MBP_FW_ID,
+	MBP_FW_NB_CPUS,
+	MBP_FW_MAX_CPUS,
+	MBP_FW_RAM_LO,
+	MBP_FW_RAM_HI,
+	MBP_FW_PAST_END, /* 4 bytes read after NB_CPUS's 2 */
+	MBP_PIC_MASTER,
+	MBP_PIC_SLAVE,
+	MBP_SCRATCH0,
+	MBP_SCRATCH1,
+	MBP_MMIO,
+	MBP_FLUSH,
+	MBP_PAGE0_BEFORE,
+	MBP_AP_MARKER, /* 0 when there is only one CPU */
+	MBP_COUNT
+};
+
+#endif

@@ -1,0 +1,290 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Multiboot probe: a tiny 32-bit multiboot payload (CPL0, protected mode,
+ * paging off) that reports what the loader and the pc-style devices gave
+ * it: EAX/EBX, the information structure (memory, map, command line,
+ * module), fw_cfg items, PIC masks, the test device's registers, and an AP
+ * started with INIT/SIPI from page 0. The report order is in
+ * mb_probe_abi.h; the command line and module string go to COM1. Built on
+ * its own (-m32, mb.ld), without the 64-bit guest runtime.
+ */
+#include <stdint.h>
+
+#include "guest_abi.h"
+#include "mb_probe_abi.h"
+
+#define MB_FLAGS 0x3 /* page-align modules, memory information */
+
+__asm__(".section .multiboot, \"a\"\n"
+	".align 4\n"
+	".long 0x1BADB002\n"
+	".long 3\n"
+	".long -(0x1BADB002 + 3)\n"
+	".section .text.entry, \"ax\"\n"
+	".globl _start\n"
+	"_start:\n"
+	"	mov $stack_top, %esp\n"
+	"	push %ebx\n"
+	"	push %eax\n"
+	"	call probe_main\n"
+	"1:	cli\n"
+	"	hlt\n"
+	"	jmp 1b\n"
+	/* AP start-up code, copied to page 0 (SIPI vector 0: CS = 0). */
+	".code16\n"
+	".globl ap_start, ap_end\n"
+	"ap_start:\n"
+	"	movl $0x5a5a0001, %eax\n"
+	"	movl %eax, 0x800\n"
+	"2:	cli\n"
+	"	hlt\n"
+	"	jmp 2b\n"
+	"ap_end:\n"
+	".code32\n"
+	".section .bss\n"
+	".align 16\n"
+	"stack: .space 4096\n"
+	"stack_top:\n"
+	".text\n");
+
+_Static_assert(MB_FLAGS == 3, "header flags above are written out");
+_Static_assert(MB_PROBE_AP_MARKER == 0x5a5a0001 && MB_PROBE_AP_MARKER_ADDR == 0x800,
+	       "AP code above is written out");
+
+extern const uint8_t ap_start[], ap_end[];
+
+/* A page of its own for the flush test. */
+static volatile uint32_t flush_page[1024] __attribute__((aligned(4096)));
+
+struct mb_info {
+	uint32_t flags, mem_lower, mem_upper, boot_device, cmdline, mods_count, mods_addr;
+	uint32_t syms[4];
+	uint32_t mmap_length, mmap_addr;
+};
+
+struct __attribute__((packed)) mb_mmap {
+	uint32_t size;
+	uint64_t base, len;
+	uint32_t type;
+};
+
+struct mb_mod {
+	uint32_t start, end, string, reserved;
+};
+
+static inline void outb(uint16_t port, uint8_t v)
+{
+	__asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline void outw(uint16_t port, uint16_t v)
+{
+	__asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline void outl(uint16_t port, uint32_t v)
+{
+	__asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline uint8_t inb(uint16_t port)
+{
+	uint8_t v;
+
+	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static inline uint32_t inl(uint16_t port)
+{
+	uint32_t v;
+
+	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+/* Physical accesses; the empty asm hides low constant addresses from
+ * GCC's bounds warnings (page 0 is real memory here). */
+static inline uint32_t rd32(uint32_t addr)
+{
+	__asm__("" : "+r"(addr));
+	return *(volatile uint32_t *)(uintptr_t)addr;
+}
+
+static inline void wr32(uint32_t addr, uint32_t v)
+{
+	__asm__("" : "+r"(addr));
+	*(volatile uint32_t *)(uintptr_t)addr = v;
+}
+
+static void report(uint32_t v)
+{
+	outl(GUEST_REPORT_VALUE, v);
+}
+
+static void puts_com1(const char *s)
+{
+	while (*s)
+		outb(GUEST_UART_PORT, (uint8_t)*s++);
+}
+
+static uint32_t fw_read(uint16_t key, unsigned int n)
+{
+	uint32_t v = 0;
+
+	outw(0x510, key);
+	for (unsigned int i = 0; i < n; i++)
+		v |= (uint32_t)inb(0x511) << (8 * i);
+	return v;
+}
+
+static void probe_memory(const struct mb_info *mi)
+{
+	uint32_t n = 0, low_kib = 0, high_mib = 0, res_kib = 0;
+
+	for (uint32_t p = mi->mmap_addr; p < mi->mmap_addr + mi->mmap_length;) {
+		const struct mb_mmap *e = (const struct mb_mmap *)(uintptr_t)p;
+
+		if (e->type == 1 && e->base < (1ull << 32))
+			low_kib += (uint32_t)(e->len >> 10);
+		else if (e->type == 1)
+			high_mib += (uint32_t)(e->len >> 20);
+		else
+			res_kib += (uint32_t)(e->len >> 10);
+		n++;
+		p += e->size + 4;
+	}
+	report(mi->flags);
+	report(mi->mem_lower);
+	report(mi->mem_upper);
+	report(n);
+	report(low_kib);
+	report(high_mib);
+	report(res_kib);
+}
+
+static void probe_cmdline_and_module(const struct mb_info *mi)
+{
+	const char *cl = (const char *)(uintptr_t)mi->cmdline;
+	const struct mb_mod *m = (const struct mb_mod *)(uintptr_t)mi->mods_addr;
+	uint32_t len = 0;
+
+	while (cl[len])
+		len++;
+	report(len);
+	puts_com1("cmdline: [");
+	puts_com1(cl);
+	puts_com1("]\n");
+	report(mi->mods_count);
+	if (mi->mods_count) {
+		report(m->end - m->start);
+		report(m->end - m->start >= 4 ? rd32(m->start) : 0);
+		report(m->start & 0xfff);
+		puts_com1("module: [");
+		puts_com1((const char *)(uintptr_t)m->string);
+		puts_com1("]\n");
+	} else {
+		report(0);
+		report(0);
+		report(0);
+	}
+}
+
+static uint32_t probe_fwcfg(void)
+{
+	uint32_t ncpus;
+
+	report(fw_read(0x0000, 4));
+	report(fw_read(0x0001, 4));
+	ncpus = fw_read(0x0005, 2);
+	report(ncpus);
+	report(fw_read(0x000f, 2));
+	report(fw_read(0x0003, 4));
+	/* The high half: keep reading the same item. */
+	report(inb(0x511) | (uint32_t)inb(0x511) << 8 | (uint32_t)inb(0x511) << 16 |
+	       (uint32_t)inb(0x511) << 24);
+	outw(0x510, 0x0005);
+	inb(0x511);
+	inb(0x511);
+	report(inb(0x511) | (uint32_t)inb(0x511) << 8 | (uint32_t)inb(0x511) << 16 |
+	       (uint32_t)inb(0x511) << 24);
+	return ncpus;
+}
+
+static void probe_devices(void)
+{
+	/* PIC masks: the in-kernel PIC keeps them. */
+	outb(0x21, MB_PROBE_PIC_MASTER_MASK);
+	outb(0xa1, MB_PROBE_PIC_SLAVE_MASK);
+	report(inb(0x21));
+	report(inb(0xa1));
+	/* Test device scratch registers (byte lanes). */
+	outl(0xe0, 0x11223344);
+	outb(0xe1, 0xaa);
+	outl(0xe8, MB_PROBE_SCRATCH1);
+	report(inl(0xe0));
+	report(inl(0xe8));
+	wr32(0xff000010, MB_PROBE_MMIO_VALUE);
+	report(rd32(0xff000010));
+	/* Flush a page from KVM's MMU; its contents must survive. */
+	flush_page[5] = MB_PROBE_FLUSH_VALUE;
+	outl(0xe4, (uint32_t)(uintptr_t)&flush_page[5]);
+	report(flush_page[5]);
+	/* IRQ lines: raise and lower two of them. */
+	outb(0x2000 + MB_PROBE_IRQ_A, 1);
+	outb(0x2000 + MB_PROBE_IRQ_A, 0);
+	outb(0x2000 + MB_PROBE_IRQ_B, 1);
+	outb(0x2000 + MB_PROBE_IRQ_B, 0);
+}
+
+static uint32_t start_ap(void)
+{
+	const uint32_t apic = 0xfee00000;
+	uint32_t n = (uint32_t)(ap_end - ap_start);
+	const uint8_t *src = ap_start;
+	uint32_t dst = 0;
+
+	/* Page 0 is the guest's: copy the start-up code there. */
+	__asm__ volatile("cld; rep movsb" : "+S"(src), "+D"(dst), "+c"(n) : : "memory");
+	wr32(apic + 0xf0, 0x1ff); /* software-enable the LAPIC */
+	wr32(apic + 0x310, 1u << 24); /* destination: APIC ID 1 */
+	wr32(apic + 0x300, 0x00004500); /* INIT, assert */
+	for (volatile int i = 0; i < 1000; i++)
+		;
+	for (int k = 0; k < 2; k++) {
+		wr32(apic + 0x310, 1u << 24);
+		wr32(apic + 0x300, 0x00004600); /* SIPI, vector 0: page 0 */
+		for (volatile int i = 0; i < 1000; i++)
+			;
+	}
+	for (uint32_t i = 0; i < 100000000u; i++) {
+		uint32_t v = rd32(MB_PROBE_AP_MARKER_ADDR);
+
+		if (v)
+			return v;
+		__asm__ volatile("pause");
+	}
+	return 0;
+}
+
+void probe_main(uint32_t eax, uint32_t ebx);
+
+void probe_main(uint32_t eax, uint32_t ebx)
+{
+	const struct mb_info *mi = (const struct mb_info *)(uintptr_t)ebx;
+	uint32_t ncpus;
+
+	report(eax);
+	if (eax != 0x2BADB002) {
+		outl(GUEST_DEBUG_EXIT_PORT, MB_PROBE_EXIT_BAD_MAGIC);
+		return;
+	}
+	report(ebx);
+	probe_memory(mi);
+	probe_cmdline_and_module(mi);
+	ncpus = probe_fwcfg();
+	probe_devices();
+	report(rd32(MB_PROBE_AP_MARKER_ADDR));
+	report(ncpus > 1 ? start_ap() : 0);
+	outl(GUEST_DEBUG_EXIT_PORT, MB_PROBE_EXIT_OK);
+}

@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Multiboot boots on a standard machine: the 32-bit probe payload reports
+ * what it found (magic, information structure, fw_cfg, PIC masks, test
+ * device, an AP started from page 0) and exits through isa-debug-exit.
+ */
+#include "kvm_test.h"
+#include "mb_probe_abi.h"
+
+#define INITRD_TEXT "MBPR-initrd-contents-0123456789"
+#define INITRD_NAME "/boot/probe.initrd"
+#define APPEND "alpha beta=2 -- gamma"
+
+struct run {
+	struct kvmkit_machine *m;
+	struct kvmkit_stop_info info;
+	uint64_t vals[MBP_COUNT + 8];
+	size_t n;
+	char out[1024];
+};
+
+static void boot_probe(struct run *r, unsigned int vcpus, uint64_t mem, bool initrd)
+{
+	struct kvmkit_machine_config cfg;
+	void *image;
+	size_t len;
+
+	memset(r, 0, sizeof(*r));
+	if (kvmkit_read_file(guest_path("mb_probe"), &image, &len))
+		fail_msg("reading %s: %s", guest_path("mb_probe"), kvmkit_strerror());
+	kvmkit_machine_config_init(&cfg);
+	cfg.vm.vcpus = vcpus;
+	cfg.vm.mem_size = mem;
+	cfg.kernel = image;
+	cfg.kernel_len = len;
+	cfg.kernel_path = guest_path("mb_probe");
+	cfg.cmdline = APPEND;
+	if (initrd) {
+		cfg.initrd = INITRD_TEXT;
+		cfg.initrd_len = sizeof(INITRD_TEXT) - 1;
+		cfg.initrd_path = INITRD_NAME;
+	}
+	if (kvmkit_machine_create(&cfg, &r->m))
+		fail_msg("machine: %s", kvmkit_strerror());
+	free(image);
+	run_to_stop(r->m, &r->info);
+	r->n = kvmkit_report_values(kvmkit_machine_report(r->m), r->vals, MBP_COUNT + 8);
+	kvmkit_uart_output(kvmkit_machine_uart(r->m), r->out, sizeof(r->out) - 1);
+	if (r->info.reason != KVMKIT_STOP_GUEST_EXIT || r->info.status != MB_PROBE_STATUS_OK)
+		fail_msg("probe stopped: %s status %d (%s), %zu values, uart: %s",
+			 kvmkit_stop_reason_name(r->info.reason), r->info.status, r->info.detail,
+			 r->n, r->out);
+	assert_int_equal(kvmkit_machine_exit_status(&r->info), MB_PROBE_STATUS_OK);
+	assert_int_equal(r->n, MBP_COUNT);
+}
+
+static void check_common(struct run *r, unsigned int vcpus)
+{
+	char want[1024];
+
+	assert_int_equal(r->vals[MBP_EAX], 0x2BADB002);
+	assert_int_equal(r->vals[MBP_EBX], KVMKIT_MULTIBOOT_INFO);
+	assert_int_equal(r->vals[MBP_FLAGS], KVMKIT_MBI_MEM | KVMKIT_MBI_CMDLINE | KVMKIT_MBI_MODS |
+						     KVMKIT_MBI_MMAP | KVMKIT_MBI_LOADER_NAME);
+	assert_int_equal(r->vals[MBP_MEM_LOWER], 640);
+	assert_int_equal(r->vals[MBP_MMAP_RESERVED_KIB], (0x100000 - 0x9fc00) >> 10);
+	/* argv[0] is the kernel path, then the appended arguments. */
+	snprintf(want, sizeof(want), "cmdline: [%s %s]\n", guest_path("mb_probe"), APPEND);
+	assert_non_null(strstr(r->out, want));
+	assert_int_equal(r->vals[MBP_CMDLINE_LEN], strlen(want) - strlen("cmdline: []\n"));
+	/* fw_cfg. */
+	assert_int_equal(r->vals[MBP_FW_SIGNATURE], 0x554d4551); /* "QEMU" */
+	assert_int_equal(r->vals[MBP_FW_ID], 1);
+	assert_int_equal(r->vals[MBP_FW_NB_CPUS], vcpus);
+	assert_int_equal(r->vals[MBP_FW_MAX_CPUS], vcpus);
+	assert_int_equal(r->vals[MBP_FW_PAST_END], 0);
+	/* PIC masks written to 0x21/0xa1 read back from the in-kernel PIC. */
+	assert_int_equal(r->vals[MBP_PIC_MASTER], MB_PROBE_PIC_MASTER_MASK);
+	assert_int_equal(r->vals[MBP_PIC_SLAVE], MB_PROBE_PIC_SLAVE_MASK);
+	/* Test device. */
+	assert_int_equal(r->vals[MBP_SCRATCH0], MB_PROBE_SCRATCH0);
+	assert_int_equal(r->vals[MBP_SCRATCH1], MB_PROBE_SCRATCH1);
+	assert_int_equal(r->vals[MBP_MMIO], MB_PROBE_MMIO_VALUE);
+	assert_int_equal(r->vals[MBP_FLUSH], MB_PROBE_FLUSH_VALUE);
+	/* kvmkit left page 0 alone. */
+	assert_int_equal(r->vals[MBP_PAGE0_BEFORE], 0);
+}
+
+static void check_irq_lines(struct kvmkit_machine *m)
+{
+	struct kvmkit_irqchip *chip = kvmkit_machine_irqchip(m);
+	struct kvmkit_gsi_stats st;
+
+	assert_non_null(chip);
+	assert_int_equal(kvmkit_irq_gsi_stats(chip, MB_PROBE_IRQ_A, &st), 0);
+	assert_int_equal(st.asserts, 1);
+	assert_int_equal(kvmkit_irq_gsi_stats(chip, MB_PROBE_IRQ_B, &st), 0);
+	assert_int_equal(st.asserts, 1);
+	assert_int_equal(kvmkit_irq_gsi_stats(chip, MB_PROBE_IRQ_A + 1, &st), 0);
+	assert_int_equal(st.asserts, 0);
+}
+
+/* Two vCPUs, 64 MiB, an initrd: the AP waits until the probe starts it. */
+static void test_probe_smp_initrd(void **state)
+{
+	struct run r;
+
+	boot_probe(&r, 2, 64 << 20, true);
+	check_common(&r, 2);
+	assert_int_equal(r.vals[MBP_MEM_UPPER], (64 << 10) - 1024);
+	assert_int_equal(r.vals[MBP_MMAP_COUNT], 3);
+	assert_int_equal(r.vals[MBP_MMAP_USABLE_LOW_KIB], (0x9fc00 >> 10) + (64 << 10) - 1024);
+	assert_int_equal(r.vals[MBP_MMAP_USABLE_HIGH_MIB], 0);
+	assert_int_equal(r.vals[MBP_MODS_COUNT], 1);
+	assert_int_equal(r.vals[MBP_MOD_SIZE], sizeof(INITRD_TEXT) - 1);
+	assert_int_equal(r.vals[MBP_MOD_FIRST_WORD], 0x5250424d); /* "MBPR" */
+	assert_int_equal(r.vals[MBP_MOD_START_PAGE_OFFSET], 0);
+	assert_non_null(strstr(r.out, "module: [" INITRD_NAME "]\n"));
+	assert_int_equal(r.vals[MBP_FW_RAM_LO], 64 << 20);
+	assert_int_equal(r.vals[MBP_FW_RAM_HI], 0);
+	assert_int_equal(r.vals[MBP_AP_MARKER], MB_PROBE_AP_MARKER);
+	check_irq_lines(r.m);
+	kvmkit_machine_destroy(r.m);
+}
+
+/* One vCPU, RAM past the 3 GiB hole, no module. */
+static void test_probe_high_ram(void **state)
+{
+	struct run r;
+
+	boot_probe(&r, 1, 4ull << 30, false);
+	check_common(&r, 1);
+	assert_int_equal(r.vals[MBP_MEM_UPPER], (3u << 20) - 1024);
+	assert_int_equal(r.vals[MBP_MMAP_COUNT], 4);
+	assert_int_equal(r.vals[MBP_MMAP_USABLE_HIGH_MIB], 1024);
+	assert_int_equal(r.vals[MBP_MODS_COUNT], 0);
+	assert_int_equal(r.vals[MBP_FW_RAM_LO], 0);
+	assert_int_equal(r.vals[MBP_FW_RAM_HI], 1);
+	assert_int_equal(r.vals[MBP_AP_MARKER], 0);
+	kvmkit_machine_destroy(r.m);
+}
+
+/* Bad input is refused before the VM runs. */
+static void test_refused(void **state)
+{
+	struct kvmkit_machine_config cfg;
+	struct kvmkit_machine *m = NULL;
+	void *image;
+	size_t len;
+
+	assert_int_equal(kvmkit_read_file(guest_path("mb_probe"), &image, &len), 0);
+	kvmkit_machine_config_init(&cfg);
+	cfg.kernel = image;
+	cfg.kernel_len = len;
+	cfg.vm.mem_size = 4 << 20; /* the image is at 4 MiB */
+	assert_int_equal(kvmkit_machine_create(&cfg, &m), -EINVAL);
+	assert_non_null(strstr(kvmkit_strerror(), "outside guest RAM"));
+	cfg.vm.mem_size = 64 << 20;
+	cfg.vm.vcpus = 2;
+	cfg.irqchip = false;
+	assert_int_equal(kvmkit_machine_create(&cfg, &m), -EINVAL);
+	assert_non_null(strstr(kvmkit_strerror(), "irqchip"));
+	free(image);
+	/* An ELF64 guest takes no command line. */
+	kvmkit_machine_config_init(&cfg);
+	cfg.kernel = kvmkit_demo_guest(&cfg.kernel_len);
+	cfg.cmdline = "x";
+	assert_int_equal(kvmkit_machine_create(&cfg, &m), -EINVAL);
+	assert_non_null(strstr(kvmkit_strerror(), "multiboot"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_probe_smp_initrd),
+		cmocka_unit_test(test_probe_high_ram),
+		cmocka_unit_test(test_refused),
+	};
+
+	require_kvm();
+	return cmocka_run_group_tests_name("multiboot", tests, NULL, NULL);
+}
