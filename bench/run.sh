@@ -6,7 +6,7 @@
 # results table and writes results/<where>.{txt,json,csv,log}.
 #
 # usage: bench/run.sh [--build DIR] [--reps R] [--iters N] [--where WHERE]
-#                     [--out DIR] [--no-qemu]
+#                     [--out DIR] [--no-qemu] [--irq-m M] [--only SECTIONS]
 #   --build DIR    meson build directory (default build-bench; configured
 #                  with -Dbench=true if it does not exist)
 #   --reps R       repetitions of every measurement (default 11)
@@ -15,6 +15,10 @@
 #                  usable, and the emulated host whenever it can run)
 #   --out DIR      where results go (default bench/results)
 #   --no-qemu      skip the QEMU start-up baseline
+#   --irq-m M      interrupts per path per interrupt-rate run (default 1000)
+#   --only LIST    run only these sections, e.g. "irq" or "exits startup"
+#                  (of: micro exits startup irq); results then go to
+#                  <where>-<sections>.* so the full run's files are kept
 # Env: KVMKIT_HOSTS_CACHE (the emulated host's cache), QEMU (the QEMU used as
 # the start-up baseline; default qemu-system-x86_64 from PATH),
 # BENCH_QEMU_MACHINES (QEMU machine types, default microvm).
@@ -27,6 +31,8 @@ iters=20000
 where=auto
 out=$src/bench/results
 use_qemu=1
+irq_m=1000
+only=
 
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -36,11 +42,22 @@ while [ $# -gt 0 ]; do
 	--where) where=$2; shift 2 ;;
 	--out) out=$(realpath -m "$2"); shift 2 ;;
 	--no-qemu) use_qemu=0; shift ;;
-	-h|--help) sed -n '3,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--irq-m) irq_m=$2; shift 2 ;;
+	--only) only=$2; shift 2 ;;
+	-h|--help) sed -n '3,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 done
 case $where in local|host|auto) ;; *) echo "run.sh: --where: local, host or auto" >&2; exit 2 ;; esac
+for sec in $only; do
+	case $sec in micro|exits|startup|irq) ;; *) echo "run.sh: --only: unknown section '$sec'" >&2; exit 2 ;; esac
+done
+# Results of a partial run get their own names: host-irq.*, local-irq.* ...
+suffix=
+if [ -n "$only" ]; then
+	suffix=-$(echo $only | tr ' ' -)
+	export BENCH_ONLY="$only"
+fi
 
 echo "== building in $build" >&2
 if [ ! -f "$build/build.ninja" ]; then
@@ -54,7 +71,8 @@ benchdir=$build/bench
 guests=$build/tests/guest
 kvmkit=$build/cli/kvmkit
 bootrom=$benchdir/bootrom.bin
-for f in "$benchdir/bench-exits-kvmkit" "$guests/exits_bench.elf" "$guests/hello.elf" "$kvmkit"; do
+for f in "$benchdir/bench-exits-kvmkit" "$benchdir/bench-irq-rate" "$guests/exits_bench.elf" \
+	"$guests/hello.elf" "$guests/irq_lab.elf" "$kvmkit"; do
 	[ -e "$f" ] || { echo "run.sh: $f was not built (x86_64 guests need an x86_64 build)" >&2; exit 1; }
 done
 qemu=
@@ -67,16 +85,16 @@ mkdir -p "$out"
 ran=0
 status=0
 summarize() {
-	python3 "$src/bench/summarize.py" --where "$1" --log "$out/$1.log" \
-		--json "$out/$1.json" --csv "$out/$1.csv" >"$out/$1.txt" || status=1
-	cat "$out/$1.txt"
+	python3 "$src/bench/summarize.py" --where "$1" --log "$out/$1$suffix.log" \
+		--json "$out/$1$suffix.json" --csv "$out/$1$suffix.csv" >"$out/$1$suffix.txt" || status=1
+	cat "$out/$1$suffix.txt"
 	ran=$((ran + 1))
 }
 
 if [ "$where" != host ] && [ -w /dev/kvm ]; then
 	echo "== running on this machine's /dev/kvm" >&2
 	sh "$src/bench/inner.sh" "$benchdir" "$guests" "$kvmkit" "$reps" "$iters" \
-		"$qemu" "$bootrom" >"$out/local.log" || status=1
+		"$qemu" "$bootrom" "$irq_m" >"$out/local$suffix.log" || status=1
 	summarize local
 elif [ "$where" = local ]; then
 	echo "run.sh: --where local: /dev/kvm is not usable here" >&2
@@ -91,6 +109,9 @@ if [ "$where" != local ]; then
 	if [ -n "${BENCH_QEMU_MACHINES:-}" ]; then
 		set -- "$@" --env BENCH_QEMU_MACHINES
 	fi
+	if [ -n "$only" ]; then
+		set -- "$@" --env BENCH_ONLY
+	fi
 	if [ -n "$qemu" ]; then
 		# QEMU brings its shared libraries. With -bios it reads no firmware
 		# except, on -M pc with KVM, the vAPIC option ROM.
@@ -103,16 +124,17 @@ if [ "$where" != local ]; then
 	fi
 	echo "== running inside the emulated x86 host (this takes minutes)" >&2
 	# The emulated host shares this machine's CPUs: record how busy it was.
-	echo "INFO outer_loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /)" >"$out/host.log"
+	log=$out/host$suffix.log
+	echo "INFO outer_loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /)" >"$log"
 	if "$host" "$@" -- sh "$src/bench/inner.sh" "$benchdir" "$guests" "$kvmkit" \
-		"$reps" "$iters" "$qemu" "$bootrom" >>"$out/host.log"; then
-		echo "INFO outer_loadavg_after=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /)" >>"$out/host.log"
+		"$reps" "$iters" "$qemu" "$bootrom" "$irq_m" >>"$log"; then
+		echo "INFO outer_loadavg_after=$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /)" >>"$log"
 	else
 		rc=$?
-		echo "run.sh: the emulated host run failed ($rc); see $out/host.log" >&2
+		echo "run.sh: the emulated host run failed ($rc); see $log" >&2
 		status=1
 	fi
-	if grep -q '^RESULT ' "$out/host.log"; then
+	if grep -q '^RESULT ' "$log"; then
 		summarize host
 	fi
 fi

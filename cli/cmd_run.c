@@ -34,10 +34,11 @@ static int failure_status(void)
 static void print_irq_stats(struct kvmkit_irqchip *chip)
 {
 	if (!chip) {
-		fprintf(stderr, "kvmkit: irq-stats: no in-kernel irqchip\n");
+		fprintf(stderr, "kvmkit: irq-stats: no irqchip\n");
 		return;
 	}
-	fprintf(stderr, "kvmkit: irq-stats\n");
+	fprintf(stderr, "kvmkit: irq-stats (%s irqchip)\n",
+		kvmkit_irqchip_mode_name(kvmkit_irqchip_mode(chip)));
 	for (uint32_t gsi = 0; gsi < KVMKIT_MAX_GSI; gsi++) {
 		struct kvmkit_gsi_stats st;
 
@@ -123,10 +124,14 @@ int cmd_run(int argc, char **argv)
 		case 'i':
 			if (!strcmp(optarg, "kernel")) {
 				cfg.irqchip = true;
+				cfg.irqchip_mode = KVMKIT_IRQCHIP_KERNEL;
+			} else if (!strcmp(optarg, "split")) {
+				cfg.irqchip = true;
+				cfg.irqchip_mode = KVMKIT_IRQCHIP_SPLIT;
 			} else if (!strcmp(optarg, "none")) {
 				cfg.irqchip = false;
 			} else {
-				fprintf(stderr, "kvmkit: --irqchip: unknown mode '%s' (kernel, none)\n",
+				fprintf(stderr, "kvmkit: --irqchip: unknown mode '%s' (kernel, split, none)\n",
 					optarg);
 				return KVMKIT_EXIT_USAGE;
 			}
@@ -142,7 +147,7 @@ int cmd_run(int argc, char **argv)
 			break;
 		case 'h':
 			printf("usage: kvmkit run [--kernel FILE] [--mem SIZE] [--vcpus N] [--timeout SEC]\n"
-			       "                  [--irqchip kernel|none] [--irq-stats]\n"
+			       "                  [--irqchip kernel|split|none] [--irq-stats]\n"
 			       "                  [--initrd FILE] [--append \"ARGS\"] (multiboot images)\n"
 			       "console: stdin goes to the guest's UART; Ctrl-A x stops the VM\n");
 			return 0;

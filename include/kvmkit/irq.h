@@ -29,19 +29,33 @@ extern "C" {
 
 struct kvmkit_irqchip;
 
+enum kvmkit_irqchip_mode {
+	/* PIC pair, IOAPIC and LAPICs in KVM. */
+	KVMKIT_IRQCHIP_KERNEL = 0,
+	/* LAPICs in KVM; IOAPIC in kvmkit (KVM_CAP_SPLIT_IRQCHIP). No PIC or
+	 * PIT: GSI 0-23 are the IOAPIC's pins only. irqfds are serviced by a
+	 * kvmkit thread, and level (resample) irqfds are resampled on the
+	 * IOAPIC EOI (KVM_EXIT_IOAPIC_EOI), which the kernel cannot do here. */
+	KVMKIT_IRQCHIP_SPLIT,
+};
+
 struct kvmkit_irqchip_config {
-	bool pit;	      /* also create the in-kernel i8254 (KVM_CREATE_PIT2) */
+	enum kvmkit_irqchip_mode mode;
+	bool pit;	      /* kernel mode: also create the in-kernel i8254 */
 	bool pit_reinject;    /* PIT lost-tick reinjection (off is recommended) */
+	unsigned int split_routes; /* split mode: GSIs reserved for IOAPIC pins (24) */
 };
 
 void kvmkit_irqchip_config_init(struct kvmkit_irqchip_config *cfg);
 
-/* Creates the in-kernel irqchip. -EBUSY (KVMKIT_ERR_STATE) if a vCPU already
+/* Creates the irqchip (kernel or split, cfg NULL: kernel with PIT). -EBUSY (KVMKIT_ERR_STATE) if a vCPU already
  * exists or an irqchip was already created for @vm. The irqchip belongs to
  * the VM: kvmkit_vm_destroy() releases it. */
 int kvmkit_irqchip_create(struct kvmkit_vm *vm, const struct kvmkit_irqchip_config *cfg,
 			  struct kvmkit_irqchip **out);
 struct kvmkit_irqchip *kvmkit_vm_irqchip(struct kvmkit_vm *vm);
+enum kvmkit_irqchip_mode kvmkit_irqchip_mode(const struct kvmkit_irqchip *chip);
+const char *kvmkit_irqchip_mode_name(enum kvmkit_irqchip_mode mode);
 
 unsigned int kvmkit_irqchip_pins(const struct kvmkit_irqchip *chip);
 /* KVM_CAP_IRQ_ROUTING: the number of routes the kernel accepts. */

@@ -13,6 +13,7 @@
 
 #include <kvmkit/vm.h>
 #include <kvmkit/devices.h>
+#include <kvmkit/irq.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -23,7 +24,8 @@ struct kvmkit_machine_config {
 	const void *kernel; /* ELF64 image in memory */
 	size_t kernel_len;
 	int console_fd; /* where UART output goes; -1: kept only in memory */
-	bool irqchip;	/* in-kernel irqchip + PIT (x86); the UART gets IRQ 4 */
+	bool irqchip;	/* an irqchip (x86); the UART gets IRQ 4 */
+	enum kvmkit_irqchip_mode irqchip_mode; /* kernel (with PIT) or split */
 	/* Multiboot images only (an ELF64 guest with these is refused): */
 	const char *cmdline;	 /* appended after kernel_path; NULL: none */
 	const void *initrd;	 /* module 0, NULL: none */

@@ -5,8 +5,10 @@
  * KVM_SET_GSI_ROUTING replaces the whole table (api.rst 4.52): every commit
  * sends every entry, the default irqchip routes included.
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/epoll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -16,8 +18,18 @@
 #include "core/internal.h"
 #include "kvm/kvm_internal.h"
 #include <kvmkit/irq.h>
+#include "irq/ioapic.h"
 
 #define MAX_ROUTES 4096
+/* Split mode: irqfds serviced in userspace. */
+#define MAX_USER_IRQFDS 256
+
+struct user_irqfd {
+	bool used;
+	int fd;
+	int resample_fd; /* -1: edge */
+	uint32_t gsi;
+};
 
 struct kvmkit_irqchip {
 	struct kvmkit_vm *vm;
@@ -30,13 +42,42 @@ struct kvmkit_irqchip {
 	uint8_t allocated[KVMKIT_MAX_GSI]; /* GSI allocator */
 	uint16_t irqfds[KVMKIT_MAX_GSI];   /* irqfds bound per GSI */
 	struct kvmkit_gsi_stats stats[KVMKIT_MAX_GSI];
+
+	enum kvmkit_irqchip_mode mode;
+	/* Split mode. */
+	unsigned int split_routes;
+	struct kvmk_ioapic *ioapic;
+	bool ioapic_mapped;
+	pthread_mutex_t mirror_lock; /* mirrors: the kernel's whole routing table */
+	struct kvm_irq_routing_entry mirrors[KVMKIT_IOAPIC_PINS];
+	bool mirror_valid[KVMKIT_IOAPIC_PINS];
+	int pin_resample_fd[KVMKIT_IOAPIC_PINS]; /* level irqfd asserting the pin */
+	struct user_irqfd user_irqfds[MAX_USER_IRQFDS];
+	int epfd;
+	int wake[2];
+	pthread_t thread;
+	bool thread_started;
 };
+
+static const char *const mode_names[] = { "kernel", "split" };
+
+const char *kvmkit_irqchip_mode_name(enum kvmkit_irqchip_mode mode)
+{
+	return (unsigned int)mode < KVMKIT_ARRAY_SIZE(mode_names) ? mode_names[mode] : "?";
+}
+
+enum kvmkit_irqchip_mode kvmkit_irqchip_mode(const struct kvmkit_irqchip *chip)
+{
+	return chip->mode;
+}
 
 void kvmkit_irqchip_config_init(struct kvmkit_irqchip_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
+	cfg->mode = KVMKIT_IRQCHIP_KERNEL;
 	cfg->pit = true;
 	cfg->pit_reinject = false; /* api.rst 4.99: !reinject is recommended */
+	cfg->split_routes = KVMKIT_IOAPIC_PINS;
 }
 
 static void add_irqchip_entry(struct kvm_irq_routing_entry *tab, unsigned int *n, uint32_t gsi,
@@ -53,16 +94,266 @@ static void add_irqchip_entry(struct kvm_irq_routing_entry *tab, unsigned int *n
 
 /* The table KVM_CREATE_IRQCHIP installs: GSI 0-15 to the PIC pair and the
  * IOAPIC, 16-23 to the IOAPIC only. */
-static void default_routes(struct kvm_irq_routing_entry *tab, unsigned int *n)
+static void default_routes(struct kvm_irq_routing_entry *tab, unsigned int *n, bool with_pic)
 {
 	*n = 0;
 	for (uint32_t gsi = 0; gsi < KVMKIT_IOAPIC_PINS; gsi++) {
-		if (gsi < 16)
+		if (gsi < 16 && with_pic)
 			add_irqchip_entry(tab, n, gsi,
 					  gsi < 8 ? KVMKIT_IRQCHIP_PIC_MASTER : KVMKIT_IRQCHIP_PIC_SLAVE,
 					  gsi % 8);
 		add_irqchip_entry(tab, n, gsi, KVMKIT_IRQCHIP_IOAPIC, gsi);
 	}
+}
+
+/* ---- split mode: the userspace IOAPIC and its plumbing ------------------ */
+
+/* Sends the IOAPIC pins' MSI mirrors as the kernel's whole routing table:
+ * KVM learns from them which vectors' EOIs must exit to kvmkit. */
+static int commit_mirrors(struct kvmkit_irqchip *chip)
+{
+	struct {
+		struct kvm_irq_routing hdr;
+		struct kvm_irq_routing_entry e[KVMKIT_IOAPIC_PINS];
+	} tab;
+	unsigned int n = 0;
+
+	memset(&tab, 0, sizeof(tab));
+	for (unsigned int pin = 0; pin < KVMKIT_IOAPIC_PINS; pin++)
+		if (chip->mirror_valid[pin])
+			tab.e[n++] = chip->mirrors[pin];
+	tab.hdr.nr = n;
+	if (ioctl(chip->vm->fd, KVM_SET_GSI_ROUTING, &tab) < 0)
+		return kvmk_err_ioctl("KVM_SET_GSI_ROUTING", errno, "split IOAPIC mirrors (%u)", n);
+	return 0;
+}
+
+/* Model callback (model lock held): a redirection entry changed. */
+static void ioapic_route_changed(void *opaque, unsigned int pin, const struct kvmk_ioapic_msi *msg,
+				 bool masked)
+{
+	struct kvmkit_irqchip *chip = opaque;
+	struct kvm_irq_routing_entry *e;
+
+	if (pin >= KVMKIT_IOAPIC_PINS || pin >= chip->split_routes)
+		return;
+	pthread_mutex_lock(&chip->mirror_lock);
+	e = &chip->mirrors[pin];
+	memset(e, 0, sizeof(*e));
+	e->gsi = pin;
+	e->type = KVM_IRQ_ROUTING_MSI;
+	e->u.msi.address_lo = (uint32_t)msg->address;
+	e->u.msi.address_hi = (uint32_t)(msg->address >> 32);
+	e->u.msi.data = msg->data;
+	chip->mirror_valid[pin] = !masked;
+	if (commit_mirrors(chip))
+		kvmk_warn("%s", kvmkit_strerror());
+	pthread_mutex_unlock(&chip->mirror_lock);
+}
+
+/* Model callback: deliver an IOAPIC message to the in-kernel LAPICs. */
+static int ioapic_deliver(void *opaque, const struct kvmk_ioapic_msi *msg)
+{
+	struct kvmkit_irqchip *chip = opaque;
+	struct kvm_msi msi = {
+		.address_lo = (uint32_t)msg->address,
+		.address_hi = (uint32_t)(msg->address >> 32),
+		.data = msg->data,
+	};
+	int r = ioctl(chip->vm->fd, KVM_SIGNAL_MSI, &msi);
+
+	return r < 0 ? -errno : r;
+}
+
+/* Model callback (no model lock): the guest EOI'd level pin @pin. Like KVM's
+ * resampler: de-assert the line the irqfd asserted, then notify. */
+static void ioapic_resample(void *opaque, unsigned int pin)
+{
+	struct kvmkit_irqchip *chip = opaque;
+	int rfd = __atomic_exchange_n(&chip->pin_resample_fd[pin], -1, __ATOMIC_ACQ_REL);
+	uint64_t one = 1;
+
+	if (rfd < 0)
+		return;
+	kvmk_ioapic_set_level(chip->ioapic, pin, false);
+	if (write(rfd, &one, sizeof(one)) < 0)
+		kvmk_debug("resamplefd %d: %s", rfd, strerror(errno));
+}
+
+void kvmk_irqchip_eoi(struct kvmkit_irqchip *chip, uint32_t vector)
+{
+	if (chip && chip->ioapic)
+		kvmk_ioapic_eoi(chip->ioapic, vector);
+}
+
+/* Copies the committed entries of @gsi (at most @max). */
+static unsigned int routes_of(struct kvmkit_irqchip *chip, uint32_t gsi,
+			      struct kvm_irq_routing_entry *out, unsigned int max)
+{
+	unsigned int n = 0;
+
+	pthread_mutex_lock(&chip->lock);
+	for (unsigned int i = 0; i < chip->ncommitted && n < max; i++)
+		if (chip->committed[i].gsi == gsi)
+			out[n++] = chip->committed[i];
+	pthread_mutex_unlock(&chip->lock);
+	return n;
+}
+
+/* Combines per-route statuses as kvm_set_irq() does: errors and "masked"
+ * (< 0) are ignored, otherwise the CPU counts add up. */
+static int combine(int acc, int r)
+{
+	if (r < 0)
+		return acc;
+	return r + (acc < 0 ? 0 : acc);
+}
+
+static int signal_msi_entry(struct kvmkit_irqchip *chip, const struct kvm_irq_routing_entry *e)
+{
+	struct kvm_msi msi = {
+		.address_lo = e->u.msi.address_lo,
+		.address_hi = e->u.msi.address_hi,
+		.data = e->u.msi.data,
+		.flags = e->flags,
+		.devid = e->u.msi.devid,
+	};
+	int r = ioctl(chip->vm->fd, KVM_SIGNAL_MSI, &msi);
+
+	return r < 0 ? -errno : r;
+}
+
+/* Split mode: drive GSI @gsi to @level through kvmkit's routing table. */
+static int split_set_gsi(struct kvmkit_irqchip *chip, uint32_t gsi, bool level, int resample_fd)
+{
+	struct kvm_irq_routing_entry e[4];
+	unsigned int n = routes_of(chip, gsi, e, 4);
+	int status = -1;
+
+	for (unsigned int i = 0; i < n; i++) {
+		if (e[i].type == KVM_IRQ_ROUTING_MSI) {
+			if (level)
+				status = combine(status, signal_msi_entry(chip, &e[i]));
+			continue;
+		}
+		if (e[i].u.irqchip.irqchip != KVMKIT_IRQCHIP_IOAPIC)
+			continue;
+		if (resample_fd >= 0 && level)
+			__atomic_store_n(&chip->pin_resample_fd[e[i].u.irqchip.pin], resample_fd,
+					 __ATOMIC_RELEASE);
+		int r = kvmk_ioapic_set_level(chip->ioapic, e[i].u.irqchip.pin, level);
+
+		status = combine(status, r == KVMKIT_IRQ_MASKED ? -1 : r);
+	}
+	return status;
+}
+
+/* The split-mode interrupt thread: turns irqfd signals into pin changes or
+ * MSIs, as KVM's irqfd does for an in-kernel irqchip. */
+static void *irqfd_thread(void *arg)
+{
+	struct kvmkit_irqchip *chip = arg;
+
+	for (;;) {
+		struct epoll_event ev[16];
+		int n = epoll_wait(chip->epfd, ev, 16, -1);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			kvmk_error("irqfd thread: epoll_wait: %s", strerror(errno));
+			return NULL;
+		}
+		for (int i = 0; i < n; i++) {
+			uint32_t idx = ev[i].data.u32;
+			struct user_irqfd u;
+			uint64_t cnt;
+
+			if (idx == UINT32_MAX)
+				return NULL; /* wake pipe: shutting down */
+			pthread_mutex_lock(&chip->lock);
+			u = chip->user_irqfds[idx < MAX_USER_IRQFDS ? idx : 0];
+			pthread_mutex_unlock(&chip->lock);
+			if (idx >= MAX_USER_IRQFDS || !u.used || read(u.fd, &cnt, sizeof(cnt)) != sizeof(cnt))
+				continue;
+			if (u.resample_fd >= 0) {
+				split_set_gsi(chip, u.gsi, true, u.resample_fd);
+			} else {
+				split_set_gsi(chip, u.gsi, true, -1);
+				split_set_gsi(chip, u.gsi, false, -1);
+			}
+		}
+	}
+}
+
+static int split_setup(struct kvmkit_irqchip *chip, const struct kvmkit_irqchip_config *cfg)
+{
+	struct kvm_enable_cap cap = { .cap = KVM_CAP_SPLIT_IRQCHIP };
+	struct kvmk_ioapic_config icfg = {
+		.deliver = ioapic_deliver,
+		.route_changed = ioapic_route_changed,
+		.opaque = chip,
+		/* kvmkit devices drive "1 = asserted", as with KVM's IOAPIC. */
+		.polarity_ignored = true,
+	};
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = UINT32_MAX };
+	int r;
+
+	chip->split_routes = cfg->split_routes ? cfg->split_routes : KVMKIT_IOAPIC_PINS;
+	if (chip->split_routes < KVMKIT_IOAPIC_PINS)
+		return kvmk_err_param("create_irqchip", "split_routes",
+				      "must cover the IOAPIC's 24 pins", "%u", chip->split_routes);
+	if (kvmk_check_extension(chip->vm->fd, KVM_CAP_SPLIT_IRQCHIP) <= 0)
+		return kvmk_err_unsupported("create_irqchip", ENOTSUP, "KVM_CAP_SPLIT_IRQCHIP");
+	cap.args[0] = chip->split_routes;
+	if (ioctl(chip->vm->fd, KVM_ENABLE_CAP, &cap) < 0)
+		return kvmk_err_ioctl("KVM_ENABLE_CAP", errno, "KVM_CAP_SPLIT_IRQCHIP, %u routes",
+				      chip->split_routes);
+	for (unsigned int pin = 0; pin < KVMKIT_IOAPIC_PINS; pin++)
+		chip->pin_resample_fd[pin] = -1;
+	r = kvmk_ioapic_create(&icfg, &chip->ioapic);
+	if (r)
+		return r;
+	for (unsigned int pin = 0; pin < KVMKIT_IOAPIC_PINS; pin++)
+		kvmk_ioapic_set_resample(chip->ioapic, pin, ioapic_resample, chip);
+	r = kvmkit_bus_register(chip->vm->mmio, KVMK_IOAPIC_BASE, KVMK_IOAPIC_MMIO_SIZE, "ioapic",
+				&kvmk_ioapic_mmio_ops, chip->ioapic);
+	if (r)
+		return r;
+	chip->ioapic_mapped = true;
+	chip->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (chip->epfd < 0)
+		return kvmk_err_sys("epoll_create1", errno, "split irqchip");
+	if (pipe2(chip->wake, O_CLOEXEC) < 0)
+		return kvmk_err_sys("pipe2", errno, "split irqchip");
+	if (epoll_ctl(chip->epfd, EPOLL_CTL_ADD, chip->wake[0], &ev) < 0)
+		return kvmk_err_sys("epoll_ctl", errno, "split irqchip");
+	r = pthread_create(&chip->thread, NULL, irqfd_thread, chip);
+	if (r)
+		return kvmk_err_sys("pthread_create", r, "split irqchip irqfd thread");
+	chip->thread_started = true;
+	return 0;
+}
+
+static void split_teardown(struct kvmkit_irqchip *chip)
+{
+	if (chip->thread_started) {
+		ssize_t w = write(chip->wake[1], "x", 1);
+
+		(void)w;
+		pthread_join(chip->thread, NULL);
+		chip->thread_started = false;
+	}
+	if (chip->ioapic_mapped)
+		kvmkit_bus_unregister(chip->vm->mmio, KVMK_IOAPIC_BASE);
+	if (chip->epfd >= 0)
+		close(chip->epfd);
+	if (chip->wake[0] >= 0)
+		close(chip->wake[0]);
+	if (chip->wake[1] >= 0)
+		close(chip->wake[1]);
+	kvmk_ioapic_destroy(chip->ioapic);
+	chip->ioapic = NULL;
 }
 
 int kvmkit_irqchip_create(struct kvmkit_vm *vm, const struct kvmkit_irqchip_config *cfg,
@@ -81,6 +372,8 @@ int kvmkit_irqchip_create(struct kvmkit_vm *vm, const struct kvmkit_irqchip_conf
 	if (vm->nr_created)
 		return kvmk_err_state("vm", "has vCPUs", "no vCPU created yet (api.rst 4.24)",
 				      "create_irqchip");
+	if (cfg->mode != KVMKIT_IRQCHIP_KERNEL && cfg->mode != KVMKIT_IRQCHIP_SPLIT)
+		return kvmk_err_param("create_irqchip", "mode", "kernel or split", "%d", cfg->mode);
 	if (kvmk_check_extension(vm->fd, KVM_CAP_IRQCHIP) <= 0)
 		return kvmk_err_unsupported("create_irqchip", ENOTSUP, "KVM_CAP_IRQCHIP");
 	cap = kvmk_check_extension(vm->fd, KVM_CAP_IRQ_ROUTING);
@@ -91,19 +384,27 @@ int kvmkit_irqchip_create(struct kvmkit_vm *vm, const struct kvmkit_irqchip_conf
 	if (!chip)
 		return kvmk_err_resource("create_irqchip", ENOMEM, NULL);
 	chip->vm = vm;
+	chip->mode = cfg->mode;
+	chip->epfd = chip->wake[0] = chip->wake[1] = -1;
 	chip->capacity = (unsigned int)cap < MAX_ROUTES ? (unsigned int)cap : MAX_ROUTES;
 	pthread_mutex_init(&chip->lock, NULL);
+	pthread_mutex_init(&chip->mirror_lock, NULL);
 	chip->staged = calloc(chip->capacity, sizeof(*chip->staged));
 	chip->committed = calloc(chip->capacity, sizeof(*chip->committed));
 	if (!chip->staged || !chip->committed) {
 		r = kvmk_err_resource("create_irqchip", ENOMEM, NULL);
 		goto fail;
 	}
-	if (ioctl(vm->fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+	if (cfg->mode == KVMKIT_IRQCHIP_SPLIT) {
+		r = split_setup(chip, cfg);
+		if (r)
+			goto fail;
+	} else if (ioctl(vm->fd, KVM_CREATE_IRQCHIP, 0) < 0) {
 		r = kvmk_err_ioctl("KVM_CREATE_IRQCHIP", errno, NULL);
 		goto fail;
 	}
-	if (cfg->pit) {
+	/* Split mode has no in-kernel PIT (it would need a userspace one). */
+	if (cfg->pit && cfg->mode == KVMKIT_IRQCHIP_KERNEL) {
 		struct kvm_pit_config pc = { .flags = KVM_PIT_SPEAKER_DUMMY };
 
 		/* api.rst 4.71: the PIT only after the irqchip. */
@@ -118,21 +419,23 @@ int kvmkit_irqchip_create(struct kvmkit_vm *vm, const struct kvmkit_irqchip_conf
 				kvmk_warn("KVM_REINJECT_CONTROL: %s", strerror(errno));
 		}
 	}
-	default_routes(chip->committed, &chip->ncommitted);
+	default_routes(chip->committed, &chip->ncommitted, cfg->mode == KVMKIT_IRQCHIP_KERNEL);
 	memcpy(chip->staged, chip->committed, chip->ncommitted * sizeof(*chip->staged));
 	chip->nstaged = chip->ncommitted;
 	/* The legacy pins are the platform's, not the allocator's. */
 	for (unsigned int g = 0; g < 16; g++)
 		chip->allocated[g] = 1;
 	vm->irqchip = chip;
-	kvmk_debug("in-kernel irqchip created (%u routes max%s)", chip->capacity,
-		   cfg->pit ? ", PIT" : "");
+	kvmk_debug("%s irqchip created (%u routes max%s)", kvmkit_irqchip_mode_name(cfg->mode),
+		   chip->capacity, cfg->pit && cfg->mode == KVMKIT_IRQCHIP_KERNEL ? ", PIT" : "");
 	if (out)
 		*out = chip;
 	return 0;
 fail:
 	/* A half-created KVM irqchip cannot be removed; the VM is unusable for
 	 * interrupts, but kvmkit's side is left clean. */
+	split_teardown(chip);
+	pthread_mutex_destroy(&chip->mirror_lock);
 	free(chip->staged);
 	free(chip->committed);
 	pthread_mutex_destroy(&chip->lock);
@@ -144,6 +447,8 @@ void kvmk_irqchip_free(struct kvmkit_irqchip *chip)
 {
 	if (!chip)
 		return;
+	split_teardown(chip);
+	pthread_mutex_destroy(&chip->mirror_lock);
 	free(chip->staged);
 	free(chip->committed);
 	pthread_mutex_destroy(&chip->lock);
@@ -207,6 +512,8 @@ int kvmkit_irq_route_irqchip(struct kvmkit_irqchip *chip, uint32_t gsi, uint32_t
 	if (irqchip > KVMKIT_IRQCHIP_IOAPIC)
 		return kvmk_err_param(op, "irqchip", "must be 0 (PIC master), 1 (PIC slave) or 2 (IOAPIC)",
 				      "%u", irqchip);
+	if (chip->mode == KVMKIT_IRQCHIP_SPLIT && irqchip != KVMKIT_IRQCHIP_IOAPIC)
+		return kvmk_err_unsupported(op, ENOTSUP, "no PIC in split irqchip mode");
 	if (pin >= (irqchip == KVMKIT_IRQCHIP_IOAPIC ? KVMKIT_IOAPIC_PINS : 8u))
 		return kvmk_err_param(op, "pin", "beyond the chip's pins", "%u (chip %u)", pin,
 				      irqchip);
@@ -293,7 +600,12 @@ int kvmkit_irq_routes_commit(struct kvmkit_irqchip *chip)
 	}
 	tab->nr = chip->nstaged;
 	memcpy(tab->entries, chip->staged, chip->nstaged * sizeof(tab->entries[0]));
-	if (ioctl(chip->vm->fd, KVM_SET_GSI_ROUTING, tab) < 0) {
+	/* Split mode: kvmkit interprets its table itself (the kernel's table
+	 * holds only the IOAPIC mirrors), so there is nothing to send. */
+	if (chip->mode == KVMKIT_IRQCHIP_SPLIT) {
+		memcpy(chip->committed, chip->staged, chip->nstaged * sizeof(*chip->staged));
+		chip->ncommitted = chip->nstaged;
+	} else if (ioctl(chip->vm->fd, KVM_SET_GSI_ROUTING, tab) < 0) {
 		r = kvmk_err_ioctl("KVM_SET_GSI_ROUTING", errno, "%u entries", chip->nstaged);
 		/* The kernel kept its previous table; so do we. */
 		memcpy(chip->staged, chip->committed, chip->ncommitted * sizeof(*chip->staged));
@@ -400,6 +712,14 @@ int kvmkit_irq_line(struct kvmkit_irqchip *chip, uint32_t gsi, bool level)
 
 	if (r)
 		return r;
+	if (chip->mode == KVMKIT_IRQCHIP_SPLIT) {
+		int st = split_set_gsi(chip, gsi, level, -1);
+
+		if (!level)
+			return 0;
+		account(chip, gsi, st);
+		return st < 0 ? KVMKIT_IRQ_MASKED : st;
+	}
 	if (ioctl(chip->vm->fd, KVM_IRQ_LINE_STATUS, &il) < 0)
 		return kvmk_err_ioctl("KVM_IRQ_LINE_STATUS", errno, "gsi %u level %d", gsi, level);
 	/* The kernel's status only means something for an assertion (a
@@ -456,6 +776,62 @@ int kvmkit_signal_msi(struct kvmkit_irqchip *chip, uint64_t address, uint32_t da
 
 /* ---- irqfd -------------------------------------------------------------- */
 
+/* Split mode: the irqfd thread watches @fd (chip->lock held). */
+static int split_irqfd_add(struct kvmkit_irqchip *chip, uint32_t gsi, int fd, int resample_fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+
+	for (uint32_t i = 0; i < MAX_USER_IRQFDS; i++) {
+		struct user_irqfd *u = &chip->user_irqfds[i];
+
+		if (u->used)
+			continue;
+		ev.data.u32 = i;
+		*u = (struct user_irqfd){ .used = true, .fd = fd, .resample_fd = resample_fd, .gsi = gsi };
+		if (epoll_ctl(chip->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+			u->used = false;
+			return kvmk_err_sys("epoll_ctl", errno, "irqfd %d of gsi %u", fd, gsi);
+		}
+		chip->irqfds[gsi]++;
+		return 0;
+	}
+	return kvmk_err_resource("kvmkit_irqfd_bind", ENOSPC, "more than %d irqfds in split mode",
+				 MAX_USER_IRQFDS);
+}
+
+static int split_irqfd_remove(struct kvmkit_irqchip *chip, uint32_t gsi, int fd)
+{
+	struct user_irqfd u = { 0 };
+
+	pthread_mutex_lock(&chip->lock);
+	for (uint32_t i = 0; i < MAX_USER_IRQFDS; i++) {
+		if (chip->user_irqfds[i].used && chip->user_irqfds[i].fd == fd &&
+		    chip->user_irqfds[i].gsi == gsi) {
+			u = chip->user_irqfds[i];
+			chip->user_irqfds[i].used = false;
+			epoll_ctl(chip->epfd, EPOLL_CTL_DEL, fd, NULL);
+			if (chip->irqfds[gsi])
+				chip->irqfds[gsi]--;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&chip->lock);
+	if (!u.used)
+		return kvmk_err_param("kvmkit_irqfd_unbind", "fd", "not bound to this gsi", "%d (gsi %u)",
+				      fd, gsi);
+	/* As in KVM: deassigning a level irqfd de-asserts its line. */
+	if (u.resample_fd >= 0) {
+		for (unsigned int pin = 0; pin < KVMKIT_IOAPIC_PINS; pin++) {
+			int expect = u.resample_fd;
+
+			if (__atomic_compare_exchange_n(&chip->pin_resample_fd[pin], &expect, -1, false,
+							__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+				kvmk_ioapic_set_level(chip->ioapic, pin, false);
+		}
+	}
+	return 0;
+}
+
 int kvmkit_irqfd_bind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd, int resample_fd)
 {
 	struct kvm_irqfd irqfd = { .fd = (uint32_t)fd, .gsi = gsi };
@@ -466,7 +842,7 @@ int kvmkit_irqfd_bind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd, int res
 		return r;
 	if (fd < 0)
 		return kvmk_err_param("kvmkit_irqfd_bind", "fd", "not a file descriptor", "%d", fd);
-	if (resample_fd >= 0) {
+	if (resample_fd >= 0 && chip->mode == KVMKIT_IRQCHIP_KERNEL) {
 		if (kvmk_check_extension(chip->vm->fd, KVM_CAP_IRQFD_RESAMPLE) <= 0)
 			return kvmk_err_unsupported("kvmkit_irqfd_bind", ENOTSUP,
 						    "KVM_CAP_IRQFD_RESAMPLE");
@@ -481,7 +857,9 @@ int kvmkit_irqfd_bind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd, int res
 		/* Pitfall: an irqfd only after its route exists. */
 		return kvmk_err_state("gsi", "unrouted", "a committed route", "irqfd_bind");
 	}
-	if (ioctl(chip->vm->fd, KVM_IRQFD, &irqfd) < 0) {
+	if (chip->mode == KVMKIT_IRQCHIP_SPLIT) {
+		r = split_irqfd_add(chip, gsi, fd, resample_fd);
+	} else if (ioctl(chip->vm->fd, KVM_IRQFD, &irqfd) < 0) {
 		r = kvmk_err_ioctl("KVM_IRQFD", errno, "gsi %u fd %d%s", gsi, fd,
 				   resample_fd >= 0 ? " (resample)" : "");
 	} else {
@@ -498,6 +876,8 @@ int kvmkit_irqfd_unbind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd)
 
 	if (r)
 		return r;
+	if (chip->mode == KVMKIT_IRQCHIP_SPLIT)
+		return split_irqfd_remove(chip, gsi, fd);
 	pthread_mutex_lock(&chip->lock);
 	if (ioctl(chip->vm->fd, KVM_IRQFD, &irqfd) < 0)
 		r = kvmk_err_ioctl("KVM_IRQFD", errno, "deassign gsi %u fd %d", gsi, fd);

@@ -82,6 +82,8 @@ struct kvmkit_vm {
 int kvmk_region_pick_slot(const struct kvmk_region *regions, unsigned int n, int max_slots,
 			  uint64_t gpa, uint64_t size);
 void kvmk_irqchip_free(struct kvmkit_irqchip *chip);
+/* Split irqchip: an EOI the kernel passed up (KVM_EXIT_IOAPIC_EOI). */
+void kvmk_irqchip_eoi(struct kvmkit_irqchip *chip, uint32_t vector);
 const char *kvmk_kvm_path(const char *path);
 int kvmk_check_extension(int fd, long cap);
 /* Kicks every vCPU out of KVM_RUN (lock held). */

@@ -199,6 +199,12 @@ int kvmk_vcpu_handle_exit(struct kvmkit_vcpu *v)
 	case KVM_EXIT_INTR:
 		v->stats.exits_intr++;
 		return 0;
+	case KVM_EXIT_IOAPIC_EOI:
+		/* Split irqchip: the userspace IOAPIC clears remote IRR and
+		 * resamples level lines. */
+		v->stats.exits_other++;
+		kvmk_irqchip_eoi(v->vm->irqchip, run->eoi.vector);
+		return 0;
 	case KVM_EXIT_SHUTDOWN:
 		stop_with_dump(v, KVMKIT_STOP_SHUTDOWN, "KVM_EXIT_SHUTDOWN (triple fault)");
 		return -EIO;

@@ -93,7 +93,11 @@ int kvmkit_machine_create(const struct kvmkit_machine_config *cfg, struct kvmkit
 		goto fail;
 	/* The irqchip must exist before any vCPU (api.rst 4.24). */
 	if (cfg->irqchip) {
-		r = kvmkit_irqchip_create(m->vm, NULL, NULL);
+		struct kvmkit_irqchip_config icfg;
+
+		kvmkit_irqchip_config_init(&icfg);
+		icfg.mode = cfg->irqchip_mode;
+		r = kvmkit_irqchip_create(m->vm, &icfg, NULL);
 		if (r)
 			goto fail;
 	}

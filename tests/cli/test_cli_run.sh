@@ -14,6 +14,9 @@ else
 	echo "FAIL: demo banner missing"; fails=$((fails + 1))
 fi
 expect 0 "" -- "$kvmkit" run --kernel "$guests/hello.elf" --mem 256M --vcpus 2
+expect 0 "" -- "$kvmkit" run --irqchip split --vcpus 2
+expect 0 "" -- "$kvmkit" run --irqchip none
+expect 2 "unknown mode" -- "$kvmkit" run --irqchip both
 expect 0 "" -- "$kvmkit" run --kernel "$guests/smp_id.elf" --vcpus 3
 expect 121 "triple fault" -- "$kvmkit" run --kernel "$guests/triple_fault.elf"
 expect 230 "" -- "$kvmkit" run --kernel "$guests/exception.elf"

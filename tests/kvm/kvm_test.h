@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <execinfo.h>
+#include <signal.h>
 #include <cmocka.h>
 
 #include <kvmkit/kvmkit.h>
@@ -23,8 +25,26 @@
  * hanging the suite. Not a timing assertion. */
 #define GUEST_WATCHDOG_MS 120000
 
+/* Whole-binary watchdog: a hang anywhere (kvmkit or the host kernel) ends
+ * the test with a backtrace of where the process was stuck. */
+#define TEST_BINARY_WATCHDOG_S 400
+
+static void watchdog_fired(int sig)
+{
+	static const char msg[] = "\nFAILED: test binary watchdog fired; backtrace:\n";
+	void *bt[32];
+	int n = backtrace(bt, 32);
+	ssize_t w = write(STDOUT_FILENO, msg, sizeof(msg) - 1);
+
+	(void)w;
+	backtrace_symbols_fd(bt, n, STDOUT_FILENO);
+	_exit(1);
+}
+
 static inline void require_kvm(void)
 {
+	signal(SIGALRM, watchdog_fired);
+	alarm(TEST_BINARY_WATCHDOG_S);
 	if (!kvmkit_kvm_available()) {
 		/* Inside an emulated host KVM must be there: fail, never skip. */
 		if (getenv("KVMKIT_REQUIRE_KVM")) {

@@ -10,6 +10,9 @@
 
 #include "kvm_test.h"
 
+/* The irqchip mode the lab tests run in (main() runs each group per mode). */
+static enum kvmkit_irqchip_mode lab_mode = KVMKIT_IRQCHIP_KERNEL;
+
 struct lab {
 	struct kvmkit_machine *m;
 	struct kvmkit_vm *vm;
@@ -82,7 +85,7 @@ static inline void lab_expect_count(struct lab *l, unsigned int cpu, unsigned in
 	assert_int_equal(lab_count(l, cpu, vector), want);
 }
 
-/* Starts irq_lab on @vcpus vCPUs with an in-kernel irqchip and PIT and waits until every vCPU's command loop runs. */
+/* Starts irq_lab on @vcpus vCPUs with an irqchip in lab_mode and waits until every vCPU's command loop runs. */
 static inline void lab_start(struct lab *l, unsigned int vcpus)
 {
 	struct kvmkit_machine_config cfg;
@@ -97,7 +100,8 @@ static inline void lab_start(struct lab *l, unsigned int vcpus)
 	cfg.vm.mem_size = 64 << 20;
 	cfg.kernel = image;
 	cfg.kernel_len = len;
-	cfg.irqchip = true; /* with the PIT */
+	cfg.irqchip = true; /* kernel mode: with the PIT */
+	cfg.irqchip_mode = lab_mode;
 	if (kvmkit_machine_create(&cfg, &l->m))
 		fail_msg("machine: %s", kvmkit_strerror());
 	free(image);
@@ -105,6 +109,7 @@ static inline void lab_start(struct lab *l, unsigned int vcpus)
 	l->chip = kvmkit_machine_irqchip(l->m);
 	l->vcpus = vcpus;
 	assert_non_null(l->chip);
+	assert_int_equal(kvmkit_irqchip_mode(l->chip), lab_mode);
 	if (kvmkit_vm_start(l->vm))
 		fail_msg("start: %s", kvmkit_strerror());
 	for (unsigned int c = 0; c < vcpus; c++)

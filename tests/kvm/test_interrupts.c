@@ -345,21 +345,41 @@ static void test_uart_rx_interrupt(void **state)
 	lab_finish(&l);
 }
 
+static int use_kernel(void **state)
+{
+	lab_mode = KVMKIT_IRQCHIP_KERNEL;
+	return 0;
+}
+
+static int use_split(void **state)
+{
+	lab_mode = KVMKIT_IRQCHIP_SPLIT;
+	return 0;
+}
+
 int main(void)
 {
-	const struct CMUnitTest tests[] = {
+	/* Every test in both modes, except those needing the in-kernel PIC or
+	 * PIT, which split mode does not have. */
+	const struct CMUnitTest both[] = {
 		cmocka_unit_test(test_ioapic_edge_line),
 		cmocka_unit_test(test_ioapic_edge_irqfd),
 		cmocka_unit_test(test_ioapic_level_resample),
 		cmocka_unit_test(test_ioapic_masked),
-		cmocka_unit_test(test_pic_extint_and_coalescing),
 		cmocka_unit_test(test_msi_destinations),
 		cmocka_unit_test(test_rerouting),
-		cmocka_unit_test(test_pit_periodic),
 		cmocka_unit_test(test_lapic_timer),
 		cmocka_unit_test(test_uart_rx_interrupt),
 	};
+	const struct CMUnitTest kernel_only[] = {
+		cmocka_unit_test(test_pic_extint_and_coalescing),
+		cmocka_unit_test(test_pit_periodic),
+	};
+	int fails = 0;
 
 	require_kvm();
-	return cmocka_run_group_tests_name("interrupts", tests, NULL, NULL);
+	fails += cmocka_run_group_tests_name("interrupts-kernel", both, use_kernel, NULL);
+	fails += cmocka_run_group_tests_name("interrupts-kernel-pic-pit", kernel_only, use_kernel, NULL);
+	fails += cmocka_run_group_tests_name("interrupts-split", both, use_split, NULL);
+	return fails;
 }

@@ -233,12 +233,47 @@ static void test_ioeventfd_guest(void **state)
 	close(mmio_fd);
 }
 
+/* Split irqchip: creation order, no PIC, the userspace IOAPIC at its
+ * address, and lines reporting "masked" until the guest programs a pin. */
+static void test_split_mode(void **state)
+{
+	struct kvmkit_irqchip_config cfg;
+	struct kvmkit_vm *vm = new_vm(1);
+	struct kvmkit_irqchip *chip;
+	uint32_t ver = 0, sel = 1;
+
+	kvmkit_irqchip_config_init(&cfg);
+	cfg.mode = KVMKIT_IRQCHIP_SPLIT;
+	assert_int_equal(kvmkit_irqchip_create(vm, &cfg, &chip), 0);
+	assert_int_equal(kvmkit_irqchip_mode(chip), KVMKIT_IRQCHIP_SPLIT);
+	assert_string_equal(kvmkit_irqchip_mode_name(KVMKIT_IRQCHIP_SPLIT), "split");
+	assert_int_equal(kvmkit_irqchip_create(vm, &cfg, NULL), -EBUSY);
+	/* GSI 0-23 are IOAPIC pins only: no PIC entries. */
+	assert_int_equal(kvmkit_irq_route_count(chip, 4), 1);
+	assert_int_equal(kvmkit_irq_route_irqchip(chip, 4, KVMKIT_IRQCHIP_PIC_MASTER, 4), -ENOTSUP);
+	/* The IOAPIC answers on the MMIO bus: version register 0x00170011. */
+	assert_string_equal(kvmkit_bus_lookup(kvmkit_vm_mmio_bus(vm), 0xfec00010), "ioapic");
+	assert_true(kvmkit_bus_dispatch(kvmkit_vm_mmio_bus(vm), 0xfec00000, &sel, 4, true));
+	assert_true(kvmkit_bus_dispatch(kvmkit_vm_mmio_bus(vm), 0xfec00010, &ver, 4, false));
+	assert_int_equal(ver, 0x00170011);
+	assert_int_equal(kvmkit_vm_create_vcpu(vm, 0, NULL), 0);
+	assert_int_equal(kvmkit_irq_line(chip, 20, true), KVMKIT_IRQ_MASKED);
+	assert_int_equal(kvmkit_irq_line(chip, 20, false), 0);
+	kvmkit_vm_destroy(vm);
+
+	/* After a vCPU exists split mode cannot be enabled either. */
+	vm = new_vm(1);
+	assert_int_equal(kvmkit_vm_create_vcpu(vm, 0, NULL), 0);
+	assert_int_equal(kvmkit_irqchip_create(vm, &cfg, NULL), -EBUSY);
+	kvmkit_vm_destroy(vm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_create_order),   cmocka_unit_test(test_routing_and_allocator),
 		cmocka_unit_test(test_lines_and_msi),  cmocka_unit_test(test_irqfd_ordering),
-		cmocka_unit_test(test_ioeventfd_guest),
+		cmocka_unit_test(test_ioeventfd_guest), cmocka_unit_test(test_split_mode),
 	};
 
 	require_kvm();
