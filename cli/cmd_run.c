@@ -52,6 +52,19 @@ static void print_irq_stats(struct kvmkit_irqchip *chip)
 	}
 }
 
+/* After a hang or a fault, every vCPU's registers: where each one was. */
+static void dump_vcpus(struct kvmkit_machine *m)
+{
+	struct kvmkit_vm *vm = kvmkit_machine_vm(m);
+
+	for (unsigned int i = 0; i < kvmkit_vm_vcpu_count(vm); i++) {
+		char buf[512];
+
+		kvmkit_vcpu_dump(kvmkit_vm_vcpu(vm, i), buf, sizeof(buf));
+		fprintf(stderr, "kvmkit: vCPU %u: %s\n", i, buf);
+	}
+}
+
 static void report_stop(const struct kvmkit_stop_info *info)
 {
 	switch (info->reason) {
@@ -76,6 +89,7 @@ int cmd_run(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "irqchip", required_argument, NULL, 'i' },
 		{ "irq-stats", no_argument, NULL, 's' },
+		{ "cpu", required_argument, NULL, 'u' },
 		{ "initrd", required_argument, NULL, 'I' },
 		{ "append", required_argument, NULL, 'a' },
 		{ "help", no_argument, NULL, 'h' },
@@ -145,11 +159,18 @@ int cmd_run(int argc, char **argv)
 		case 's':
 			irq_stats = true;
 			break;
+		case 'u':
+			cfg.vm.cpu_flags = optarg;
+			break;
 		case 'h':
 			printf("usage: kvmkit run [--kernel FILE] [--mem SIZE] [--vcpus N] [--timeout SEC]\n"
-			       "                  [--irqchip kernel|split|none] [--irq-stats]\n"
+			       "                  [--irqchip kernel|split|none] [--irq-stats] [--cpu +F,-F,...]\n"
 			       "                  [--initrd FILE] [--append \"ARGS\"] (multiboot images)\n"
-			       "console: stdin goes to the guest's UART; Ctrl-A x stops the VM\n");
+			       "console: stdin goes to the guest's UART; Ctrl-A x stops the VM\n"
+			       "CPU features for --cpu:");
+			for (unsigned int f = 0; kvmkit_cpu_feature_name(f); f++)
+				printf(" %s", kvmkit_cpu_feature_name(f));
+			printf("\n");
 			return 0;
 		default:
 			return KVMKIT_EXIT_USAGE;
@@ -200,6 +221,9 @@ int cmd_run(int argc, char **argv)
 	} else {
 		report_stop(&info);
 		status = kvmkit_machine_exit_status(&info);
+		if (info.reason == KVMKIT_STOP_TIMEOUT || info.reason == KVMKIT_STOP_INTERNAL_ERROR ||
+		    info.reason == KVMKIT_STOP_UNHANDLED_EXIT)
+			dump_vcpus(m);
 	}
 	if (irq_stats)
 		print_irq_stats(kvmkit_machine_irqchip(m));

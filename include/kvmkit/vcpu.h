@@ -28,8 +28,13 @@ int kvmkit_vcpu_get_regs(struct kvmkit_vcpu *vcpu, struct kvm_regs *regs);
 int kvmkit_vcpu_set_regs(struct kvmkit_vcpu *vcpu, const struct kvm_regs *regs);
 int kvmkit_vcpu_get_sregs(struct kvmkit_vcpu *vcpu, struct kvm_sregs *sregs);
 int kvmkit_vcpu_set_sregs(struct kvmkit_vcpu *vcpu, const struct kvm_sregs *sregs);
-/* Sets CPUID from KVM_GET_SUPPORTED_CPUID with this vCPU's APIC ID. */
+/* Sets CPUID from KVM_GET_SUPPORTED_CPUID through kvmkit's CPU model: on:
+ * hypervisor, x2apic (with an irqchip), tsc-deadline (where KVM has it);
+ * off: monitor/mwait, vmx/svm, PMU (leaf 0xA); APIC id = vCPU index; then
+ * the config's cpu_flags. Done at vCPU creation. */
 int kvmkit_vcpu_set_default_cpuid(struct kvmkit_vcpu *vcpu);
+/* Names accepted in cpu_flags, for i = 0, 1, ... until NULL. */
+const char *kvmkit_cpu_feature_name(unsigned int i);
 #endif
 
 /* Writes a register dump (one line per group) into @buf. */

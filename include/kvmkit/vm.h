@@ -47,6 +47,7 @@ struct kvmkit_vm_config {
 	const char *kvm_path;	 /* NULL: /dev/kvm */
 	int pause_signal;	 /* signal used to kick vCPUs; 0: SIGRTMIN + 1 */
 	bool exit_timing;	 /* measure user_ns per exit (two clock reads per exit) */
+	const char *cpu_flags;	 /* x86 CPU features, "+x2apic,-avx" (vcpu.h) */
 };
 
 void kvmkit_vm_config_init(struct kvmkit_vm_config *cfg);

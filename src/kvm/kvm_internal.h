@@ -11,6 +11,8 @@
 #include <kvmkit/vm.h>
 #include <kvmkit/vcpu.h>
 
+#include "kvm/cpuid.h"
+
 #define KVMK_MAX_REGIONS 64
 
 struct kvmk_region {
@@ -74,6 +76,7 @@ struct kvmkit_vm {
 
 #if defined(__x86_64__)
 	struct kvm_cpuid2 *supported_cpuid;
+	struct kvmk_cpu_flags cpu_flags;
 #endif
 };
 

@@ -400,22 +400,14 @@ int kvmkit_vcpu_set_default_cpuid(struct kvmkit_vcpu *v)
 	if (!c)
 		return kvmk_err_resource("kvmkit_vcpu_set_default_cpuid", ENOMEM, NULL);
 	memcpy(c, vm->supported_cpuid, sz);
-	for (uint32_t i = 0; i < c->nent; i++) {
-		struct kvm_cpuid_entry2 *e = &c->entries[i];
+	{
+		struct kvmk_cpu_model model = {
+			.lapic = vm->irqchip != NULL,
+			.tsc_deadline = kvmk_check_extension(vm->fd, KVM_CAP_TSC_DEADLINE_TIMER) > 0,
+			.flags = vm->cpu_flags,
+		};
 
-		switch (e->function) {
-		case 1:
-			/* Initial APIC id = vCPU index; logical CPU count 1 per package. */
-			e->ebx = (e->ebx & 0x0000ffffu) | (1u << 16) | (v->id << 24);
-			e->ecx |= 1u << 31; /* hypervisor present */
-			break;
-		case 0xb:
-		case 0x1f:
-			e->edx = v->id; /* x2APIC id */
-			break;
-		default:
-			break;
-		}
+		kvmk_cpuid_apply(c, &model, v->id);
 	}
 	r = VCPU_IOCTL(v, KVM_SET_CPUID2, c, "KVM_SET_CPUID2");
 	free(c);

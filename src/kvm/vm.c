@@ -141,6 +141,7 @@ int kvmkit_vm_create(const struct kvmkit_vm_config *cfg, struct kvmkit_vm **out)
 		return kvmk_err_resource("kvmkit_vm_create", ENOMEM, "allocating the VM");
 	vm->cfg = *cfg;
 	vm->cfg.arch = host_arch();
+	vm->cfg.cpu_flags = NULL; /* parsed below; the caller's string is not kept */
 	if (!vm->cfg.pause_signal)
 		vm->cfg.pause_signal = SIGRTMIN + 1;
 	vm->fd = -1;
@@ -158,6 +159,11 @@ int kvmkit_vm_create(const struct kvmkit_vm_config *cfg, struct kvmkit_vm **out)
 	vm->state = KVMKIT_VM_CREATED;
 	vm->stop.vcpu = -1;
 
+#if defined(__x86_64__)
+	r = kvmk_cpu_flags_parse(cfg->cpu_flags, &vm->cpu_flags);
+	if (r)
+		goto fail;
+#endif
 	r = kvmkit_system_open(cfg->kvm_path, &vm->sys);
 	if (r)
 		goto fail;

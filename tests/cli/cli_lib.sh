@@ -24,6 +24,22 @@ expect() {
 	passes=$((passes + 1))
 }
 
+# expect_first STATUS PATTERN COUNT -- COMMAND...: like expect, but stderr
+# has COUNT lines and the first matches PATTERN (a run ending with dumps).
+expect_first() {
+	want=$1 pat=$2 count=$3
+	shift 4
+	"$@" >"$tmp/out" 2>"$tmp/err"
+	got=$?
+	if [ "$got" -ne "$want" ] || [ "$(wc -l <"$tmp/err")" -ne "$count" ] ||
+		! head -n 1 "$tmp/err" | grep -q -- "$pat"; then
+		echo "FAIL: $*: exit $got (expected $want), stderr:"; sed 's/^/  stderr: /' "$tmp/err"
+		fails=$((fails + 1)); return
+	fi
+	echo "ok: $* -> $got"
+	passes=$((passes + 1))
+}
+
 finish() {
 	echo "$passes passed, $fails failed"
 	[ "$fails" -eq 0 ]

@@ -27,5 +27,7 @@ expect 2 "invalid count" -- "$kvmkit" run --vcpus two
 expect 2 "" -- "$kvmkit" run --bogus
 expect 2 "unknown command" -- "$kvmkit" frobnicate
 expect 2 "unknown level" -- "$kvmkit" --log shouty run
+expect 2 "unknown CPU feature" -- "$kvmkit" run --cpu +warp-drive
+expect 2 "expected +name" -- "$kvmkit" run --cpu x2apic
 expect 0 "" -- "$kvmkit" version
 finish

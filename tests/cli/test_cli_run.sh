@@ -21,7 +21,13 @@ expect 0 "" -- "$kvmkit" run --kernel "$guests/smp_id.elf" --vcpus 3
 expect 121 "triple fault" -- "$kvmkit" run --kernel "$guests/triple_fault.elf"
 expect 230 "" -- "$kvmkit" run --kernel "$guests/exception.elf"
 expect 2 "KVM_CAP_MAX_VCPUS" -- "$kvmkit" run --vcpus 4096
-expect 124 "timeout" -- "$kvmkit" run --kernel "$guests/pause_loop.elf" --timeout 1
+# The watchdog: a distinct status, then one register dump per vCPU.
+expect_first 124 "timeout" 3 -- "$kvmkit" run --kernel "$guests/pause_loop.elf" --timeout 1 --vcpus 2
+if grep -q "vCPU 1: rip=" "$tmp/err"; then
+	echo "ok: register dump of every vCPU"; passes=$((passes + 1))
+else
+	echo "FAIL: no register dump of vCPU 1"; fails=$((fails + 1))
+fi
 # A multiboot payload: protected-mode entry, exits through isa-debug-exit.
 expect 67 "" -- "$kvmkit" run --kernel "$guests/mb_probe.elf" --vcpus 2 --append "a=1"
 expect 0 "" -- "$kvmkit" caps

@@ -287,6 +287,47 @@ static void test_exception_report(void **state)
 	kvmkit_machine_destroy(m);
 }
 
+static void cpu_probe(const char *flags, uint64_t rep[4])
+{
+	struct kvmkit_machine_config cfg;
+	struct kvmkit_machine *m;
+	struct kvmkit_stop_info info;
+	void *image;
+	size_t len;
+
+	assert_int_equal(kvmkit_read_file(guest_path("cpuid_probe"), &image, &len), 0);
+	kvmkit_machine_config_init(&cfg);
+	cfg.vm.mem_size = 64 << 20;
+	cfg.vm.cpu_flags = flags;
+	cfg.kernel = image;
+	cfg.kernel_len = len;
+	if (kvmkit_machine_create(&cfg, &m))
+		fail_msg("%s", kvmkit_strerror());
+	free(image);
+	run_to_stop(m, &info);
+	assert_int_equal(info.reason, KVMKIT_STOP_GUEST_EXIT);
+	assert_int_equal(info.status, 0);
+	assert_int_equal(kvmkit_report_values(kvmkit_machine_report(m), rep, 4), 4);
+	kvmkit_machine_destroy(m);
+}
+
+/* What CPUID the guest sees: kvmkit's model, then --cpu flags. */
+static void test_cpu_model(void **state)
+{
+	uint64_t rep[4];
+
+	cpu_probe(NULL, rep);
+	assert_true(rep[0] & (1u << 31));     /* hypervisor */
+	assert_true(rep[0] & (1u << 21));     /* x2apic */
+	assert_false(rep[0] & (1u << 3));     /* no monitor/mwait */
+	assert_false(rep[0] & (1u << 5));     /* no vmx */
+	assert_int_equal(rep[1] >> 24, 0);    /* APIC id of vCPU 0 */
+	assert_int_equal(rep[3], 0);	      /* no PMU */
+	cpu_probe("-x2apic,-hypervisor", rep);
+	assert_false(rep[0] & (1u << 21));
+	assert_false(rep[0] & (1u << 31));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -294,6 +335,7 @@ int main(void)
 		cmocka_unit_test(test_smp_2),	      cmocka_unit_test(test_smp_4),
 		cmocka_unit_test(test_pause_resume),  cmocka_unit_test(test_io_sizes),
 		cmocka_unit_test(test_triple_fault),  cmocka_unit_test(test_exception_report),
+		cmocka_unit_test(test_cpu_model),
 	};
 
 	require_kvm();
