@@ -308,23 +308,12 @@ int kvmkit_boot_check_multiboot(const void *image, size_t len, uint64_t mem_size
 }
 
 #if defined(__x86_64__)
+#include "boot/x86_boot.h"
+
 #define CR0_PE (1ull << 0)
 #define CR0_ET (1ull << 4)
 #define GDT_CODE32 0x00cf9a000000ffffull /* P, DPL0, exec/read, D=1, G=1 */
 #define GDT_DATA32 0x00cf92000000ffffull /* P, DPL0, read/write, B=1, G=1 */
-
-static void flat_seg(struct kvm_segment *s, uint16_t sel, uint8_t type)
-{
-	memset(s, 0, sizeof(*s));
-	s->base = 0;
-	s->limit = 0xffffffff;
-	s->selector = sel;
-	s->type = type;
-	s->present = 1;
-	s->s = 1;
-	s->db = 1;
-	s->g = 1;
-}
 
 static int setup_bsp(struct kvmkit_vcpu *vcpu, uint32_t entry, uint32_t info)
 {
@@ -335,8 +324,8 @@ static int setup_bsp(struct kvmkit_vcpu *vcpu, uint32_t entry, uint32_t info)
 	ret = kvmkit_vcpu_get_sregs(vcpu, &s);
 	if (ret)
 		return ret;
-	flat_seg(&s.cs, 0x08, 0xb); /* execute/read, accessed */
-	flat_seg(&s.ds, 0x10, 0x3); /* read/write, accessed */
+	kvmk_x86_flat_segment(&s.cs, 0x08, 0xb, false); /* execute/read, accessed */
+	kvmk_x86_flat_segment(&s.ds, 0x10, 0x3, false); /* read/write, accessed */
 	s.es = s.fs = s.gs = s.ss = s.ds;
 	s.gdt.base = KVMKIT_MULTIBOOT_GDT;
 	s.gdt.limit = 3 * 8 - 1;

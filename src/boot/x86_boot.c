@@ -8,6 +8,7 @@
 #include <kvmkit/loader.h>
 #include <kvmkit/vcpu.h>
 #include <kvmkit/irq.h>
+#include "boot/x86_boot.h"
 
 #if defined(__x86_64__)
 #include <elf.h>
@@ -56,7 +57,7 @@ int kvmkit_x86_write_boot_area(struct kvmkit_vm *vm)
 	return 0;
 }
 
-static void seg(struct kvm_segment *s, uint16_t sel, uint8_t type, bool code)
+void kvmk_x86_flat_segment(struct kvm_segment *s, uint16_t sel, uint8_t type, bool long_code)
 {
 	memset(s, 0, sizeof(*s));
 	s->base = 0;
@@ -66,8 +67,9 @@ static void seg(struct kvm_segment *s, uint16_t sel, uint8_t type, bool code)
 	s->present = 1;
 	s->s = 1;
 	s->g = 1;
-	s->l = code ? 1 : 0;
-	s->db = code ? 0 : 1;
+	/* 64-bit code has L=1 and D=0; everything else here is 32-bit (D/B=1). */
+	s->l = long_code ? 1 : 0;
+	s->db = long_code ? 0 : 1;
 }
 
 int kvmkit_x86_vcpu_setup_long_mode(struct kvmkit_vcpu *vcpu, uint64_t entry)
@@ -80,8 +82,8 @@ int kvmkit_x86_vcpu_setup_long_mode(struct kvmkit_vcpu *vcpu, uint64_t entry)
 	ret = kvmkit_vcpu_get_sregs(vcpu, &s);
 	if (ret)
 		return ret;
-	seg(&s.cs, 0x08, 0xb, true);
-	seg(&s.ds, 0x10, 0x3, false);
+	kvmk_x86_flat_segment(&s.cs, 0x08, 0xb, true);
+	kvmk_x86_flat_segment(&s.ds, 0x10, 0x3, false);
 	s.es = s.fs = s.gs = s.ss = s.ds;
 	s.gdt.base = KVMKIT_X86_BOOT_GDT;
 	s.gdt.limit = 3 * 8 - 1;
