@@ -55,7 +55,7 @@ done
 # Results of a partial run get their own names: host-irq.*, local-irq.* ...
 suffix=
 if [ -n "$only" ]; then
-	suffix=-$(echo $only | tr ' ' -)
+	suffix=-$(echo "$only" | tr ' ' -)
 	export BENCH_ONLY="$only"
 fi
 

@@ -22,6 +22,18 @@ TARGET_USER_NS = 200.0        # kvmkit userspace share per exit
 TARGET_STARTUP_RATIO = 0.25   # kvmkit start-up <= 1/4 of QEMU's
 TARGET_RSS_KIB = 2048         # kvmkit peak RSS minus guest RAM
 
+# bench-irq-rate's paths, in its order; 'nop' is the mailbox baseline.
+IRQ_PATHS = ('nop', 'line', 'irqfd-edge', 'irqfd-level', 'signal-msi', 'msi-irqfd')
+IRQ_CATS = ('irq', 'irq-split')  # in-kernel irqchip, split irqchip
+IRQ_TITLES = {
+    'nop': 'mailbox NOP (baseline)',
+    'line': 'KVM_IRQ_LINE pulse',
+    'irqfd-edge': 'irqfd, IOAPIC edge',
+    'irqfd-level': 'irqfd + resample, level',
+    'signal-msi': 'KVM_SIGNAL_MSI',
+    'msi-irqfd': 'MSI route + irqfd',
+}
+
 
 def parse(path):
     info, results, errors = {}, {}, []
@@ -130,6 +142,31 @@ def main():
                 paired(res, ('startup', 'kvmkit'), ('startup', lab), 'first_byte_ms',
                        lambda x, y: x / y), 'x')
 
+    # Interrupt rate: every path of one bench-irq-rate process is paired with
+    # the same process's baseline and KVM_IRQ_LINE figures; split-irqchip runs
+    # ('irq-split') the same way, and each split path against the kernel one.
+    for cat in IRQ_CATS:
+        for pth in IRQ_PATHS:
+            key = (cat, pth)
+            for f, unit in (('rt_ns', 'ns'), ('rate_hz', '1/s'), ('rt_p50_ns', 'ns'),
+                            ('rt_p90_ns', 'ns'), ('call_ns', 'ns'), ('call_p90_ns', 'ns'),
+                            ('resample_ns', 'ns'), ('resample_p90_ns', 'ns'),
+                            ('slow_pct', '%')):
+                put('%s.%s.%s' % (cat, pth, f), column(res, key, f), unit)
+            if cat != 'irq':
+                put('%s.%s.rt_p50_ns_vs_kernel' % (cat, pth),
+                    paired(res, key, ('irq', pth), 'rt_p50_ns', lambda x, y: x / y), 'x')
+            if pth == 'nop':
+                continue
+            for f in ('rt_ns', 'rt_p50_ns'):
+                put('%s.%s.%s_vs_nop' % (cat, pth, f),
+                    paired(res, key, (cat, 'nop'), f, lambda x, y: x / y), 'x')
+            if pth == 'line':
+                continue
+            for f in ('rt_ns', 'rt_p50_ns', 'call_ns'):
+                put('%s.%s.%s_vs_line' % (cat, pth, f),
+                    paired(res, key, (cat, 'line'), f, lambda x, y: x / y), 'x')
+
     # Targets, judged on medians.
     t = out['targets']
 
@@ -150,45 +187,20 @@ def main():
     # ---- table -----------------------------------------------------------
     w = sys.stdout.write
     w('== kvmkit benchmarks: %s\n' % args.where)
+    has = {b for (b, _v) in res}
     for k in ('cpu', 'cpus', 'kernel', 'kvm_module', 'clocksource', 'thp', 'qemu', 'iters',
               'reps'):
-        if k in info:
+        if k in info and (k != 'iters' or 'exits' in has):
             w('   %-12s %s\n' % (k, info[k]))
-    w('\n-- exit round trip, ns per exit: median [min .. max]\n')
-    rows = [('kvmkit', 'kvmkit'), ('bare KVM_RUN loop', 'bare'),
-            ('bare + 2 clock reads', 'bare_timed'), ('kvmkit run_once loop', 'kvmkit_run_once')]
-    for title, var in rows:
-        w('   %-22s all %s\n' % (title, fmt(m.get('exits.%s.exit_ns' % var))))
-        w('   %-22s mmio %s | pio %s\n' % ('', fmt(m.get('exits.%s.mmio_ns' % var)),
-                                          fmt(m.get('exits.%s.pio_ns' % var))))
-    w('   %-22s %s\n' % ('ratio kvmkit/bare', fmt(m.get('exits.ratio.exit_ns'), 3)))
-    w('   %-22s mmio %s | pio %s\n' % ('', fmt(m.get('exits.ratio.mmio_ns'), 3),
-                                      fmt(m.get('exits.ratio.pio_ns'), 3)))
-    w('   %-22s %s\n' % ('kvmkit - bare', fmt(m.get('exits.overhead.exit_ns'), 0, ' ns')))
-    w('   %-22s %s\n' % ('kvmkit user share', fmt(m.get('exits.kvmkit.user_ns'), 0, ' ns')))
-    w('   %-22s %s\n' % ('bare+clock user share', fmt(m.get('exits.bare_timed.user_ns'), 0, ' ns')))
-    w('   %-22s %s\n' % ('run_once user share', fmt(m.get('exits.kvmkit_run_once.user_ns'), 0, ' ns')))
-    w('   %-22s %s\n' % ('kvmkit own user time', fmt(m.get('exits.kvmkit_own_user_ns'), 0, ' ns')))
-    w('   micro: bus dispatch pio %s, mmio %s; clock_gettime %s; mutex %s\n' % (
-        fmt(m.get('micro.bus_pio_ns')), fmt(m.get('micro.bus_mmio_ns')),
-        fmt(m.get('micro.clock_ns')), fmt(m.get('micro.lock_ns'))))
-    w('\n-- start-up (exec -> first guest serial byte), peak RSS\n')
-    for lab in labels:
-        w('   %-14s first byte %s  exit %s\n' % (
-            lab, fmt(m.get('startup.%s.first_byte_ms' % lab), 2, ' ms'),
-            fmt(m.get('startup.%s.exit_ms' % lab), 1, ' ms')))
-        w('   %-14s maxrss %s  minus guest %s\n' % (
-            '', fmt(m.get('startup.%s.maxrss_kib' % lab), 0, ' KiB'),
-            fmt(m.get('startup.%s.rss_minus_guest_kib' % lab), 0, ' KiB')))
-    for lab in labels:
-        s = m.get('startup.ratio_first_byte.kvmkit_vs_' + lab)
-        if s:
-            w('   ratio kvmkit/%-10s %s\n' % (lab, fmt(s, 3)))
-    w('   guest RAM resident (mincore, 16 MiB guest): %s\n' % fmt(guest, 0, ' KiB'))
-    w('\n-- kvmkit start-up phases (bench-startup-phases), ms\n')
-    for f in ('exec_to_main', 'read', 'open', 'vm_create', 'vcpu_create', 'devices', 'load',
-              'first_exit', 'to_first_exit', 'run'):
-        w('   %-14s %s\n' % (f, fmt(m.get('phases.%s_ms' % f), 3)))
+    if 'irq_m' in info and 'irq' in has:
+        w('   %-12s %s\n' % ('irq_m', info['irq_m']))
+    if 'exits' in has or 'micro' in has:
+        exits_table(w, m)
+    if 'startup' in has or 'phases' in has:
+        startup_table(w, m, labels, guest)
+    for cat in IRQ_CATS:
+        if cat in has:
+            irq_table(w, m, cat)
     w('\n-- targets (medians)\n')
     for name, v in t.items():
         w('   %-34s %-4s %.3f (limit %g)\n' % (name, 'met' if v['met'] else 'MISS', v['median'],
@@ -209,6 +221,80 @@ def main():
                 cw.writerow([args.where, name, '%.6g' % s['median'], '%.6g' % s['min'],
                              '%.6g' % s['max'], s['n'], s['unit']])
     return 1 if errors else 0
+
+
+def exits_table(w, m):
+    w('\n-- exit round trip, ns per exit: median [min .. max]\n')
+    rows = [('kvmkit', 'kvmkit'), ('bare KVM_RUN loop', 'bare'),
+            ('bare + 2 clock reads', 'bare_timed'), ('kvmkit run_once loop', 'kvmkit_run_once')]
+    for title, var in rows:
+        w('   %-22s all %s\n' % (title, fmt(m.get('exits.%s.exit_ns' % var))))
+        w('   %-22s mmio %s | pio %s\n' % ('', fmt(m.get('exits.%s.mmio_ns' % var)),
+                                          fmt(m.get('exits.%s.pio_ns' % var))))
+    w('   %-22s %s\n' % ('ratio kvmkit/bare', fmt(m.get('exits.ratio.exit_ns'), 3)))
+    w('   %-22s mmio %s | pio %s\n' % ('', fmt(m.get('exits.ratio.mmio_ns'), 3),
+                                      fmt(m.get('exits.ratio.pio_ns'), 3)))
+    w('   %-22s %s\n' % ('kvmkit - bare', fmt(m.get('exits.overhead.exit_ns'), 0, ' ns')))
+    w('   %-22s %s\n' % ('kvmkit user share', fmt(m.get('exits.kvmkit.user_ns'), 0, ' ns')))
+    w('   %-22s %s\n' % ('bare+clock user share', fmt(m.get('exits.bare_timed.user_ns'), 0, ' ns')))
+    w('   %-22s %s\n' % ('run_once user share', fmt(m.get('exits.kvmkit_run_once.user_ns'), 0, ' ns')))
+    w('   %-22s %s\n' % ('kvmkit own user time', fmt(m.get('exits.kvmkit_own_user_ns'), 0, ' ns')))
+    w('   micro: bus dispatch pio %s, mmio %s; clock_gettime %s; mutex %s\n' % (
+        fmt(m.get('micro.bus_pio_ns')), fmt(m.get('micro.bus_mmio_ns')),
+        fmt(m.get('micro.clock_ns')), fmt(m.get('micro.lock_ns'))))
+
+
+def startup_table(w, m, labels, guest):
+    w('\n-- start-up (exec -> first guest serial byte), peak RSS\n')
+    for lab in labels:
+        w('   %-14s first byte %s  exit %s\n' % (
+            lab, fmt(m.get('startup.%s.first_byte_ms' % lab), 2, ' ms'),
+            fmt(m.get('startup.%s.exit_ms' % lab), 1, ' ms')))
+        w('   %-14s maxrss %s  minus guest %s\n' % (
+            '', fmt(m.get('startup.%s.maxrss_kib' % lab), 0, ' KiB'),
+            fmt(m.get('startup.%s.rss_minus_guest_kib' % lab), 0, ' KiB')))
+    for lab in labels:
+        s = m.get('startup.ratio_first_byte.kvmkit_vs_' + lab)
+        if s:
+            w('   ratio kvmkit/%-10s %s\n' % (lab, fmt(s, 3)))
+    w('   guest RAM resident (mincore, 16 MiB guest): %s\n' % fmt(guest, 0, ' KiB'))
+    w('\n-- kvmkit start-up phases (bench-startup-phases), ms\n')
+    for f in ('exec_to_main', 'read', 'open', 'vm_create', 'vcpu_create', 'devices', 'load',
+              'first_exit', 'to_first_exit', 'run'):
+        w('   %-14s %s\n' % (f, fmt(m.get('phases.%s_ms' % f), 3)))
+
+
+def irq_table(w, m, cat='irq'):
+    def g(pth, f):
+        return m.get('%s.%s.%s' % (cat, pth, f))
+
+    w('\n-- interrupt rate (bench-irq-rate%s), %s irqchip, closed loop, one interrupt\n'
+      '   at a time; median [min .. max] over runs\n'
+      % (' --split' if cat == 'irq-split' else '', 'split' if cat == 'irq-split' else 'in-kernel'))
+    for pth in IRQ_PATHS:
+        w('   %-24s %s  loop %s\n' % (IRQ_TITLES[pth], fmt(g(pth, 'rate_hz'), 0, '/s'),
+                                       fmt(g(pth, 'rt_ns'), 0, ' ns')))
+        w('   %-24s per-injection p50 %s  p90 %s\n' % (
+            '', fmt(g(pth, 'rt_p50_ns'), 0, ' ns'), fmt(g(pth, 'rt_p90_ns'), 0, ' ns')))
+        w('   %-24s injections > 1 ms (stalled) %s\n' % ('', fmt(g(pth, 'slow_pct'), 1, ' %')))
+        w('   %-24s call %s  p90 %s\n' % ('', fmt(g(pth, 'call_ns'), 0, ' ns'),
+                                          fmt(g(pth, 'call_p90_ns'), 0, ' ns')))
+        if g(pth, 'resample_ns'):
+            w('   %-24s resample round trip %s  p90 %s\n' % (
+                '', fmt(g(pth, 'resample_ns'), 0, ' ns'),
+                fmt(g(pth, 'resample_p90_ns'), 0, ' ns')))
+    w('   ratios per run (x):\n')
+    if cat != 'irq':
+        for pth in IRQ_PATHS:
+            w('   %-24s p50 split/kernel %s\n' % (IRQ_TITLES[pth],
+                                                    fmt(g(pth, 'rt_p50_ns_vs_kernel'), 2)))
+    for pth in IRQ_PATHS[1:]:
+        w('   %-24s loop/nop %s  p50/nop %s\n' % (
+            IRQ_TITLES[pth], fmt(g(pth, 'rt_ns_vs_nop'), 2), fmt(g(pth, 'rt_p50_ns_vs_nop'), 2)))
+        if pth != 'line':
+            w('   %-24s loop/line %s  p50/line %s  call/line %s\n' % (
+                '', fmt(g(pth, 'rt_ns_vs_line'), 2), fmt(g(pth, 'rt_p50_ns_vs_line'), 2),
+                fmt(g(pth, 'call_ns_vs_line'), 2)))
 
 
 if __name__ == '__main__':

@@ -19,10 +19,17 @@
  * 0x800 (the probe reads 0x800 before sending INIT/SIPI, expecting 0). */
 #define MB_PROBE_AP_MARKER 0x5a5a0001
 #define MB_PROBE_AP_MARKER_ADDR 0x800
-/* IRQ lines the probe raises and lowers once each through the test
- * device's ports (0x2000 + n). */
+/* IRQ lines the probe raises and lowers through the test device's ports
+ * (0x2000 + n), MB_PROBE_IRQ_ROUNDS times each, with the PIC masked and the
+ * lines routed through the IOAPIC to the BSP's LAPIC: A (a legacy ISA pin)
+ * edge-triggered, B (an IOAPIC-only pin) level-triggered. B's handler
+ * lowers B before its EOI; A is lowered by the probe after its handler ran.
+ * The handlers count interrupts and record the LAPIC's in-service vector. */
 #define MB_PROBE_IRQ_A 10
 #define MB_PROBE_IRQ_B 17
+#define MB_PROBE_VEC_A 0x40
+#define MB_PROBE_VEC_B 0x41
+#define MB_PROBE_IRQ_ROUNDS 2
 /* Values the probe writes to the test device and reads back. */
 #define MB_PROBE_SCRATCH0 0x1122aa44 /* 0x11223344, then byte 1 = 0xaa */
 #define MB_PROBE_SCRATCH1 0xcafef00d
@@ -59,6 +66,12 @@ enum mb_probe_report {
 	MBP_SCRATCH1,
 	MBP_MMIO,
 	MBP_FLUSH,
+	MBP_IRQ_A_COUNT, /* interrupts taken for line A */
+	MBP_IRQ_A_VECTOR, /* in-service vector A's handler saw; 0: none, ~0: several */
+	MBP_IRQ_A_ENTRY, /* A's redirection entry, low word, afterwards */
+	MBP_IRQ_B_COUNT,
+	MBP_IRQ_B_VECTOR,
+	MBP_IRQ_B_ENTRY, /* remote IRR (bit 14) must be clear again */
 	MBP_PAGE0_BEFORE,
 	MBP_AP_MARKER, /* 0 when there is only one CPU */
 	MBP_COUNT

@@ -3,17 +3,26 @@
  * Multiboot probe: a tiny 32-bit multiboot payload (CPL0, protected mode,
  * paging off) that reports what the loader and the pc-style devices gave
  * it: EAX/EBX, the information structure (memory, map, command line,
- * module), fw_cfg items, PIC masks, the test device's registers, and an AP
- * started with INIT/SIPI from page 0. The report order is in
+ * module), fw_cfg items, PIC masks, the test device's registers, interrupts
+ * from two IRQ lines through the IOAPIC and LAPIC, and an AP started with
+ * INIT/SIPI from page 0. The report order is in
  * mb_probe_abi.h; the command line and module string go to COM1. Built on
  * its own (-m32, mb.ld), without the 64-bit guest runtime.
  */
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "guest_abi.h"
 #include "mb_probe_abi.h"
 
 #define MB_FLAGS 0x3 /* page-align modules, memory information */
+#define LAPIC 0xfee00000u
+#define LAPIC_SVR 0xf0
+#define LAPIC_EOI 0xb0
+#define LAPIC_ISR2 0x120 /* in-service bits of vectors 64..95 */
+#define IOAPIC 0xfec00000u
+#define IOAPIC_WIN 0x10
+#define IOAPIC_LEVEL (1u << 15)
 
 __asm__(".section .multiboot, \"a\"\n"
 	".align 4\n"
@@ -41,17 +50,59 @@ __asm__(".section .multiboot, \"a\"\n"
 	"	jmp 2b\n"
 	"ap_end:\n"
 	".code32\n"
+	/*
+	 * Interrupt handlers (interrupt gates: IF is clear). Each counts the
+	 * interrupt, ORs in the LAPIC's in-service bits of vectors 64..95 and
+	 * EOIs. The level line's handler lowers the line first: EOI with the
+	 * line still asserted would deliver it again.
+	 */
+	"irq_a_entry:\n"
+	"	push %eax\n"
+	"	incl irq_count\n"
+	"	mov 0xfee00120, %eax\n"
+	"	or %eax, irq_isr\n"
+	"	movl $0, 0xfee000b0\n"
+	"	pop %eax\n"
+	"	iret\n"
+	"irq_b_entry:\n"
+	"	push %eax\n"
+	"	push %edx\n"
+	"	incl irq_count + 4\n"
+	"	mov 0xfee00120, %eax\n"
+	"	or %eax, irq_isr + 4\n"
+	"	mov $0x2011, %dx\n"
+	"	xor %eax, %eax\n"
+	"	outb %al, %dx\n"
+	"	movl $0, 0xfee000b0\n"
+	"	pop %edx\n"
+	"	pop %eax\n"
+	"	iret\n"
 	".section .bss\n"
 	".align 16\n"
 	"stack: .space 4096\n"
 	"stack_top:\n"
+	"irq_count: .space 8\n"
+	"irq_isr: .space 8\n"
 	".text\n");
 
 _Static_assert(MB_FLAGS == 3, "header flags above are written out");
 _Static_assert(MB_PROBE_AP_MARKER == 0x5a5a0001 && MB_PROBE_AP_MARKER_ADDR == 0x800,
 	       "AP code above is written out");
+_Static_assert(LAPIC + LAPIC_ISR2 == 0xfee00120 && LAPIC + LAPIC_EOI == 0xfee000b0 &&
+		       0x2000 + MB_PROBE_IRQ_B == 0x2011,
+	       "interrupt handlers above are written out");
 
 extern const uint8_t ap_start[], ap_end[];
+extern const uint8_t irq_a_entry[], irq_b_entry[];
+/* Per line (A, B): interrupts taken, in-service bits seen; set by the
+ * handlers above. */
+extern volatile uint32_t irq_count[2], irq_isr[2];
+
+/* Vectors up to MB_PROBE_VEC_B; others are not expected (a triple fault). */
+static uint64_t idt[MB_PROBE_VEC_B + 1] __attribute__((aligned(8)));
+_Static_assert(MB_PROBE_VEC_A >= 64 && MB_PROBE_VEC_A < 96 && MB_PROBE_VEC_B >= 64 &&
+		       MB_PROBE_VEC_B < 96,
+	       "the handlers read the in-service register of vectors 64..95");
 
 /* A page of its own for the flush test. */
 static volatile uint32_t flush_page[1024] __attribute__((aligned(4096)));
@@ -230,11 +281,88 @@ static void probe_devices(void)
 	flush_page[5] = MB_PROBE_FLUSH_VALUE;
 	outl(0xe4, (uint32_t)(uintptr_t)&flush_page[5]);
 	report(flush_page[5]);
-	/* IRQ lines: raise and lower two of them. */
-	outb(0x2000 + MB_PROBE_IRQ_A, 1);
-	outb(0x2000 + MB_PROBE_IRQ_A, 0);
-	outb(0x2000 + MB_PROBE_IRQ_B, 1);
-	outb(0x2000 + MB_PROBE_IRQ_B, 0);
+}
+
+static void set_gate(unsigned int vec, const uint8_t *fn)
+{
+	uint32_t off = (uint32_t)(uintptr_t)fn;
+	uint16_t cs;
+
+	__asm__("mov %%cs, %0" : "=r"(cs));
+	/* 32-bit interrupt gate: present, DPL 0, type 0xe. */
+	idt[vec] = (uint64_t)((off & 0xffff0000u) | 0x8e00) << 32 | (uint32_t)cs << 16 |
+		   (off & 0xffff);
+}
+
+static void ioapic_write(uint32_t index, uint32_t v)
+{
+	wr32(IOAPIC, index);
+	wr32(IOAPIC + IOAPIC_WIN, v);
+}
+
+static uint32_t ioapic_read(uint32_t index)
+{
+	wr32(IOAPIC, index);
+	return rd32(IOAPIC + IOAPIC_WIN);
+}
+
+/* Raises line @pin (handler @i), waits for its interrupt, lowers an edge
+ * line (the level line's handler has lowered it already). */
+static void irq_round(unsigned int i, uint16_t pin, bool level)
+{
+	uint32_t before = irq_count[i];
+
+	outb(0x2000 + pin, 1);
+	/* Delivery is synchronous with the port write: the first check normally
+	 * succeeds. The bound only keeps a broken irqchip from hanging us. */
+	for (uint32_t n = 0; irq_count[i] == before && n < 1000000; n++)
+		__asm__ volatile("pause");
+	if (!level)
+		outb(0x2000 + pin, 0);
+}
+
+static uint32_t isr_vector(uint32_t isr)
+{
+	if (!isr)
+		return 0;
+	if (isr & (isr - 1))
+		return ~0u;
+	return 64 + (uint32_t)__builtin_ctz(isr);
+}
+
+static void probe_irqs(void)
+{
+	struct __attribute__((packed)) {
+		uint16_t limit;
+		uint32_t base;
+	} idtr = { sizeof(idt) - 1, (uint32_t)(uintptr_t)idt };
+
+	/* Mask the PIC: in kernel mode it is live (vector base 0, LINT0 in
+	 * ExtINT mode) and line A reaches it too. Split mode has none. */
+	outb(0x21, 0xff);
+	outb(0xa1, 0xff);
+	set_gate(MB_PROBE_VEC_A, irq_a_entry);
+	set_gate(MB_PROBE_VEC_B, irq_b_entry);
+	__asm__ volatile("lidt %0" : : "m"(idtr) : "memory");
+	wr32(LAPIC + LAPIC_SVR, 0x1ff);
+	/* Physical destination APIC ID 0 (the BSP), fixed delivery. */
+	ioapic_write(0x11 + 2 * MB_PROBE_IRQ_A, 0);
+	ioapic_write(0x10 + 2 * MB_PROBE_IRQ_A, MB_PROBE_VEC_A);
+	ioapic_write(0x11 + 2 * MB_PROBE_IRQ_B, 0);
+	ioapic_write(0x10 + 2 * MB_PROBE_IRQ_B, MB_PROBE_VEC_B | IOAPIC_LEVEL);
+	__asm__ volatile("sti" : : : "memory");
+	_Static_assert(MB_PROBE_IRQ_ROUNDS == 2, "rounds below are written out");
+	irq_round(0, MB_PROBE_IRQ_A, false);
+	irq_round(1, MB_PROBE_IRQ_B, true);
+	irq_round(0, MB_PROBE_IRQ_A, false);
+	irq_round(1, MB_PROBE_IRQ_B, true);
+	__asm__ volatile("cli" : : : "memory");
+	report(irq_count[0]);
+	report(isr_vector(irq_isr[0]));
+	report(ioapic_read(0x10 + 2 * MB_PROBE_IRQ_A));
+	report(irq_count[1]);
+	report(isr_vector(irq_isr[1]));
+	report(ioapic_read(0x10 + 2 * MB_PROBE_IRQ_B));
 }
 
 static uint32_t start_ap(void)
@@ -246,7 +374,7 @@ static uint32_t start_ap(void)
 
 	/* Page 0 is the guest's: copy the start-up code there. */
 	__asm__ volatile("cld; rep movsb" : "+S"(src), "+D"(dst), "+c"(n) : : "memory");
-	wr32(apic + 0xf0, 0x1ff); /* software-enable the LAPIC */
+	wr32(apic + 0xf0, 0x1ff); /* software-enable the LAPIC (done already) */
 	wr32(apic + 0x310, 1u << 24); /* destination: APIC ID 1 */
 	wr32(apic + 0x300, 0x00004500); /* INIT, assert */
 	for (volatile int i = 0; i < 1000; i++)
@@ -284,6 +412,7 @@ void probe_main(uint32_t eax, uint32_t ebx)
 	probe_cmdline_and_module(mi);
 	ncpus = probe_fwcfg();
 	probe_devices();
+	probe_irqs();
 	report(rd32(MB_PROBE_AP_MARKER_ADDR));
 	report(ncpus > 1 ? start_ap() : 0);
 	outl(GUEST_DEBUG_EXIT_PORT, MB_PROBE_EXIT_OK);
