@@ -30,6 +30,14 @@ else
 fi
 # A multiboot payload: protected-mode entry, exits through isa-debug-exit.
 expect 67 "" -- "$kvmkit" run --kernel "$guests/mb_probe.elf" --vcpus 2 --append "a=1"
+# The console both ways: stdin reaches the guest's UART, its echo reaches stdout.
+printf 'kvm!q' | "$kvmkit" run --kernel "$guests/uart_echo.elf" >"$tmp/echo" 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 4 ] && grep -q "kvm!" "$tmp/echo"; then
+	echo "ok: console stdin -> guest UART -> stdout (echoed 4 bytes)"; passes=$((passes + 1))
+else
+	echo "FAIL: console echo: exit $rc, stdout:"; sed 's/^/  /' "$tmp/echo"; fails=$((fails + 1))
+fi
 expect 0 "" -- "$kvmkit" caps
 expect 0 "" -- "$kvmkit" caps --json
 if grep -q '"KVM_CAP_IRQCHIP"' "$tmp/out"; then
