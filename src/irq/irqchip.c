@@ -112,16 +112,18 @@ static void default_routes(struct kvm_irq_routing_entry *tab, unsigned int *n, b
  * KVM learns from them which vectors' EOIs must exit to kvmkit. */
 static int commit_mirrors(struct kvmkit_irqchip *chip)
 {
-	struct {
+	/* The header and its entries, contiguous, without a VLA-in-struct. */
+	union {
 		struct kvm_irq_routing hdr;
-		struct kvm_irq_routing_entry e[KVMKIT_IOAPIC_PINS];
+		uint8_t bytes[sizeof(struct kvm_irq_routing) +
+			      KVMKIT_IOAPIC_PINS * sizeof(struct kvm_irq_routing_entry)];
 	} tab;
 	unsigned int n = 0;
 
 	memset(&tab, 0, sizeof(tab));
 	for (unsigned int pin = 0; pin < KVMKIT_IOAPIC_PINS; pin++)
 		if (chip->mirror_valid[pin])
-			tab.e[n++] = chip->mirrors[pin];
+			tab.hdr.entries[n++] = chip->mirrors[pin];
 	tab.hdr.nr = n;
 	if (ioctl(chip->vm->fd, KVM_SET_GSI_ROUTING, &tab) < 0)
 		return kvmk_err_ioctl("KVM_SET_GSI_ROUTING", errno, "split IOAPIC mirrors (%u)", n);
