@@ -181,14 +181,3 @@ int kvmk_err_format(const char *op, const char *fmt, ...)
 	kvmk_debug("%s", kvmkit_strerror());
 	return ret;
 }
-
-int kvmk_err_guest(const char *op, const char *fmt, ...)
-{
-	va_list ap;
-	int ret = record(KVMKIT_ERR_GUEST, op, EIO);
-
-	va_start(ap, fmt);
-	fill_reason(fmt, ap);
-	va_end(ap);
-	return ret;
-}

@@ -26,7 +26,6 @@ int kvmk_err_unsupported(const char *op, int err, const char *fmt, ...)
 int kvmk_err_resource(const char *op, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 int kvmk_err_format(const char *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int kvmk_err_guest(const char *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Teardown paths save and restore the caller's error so that cleaning up
  * never replaces the error that made the call fail. */

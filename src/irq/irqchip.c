@@ -44,6 +44,7 @@ struct kvmkit_irqchip {
 	struct kvmkit_gsi_stats stats[KVMKIT_MAX_GSI];
 
 	enum kvmkit_irqchip_mode mode;
+	bool has_msi_devid; /* KVM_CAP_MSI_DEVID, asked once */
 	/* Split mode. */
 	unsigned int split_routes;
 	struct kvmk_ioapic *ioapic;
@@ -153,18 +154,27 @@ static void ioapic_route_changed(void *opaque, unsigned int pin, const struct kv
 	pthread_mutex_unlock(&chip->mirror_lock);
 }
 
-/* Model callback: deliver an IOAPIC message to the in-kernel LAPICs. */
-static int ioapic_deliver(void *opaque, const struct kvmk_ioapic_msi *msg)
+/* KVM_SIGNAL_MSI: > 0 delivered, 0 blocked, -errno. The one place kvmkit
+ * sends an MSI (IOAPIC model, split-mode routes, kvmkit_signal_msi). */
+static int send_msi(struct kvmkit_irqchip *chip, uint64_t address, uint32_t data, uint32_t flags,
+		    uint32_t devid)
 {
-	struct kvmkit_irqchip *chip = opaque;
 	struct kvm_msi msi = {
-		.address_lo = (uint32_t)msg->address,
-		.address_hi = (uint32_t)(msg->address >> 32),
-		.data = msg->data,
+		.address_lo = (uint32_t)address,
+		.address_hi = (uint32_t)(address >> 32),
+		.data = data,
+		.flags = flags,
+		.devid = devid,
 	};
 	int r = ioctl(chip->vm->fd, KVM_SIGNAL_MSI, &msi);
 
 	return r < 0 ? -errno : r;
+}
+
+/* Model callback: deliver an IOAPIC message to the in-kernel LAPICs. */
+static int ioapic_deliver(void *opaque, const struct kvmk_ioapic_msi *msg)
+{
+	return send_msi(opaque, msg->address, msg->data, 0, 0);
 }
 
 /* Model callback (no model lock): the guest EOI'd level pin @pin. Like KVM's
@@ -213,16 +223,8 @@ static int combine(int acc, int r)
 
 static int signal_msi_entry(struct kvmkit_irqchip *chip, const struct kvm_irq_routing_entry *e)
 {
-	struct kvm_msi msi = {
-		.address_lo = e->u.msi.address_lo,
-		.address_hi = e->u.msi.address_hi,
-		.data = e->u.msi.data,
-		.flags = e->flags,
-		.devid = e->u.msi.devid,
-	};
-	int r = ioctl(chip->vm->fd, KVM_SIGNAL_MSI, &msi);
-
-	return r < 0 ? -errno : r;
+	return send_msi(chip, ((uint64_t)e->u.msi.address_hi << 32) | e->u.msi.address_lo,
+			e->u.msi.data, e->flags, e->u.msi.devid);
 }
 
 /* Split mode: drive GSI @gsi to @level through kvmkit's routing table. */
@@ -387,6 +389,7 @@ int kvmkit_irqchip_create(struct kvmkit_vm *vm, const struct kvmkit_irqchip_conf
 		return kvmk_err_resource("create_irqchip", ENOMEM, NULL);
 	chip->vm = vm;
 	chip->mode = cfg->mode;
+	chip->has_msi_devid = kvmk_check_extension(vm->fd, KVM_CAP_MSI_DEVID) > 0;
 	chip->epfd = chip->wake[0] = chip->wake[1] = -1;
 	chip->capacity = (unsigned int)cap < MAX_ROUTES ? (unsigned int)cap : MAX_ROUTES;
 	pthread_mutex_init(&chip->lock, NULL);
@@ -436,12 +439,7 @@ int kvmkit_irqchip_create(struct kvmkit_vm *vm, const struct kvmkit_irqchip_conf
 fail:
 	/* A half-created KVM irqchip cannot be removed; the VM is unusable for
 	 * interrupts, but kvmkit's side is left clean. */
-	split_teardown(chip);
-	pthread_mutex_destroy(&chip->mirror_lock);
-	free(chip->staged);
-	free(chip->committed);
-	pthread_mutex_destroy(&chip->lock);
-	free(chip);
+	kvmk_irqchip_free(chip);
 	return r;
 }
 
@@ -560,7 +558,7 @@ int kvmkit_irq_route_msi(struct kvmkit_irqchip *chip, uint32_t gsi, uint64_t add
 	e.u.msi.data = data;
 	if (devid >= 0) {
 		/* api.rst 4.52: only where the VM reports KVM_CAP_MSI_DEVID. */
-		if (kvmk_check_extension(chip->vm->fd, KVM_CAP_MSI_DEVID) <= 0)
+		if (!chip->has_msi_devid)
 			return kvmk_err_unsupported(op, ENOTSUP, "MSI device ids (KVM_CAP_MSI_DEVID)");
 		e.flags = KVM_MSI_VALID_DEVID;
 		e.u.msi.devid = (uint32_t)devid;
@@ -755,23 +753,15 @@ int kvmkit_set_irq_line(struct kvmkit_irqchip *chip, uint32_t irq, bool active)
 
 int kvmkit_signal_msi(struct kvmkit_irqchip *chip, uint64_t address, uint32_t data, int32_t devid)
 {
-	struct kvm_msi msi = {
-		.address_lo = (uint32_t)address,
-		.address_hi = (uint32_t)(address >> 32),
-		.data = data,
-	};
 	int r;
 
-	if (devid >= 0) {
-		if (kvmk_check_extension(chip->vm->fd, KVM_CAP_MSI_DEVID) <= 0)
-			return kvmk_err_unsupported("kvmkit_signal_msi", ENOTSUP,
-						    "MSI device ids (KVM_CAP_MSI_DEVID)");
-		msi.flags = KVM_MSI_VALID_DEVID;
-		msi.devid = (uint32_t)devid;
-	}
-	r = ioctl(chip->vm->fd, KVM_SIGNAL_MSI, &msi);
+	if (devid >= 0 && !chip->has_msi_devid)
+		return kvmk_err_unsupported("kvmkit_signal_msi", ENOTSUP,
+					    "MSI device ids (KVM_CAP_MSI_DEVID)");
+	r = send_msi(chip, address, data, devid >= 0 ? KVM_MSI_VALID_DEVID : 0,
+		     devid >= 0 ? (uint32_t)devid : 0);
 	if (r < 0)
-		return kvmk_err_ioctl("KVM_SIGNAL_MSI", errno, "address 0x%llx data 0x%x",
+		return kvmk_err_ioctl("KVM_SIGNAL_MSI", -r, "address 0x%llx data 0x%x",
 				      (unsigned long long)address, data);
 	return r;
 }

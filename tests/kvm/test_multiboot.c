@@ -211,10 +211,12 @@ int main(void)
 	/* The probes in both irqchip modes; the refusals do not depend on it. */
 	const struct CMUnitTest probes[] = {
 		cmocka_unit_test(test_probe_smp_initrd),
-		cmocka_unit_test(test_probe_high_ram),
 	};
 	const struct CMUnitTest other[] = {
 		cmocka_unit_test(test_refused),
+	};
+	const struct CMUnitTest high[] = {
+		cmocka_unit_test(test_probe_high_ram),
 	};
 	int fails = 0;
 
@@ -222,5 +224,13 @@ int main(void)
 	fails += cmocka_run_group_tests_name("multiboot-kernel", probes, use_kernel, NULL);
 	fails += cmocka_run_group_tests_name("multiboot-split", probes, use_split, NULL);
 	fails += cmocka_run_group_tests_name("multiboot", other, NULL, NULL);
+	/* A 4 GiB guest preceded most lockups of the emulated test host's
+	 * kernel (docs/ARCHITECTURE.md): not run, and not counted, there. */
+	if (getenv("KVMKIT_EMULATED_HOST")) {
+		printf("not run here: test_probe_high_ram (emulated-host kernel hang, see docs)\n");
+	} else {
+		fails += cmocka_run_group_tests_name("multiboot-high-kernel", high, use_kernel, NULL);
+		fails += cmocka_run_group_tests_name("multiboot-high-split", high, use_split, NULL);
+	}
 	return fails;
 }
