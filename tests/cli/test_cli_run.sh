@@ -1,11 +1,30 @@
 #!/bin/sh
-# `kvmkit run` end to end (needs /dev/kvm). Usage: test_cli_run.sh KVMKIT GUEST_DIR
-kvmkit=$1 guests=$2
+# `kvmkit run` end to end (needs /dev/kvm).
+# Usage: test_cli_run.sh KVMKIT GUEST_DIR [all|main|cpl0]
+# "cpl0" is the runs whose guests work at CPL0 beyond set-up (a triple
+# fault, the 32-bit multiboot payload): KVM-PVM, the nested hypervisor of
+# kvmkit's CI machines, cannot emulate them (KVM_EXIT_INTERNAL_ERROR), so
+# that part is its own meson entry and reports a skip there. "main" is the
+# rest; "all" (the default, used inside the emulated host) is both.
+kvmkit=$1 guests=$2 part=${3:-all}
 if ! [ -c "${KVMKIT_KVM_PATH:-/dev/kvm}" ]; then
 	echo "skipped: no /dev/kvm"
 	exit 77
 fi
+if [ "$part" = cpl0 ] && [ -e /sys/module/kvm_pvm ]; then
+	echo "skipped: KVM-PVM cannot emulate a triple fault or 32-bit CPL0 iret (a host KVM limit, not kvmkit's; the emulated x86 host runs this test)"
+	exit 77
+fi
 . "$(dirname "$0")/cli_lib.sh"
+main() { [ "$part" != cpl0 ]; }
+cpl0() { [ "$part" != main ]; }
+
+if cpl0; then
+	expect 121 "triple fault" -- "$kvmkit" run --kernel "$guests/triple_fault.elf"
+	# A multiboot payload: protected-mode entry, exits through isa-debug-exit.
+	expect 67 "" -- "$kvmkit" run --kernel "$guests/mb_probe.elf" --vcpus 2 --append "a=1"
+fi
+main || { finish; exit; }
 
 expect 0 "" -- "$kvmkit" run
 if grep -q "kvmkit demo guest: hello from vCPU" "$tmp/out"; then
@@ -18,7 +37,6 @@ expect 0 "" -- "$kvmkit" run --irqchip split --vcpus 2
 expect 0 "" -- "$kvmkit" run --irqchip none
 expect 2 "unknown mode" -- "$kvmkit" run --irqchip both
 expect 0 "" -- "$kvmkit" run --kernel "$guests/smp_id.elf" --vcpus 3
-expect 121 "triple fault" -- "$kvmkit" run --kernel "$guests/triple_fault.elf"
 expect 230 "" -- "$kvmkit" run --kernel "$guests/exception.elf"
 expect 2 "KVM_CAP_MAX_VCPUS" -- "$kvmkit" run --vcpus 4096
 # The watchdog: a distinct status, then one register dump per vCPU.
@@ -28,8 +46,6 @@ if grep -q "vCPU 1: rip=" "$tmp/err"; then
 else
 	echo "FAIL: no register dump of vCPU 1"; fails=$((fails + 1))
 fi
-# A multiboot payload: protected-mode entry, exits through isa-debug-exit.
-expect 67 "" -- "$kvmkit" run --kernel "$guests/mb_probe.elf" --vcpus 2 --append "a=1"
 # The console both ways: stdin reaches the guest's UART, its echo reaches stdout.
 printf 'kvm!q' | "$kvmkit" run --kernel "$guests/uart_echo.elf" >"$tmp/echo" 2>"$tmp/err"
 rc=$?

@@ -268,7 +268,7 @@ static void test_split_mode(void **state)
 	kvmkit_vm_destroy(vm);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_create_order),   cmocka_unit_test(test_routing_and_allocator),
@@ -276,6 +276,7 @@ int main(void)
 		cmocka_unit_test(test_ioeventfd_guest), cmocka_unit_test(test_split_mode),
 	};
 
+	test_args(argc, argv);
 	require_kvm();
 	return cmocka_run_group_tests_name("irq", tests, NULL, NULL);
 }

@@ -29,6 +29,7 @@ static void boot_probe(struct run *r, unsigned int vcpus, uint64_t mem, bool ini
 	void *image;
 	size_t len;
 
+	host_quirk(host_is_kvm_pvm(), PVM_NO_32BIT_IRET);
 	memset(r, 0, sizeof(*r));
 	if (kvmkit_read_file(guest_path("mb_probe"), &image, &len))
 		fail_msg("reading %s: %s", guest_path("mb_probe"), kvmkit_strerror());
@@ -206,7 +207,7 @@ static int use_split(void **state)
 	return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	/* The probes in both irqchip modes; the refusals do not depend on it. */
 	const struct CMUnitTest probes[] = {
@@ -220,6 +221,7 @@ int main(void)
 	};
 	int fails = 0;
 
+	test_args(argc, argv);
 	require_kvm();
 	fails += cmocka_run_group_tests_name("multiboot-kernel", probes, use_kernel, NULL);
 	fails += cmocka_run_group_tests_name("multiboot-split", probes, use_split, NULL);

@@ -192,7 +192,7 @@ static void test_run_once_unclaimed_hlt(void **state)
 	kvmkit_vm_destroy(vm);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_system),		cmocka_unit_test(test_vcpu_ids),
@@ -204,6 +204,7 @@ int main(void)
 	};
 	int fails;
 
+	test_args(argc, argv);
 	require_kvm();
 	fails = cmocka_run_group_tests_name("vm_api", tests, NULL, NULL);
 	/* Inside the emulated test host a >3 GiB guest was followed by hangs of

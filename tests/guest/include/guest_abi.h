@@ -132,10 +132,10 @@
 
 /* ---- irq_lab: a guest the host drives through a mailbox ------------------
  *
- * Every vCPU runs a command loop at CPL3 (IOPL=3, so it may STI/CLI and do
- * port I/O). The host writes a command into the vCPU's mailbox and bumps
+ * Every vCPU runs a command loop at CPL3 (STI/CLI and port I/O through the
+ * runtime's gate). The host writes a command into the vCPU's mailbox and bumps
  * seq (a release store); the vCPU runs the command, writes result, then
- * stores ack = seq (release). Interrupt handlers (vectors 32..255, at CPL3)
+ * stores ack = seq (release). Interrupt handlers (vectors 32..255, at CPL0)
  * count every interrupt per vector in the vCPU's counter page and EOI it
  * as the vector's EOI mode says. All fields are little-endian.
  */

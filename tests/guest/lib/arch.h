@@ -17,21 +17,30 @@
 #define GDT_ENTRIES (5 + 2 * GUEST_MAX_VCPUS)
 
 /* Per-vCPU stacks. The kernel stack takes the TSS RSP0 entries (exceptions
- * and the int $0x80 gate); the user stack is where guest_main() runs. */
+ * and the gate); the user stack is where guest_main() runs. */
 #define KSTACK_SHIFT 13 /* 8 KiB */
 #define KSTACK_SIZE (1 << KSTACK_SHIFT)
 #define USTACK_SHIFT 14 /* 16 KiB */
 #define USTACK_SIZE (1 << USTACK_SHIFT)
 
-/* RFLAGS at CPL3: IOPL = 3 (port I/O, cli/sti allowed), IF = 0, bit 1. */
-#define RFLAGS_USER 0x3002
+/* RFLAGS at CPL3: IOPL = 0, IF = 0, bit 1. Port I/O and cli/sti at
+ * CPL3 go through the gate: KVM-PVM ignores IOPL for guest ring 3 (#GP). */
+#define RFLAGS_USER 0x0002
+#define RFLAGS_IF 0x200
 
 /* Gate types: present 64-bit interrupt gate, DPL 0 or 3. */
 #define GATE_INT_DPL0 0x8e
 #define GATE_INT_DPL3 0xee
 
-#define SYSCALL_VECTOR 0x80
 #define NUM_VECTORS 256
+
+/* Gate requests (EAX), see start.S; guest.h has the same numbers. */
+#define GATE_CALL 0
+#define GATE_OUT 1
+#define GATE_IN 2
+#define GATE_IRQ_ON 3
+#define GATE_IRQ_OFF 4
+#define GATE_HALT 5
 
 #define MSR_GS_BASE 0xc0000101
 

@@ -64,7 +64,7 @@ guest_irq_handler_t guest_irq_handlers[NUM_VECTORS] = {
 };
 
 extern const uint64_t guest_vector_stubs[NUM_VECTORS];
-void guest_syscall_entry(void);
+void guest_ud_entry(void);
 
 void guest_cpu_init(uint64_t id, uint64_t count, uint64_t ram_size);
 __noreturn void guest_user_start(unsigned int id, unsigned int count);
@@ -95,7 +95,7 @@ void guest_cpu_init(uint64_t id, uint64_t count, uint64_t ram_size)
 	c->ram_size = ram_size;
 
 	t->rsp0 = (uint64_t)guest_kstacks[id + 1];
-	t->iomap_base = sizeof(*t); /* no I/O bitmap; IOPL = 3 anyway */
+	t->iomap_base = sizeof(*t); /* no I/O bitmap: CPL3 port I/O uses the gate */
 
 	/* Available 64-bit TSS (type 9), present, limit 103. */
 	gdt[slot] = (sizeof(*t) - 1) | (base & 0xffffff) << 16 | 0x89ULL << 40 |
@@ -152,9 +152,9 @@ static void idt_fill(void)
 
 		idt_set(v, guest_vector_stubs[v], SEL_KCODE, type);
 	}
+	idt_set(6, (uint64_t)guest_ud_entry, SEL_KCODE, GATE_INT_DPL0);
 	for (; v < NUM_VECTORS; v++)
-		idt_set(v, guest_vector_stubs[v], SEL_UCODE, GATE_INT_DPL3);
-	idt_set(SYSCALL_VECTOR, (uint64_t)guest_syscall_entry, SEL_KCODE, GATE_INT_DPL3);
+		idt_set(v, guest_vector_stubs[v], SEL_KCODE, GATE_INT_DPL0);
 }
 
 __noreturn void guest_user_start(unsigned int id, unsigned int count)
@@ -175,23 +175,20 @@ __noreturn void guest_user_start(unsigned int id, unsigned int count)
 	guest_park();
 }
 
-void guest_irq_install(unsigned int vector, guest_irq_handler_t fn, unsigned int flags)
+void guest_irq_install(unsigned int vector, guest_irq_handler_t fn)
 {
-	uint16_t sel = (flags & GUEST_IRQ_CPL0) ? SEL_KCODE : SEL_UCODE;
-
-	if (vector < 32 || vector >= NUM_VECTORS || vector == SYSCALL_VECTOR)
+	if (vector < 32 || vector >= NUM_VECTORS)
 		return;
 	__atomic_store_n(&guest_irq_handlers[vector], fn ? fn : unhandled_irq, __ATOMIC_RELEASE);
-	idt_set(vector, guest_vector_stubs[vector], sel, GATE_INT_DPL3);
 }
 
 uint64_t guest_cpl0_call(uint64_t (*fn)(uint64_t), uint64_t arg)
 {
 	uint64_t ret;
 
-	__asm__ __volatile__("int $0x80"
+	__asm__ __volatile__("call guest_gate_insn"
 			     : "=a"(ret), "+D"(fn), "+S"(arg)
-			     :
+			     : "a"(GATE_CALL)
 			     : "rcx", "rdx", "r8", "r9", "r10", "r11", "memory", "cc");
 	return ret;
 }

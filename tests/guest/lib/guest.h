@@ -3,8 +3,10 @@
  * kvmkit guest runtime: what a guest program sees.
  *
  * A program defines guest_main(). The runtime runs it on every vCPU at CPL3
- * with IOPL = 3, so port I/O, MMIO (the identity map is user-accessible) and
- * cli/sti all work from it directly. When guest_main() returns on vCPU 0 the
+ * with IOPL = 0. MMIO (the identity map is user-accessible) works directly;
+ * port I/O, cli/sti and halting go through the runtime's gate to CPL0 (the
+ * helpers below do it), because some hosts (KVM-PVM nested) run guest CPL3
+ * in hardware ring 3 where IOPL is not honoured. When guest_main() returns on vCPU 0 the
  * VM is powered off with its return value as status; on other vCPUs the
  * return value is ignored and the vCPU parks (halts for good).
  *
@@ -40,6 +42,9 @@ struct guest_cpu {
 	unsigned int id;
 	unsigned int count;
 	uint64_t ram_size;
+	/* IF of the CPL3 context, kept by local_irq_enable/disable: where
+	 * CPL3 runs in hardware ring 3, pushf does not show the guest's IF. */
+	bool irqs_on;
 };
 
 static inline struct guest_cpu *guest_this_cpu(void)
@@ -68,27 +73,60 @@ static inline unsigned int guest_cpl(void)
 	return cs & 3;
 }
 
-/* ---- Port I/O ---------------------------------------------------------- */
+/* ---- The gate to CPL0 (start.S) --------------------------------------- */
+
+void guest_gate_insn(void);
+
+/* One gate request without a C call at CPL0: only RAX and flags change. */
+static inline uint64_t guest_gate(uint32_t op, uint64_t di, uint64_t si, uint64_t dx)
+{
+	uint64_t r;
+
+	__asm__ __volatile__("call guest_gate_insn"
+			     : "=a"(r)
+			     : "a"(op), "D"(di), "S"(si), "d"(dx)
+			     : "memory", "cc");
+	return r;
+}
+
+/* ---- Port I/O: direct at CPL0, through the gate at CPL3 ------------------ */
+
+#define GUEST_GATE_OUT 1
+#define GUEST_GATE_IN 2
+#define GUEST_GATE_IRQ_ON 3
+#define GUEST_GATE_IRQ_OFF 4
+#define GUEST_GATE_HALT 5
 
 static inline void outb(uint16_t port, uint8_t v)
 {
-	__asm__ __volatile__("outb %0, %1" : : "a"(v), "Nd"(port) : "memory");
+	if (guest_cpl())
+		guest_gate(GUEST_GATE_OUT, 1, v, port);
+	else
+		__asm__ __volatile__("outb %0, %1" : : "a"(v), "Nd"(port) : "memory");
 }
 
 static inline void outw(uint16_t port, uint16_t v)
 {
-	__asm__ __volatile__("outw %0, %1" : : "a"(v), "Nd"(port) : "memory");
+	if (guest_cpl())
+		guest_gate(GUEST_GATE_OUT, 2, v, port);
+	else
+		__asm__ __volatile__("outw %0, %1" : : "a"(v), "Nd"(port) : "memory");
 }
 
 static inline void outl(uint16_t port, uint32_t v)
 {
-	__asm__ __volatile__("outl %0, %1" : : "a"(v), "Nd"(port) : "memory");
+	if (guest_cpl())
+		guest_gate(GUEST_GATE_OUT, 4, v, port);
+	else
+		__asm__ __volatile__("outl %0, %1" : : "a"(v), "Nd"(port) : "memory");
 }
 
 static inline uint8_t inb(uint16_t port)
 {
 	uint8_t v;
 
+	if (guest_cpl())
+		return (uint8_t)guest_gate(GUEST_GATE_IN, 1, 0, port);
 	__asm__ __volatile__("inb %1, %0" : "=a"(v) : "Nd"(port) : "memory");
 	return v;
 }
@@ -97,6 +135,8 @@ static inline uint16_t inw(uint16_t port)
 {
 	uint16_t v;
 
+	if (guest_cpl())
+		return (uint16_t)guest_gate(GUEST_GATE_IN, 2, 0, port);
 	__asm__ __volatile__("inw %1, %0" : "=a"(v) : "Nd"(port) : "memory");
 	return v;
 }
@@ -105,6 +145,8 @@ static inline uint32_t inl(uint16_t port)
 {
 	uint32_t v;
 
+	if (guest_cpl())
+		return (uint32_t)guest_gate(GUEST_GATE_IN, 4, 0, port);
 	__asm__ __volatile__("inl %1, %0" : "=a"(v) : "Nd"(port) : "memory");
 	return v;
 }
@@ -252,34 +294,51 @@ void guest_barrier_wait(struct guest_barrier *b, unsigned int n);
 /* ---- Privilege and interrupts ------------------------------------------ */
 
 /* Runs fn(arg) at CPL0 on this vCPU's kernel stack, interrupts off, through
- * the int $0x80 gate; returns its result. Keep fn short. */
+ * the gate; returns its result. Keep fn short: CPL0 may be emulated. */
 uint64_t guest_cpl0_call(uint64_t (*fn)(uint64_t), uint64_t arg);
 
 typedef void (*guest_irq_handler_t)(unsigned int vector);
 
-/* guest_irq_install() flags. By default the handler runs at CPL3 (through a
- * gate to the user code segment, on the interrupted user stack, at native
- * speed); that needs interrupts to be enabled only at CPL3, which is the
- * case unless CPL0 code executes sti. With GUEST_IRQ_CPL0 the handler runs
- * at CPL0 on the kernel stack (slow, but works from CPL0 with IF = 1, e.g.
- * around hlt). */
-#define GUEST_IRQ_CPL0 1u
+/* Installs @fn for @vector (32..255) on all vCPUs (the IDT is shared).
+ * Handlers run at CPL0 on the kernel stack with IF = 0, so keep them short
+ * (count, EOI): a gate to CPL3 code would lose IF on hosts that run CPL3 in
+ * hardware ring 3, where iretq at CPL3 cannot set it. Vectors without a
+ * handler report the vector and power off with GUEST_STATUS_UNHANDLED_IRQ.
+ * The handler must acknowledge the interrupt source (e.g. APIC EOI). */
+void guest_irq_install(unsigned int vector, guest_irq_handler_t fn);
 
-/* Installs @fn for @vector (32..255, not 0x80) on all vCPUs (the IDT is
- * shared). Vectors without a handler report the vector and power off with
- * GUEST_STATUS_UNHANDLED_IRQ. The handler must acknowledge the interrupt
- * source (e.g. APIC EOI) itself. Gates are DPL3: `int $vector` from CPL3
- * reaches the handler too. */
-void guest_irq_install(unsigned int vector, guest_irq_handler_t fn, unsigned int flags);
-
+/* IF of the caller's context (CPL3 through the gate, or CPL0 directly). */
 static inline void local_irq_enable(void)
 {
-	__asm__ __volatile__("sti" ::: "memory");
+	if (guest_cpl()) {
+		guest_gate(GUEST_GATE_IRQ_ON, 0, 0, 0);
+		guest_this_cpu()->irqs_on = true;
+	} else {
+		__asm__ __volatile__("sti" ::: "memory");
+	}
 }
 
 static inline void local_irq_disable(void)
 {
-	__asm__ __volatile__("cli" ::: "memory");
+	if (guest_cpl()) {
+		guest_gate(GUEST_GATE_IRQ_OFF, 0, 0, 0);
+		guest_this_cpu()->irqs_on = false;
+	} else {
+		__asm__ __volatile__("cli" ::: "memory");
+	}
+}
+
+/* Whether the CPL3 context has interrupts enabled. */
+static inline bool local_irqs_enabled(void)
+{
+	return guest_this_cpu()->irqs_on;
+}
+
+/* From CPL3: waits at CPL0 with IF = 1 until one interrupt has been taken
+ * (its handler has run), then returns with the caller's IF unchanged. */
+static inline void guest_wait_irq(void)
+{
+	guest_gate(GUEST_GATE_HALT, 0, 0, 0);
 }
 
 /* ---- Freestanding libc bits (also used by the compiler) ------------------- */

@@ -59,21 +59,89 @@ user_entry:
 	.size	user_entry, . - user_entry
 
 /*
- * int $0x80 (DPL3 gate, CPL0 target): RDI = function, RSI = argument.
- * Calls fn(arg) at CPL0 on the kernel stack and returns its result in RAX.
- * The caller (guest_cpl0_call) declares every caller-saved register
- * clobbered, so nothing is saved here.
+ * The kit's gate from CPL3 to CPL0: `call guest_gate_insn` runs the ud2
+ * below; the #UD entry sees that address in the frame and treats it as a
+ * request instead of a fault. A ud2 gate rather than `int $n` or `syscall`
+ * because on nested hypervisors that run guest CPL3 in hardware ring 3
+ * (KVM-PVM) `int $n` from CPL3 raises #UD and `syscall` does not change
+ * privilege, while exceptions are delivered correctly everywhere.
+ *
+ * Request: EAX = GATE_* (arch.h), RDI/RSI/RDX = arguments; result in RAX,
+ * every other register preserved (GATE_CALL: as by a C call).
+ * The entry runs with IF = 0 (interrupt gate) on the vCPU's kernel stack.
  */
-	.globl	guest_syscall_entry
-	.type	guest_syscall_entry, @function
-guest_syscall_entry:
+	.globl	guest_gate_insn
+	.type	guest_gate_insn, @function
+guest_gate_insn:
+	ud2
+	ret
+	.size	guest_gate_insn, . - guest_gate_insn
+
+	.type	ud_entry, @function
+ud_entry:
+	cmpq	$guest_gate_insn, (%rsp)
+	je	1f
+	pushq	$0
+	pushq	$6
+	jmp	exception_common
+1:	addq	$2, (%rsp)		/* resume at the ret after ud2 */
+	cmp	$GATE_OUT, %eax
+	je	.Lout
+	cmp	$GATE_IN, %eax
+	je	.Lin
+	cmp	$GATE_CALL, %eax
+	je	.Lcall
+	cmp	$GATE_IRQ_ON, %eax
+	je	.Lirq_on
+	cmp	$GATE_IRQ_OFF, %eax
+	je	.Lirq_off
+	cmp	$GATE_HALT, %eax
+	je	.Lhalt
+	mov	$-1, %rax
+	iretq
+.Lout:	/* RDX = port, RSI = value, RDI = size */
+	mov	%esi, %eax
+	cmp	$1, %edi
+	je	2f
+	cmp	$2, %edi
+	je	3f
+	out	%eax, %dx
+	iretq
+2:	out	%al, %dx
+	iretq
+3:	out	%ax, %dx
+	iretq
+.Lin:	/* RDX = port, RDI = size */
+	xor	%eax, %eax
+	cmp	$1, %edi
+	je	2f
+	cmp	$2, %edi
+	je	3f
+	in	%dx, %eax
+	iretq
+2:	in	%dx, %al
+	iretq
+3:	in	%dx, %ax
+	iretq
+.Lcall:	/* RDI = fn, RSI = argument: fn(arg); the caller clobbers all */
 	sub	$8, %rsp		/* 5-word frame: realign for the call */
 	mov	%rdi, %rax
 	mov	%rsi, %rdi
 	call	*%rax
 	add	$8, %rsp
 	iretq
-	.size	guest_syscall_entry, . - guest_syscall_entry
+.Lirq_on:	/* the caller's RFLAGS.IF, restored by iretq */
+	orq	$RFLAGS_IF, 16(%rsp)
+	iretq
+.Lirq_off:
+	andq	$~RFLAGS_IF, 16(%rsp)
+	iretq
+.Lhalt:	/* wait for one interrupt at CPL0; the caller's IF is kept */
+	sti
+	hlt
+	cli
+	iretq
+	.size	ud_entry, . - ud_entry
 
 /*
  * Vector entry stubs, one per 16 bytes (each is at most 12): push a zero
@@ -153,6 +221,9 @@ irq_common:
 	add	$16, %rsp		/* vector, error code */
 	iretq
 	.size	irq_common, . - irq_common
+
+	.globl	guest_ud_entry
+	.set	guest_ud_entry, ud_entry
 
 	.section .rodata
 	.balign	8

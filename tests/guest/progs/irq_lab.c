@@ -20,8 +20,6 @@
  *    target > 2, pin > 119, LAPIC offset >= 0x1000 or not a multiple of 4,
  *    port > 0xffff, byte/base > 0xff, mask > 0xffff) does nothing; its
  *    result is ~0, as for an unknown command.
- *  - Vector 0x80 is the runtime's int $0x80 gate and cannot be counted:
- *    the host must not deliver interrupts on it.
  *  - EXIT on vCPU 0 acks, then powers off. EXIT on another vCPU acks, then
  *    stops polling: with IF = 1 it spins at CPL3 and keeps counting
  *    interrupts; with IF = 0 it halts for good.
@@ -123,8 +121,8 @@ static inline void eoi_to(unsigned int target)
 }
 
 /*
- * Every vector 32..255, at CPL3 with IF = 0 (interrupt gate: no nesting),
- * on the interrupted stack; irq_common saves the caller-saved registers.
+ * Every vector 32..255, at CPL0 with IF = 0 (interrupt gate: no nesting),
+ * on the kernel stack; irq_common saves the caller-saved registers.
  * Counts first, then EOIs, so the count is visible before the next
  * interrupt can be delivered.
  */
@@ -295,14 +293,6 @@ static uint64_t lab_run(unsigned int id, uint32_t cmd, const uint64_t *a, enum l
 	}
 }
 
-static bool irqs_enabled(void)
-{
-	uint64_t flags;
-
-	__asm__ __volatile__("pushfq; popq %0" : "=r"(flags) : : "memory");
-	return flags & (1 << 9);
-}
-
 int guest_main(unsigned int id, unsigned int count)
 {
 	struct lab_mailbox *mb = lab_mailbox(id);
@@ -315,7 +305,7 @@ int guest_main(unsigned int id, unsigned int count)
 	/* The IDT is shared: installing twice is harmless, and it makes this
 	 * vCPU's READY imply that every handler is in place. */
 	for (v = 32; v < ALL_VECTORS; v++)
-		guest_irq_install(v, lab_irq, 0);
+		guest_irq_install(v, lab_irq);
 
 	/* Interrupts are off: nothing counts yet. Zero the whole page, READY
 	 * included; the mailbox is left alone (the host owns seq/cmd/args). */
@@ -353,7 +343,7 @@ int guest_main(unsigned int id, unsigned int count)
 	/* GUEST_LAB_EXIT, already acknowledged. */
 	if (id == 0)
 		power_off((uint32_t)args[0]);
-	if (!irqs_enabled())
+	if (!local_irqs_enabled())
 		guest_park(); /* IF = 0 stays 0: halting changes nothing */
 	for (;;)
 		cpu_relax(); /* IF = 1: keep taking (and counting) interrupts */
