@@ -24,16 +24,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include <kvmkit/irq.h>
 #include "irq/ioapic.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                          \
-	do {                              \
-		if (!(c))                 \
-			__builtin_trap(); \
-	} while (0)
 
 struct fz {
 	struct kvmk_ioapic *io;

@@ -9,6 +9,8 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -19,10 +21,14 @@
 #include "kvm/kvm_internal.h"
 #include <kvmkit/irq.h>
 #include "irq/ioapic.h"
+#include "irq/pit.h"
 
 #define MAX_ROUTES 4096
 /* Split mode: irqfds serviced in userspace. */
 #define MAX_USER_IRQFDS 256
+/* epoll tags of the split-mode thread's non-irqfd sources. */
+#define EV_WAKE UINT32_MAX
+#define EV_PIT (UINT32_MAX - 1)
 
 struct user_irqfd {
 	bool used;
@@ -58,6 +64,10 @@ struct kvmkit_irqchip {
 	int wake[2];
 	pthread_t thread;
 	bool thread_started;
+	/* Split mode's userspace PIT: its timer is a timerfd on the thread. */
+	struct kvmk_pit *pit;
+	int pit_fd;
+	bool pit_mapped, portb_mapped;
 };
 
 static const char *const mode_names[] = { "kernel", "split" };
@@ -273,8 +283,14 @@ static void *irqfd_thread(void *arg)
 			struct user_irqfd u;
 			uint64_t cnt;
 
-			if (idx == UINT32_MAX)
+			if (idx == EV_WAKE)
 				return NULL; /* wake pipe: shutting down */
+			if (idx == EV_PIT) {
+				if (read(chip->pit_fd, &cnt, sizeof(cnt)) == sizeof(cnt) &&
+				    kvmk_pit_timer(chip->pit))
+					kvmkit_irq_pulse(chip, KVMK_PIT_IRQ);
+				continue;
+			}
 			pthread_mutex_lock(&chip->lock);
 			u = chip->user_irqfds[idx < MAX_USER_IRQFDS ? idx : 0];
 			pthread_mutex_unlock(&chip->lock);
@@ -290,6 +306,56 @@ static void *irqfd_thread(void *arg)
 	}
 }
 
+static uint64_t pit_now(void *opaque)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Called with the PIT's lock held; timerfd_settime() is all it does. */
+static void pit_arm(void *opaque, uint64_t deadline)
+{
+	struct kvmkit_irqchip *chip = opaque;
+	struct itimerspec its = { 0 };
+
+	its.it_value.tv_sec = (time_t)(deadline / 1000000000ull);
+	its.it_value.tv_nsec = (long)(deadline % 1000000000ull);
+	if (timerfd_settime(chip->pit_fd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
+		kvmk_error("PIT timer: timerfd_settime: %s", strerror(errno));
+}
+
+/* Split mode has no in-kernel PIT: kvmkit's 8254 at 0x40-0x43 and port B
+ * (0x61), its IRQ 0 pulsed from the interrupt thread, through GSI 0's
+ * route like any line. Runs before the thread starts. */
+static int split_pit_setup(struct kvmkit_irqchip *chip)
+{
+	struct kvmk_pit_config pcfg = { .now_ns = pit_now, .arm = pit_arm, .opaque = chip };
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = EV_PIT };
+	int r;
+
+	chip->pit_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (chip->pit_fd < 0)
+		return kvmk_err_sys("timerfd_create", errno, "split irqchip PIT");
+	r = kvmk_pit_create(&pcfg, &chip->pit);
+	if (r)
+		return r;
+	if (epoll_ctl(chip->epfd, EPOLL_CTL_ADD, chip->pit_fd, &ev) < 0)
+		return kvmk_err_sys("epoll_ctl", errno, "split irqchip PIT");
+	r = kvmkit_bus_register(chip->vm->pio, KVMK_PIT_BASE, KVMK_PIT_LEN, "pit",
+				&kvmk_pit_pio_ops, chip->pit);
+	if (r)
+		return r;
+	chip->pit_mapped = true;
+	r = kvmkit_bus_register(chip->vm->pio, KVMK_PIT_PORTB, 1, "pit-portb", &kvmk_pit_portb_ops,
+				chip->pit);
+	if (r)
+		return r;
+	chip->portb_mapped = true;
+	return 0;
+}
+
 static int split_setup(struct kvmkit_irqchip *chip, const struct kvmkit_irqchip_config *cfg)
 {
 	struct kvm_enable_cap cap = { .cap = KVM_CAP_SPLIT_IRQCHIP };
@@ -300,7 +366,7 @@ static int split_setup(struct kvmkit_irqchip *chip, const struct kvmkit_irqchip_
 		/* kvmkit devices drive "1 = asserted", as with KVM's IOAPIC. */
 		.polarity_ignored = true,
 	};
-	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = UINT32_MAX };
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = EV_WAKE };
 	int r;
 
 	chip->split_routes = cfg->split_routes ? cfg->split_routes : KVMKIT_IOAPIC_PINS;
@@ -332,6 +398,11 @@ static int split_setup(struct kvmkit_irqchip *chip, const struct kvmkit_irqchip_
 		return kvmk_err_sys("pipe2", errno, "split irqchip");
 	if (epoll_ctl(chip->epfd, EPOLL_CTL_ADD, chip->wake[0], &ev) < 0)
 		return kvmk_err_sys("epoll_ctl", errno, "split irqchip");
+	if (cfg->pit) {
+		r = split_pit_setup(chip);
+		if (r)
+			return r;
+	}
 	r = pthread_create(&chip->thread, NULL, irqfd_thread, chip);
 	if (r)
 		return kvmk_err_sys("pthread_create", r, "split irqchip irqfd thread");
@@ -350,6 +421,14 @@ static void split_teardown(struct kvmkit_irqchip *chip)
 	}
 	if (chip->ioapic_mapped)
 		kvmkit_bus_unregister(chip->vm->mmio, KVMK_IOAPIC_BASE);
+	if (chip->pit_mapped)
+		kvmkit_bus_unregister(chip->vm->pio, KVMK_PIT_BASE);
+	if (chip->portb_mapped)
+		kvmkit_bus_unregister(chip->vm->pio, KVMK_PIT_PORTB);
+	if (chip->pit_fd >= 0)
+		close(chip->pit_fd);
+	kvmk_pit_destroy(chip->pit);
+	chip->pit = NULL;
 	if (chip->epfd >= 0)
 		close(chip->epfd);
 	if (chip->wake[0] >= 0)
@@ -390,7 +469,7 @@ int kvmkit_irqchip_create(struct kvmkit_vm *vm, const struct kvmkit_irqchip_conf
 	chip->vm = vm;
 	chip->mode = cfg->mode;
 	chip->has_msi_devid = kvmk_check_extension(vm->fd, KVM_CAP_MSI_DEVID) > 0;
-	chip->epfd = chip->wake[0] = chip->wake[1] = -1;
+	chip->epfd = chip->wake[0] = chip->wake[1] = chip->pit_fd = -1;
 	chip->capacity = (unsigned int)cap < MAX_ROUTES ? (unsigned int)cap : MAX_ROUTES;
 	pthread_mutex_init(&chip->lock, NULL);
 	pthread_mutex_init(&chip->mirror_lock, NULL);
@@ -408,7 +487,7 @@ int kvmkit_irqchip_create(struct kvmkit_vm *vm, const struct kvmkit_irqchip_conf
 		r = kvmk_err_ioctl("KVM_CREATE_IRQCHIP", errno, NULL);
 		goto fail;
 	}
-	/* Split mode has no in-kernel PIT (it would need a userspace one). */
+	/* Split mode's PIT is kvmkit's own (split_setup). */
 	if (cfg->pit && cfg->mode == KVMKIT_IRQCHIP_KERNEL) {
 		struct kvm_pit_config pc = { .flags = KVM_PIT_SPEAKER_DUMMY };
 
@@ -432,7 +511,7 @@ int kvmkit_irqchip_create(struct kvmkit_vm *vm, const struct kvmkit_irqchip_conf
 		chip->allocated[g] = 1;
 	vm->irqchip = chip;
 	kvmk_debug("%s irqchip created (%u routes max%s)", kvmkit_irqchip_mode_name(cfg->mode),
-		   chip->capacity, cfg->pit && cfg->mode == KVMKIT_IRQCHIP_KERNEL ? ", PIT" : "");
+		   chip->capacity, !cfg->pit ? "" : chip->pit ? ", userspace PIT" : ", PIT");
 	if (out)
 		*out = chip;
 	return 0;
