@@ -32,9 +32,11 @@ struct kvmkit_irqchip;
 enum kvmkit_irqchip_mode {
 	/* PIC pair, IOAPIC and LAPICs in KVM. */
 	KVMKIT_IRQCHIP_KERNEL = 0,
-	/* LAPICs in KVM; IOAPIC in kvmkit (KVM_CAP_SPLIT_IRQCHIP), and with
-	 * .pit kvmkit's 8254 at 0x40-0x43/0x61 on GSI 0. No PIC: GSI 0-23 are
-	 * the IOAPIC's pins only. irqfds are serviced by a
+	/* LAPICs in KVM; IOAPIC in kvmkit (KVM_CAP_SPLIT_IRQCHIP), with .pic
+	 * kvmkit's 8259 pair (GSI 0-15 reach it and the IOAPIC, as in kernel
+	 * mode; its INTR goes to vCPU 0's LINT0 through KVM_INTERRUPT) and
+	 * with .pit kvmkit's 8254 at 0x40-0x43/0x61 on GSI 0. Without .pic,
+	 * GSI 0-23 are the IOAPIC's pins only. irqfds are serviced by a
 	 * kvmkit thread, and level (resample) irqfds are resampled on the
 	 * IOAPIC EOI (KVM_EXIT_IOAPIC_EOI), which the kernel cannot do here. */
 	KVMKIT_IRQCHIP_SPLIT,
@@ -43,6 +45,7 @@ enum kvmkit_irqchip_mode {
 struct kvmkit_irqchip_config {
 	enum kvmkit_irqchip_mode mode;
 	bool pit;	      /* an i8254: KVM's in kernel mode, kvmkit's in split mode */
+	bool pic;	      /* split mode: kvmkit's 8259 pair (kernel mode: KVM's, always) */
 	bool pit_reinject;    /* kernel mode: lost-tick reinjection (off is recommended;
 			       * kvmkit's split-mode PIT never reinjects) */
 	unsigned int split_routes; /* split mode: GSIs reserved for IOAPIC pins (24) */

@@ -25,7 +25,7 @@ struct kvmkit_machine_config {
 	size_t kernel_len;
 	int console_fd; /* where UART output goes; -1: kept only in memory */
 	bool irqchip;	/* an irqchip (x86); the UART gets IRQ 4 */
-	enum kvmkit_irqchip_mode irqchip_mode; /* kernel (with PIT) or split */
+	enum kvmkit_irqchip_mode irqchip_mode; /* kernel or split (both with PIC and PIT) */
 	/* Multiboot images only (an ELF64 guest with these is refused): */
 	const char *cmdline;	 /* appended after kernel_path; NULL: none */
 	const void *initrd;	 /* module 0, NULL: none */

@@ -21,6 +21,7 @@
 #include "kvm/kvm_internal.h"
 #include <kvmkit/irq.h>
 #include "irq/ioapic.h"
+#include "irq/pic.h"
 #include "irq/pit.h"
 
 #define MAX_ROUTES 4096
@@ -68,6 +69,9 @@ struct kvmkit_irqchip {
 	struct kvmk_pit *pit;
 	int pit_fd;
 	bool pit_mapped, portb_mapped;
+	/* Split mode's userspace PIC pair; INTR goes to vCPU 0. */
+	struct kvmk_pic *pic;
+	bool pic_mapped[3]; /* master, slave, ELCR */
 };
 
 static const char *const mode_names[] = { "kernel", "split" };
@@ -87,6 +91,7 @@ void kvmkit_irqchip_config_init(struct kvmkit_irqchip_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->mode = KVMKIT_IRQCHIP_KERNEL;
 	cfg->pit = true;
+	cfg->pic = true;
 	cfg->pit_reinject = false; /* api.rst 4.99: !reinject is recommended */
 	cfg->split_routes = KVMKIT_IOAPIC_PINS;
 }
@@ -250,8 +255,16 @@ static int split_set_gsi(struct kvmkit_irqchip *chip, uint32_t gsi, bool level, 
 				status = combine(status, signal_msi_entry(chip, &e[i]));
 			continue;
 		}
-		if (e[i].u.irqchip.irqchip != KVMKIT_IRQCHIP_IOAPIC)
+		if (e[i].u.irqchip.irqchip != KVMKIT_IRQCHIP_IOAPIC) {
+			int r = chip->pic ? kvmk_pic_set_irq(chip->pic,
+							     e[i].u.irqchip.irqchip * 8 +
+								     e[i].u.irqchip.pin,
+							     level)
+					  : -1;
+
+			status = combine(status, r == KVMKIT_IRQ_MASKED ? -1 : r);
 			continue;
+		}
 		if (resample_fd >= 0 && level)
 			__atomic_store_n(&chip->pin_resample_fd[e[i].u.irqchip.pin], resample_fd,
 					 __ATOMIC_RELEASE);
@@ -324,6 +337,65 @@ static void pit_arm(void *opaque, uint64_t deadline)
 	its.it_value.tv_nsec = (long)(deadline % 1000000000ull);
 	if (timerfd_settime(chip->pit_fd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
 		kvmk_error("PIT timer: timerfd_settime: %s", strerror(errno));
+}
+
+/* PIC callback (PIC lock held): INTR rose, vCPU 0 must come for the INTA. */
+static void pic_kick(void *opaque)
+{
+	struct kvmkit_irqchip *chip = opaque;
+
+	kvmk_vm_kick_vcpu(chip->vm, 0);
+}
+
+static const struct {
+	uint16_t base, len;
+	const char *name;
+	const struct kvmkit_io_ops *ops;
+} pic_ranges[3] = {
+	{ KVMK_PIC_MASTER_BASE, KVMK_PIC_LEN, "pic-master", &kvmk_pic_master_ops },
+	{ KVMK_PIC_SLAVE_BASE, KVMK_PIC_LEN, "pic-slave", &kvmk_pic_slave_ops },
+	{ KVMK_PIC_ELCR_BASE, KVMK_PIC_ELCR_LEN, "pic-elcr", &kvmk_pic_elcr_ops },
+};
+
+/* Split mode's 8259 pair at 0x20/0xa0 and the ELCR at 0x4d0. */
+static int split_pic_setup(struct kvmkit_irqchip *chip)
+{
+	struct kvmk_pic_config pcfg = { .kick = pic_kick, .opaque = chip };
+	int r = kvmk_pic_create(&pcfg, &chip->pic);
+
+	for (unsigned int i = 0; !r && i < 3; i++) {
+		r = kvmkit_bus_register(chip->vm->pio, pic_ranges[i].base, pic_ranges[i].len,
+					pic_ranges[i].name, pic_ranges[i].ops, chip->pic);
+		chip->pic_mapped[i] = !r;
+	}
+	return r;
+}
+
+void kvmk_irqchip_pre_run(struct kvmkit_irqchip *chip, struct kvmkit_vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	struct kvm_interrupt irq;
+
+	if (!chip->pic)
+		return;
+	if (!kvmk_pic_output(chip->pic)) {
+		run->request_interrupt_window = 0;
+		return;
+	}
+	/*
+	 * KVM computed ready_for_interrupt_injection at the last exit: IF set,
+	 * no interrupt shadow, LINT0 accepting ExtINT and no ExtINT already
+	 * queued. Only then is the INTA done; otherwise ask to exit as soon as
+	 * that holds (KVM_EXIT_IRQ_WINDOW_OPEN).
+	 */
+	if (!run->ready_for_interrupt_injection) {
+		run->request_interrupt_window = 1;
+		return;
+	}
+	run->request_interrupt_window = 0;
+	irq.irq = kvmk_pic_intack(chip->pic);
+	if (ioctl(vcpu->fd, KVM_INTERRUPT, &irq) < 0)
+		kvmk_warn("KVM_INTERRUPT vector 0x%x: %s", irq.irq, strerror(errno));
 }
 
 /* Split mode has no in-kernel PIT: kvmkit's 8254 at 0x40-0x43 and port B
@@ -403,6 +475,11 @@ static int split_setup(struct kvmkit_irqchip *chip, const struct kvmkit_irqchip_
 		if (r)
 			return r;
 	}
+	if (cfg->pic) {
+		r = split_pic_setup(chip);
+		if (r)
+			return r;
+	}
 	r = pthread_create(&chip->thread, NULL, irqfd_thread, chip);
 	if (r)
 		return kvmk_err_sys("pthread_create", r, "split irqchip irqfd thread");
@@ -425,6 +502,11 @@ static void split_teardown(struct kvmkit_irqchip *chip)
 		kvmkit_bus_unregister(chip->vm->pio, KVMK_PIT_BASE);
 	if (chip->portb_mapped)
 		kvmkit_bus_unregister(chip->vm->pio, KVMK_PIT_PORTB);
+	for (unsigned int i = 0; i < 3; i++)
+		if (chip->pic_mapped[i])
+			kvmkit_bus_unregister(chip->vm->pio, pic_ranges[i].base);
+	kvmk_pic_destroy(chip->pic);
+	chip->pic = NULL;
 	if (chip->pit_fd >= 0)
 		close(chip->pit_fd);
 	kvmk_pit_destroy(chip->pit);
@@ -503,15 +585,17 @@ int kvmkit_irqchip_create(struct kvmkit_vm *vm, const struct kvmkit_irqchip_conf
 				kvmk_warn("KVM_REINJECT_CONTROL: %s", strerror(errno));
 		}
 	}
-	default_routes(chip->committed, &chip->ncommitted, cfg->mode == KVMKIT_IRQCHIP_KERNEL);
+	default_routes(chip->committed, &chip->ncommitted,
+		       cfg->mode == KVMKIT_IRQCHIP_KERNEL || chip->pic);
 	memcpy(chip->staged, chip->committed, chip->ncommitted * sizeof(*chip->staged));
 	chip->nstaged = chip->ncommitted;
 	/* The legacy pins are the platform's, not the allocator's. */
 	for (unsigned int g = 0; g < 16; g++)
 		chip->allocated[g] = 1;
 	vm->irqchip = chip;
-	kvmk_debug("%s irqchip created (%u routes max%s)", kvmkit_irqchip_mode_name(cfg->mode),
-		   chip->capacity, !cfg->pit ? "" : chip->pit ? ", userspace PIT" : ", PIT");
+	kvmk_debug("%s irqchip created (%u routes max%s%s)", kvmkit_irqchip_mode_name(cfg->mode),
+		   chip->capacity, !cfg->pit ? "" : chip->pit ? ", userspace PIT" : ", PIT",
+		   chip->pic ? ", userspace PIC" : "");
 	if (out)
 		*out = chip;
 	return 0;
@@ -591,8 +675,8 @@ int kvmkit_irq_route_irqchip(struct kvmkit_irqchip *chip, uint32_t gsi, uint32_t
 	if (irqchip > KVMKIT_IRQCHIP_IOAPIC)
 		return kvmk_err_param(op, "irqchip", "must be 0 (PIC master), 1 (PIC slave) or 2 (IOAPIC)",
 				      "%u", irqchip);
-	if (chip->mode == KVMKIT_IRQCHIP_SPLIT && irqchip != KVMKIT_IRQCHIP_IOAPIC)
-		return kvmk_err_unsupported(op, ENOTSUP, "no PIC in split irqchip mode");
+	if (chip->mode == KVMKIT_IRQCHIP_SPLIT && irqchip != KVMKIT_IRQCHIP_IOAPIC && !chip->pic)
+		return kvmk_err_unsupported(op, ENOTSUP, "no PIC in this split irqchip (cfg.pic off)");
 	if (pin >= (irqchip == KVMKIT_IRQCHIP_IOAPIC ? KVMKIT_IOAPIC_PINS : 8u))
 		return kvmk_err_param(op, "pin", "beyond the chip's pins", "%u (chip %u)", pin,
 				      irqchip);

@@ -87,6 +87,11 @@ int kvmk_region_pick_slot(const struct kvmk_region *regions, unsigned int n, int
 void kvmk_irqchip_free(struct kvmkit_irqchip *chip);
 /* Split irqchip: an EOI the kernel passed up (KVM_EXIT_IOAPIC_EOI). */
 void kvmk_irqchip_eoi(struct kvmkit_irqchip *chip, uint32_t vector);
+/* Split irqchip with kvmkit's PIC: before every KVM_RUN of vCPU 0, the
+ * INTA cycle and KVM_INTERRUPT, or a request for an interrupt window. */
+void kvmk_irqchip_pre_run(struct kvmkit_irqchip *chip, struct kvmkit_vcpu *vcpu);
+/* Kicks vCPU @id out of KVM_RUN if its thread runs (takes vm->lock). */
+void kvmk_vm_kick_vcpu(struct kvmkit_vm *vm, unsigned int id);
 const char *kvmk_kvm_path(const char *path);
 int kvmk_check_extension(int fd, long cap);
 /* Kicks every vCPU out of KVM_RUN (lock held). */

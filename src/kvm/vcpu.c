@@ -199,6 +199,11 @@ int kvmk_vcpu_handle_exit(struct kvmkit_vcpu *v)
 	case KVM_EXIT_INTR:
 		v->stats.exits_intr++;
 		return 0;
+	case KVM_EXIT_IRQ_WINDOW_OPEN:
+		/* Split irqchip: vCPU 0 can take the PIC's interrupt now; the
+		 * next run injects it. */
+		v->stats.exits_other++;
+		return 0;
 	case KVM_EXIT_IOAPIC_EOI:
 		/* Split irqchip: the userspace IOAPIC clears remote IRR and
 		 * resamples level lines. */
@@ -241,6 +246,8 @@ static int run_one(struct kvmkit_vcpu *v)
 	if (timing && v->last_return_ns)
 		v->stats.user_ns += kvmk_now_ns() - v->last_return_ns;
 	v->stats.runs++;
+	if (v->id == 0 && v->vm->irqchip)
+		kvmk_irqchip_pre_run(v->vm->irqchip, v);
 	r = ioctl(v->fd, KVM_RUN, 0);
 	if (timing)
 		v->last_return_ns = kvmk_now_ns();

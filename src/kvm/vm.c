@@ -252,13 +252,15 @@ void kvmkit_vm_destroy(struct kvmkit_vm *vm)
 	if (running || !vm->joined)
 		kvmkit_vm_stop(vm);
 
+	/* The irqchip first: its thread (split mode) may still kick vCPUs. */
+	kvmk_irqchip_free(vm->irqchip);
+	vm->irqchip = NULL;
 	for (unsigned int i = 0; vm->vcpus && i < vm->cfg.vcpus; i++)
 		kvmk_vcpu_free(vm->vcpus[i]);
 	free(vm->vcpus);
 	for (int i = 0; i < KVMK_MAX_REGIONS; i++)
 		if (vm->regions[i].map_base)
 			munmap(vm->regions[i].map_base, vm->regions[i].map_len);
-	kvmk_irqchip_free(vm->irqchip);
 	kvmkit_bus_destroy(vm->pio);
 	kvmkit_bus_destroy(vm->mmio);
 #if defined(__x86_64__)
@@ -363,6 +365,22 @@ void kvmk_vm_kick_all(struct kvmkit_vm *vm)
 		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 		pthread_kill(v->thread, vm->cfg.pause_signal);
 	}
+}
+
+void kvmk_vm_kick_vcpu(struct kvmkit_vm *vm, unsigned int id)
+{
+	struct kvmkit_vcpu *v;
+
+	if (id >= vm->cfg.vcpus)
+		return;
+	pthread_mutex_lock(&vm->lock);
+	/* Once joining has begun the thread may be gone: no signal then. */
+	v = vm->joined ? NULL : vm->vcpus[id];
+	if (v && v->thread_started) {
+		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+		pthread_kill(v->thread, vm->cfg.pause_signal);
+	}
+	pthread_mutex_unlock(&vm->lock);
 }
 
 int kvmkit_vm_start(struct kvmkit_vm *vm)

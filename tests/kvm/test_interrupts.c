@@ -146,7 +146,8 @@ static void test_ioapic_masked(void **state)
 
 /* 8259 PIC delivery through LINT0 (ExtINT), and coalescing: a second edge
  * before the first is acknowledged reports coalesced and yields no second
- * interrupt. */
+ * interrupt. In split mode the PIC is kvmkit's and the vector reaches the
+ * LAPIC through KVM_INTERRUPT once the interrupt window opens (STI). */
 static void test_pic_extint_and_coalescing(void **state)
 {
 	struct lab l;
@@ -371,8 +372,7 @@ static int use_split(void **state)
 
 int main(int argc, char **argv)
 {
-	/* Every test in both modes, except the 8259 PIC's, which split mode
-	 * does not have (kvmkit has no userspace PIC yet). */
+	/* Every test in both modes: KVM's PIC, IOAPIC and PIT, or kvmkit's. */
 	const struct CMUnitTest both[] = {
 		cmocka_unit_test(test_ioapic_edge_line),
 		cmocka_unit_test(test_ioapic_edge_irqfd),
@@ -383,8 +383,6 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_lapic_timer),
 		cmocka_unit_test(test_uart_rx_interrupt),
 		cmocka_unit_test(test_pit_periodic),
-	};
-	const struct CMUnitTest kernel_only[] = {
 		cmocka_unit_test(test_pic_extint_and_coalescing),
 	};
 	int fails = 0;
@@ -392,7 +390,6 @@ int main(int argc, char **argv)
 	test_args(argc, argv);
 	require_kvm();
 	fails += cmocka_run_group_tests_name("interrupts-kernel", both, use_kernel, NULL);
-	fails += cmocka_run_group_tests_name("interrupts-kernel-pic", kernel_only, use_kernel, NULL);
 	fails += cmocka_run_group_tests_name("interrupts-split", both, use_split, NULL);
 	return fails;
 }

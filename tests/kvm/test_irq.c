@@ -248,9 +248,14 @@ static void test_split_mode(void **state)
 	assert_int_equal(kvmkit_irqchip_mode(chip), KVMKIT_IRQCHIP_SPLIT);
 	assert_string_equal(kvmkit_irqchip_mode_name(KVMKIT_IRQCHIP_SPLIT), "split");
 	assert_int_equal(kvmkit_irqchip_create(vm, &cfg, NULL), -EBUSY);
-	/* GSI 0-23 are IOAPIC pins only: no PIC entries. */
-	assert_int_equal(kvmkit_irq_route_count(chip, 4), 1);
-	assert_int_equal(kvmkit_irq_route_irqchip(chip, 4, KVMKIT_IRQCHIP_PIC_MASTER, 4), -ENOTSUP);
+	/* GSI 0-15 reach kvmkit's PIC and the IOAPIC, 16-23 the IOAPIC only. */
+	assert_int_equal(kvmkit_irq_route_count(chip, 4), 2);
+	assert_int_equal(kvmkit_irq_route_count(chip, 17), 1);
+	assert_int_equal(kvmkit_irq_route_irqchip(chip, 4, KVMKIT_IRQCHIP_PIC_MASTER, 4), 0);
+	assert_string_equal(kvmkit_bus_lookup(kvmkit_vm_pio_bus(vm), 0x20), "pic-master");
+	assert_string_equal(kvmkit_bus_lookup(kvmkit_vm_pio_bus(vm), 0xa1), "pic-slave");
+	assert_string_equal(kvmkit_bus_lookup(kvmkit_vm_pio_bus(vm), 0x4d1), "pic-elcr");
+	assert_string_equal(kvmkit_bus_lookup(kvmkit_vm_pio_bus(vm), 0x43), "pit");
 	/* The IOAPIC answers on the MMIO bus: version register 0x00170011. */
 	assert_string_equal(kvmkit_bus_lookup(kvmkit_vm_mmio_bus(vm), 0xfec00010), "ioapic");
 	assert_true(kvmkit_bus_dispatch(kvmkit_vm_mmio_bus(vm), 0xfec00000, &sel, 4, true));
@@ -259,6 +264,17 @@ static void test_split_mode(void **state)
 	assert_int_equal(kvmkit_vm_create_vcpu(vm, 0, NULL), 0);
 	assert_int_equal(kvmkit_irq_line(chip, 20, true), KVMKIT_IRQ_MASKED);
 	assert_int_equal(kvmkit_irq_line(chip, 20, false), 0);
+	kvmkit_vm_destroy(vm);
+
+	/* Without cfg.pic (and cfg.pit): the IOAPIC alone, the ports free. */
+	vm = new_vm(1);
+	cfg.pic = false;
+	cfg.pit = false;
+	assert_int_equal(kvmkit_irqchip_create(vm, &cfg, &chip), 0);
+	assert_int_equal(kvmkit_irq_route_count(chip, 4), 1);
+	assert_int_equal(kvmkit_irq_route_irqchip(chip, 4, KVMKIT_IRQCHIP_PIC_MASTER, 4), -ENOTSUP);
+	assert_null(kvmkit_bus_lookup(kvmkit_vm_pio_bus(vm), 0x20));
+	assert_null(kvmkit_bus_lookup(kvmkit_vm_pio_bus(vm), 0x40));
 	kvmkit_vm_destroy(vm);
 
 	/* After a vCPU exists split mode cannot be enabled either. */
