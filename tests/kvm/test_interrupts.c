@@ -177,6 +177,41 @@ static void test_pic_extint_and_coalescing(void **state)
 	lab_finish(&l);
 }
 
+/* The PIT's IRQ 0 and a slave line (IRQ 10) through the PIC pair and
+ * LINT0: periodic timer interrupts (in split mode each one comes from
+ * kvmkit's interrupt thread as a kick of vCPU 0 and an INTA), and a
+ * cascaded one that needs EOIs to both chips. */
+static void test_pic_pit_and_cascade(void **state)
+{
+	struct lab l;
+	struct kvmkit_gsi_stats st;
+
+	lab_start(&l, 1);
+	lab_cmd(&l, 0, GUEST_LAB_LAPIC_ENABLE, 0, 0, 0);
+	lab_cmd(&l, 0, GUEST_LAB_LAPIC_WRITE, 0x350, 0x700, 0); /* LINT0 ExtINT */
+	/* Master: IRQ 0 and the cascade open; slave: IRQ 10 open. */
+	lab_cmd(&l, 0, GUEST_LAB_PIC_INIT, 0x50, 0x58, 0xfbfa);
+	lab_cmd(&l, 0, GUEST_LAB_EOI_MODE, 0x50, GUEST_LAB_EOI_AUTO, GUEST_LAB_EOI_TO_PIC);
+	lab_cmd(&l, 0, GUEST_LAB_EOI_MODE, 0x5a, GUEST_LAB_EOI_AUTO, GUEST_LAB_EOI_TO_PIC_BOTH);
+	lab_cmd(&l, 0, GUEST_LAB_STI, 0, 0, 0);
+	/* PIT channel 0, mode 2, about 1 kHz. */
+	lab_cmd(&l, 0, GUEST_LAB_OUTB, 0x43, 0x34, 0);
+	lab_cmd(&l, 0, GUEST_LAB_OUTB, 0x40, 1193 & 0xff, 0);
+	lab_cmd(&l, 0, GUEST_LAB_OUTB, 0x40, 1193 >> 8, 0);
+	lab_wait_count(&l, 0, 0x50, 20);
+	/* IRQ 0 masked at the PIC, the cascade still open. */
+	lab_cmd(&l, 0, GUEST_LAB_OUTB, 0x21, 0xfb, 0);
+	assert_true(kvmkit_irq_pulse(l.chip, 10) > 0);
+	lab_expect_count(&l, 0, 0x5a, 1);
+	/* Both chips got their EOI: the next edge is a new interrupt. */
+	assert_true(kvmkit_irq_pulse(l.chip, 10) > 0);
+	lab_expect_count(&l, 0, 0x5a, 2);
+	assert_int_equal(kvmkit_irq_gsi_stats(l.chip, 10, &st), 0);
+	assert_int_equal(st.deliveries, 2);
+	assert_int_equal(st.coalesced, 0);
+	lab_finish(&l);
+}
+
 static uint64_t msi_addr(unsigned int dest, bool logical)
 {
 	return 0xfee00000ull | ((uint64_t)dest << 12) | (logical ? 1u << 2 : 0);
@@ -384,6 +419,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_uart_rx_interrupt),
 		cmocka_unit_test(test_pit_periodic),
 		cmocka_unit_test(test_pic_extint_and_coalescing),
+		cmocka_unit_test(test_pic_pit_and_cascade),
 	};
 	int fails = 0;
 
