@@ -8,7 +8,9 @@
  *  - the timer is armed for a deadline before the moment it was armed at
  *    minus one PIT period (it may be due at once, never long overdue), or
  *    an expiry reports an interrupt sooner than 200 us after the last one;
- *  - a counter's peeked count exceeds 16 bits.
+ *  - a counter's peeked count exceeds 16 bits;
+ *  - a saved state does not restore into a second model on the same clock,
+ *    or that model saves it differently.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -98,6 +100,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				f.ns += (uint64_t)data[1] << 24 | (uint64_t)data[2] << 16 | data[3];
 			break;
 		default:
+			if (op & 8) {
+				struct kvmk_pit *copy;
+				struct kvmk_pit_state a, b;
+
+				kvmk_pit_save(pit, &a);
+				if (kvmk_pit_create(&cfg, &copy))
+					break;
+				CHECK(kvmk_pit_restore(copy, &a) == 0);
+				kvmk_pit_save(copy, &b);
+				CHECK(memcmp(&a, &b, sizeof(a)) == 0);
+				kvmk_pit_destroy(copy);
+				/* The copy's arm replaced the deadline: re-arm ours. */
+				kvmk_pit_timer(pit);
+				break;
+			}
 			if (kvmk_pit_timer(pit)) {
 				CHECK(!f.last_irq || f.ns >= f.last_irq + 200000ull);
 				f.last_irq = f.ns;

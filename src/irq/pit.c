@@ -416,6 +416,84 @@ bool kvmk_pit_timer(struct kvmk_pit *pit)
 	return fire;
 }
 
+void kvmk_pit_save(struct kvmk_pit *pit, struct kvmk_pit_state *out)
+{
+	uint64_t t;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&pit->lock);
+	t = now(pit);
+	for (unsigned int i = 0; i < 3; i++) {
+		struct counter *c = &pit->c[i];
+		struct kvmk_pit_counter_state *o = &out->c[i];
+
+		o->count = c->count;
+		o->elapsed = c->loaded ? elapsed(c, t) : 0;
+		o->latched_count = c->latched_count;
+		o->mode = c->mode;
+		o->rw = c->rw;
+		o->bcd = c->bcd;
+		o->write_lsb = c->write_lsb;
+		o->latched_status = c->latched_status;
+		o->flags = (uint8_t)((c->loaded ? KVMK_PIT_F_LOADED : 0) |
+				     (c->gate ? KVMK_PIT_F_GATE : 0) |
+				     (c->write_msb_next ? KVMK_PIT_F_WRITE_MSB : 0) |
+				     (c->read_msb_next ? KVMK_PIT_F_READ_MSB : 0) |
+				     (c->count_latched ? KVMK_PIT_F_COUNT_LATCHED : 0) |
+				     (c->latch_msb_next ? KVMK_PIT_F_LATCH_MSB : 0) |
+				     (c->status_latched ? KVMK_PIT_F_STATUS_LATCHED : 0));
+	}
+	out->speaker = pit->speaker;
+	pthread_mutex_unlock(&pit->lock);
+}
+
+int kvmk_pit_restore(struct kvmk_pit *pit, const struct kvmk_pit_state *st)
+{
+	uint64_t t;
+
+	for (unsigned int i = 0; i < 3; i++) {
+		const struct kvmk_pit_counter_state *o = &st->c[i];
+
+		if (o->count < 1 || o->count > 65536 || o->mode > 5 || o->rw < 1 || o->rw > 3 ||
+		    o->bcd > 1 || (o->flags & ~KVMK_PIT_F_ALL) ||
+		    (i < 2 && !(o->flags & KVMK_PIT_F_GATE)))
+			return kvmk_err_param("pit_restore", "state", "a saved 8254 state",
+					      "counter %u", i);
+	}
+	if (st->speaker > 1)
+		return kvmk_err_param("pit_restore", "speaker", "0 or 1", "%u", st->speaker);
+	pthread_mutex_lock(&pit->lock);
+	t = now(pit);
+	for (unsigned int i = 0; i < 3; i++) {
+		const struct kvmk_pit_counter_state *o = &st->c[i];
+		struct counter *c = &pit->c[i];
+		uint64_t back = tick_time(0, o->elapsed);
+
+		c->count = o->count;
+		c->mode = o->mode;
+		c->rw = o->rw;
+		c->bcd = o->bcd;
+		c->write_lsb = o->write_lsb;
+		c->latched_count = o->latched_count;
+		c->latched_status = o->latched_status;
+		c->loaded = o->flags & KVMK_PIT_F_LOADED;
+		c->gate = o->flags & KVMK_PIT_F_GATE;
+		c->write_msb_next = o->flags & KVMK_PIT_F_WRITE_MSB;
+		c->read_msb_next = o->flags & KVMK_PIT_F_READ_MSB;
+		c->count_latched = o->flags & KVMK_PIT_F_COUNT_LATCHED;
+		c->latch_msb_next = o->flags & KVMK_PIT_F_LATCH_MSB;
+		c->status_latched = o->flags & KVMK_PIT_F_STATUS_LATCHED;
+		/* Counting resumes from the saved progress. */
+		c->start_ns = t > back ? t - back : 0;
+		c->frozen = c->gate ? 0 : o->elapsed;
+	}
+	pit->speaker = st->speaker;
+	pit->last_irq_ns = 0;
+	arm0(pit, t);
+	pthread_mutex_unlock(&pit->lock);
+	return 0;
+}
+
 int kvmk_pit_peek(struct kvmk_pit *pit, unsigned int idx, uint32_t *count, bool *out)
 {
 	struct counter *c;

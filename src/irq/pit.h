@@ -86,6 +86,38 @@ extern const struct kvmkit_io_ops kvmk_pit_portb_ops;
  * one, and re-arms for the next edge. */
 bool kvmk_pit_timer(struct kvmk_pit *pit);
 
+/* Plain-data state for snapshot/migration. Time is saved as progress
+ * (clocks counted since the count was loaded), so a restore on another
+ * clock continues where the save stopped. */
+struct kvmk_pit_counter_state {
+	uint32_t count; /* reload value, 1..65536 */
+	uint64_t elapsed; /* clocks counted since loading (frozen while gated off) */
+	uint16_t latched_count;
+	uint8_t mode, rw, bcd; /* 0..5, 1..3, 0..1 */
+	uint8_t write_lsb;
+	uint8_t latched_status;
+	uint8_t flags; /* KVMK_PIT_F_* */
+};
+
+#define KVMK_PIT_F_LOADED 0x01
+#define KVMK_PIT_F_GATE 0x02
+#define KVMK_PIT_F_WRITE_MSB 0x04 /* LSB written, MSB next */
+#define KVMK_PIT_F_READ_MSB 0x08
+#define KVMK_PIT_F_COUNT_LATCHED 0x10
+#define KVMK_PIT_F_LATCH_MSB 0x20
+#define KVMK_PIT_F_STATUS_LATCHED 0x40
+#define KVMK_PIT_F_ALL 0x7f
+
+struct kvmk_pit_state {
+	struct kvmk_pit_counter_state c[3];
+	uint8_t speaker;
+};
+
+void kvmk_pit_save(struct kvmk_pit *pit, struct kvmk_pit_state *out);
+/* -EINVAL (KVMKIT_ERR_PARAM) and nothing changed if a field is out of its
+ * range or counter 0/1's gate is low; re-arms the timer. */
+int kvmk_pit_restore(struct kvmk_pit *pit, const struct kvmk_pit_state *st);
+
 /* Counter @c's current count and OUT, as a latch would see them (tests). */
 int kvmk_pit_peek(struct kvmk_pit *pit, unsigned int c, uint32_t *count, bool *out);
 

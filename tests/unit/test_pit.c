@@ -290,6 +290,46 @@ static void test_control_word_stops(void **state)
 	kvmk_pit_destroy(p);
 }
 
+/* Save on one clock, restore on another: the count goes on from where it
+ * was, the next interrupt is one period after the last; bad states are
+ * refused. */
+static void test_save_restore(void **state)
+{
+	struct clk c, d;
+	struct kvmk_pit *p = mk(&c), *q = mk(&d);
+	struct kvmk_pit_state st;
+	uint32_t count;
+	bool out;
+
+	wr(p, 3, 0x34);
+	wr(p, 0, 1000 & 0xff);
+	wr(p, 0, 1000 >> 8);
+	c.ns += ticks_ns(2300);
+	kvmk_pit_save(p, &st);
+	assert_int_equal(st.c[0].elapsed, 2300);
+	d.ns = 77000000000ull; /* another host's clock */
+	assert_int_equal(kvmk_pit_restore(q, &st), 0);
+	assert_int_equal(kvmk_pit_peek(q, 0, &count, &out), 0);
+	assert_int_equal(count, 1000 - 300);
+	/* The next edge is at 3000 clocks of progress: 700 from now. */
+	assert_true(d.deadline >= d.ns + ticks_ns(699) && d.deadline <= d.ns + ticks_ns(701));
+	/* A latch in progress survives. */
+	wr(p, 3, 0x00);
+	wr(p, 3, 0x00);
+	kvmk_pit_save(p, &st);
+	assert_int_equal(kvmk_pit_restore(q, &st), 0);
+	c.ns += ticks_ns(100);
+	d.ns += ticks_ns(100);
+	assert_int_equal(rd16(q, 0), rd16(p, 0));
+	st.c[0].mode = 6;
+	assert_int_equal(kvmk_pit_restore(q, &st), -EINVAL);
+	st.c[0].mode = 2;
+	st.c[1].flags &= (uint8_t)~KVMK_PIT_F_GATE; /* counter 1's gate is tied high */
+	assert_int_equal(kvmk_pit_restore(q, &st), -EINVAL);
+	kvmk_pit_destroy(p);
+	kvmk_pit_destroy(q);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -300,6 +340,7 @@ int main(void)
 		cmocka_unit_test(test_port_b_counter2),
 		cmocka_unit_test(test_hostile_access),
 		cmocka_unit_test(test_control_word_stops),
+		cmocka_unit_test(test_save_restore),
 	};
 
 	return cmocka_run_group_tests_name("pit", tests, NULL, NULL);
