@@ -45,9 +45,9 @@ else
 fi
 
 if [ -z "${KVMKIT_TEST_QUICK:-}" ]; then
-	# With a usable /dev/kvm here the sanitizer build's KVM tests run on it;
-	# only without one do they go into the emulated host, whose kernel
-	# soft-locks far more often under ASan processes (docs/ARCHITECTURE.md).
+	# With a usable /dev/kvm here the sanitizer build's KVM tests run on it
+	# (the plain build covers real KVM's behaviour in the emulated host);
+	# only without one do they go into the emulated host.
 	asan_kvm=hosts-kvm
 	[ -r /dev/kvm ] && [ -w /dev/kvm ] && asan_kvm=""
 	if run_build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbench=false; then

@@ -136,6 +136,11 @@ struct kvmkit_gsi_stats {
 	uint64_t coalesced;	/* status == 0 */
 	uint64_t masked;	/* status < 0 from the kernel */
 	uint64_t irqfd_signals; /* kvmkit_irqfd_signal() calls */
+	/* irqfds bound to the GSI now: injected by KVM itself (kernel mode;
+	 * split mode: edge irqfds on MSI-only GSIs past the IOAPIC's), and
+	 * serviced by kvmkit's interrupt thread (the rest of split mode). */
+	uint64_t irqfds_kernel;
+	uint64_t irqfds_thread;
 };
 
 int kvmkit_irq_gsi_stats(struct kvmkit_irqchip *chip, uint32_t gsi, struct kvmkit_gsi_stats *out);

@@ -38,6 +38,14 @@ struct user_irqfd {
 	uint32_t gsi;
 };
 
+/* Split mode: an edge irqfd on an MSI-only GSI past the IOAPIC's routes,
+ * bound in the kernel (KVM injects it without kvmkit's thread). */
+struct kernel_irqfd {
+	bool used;
+	int fd;
+	uint32_t gsi;
+};
+
 struct kvmkit_irqchip {
 	struct kvmkit_vm *vm;
 	unsigned int capacity;
@@ -48,6 +56,7 @@ struct kvmkit_irqchip {
 	unsigned int ncommitted;
 	uint8_t allocated[KVMKIT_MAX_GSI]; /* GSI allocator */
 	uint16_t irqfds[KVMKIT_MAX_GSI];   /* irqfds bound per GSI */
+	uint16_t kernel_irqfds[KVMKIT_MAX_GSI]; /* of which KVM services */
 	struct kvmkit_gsi_stats stats[KVMKIT_MAX_GSI];
 
 	enum kvmkit_irqchip_mode mode;
@@ -56,9 +65,13 @@ struct kvmkit_irqchip {
 	unsigned int split_routes;
 	struct kvmk_ioapic *ioapic;
 	bool ioapic_mapped;
-	pthread_mutex_t mirror_lock; /* mirrors: the kernel's whole routing table */
+	pthread_mutex_t mirror_lock; /* mirrors + kroutes: the kernel's whole table */
 	struct kvm_irq_routing_entry mirrors[KVMKIT_IOAPIC_PINS];
 	bool mirror_valid[KVMKIT_IOAPIC_PINS];
+	/* The committed MSI routes of GSIs >= split_routes, for kernel irqfds. */
+	struct kvm_irq_routing_entry *kroutes;
+	unsigned int nkroutes;
+	struct kernel_irqfd kernel_irqfd[MAX_USER_IRQFDS];
 	int pin_resample_fd[KVMKIT_IOAPIC_PINS]; /* level irqfd asserting the pin */
 	struct user_irqfd user_irqfds[MAX_USER_IRQFDS];
 	int epfd;
@@ -124,26 +137,28 @@ static void default_routes(struct kvm_irq_routing_entry *tab, unsigned int *n, b
 
 /* ---- split mode: the userspace IOAPIC and its plumbing ------------------ */
 
-/* Sends the IOAPIC pins' MSI mirrors as the kernel's whole routing table:
- * KVM learns from them which vectors' EOIs must exit to kvmkit. */
+/* Sends the kernel's whole routing table (mirror_lock held): the IOAPIC
+ * pins' MSI mirrors, from which KVM learns which vectors' EOIs must exit to
+ * kvmkit, and the MSI routes that kernel-bound irqfds inject through. */
 static int commit_mirrors(struct kvmkit_irqchip *chip)
 {
-	/* The header and its entries, contiguous, without a VLA-in-struct. */
-	union {
-		struct kvm_irq_routing hdr;
-		uint8_t bytes[sizeof(struct kvm_irq_routing) +
-			      KVMKIT_IOAPIC_PINS * sizeof(struct kvm_irq_routing_entry)];
-	} tab;
+	struct kvm_irq_routing *tab;
 	unsigned int n = 0;
+	int r = 0;
 
-	memset(&tab, 0, sizeof(tab));
+	tab = calloc(1, sizeof(*tab) + (KVMKIT_IOAPIC_PINS + chip->nkroutes) * sizeof(tab->entries[0]));
+	if (!tab)
+		return kvmk_err_resource("KVM_SET_GSI_ROUTING", ENOMEM, "split irqchip table");
 	for (unsigned int pin = 0; pin < KVMKIT_IOAPIC_PINS; pin++)
 		if (chip->mirror_valid[pin])
-			tab.hdr.entries[n++] = chip->mirrors[pin];
-	tab.hdr.nr = n;
-	if (ioctl(chip->vm->fd, KVM_SET_GSI_ROUTING, &tab) < 0)
-		return kvmk_err_ioctl("KVM_SET_GSI_ROUTING", errno, "split IOAPIC mirrors (%u)", n);
-	return 0;
+			tab->entries[n++] = chip->mirrors[pin];
+	for (unsigned int i = 0; i < chip->nkroutes; i++)
+		tab->entries[n++] = chip->kroutes[i];
+	tab->nr = n;
+	if (ioctl(chip->vm->fd, KVM_SET_GSI_ROUTING, tab) < 0)
+		r = kvmk_err_ioctl("KVM_SET_GSI_ROUTING", errno, "split irqchip: %u mirrors+routes", n);
+	free(tab);
+	return r;
 }
 
 /* Model callback (model lock held): a redirection entry changed. */
@@ -453,6 +468,9 @@ static int split_setup(struct kvmkit_irqchip *chip, const struct kvmkit_irqchip_
 				      chip->split_routes);
 	for (unsigned int pin = 0; pin < KVMKIT_IOAPIC_PINS; pin++)
 		chip->pin_resample_fd[pin] = -1;
+	chip->kroutes = calloc(chip->capacity, sizeof(*chip->kroutes));
+	if (!chip->kroutes)
+		return kvmk_err_resource("create_irqchip", ENOMEM, "split irqchip routes");
 	r = kvmk_ioapic_create(&icfg, &chip->ioapic);
 	if (r)
 		return r;
@@ -614,6 +632,7 @@ void kvmk_irqchip_free(struct kvmkit_irqchip *chip)
 	pthread_mutex_destroy(&chip->mirror_lock);
 	free(chip->staged);
 	free(chip->committed);
+	free(chip->kroutes);
 	pthread_mutex_destroy(&chip->lock);
 	free(chip);
 }
@@ -750,6 +769,68 @@ int kvmkit_irq_route_remove(struct kvmkit_irqchip *chip, uint32_t gsi)
 	return 0;
 }
 
+/* The one MSI entry of @gsi in @tab, or NULL if @gsi has none or more. */
+static const struct kvm_irq_routing_entry *only_msi(const struct kvm_irq_routing_entry *tab,
+						    unsigned int n, uint32_t gsi)
+{
+	const struct kvm_irq_routing_entry *found = NULL;
+
+	for (unsigned int i = 0; i < n; i++) {
+		if (tab[i].gsi != gsi)
+			continue;
+		if (found || tab[i].type != KVM_IRQ_ROUTING_MSI)
+			return NULL;
+		found = &tab[i];
+	}
+	return found;
+}
+
+static int split_irqfd_add(struct kvmkit_irqchip *chip, uint32_t gsi, int fd, int resample_fd);
+
+/*
+ * Split mode (chip->lock held). kvmkit interprets its table itself; the
+ * kernel gets the MSI routes of GSIs past the IOAPIC's, for irqfds bound
+ * there. A kernel-bound irqfd whose GSI stops being a plain MSI moves to
+ * kvmkit's thread first: deassigned before its kernel route goes (a
+ * signal in between waits in the eventfd and is seen by the thread).
+ */
+static int split_commit(struct kvmkit_irqchip *chip)
+{
+	unsigned int nk = 0;
+	int r;
+
+	for (unsigned int i = 0; i < MAX_USER_IRQFDS; i++) {
+		struct kernel_irqfd *k = &chip->kernel_irqfd[i];
+		struct kvm_irqfd d = { .gsi = k->gsi, .flags = KVM_IRQFD_FLAG_DEASSIGN };
+
+		if (!k->used || only_msi(chip->staged, chip->nstaged, k->gsi))
+			continue;
+		d.fd = (uint32_t)k->fd;
+		if (ioctl(chip->vm->fd, KVM_IRQFD, &d) < 0)
+			return kvmk_err_ioctl("KVM_IRQFD", errno, "deassign gsi %u fd %d", k->gsi,
+					      k->fd);
+		k->used = false;
+		chip->kernel_irqfds[k->gsi]--;
+		chip->irqfds[k->gsi]--;
+		r = split_irqfd_add(chip, k->gsi, k->fd, -1);
+		if (r)
+			return r;
+		kvmk_debug("irqfd %d of gsi %u moved to the interrupt thread", k->fd, k->gsi);
+	}
+	pthread_mutex_lock(&chip->mirror_lock);
+	for (unsigned int i = 0; i < chip->nstaged; i++) {
+		const struct kvm_irq_routing_entry *e = &chip->staged[i];
+
+		if (e->gsi >= chip->split_routes && e->type == KVM_IRQ_ROUTING_MSI &&
+		    only_msi(chip->staged, chip->nstaged, e->gsi))
+			chip->kroutes[nk++] = *e;
+	}
+	chip->nkroutes = nk;
+	r = commit_mirrors(chip);
+	pthread_mutex_unlock(&chip->mirror_lock);
+	return r;
+}
+
 int kvmkit_irq_routes_commit(struct kvmkit_irqchip *chip)
 {
 	struct kvm_irq_routing *tab;
@@ -763,13 +844,11 @@ int kvmkit_irq_routes_commit(struct kvmkit_irqchip *chip)
 	}
 	tab->nr = chip->nstaged;
 	memcpy(tab->entries, chip->staged, chip->nstaged * sizeof(tab->entries[0]));
-	/* Split mode: kvmkit interprets its table itself (the kernel's table
-	 * holds only the IOAPIC mirrors), so there is nothing to send. */
-	if (chip->mode == KVMKIT_IRQCHIP_SPLIT) {
-		memcpy(chip->committed, chip->staged, chip->nstaged * sizeof(*chip->staged));
-		chip->ncommitted = chip->nstaged;
-	} else if (ioctl(chip->vm->fd, KVM_SET_GSI_ROUTING, tab) < 0) {
+	if (chip->mode == KVMKIT_IRQCHIP_SPLIT)
+		r = split_commit(chip);
+	else if (ioctl(chip->vm->fd, KVM_SET_GSI_ROUTING, tab) < 0)
 		r = kvmk_err_ioctl("KVM_SET_GSI_ROUTING", errno, "%u entries", chip->nstaged);
+	if (r) {
 		/* The kernel kept its previous table; so do we. */
 		memcpy(chip->staged, chip->committed, chip->ncommitted * sizeof(*chip->staged));
 		chip->nstaged = chip->ncommitted;
@@ -960,6 +1039,23 @@ static int split_irqfd_remove(struct kvmkit_irqchip *chip, uint32_t gsi, int fd)
 
 	pthread_mutex_lock(&chip->lock);
 	for (uint32_t i = 0; i < MAX_USER_IRQFDS; i++) {
+		struct kernel_irqfd *k = &chip->kernel_irqfd[i];
+		struct kvm_irqfd d = { .fd = (uint32_t)fd, .gsi = gsi, .flags = KVM_IRQFD_FLAG_DEASSIGN };
+		int r = 0;
+
+		if (!k->used || k->fd != fd || k->gsi != gsi)
+			continue;
+		if (ioctl(chip->vm->fd, KVM_IRQFD, &d) < 0) {
+			r = kvmk_err_ioctl("KVM_IRQFD", errno, "deassign gsi %u fd %d", gsi, fd);
+		} else {
+			k->used = false;
+			chip->kernel_irqfds[gsi]--;
+			chip->irqfds[gsi]--;
+		}
+		pthread_mutex_unlock(&chip->lock);
+		return r;
+	}
+	for (uint32_t i = 0; i < MAX_USER_IRQFDS; i++) {
 		if (chip->user_irqfds[i].used && chip->user_irqfds[i].fd == fd &&
 		    chip->user_irqfds[i].gsi == gsi) {
 			u = chip->user_irqfds[i];
@@ -985,6 +1081,29 @@ static int split_irqfd_remove(struct kvmkit_irqchip *chip, uint32_t gsi, int fd)
 		}
 	}
 	return 0;
+}
+
+/* Split mode, chip->lock held: the GSI's kernel route exists (split_commit
+ * put it there when it was committed). */
+static int split_kernel_irqfd_add(struct kvmkit_irqchip *chip, uint32_t gsi, int fd)
+{
+	struct kvm_irqfd irqfd = { .fd = (uint32_t)fd, .gsi = gsi };
+
+	for (uint32_t i = 0; i < MAX_USER_IRQFDS; i++) {
+		struct kernel_irqfd *k = &chip->kernel_irqfd[i];
+
+		if (k->used)
+			continue;
+		if (ioctl(chip->vm->fd, KVM_IRQFD, &irqfd) < 0)
+			return kvmk_err_ioctl("KVM_IRQFD", errno, "gsi %u fd %d (split, MSI)", gsi,
+					      fd);
+		*k = (struct kernel_irqfd){ .used = true, .fd = fd, .gsi = gsi };
+		chip->irqfds[gsi]++;
+		chip->kernel_irqfds[gsi]++;
+		return 0;
+	}
+	return kvmk_err_resource("kvmkit_irqfd_bind", ENOSPC, "more than %d kernel irqfds in split mode",
+				 MAX_USER_IRQFDS);
 }
 
 int kvmkit_irqfd_bind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd, int resample_fd)
@@ -1013,12 +1132,17 @@ int kvmkit_irqfd_bind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd, int res
 		return kvmk_err_state("gsi", "unrouted", "a committed route", "irqfd_bind");
 	}
 	if (chip->mode == KVMKIT_IRQCHIP_SPLIT) {
-		r = split_irqfd_add(chip, gsi, fd, resample_fd);
+		if (resample_fd < 0 && gsi >= chip->split_routes &&
+		    only_msi(chip->committed, chip->ncommitted, gsi))
+			r = split_kernel_irqfd_add(chip, gsi, fd);
+		else
+			r = split_irqfd_add(chip, gsi, fd, resample_fd);
 	} else if (ioctl(chip->vm->fd, KVM_IRQFD, &irqfd) < 0) {
 		r = kvmk_err_ioctl("KVM_IRQFD", errno, "gsi %u fd %d%s", gsi, fd,
 				   resample_fd >= 0 ? " (resample)" : "");
 	} else {
 		chip->irqfds[gsi]++;
+		chip->kernel_irqfds[gsi]++;
 	}
 	pthread_mutex_unlock(&chip->lock);
 	return r;
@@ -1034,10 +1158,12 @@ int kvmkit_irqfd_unbind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd)
 	if (chip->mode == KVMKIT_IRQCHIP_SPLIT)
 		return split_irqfd_remove(chip, gsi, fd);
 	pthread_mutex_lock(&chip->lock);
-	if (ioctl(chip->vm->fd, KVM_IRQFD, &irqfd) < 0)
+	if (ioctl(chip->vm->fd, KVM_IRQFD, &irqfd) < 0) {
 		r = kvmk_err_ioctl("KVM_IRQFD", errno, "deassign gsi %u fd %d", gsi, fd);
-	else if (chip->irqfds[gsi])
+	} else if (chip->irqfds[gsi]) {
 		chip->irqfds[gsi]--;
+		chip->kernel_irqfds[gsi]--;
+	}
 	pthread_mutex_unlock(&chip->lock);
 	return r;
 }
@@ -1115,5 +1241,9 @@ int kvmkit_irq_gsi_stats(struct kvmkit_irqchip *chip, uint32_t gsi, struct kvmki
 	out->coalesced = __atomic_load_n(&chip->stats[gsi].coalesced, __ATOMIC_RELAXED);
 	out->masked = __atomic_load_n(&chip->stats[gsi].masked, __ATOMIC_RELAXED);
 	out->irqfd_signals = __atomic_load_n(&chip->stats[gsi].irqfd_signals, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&chip->lock);
+	out->irqfds_kernel = chip->kernel_irqfds[gsi];
+	out->irqfds_thread = chip->irqfds[gsi] - chip->kernel_irqfds[gsi];
+	pthread_mutex_unlock(&chip->lock);
 	return 0;
 }

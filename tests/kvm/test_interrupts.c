@@ -307,6 +307,72 @@ static void test_rerouting(void **state)
 	close(efd);
 }
 
+/* An irqfd on an MSI GSI: KVM injects it in both modes (split mode binds
+ * it in the kernel too); re-routed to another MSI it follows at once; to an
+ * IOAPIC pin it keeps working (split mode moves it to kvmkit's thread, as
+ * the kernel has no route there), and back to an MSI. Nothing is lost. */
+static void test_msi_irqfd_rerouting(void **state)
+{
+	enum { N = 4 };
+	struct lab l;
+	struct kvmkit_gsi_stats st;
+	int efd = eventfd(0, EFD_CLOEXEC);
+	bool split = lab_mode == KVMKIT_IRQCHIP_SPLIT;
+	int gsi, pin;
+
+	lab_start(&l, 1);
+	lab_ready_lapic(&l, 0);
+	gsi = kvmkit_gsi_alloc_msi(l.chip);
+	pin = kvmkit_gsi_alloc_line(l.chip);
+	assert_true(gsi >= 24 && pin >= 16);
+	lab_cmd(&l, 0, GUEST_LAB_IOAPIC_WRITE, (uint64_t)pin, rte(0x75, 0, false), 0);
+	assert_int_equal(kvmkit_irq_route_msi(l.chip, (uint32_t)gsi, msi_addr(0, false), 0x73, -1), 0);
+	assert_int_equal(kvmkit_irq_routes_commit(l.chip), 0);
+	assert_int_equal(kvmkit_irqfd_bind(l.chip, (uint32_t)gsi, efd, -1), 0);
+	assert_int_equal(kvmkit_irq_gsi_stats(l.chip, (uint32_t)gsi, &st), 0);
+	assert_int_equal(st.irqfds_kernel, 1);
+	assert_int_equal(st.irqfds_thread, 0);
+	for (uint32_t n = 1; n <= N; n++) {
+		efd_signal(efd);
+		lab_expect_count(&l, 0, 0x73, n);
+	}
+	/* Another MSI: the kernel's route changes under the bound irqfd. */
+	assert_int_equal(kvmkit_irq_route_msi(l.chip, (uint32_t)gsi, msi_addr(0, false), 0x74, -1), 0);
+	assert_int_equal(kvmkit_irq_routes_commit(l.chip), 0);
+	for (uint32_t n = 1; n <= N; n++) {
+		efd_signal(efd);
+		lab_expect_count(&l, 0, 0x74, n);
+	}
+	/* To an IOAPIC pin. */
+	assert_int_equal(kvmkit_irq_route_irqchip(l.chip, (uint32_t)gsi, KVMKIT_IRQCHIP_IOAPIC,
+						  (uint32_t)pin),
+			 0);
+	assert_int_equal(kvmkit_irq_routes_commit(l.chip), 0);
+	assert_int_equal(kvmkit_irq_gsi_stats(l.chip, (uint32_t)gsi, &st), 0);
+	assert_int_equal(st.irqfds_kernel, split ? 0 : 1);
+	assert_int_equal(st.irqfds_thread, split ? 1 : 0);
+	for (uint32_t n = 1; n <= N; n++) {
+		efd_signal(efd);
+		lab_expect_count(&l, 0, 0x75, n);
+	}
+	/* Back to an MSI. */
+	assert_int_equal(kvmkit_irq_route_msi(l.chip, (uint32_t)gsi, msi_addr(0, false), 0x76, -1), 0);
+	assert_int_equal(kvmkit_irq_routes_commit(l.chip), 0);
+	for (uint32_t n = 1; n <= N; n++) {
+		efd_signal(efd);
+		lab_expect_count(&l, 0, 0x76, n);
+	}
+	lab_expect_count(&l, 0, 0x73, N);
+	lab_expect_count(&l, 0, 0x74, N);
+	lab_expect_count(&l, 0, 0x75, N);
+	assert_int_equal(lab_total(&l, 0), 4 * N);
+	assert_int_equal(kvmkit_irqfd_unbind(l.chip, (uint32_t)gsi, efd), 0);
+	assert_int_equal(kvmkit_irq_gsi_stats(l.chip, (uint32_t)gsi, &st), 0);
+	assert_int_equal(st.irqfds_kernel + st.irqfds_thread, 0);
+	lab_finish(&l);
+	close(efd);
+}
+
 /* The PIT (KVM's in kernel mode, kvmkit's 8254 in split mode), channel 0
  * periodic (mode 2), through IOAPIC pin 0; the count read back through the
  * latch command moves down. */
@@ -415,6 +481,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_ioapic_masked),
 		cmocka_unit_test(test_msi_destinations),
 		cmocka_unit_test(test_rerouting),
+		cmocka_unit_test(test_msi_irqfd_rerouting),
 		cmocka_unit_test(test_lapic_timer),
 		cmocka_unit_test(test_uart_rx_interrupt),
 		cmocka_unit_test(test_pit_periodic),

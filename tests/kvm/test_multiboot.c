@@ -253,14 +253,7 @@ int main(int argc, char **argv)
 	fails += cmocka_run_group_tests_name("multiboot-kernel", probes, use_kernel, NULL);
 	fails += cmocka_run_group_tests_name("multiboot-split", probes, use_split, NULL);
 	fails += cmocka_run_group_tests_name("multiboot", other, NULL, NULL);
-	/* A 4 GiB guest preceded most lockups of the emulated test host's
-	 * kernel (docs/ARCHITECTURE.md): not run, and not counted, there. */
-	if (getenv("KVMKIT_EMULATED_HOST")) {
-		printf("not run here: test_probe_high_ram, test_boot_high_ram (emulated-host kernel "
-		       "hang, see docs)\n");
-	} else {
-		fails += cmocka_run_group_tests_name("multiboot-high-kernel", high, use_kernel, NULL);
-		fails += cmocka_run_group_tests_name("multiboot-high-split", high, use_split, NULL);
-	}
+	fails += cmocka_run_group_tests_name("multiboot-high-kernel", high, use_kernel, NULL);
+	fails += cmocka_run_group_tests_name("multiboot-high-split", high, use_split, NULL);
 	return fails;
 }
