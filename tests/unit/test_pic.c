@@ -213,6 +213,57 @@ static void test_level_elcr_aeoi_poll(void **state)
 	kvmk_pic_destroy(p);
 }
 
+/* Rotation, special mask mode and special fully nested mode. */
+static void test_rotation_smm_sfnm(void **state)
+{
+	struct kvmk_pic *p = mk();
+
+	init_pair(p, 0x20, 0x28, 0x0000);
+	/* Rotate on non-specific EOI: the level just served becomes lowest. */
+	kvmk_pic_set_irq(p, 3, true);
+	assert_int_equal(kvmk_pic_intack(p), 0x23);
+	out(p, 0x20, 0xa0);
+	kvmk_pic_set_irq(p, 1, true);
+	kvmk_pic_set_irq(p, 4, true);
+	assert_int_equal(kvmk_pic_intack(p), 0x24); /* 4 now outranks 1 */
+	out(p, 0x20, 0x64); /* specific EOI 4 */
+	assert_int_equal(kvmk_pic_intack(p), 0x21);
+	out(p, 0x20, 0x61);
+	/* Special mask mode: masking the in-service level lets lower ones in. */
+	out(p, 0x20, 0xc7); /* back to the fixed order: 7 lowest */
+	kvmk_pic_set_irq(p, 5, true);
+	assert_int_equal(kvmk_pic_intack(p), 0x25);
+	kvmk_pic_set_irq(p, 6, true);
+	assert_false(kvmk_pic_output(p)); /* 6 is below 5, in service */
+	out(p, 0x20, 0x68); /* OCW3: set special mask */
+	out(p, 0x21, 0x20); /* mask 5 */
+	assert_true(kvmk_pic_output(p));
+	assert_int_equal(kvmk_pic_intack(p), 0x26);
+	out(p, 0x20, 0x48); /* reset special mask */
+	out(p, 0x21, 0x00);
+	out(p, 0x20, 0x66);
+	out(p, 0x20, 0x65);
+	/* Special fully nested: with IR2 in service on the master, a higher
+	 * slave request still gets through. */
+	out(p, 0x20, 0x11);
+	out(p, 0x21, 0x20);
+	out(p, 0x21, 0x04);
+	out(p, 0x21, 0x11); /* ICW4: SFNM, 8086 */
+	out(p, 0x21, 0x00);
+	kvmk_pic_set_irq(p, 12, true);
+	assert_int_equal(kvmk_pic_intack(p), 0x2c);
+	kvmk_pic_set_irq(p, 9, true);
+	assert_int_equal(kvmk_pic_intack(p), 0x29);
+	/* Poll on the slave: its own levels. */
+	kvmk_pic_set_irq(p, 15, false);
+	kvmk_pic_set_irq(p, 15, true);
+	out(p, 0xa0, 0x20); /* EOI 9 */
+	out(p, 0xa0, 0x20); /* EOI 12 */
+	out(p, 0xa0, 0x0c);
+	assert_int_equal(in(p, 0xa0), 0x87);
+	kvmk_pic_destroy(p);
+}
+
 /* Hostile accesses and state round trips. */
 static void test_hostile_and_restore(void **state)
 {
@@ -254,6 +305,7 @@ int main(void)
 		cmocka_unit_test(test_priority_and_masking),
 		cmocka_unit_test(test_cascade),
 		cmocka_unit_test(test_level_elcr_aeoi_poll),
+		cmocka_unit_test(test_rotation_smm_sfnm),
 		cmocka_unit_test(test_hostile_and_restore),
 	};
 
