@@ -7,7 +7,8 @@
  *    other than all ones;
  *  - INTR went from low to high without a kick;
  *  - an INTA returns a vector outside both chips' vector bases;
- *  - set_irq returns a status outside {1, 0, masked} for a valid irq;
+ *  - set_irq returns a status outside {1, 0, masked} for a valid irq, or
+ *    the EOI notifier (which re-enters the model) hears of an IRQ > 15;
  *  - a saved state does not restore into a fresh model, or the restored
  *    model saves differently or disagrees on INTR.
  */
@@ -22,10 +23,19 @@
 #include "irq/pic.h"
 
 static unsigned int kicks;
+static struct kvmk_pic *cur;
 
 static void kick(void *opaque)
 {
 	kicks++;
+}
+
+/* Re-enters the model as the driver's resampler does: must not deadlock. */
+static void eoi(void *opaque, unsigned int irq)
+{
+	CHECK(irq < KVMK_PIC_IRQS);
+	if (cur && (irq & 1))
+		kvmk_pic_set_irq(cur, irq, false);
 }
 
 static void access(struct kvmk_pic *pic, const uint8_t *in)
@@ -56,12 +66,13 @@ static void access(struct kvmk_pic *pic, const uint8_t *in)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct kvmk_pic_config cfg = { .kick = kick };
+	struct kvmk_pic_config cfg = { .kick = kick, .eoi = eoi };
 	struct kvmk_pic *pic, *copy;
 	struct kvmk_pic_state a, b;
 
 	if (kvmk_pic_create(&cfg, &pic))
 		return 0;
+	cur = pic;
 	kicks = 0;
 	while (size >= 10) { /* op, 9 argument bytes */
 		bool before = kvmk_pic_output(pic);
@@ -102,6 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size -= 10;
 	}
 	CHECK(kvmk_pic_set_irq(pic, 16, true) == -EINVAL);
+	cur = NULL;
 	kvmk_pic_destroy(pic);
 	return 0;
 }

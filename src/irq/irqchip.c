@@ -72,7 +72,12 @@ struct kvmkit_irqchip {
 	struct kvm_irq_routing_entry *kroutes;
 	unsigned int nkroutes;
 	struct kernel_irqfd kernel_irqfd[MAX_USER_IRQFDS];
-	int pin_resample_fd[KVMKIT_IOAPIC_PINS]; /* level irqfd asserting the pin */
+	/* Level irqfds (resample) asserting a chip pin: their resamplefd and
+	 * the GSI they assert, per IOAPIC pin and per PIC IRQ. */
+	int pin_resample_fd[KVMKIT_IOAPIC_PINS];
+	uint32_t pin_resample_gsi[KVMKIT_IOAPIC_PINS];
+	int pic_resample_fd[KVMK_PIC_IRQS];
+	uint32_t pic_resample_gsi[KVMK_PIC_IRQS];
 	struct user_irqfd user_irqfds[MAX_USER_IRQFDS];
 	int epfd;
 	int wake[2];
@@ -209,17 +214,54 @@ static int ioapic_deliver(void *opaque, const struct kvmk_ioapic_msi *msg)
 
 /* Model callback (no model lock): the guest EOI'd level pin @pin. Like KVM's
  * resampler: de-assert the line the irqfd asserted, then notify. */
-static void ioapic_resample(void *opaque, unsigned int pin)
+static int split_set_gsi(struct kvmkit_irqchip *chip, uint32_t gsi, bool level, int resample_fd);
+
+/*
+ * The guest EOI'd a pin that a level irqfd asserts (its slot holds the
+ * resamplefd): as KVM's resampler does, de-assert the whole GSI (its IOAPIC
+ * pin and PIC IRQ alike, so the other chip's EOI does not signal it again)
+ * and tell the device through the resamplefd.
+ */
+static void resample(struct kvmkit_irqchip *chip, int *slot, uint32_t gsi)
 {
-	struct kvmkit_irqchip *chip = opaque;
-	int rfd = __atomic_exchange_n(&chip->pin_resample_fd[pin], -1, __ATOMIC_ACQ_REL);
+	int rfd = __atomic_exchange_n(slot, -1, __ATOMIC_ACQ_REL);
 	uint64_t one = 1;
 
 	if (rfd < 0)
 		return;
-	kvmk_ioapic_set_level(chip->ioapic, pin, false);
+	for (unsigned int pin = 0; pin < KVMKIT_IOAPIC_PINS; pin++) {
+		int expect = rfd;
+
+		__atomic_compare_exchange_n(&chip->pin_resample_fd[pin], &expect, -1, false,
+					    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+	}
+	for (unsigned int irq = 0; irq < KVMK_PIC_IRQS; irq++) {
+		int expect = rfd;
+
+		__atomic_compare_exchange_n(&chip->pic_resample_fd[irq], &expect, -1, false,
+					    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+	}
+	split_set_gsi(chip, gsi, false, -1);
 	if (write(rfd, &one, sizeof(one)) < 0)
 		kvmk_debug("resamplefd %d: %s", rfd, strerror(errno));
+}
+
+static void ioapic_resample(void *opaque, unsigned int pin)
+{
+	struct kvmkit_irqchip *chip = opaque;
+
+	resample(chip, &chip->pin_resample_fd[pin],
+		 __atomic_load_n(&chip->pin_resample_gsi[pin], __ATOMIC_ACQUIRE));
+}
+
+/* PIC callback (lock dropped): IRQ @irq left service. */
+static void pic_eoi(void *opaque, unsigned int irq)
+{
+	struct kvmkit_irqchip *chip = opaque;
+
+	if (irq < KVMK_PIC_IRQS)
+		resample(chip, &chip->pic_resample_fd[irq],
+			 __atomic_load_n(&chip->pic_resample_gsi[irq], __ATOMIC_ACQUIRE));
 }
 
 void kvmk_irqchip_eoi(struct kvmkit_irqchip *chip, uint32_t vector)
@@ -271,18 +313,27 @@ static int split_set_gsi(struct kvmkit_irqchip *chip, uint32_t gsi, bool level, 
 			continue;
 		}
 		if (e[i].u.irqchip.irqchip != KVMKIT_IRQCHIP_IOAPIC) {
-			int r = chip->pic ? kvmk_pic_set_irq(chip->pic,
-							     e[i].u.irqchip.irqchip * 8 +
-								     e[i].u.irqchip.pin,
-							     level)
-					  : -1;
+			unsigned int irq = e[i].u.irqchip.irqchip * 8 + e[i].u.irqchip.pin;
+			int r = -1;
 
+			if (chip->pic && irq < KVMK_PIC_IRQS) {
+				if (resample_fd >= 0 && level) {
+					__atomic_store_n(&chip->pic_resample_gsi[irq], gsi,
+							 __ATOMIC_RELEASE);
+					__atomic_store_n(&chip->pic_resample_fd[irq], resample_fd,
+							 __ATOMIC_RELEASE);
+				}
+				r = kvmk_pic_set_irq(chip->pic, irq, level);
+			}
 			status = combine(status, r == KVMKIT_IRQ_MASKED ? -1 : r);
 			continue;
 		}
-		if (resample_fd >= 0 && level)
+		if (resample_fd >= 0 && level) {
+			__atomic_store_n(&chip->pin_resample_gsi[e[i].u.irqchip.pin], gsi,
+					 __ATOMIC_RELEASE);
 			__atomic_store_n(&chip->pin_resample_fd[e[i].u.irqchip.pin], resample_fd,
 					 __ATOMIC_RELEASE);
+		}
 		int r = kvmk_ioapic_set_level(chip->ioapic, e[i].u.irqchip.pin, level);
 
 		status = combine(status, r == KVMKIT_IRQ_MASKED ? -1 : r);
@@ -375,7 +426,7 @@ static const struct {
 /* Split mode's 8259 pair at 0x20/0xa0 and the ELCR at 0x4d0. */
 static int split_pic_setup(struct kvmkit_irqchip *chip)
 {
-	struct kvmk_pic_config pcfg = { .kick = pic_kick, .opaque = chip };
+	struct kvmk_pic_config pcfg = { .kick = pic_kick, .eoi = pic_eoi, .opaque = chip };
 	int r = kvmk_pic_create(&pcfg, &chip->pic);
 
 	for (unsigned int i = 0; !r && i < 3; i++) {
@@ -468,6 +519,8 @@ static int split_setup(struct kvmkit_irqchip *chip, const struct kvmkit_irqchip_
 				      chip->split_routes);
 	for (unsigned int pin = 0; pin < KVMKIT_IOAPIC_PINS; pin++)
 		chip->pin_resample_fd[pin] = -1;
+	for (unsigned int irq = 0; irq < KVMK_PIC_IRQS; irq++)
+		chip->pic_resample_fd[irq] = -1;
 	chip->kroutes = calloc(chip->capacity, sizeof(*chip->kroutes));
 	if (!chip->kroutes)
 		return kvmk_err_resource("create_irqchip", ENOMEM, "split irqchip routes");
@@ -1072,13 +1125,24 @@ static int split_irqfd_remove(struct kvmkit_irqchip *chip, uint32_t gsi, int fd)
 				      fd, gsi);
 	/* As in KVM: deassigning a level irqfd de-asserts its line. */
 	if (u.resample_fd >= 0) {
+		bool asserted = false;
+
 		for (unsigned int pin = 0; pin < KVMKIT_IOAPIC_PINS; pin++) {
 			int expect = u.resample_fd;
 
-			if (__atomic_compare_exchange_n(&chip->pin_resample_fd[pin], &expect, -1, false,
-							__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-				kvmk_ioapic_set_level(chip->ioapic, pin, false);
+			asserted |= __atomic_compare_exchange_n(&chip->pin_resample_fd[pin], &expect,
+								-1, false, __ATOMIC_ACQ_REL,
+								__ATOMIC_ACQUIRE);
 		}
+		for (unsigned int irq = 0; irq < KVMK_PIC_IRQS; irq++) {
+			int expect = u.resample_fd;
+
+			asserted |= __atomic_compare_exchange_n(&chip->pic_resample_fd[irq], &expect,
+								-1, false, __ATOMIC_ACQ_REL,
+								__ATOMIC_ACQUIRE);
+		}
+		if (asserted)
+			split_set_gsi(chip, gsi, false, -1);
 	}
 	return 0;
 }

@@ -26,7 +26,25 @@ struct kvmk_pic {
 	struct kvmk_pic_config cfg;
 	struct kvmk_pic_chip_state c[2];
 	bool output;
+	uint16_t ended; /* IRQs that left service under the lock, for eoi() */
 };
+
+/* After the lock is dropped: tell the driver which IRQs left service. */
+static void notify_eoi(struct kvmk_pic *pic, uint16_t ended)
+{
+	for (unsigned int irq = 0; ended && pic->cfg.eoi && irq < KVMK_PIC_IRQS; irq++)
+		if (ended & (1u << irq))
+			pic->cfg.eoi(pic->cfg.opaque, irq);
+}
+
+/* Takes the accumulated set (lock held). */
+static uint16_t take_ended(struct kvmk_pic *pic)
+{
+	uint16_t e = pic->ended;
+
+	pic->ended = 0;
+	return e;
+}
 
 static bool level_triggered(const struct kvmk_pic_chip_state *c, uint8_t bit)
 {
@@ -170,9 +188,10 @@ bool kvmk_pic_output(struct kvmk_pic *pic)
 	return out;
 }
 
-/* Moves @level of @c from request to service (lock held). */
-static void acknowledge(struct kvmk_pic_chip_state *c, unsigned int level)
+/* Moves @level of chip @idx from request to service (lock held). */
+static void acknowledge(struct kvmk_pic *pic, unsigned int idx, unsigned int level)
 {
+	struct kvmk_pic_chip_state *c = &pic->c[idx];
 	uint8_t bit = (uint8_t)(1u << level);
 
 	if (!level_triggered(c, bit))
@@ -180,6 +199,7 @@ static void acknowledge(struct kvmk_pic_chip_state *c, unsigned int level)
 	if (c->flags & KVMK_PIC_F_AEOI) {
 		if (c->rotate_aeoi)
 			c->priority_add = (level + 1) & 7;
+		pic->ended |= (uint16_t)(1u << (idx * 8 + level));
 	} else {
 		c->isr |= bit;
 	}
@@ -189,6 +209,7 @@ uint8_t kvmk_pic_intack(struct kvmk_pic *pic)
 {
 	struct kvmk_pic_chip_state *m = &pic->c[MASTER], *s = &pic->c[SLAVE];
 	unsigned int level, sl;
+	uint16_t ended;
 	uint8_t vector;
 
 	pthread_mutex_lock(&pic->lock);
@@ -196,13 +217,13 @@ uint8_t kvmk_pic_intack(struct kvmk_pic *pic)
 	if (level == NO_LEVEL) {
 		vector = m->vector_base | 7; /* spurious */
 	} else {
-		acknowledge(m, level);
+		acknowledge(pic, MASTER, level);
 		if (level == CASCADE_IRQ && cascaded(pic)) {
 			sl = pending_level(s, false);
 			if (sl == NO_LEVEL) {
 				vector = s->vector_base | 7;
 			} else {
-				acknowledge(s, sl);
+				acknowledge(pic, SLAVE, sl);
 				vector = (uint8_t)(s->vector_base | sl);
 			}
 		} else {
@@ -210,13 +231,17 @@ uint8_t kvmk_pic_intack(struct kvmk_pic *pic)
 		}
 	}
 	update(pic);
+	ended = take_ended(pic);
 	pthread_mutex_unlock(&pic->lock);
+	notify_eoi(pic, ended);
 	return vector;
 }
 
-static void ocw2(struct kvmk_pic_chip_state *c, uint8_t v)
+static void ocw2(struct kvmk_pic *pic, unsigned int idx, uint8_t v)
 {
+	struct kvmk_pic_chip_state *c = &pic->c[idx];
 	unsigned int level = v & 7, p;
+	uint8_t before = c->isr;
 
 	switch (v >> 5) {
 	case 0: /* clear rotate in automatic EOI mode */
@@ -248,6 +273,7 @@ static void ocw2(struct kvmk_pic_chip_state *c, uint8_t v)
 	default: /* 2: no operation */
 		break;
 	}
+	pic->ended |= (uint16_t)((before & ~c->isr) << (idx * 8));
 }
 
 static void write_a(struct kvmk_pic *pic, unsigned int idx, uint8_t v)
@@ -266,7 +292,7 @@ static void write_a(struct kvmk_pic *pic, unsigned int idx, uint8_t v)
 			c->flags = (uint8_t)((c->flags & ~KVMK_PIC_F_SMM) |
 					     ((v & 0x20) ? KVMK_PIC_F_SMM : 0));
 	} else {
-		ocw2(c, v);
+		ocw2(pic, idx, v);
 	}
 }
 
@@ -308,7 +334,7 @@ static uint8_t read_a(struct kvmk_pic *pic, unsigned int idx)
 		level = pending_level(c, idx == MASTER);
 		if (level == NO_LEVEL)
 			return 0;
-		acknowledge(c, level);
+		acknowledge(pic, idx, level);
 		return (uint8_t)(0x80 | level);
 	}
 	return (c->flags & KVMK_PIC_F_READ_ISR) ? c->isr : c->irr;
@@ -317,6 +343,7 @@ static uint8_t read_a(struct kvmk_pic *pic, unsigned int idx)
 static void chip_read(struct kvmk_pic *pic, unsigned int idx, uint64_t offset, void *data,
 		      unsigned int size)
 {
+	uint16_t ended;
 	uint8_t v;
 
 	memset(data, 0xff, size);
@@ -325,13 +352,16 @@ static void chip_read(struct kvmk_pic *pic, unsigned int idx, uint64_t offset, v
 	pthread_mutex_lock(&pic->lock);
 	v = offset ? pic->c[idx].imr : read_a(pic, idx);
 	update(pic);
+	ended = take_ended(pic);
 	pthread_mutex_unlock(&pic->lock);
 	*(uint8_t *)data = v;
+	notify_eoi(pic, ended);
 }
 
 static void chip_write(struct kvmk_pic *pic, unsigned int idx, uint64_t offset, const void *data,
 		       unsigned int size)
 {
+	uint16_t ended;
 	uint8_t v;
 
 	if (size != 1 || offset >= KVMK_PIC_LEN)
@@ -343,7 +373,9 @@ static void chip_write(struct kvmk_pic *pic, unsigned int idx, uint64_t offset, 
 	else
 		write_a(pic, idx, v);
 	update(pic);
+	ended = take_ended(pic);
 	pthread_mutex_unlock(&pic->lock);
+	notify_eoi(pic, ended);
 }
 
 static void master_read(void *opaque, uint64_t offset, void *data, unsigned int size)

@@ -53,7 +53,8 @@
  * a chip answers with its IR7 (spurious, nothing set in service).
  *
  * Locking: one mutex. kick() is called WITH it held whenever INTR goes
- * high, and must not call into the model.
+ * high, and must not call into the model; eoi() is called after the lock
+ * is dropped.
  */
 #ifndef KVMKIT_IRQ_PIC_H
 #define KVMKIT_IRQ_PIC_H
@@ -75,6 +76,10 @@ struct kvmk_pic;
 struct kvmk_pic_config {
 	/* Required: INTR went high; the CPU should come for an INTA. */
 	void (*kick)(void *opaque);
+	/* Optional: IRQ @irq (0-15) left service (an EOI, or AEOI at the INTA),
+	 * for resampling level lines. Called WITHOUT the lock: it may call
+	 * kvmk_pic_set_irq(). */
+	void (*eoi)(void *opaque, unsigned int irq);
 	void *opaque;
 };
 

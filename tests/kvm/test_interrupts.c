@@ -212,6 +212,37 @@ static void test_pic_pit_and_cascade(void **state)
 	lab_finish(&l);
 }
 
+/* A level irqfd with resample on a legacy GSI served by the PIC (ELCR
+ * level): each PIC EOI de-asserts the line and signals the resamplefd, as
+ * the IOAPIC EOI does; K re-assertions give exactly K interrupts. */
+static void test_pic_level_resample(void **state)
+{
+	enum { K = 5 };
+	struct lab l;
+	int efd = eventfd(0, EFD_CLOEXEC), rfd = eventfd(0, EFD_CLOEXEC);
+
+	lab_start(&l, 1);
+	lab_cmd(&l, 0, GUEST_LAB_LAPIC_ENABLE, 0, 0, 0);
+	lab_cmd(&l, 0, GUEST_LAB_LAPIC_WRITE, 0x350, 0x700, 0); /* LINT0 ExtINT */
+	lab_cmd(&l, 0, GUEST_LAB_PIC_INIT, 0x50, 0x58, 0xffdf); /* IRQ 5 open */
+	lab_cmd(&l, 0, GUEST_LAB_OUTB, 0x4d0, 0x20, 0);	/* ELCR: IRQ 5 level */
+	lab_cmd(&l, 0, GUEST_LAB_EOI_MODE, 0x55, GUEST_LAB_EOI_AUTO, GUEST_LAB_EOI_TO_PIC);
+	lab_cmd(&l, 0, GUEST_LAB_STI, 0, 0, 0);
+	assert_int_equal(kvmkit_irqfd_bind(l.chip, 5, efd, rfd), 0);
+	efd_signal(efd);
+	for (int eoi = 1; eoi <= K; eoi++) {
+		efd_wait(rfd); /* the guest's PIC EOI de-asserted the line */
+		lab_expect_count(&l, 0, 0x55, (uint32_t)eoi);
+		if (eoi < K)
+			efd_signal(efd);
+	}
+	lab_expect_count(&l, 0, 0x55, K);
+	assert_int_equal(kvmkit_irqfd_unbind(l.chip, 5, efd), 0);
+	lab_finish(&l);
+	close(efd);
+	close(rfd);
+}
+
 static uint64_t msi_addr(unsigned int dest, bool logical)
 {
 	return 0xfee00000ull | ((uint64_t)dest << 12) | (logical ? 1u << 2 : 0);
@@ -487,6 +518,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_pit_periodic),
 		cmocka_unit_test(test_pic_extint_and_coalescing),
 		cmocka_unit_test(test_pic_pit_and_cascade),
+		cmocka_unit_test(test_pic_level_resample),
 	};
 	int fails = 0;
 

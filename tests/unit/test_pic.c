@@ -15,18 +15,25 @@
 #include "irq/pic.h"
 
 static unsigned int kicks;
+static uint16_t ended; /* IRQs reported as having left service */
 
 static void kick(void *opaque)
 {
 	kicks++;
 }
 
+static void eoi(void *opaque, unsigned int irq)
+{
+	ended |= (uint16_t)(1u << irq);
+}
+
 static struct kvmk_pic *mk(void)
 {
-	struct kvmk_pic_config cfg = { .kick = kick };
+	struct kvmk_pic_config cfg = { .kick = kick, .eoi = eoi };
 	struct kvmk_pic *pic = NULL;
 
 	kicks = 0;
+	ended = 0;
 	assert_int_equal(kvmk_pic_create(&cfg, &pic), 0);
 	return pic;
 }
@@ -100,10 +107,16 @@ static void test_edge_delivery_and_eoi(void **state)
 	kvmk_pic_set_irq(p, 3, false);
 	assert_int_equal(kvmk_pic_set_irq(p, 3, true), 1);
 	assert_false(kvmk_pic_output(p));
+	assert_int_equal(ended, 0);
 	out(p, 0x20, 0x20); /* non-specific EOI */
+	assert_int_equal(ended, 1u << 3);
 	assert_true(kvmk_pic_output(p));
 	assert_int_equal(kvmk_pic_intack(p), 0x23);
+	ended = 0;
 	out(p, 0x20, 0x63); /* specific EOI, level 3 */
+	assert_int_equal(ended, 1u << 3);
+	out(p, 0x20, 0x63); /* nothing in service: nothing ends */
+	assert_int_equal(ended, 1u << 3);
 	assert_int_equal(in(p, 0x20), 0x00);
 	kvmk_pic_destroy(p);
 }
@@ -207,7 +220,9 @@ static void test_level_elcr_aeoi_poll(void **state)
 	out(p, 0x21, 0x00);
 	kvmk_pic_set_irq(p, 4, false);
 	kvmk_pic_set_irq(p, 4, true);
+	ended = 0;
 	assert_int_equal(kvmk_pic_intack(p), 0x44);
+	assert_int_equal(ended, 1u << 4); /* AEOI: ends at the INTA */
 	out(p, 0x20, 0x0b);
 	assert_int_equal(in(p, 0x20), 0x00);
 	kvmk_pic_destroy(p);
