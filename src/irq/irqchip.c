@@ -839,13 +839,15 @@ static const struct kvm_irq_routing_entry *only_msi(const struct kvm_irq_routing
 }
 
 static int split_irqfd_add(struct kvmkit_irqchip *chip, uint32_t gsi, int fd, int resample_fd);
+static int split_kernel_irqfd_add(struct kvmkit_irqchip *chip, uint32_t gsi, int fd);
 
 /*
  * Split mode (chip->lock held). kvmkit interprets its table itself; the
  * kernel gets the MSI routes of GSIs past the IOAPIC's, for irqfds bound
  * there. A kernel-bound irqfd whose GSI stops being a plain MSI moves to
  * kvmkit's thread first: deassigned before its kernel route goes (a
- * signal in between waits in the eventfd and is seen by the thread).
+ * signal in between waits in the eventfd and is seen by the thread); one
+ * whose GSI becomes a plain MSI moves to the kernel after the route is in.
  */
 static int split_commit(struct kvmkit_irqchip *chip)
 {
@@ -881,7 +883,26 @@ static int split_commit(struct kvmkit_irqchip *chip)
 	chip->nkroutes = nk;
 	r = commit_mirrors(chip);
 	pthread_mutex_unlock(&chip->mirror_lock);
-	return r;
+	if (r)
+		return r;
+	/* The other way: a thread-serviced edge irqfd whose GSI is now a plain
+	 * MSI route in the kernel's table goes to the kernel. Out of epoll
+	 * first; KVM picks up a signal that came in between when assigned. */
+	for (unsigned int i = 0; i < MAX_USER_IRQFDS; i++) {
+		struct user_irqfd *u = &chip->user_irqfds[i];
+
+		if (!u->used || u->resample_fd >= 0 || u->gsi < chip->split_routes ||
+		    !only_msi(chip->staged, chip->nstaged, u->gsi))
+			continue;
+		epoll_ctl(chip->epfd, EPOLL_CTL_DEL, u->fd, NULL);
+		u->used = false;
+		chip->irqfds[u->gsi]--;
+		r = split_kernel_irqfd_add(chip, u->gsi, u->fd);
+		if (r) /* back to the thread: still delivered, only slower */
+			return split_irqfd_add(chip, u->gsi, u->fd, -1) ? r : 0;
+		kvmk_debug("irqfd %d of gsi %u moved to the kernel", u->fd, u->gsi);
+	}
+	return 0;
 }
 
 int kvmkit_irq_routes_commit(struct kvmkit_irqchip *chip)

@@ -44,7 +44,8 @@ static void test_ioapic_edge_line(void **state)
 	gsi = kvmkit_gsi_alloc_line(l.chip);
 	assert_int_equal(gsi, 16);
 	lab_cmd(&l, 0, GUEST_LAB_IOAPIC_WRITE, (uint64_t)gsi, rte(0x40, 0, false), 0);
-	assert_int_equal(lab_cmd(&l, 0, GUEST_LAB_IOAPIC_READ, (uint64_t)gsi, 0, 0), rte(0x40, 0, false));
+	assert_int_equal(lab_cmd(&l, 0, GUEST_LAB_IOAPIC_READ, (uint64_t)gsi, 0, 0),
+			 rte(0x40, 0, false));
 	for (uint32_t n = 1; n <= 3; n++) {
 		assert_int_equal(kvmkit_irq_pulse(l.chip, (uint32_t)gsi), 1); /* one CPU */
 		lab_expect_count(&l, 0, 0x40, n);
@@ -109,7 +110,8 @@ static void test_ioapic_level_resample(void **state)
 	}
 	lab_expect_count(&l, 0, 0x42, K);
 	/* Remote IRR is clear: the pin accepts a new assertion. */
-	assert_int_equal(lab_cmd(&l, 0, GUEST_LAB_IOAPIC_READ, (uint64_t)gsi, 0, 0) & RTE_REMOTE_IRR, 0);
+	assert_int_equal(
+		lab_cmd(&l, 0, GUEST_LAB_IOAPIC_READ, (uint64_t)gsi, 0, 0) & RTE_REMOTE_IRR, 0);
 	assert_int_equal(kvmkit_irqfd_unbind(l.chip, (uint32_t)gsi, efd), 0);
 	lab_finish(&l);
 	close(efd);
@@ -225,7 +227,7 @@ static void test_pic_level_resample(void **state)
 	lab_cmd(&l, 0, GUEST_LAB_LAPIC_ENABLE, 0, 0, 0);
 	lab_cmd(&l, 0, GUEST_LAB_LAPIC_WRITE, 0x350, 0x700, 0); /* LINT0 ExtINT */
 	lab_cmd(&l, 0, GUEST_LAB_PIC_INIT, 0x50, 0x58, 0xffdf); /* IRQ 5 open */
-	lab_cmd(&l, 0, GUEST_LAB_OUTB, 0x4d0, 0x20, 0);	/* ELCR: IRQ 5 level */
+	lab_cmd(&l, 0, GUEST_LAB_OUTB, 0x4d0, 0x20, 0); /* ELCR: IRQ 5 level */
 	lab_cmd(&l, 0, GUEST_LAB_EOI_MODE, 0x55, GUEST_LAB_EOI_AUTO, GUEST_LAB_EOI_TO_PIC);
 	lab_cmd(&l, 0, GUEST_LAB_STI, 0, 0, 0);
 	assert_int_equal(kvmkit_irqfd_bind(l.chip, 5, efd, rfd), 0);
@@ -270,7 +272,8 @@ static void test_msi_destinations(void **state)
 	lab_expect_count(&l, 0, 0x60, 0);
 	/* MSI route + irqfd, physical destination 0. */
 	gsi = kvmkit_gsi_alloc_msi(l.chip);
-	assert_int_equal(kvmkit_irq_route_msi(l.chip, (uint32_t)gsi, msi_addr(0, false), 0x61, -1), 0);
+	assert_int_equal(kvmkit_irq_route_msi(l.chip, (uint32_t)gsi, msi_addr(0, false), 0x61, -1),
+			 0);
 	assert_int_equal(kvmkit_irq_routes_commit(l.chip), 0);
 	assert_int_equal(kvmkit_irqfd_bind(l.chip, (uint32_t)gsi, efd, -1), 0);
 	efd_signal(efd);
@@ -316,14 +319,17 @@ static void test_rerouting(void **state)
 		lab_expect_count(&l, 0, 0x70, n);
 	}
 	/* To the other pin. */
-	assert_int_equal(kvmkit_irq_route_irqchip(l.chip, (uint32_t)gsi, KVMKIT_IRQCHIP_IOAPIC, (uint32_t)other), 0);
+	assert_int_equal(kvmkit_irq_route_irqchip(l.chip, (uint32_t)gsi, KVMKIT_IRQCHIP_IOAPIC,
+						  (uint32_t)other),
+			 0);
 	assert_int_equal(kvmkit_irq_routes_commit(l.chip), 0);
 	for (uint32_t n = 1; n <= N; n++) {
 		efd_signal(efd);
 		lab_expect_count(&l, 0, 0x71, n);
 	}
 	/* To an MSI. */
-	assert_int_equal(kvmkit_irq_route_msi(l.chip, (uint32_t)gsi, msi_addr(0, false), 0x72, -1), 0);
+	assert_int_equal(kvmkit_irq_route_msi(l.chip, (uint32_t)gsi, msi_addr(0, false), 0x72, -1),
+			 0);
 	assert_int_equal(kvmkit_irq_routes_commit(l.chip), 0);
 	for (uint32_t n = 1; n <= N; n++) {
 		efd_signal(efd);
@@ -341,7 +347,8 @@ static void test_rerouting(void **state)
 /* An irqfd on an MSI GSI: KVM injects it in both modes (split mode binds
  * it in the kernel too); re-routed to another MSI it follows at once; to an
  * IOAPIC pin it keeps working (split mode moves it to kvmkit's thread, as
- * the kernel has no route there), and back to an MSI. Nothing is lost. */
+ * the kernel has no route there), and back to an MSI (and into the kernel
+ * again). Nothing is lost. */
 static void test_msi_irqfd_rerouting(void **state)
 {
 	enum { N = 4 };
@@ -357,7 +364,8 @@ static void test_msi_irqfd_rerouting(void **state)
 	pin = kvmkit_gsi_alloc_line(l.chip);
 	assert_true(gsi >= 24 && pin >= 16);
 	lab_cmd(&l, 0, GUEST_LAB_IOAPIC_WRITE, (uint64_t)pin, rte(0x75, 0, false), 0);
-	assert_int_equal(kvmkit_irq_route_msi(l.chip, (uint32_t)gsi, msi_addr(0, false), 0x73, -1), 0);
+	assert_int_equal(kvmkit_irq_route_msi(l.chip, (uint32_t)gsi, msi_addr(0, false), 0x73, -1),
+			 0);
 	assert_int_equal(kvmkit_irq_routes_commit(l.chip), 0);
 	assert_int_equal(kvmkit_irqfd_bind(l.chip, (uint32_t)gsi, efd, -1), 0);
 	assert_int_equal(kvmkit_irq_gsi_stats(l.chip, (uint32_t)gsi, &st), 0);
@@ -368,7 +376,8 @@ static void test_msi_irqfd_rerouting(void **state)
 		lab_expect_count(&l, 0, 0x73, n);
 	}
 	/* Another MSI: the kernel's route changes under the bound irqfd. */
-	assert_int_equal(kvmkit_irq_route_msi(l.chip, (uint32_t)gsi, msi_addr(0, false), 0x74, -1), 0);
+	assert_int_equal(kvmkit_irq_route_msi(l.chip, (uint32_t)gsi, msi_addr(0, false), 0x74, -1),
+			 0);
 	assert_int_equal(kvmkit_irq_routes_commit(l.chip), 0);
 	for (uint32_t n = 1; n <= N; n++) {
 		efd_signal(efd);
@@ -387,8 +396,12 @@ static void test_msi_irqfd_rerouting(void **state)
 		lab_expect_count(&l, 0, 0x75, n);
 	}
 	/* Back to an MSI. */
-	assert_int_equal(kvmkit_irq_route_msi(l.chip, (uint32_t)gsi, msi_addr(0, false), 0x76, -1), 0);
+	assert_int_equal(kvmkit_irq_route_msi(l.chip, (uint32_t)gsi, msi_addr(0, false), 0x76, -1),
+			 0);
 	assert_int_equal(kvmkit_irq_routes_commit(l.chip), 0);
+	assert_int_equal(kvmkit_irq_gsi_stats(l.chip, (uint32_t)gsi, &st), 0);
+	assert_int_equal(st.irqfds_kernel, 1); /* split mode: back in the kernel */
+	assert_int_equal(st.irqfds_thread, 0);
 	for (uint32_t n = 1; n <= N; n++) {
 		efd_signal(efd);
 		lab_expect_count(&l, 0, 0x76, n);
@@ -440,8 +453,8 @@ static void test_lapic_timer(void **state)
 
 	lab_start(&l, 1);
 	lab_ready_lapic(&l, 0);
-	lab_cmd(&l, 0, GUEST_LAB_LAPIC_WRITE, 0x3e0, 0xb, 0);	  /* divide by 1 */
-	lab_cmd(&l, 0, GUEST_LAB_LAPIC_WRITE, 0x320, 0x79, 0);	  /* one-shot */
+	lab_cmd(&l, 0, GUEST_LAB_LAPIC_WRITE, 0x3e0, 0xb, 0); /* divide by 1 */
+	lab_cmd(&l, 0, GUEST_LAB_LAPIC_WRITE, 0x320, 0x79, 0); /* one-shot */
 	lab_cmd(&l, 0, GUEST_LAB_LAPIC_WRITE, 0x380, 200000, 0); /* initial count */
 	lab_wait_count(&l, 0, 0x79, 1);
 	/* One-shot: the current count has run out and stays at 0. */
