@@ -298,6 +298,16 @@ static void test_msi_destinations(void **state)
 	close(efd);
 }
 
+/* Signals @efd @n times; each time vCPU 0 has taken exactly one more
+ * interrupt on @vector. */
+static void signal_and_count(struct lab *l, int efd, unsigned int vector, uint32_t n)
+{
+	for (uint32_t k = 1; k <= n; k++) {
+		efd_signal(efd);
+		lab_expect_count(l, 0, vector, k);
+	}
+}
+
 /* Re-routing a GSI with an irqfd bound, with traffic: pin A, then pin B,
  * then an MSI. Every signal lands exactly once, on the target in force. */
 static void test_rerouting(void **state)
@@ -314,27 +324,18 @@ static void test_rerouting(void **state)
 	lab_cmd(&l, 0, GUEST_LAB_IOAPIC_WRITE, (uint64_t)gsi, rte(0x70, 0, false), 0);
 	lab_cmd(&l, 0, GUEST_LAB_IOAPIC_WRITE, (uint64_t)other, rte(0x71, 0, false), 0);
 	assert_int_equal(kvmkit_irqfd_bind(l.chip, (uint32_t)gsi, efd, -1), 0);
-	for (uint32_t n = 1; n <= N; n++) {
-		efd_signal(efd);
-		lab_expect_count(&l, 0, 0x70, n);
-	}
+	signal_and_count(&l, efd, 0x70, N);
 	/* To the other pin. */
 	assert_int_equal(kvmkit_irq_route_irqchip(l.chip, (uint32_t)gsi, KVMKIT_IRQCHIP_IOAPIC,
 						  (uint32_t)other),
 			 0);
 	assert_int_equal(kvmkit_irq_routes_commit(l.chip), 0);
-	for (uint32_t n = 1; n <= N; n++) {
-		efd_signal(efd);
-		lab_expect_count(&l, 0, 0x71, n);
-	}
+	signal_and_count(&l, efd, 0x71, N);
 	/* To an MSI. */
 	assert_int_equal(kvmkit_irq_route_msi(l.chip, (uint32_t)gsi, msi_addr(0, false), 0x72, -1),
 			 0);
 	assert_int_equal(kvmkit_irq_routes_commit(l.chip), 0);
-	for (uint32_t n = 1; n <= N; n++) {
-		efd_signal(efd);
-		lab_expect_count(&l, 0, 0x72, n);
-	}
+	signal_and_count(&l, efd, 0x72, N);
 	/* Old targets got nothing after their commit. */
 	lab_expect_count(&l, 0, 0x70, N);
 	lab_expect_count(&l, 0, 0x71, N);
@@ -371,18 +372,12 @@ static void test_msi_irqfd_rerouting(void **state)
 	assert_int_equal(kvmkit_irq_gsi_stats(l.chip, (uint32_t)gsi, &st), 0);
 	assert_int_equal(st.irqfds_kernel, 1);
 	assert_int_equal(st.irqfds_thread, 0);
-	for (uint32_t n = 1; n <= N; n++) {
-		efd_signal(efd);
-		lab_expect_count(&l, 0, 0x73, n);
-	}
+	signal_and_count(&l, efd, 0x73, N);
 	/* Another MSI: the kernel's route changes under the bound irqfd. */
 	assert_int_equal(kvmkit_irq_route_msi(l.chip, (uint32_t)gsi, msi_addr(0, false), 0x74, -1),
 			 0);
 	assert_int_equal(kvmkit_irq_routes_commit(l.chip), 0);
-	for (uint32_t n = 1; n <= N; n++) {
-		efd_signal(efd);
-		lab_expect_count(&l, 0, 0x74, n);
-	}
+	signal_and_count(&l, efd, 0x74, N);
 	/* To an IOAPIC pin. */
 	assert_int_equal(kvmkit_irq_route_irqchip(l.chip, (uint32_t)gsi, KVMKIT_IRQCHIP_IOAPIC,
 						  (uint32_t)pin),
@@ -391,10 +386,7 @@ static void test_msi_irqfd_rerouting(void **state)
 	assert_int_equal(kvmkit_irq_gsi_stats(l.chip, (uint32_t)gsi, &st), 0);
 	assert_int_equal(st.irqfds_kernel, split ? 0 : 1);
 	assert_int_equal(st.irqfds_thread, split ? 1 : 0);
-	for (uint32_t n = 1; n <= N; n++) {
-		efd_signal(efd);
-		lab_expect_count(&l, 0, 0x75, n);
-	}
+	signal_and_count(&l, efd, 0x75, N);
 	/* Back to an MSI. */
 	assert_int_equal(kvmkit_irq_route_msi(l.chip, (uint32_t)gsi, msi_addr(0, false), 0x76, -1),
 			 0);
@@ -402,10 +394,7 @@ static void test_msi_irqfd_rerouting(void **state)
 	assert_int_equal(kvmkit_irq_gsi_stats(l.chip, (uint32_t)gsi, &st), 0);
 	assert_int_equal(st.irqfds_kernel, 1); /* split mode: back in the kernel */
 	assert_int_equal(st.irqfds_thread, 0);
-	for (uint32_t n = 1; n <= N; n++) {
-		efd_signal(efd);
-		lab_expect_count(&l, 0, 0x76, n);
-	}
+	signal_and_count(&l, efd, 0x76, N);
 	lab_expect_count(&l, 0, 0x73, N);
 	lab_expect_count(&l, 0, 0x74, N);
 	lab_expect_count(&l, 0, 0x75, N);
