@@ -79,15 +79,18 @@ int main(int argc, char **argv)
 	uint64_t rep[2], t0, t1, exits, runs;
 	void *image;
 	size_t len;
-	int once = 0;
+	int once = 0, split = 0;
 
-	if (argc > 1 && !strcmp(argv[1], "--run-once")) {
-		once = 1;
-		argv++;
-		argc--;
+	for (; argc > 1 && argv[1][0] == '-'; argv++, argc--) {
+		if (!strcmp(argv[1], "--run-once"))
+			once = 1;
+		else if (!strcmp(argv[1], "--split"))
+			split = 1; /* split irqchip: vCPU 0 checks kvmkit's PIC per run */
+		else
+			break;
 	}
 	if (argc != 3) {
-		fprintf(stderr, "usage: bench-exits-kvmkit [--run-once] GUEST_ELF N\n");
+		fprintf(stderr, "usage: bench-exits-kvmkit [--run-once] [--split] GUEST_ELF N\n");
 		return 2;
 	}
 	d.n = bench_parse_u64("N", argv[2]);
@@ -104,6 +107,8 @@ int main(int argc, char **argv)
 	cfg.vm.exit_timing = true;
 	cfg.kernel = image;
 	cfg.kernel_len = len;
+	if (split)
+		cfg.irqchip_mode = KVMKIT_IRQCHIP_SPLIT;
 	if (kvmkit_machine_create(&cfg, &m))
 		die("machine");
 	free(image);

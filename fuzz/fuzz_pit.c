@@ -8,7 +8,8 @@
  *  - the timer is armed for a deadline before the moment it was armed at
  *    minus one PIT period (it may be due at once, never long overdue), or
  *    an expiry reports an interrupt sooner than 200 us after the last one;
- *  - a counter's peeked count exceeds 16 bits;
+ *  - a loaded counter's count is impossible for its mode: odd in mode 3
+ *    (it counts down by two), or outside 1..reload in mode 2;
  *  - a saved state does not restore into a second model on the same clock,
  *    or that model saves it differently.
  */
@@ -82,6 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	while (size >= 10) { /* op, access byte, 8 data bytes */
 		uint8_t op = data[0];
+		struct kvmk_pit_state st;
 		uint32_t count;
 		bool out;
 
@@ -121,9 +123,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			break;
 		}
+		kvmk_pit_save(pit, &st);
 		for (unsigned int c = 0; c < 3; c++) {
+			const struct kvmk_pit_counter_state *s = &st.c[c];
+
 			CHECK(kvmk_pit_peek(pit, c, &count, &out) == 0);
-			CHECK(count <= 0xffff);
+			if (!(s->flags & KVMK_PIT_F_LOADED))
+				continue;
+			if (s->mode == 3)
+				CHECK(!(count & 1));
+			if (s->mode == 2 && s->count < 65536)
+				CHECK(count >= 1 && count <= s->count);
 		}
 		data += 10;
 		size -= 10;

@@ -56,7 +56,6 @@ struct kvmkit_irqchip {
 	unsigned int ncommitted;
 	uint8_t allocated[KVMKIT_MAX_GSI]; /* GSI allocator */
 	uint16_t irqfds[KVMKIT_MAX_GSI];   /* irqfds bound per GSI */
-	uint16_t kernel_irqfds[KVMKIT_MAX_GSI]; /* of which KVM services */
 	struct kvmkit_gsi_stats stats[KVMKIT_MAX_GSI];
 
 	enum kvmkit_irqchip_mode mode;
@@ -216,6 +215,26 @@ static int ioapic_deliver(void *opaque, const struct kvmk_ioapic_msi *msg)
  * resampler: de-assert the line the irqfd asserted, then notify. */
 static int split_set_gsi(struct kvmkit_irqchip *chip, uint32_t gsi, bool level, int resample_fd);
 
+/* Forgets @rfd in every chip-pin slot; true if any slot held it. */
+static bool clear_resample_slots(struct kvmkit_irqchip *chip, int rfd)
+{
+	bool found = false;
+
+	for (unsigned int pin = 0; pin < KVMKIT_IOAPIC_PINS; pin++) {
+		int expect = rfd;
+
+		found |= __atomic_compare_exchange_n(&chip->pin_resample_fd[pin], &expect, -1, false,
+						     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+	}
+	for (unsigned int irq = 0; irq < KVMK_PIC_IRQS; irq++) {
+		int expect = rfd;
+
+		found |= __atomic_compare_exchange_n(&chip->pic_resample_fd[irq], &expect, -1, false,
+						     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+	}
+	return found;
+}
+
 /*
  * The guest EOI'd a pin that a level irqfd asserts (its slot holds the
  * resamplefd): as KVM's resampler does, de-assert the whole GSI (its IOAPIC
@@ -229,18 +248,7 @@ static void resample(struct kvmkit_irqchip *chip, int *slot, uint32_t gsi)
 
 	if (rfd < 0)
 		return;
-	for (unsigned int pin = 0; pin < KVMKIT_IOAPIC_PINS; pin++) {
-		int expect = rfd;
-
-		__atomic_compare_exchange_n(&chip->pin_resample_fd[pin], &expect, -1, false,
-					    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
-	}
-	for (unsigned int irq = 0; irq < KVMK_PIC_IRQS; irq++) {
-		int expect = rfd;
-
-		__atomic_compare_exchange_n(&chip->pic_resample_fd[irq], &expect, -1, false,
-					    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
-	}
+	clear_resample_slots(chip, rfd);
 	split_set_gsi(chip, gsi, false, -1);
 	if (write(rfd, &one, sizeof(one)) < 0)
 		kvmk_debug("resamplefd %d: %s", rfd, strerror(errno));
@@ -841,6 +849,19 @@ static const struct kvm_irq_routing_entry *only_msi(const struct kvm_irq_routing
 static int split_irqfd_add(struct kvmkit_irqchip *chip, uint32_t gsi, int fd, int resample_fd);
 static int split_kernel_irqfd_add(struct kvmkit_irqchip *chip, uint32_t gsi, int fd);
 
+/* Split mode, chip->lock held: deassigns kernel-bound irqfd @k. */
+static int kernel_irqfd_drop(struct kvmkit_irqchip *chip, struct kernel_irqfd *k)
+{
+	struct kvm_irqfd d = { .fd = (uint32_t)k->fd, .gsi = k->gsi,
+			       .flags = KVM_IRQFD_FLAG_DEASSIGN };
+
+	if (ioctl(chip->vm->fd, KVM_IRQFD, &d) < 0)
+		return kvmk_err_ioctl("KVM_IRQFD", errno, "deassign gsi %u fd %d", k->gsi, k->fd);
+	k->used = false;
+	chip->irqfds[k->gsi]--;
+	return 0;
+}
+
 /*
  * Split mode (chip->lock held). kvmkit interprets its table itself; the
  * kernel gets the MSI routes of GSIs past the IOAPIC's, for irqfds bound
@@ -856,18 +877,12 @@ static int split_commit(struct kvmkit_irqchip *chip)
 
 	for (unsigned int i = 0; i < MAX_USER_IRQFDS; i++) {
 		struct kernel_irqfd *k = &chip->kernel_irqfd[i];
-		struct kvm_irqfd d = { .gsi = k->gsi, .flags = KVM_IRQFD_FLAG_DEASSIGN };
 
 		if (!k->used || only_msi(chip->staged, chip->nstaged, k->gsi))
 			continue;
-		d.fd = (uint32_t)k->fd;
-		if (ioctl(chip->vm->fd, KVM_IRQFD, &d) < 0)
-			return kvmk_err_ioctl("KVM_IRQFD", errno, "deassign gsi %u fd %d", k->gsi,
-					      k->fd);
-		k->used = false;
-		chip->kernel_irqfds[k->gsi]--;
-		chip->irqfds[k->gsi]--;
-		r = split_irqfd_add(chip, k->gsi, k->fd, -1);
+		r = kernel_irqfd_drop(chip, k);
+		if (!r)
+			r = split_irqfd_add(chip, k->gsi, k->fd, -1);
 		if (r)
 			return r;
 		kvmk_debug("irqfd %d of gsi %u moved to the interrupt thread", k->fd, k->gsi);
@@ -887,7 +902,10 @@ static int split_commit(struct kvmkit_irqchip *chip)
 		return r;
 	/* The other way: a thread-serviced edge irqfd whose GSI is now a plain
 	 * MSI route in the kernel's table goes to the kernel. Out of epoll
-	 * first; KVM picks up a signal that came in between when assigned. */
+	 * first; KVM picks up a signal that came in between when assigned.
+	 * The table is committed by now: a failure here only leaves the irqfd
+	 * with the thread (delivered, just slower), it does not fail the
+	 * commit. */
 	for (unsigned int i = 0; i < MAX_USER_IRQFDS; i++) {
 		struct user_irqfd *u = &chip->user_irqfds[i];
 
@@ -897,31 +915,41 @@ static int split_commit(struct kvmkit_irqchip *chip)
 		epoll_ctl(chip->epfd, EPOLL_CTL_DEL, u->fd, NULL);
 		u->used = false;
 		chip->irqfds[u->gsi]--;
-		r = split_kernel_irqfd_add(chip, u->gsi, u->fd);
-		if (r) /* back to the thread: still delivered, only slower */
-			return split_irqfd_add(chip, u->gsi, u->fd, -1) ? r : 0;
+		if (split_kernel_irqfd_add(chip, u->gsi, u->fd)) {
+			kvmk_warn("irqfd %d of gsi %u stays with the interrupt thread: %s", u->fd,
+				  u->gsi, kvmkit_strerror());
+			/* Its slot and epoll entry were just freed: this cannot fail. */
+			split_irqfd_add(chip, u->gsi, u->fd, -1);
+			continue;
+		}
 		kvmk_debug("irqfd %d of gsi %u moved to the kernel", u->fd, u->gsi);
 	}
 	return 0;
 }
 
-int kvmkit_irq_routes_commit(struct kvmkit_irqchip *chip)
+/* Kernel mode (chip->lock held): the staged table is the kernel's. */
+static int kernel_commit(struct kvmkit_irqchip *chip)
 {
 	struct kvm_irq_routing *tab;
 	int r = 0;
 
-	pthread_mutex_lock(&chip->lock);
 	tab = calloc(1, sizeof(*tab) + chip->nstaged * sizeof(tab->entries[0]));
-	if (!tab) {
-		pthread_mutex_unlock(&chip->lock);
+	if (!tab)
 		return kvmk_err_resource("kvmkit_irq_routes_commit", ENOMEM, NULL);
-	}
 	tab->nr = chip->nstaged;
 	memcpy(tab->entries, chip->staged, chip->nstaged * sizeof(tab->entries[0]));
-	if (chip->mode == KVMKIT_IRQCHIP_SPLIT)
-		r = split_commit(chip);
-	else if (ioctl(chip->vm->fd, KVM_SET_GSI_ROUTING, tab) < 0)
+	if (ioctl(chip->vm->fd, KVM_SET_GSI_ROUTING, tab) < 0)
 		r = kvmk_err_ioctl("KVM_SET_GSI_ROUTING", errno, "%u entries", chip->nstaged);
+	free(tab);
+	return r;
+}
+
+int kvmkit_irq_routes_commit(struct kvmkit_irqchip *chip)
+{
+	int r;
+
+	pthread_mutex_lock(&chip->lock);
+	r = chip->mode == KVMKIT_IRQCHIP_SPLIT ? split_commit(chip) : kernel_commit(chip);
 	if (r) {
 		/* The kernel kept its previous table; so do we. */
 		memcpy(chip->staged, chip->committed, chip->ncommitted * sizeof(*chip->staged));
@@ -931,7 +959,6 @@ int kvmkit_irq_routes_commit(struct kvmkit_irqchip *chip)
 		chip->ncommitted = chip->nstaged;
 	}
 	pthread_mutex_unlock(&chip->lock);
-	free(tab);
 	return r;
 }
 
@@ -1114,18 +1141,11 @@ static int split_irqfd_remove(struct kvmkit_irqchip *chip, uint32_t gsi, int fd)
 	pthread_mutex_lock(&chip->lock);
 	for (uint32_t i = 0; i < MAX_USER_IRQFDS; i++) {
 		struct kernel_irqfd *k = &chip->kernel_irqfd[i];
-		struct kvm_irqfd d = { .fd = (uint32_t)fd, .gsi = gsi, .flags = KVM_IRQFD_FLAG_DEASSIGN };
-		int r = 0;
+		int r;
 
 		if (!k->used || k->fd != fd || k->gsi != gsi)
 			continue;
-		if (ioctl(chip->vm->fd, KVM_IRQFD, &d) < 0) {
-			r = kvmk_err_ioctl("KVM_IRQFD", errno, "deassign gsi %u fd %d", gsi, fd);
-		} else {
-			k->used = false;
-			chip->kernel_irqfds[gsi]--;
-			chip->irqfds[gsi]--;
-		}
+		r = kernel_irqfd_drop(chip, k);
 		pthread_mutex_unlock(&chip->lock);
 		return r;
 	}
@@ -1145,26 +1165,8 @@ static int split_irqfd_remove(struct kvmkit_irqchip *chip, uint32_t gsi, int fd)
 		return kvmk_err_param("kvmkit_irqfd_unbind", "fd", "not bound to this gsi", "%d (gsi %u)",
 				      fd, gsi);
 	/* As in KVM: deassigning a level irqfd de-asserts its line. */
-	if (u.resample_fd >= 0) {
-		bool asserted = false;
-
-		for (unsigned int pin = 0; pin < KVMKIT_IOAPIC_PINS; pin++) {
-			int expect = u.resample_fd;
-
-			asserted |= __atomic_compare_exchange_n(&chip->pin_resample_fd[pin], &expect,
-								-1, false, __ATOMIC_ACQ_REL,
-								__ATOMIC_ACQUIRE);
-		}
-		for (unsigned int irq = 0; irq < KVMK_PIC_IRQS; irq++) {
-			int expect = u.resample_fd;
-
-			asserted |= __atomic_compare_exchange_n(&chip->pic_resample_fd[irq], &expect,
-								-1, false, __ATOMIC_ACQ_REL,
-								__ATOMIC_ACQUIRE);
-		}
-		if (asserted)
-			split_set_gsi(chip, gsi, false, -1);
-	}
+	if (u.resample_fd >= 0 && clear_resample_slots(chip, u.resample_fd))
+		split_set_gsi(chip, gsi, false, -1);
 	return 0;
 }
 
@@ -1184,7 +1186,6 @@ static int split_kernel_irqfd_add(struct kvmkit_irqchip *chip, uint32_t gsi, int
 					      fd);
 		*k = (struct kernel_irqfd){ .used = true, .fd = fd, .gsi = gsi };
 		chip->irqfds[gsi]++;
-		chip->kernel_irqfds[gsi]++;
 		return 0;
 	}
 	return kvmk_err_resource("kvmkit_irqfd_bind", ENOSPC, "more than %d kernel irqfds in split mode",
@@ -1227,7 +1228,6 @@ int kvmkit_irqfd_bind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd, int res
 				   resample_fd >= 0 ? " (resample)" : "");
 	} else {
 		chip->irqfds[gsi]++;
-		chip->kernel_irqfds[gsi]++;
 	}
 	pthread_mutex_unlock(&chip->lock);
 	return r;
@@ -1247,7 +1247,6 @@ int kvmkit_irqfd_unbind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd)
 		r = kvmk_err_ioctl("KVM_IRQFD", errno, "deassign gsi %u fd %d", gsi, fd);
 	} else if (chip->irqfds[gsi]) {
 		chip->irqfds[gsi]--;
-		chip->kernel_irqfds[gsi]--;
 	}
 	pthread_mutex_unlock(&chip->lock);
 	return r;
@@ -1327,8 +1326,11 @@ int kvmkit_irq_gsi_stats(struct kvmkit_irqchip *chip, uint32_t gsi, struct kvmki
 	out->masked = __atomic_load_n(&chip->stats[gsi].masked, __ATOMIC_RELAXED);
 	out->irqfd_signals = __atomic_load_n(&chip->stats[gsi].irqfd_signals, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&chip->lock);
-	out->irqfds_kernel = chip->kernel_irqfds[gsi];
-	out->irqfds_thread = chip->irqfds[gsi] - chip->kernel_irqfds[gsi];
+	/* Kernel mode: all of them; split mode: those on the kernel list. */
+	out->irqfds_kernel = chip->mode == KVMKIT_IRQCHIP_KERNEL ? chip->irqfds[gsi] : 0;
+	for (unsigned int i = 0; chip->mode == KVMKIT_IRQCHIP_SPLIT && i < MAX_USER_IRQFDS; i++)
+		out->irqfds_kernel += chip->kernel_irqfd[i].used && chip->kernel_irqfd[i].gsi == gsi;
+	out->irqfds_thread = chip->irqfds[gsi] - out->irqfds_kernel;
 	pthread_mutex_unlock(&chip->lock);
 	return 0;
 }

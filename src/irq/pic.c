@@ -25,25 +25,22 @@ struct kvmk_pic {
 	pthread_mutex_t lock;
 	struct kvmk_pic_config cfg;
 	struct kvmk_pic_chip_state c[2];
+	/* INTR: written under the lock, read without it (vCPU 0 checks it
+	 * before every KVM_RUN), seq_cst against the kick's immediate_exit. */
 	bool output;
 	uint16_t ended; /* IRQs that left service under the lock, for eoi() */
 };
 
-/* After the lock is dropped: tell the driver which IRQs left service. */
-static void notify_eoi(struct kvmk_pic *pic, uint16_t ended)
+/* Drops the lock, then tells the driver which IRQs left service. */
+static void unlock_and_notify(struct kvmk_pic *pic)
 {
+	uint16_t ended = pic->ended;
+
+	pic->ended = 0;
+	pthread_mutex_unlock(&pic->lock);
 	for (unsigned int irq = 0; ended && pic->cfg.eoi && irq < KVMK_PIC_IRQS; irq++)
 		if (ended & (1u << irq))
 			pic->cfg.eoi(pic->cfg.opaque, irq);
-}
-
-/* Takes the accumulated set (lock held). */
-static uint16_t take_ended(struct kvmk_pic *pic)
-{
-	uint16_t e = pic->ended;
-
-	pic->ended = 0;
-	return e;
 }
 
 static bool level_triggered(const struct kvmk_pic_chip_state *c, uint8_t bit)
@@ -90,7 +87,7 @@ static bool cascaded(const struct kvmk_pic *pic)
 static void update(struct kvmk_pic *pic)
 {
 	struct kvmk_pic_chip_state *m = &pic->c[MASTER];
-	bool was = pic->output;
+	bool was = pic->output, now;
 
 	if (cascaded(pic)) {
 		if (pending_level(&pic->c[SLAVE], false) != NO_LEVEL)
@@ -98,8 +95,9 @@ static void update(struct kvmk_pic *pic)
 		else
 			m->irr &= ~(1u << CASCADE_IRQ);
 	}
-	pic->output = pending_level(m, true) != NO_LEVEL;
-	if (pic->output && !was)
+	now = pending_level(m, true) != NO_LEVEL;
+	__atomic_store_n(&pic->output, now, __ATOMIC_SEQ_CST);
+	if (now && !was)
 		pic->cfg.kick(pic->cfg.opaque);
 }
 
@@ -180,12 +178,7 @@ int kvmk_pic_set_irq(struct kvmk_pic *pic, unsigned int irq, bool level)
 
 bool kvmk_pic_output(struct kvmk_pic *pic)
 {
-	bool out;
-
-	pthread_mutex_lock(&pic->lock);
-	out = pic->output;
-	pthread_mutex_unlock(&pic->lock);
-	return out;
+	return __atomic_load_n(&pic->output, __ATOMIC_SEQ_CST);
 }
 
 /* Moves @level of chip @idx from request to service (lock held). */
@@ -209,7 +202,6 @@ uint8_t kvmk_pic_intack(struct kvmk_pic *pic)
 {
 	struct kvmk_pic_chip_state *m = &pic->c[MASTER], *s = &pic->c[SLAVE];
 	unsigned int level, sl;
-	uint16_t ended;
 	uint8_t vector;
 
 	pthread_mutex_lock(&pic->lock);
@@ -231,9 +223,7 @@ uint8_t kvmk_pic_intack(struct kvmk_pic *pic)
 		}
 	}
 	update(pic);
-	ended = take_ended(pic);
-	pthread_mutex_unlock(&pic->lock);
-	notify_eoi(pic, ended);
+	unlock_and_notify(pic);
 	return vector;
 }
 
@@ -343,7 +333,6 @@ static uint8_t read_a(struct kvmk_pic *pic, unsigned int idx)
 static void chip_read(struct kvmk_pic *pic, unsigned int idx, uint64_t offset, void *data,
 		      unsigned int size)
 {
-	uint16_t ended;
 	uint8_t v;
 
 	memset(data, 0xff, size);
@@ -352,16 +341,13 @@ static void chip_read(struct kvmk_pic *pic, unsigned int idx, uint64_t offset, v
 	pthread_mutex_lock(&pic->lock);
 	v = offset ? pic->c[idx].imr : read_a(pic, idx);
 	update(pic);
-	ended = take_ended(pic);
-	pthread_mutex_unlock(&pic->lock);
 	*(uint8_t *)data = v;
-	notify_eoi(pic, ended);
+	unlock_and_notify(pic);
 }
 
 static void chip_write(struct kvmk_pic *pic, unsigned int idx, uint64_t offset, const void *data,
 		       unsigned int size)
 {
-	uint16_t ended;
 	uint8_t v;
 
 	if (size != 1 || offset >= KVMK_PIC_LEN)
@@ -373,9 +359,7 @@ static void chip_write(struct kvmk_pic *pic, unsigned int idx, uint64_t offset, 
 	else
 		write_a(pic, idx, v);
 	update(pic);
-	ended = take_ended(pic);
-	pthread_mutex_unlock(&pic->lock);
-	notify_eoi(pic, ended);
+	unlock_and_notify(pic);
 }
 
 static void master_read(void *opaque, uint64_t offset, void *data, unsigned int size)
@@ -449,7 +433,7 @@ int kvmk_pic_restore(struct kvmk_pic *pic, const struct kvmk_pic_state *st)
 	}
 	pthread_mutex_lock(&pic->lock);
 	memcpy(pic->c, st->chip, sizeof(pic->c));
-	pic->output = false;
+	__atomic_store_n(&pic->output, false, __ATOMIC_SEQ_CST);
 	update(pic);
 	pthread_mutex_unlock(&pic->lock);
 	return 0;

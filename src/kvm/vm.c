@@ -353,33 +353,31 @@ int kvmkit_vm_check_transition(enum kvmkit_vm_state from, const char *op,
 			      "%s", op);
 }
 
+/* Kicks one vCPU out of KVM_RUN (vm->lock held). */
+static void kick(struct kvmkit_vm *vm, struct kvmkit_vcpu *v)
+{
+	if (!v || !v->thread_started)
+		return;
+	/* immediate_exit covers a vCPU about to enter KVM_RUN; the signal
+	 * covers one already inside it. */
+	__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	pthread_kill(v->thread, vm->cfg.pause_signal);
+}
+
 void kvmk_vm_kick_all(struct kvmkit_vm *vm)
 {
-	for (unsigned int i = 0; i < vm->cfg.vcpus; i++) {
-		struct kvmkit_vcpu *v = vm->vcpus[i];
-
-		if (!v || !v->thread_started)
-			continue;
-		/* immediate_exit covers a vCPU about to enter KVM_RUN; the signal
-		 * covers one already inside it. */
-		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-		pthread_kill(v->thread, vm->cfg.pause_signal);
-	}
+	for (unsigned int i = 0; i < vm->cfg.vcpus; i++)
+		kick(vm, vm->vcpus[i]);
 }
 
 void kvmk_vm_kick_vcpu(struct kvmkit_vm *vm, unsigned int id)
 {
-	struct kvmkit_vcpu *v;
-
 	if (id >= vm->cfg.vcpus)
 		return;
 	pthread_mutex_lock(&vm->lock);
 	/* Once joining has begun the thread may be gone: no signal then. */
-	v = vm->joined ? NULL : vm->vcpus[id];
-	if (v && v->thread_started) {
-		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-		pthread_kill(v->thread, vm->cfg.pause_signal);
-	}
+	if (!vm->joined)
+		kick(vm, vm->vcpus[id]);
 	pthread_mutex_unlock(&vm->lock);
 }
 

@@ -294,10 +294,17 @@ static void test_hostile_and_restore(void **state)
 	assert_int_equal(buf[0], 0xff);
 	kvmk_pic_elcr_ops.read(p, 5, buf, 1);
 	assert_int_equal(buf[0], 0xff);
-	kvmk_pic_master_ops.write(p, 0, &w, 4); /* ignored */
+	out(p, 0x21, 0xa5);
+	w = 0x5a;
+	kvmk_pic_master_ops.write(p, 1, &w, 4); /* ignored: would set the IMR */
 	kvmk_pic_master_ops.write(p, 7, &w, 1); /* ignored */
+	w = 0x11;
+	kvmk_pic_master_ops.write(p, 0, &w, 2); /* ignored: would be ICW1, IMR 0 */
+	w = 0xff;
 	kvmk_pic_elcr_ops.write(p, 2, &w, 1); /* ignored */
-	assert_int_equal(in(p, 0x21), 0x00); /* no ICW1 happened */
+	kvmk_pic_elcr_ops.write(p, 0, &w, 2); /* ignored */
+	assert_int_equal(in(p, 0x21), 0xa5);
+	assert_int_equal(in(p, 0x4d0), 0x00);
 	init_pair(p, 0x30, 0x38, 0xfff7);
 	kvmk_pic_set_irq(p, 3, true);
 	kvmk_pic_save(p, &st);

@@ -34,13 +34,12 @@
 
 #define NUM_VECTORS 256
 
-/* Gate requests (EAX), see start.S; guest.h has the same numbers. */
+/* Gate requests (EAX), see start.S and guest.h. */
 #define GATE_CALL 0
 #define GATE_OUT 1
 #define GATE_IN 2
 #define GATE_IRQ_ON 3
 #define GATE_IRQ_OFF 4
-#define GATE_HALT 5
 
 #define MSR_GS_BASE 0xc0000101
 

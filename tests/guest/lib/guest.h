@@ -4,7 +4,7 @@
  *
  * A program defines guest_main(). The runtime runs it on every vCPU at CPL3
  * with IOPL = 0. MMIO (the identity map is user-accessible) works directly;
- * port I/O, cli/sti and halting go through the runtime's gate to CPL0 (the
+ * port I/O, cli/sti and privileged calls go through the runtime's gate to CPL0 (the
  * helpers below do it), because some hosts (KVM-PVM nested) run guest CPL3
  * in hardware ring 3 where IOPL is not honoured. When guest_main() returns on vCPU 0 the
  * VM is powered off with its return value as status; on other vCPUs the
@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arch.h" /* the gate request numbers, shared with start.S */
 #include "guest_abi.h"
 
 #define __noreturn __attribute__((noreturn))
@@ -91,16 +92,10 @@ static inline uint64_t guest_gate(uint32_t op, uint64_t di, uint64_t si, uint64_
 
 /* ---- Port I/O: direct at CPL0, through the gate at CPL3 ------------------ */
 
-#define GUEST_GATE_OUT 1
-#define GUEST_GATE_IN 2
-#define GUEST_GATE_IRQ_ON 3
-#define GUEST_GATE_IRQ_OFF 4
-#define GUEST_GATE_HALT 5
-
 static inline void outb(uint16_t port, uint8_t v)
 {
 	if (guest_cpl())
-		guest_gate(GUEST_GATE_OUT, 1, v, port);
+		guest_gate(GATE_OUT, 1, v, port);
 	else
 		__asm__ __volatile__("outb %0, %1" : : "a"(v), "Nd"(port) : "memory");
 }
@@ -108,7 +103,7 @@ static inline void outb(uint16_t port, uint8_t v)
 static inline void outw(uint16_t port, uint16_t v)
 {
 	if (guest_cpl())
-		guest_gate(GUEST_GATE_OUT, 2, v, port);
+		guest_gate(GATE_OUT, 2, v, port);
 	else
 		__asm__ __volatile__("outw %0, %1" : : "a"(v), "Nd"(port) : "memory");
 }
@@ -116,7 +111,7 @@ static inline void outw(uint16_t port, uint16_t v)
 static inline void outl(uint16_t port, uint32_t v)
 {
 	if (guest_cpl())
-		guest_gate(GUEST_GATE_OUT, 4, v, port);
+		guest_gate(GATE_OUT, 4, v, port);
 	else
 		__asm__ __volatile__("outl %0, %1" : : "a"(v), "Nd"(port) : "memory");
 }
@@ -126,7 +121,7 @@ static inline uint8_t inb(uint16_t port)
 	uint8_t v;
 
 	if (guest_cpl())
-		return (uint8_t)guest_gate(GUEST_GATE_IN, 1, 0, port);
+		return (uint8_t)guest_gate(GATE_IN, 1, 0, port);
 	__asm__ __volatile__("inb %1, %0" : "=a"(v) : "Nd"(port) : "memory");
 	return v;
 }
@@ -136,7 +131,7 @@ static inline uint16_t inw(uint16_t port)
 	uint16_t v;
 
 	if (guest_cpl())
-		return (uint16_t)guest_gate(GUEST_GATE_IN, 2, 0, port);
+		return (uint16_t)guest_gate(GATE_IN, 2, 0, port);
 	__asm__ __volatile__("inw %1, %0" : "=a"(v) : "Nd"(port) : "memory");
 	return v;
 }
@@ -146,7 +141,7 @@ static inline uint32_t inl(uint16_t port)
 	uint32_t v;
 
 	if (guest_cpl())
-		return (uint32_t)guest_gate(GUEST_GATE_IN, 4, 0, port);
+		return (uint32_t)guest_gate(GATE_IN, 4, 0, port);
 	__asm__ __volatile__("inl %1, %0" : "=a"(v) : "Nd"(port) : "memory");
 	return v;
 }
@@ -311,7 +306,7 @@ void guest_irq_install(unsigned int vector, guest_irq_handler_t fn);
 static inline void local_irq_enable(void)
 {
 	if (guest_cpl()) {
-		guest_gate(GUEST_GATE_IRQ_ON, 0, 0, 0);
+		guest_gate(GATE_IRQ_ON, 0, 0, 0);
 		guest_this_cpu()->irqs_on = true;
 	} else {
 		__asm__ __volatile__("sti" ::: "memory");
@@ -321,7 +316,7 @@ static inline void local_irq_enable(void)
 static inline void local_irq_disable(void)
 {
 	if (guest_cpl()) {
-		guest_gate(GUEST_GATE_IRQ_OFF, 0, 0, 0);
+		guest_gate(GATE_IRQ_OFF, 0, 0, 0);
 		guest_this_cpu()->irqs_on = false;
 	} else {
 		__asm__ __volatile__("cli" ::: "memory");
@@ -332,13 +327,6 @@ static inline void local_irq_disable(void)
 static inline bool local_irqs_enabled(void)
 {
 	return guest_this_cpu()->irqs_on;
-}
-
-/* From CPL3: waits at CPL0 with IF = 1 until one interrupt has been taken
- * (its handler has run), then returns with the caller's IF unchanged. */
-static inline void guest_wait_irq(void)
-{
-	guest_gate(GUEST_GATE_HALT, 0, 0, 0);
 }
 
 /* ---- Freestanding libc bits (also used by the compiler) ------------------- */

@@ -95,8 +95,6 @@ ud_entry:
 	je	.Lirq_on
 	cmp	$GATE_IRQ_OFF, %eax
 	je	.Lirq_off
-	cmp	$GATE_HALT, %eax
-	je	.Lhalt
 	mov	$-1, %rax
 	iretq
 .Lout:	/* RDX = port, RSI = value, RDI = size */
@@ -135,11 +133,6 @@ ud_entry:
 	iretq
 .Lirq_off:
 	andq	$~RFLAGS_IF, 16(%rsp)
-	iretq
-.Lhalt:	/* wait for one interrupt at CPL0; the caller's IF is kept */
-	sti
-	hlt
-	cli
 	iretq
 	.size	ud_entry, . - ud_entry
 
