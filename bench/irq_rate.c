@@ -189,6 +189,7 @@ static void efd_wait(int fd, uint64_t *value)
 static void inject(struct bench *b, struct path *p, bool rec, uint64_t i)
 {
 	uint32_t want = (uint32_t)(p->taken + 1);
+	struct kvmkit_irq_status st = { 0 };
 	uint64_t t0, t1, v;
 	int r = 0;
 
@@ -203,11 +204,12 @@ static void inject(struct bench *b, struct path *p, bool rec, uint64_t i)
 		break;
 	case P_LINE:
 		t0 = bench_now_ns();
-		r = kvmkit_irq_pulse(b->chip, (uint32_t)p->gsi);
+		r = kvmkit_irq_pulse(b->chip, (uint32_t)p->gsi, &st);
 		t1 = bench_now_ns();
-		if (r != 1)
-			fail("kvmkit_irq_pulse(%d) = %d (want 1: delivered to one CPU)%s%s", p->gsi,
-			     r, r < 0 ? ": " : "", r < 0 ? kvmkit_strerror() : "");
+		if (r || st.result != KVMKIT_IRQ_DELIVERED || st.cpus != 1)
+			fail("kvmkit_irq_pulse(%d): %d, %s to %u CPUs (want delivered to one)%s%s",
+			     p->gsi, r, kvmkit_irq_result_name(st.result), st.cpus, r ? ": " : "",
+			     r ? kvmkit_strerror() : "");
 		spin_until(&b->cnt[p->vector], want, p->name);
 		break;
 	case P_IRQFD_EDGE:
@@ -237,11 +239,12 @@ static void inject(struct bench *b, struct path *p, bool rec, uint64_t i)
 		break;
 	case P_SIGNAL_MSI:
 		t0 = bench_now_ns();
-		r = kvmkit_signal_msi(b->chip, MSI_ADDR_APIC0, p->vector, -1);
+		r = kvmkit_signal_msi(b->chip, MSI_ADDR_APIC0, p->vector, -1, &st);
 		t1 = bench_now_ns();
-		if (r != 1)
-			fail("kvmkit_signal_msi = %d (want 1)%s%s", r, r < 0 ? ": " : "",
-			     r < 0 ? kvmkit_strerror() : "");
+		if (r || st.result != KVMKIT_IRQ_DELIVERED || st.cpus != 1)
+			fail("kvmkit_signal_msi: %d, %s to %u CPUs (want delivered to one)%s%s", r,
+			     kvmkit_irq_result_name(st.result), st.cpus, r ? ": " : "",
+			     r ? kvmkit_strerror() : "");
 		spin_until(&b->cnt[p->vector], want, p->name);
 		break;
 	default:

@@ -58,22 +58,25 @@ int main(void)
 
 	printf("3. Route a device GSI to an IOAPIC pin\n");
 	gsi = step("allocate a device line (16..23)", kvmkit_gsi_alloc_line(chip));
-	if (gsi >= 0)
-		step("setup_irq_routing(gsi, IOAPIC, pin)",
-		     kvmkit_setup_irq_routing(chip, (uint32_t)gsi, KVMKIT_IRQCHIP_IOAPIC,
-					      (uint32_t)gsi));
+	if (gsi >= 0 && step("stage gsi -> IOAPIC pin",
+			     kvmkit_irq_route_irqchip(chip, (uint32_t)gsi, KVMKIT_IRQCHIP_IOAPIC,
+						      (uint32_t)gsi)) == 0)
+		step("commit the table (KVM_SET_GSI_ROUTING)", kvmkit_irq_routes_commit(chip));
 
 	printf("4. Raise and lower the line (no guest has unmasked the pin yet)\n");
 	if (gsi >= 0) {
-		r = kvmkit_irq_line(chip, (uint32_t)gsi, true);
-		printf("  %-42s %s\n", "assert", r == KVMKIT_IRQ_MASKED ? "masked (expected: pin masked at reset)"
-								     : r > 0 ? "delivered" : r == 0 ? "coalesced" : kvmkit_strerror());
-		step("deassert", kvmkit_irq_line(chip, (uint32_t)gsi, false));
+		struct kvmkit_irq_status ist;
+
+		if (step("assert", kvmkit_irq_line(chip, (uint32_t)gsi, true, &ist)) == 0)
+			printf("  %-42s %s%s\n", "  status", kvmkit_irq_result_name(ist.result),
+			       ist.result == KVMKIT_IRQ_MASKED ? " (expected: pin masked at reset)"
+							       : "");
+		step("deassert", kvmkit_irq_line(chip, (uint32_t)gsi, false, NULL));
 	}
 
 	printf("5. MSI\n");
-	step("KVM_SIGNAL_MSI to APIC 0, vector 0x40", kvmkit_signal_msi(chip, 0xfee00000, 0x40, -1));
-	step("MSI with device id", kvmkit_signal_msi(chip, 0xfee00000, 0x40, 0x0008));
+	step("KVM_SIGNAL_MSI to APIC 0, vector 0x40", kvmkit_signal_msi(chip, 0xfee00000, 0x40, -1, NULL));
+	step("MSI with device id", kvmkit_signal_msi(chip, 0xfee00000, 0x40, 0x0008, NULL));
 
 	printf("6. Statistics\n");
 	if (gsi >= 0 && kvmkit_irq_gsi_stats(chip, (uint32_t)gsi, &st) == 0)

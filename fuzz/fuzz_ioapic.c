@@ -26,7 +26,7 @@
 
 #include "fuzz.h"
 #include <kvmkit/irq.h>
-#include "irq/ioapic.h"
+#include "arch/x86/ioapic.h"
 
 struct fz {
 	struct kvmk_ioapic *io;
@@ -133,7 +133,7 @@ static void fz_resample(void *opaque, unsigned int pin)
 
 		f->relaxed = true;
 		st = kvmk_ioapic_set_level(f->io, pin, false);
-		CHECK(st >= 0 || st == KVMKIT_IRQ_MASKED || st == -5);
+		CHECK(st >= 0 || st == KVMK_IRQ_MASKED || st == -5);
 	}
 }
 
@@ -186,7 +186,7 @@ static bool status_ok(struct fz *f, int st, unsigned int before)
 {
 	if (f->delivered != before)
 		return f->relaxed || st == f->last_ret;
-	return st == 0 || st == KVMKIT_IRQ_MASKED;
+	return st == 0 || st == KVMK_IRQ_MASKED;
 }
 
 /* One 8-byte record: op, a, b, c, then a 32-bit value. */

@@ -20,7 +20,7 @@
 
 #include "fuzz.h"
 #include <kvmkit/irq.h>
-#include "irq/pic.h"
+#include "arch/x86/pic.h"
 
 static unsigned int kicks;
 static struct kvmk_pic *cur;
@@ -85,7 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case 1:
 			r = kvmk_pic_set_irq(pic, data[1] & 15, data[2] & 1);
-			CHECK(r == 0 || r == 1 || r == KVMKIT_IRQ_MASKED);
+			CHECK(r == 0 || r == 1 || r == KVMK_IRQ_MASKED);
 			break;
 		case 2: {
 			uint8_t v = kvmk_pic_intack(pic);

@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "irq/pit.h"
+#include "arch/x86/pit.h"
 
 struct fz {
 	uint64_t ns;

@@ -46,13 +46,14 @@ size_t kvmkit_report_values(struct kvmkit_report *dev, uint64_t *out, size_t max
 #define KVMKIT_UART_COM1 0x3f8
 #define KVMKIT_UART_COM1_IRQ 4
 struct kvmkit_uart;
-struct kvmkit_irqchip;
+struct kvmkit_line;
 int kvmkit_uart_create(struct kvmkit_vm *vm, uint16_t port, int out_fd, struct kvmkit_uart **out);
 void kvmkit_uart_destroy(struct kvmkit_uart *uart);
 /* Queues received bytes (up to the 16-byte FIFO plus a 4 KiB buffer);
  * returns the number accepted. */
-/* Drives GSI @gsi of @chip with the UART's interrupt output. */
-int kvmkit_uart_connect_irq(struct kvmkit_uart *uart, struct kvmkit_irqchip *chip, uint32_t gsi);
+/* Drives @line (kvmkit_line_open) with the UART's interrupt output. The
+ * line stays the caller's: close it after kvmkit_uart_destroy(). */
+int kvmkit_uart_connect_irq(struct kvmkit_uart *uart, struct kvmkit_line *line);
 size_t kvmkit_uart_feed(struct kvmkit_uart *uart, const void *buf, size_t len);
 /* Copies what the guest has transmitted so far (kept up to 64 KiB). */
 size_t kvmkit_uart_output(struct kvmkit_uart *uart, char *buf, size_t len);

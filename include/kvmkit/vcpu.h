@@ -54,7 +54,23 @@ struct kvmkit_vcpu_stats {
 
 void kvmkit_vcpu_get_stats(struct kvmkit_vcpu *vcpu, struct kvmkit_vcpu_stats *out);
 
-/* A hook for exits kvmkit does not handle itself. Return 0 to re-enter the
+/* Exit handlers by exit reason (registered on the VM, for every vCPU), run
+ * on the vCPU's thread for exits kvmkit's loop does not handle itself
+ * (e.g. KVM_EXIT_IOAPIC_EOI for a split irqchip). Return 0 to re-enter the
+ * guest, or a negative value to stop the VM as UNHANDLED_EXIT. A reason
+ * has at most one handler; VM CREATED state only. */
+typedef int (*kvmkit_exit_handler)(struct kvmkit_vcpu *vcpu, struct kvm_run *run, void *opaque);
+int kvmkit_vm_add_exit_handler(struct kvmkit_vm *vm, uint32_t exit_reason, kvmkit_exit_handler fn,
+			       void *opaque);
+
+/* Runs before every KVM_RUN of vCPU @vcpu_id (-1: every vCPU), on that
+ * vCPU's thread, e.g. to inject an interrupt with KVM_INTERRUPT. Keep it
+ * short: it is on the exit path. VM CREATED state only. */
+typedef void (*kvmkit_pre_run_hook)(struct kvmkit_vcpu *vcpu, struct kvm_run *run, void *opaque);
+int kvmkit_vm_add_pre_run_hook(struct kvmkit_vm *vm, int vcpu_id, kvmkit_pre_run_hook fn,
+			       void *opaque);
+
+/* A hook for exits nothing else handles. Return 0 to re-enter the
  * guest, or a negative value to stop the VM as UNHANDLED_EXIT. */
 typedef int (*kvmkit_exit_hook)(struct kvmkit_vcpu *vcpu, struct kvm_run *run, void *opaque);
 void kvmkit_vcpu_set_exit_hook(struct kvmkit_vcpu *vcpu, kvmkit_exit_hook hook, void *opaque);

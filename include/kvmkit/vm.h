@@ -148,6 +148,33 @@ void kvmkit_vm_request_stop(struct kvmkit_vm *vm, enum kvmkit_stop_reason reason
  * running. Fills @info (may be NULL). */
 int kvmkit_vm_wait(struct kvmkit_vm *vm, int timeout_ms, struct kvmkit_stop_info *info);
 
+/* ---- ioeventfd -------------------------------------------------------- */
+
+#define KVMKIT_IOEVENTFD_PIO (1u << 0)
+#define KVMKIT_IOEVENTFD_DATAMATCH (1u << 1)
+/* Guest writes of @len bytes (1, 2, 4, 8, or 0: any, with
+ * KVM_CAP_IOEVENTFD_ANY_LENGTH) at @addr (a port with KVMKIT_IOEVENTFD_PIO)
+ * signal eventfd @fd inside KVM, without an exit to userspace; with
+ * DATAMATCH only writes of @datamatch do. Any thread, any VM state. */
+int kvmkit_ioeventfd_add(struct kvmkit_vm *vm, uint64_t addr, uint32_t len, unsigned int flags,
+			 uint64_t datamatch, int fd);
+int kvmkit_ioeventfd_remove(struct kvmkit_vm *vm, uint64_t addr, uint32_t len,
+			    unsigned int flags, uint64_t datamatch, int fd);
+
+/* ---- extension points --------------------------------------------------
+ * For components that live as long as the VM (irqchip back ends, devices
+ * that need per-run work). Registration is only allowed while the VM is
+ * CREATED; -EBUSY otherwise, -ENOSPC past a small fixed number. */
+
+typedef void (*kvmkit_teardown_fn)(void *opaque);
+/* kvmkit_vm_destroy() calls @fn after the vCPU threads have stopped and
+ * before vCPUs, memory and buses are freed, in reverse registration order. */
+int kvmkit_vm_add_teardown(struct kvmkit_vm *vm, kvmkit_teardown_fn fn, void *opaque);
+
+/* Kicks vCPU @id out of KVM_RUN (no-op if its thread is not running); any
+ * thread. Its pre-run hooks then run before it re-enters the guest. */
+void kvmkit_vm_kick_vcpu(struct kvmkit_vm *vm, unsigned int id);
+
 /* ---- vCPUs ----------------------------------------------------------- */
 
 /* Creates vCPU @id. Fails for id >= config vcpus, >= KVM_CAP_MAX_VCPUS or

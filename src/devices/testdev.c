@@ -176,7 +176,7 @@ static void vm_irq_line(void *ctx, uint32_t line, bool level)
 	if (!chip)
 		return;
 	kvmk_err_save(&saved);
-	kvmkit_irq_line(chip, line, level);
+	kvmkit_irq_line(chip, line, level, NULL);
 	kvmk_err_restore(&saved);
 }
 

@@ -57,9 +57,7 @@ struct kvmkit_uart {
 	uint8_t ier, lcr, mcr, scr, dll, dlm, fcr;
 	bool overrun;
 	bool thre_pending; /* THR-empty interrupt latched, cleared by IIR read or THR write */
-	struct kvmkit_irqchip *chip;
-	int gsi;	/* -1: no interrupt line */
-	bool irq_level; /* last level driven on the line */
+	struct kvmkit_line *line; /* NULL: no interrupt line (not owned) */
 	uint8_t rx[RX_CAP];
 	size_t rx_head, rx_len;
 	char out[OUT_LOG];
@@ -107,10 +105,9 @@ static void update_irq(struct kvmkit_uart *u)
 {
 	bool level = pending_iir(u) != IIR_NONE && (u->mcr & MCR_OUT2);
 
-	if (u->gsi < 0 || level == u->irq_level)
-		return;
-	u->irq_level = level;
-	kvmkit_irq_line(u->chip, (uint32_t)u->gsi, level);
+	/* The handle only calls the irqchip when the level changes. */
+	if (u->line)
+		kvmkit_line_set(u->line, level, NULL);
 }
 
 static uint8_t reg_read(struct kvmkit_uart *u, unsigned int reg)
@@ -233,7 +230,6 @@ int kvmkit_uart_create(struct kvmkit_vm *vm, uint16_t port, int out_fd, struct k
 	u->vm = vm;
 	u->port = port;
 	u->out_fd = out_fd;
-	u->gsi = -1;
 	u->lcr = 0x03; /* 8N1 */
 	u->dll = 0x0c; /* 9600 baud */
 	pthread_mutex_init(&u->lock, NULL);
@@ -269,14 +265,12 @@ size_t kvmkit_uart_feed(struct kvmkit_uart *u, const void *buf, size_t len)
 	return n;
 }
 
-int kvmkit_uart_connect_irq(struct kvmkit_uart *u, struct kvmkit_irqchip *chip, uint32_t gsi)
+int kvmkit_uart_connect_irq(struct kvmkit_uart *u, struct kvmkit_line *line)
 {
-	if (!chip)
-		return kvmk_err_param("kvmkit_uart_connect_irq", "chip", "no irqchip", "NULL");
+	if (!line)
+		return kvmk_err_param("kvmkit_uart_connect_irq", "line", "no line", "NULL");
 	pthread_mutex_lock(&u->lock);
-	u->chip = chip;
-	u->gsi = (int)gsi;
-	u->irq_level = false;
+	u->line = line;
 	update_irq(u);
 	pthread_mutex_unlock(&u->lock);
 	return 0;

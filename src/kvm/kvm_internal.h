@@ -11,9 +11,29 @@
 #include <kvmkit/vm.h>
 #include <kvmkit/vcpu.h>
 
-#include "kvm/cpuid.h"
+#include "kvm/arch.h"
 
 #define KVMK_MAX_REGIONS 64
+#define KVMK_MAX_PRE_RUN 4
+#define KVMK_MAX_EXIT_HANDLERS 8
+#define KVMK_MAX_TEARDOWN 16
+
+struct kvmk_pre_run {
+	kvmkit_pre_run_hook fn;
+	void *opaque;
+	int vcpu_id; /* -1: every vCPU */
+};
+
+struct kvmk_exit_handler {
+	uint32_t reason;
+	kvmkit_exit_handler fn;
+	void *opaque;
+};
+
+struct kvmk_teardown {
+	kvmkit_teardown_fn fn;
+	void *opaque;
+};
 
 struct kvmk_region {
 	bool used;
@@ -34,10 +54,13 @@ struct kvmkit_vcpu {
 	size_t run_size;
 	pthread_t thread;
 	bool thread_started;
-	bool parked;  /* in the park loop (paused or halted) */
-	bool halted;  /* HLT with no way to be woken (no in-kernel irqchip) */
+	bool parked; /* in the park loop (paused or halted) */
+	bool halted; /* HLT with no way to be woken (no in-kernel irqchip) */
 	kvmkit_exit_hook exit_hook;
 	void *exit_hook_opaque;
+	/* This vCPU's pre-run hooks, copied from the VM's (hot path). */
+	unsigned int nr_pre_run;
+	struct kvmk_pre_run pre_run[KVMK_MAX_PRE_RUN];
 	struct kvmkit_vcpu_stats stats;
 	uint64_t last_return_ns;
 };
@@ -57,7 +80,14 @@ struct kvmkit_vm {
 
 	struct kvmkit_bus *pio;
 	struct kvmkit_bus *mmio;
-	struct kvmkit_irqchip *irqchip; /* src/irq, NULL until created */
+	struct kvmkit_irqchip *irqchip; /* opaque here; NULL until attached */
+	struct kvmk_arch_vm *arch; /* src/arch/<arch>/vm.c */
+
+	/* Extension points (registered while CREATED, read lock-free after). */
+	unsigned int nr_pre_run, nr_exit_handlers, nr_teardown;
+	struct kvmk_pre_run pre_run[KVMK_MAX_PRE_RUN];
+	struct kvmk_exit_handler exit_handlers[KVMK_MAX_EXIT_HANDLERS];
+	struct kvmk_teardown teardown[KVMK_MAX_TEARDOWN];
 
 	struct kvmkit_vcpu **vcpus; /* cfg.vcpus entries, NULL until created */
 	unsigned int nr_created;
@@ -73,25 +103,18 @@ struct kvmkit_vm {
 	unsigned int nr_halted;
 	unsigned int nr_exited;
 	struct kvmkit_stop_info stop;
-
-#if defined(__x86_64__)
-	struct kvm_cpuid2 *supported_cpuid;
-	struct kvmk_cpu_flags cpu_flags;
-#endif
 };
 
 /* Picks the lowest free slot for [gpa, gpa + size) among @n regions, of which
  * the first @max_slots are usable; -EINVAL on overlap, -ENOSPC when full. */
 int kvmk_region_pick_slot(const struct kvmk_region *regions, unsigned int n, int max_slots,
 			  uint64_t gpa, uint64_t size);
-void kvmk_irqchip_free(struct kvmkit_irqchip *chip);
-/* Split irqchip: an EOI the kernel passed up (KVM_EXIT_IOAPIC_EOI). */
-void kvmk_irqchip_eoi(struct kvmkit_irqchip *chip, uint32_t vector);
-/* Split irqchip with kvmkit's PIC: before every KVM_RUN of vCPU 0, the
- * INTA cycle and KVM_INTERRUPT, or a request for an interrupt window. */
-void kvmk_irqchip_pre_run(struct kvmkit_irqchip *chip, struct kvmkit_vcpu *vcpu);
-/* Kicks vCPU @id out of KVM_RUN if its thread runs (takes vm->lock). */
-void kvmk_vm_kick_vcpu(struct kvmkit_vm *vm, unsigned int id);
+/* The exit handler registered for @reason, or NULL (hooks.c). */
+const struct kvmk_exit_handler *kvmk_vm_exit_handler(struct kvmkit_vm *vm, uint32_t reason);
+/* Copies the VM's pre-run hooks for @v into it (at creation). */
+void kvmk_vcpu_take_hooks(struct kvmkit_vcpu *v);
+/* Runs the teardown list in reverse order and empties it. */
+void kvmk_vm_run_teardown(struct kvmkit_vm *vm);
 const char *kvmk_kvm_path(const char *path);
 int kvmk_check_extension(int fd, long cap);
 /* Kicks every vCPU out of KVM_RUN (lock held). */

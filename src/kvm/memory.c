@@ -32,14 +32,15 @@ int kvmk_region_pick_slot(const struct kvmk_region *regions, unsigned int n, int
 			continue;
 		}
 		if (ranges_overlap(gpa, size, e->gpa, e->size))
-			return kvmk_err_param("kvmkit_vm_add_memory", "gpa",
-					      "overlaps an existing memory region",
-					      "0x%llx+0x%llx (slot %u at 0x%llx+0x%llx)",
-					      (unsigned long long)gpa, (unsigned long long)size, e->slot,
-					      (unsigned long long)e->gpa, (unsigned long long)e->size);
+			return kvmk_err_param(
+				"kvmkit_vm_add_memory", "gpa", "overlaps an existing memory region",
+				"0x%llx+0x%llx (slot %u at 0x%llx+0x%llx)", (unsigned long long)gpa,
+				(unsigned long long)size, e->slot, (unsigned long long)e->gpa,
+				(unsigned long long)e->size);
 	}
 	if (free_slot < 0)
-		return kvmk_err_resource("kvmkit_vm_add_memory", ENOSPC, "no free memory slot (max %d)",
+		return kvmk_err_resource("kvmkit_vm_add_memory", ENOSPC,
+					 "no free memory slot (max %d)",
 					 max_slots < (int)n ? max_slots : (int)n);
 	return free_slot;
 }
@@ -84,7 +85,8 @@ int kvmkit_vm_add_memory(struct kvmkit_vm *vm, uint64_t gpa, uint64_t size, unsi
 		return kvmk_err_param(op, "host", "must be page aligned", "%p", host);
 	if (flags & ~(KVMKIT_MEM_READONLY | KVMKIT_MEM_LOG_DIRTY))
 		return kvmk_err_param(op, "flags", "unknown flag bits", "0x%x", flags);
-	if ((flags & KVMKIT_MEM_READONLY) && kvmk_check_extension(vm->fd, KVM_CAP_READONLY_MEM) <= 0)
+	if ((flags & KVMKIT_MEM_READONLY) &&
+	    kvmk_check_extension(vm->fd, KVM_CAP_READONLY_MEM) <= 0)
 		return kvmk_err_unsupported(op, ENOTSUP, "read-only memory (KVM_CAP_READONLY_MEM)");
 
 	pthread_rwlock_wrlock(&vm->mem_lock);
@@ -117,7 +119,8 @@ int kvmkit_vm_add_memory(struct kvmkit_vm *vm, uint64_t gpa, uint64_t size, unsi
 		nr.map_len = len;
 		nr.hva = base;
 		if (size >= HUGE_ALIGN) {
-			uintptr_t a = ((uintptr_t)base + HUGE_ALIGN - 1) & ~(uintptr_t)(HUGE_ALIGN - 1);
+			uintptr_t a =
+				((uintptr_t)base + HUGE_ALIGN - 1) & ~(uintptr_t)(HUGE_ALIGN - 1);
 
 			nr.hva = (uint8_t *)a;
 			madvise(nr.hva, size, MADV_HUGEPAGE); /* advisory */
@@ -144,7 +147,8 @@ int kvmkit_vm_remove_memory(struct kvmkit_vm *vm, int slot)
 	int r;
 
 	if (slot < 0 || slot >= KVMK_MAX_REGIONS)
-		return kvmk_err_param("kvmkit_vm_remove_memory", "slot", "out of range", "%d", slot);
+		return kvmk_err_param("kvmkit_vm_remove_memory", "slot", "out of range", "%d",
+				      slot);
 	pthread_rwlock_wrlock(&vm->mem_lock);
 	e = &vm->regions[slot];
 	if (!e->used) {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* /dev/kvm: open, API version, capability probing. */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -37,8 +38,8 @@ int kvmkit_system_open(const char *path, struct kvmkit_system **out)
 		int e = errno;
 
 		if (e == ENOENT || e == ENODEV || e == ENXIO)
-			return kvmk_err_unsupported("open", e, "%s: KVM is not available on this host",
-						    path);
+			return kvmk_err_unsupported("open", e,
+						    "%s: KVM is not available on this host", path);
 		return kvmk_err_sys("open", e, "%s", path);
 	}
 	ver = ioctl(fd, KVM_GET_API_VERSION, 0);
@@ -110,7 +111,10 @@ bool kvmkit_kvm_available(void)
 	return true;
 }
 
-#define CAP(id, area, summary) { KVM_CAP_##id, "KVM_CAP_" #id, area, summary }
+#define CAP(id, area, summary)                              \
+	{                                                   \
+		KVM_CAP_##id, "KVM_CAP_" #id, area, summary \
+	}
 
 /* Capabilities that matter to kvmkit; `kvmkit caps` prints these. */
 static const struct kvmkit_cap_info caps[] = {
@@ -136,39 +140,40 @@ static const struct kvmkit_cap_info caps[] = {
 	CAP(DIRTY_LOG_RING, "migration", "per-vCPU dirty GFN rings (value: max bytes)"),
 	CAP(MANUAL_DIRTY_LOG_PROTECT2, "migration", "KVM_CLEAR_DIRTY_LOG"),
 	CAP(DEVICE_CTRL, "device", "KVM_CREATE_DEVICE"),
-#if defined(__x86_64__)
-	CAP(SET_TSS_ADDR, "x86", "KVM_SET_TSS_ADDR"),
-	CAP(SET_IDENTITY_MAP_ADDR, "x86", "KVM_SET_IDENTITY_MAP_ADDR"),
-	CAP(EXT_CPUID, "x86", "KVM_GET_SUPPORTED_CPUID"),
-	CAP(PIT2, "x86", "in-kernel i8254 PIT (KVM_CREATE_PIT2)"),
-	CAP(PIT_STATE2, "x86", "PIT state save/restore"),
-	CAP(REINJECT_CONTROL, "x86", "PIT tick reinjection control"),
-	CAP(SPLIT_IRQCHIP, "x86", "LAPIC in kernel, IOAPIC/PIC in userspace"),
-	CAP(X2APIC_API, "x86", "32-bit APIC ids in MSI routes"),
-	CAP(VCPU_EVENTS, "x86", "pending exception/interrupt/NMI state"),
-	CAP(XSAVE, "x86", "XSAVE state save/restore"),
-	CAP(TSC_DEADLINE_TIMER, "x86", "LAPIC TSC-deadline timer"),
-	CAP(HLT, "x86", "HLT exits"),
-	CAP(X86_DISABLE_EXITS, "x86", "disable HLT/MWAIT/PAUSE exits"),
-	CAP(EXCEPTION_PAYLOAD, "x86", "exception payloads in vCPU events"),
-#endif
-#if defined(__aarch64__)
-	CAP(ARM_PSCI_0_2, "arm64", "PSCI 0.2 in the kernel"),
-	CAP(ARM_IRQ_LINE_LAYOUT_2, "arm64", "KVM_IRQ_LINE vcpu2_index for >256 vCPUs"),
-	CAP(ARM_PMU_V3, "arm64", "virtual PMUv3"),
-#endif
 };
+
+/* The generic table followed by the architecture's (src/arch/<arch>/caps.c),
+ * built once. */
+static struct kvmkit_cap_info all_caps[KVMKIT_ARRAY_SIZE(caps) + KVMK_ARCH_MAX_CAPS];
+static size_t nr_all_caps;
+static pthread_once_t caps_once = PTHREAD_ONCE_INIT;
+
+static void build_caps(void)
+{
+	size_t n;
+	const struct kvmkit_cap_info *arch = kvmk_arch_caps(&n);
+
+	if (n > KVMK_ARCH_MAX_CAPS)
+		n = KVMK_ARCH_MAX_CAPS;
+	memcpy(all_caps, caps, sizeof(caps));
+	memcpy(all_caps + KVMKIT_ARRAY_SIZE(caps), arch, n * sizeof(*arch));
+	nr_all_caps = KVMKIT_ARRAY_SIZE(caps) + n;
+}
 
 const struct kvmkit_cap_info *kvmkit_caps_table(size_t *count)
 {
-	*count = KVMKIT_ARRAY_SIZE(caps);
-	return caps;
+	pthread_once(&caps_once, build_caps);
+	*count = nr_all_caps;
+	return all_caps;
 }
 
 const struct kvmkit_cap_info *kvmkit_cap_lookup(long id)
 {
-	for (size_t i = 0; i < KVMKIT_ARRAY_SIZE(caps); i++)
-		if (caps[i].id == id)
-			return &caps[i];
+	size_t n;
+	const struct kvmkit_cap_info *t = kvmkit_caps_table(&n);
+
+	for (size_t i = 0; i < n; i++)
+		if (t[i].id == id)
+			return &t[i];
 	return NULL;
 }

@@ -12,10 +12,6 @@
 #include "core/internal.h"
 #include "kvm/kvm_internal.h"
 
-#if defined(__x86_64__)
-static int x86_init_cpuid(struct kvmkit_vcpu *vcpu);
-#endif
-
 int kvmkit_vm_create_vcpu(struct kvmkit_vm *vm, unsigned int id, struct kvmkit_vcpu **out)
 {
 	const char *op = "kvmkit_vm_create_vcpu";
@@ -26,8 +22,8 @@ int kvmkit_vm_create_vcpu(struct kvmkit_vm *vm, unsigned int id, struct kvmkit_v
 	if (st != KVMKIT_VM_CREATED)
 		return kvmk_err_state("vm", kvmkit_vm_state_name(st), "created", "create_vcpu");
 	if (id >= vm->cfg.vcpus)
-		return kvmk_err_param(op, "id", "not below the configured vCPU count", "%u (vcpus=%u)",
-				      id, vm->cfg.vcpus);
+		return kvmk_err_param(op, "id", "not below the configured vCPU count",
+				      "%u (vcpus=%u)", id, vm->cfg.vcpus);
 	if (id >= (unsigned int)vm->max_vcpu_id || id >= (unsigned int)vm->max_vcpus)
 		return kvmk_err_param(op, "id", "beyond the host's KVM_CAP_MAX_VCPU_ID/MAX_VCPUS",
 				      "%u (max id %d, max vcpus %d)", id, vm->max_vcpu_id - 1,
@@ -54,15 +50,16 @@ int kvmkit_vm_create_vcpu(struct kvmkit_vm *vm, unsigned int id, struct kvmkit_v
 		free(v);
 		return r;
 	}
-#if defined(__x86_64__)
-	r = x86_init_cpuid(v);
+	r = kvmk_arch_vcpu_init(v, vm->arch);
 	if (r) {
 		kvmk_vcpu_free(v);
 		return r;
 	}
-#endif
+	pthread_mutex_lock(&vm->lock);
+	kvmk_vcpu_take_hooks(v);
 	vm->vcpus[id] = v;
 	vm->nr_created++;
+	pthread_mutex_unlock(&vm->lock);
 	if (out)
 		*out = v;
 	return 0;
@@ -176,6 +173,7 @@ static void vcpu_halt(struct kvmkit_vcpu *v)
 /* Handles the exit in v->run; 0 to continue, <0 when the VM must stop. */
 int kvmk_vcpu_handle_exit(struct kvmkit_vcpu *v)
 {
+	const struct kvmk_exit_handler *h;
 	struct kvm_run *run = v->run;
 	char what[160];
 
@@ -199,17 +197,6 @@ int kvmk_vcpu_handle_exit(struct kvmkit_vcpu *v)
 	case KVM_EXIT_INTR:
 		v->stats.exits_intr++;
 		return 0;
-	case KVM_EXIT_IRQ_WINDOW_OPEN:
-		/* Split irqchip: vCPU 0 can take the PIC's interrupt now; the
-		 * next run injects it. */
-		v->stats.exits_other++;
-		return 0;
-	case KVM_EXIT_IOAPIC_EOI:
-		/* Split irqchip: the userspace IOAPIC clears remote IRR and
-		 * resamples level lines. */
-		v->stats.exits_other++;
-		kvmk_irqchip_eoi(v->vm->irqchip, run->eoi.vector);
-		return 0;
 	case KVM_EXIT_SHUTDOWN:
 		stop_with_dump(v, KVMKIT_STOP_SHUTDOWN, "KVM_EXIT_SHUTDOWN (triple fault)");
 		return -EIO;
@@ -228,7 +215,10 @@ int kvmk_vcpu_handle_exit(struct kvmkit_vcpu *v)
 		return -EIO;
 	default:
 		v->stats.exits_other++;
-		if (v->exit_hook && v->exit_hook(v, run, v->exit_hook_opaque) == 0)
+		h = kvmk_vm_exit_handler(v->vm, run->exit_reason);
+		if (h && h->fn(v, run, h->opaque) == 0)
+			return 0;
+		if (!h && v->exit_hook && v->exit_hook(v, run, v->exit_hook_opaque) == 0)
 			return 0;
 		snprintf(what, sizeof(what), "unhandled exit reason %u", run->exit_reason);
 		stop_with_dump(v, KVMKIT_STOP_UNHANDLED_EXIT, what);
@@ -246,8 +236,8 @@ static int run_one(struct kvmkit_vcpu *v)
 	if (timing && v->last_return_ns)
 		v->stats.user_ns += kvmk_now_ns() - v->last_return_ns;
 	v->stats.runs++;
-	if (v->id == 0 && v->vm->irqchip)
-		kvmk_irqchip_pre_run(v->vm->irqchip, v);
+	for (unsigned int i = 0; i < v->nr_pre_run; i++)
+		v->pre_run[i].fn(v, v->run, v->pre_run[i].opaque);
 	r = ioctl(v->fd, KVM_RUN, 0);
 	if (timing)
 		v->last_return_ns = kvmk_now_ns();
@@ -342,109 +332,3 @@ void *kvmk_vcpu_thread(void *arg)
 	}
 	return NULL;
 }
-
-/* ---- registers ---------------------------------------------------------- */
-
-#if defined(__x86_64__)
-#define VCPU_IOCTL(v, req, arg, name)                                                              \
-	(ioctl((v)->fd, (req), (arg)) < 0 ? kvmk_err_ioctl(name, errno, "vcpu %u", (v)->id) : 0)
-
-int kvmkit_vcpu_get_regs(struct kvmkit_vcpu *v, struct kvm_regs *regs)
-{
-	return VCPU_IOCTL(v, KVM_GET_REGS, regs, "KVM_GET_REGS");
-}
-
-int kvmkit_vcpu_set_regs(struct kvmkit_vcpu *v, const struct kvm_regs *regs)
-{
-	return VCPU_IOCTL(v, KVM_SET_REGS, regs, "KVM_SET_REGS");
-}
-
-int kvmkit_vcpu_get_sregs(struct kvmkit_vcpu *v, struct kvm_sregs *sregs)
-{
-	return VCPU_IOCTL(v, KVM_GET_SREGS, sregs, "KVM_GET_SREGS");
-}
-
-int kvmkit_vcpu_set_sregs(struct kvmkit_vcpu *v, const struct kvm_sregs *sregs)
-{
-	return VCPU_IOCTL(v, KVM_SET_SREGS, sregs, "KVM_SET_SREGS");
-}
-
-static int fetch_supported_cpuid(struct kvmkit_vm *vm)
-{
-	int sfd = kvmkit_system_fd(vm->sys);
-
-	for (unsigned int n = 64; n <= 4096; n *= 2) {
-		struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
-
-		if (!c)
-			return kvmk_err_resource("KVM_GET_SUPPORTED_CPUID", ENOMEM, NULL);
-		c->nent = n;
-		if (ioctl(sfd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
-			vm->supported_cpuid = c;
-			return 0;
-		}
-		free(c);
-		if (errno != E2BIG)
-			return kvmk_err_ioctl("KVM_GET_SUPPORTED_CPUID", errno, NULL);
-	}
-	return kvmk_err_resource("KVM_GET_SUPPORTED_CPUID", E2BIG, "more than 4096 entries");
-}
-
-int kvmkit_vcpu_set_default_cpuid(struct kvmkit_vcpu *v)
-{
-	struct kvmkit_vm *vm = v->vm;
-	struct kvm_cpuid2 *c;
-	size_t sz;
-	int r;
-
-	if (!vm->supported_cpuid) {
-		r = fetch_supported_cpuid(vm);
-		if (r)
-			return r;
-	}
-	sz = sizeof(*c) + vm->supported_cpuid->nent * sizeof(c->entries[0]);
-	c = malloc(sz);
-	if (!c)
-		return kvmk_err_resource("kvmkit_vcpu_set_default_cpuid", ENOMEM, NULL);
-	memcpy(c, vm->supported_cpuid, sz);
-	{
-		struct kvmk_cpu_model model = {
-			.lapic = vm->irqchip != NULL,
-			.tsc_deadline = kvmk_check_extension(vm->fd, KVM_CAP_TSC_DEADLINE_TIMER) > 0,
-			.flags = vm->cpu_flags,
-		};
-
-		kvmk_cpuid_apply(c, &model, v->id);
-	}
-	r = VCPU_IOCTL(v, KVM_SET_CPUID2, c, "KVM_SET_CPUID2");
-	free(c);
-	return r;
-}
-
-static int x86_init_cpuid(struct kvmkit_vcpu *vcpu)
-{
-	return kvmkit_vcpu_set_default_cpuid(vcpu);
-}
-
-int kvmkit_vcpu_dump(struct kvmkit_vcpu *v, char *buf, size_t len)
-{
-	struct kvm_regs r;
-	struct kvm_sregs s;
-
-	if (ioctl(v->fd, KVM_GET_REGS, &r) < 0 || ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
-		return snprintf(buf, len, "registers unavailable (%s)", strerror(errno));
-	return snprintf(buf, len,
-			"rip=%016llx rsp=%016llx rflags=%08llx rax=%016llx rbx=%016llx "
-			"rcx=%016llx rdx=%016llx rsi=%016llx rdi=%016llx rbp=%016llx "
-			"cs=%04x(l=%u,dpl=%u) ss=%04x cr0=%08llx cr2=%016llx cr3=%016llx "
-			"cr4=%08llx efer=%llx",
-			r.rip, r.rsp, r.rflags, r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp,
-			s.cs.selector, s.cs.l, s.cs.dpl, s.ss.selector, s.cr0, s.cr2, s.cr3, s.cr4,
-			s.efer);
-}
-#else
-int kvmkit_vcpu_dump(struct kvmkit_vcpu *v, char *buf, size_t len)
-{
-	return snprintf(buf, len, "vCPU %u (register dump not implemented on this arch)", v->id);
-}
-#endif

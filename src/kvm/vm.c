@@ -54,17 +54,6 @@ void kvmkit_vm_config_init(struct kvmkit_vm_config *cfg)
 	cfg->identity_map_addr = KVMKIT_X86_IDENTITY_MAP_ADDR;
 }
 
-static enum kvmkit_arch host_arch(void)
-{
-#if defined(__x86_64__)
-	return KVMKIT_ARCH_X86_64;
-#elif defined(__aarch64__)
-	return KVMKIT_ARCH_ARM64;
-#else
-	return KVMKIT_ARCH_HOST;
-#endif
-}
-
 /* The signal handler only exists to make KVM_RUN return -EINTR. */
 static void kick_handler(int sig)
 {
@@ -111,7 +100,7 @@ static int validate_config(const struct kvmkit_vm_config *cfg)
 	long page = sysconf(_SC_PAGESIZE);
 	uint64_t phys = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)page;
 
-	if (cfg->arch != KVMKIT_ARCH_HOST && cfg->arch != host_arch())
+	if (cfg->arch != KVMKIT_ARCH_HOST && cfg->arch != kvmk_arch_host())
 		return kvmk_err_unsupported("kvmkit_vm_create", ENOTSUP,
 					    "arch %d is not this host's architecture", cfg->arch);
 	if (cfg->vcpus == 0)
@@ -140,7 +129,7 @@ int kvmkit_vm_create(const struct kvmkit_vm_config *cfg, struct kvmkit_vm **out)
 	if (!vm)
 		return kvmk_err_resource("kvmkit_vm_create", ENOMEM, "allocating the VM");
 	vm->cfg = *cfg;
-	vm->cfg.arch = host_arch();
+	vm->cfg.arch = kvmk_arch_host();
 	vm->cfg.cpu_flags = NULL; /* parsed below; the caller's string is not kept */
 	if (!vm->cfg.pause_signal)
 		vm->cfg.pause_signal = SIGRTMIN + 1;
@@ -159,11 +148,9 @@ int kvmkit_vm_create(const struct kvmkit_vm_config *cfg, struct kvmkit_vm **out)
 	vm->state = KVMKIT_VM_CREATED;
 	vm->stop.vcpu = -1;
 
-#if defined(__x86_64__)
-	r = kvmk_cpu_flags_parse(cfg->cpu_flags, &vm->cpu_flags);
+	r = kvmk_arch_vm_prepare(cfg, &vm->arch);
 	if (r)
 		goto fail;
-#endif
 	r = kvmkit_system_open(cfg->kvm_path, &vm->sys);
 	if (r)
 		goto fail;
@@ -176,8 +163,9 @@ int kvmkit_vm_create(const struct kvmkit_vm_config *cfg, struct kvmkit_vm **out)
 	if (r)
 		goto fail;
 	if (cfg->vcpus > (unsigned int)vm->max_vcpus) {
-		r = kvmk_err_param("kvmkit_vm_create", "vcpus", "more than KVM_CAP_MAX_VCPUS allows",
-				   "%u (host max %d)", cfg->vcpus, vm->max_vcpus);
+		r = kvmk_err_param("kvmkit_vm_create", "vcpus",
+				   "more than KVM_CAP_MAX_VCPUS allows", "%u (host max %d)",
+				   cfg->vcpus, vm->max_vcpus);
 		goto fail;
 	}
 	vm->vcpus = calloc(cfg->vcpus, sizeof(*vm->vcpus));
@@ -195,40 +183,10 @@ int kvmkit_vm_create(const struct kvmkit_vm_config *cfg, struct kvmkit_vm **out)
 	if (r)
 		goto fail;
 
-#if defined(__x86_64__)
-	/* Intel VMX needs these for real-mode emulation; set them before any vCPU. */
-	if (ioctl(vm->fd, KVM_SET_TSS_ADDR, (unsigned long)cfg->tss_addr) < 0) {
-		r = kvmk_err_ioctl("KVM_SET_TSS_ADDR", errno, "0x%llx",
-				   (unsigned long long)cfg->tss_addr);
+	/* Arch set-up ioctls and the RAM layout, before any vCPU. */
+	r = kvmk_arch_vm_init(vm, vm->arch);
+	if (r)
 		goto fail;
-	}
-	if (kvmk_check_extension(vm->fd, KVM_CAP_SET_IDENTITY_MAP_ADDR) > 0) {
-		uint64_t addr = cfg->identity_map_addr;
-
-		if (ioctl(vm->fd, KVM_SET_IDENTITY_MAP_ADDR, &addr) < 0) {
-			r = kvmk_err_ioctl("KVM_SET_IDENTITY_MAP_ADDR", errno, "0x%llx",
-					   (unsigned long long)addr);
-			goto fail;
-		}
-	}
-	{
-		uint64_t low = cfg->mem_size < KVMKIT_X86_MMIO_HOLE ? cfg->mem_size
-								    : KVMKIT_X86_MMIO_HOLE;
-
-		r = kvmkit_vm_add_memory(vm, 0, low, 0, NULL);
-		if (r < 0)
-			goto fail;
-		if (cfg->mem_size > low) {
-			r = kvmkit_vm_add_memory(vm, 1ull << 32, cfg->mem_size - low, 0, NULL);
-			if (r < 0)
-				goto fail;
-		}
-	}
-#else
-	r = kvmkit_vm_add_memory(vm, 0x80000000ull, cfg->mem_size, 0, NULL);
-	if (r < 0)
-		goto fail;
-#endif
 	vm->ram_size = cfg->mem_size;
 	kvmk_debug("VM created: %u vCPU(s), %llu MiB RAM", cfg->vcpus,
 		   (unsigned long long)(cfg->mem_size >> 20));
@@ -252,8 +210,9 @@ void kvmkit_vm_destroy(struct kvmkit_vm *vm)
 	if (running || !vm->joined)
 		kvmkit_vm_stop(vm);
 
-	/* The irqchip first: its thread (split mode) may still kick vCPUs. */
-	kvmk_irqchip_free(vm->irqchip);
+	/* Components first (the irqchip: a back end's thread may still kick
+	 * vCPUs), newest first. */
+	kvmk_vm_run_teardown(vm);
 	vm->irqchip = NULL;
 	for (unsigned int i = 0; vm->vcpus && i < vm->cfg.vcpus; i++)
 		kvmk_vcpu_free(vm->vcpus[i]);
@@ -263,9 +222,7 @@ void kvmkit_vm_destroy(struct kvmkit_vm *vm)
 			munmap(vm->regions[i].map_base, vm->regions[i].map_len);
 	kvmkit_bus_destroy(vm->pio);
 	kvmkit_bus_destroy(vm->mmio);
-#if defined(__x86_64__)
-	free(vm->supported_cpuid);
-#endif
+	kvmk_arch_vm_free(vm->arch);
 	if (vm->fd >= 0)
 		close(vm->fd);
 	kvmkit_system_close(vm->sys);
@@ -323,8 +280,7 @@ struct kvmkit_vcpu *kvmkit_vm_vcpu(struct kvmkit_vm *vm, unsigned int id)
 
 /* ---- lifecycle ---------------------------------------------------------- */
 
-int kvmkit_vm_check_transition(enum kvmkit_vm_state from, const char *op,
-			       enum kvmkit_vm_state *to)
+int kvmkit_vm_check_transition(enum kvmkit_vm_state from, const char *op, enum kvmkit_vm_state *to)
 {
 	static const struct {
 		const char *op;
@@ -370,7 +326,12 @@ void kvmk_vm_kick_all(struct kvmkit_vm *vm)
 		kick(vm, vm->vcpus[i]);
 }
 
-void kvmk_vm_kick_vcpu(struct kvmkit_vm *vm, unsigned int id)
+struct kvmk_arch_vm *kvmk_vm_arch(struct kvmkit_vm *vm)
+{
+	return vm->arch;
+}
+
+void kvmkit_vm_kick_vcpu(struct kvmkit_vm *vm, unsigned int id)
 {
 	if (id >= vm->cfg.vcpus)
 		return;
@@ -402,7 +363,8 @@ int kvmkit_vm_start(struct kvmkit_vm *vm)
 			r = kvmk_err_sys("pthread_create", e, "vCPU %u thread", i);
 			__atomic_store_n(&vm->stop_req, true, __ATOMIC_SEQ_CST);
 			vm->stop.reason = KVMKIT_STOP_INTERNAL_ERROR;
-			snprintf(vm->stop.detail, sizeof(vm->stop.detail), "vCPU thread creation failed");
+			snprintf(vm->stop.detail, sizeof(vm->stop.detail),
+				 "vCPU thread creation failed");
 			kvmk_vm_kick_all(vm);
 			vm->state = KVMKIT_VM_ERROR;
 			goto out;
@@ -477,7 +439,8 @@ void kvmkit_vm_request_stop(struct kvmkit_vm *vm, enum kvmkit_stop_reason reason
 		vm->stop.reason = reason;
 		vm->stop.status = status;
 		snprintf(vm->stop.detail, sizeof(vm->stop.detail), "%s", detail ? detail : "");
-		kvmk_debug("stop requested: %s (status %d)", kvmkit_stop_reason_name(reason), status);
+		kvmk_debug("stop requested: %s (status %d)", kvmkit_stop_reason_name(reason),
+			   status);
 	}
 	kvmk_vm_kick_all(vm);
 	pthread_cond_broadcast(&vm->cond);

@@ -11,10 +11,89 @@
 struct kvmkit_machine {
 	struct kvmkit_vm *vm;
 	struct kvmkit_uart *uart;
+	struct kvmkit_line *uart_line;
 	struct kvmkit_debug_exit *debug_exit;
 	struct kvmkit_report *report;
 	struct kvmkit_fwcfg *fwcfg;
 	struct kvmkit_testdev *testdev;
+	unsigned int nr_created; /* devices[] entries created, in order */
+};
+
+/*
+ * The machine's devices, created in this order and destroyed in the reverse
+ * one. Each entry creates its device (registering its bus ranges), connects
+ * its interrupt through a line handle from the irq API where it has one,
+ * and destroys both.
+ */
+struct machine_device {
+	const char *name;
+	int (*create)(struct kvmkit_machine *m, const struct kvmkit_machine_config *cfg);
+	void (*destroy)(struct kvmkit_machine *m);
+};
+
+static int uart_create(struct kvmkit_machine *m, const struct kvmkit_machine_config *cfg)
+{
+	struct kvmkit_irqchip *chip = kvmkit_vm_irqchip(m->vm);
+	int r = kvmkit_uart_create(m->vm, KVMKIT_UART_COM1, cfg->console_fd, &m->uart);
+
+	if (r || !chip)
+		return r;
+	r = kvmkit_line_open(chip, KVMKIT_UART_COM1_IRQ, &m->uart_line);
+	return r ? r : kvmkit_uart_connect_irq(m->uart, m->uart_line);
+}
+
+static void uart_destroy(struct kvmkit_machine *m)
+{
+	kvmkit_uart_destroy(m->uart);
+	kvmkit_line_close(m->uart_line);
+}
+
+static int debug_exit_create(struct kvmkit_machine *m, const struct kvmkit_machine_config *cfg)
+{
+	return kvmkit_debug_exit_create(m->vm, KVMKIT_DEBUG_EXIT_PORT, &m->debug_exit);
+}
+
+static void debug_exit_destroy(struct kvmkit_machine *m)
+{
+	kvmkit_debug_exit_destroy(m->debug_exit);
+}
+
+static int report_create(struct kvmkit_machine *m, const struct kvmkit_machine_config *cfg)
+{
+	return kvmkit_report_create(m->vm, KVMKIT_REPORT_PORT, &m->report);
+}
+
+static void report_destroy(struct kvmkit_machine *m)
+{
+	kvmkit_report_destroy(m->report);
+}
+
+static int fwcfg_create(struct kvmkit_machine *m, const struct kvmkit_machine_config *cfg)
+{
+	return kvmkit_fwcfg_create(m->vm, NULL, &m->fwcfg);
+}
+
+static void fwcfg_destroy(struct kvmkit_machine *m)
+{
+	kvmkit_fwcfg_destroy(m->fwcfg);
+}
+
+static int testdev_create(struct kvmkit_machine *m, const struct kvmkit_machine_config *cfg)
+{
+	return kvmkit_testdev_create(m->vm, &m->testdev);
+}
+
+static void testdev_destroy(struct kvmkit_machine *m)
+{
+	kvmkit_testdev_destroy(m->testdev);
+}
+
+static const struct machine_device devices[] = {
+	{ "uart16550", uart_create, uart_destroy },
+	{ "isa-debug-exit", debug_exit_create, debug_exit_destroy },
+	{ "report", report_create, report_destroy },
+	{ "fw_cfg", fwcfg_create, fwcfg_destroy },
+	{ "testdev", testdev_create, testdev_destroy },
 };
 
 extern const unsigned char kvmkit_demo_guest_elf[];
@@ -81,7 +160,8 @@ int kvmkit_machine_create(const struct kvmkit_machine_config *cfg, struct kvmkit
 	int r;
 
 	if (!cfg->kernel)
-		return kvmk_err_param("kvmkit_machine_create", "kernel", "no guest image", "(none)");
+		return kvmk_err_param("kvmkit_machine_create", "kernel", "no guest image",
+				      "(none)");
 	r = check_guest(cfg);
 	if (r)
 		return r;
@@ -106,26 +186,14 @@ int kvmkit_machine_create(const struct kvmkit_machine_config *cfg, struct kvmkit
 		if (r)
 			goto fail;
 	}
-	r = kvmkit_uart_create(m->vm, KVMKIT_UART_COM1, cfg->console_fd, &m->uart);
-	if (r)
-		goto fail;
-	if (cfg->irqchip) {
-		r = kvmkit_uart_connect_irq(m->uart, kvmkit_vm_irqchip(m->vm), KVMKIT_UART_COM1_IRQ);
-		if (r)
+	for (unsigned int i = 0; i < KVMKIT_ARRAY_SIZE(devices); i++) {
+		r = devices[i].create(m, cfg);
+		m->nr_created = i + 1; /* a half-created device is released too */
+		if (r) {
+			kvmk_debug("device %s: %s", devices[i].name, kvmkit_strerror());
 			goto fail;
+		}
 	}
-	r = kvmkit_debug_exit_create(m->vm, KVMKIT_DEBUG_EXIT_PORT, &m->debug_exit);
-	if (r)
-		goto fail;
-	r = kvmkit_report_create(m->vm, KVMKIT_REPORT_PORT, &m->report);
-	if (r)
-		goto fail;
-	r = kvmkit_fwcfg_create(m->vm, NULL, &m->fwcfg);
-	if (r)
-		goto fail;
-	r = kvmkit_testdev_create(m->vm, &m->testdev);
-	if (r)
-		goto fail;
 	r = boot_guest(m->vm, cfg);
 	if (r)
 		goto fail;
@@ -146,11 +214,8 @@ void kvmkit_machine_destroy(struct kvmkit_machine *m)
 	/* vCPUs must be stopped before the devices they call go away. */
 	if (m->vm && kvmkit_vm_state(m->vm) != KVMKIT_VM_CREATED)
 		kvmkit_vm_stop(m->vm);
-	kvmkit_testdev_destroy(m->testdev);
-	kvmkit_fwcfg_destroy(m->fwcfg);
-	kvmkit_report_destroy(m->report);
-	kvmkit_debug_exit_destroy(m->debug_exit);
-	kvmkit_uart_destroy(m->uart);
+	while (m->nr_created)
+		devices[--m->nr_created].destroy(m);
 	kvmkit_vm_destroy(m->vm);
 	free(m);
 	kvmk_err_restore(&saved);

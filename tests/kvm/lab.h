@@ -20,6 +20,37 @@ struct lab {
 	unsigned int vcpus;
 };
 
+/* A delivery status as one number the tests compare: CPUs that took it
+ * (> 0), 0 coalesced, -1 masked; a failed call fails the test. */
+static inline int irq_num(int r, const struct kvmkit_irq_status *st)
+{
+	assert_int_equal(r, 0);
+	return st->result == KVMKIT_IRQ_DELIVERED ? (int)st->cpus :
+	       st->result == KVMKIT_IRQ_COALESCED ? 0 :
+						    -1;
+}
+
+static inline int irq_pulse(struct kvmkit_irqchip *chip, uint32_t gsi)
+{
+	struct kvmkit_irq_status st;
+
+	return irq_num(kvmkit_irq_pulse(chip, gsi, &st), &st);
+}
+
+static inline int irq_assert(struct kvmkit_irqchip *chip, uint32_t gsi)
+{
+	struct kvmkit_irq_status st;
+
+	return irq_num(kvmkit_irq_line(chip, gsi, true, &st), &st);
+}
+
+static inline int msi_send(struct kvmkit_irqchip *chip, uint64_t addr, uint32_t data)
+{
+	struct kvmkit_irq_status st;
+
+	return irq_num(kvmkit_signal_msi(chip, addr, data, -1, &st), &st);
+}
+
 static inline volatile uint32_t *lab_u32(struct lab *l, uint64_t gpa)
 {
 	volatile uint32_t *p = kvmkit_vm_gpa_to_hva(l->vm, gpa, 4);

@@ -80,8 +80,9 @@ static void test_routing_and_allocator(void **state)
 	assert_int_equal(kvmkit_irq_route_msi(chip, 4, 0xfee00000, 0x41, -1), 0);
 	assert_int_equal(kvmkit_irq_routes_commit(chip), 0);
 	assert_int_equal(kvmkit_irq_route_count(chip, 4), 1);
-	/* And back to a pin (seed form). */
-	assert_int_equal(kvmkit_setup_irq_routing(chip, 4, KVMKIT_IRQCHIP_IOAPIC, 4), 0);
+	/* And back to a pin. */
+	assert_int_equal(kvmkit_irq_route_irqchip(chip, 4, KVMKIT_IRQCHIP_IOAPIC, 4), 0);
+	assert_int_equal(kvmkit_irq_routes_commit(chip), 0);
 	assert_int_equal(kvmkit_irq_route_count(chip, 4), 1);
 	/* Bad parameters. */
 	assert_int_equal(kvmkit_irq_route_irqchip(chip, 5, 3, 0), -EINVAL);
@@ -96,24 +97,39 @@ static void test_lines_and_msi(void **state)
 	struct kvmkit_vm *vm = new_vm(1);
 	struct kvmkit_irqchip *chip;
 	struct kvmkit_gsi_stats st;
-	int r;
+	struct kvmkit_irq_status ist = { KVMKIT_IRQ_DELIVERED, 7 };
+	struct kvmkit_line *line;
 
 	assert_int_equal(kvmkit_irqchip_create(vm, NULL, &chip), 0);
 	assert_int_equal(kvmkit_vm_create_vcpu(vm, 0, NULL), 0);
 	/* IOAPIC pins are masked at reset: the kernel says "not delivered". */
-	assert_int_equal(kvmkit_irq_line(chip, 20, true), KVMKIT_IRQ_MASKED);
-	assert_int_equal(kvmkit_irq_line(chip, 20, false), 0);
-	assert_int_equal(kvmkit_irq_pulse(chip, 21), KVMKIT_IRQ_MASKED);
+	assert_int_equal(kvmkit_irq_line(chip, 20, true, &ist), 0);
+	assert_int_equal(ist.result, KVMKIT_IRQ_MASKED);
+	assert_int_equal(ist.cpus, 0);
+	assert_int_equal(kvmkit_irq_line(chip, 20, false, &ist), 0);
+	assert_int_equal(ist.result, KVMKIT_IRQ_NONE);
+	ist.result = KVMKIT_IRQ_DELIVERED;
+	assert_int_equal(kvmkit_irq_pulse(chip, 21, &ist), 0);
+	assert_int_equal(ist.result, KVMKIT_IRQ_MASKED);
 	assert_int_equal(kvmkit_irq_gsi_stats(chip, 20, &st), 0);
 	assert_int_equal(st.asserts, 1);
 	assert_int_equal(st.masked, 1);
 	assert_int_equal(st.deliveries, 0);
-	assert_int_equal(kvmkit_set_irq_line(chip, 4, true), 0);
-	assert_int_equal(kvmkit_set_irq_line(chip, 4, false), 0);
+	/* A line handle only reaches the irqchip when its level changes. */
+	assert_int_equal(kvmkit_line_open(chip, 22, &line), 0);
+	assert_int_equal(kvmkit_line_gsi(line), 22);
+	assert_int_equal(kvmkit_line_set(line, true, &ist), 0);
+	assert_int_equal(ist.result, KVMKIT_IRQ_MASKED);
+	assert_int_equal(kvmkit_line_set(line, true, &ist), 0);
+	assert_int_equal(ist.result, KVMKIT_IRQ_NONE);
+	assert_int_equal(kvmkit_irq_gsi_stats(chip, 22, &st), 0);
+	assert_int_equal(st.asserts, 1);
+	kvmkit_line_close(line); /* lowers it */
+	assert_int_equal(kvmkit_line_open(chip, KVMKIT_MAX_GSI, &line), -EINVAL);
 	/* An MSI to a LAPIC that the guest has not enabled is not delivered,
 	 * but it is not an error either. */
-	r = kvmkit_signal_msi(chip, 0xfee00000, 0x40, -1);
-	assert_true(r >= 0);
+	assert_int_equal(kvmkit_signal_msi(chip, 0xfee00000, 0x40, -1, &ist), 0);
+	assert_true(ist.result == KVMKIT_IRQ_MASKED || ist.result == KVMKIT_IRQ_DELIVERED);
 	kvmkit_vm_destroy(vm);
 }
 
@@ -262,8 +278,13 @@ static void test_split_mode(void **state)
 	assert_true(kvmkit_bus_dispatch(kvmkit_vm_mmio_bus(vm), 0xfec00010, &ver, 4, false));
 	assert_int_equal(ver, 0x00170011);
 	assert_int_equal(kvmkit_vm_create_vcpu(vm, 0, NULL), 0);
-	assert_int_equal(kvmkit_irq_line(chip, 20, true), KVMKIT_IRQ_MASKED);
-	assert_int_equal(kvmkit_irq_line(chip, 20, false), 0);
+	{
+		struct kvmkit_irq_status ist;
+
+		assert_int_equal(kvmkit_irq_line(chip, 20, true, &ist), 0);
+		assert_int_equal(ist.result, KVMKIT_IRQ_MASKED);
+		assert_int_equal(kvmkit_irq_line(chip, 20, false, NULL), 0);
+	}
 	kvmkit_vm_destroy(vm);
 
 	/* Without cfg.pic (and cfg.pit): the IOAPIC alone, the ports free. */

@@ -10,7 +10,7 @@
 #include <cmocka.h>
 
 #include <kvmkit/kvmkit.h>
-#include "kvm/cpuid.h"
+#include "arch/x86/cpuid.h"
 
 static struct kvm_cpuid2 *table(void)
 {

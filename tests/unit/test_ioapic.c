@@ -12,7 +12,7 @@
 #include <cmocka.h>
 
 #include <kvmkit/irq.h>
-#include "irq/ioapic.h"
+#include "arch/x86/ioapic.h"
 
 #define MAXMSG 64
 #define KVMKIT_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -348,9 +348,9 @@ static void test_edge_masked_dropped(void **state)
 	struct kvmk_ioapic *io = mk(&r, false);
 
 	set_entry(io, 6, 0x36 | MASK);
-	assert_int_equal(kvmk_ioapic_set_level(io, 6, true), KVMKIT_IRQ_MASKED);
+	assert_int_equal(kvmk_ioapic_set_level(io, 6, true), KVMK_IRQ_MASKED);
 	assert_int_equal(kvmk_ioapic_set_level(io, 6, false), 0);
-	assert_int_equal(kvmk_ioapic_set_level(io, 6, true), KVMKIT_IRQ_MASKED);
+	assert_int_equal(kvmk_ioapic_set_level(io, 6, true), KVMK_IRQ_MASKED);
 	/* 82093AA: an edge on a masked pin is not held pending. */
 	set_entry(io, 6, 0x36);
 	assert_int_equal(r.n, 0);
@@ -402,7 +402,7 @@ static void test_level_masked_then_unmask(void **state)
 	struct kvmk_ioapic *io = mk(&r, false);
 
 	set_entry(io, 10, 0x50 | LEVEL | MASK);
-	assert_int_equal(kvmk_ioapic_set_level(io, 10, true), KVMKIT_IRQ_MASKED);
+	assert_int_equal(kvmk_ioapic_set_level(io, 10, true), KVMK_IRQ_MASKED);
 	assert_int_equal(r.n, 0);
 	assert_false(entry(io, 10) & RIRR);
 	reg_wr(io, 0x10 + 2 * 10, 0x50 | LEVEL);
@@ -447,7 +447,7 @@ static void test_polarity(void **state)
 	const uint64_t lo = KVMK_IOAPIC_POLARITY;
 
 	/* Active-low edge: a falling input is the active edge. */
-	assert_int_equal(kvmk_ioapic_set_level(io, 12, true), KVMKIT_IRQ_MASKED);
+	assert_int_equal(kvmk_ioapic_set_level(io, 12, true), KVMK_IRQ_MASKED);
 	set_entry(io, 12, 0x60 | lo);
 	assert_int_equal(r.n, 0);
 	assert_int_equal(kvmk_ioapic_set_level(io, 12, false), 1);
@@ -516,9 +516,9 @@ static void test_msi_encoding(void **state)
 	for (unsigned int dm = 3; dm <= 6; dm += 3) {
 		kvmk_ioapic_set_level(io, 8, false);
 		set_entry(io, 8, 0x70 | (uint64_t)dm << 8);
-		assert_int_equal(kvmk_ioapic_set_level(io, 8, true), KVMKIT_IRQ_MASKED);
+		assert_int_equal(kvmk_ioapic_set_level(io, 8, true), KVMK_IRQ_MASKED);
 		set_entry(io, 8, 0x70 | (uint64_t)dm << 8 | LEVEL);
-		assert_int_equal(kvmk_ioapic_set_level(io, 8, true), KVMKIT_IRQ_MASKED);
+		assert_int_equal(kvmk_ioapic_set_level(io, 8, true), KVMK_IRQ_MASKED);
 		assert_false(entry(io, 8) & RIRR);
 	}
 	assert_int_equal(r.n, 0);
@@ -653,7 +653,7 @@ static void test_snapshot_restore(void **state)
 	set_entry(io, 1, 0x0200000000000032ull | LEVEL);
 	set_entry(io, 2, 0x0300000000000033ull | LEVEL | MASK);
 	assert_int_equal(kvmk_ioapic_set_level(io, 1, true), 1);
-	assert_int_equal(kvmk_ioapic_set_level(io, 2, true), KVMKIT_IRQ_MASKED);
+	assert_int_equal(kvmk_ioapic_set_level(io, 2, true), KVMK_IRQ_MASKED);
 	wr(io, KVMK_IOAPIC_REGSEL, 0x13);
 	kvmk_ioapic_save(io, &s);
 	assert_int_equal(s.id, 0x09000000);

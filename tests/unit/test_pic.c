@@ -12,7 +12,7 @@
 #include <cmocka.h>
 
 #include <kvmkit/irq.h>
-#include "irq/pic.h"
+#include "arch/x86/pic.h"
 
 static unsigned int kicks;
 static uint16_t ended; /* IRQs reported as having left service */
@@ -127,9 +127,9 @@ static void test_priority_and_masking(void **state)
 
 	init_pair(p, 0x50, 0x58, 0xffff);
 	/* Masked: latched, reported as masked, delivered once unmasked. */
-	assert_int_equal(kvmk_pic_set_irq(p, 5, true), KVMKIT_IRQ_MASKED);
+	assert_int_equal(kvmk_pic_set_irq(p, 5, true), KVMK_IRQ_MASKED);
 	assert_false(kvmk_pic_output(p));
-	assert_int_equal(kvmk_pic_set_irq(p, 1, true), KVMKIT_IRQ_MASKED);
+	assert_int_equal(kvmk_pic_set_irq(p, 1, true), KVMK_IRQ_MASKED);
 	out(p, 0x21, 0x00);
 	assert_true(kvmk_pic_output(p));
 	/* IRQ 1 outranks IRQ 5. */
@@ -176,9 +176,9 @@ static void test_cascade(void **state)
 	/* The master masking the cascade masks every slave input. */
 	out(p, 0x21, 0xff);
 	kvmk_pic_set_irq(p, 8, false);
-	assert_int_equal(kvmk_pic_set_irq(p, 8, true), KVMKIT_IRQ_MASKED);
+	assert_int_equal(kvmk_pic_set_irq(p, 8, true), KVMK_IRQ_MASKED);
 	/* IRQ 2 itself is the cascade, not a device input. */
-	assert_int_equal(kvmk_pic_set_irq(p, 2, true), KVMKIT_IRQ_MASKED);
+	assert_int_equal(kvmk_pic_set_irq(p, 2, true), KVMK_IRQ_MASKED);
 	assert_int_equal(kvmk_pic_set_irq(p, 16, true), -EINVAL);
 	kvmk_pic_destroy(p);
 }

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "irq/pit.h"
+#include "arch/x86/pit.h"
 
 struct clk {
 	uint64_t ns;

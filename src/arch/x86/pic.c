@@ -10,7 +10,7 @@
 
 #define KVMK_LOG_MODULE "pic"
 #include "core/internal.h"
-#include "irq/pic.h"
+#include "arch/x86/pic.h"
 #include <kvmkit/irq.h>
 
 #define MASTER 0
@@ -158,7 +158,7 @@ int kvmk_pic_set_irq(struct kvmk_pic *pic, unsigned int irq, bool level)
 	if (irq == CASCADE_IRQ && cascaded(pic)) {
 		/* The master's IR2 is the slave's output, not a device pin. */
 		pthread_mutex_unlock(&pic->lock);
-		return level ? KVMKIT_IRQ_MASKED : 0;
+		return level ? KVMK_IRQ_MASKED : 0;
 	}
 	if (level_triggered(c, bit)) {
 		if (level)
@@ -170,7 +170,7 @@ int kvmk_pic_set_irq(struct kvmk_pic *pic, unsigned int irq, bool level)
 	}
 	c->last_level = level ? (c->last_level | bit) : (c->last_level & ~bit);
 	if (ret > 0 && ((c->imr & bit) || (irq >= 8 && (pic->c[MASTER].imr & (1u << CASCADE_IRQ)))))
-		ret = KVMKIT_IRQ_MASKED;
+		ret = KVMK_IRQ_MASKED;
 	update(pic);
 	pthread_mutex_unlock(&pic->lock);
 	return ret;

@@ -4,7 +4,7 @@
  * 0x20, slave at 0xa0 cascaded on the master's IR2) with the PIIX edge/level
  * control registers (ELCR, 0x4d0/0x4d1), for split-irqchip mode. A pure
  * model: its INTR output goes to the BSP's LAPIC LINT0 through the driver
- * (irqchip.c), which calls kvmk_pic_intack() for the INTA cycle and injects
+ * (split_legacy.c), which calls kvmk_pic_intack() for the INTA cycle and injects
  * the vector with KVM_INTERRUPT. Internal to kvmkit, not installed.
  *
  * Registers (Intel 8259A data sheet, "Programming the 8259A"):
@@ -41,7 +41,7 @@
  * low-to-high transition (and stays latched until acknowledged); a level
  * input is in IRR while high. Status (the kvmkit_irq_line() convention): 1
  * a new request, 0 coalesced (its IRR bit was already set) or a
- * de-assertion, KVMKIT_IRQ_MASKED if the IMR masks it (the request is still
+ * de-assertion, KVMK_IRQ_MASKED if the IMR masks it (the request is still
  * latched and is delivered once unmasked, as on the 8259A), -EINVAL for a
  * bad irq.
  *
@@ -63,6 +63,8 @@
 #include <stdint.h>
 
 #include <kvmkit/bus.h>
+
+#include "irq/irq_backend.h" /* KVMK_IRQ_MASKED */
 
 #define KVMK_PIC_MASTER_BASE 0x20
 #define KVMK_PIC_SLAVE_BASE 0xa0

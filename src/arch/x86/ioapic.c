@@ -14,7 +14,7 @@
 
 #define KVMK_LOG_MODULE "ioapic"
 #include "core/internal.h"
-#include "irq/ioapic.h"
+#include "arch/x86/ioapic.h"
 #include <kvmkit/irq.h>
 
 #define ID_MASK 0x0f000000u
@@ -108,7 +108,7 @@ static void notify_route(struct kvmk_ioapic *io, unsigned int pin)
 /*
  * Under the lock: queue a message for @pin, whose input condition (edge or
  * asserted level) the caller has established. Returns 1 if queued, else the
- * status: KVMKIT_IRQ_MASKED, or 0 for a level entry still in service.
+ * status: KVMK_IRQ_MASKED, or 0 for a level entry still in service.
  */
 static int try_fire(struct kvmk_ioapic *io, unsigned int pin, struct batch *b)
 {
@@ -116,7 +116,7 @@ static int try_fire(struct kvmk_ioapic *io, unsigned int pin, struct batch *b)
 	struct pending *p;
 
 	if ((e & KVMK_IOAPIC_MASKED) || dm_reserved(e))
-		return KVMKIT_IRQ_MASKED;
+		return KVMK_IRQ_MASKED;
 	if (e & KVMK_IOAPIC_TRIGGER) {
 		if (e & KVMK_IOAPIC_REMOTE_IRR)
 			return 0;
@@ -330,7 +330,7 @@ int kvmk_ioapic_set_level(struct kvmk_ioapic *io, unsigned int pin, bool level)
 	if (!now)
 		r = 0;
 	else if (io->redir[pin] & KVMK_IOAPIC_MASKED)
-		r = KVMKIT_IRQ_MASKED;
+		r = KVMK_IRQ_MASKED;
 	else if (!(io->redir[pin] & KVMK_IOAPIC_TRIGGER) && was)
 		r = 0; /* edge entry, no new edge */
 	else

@@ -3,7 +3,7 @@
  * Userspace 8254 programmable interval timer for split-irqchip mode, where
  * KVM has no PIT (api.rst 7.5: it "has to be enabled separately"). A pure
  * model: time comes from a clock callback, the timer it needs is asked for
- * through an arm callback, and the driver (irqchip.c) calls kvmk_pit_timer()
+ * through an arm callback, and the driver (split_legacy.c) calls kvmk_pit_timer()
  * when that deadline passes and pulses IRQ 0 if it says so. Internal to
  * kvmkit, not installed.
  *

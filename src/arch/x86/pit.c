@@ -12,7 +12,7 @@
 
 #define KVMK_LOG_MODULE "pit"
 #include "core/internal.h"
-#include "irq/pit.h"
+#include "arch/x86/pit.h"
 
 #define NS_PER_S 1000000000ull
 /* Refresh request toggle period of port B bit 4 (15.085 us on a PC). */

@@ -44,13 +44,13 @@
  *     undefined for edge entries; Linux clears a stuck remote IRR on version
  *     0x11 IOAPICs by toggling the entry to edge and back).
  *   - Reserved delivery modes (011, 110) are never delivered: status
- *     KVMKIT_IRQ_MASKED.
+ *     KVMK_IRQ_MASKED.
  *
  * Status returned by set_level (the kvmkit_irq_line() convention): > 0
  * delivered (the callback's value), 0 coalesced (no new edge, or a level
  * entry whose remote IRR is still set: the previous interrupt is in service,
  * which is what KVM's in-kernel IOAPIC reports too) or a de-assertion,
- * KVMKIT_IRQ_MASKED for a masked entry or a reserved delivery mode, the
+ * KVMK_IRQ_MASKED for a masked entry or a reserved delivery mode, the
  * callback's negative value on error, -EINVAL for a bad pin.
  *
  * EOI (kvmk_ioapic_eoi, from KVM_EXIT_IOAPIC_EOI): for every level entry
@@ -84,6 +84,8 @@
 #include <stdint.h>
 
 #include <kvmkit/bus.h>
+
+#include "irq/irq_backend.h" /* KVMK_IRQ_MASKED */
 
 #define KVMK_IOAPIC_PINS 24
 #define KVMK_IOAPIC_BASE 0xfec00000ull

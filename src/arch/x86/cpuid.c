@@ -16,7 +16,7 @@
 
 #define KVMK_LOG_MODULE "cpuid"
 #include "core/internal.h"
-#include "kvm/cpuid.h"
+#include "arch/x86/cpuid.h"
 #include <kvmkit/vcpu.h>
 
 #if defined(__x86_64__)

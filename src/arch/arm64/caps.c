@@ -1,0 +1,23 @@
+// SPDX-License-Identifier: MIT
+/* The arm64 capabilities `kvmkit caps` lists after the generic ones. */
+#include <linux/kvm.h>
+
+#include "core/internal.h"
+#include "kvm/arch.h"
+
+#define CAP(id, area, summary)                              \
+	{                                                   \
+		KVM_CAP_##id, "KVM_CAP_" #id, area, summary \
+	}
+
+static const struct kvmkit_cap_info caps[] = {
+	CAP(ARM_PSCI_0_2, "arm64", "PSCI 0.2 in the kernel"),
+	CAP(ARM_IRQ_LINE_LAYOUT_2, "arm64", "KVM_IRQ_LINE vcpu2_index for >256 vCPUs"),
+	CAP(ARM_PMU_V3, "arm64", "virtual PMUv3"),
+};
+
+const struct kvmkit_cap_info *kvmk_arch_caps(size_t *count)
+{
+	*count = KVMKIT_ARRAY_SIZE(caps);
+	return caps;
+}

@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: MIT
+/*
+ * x86 in-kernel irqchip back end: KVM's PIC pair, IOAPIC and LAPICs
+ * (KVM_CREATE_IRQCHIP) and optionally its PIT. kvmkit's table goes to KVM
+ * whole, lines are KVM_IRQ_LINE_STATUS, irqfds are KVM's own.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#define KVMK_LOG_MODULE "irq-kernel"
+#include "core/internal.h"
+#include "arch/x86/irqchip_x86.h"
+
+struct kernel_chip {
+	int vm_fd;
+	bool resample; /* KVM_CAP_IRQFD_RESAMPLE */
+	/* KVM_REINJECT_CONTROL waits for an SRCU grace period (13-17 ms) as
+	 * it unregisters the PIT's ack notifier: done on a thread of its own
+	 * so that it is off the path to the guest's first instruction. */
+	pthread_t reinject_thread;
+	bool reinject_started;
+	struct kvm_reinject_control reinject;
+};
+
+static void *reinject_thread(void *arg)
+{
+	struct kernel_chip *k = arg;
+
+	if (ioctl(k->vm_fd, KVM_REINJECT_CONTROL, &k->reinject) < 0)
+		kvmk_warn("KVM_REINJECT_CONTROL: %s", strerror(errno));
+	return NULL;
+}
+
+static int kernel_create(struct kvmkit_irqchip *chip, const struct kvmkit_irqchip_config *cfg)
+{
+	struct kernel_chip *k = calloc(1, sizeof(*k));
+
+	if (!k)
+		return kvmk_err_resource("create_irqchip", ENOMEM, NULL);
+	chip->priv = k;
+	k->vm_fd = kvmkit_vm_fd(chip->vm);
+	kvmk_x86_gsi_layout(chip);
+	if (ioctl(k->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+		return kvmk_err_ioctl("KVM_CREATE_IRQCHIP", errno, NULL);
+	k->resample = kvmkit_vm_check_cap(chip->vm, KVM_CAP_IRQFD_RESAMPLE) > 0;
+	if (cfg->pit) {
+		struct kvm_pit_config pc = { .flags = KVM_PIT_SPEAKER_DUMMY };
+
+		/* api.rst 4.71: the PIT only after the irqchip. */
+		if (ioctl(k->vm_fd, KVM_CREATE_PIT2, &pc) < 0)
+			return kvmk_err_ioctl("KVM_CREATE_PIT2", errno, NULL);
+		/* KVM creates the PIT in reinject mode; only leaving it costs. */
+		if (!cfg->pit_reinject &&
+		    kvmkit_vm_check_cap(chip->vm, KVM_CAP_REINJECT_CONTROL) > 0) {
+			k->reinject.pit_reinject = 0;
+			k->reinject_started =
+				pthread_create(&k->reinject_thread, NULL, reinject_thread, k) == 0;
+			if (!k->reinject_started)
+				reinject_thread(k);
+		}
+	}
+	return 0;
+}
+
+static void kernel_destroy(struct kvmkit_irqchip *chip)
+{
+	struct kernel_chip *k = chip->priv;
+
+	if (!k)
+		return;
+	if (k->reinject_started)
+		pthread_join(k->reinject_thread, NULL);
+	free(k);
+	chip->priv = NULL;
+}
+
+static void kernel_default_routes(struct kvmkit_irqchip *chip, struct kvm_irq_routing_entry *tab,
+				  unsigned int *n)
+{
+	kvmk_x86_default_routes(tab, n, true);
+}
+
+static int kernel_check_route(struct kvmkit_irqchip *chip, uint32_t irqchip, uint32_t pin)
+{
+	return kvmk_x86_check_route(irqchip, pin);
+}
+
+static int kernel_commit(struct kvmkit_irqchip *chip, const struct kvm_irq_routing_entry *tab,
+			 unsigned int n)
+{
+	struct kernel_chip *k = chip->priv;
+
+	return kvmk_x86_set_gsi_routing(k->vm_fd, tab, n, NULL, 0);
+}
+
+static int kernel_set_line(struct kvmkit_irqchip *chip, uint32_t gsi, bool level, bool *failed)
+{
+	struct kernel_chip *k = chip->priv;
+	struct kvm_irq_level il = { .irq = gsi, .level = level };
+
+	if (ioctl(k->vm_fd, KVM_IRQ_LINE_STATUS, &il) < 0) {
+		*failed = true;
+		return kvmk_err_ioctl("KVM_IRQ_LINE_STATUS", errno, "gsi %u level %d", gsi, level);
+	}
+	return il.status;
+}
+
+static int kernel_signal_msi(struct kvmkit_irqchip *chip, uint64_t address, uint32_t data,
+			     uint32_t flags, uint32_t devid, bool *failed)
+{
+	struct kernel_chip *k = chip->priv;
+	int r = kvmk_x86_send_msi(k->vm_fd, address, data, flags, devid);
+
+	if (r < 0) {
+		*failed = true;
+		return kvmk_err_ioctl("KVM_SIGNAL_MSI", -r, "address 0x%llx data 0x%x",
+				      (unsigned long long)address, data);
+	}
+	return r;
+}
+
+static int kernel_irqfd_bind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd, int resample_fd)
+{
+	struct kernel_chip *k = chip->priv;
+	struct kvm_irqfd irqfd = { .fd = (uint32_t)fd, .gsi = gsi };
+
+	if (resample_fd >= 0) {
+		if (!k->resample)
+			return kvmk_err_unsupported("kvmkit_irqfd_bind", ENOTSUP,
+						    "KVM_CAP_IRQFD_RESAMPLE");
+		irqfd.flags = KVM_IRQFD_FLAG_RESAMPLE;
+		irqfd.resamplefd = (uint32_t)resample_fd;
+	}
+	if (ioctl(k->vm_fd, KVM_IRQFD, &irqfd) < 0)
+		return kvmk_err_ioctl("KVM_IRQFD", errno, "gsi %u fd %d%s", gsi, fd,
+				      resample_fd >= 0 ? " (resample)" : "");
+	return 0;
+}
+
+static int kernel_irqfd_unbind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd)
+{
+	struct kernel_chip *k = chip->priv;
+
+	return kvmk_x86_irqfd_deassign(k->vm_fd, gsi, fd);
+}
+
+static unsigned int kernel_irqfds_in_kernel(struct kvmkit_irqchip *chip, uint32_t gsi)
+{
+	return chip->irqfds[gsi];
+}
+
+const struct kvmk_irqchip_ops kvmk_x86_kernel_irqchip = {
+	.name = "kernel",
+	.create = kernel_create,
+	.destroy = kernel_destroy,
+	.default_routes = kernel_default_routes,
+	.check_route = kernel_check_route,
+	.commit = kernel_commit,
+	.set_line = kernel_set_line,
+	.signal_msi = kernel_signal_msi,
+	.irqfd_bind = kernel_irqfd_bind,
+	.irqfd_unbind = kernel_irqfd_unbind,
+	.irqfds_in_kernel = kernel_irqfds_in_kernel,
+};

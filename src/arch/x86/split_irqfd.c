@@ -1,0 +1,272 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Split irqchip irqfds. KVM refuses resample irqfds in this mode and cannot
+ * see kvmkit's IOAPIC pins, so most irqfds are serviced by kvmkit's
+ * interrupt thread (epoll): a signal looks up the GSI's route when it
+ * arrives (re-routing works as in KVM) and pulses the pin, asserts it (level
+ * irqfd with a resamplefd) or sends the MSI. Edge irqfds on GSIs past the
+ * IOAPIC's whose route is one MSI are bound in the kernel instead, and move
+ * between the two sides when a commit changes what their GSI is.
+ */
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#define KVMK_LOG_MODULE "irq-split"
+#include "core/internal.h"
+#include "arch/x86/split.h"
+
+static bool readable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
+static void *irq_thread(void *arg)
+{
+	struct kvmk_split *s = arg;
+
+	for (;;) {
+		struct epoll_event ev[16];
+		int n = epoll_wait(s->epfd, ev, 16, -1);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			kvmk_error("interrupt thread: epoll_wait: %s", strerror(errno));
+			return NULL;
+		}
+		for (int i = 0; i < n; i++) {
+			uint32_t idx = ev[i].data.u32;
+			struct kvmk_user_irqfd u = { 0 };
+			uint64_t cnt;
+			bool got;
+
+			if (idx == KVMK_SPLIT_EV_WAKE)
+				return NULL; /* shutting down */
+			if (idx == KVMK_SPLIT_EV_PIT) {
+				kvmk_split_pit_expired(s);
+				continue;
+			}
+			if (idx >= KVMK_SPLIT_MAX_IRQFDS)
+				continue;
+			/* Read the fd under the lock, so that an unbind (after
+			 * which the owner may close it) cannot race with us. It
+			 * is polled first: the event may be stale (the irqfd
+			 * moved to the kernel, which took the count) and a
+			 * caller's eventfd may be blocking. */
+			pthread_mutex_lock(&s->chip->lock);
+			u = s->user_irqfds[idx];
+			got = u.used && readable(u.fd) &&
+			      read(u.fd, &cnt, sizeof(cnt)) == sizeof(cnt);
+			pthread_mutex_unlock(&s->chip->lock);
+			if (!got)
+				continue;
+			if (u.resample_fd >= 0) {
+				kvmk_split_set_gsi(s, u.gsi, true, u.resample_fd);
+			} else {
+				kvmk_split_set_gsi(s, u.gsi, true, -1);
+				kvmk_split_set_gsi(s, u.gsi, false, -1);
+			}
+		}
+	}
+}
+
+int kvmk_split_thread_setup(struct kvmk_split *s)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = KVMK_SPLIT_EV_WAKE };
+
+	s->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (s->epfd < 0)
+		return kvmk_err_sys("epoll_create1", errno, "split irqchip");
+	if (pipe2(s->wake, O_CLOEXEC) < 0)
+		return kvmk_err_sys("pipe2", errno, "split irqchip");
+	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->wake[0], &ev) < 0)
+		return kvmk_err_sys("epoll_ctl", errno, "split irqchip");
+	return 0;
+}
+
+int kvmk_split_thread_start(struct kvmk_split *s)
+{
+	int r = pthread_create(&s->thread, NULL, irq_thread, s);
+
+	if (r)
+		return kvmk_err_sys("pthread_create", r, "split irqchip interrupt thread");
+	s->thread_started = true;
+	return 0;
+}
+
+void kvmk_split_thread_stop(struct kvmk_split *s)
+{
+	ssize_t w;
+
+	if (!s->thread_started)
+		return;
+	w = write(s->wake[1], "x", 1);
+	(void)w;
+	pthread_join(s->thread, NULL);
+	s->thread_started = false;
+}
+
+/* The thread watches @fd (chip->lock held). */
+static int user_add(struct kvmk_split *s, uint32_t gsi, int fd, int resample_fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+
+	for (uint32_t i = 0; i < KVMK_SPLIT_MAX_IRQFDS; i++) {
+		struct kvmk_user_irqfd *u = &s->user_irqfds[i];
+
+		if (u->used)
+			continue;
+		ev.data.u32 = i;
+		if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+			return kvmk_err_sys("epoll_ctl", errno, "irqfd %d of gsi %u", fd, gsi);
+		*u = (struct kvmk_user_irqfd){
+			.used = true, .fd = fd, .resample_fd = resample_fd, .gsi = gsi
+		};
+		return 0;
+	}
+	return kvmk_err_resource("kvmkit_irqfd_bind", ENOSPC, "more than %d irqfds in split mode",
+				 KVMK_SPLIT_MAX_IRQFDS);
+}
+
+/* KVM injects @fd through @gsi's kernel route (chip->lock held). */
+static int kernel_add(struct kvmk_split *s, uint32_t gsi, int fd)
+{
+	struct kvm_irqfd irqfd = { .fd = (uint32_t)fd, .gsi = gsi };
+
+	for (uint32_t i = 0; i < KVMK_SPLIT_MAX_IRQFDS; i++) {
+		struct kvmk_kernel_irqfd *k = &s->kernel_irqfd[i];
+
+		if (k->used)
+			continue;
+		if (ioctl(s->vm_fd, KVM_IRQFD, &irqfd) < 0)
+			return kvmk_err_ioctl("KVM_IRQFD", errno, "gsi %u fd %d (split, MSI)", gsi,
+					      fd);
+		*k = (struct kvmk_kernel_irqfd){ .used = true, .fd = fd, .gsi = gsi };
+		return 0;
+	}
+	return kvmk_err_resource("kvmkit_irqfd_bind", ENOSPC,
+				 "more than %d kernel irqfds in split mode", KVMK_SPLIT_MAX_IRQFDS);
+}
+
+static int kernel_drop(struct kvmk_split *s, struct kvmk_kernel_irqfd *k)
+{
+	int r = kvmk_x86_irqfd_deassign(s->vm_fd, k->gsi, k->fd);
+
+	if (!r)
+		k->used = false;
+	return r;
+}
+
+static bool kernel_side(struct kvmk_split *s, const struct kvm_irq_routing_entry *tab,
+			unsigned int n, uint32_t gsi, int resample_fd)
+{
+	return resample_fd < 0 && gsi >= s->split_routes && kvmk_irq_only_msi(tab, n, gsi);
+}
+
+int kvmk_split_irqfd_bind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd, int resample_fd)
+{
+	struct kvmk_split *s = chip->priv;
+
+	if (kernel_side(s, chip->committed, chip->ncommitted, gsi, resample_fd))
+		return kernel_add(s, gsi, fd);
+	return user_add(s, gsi, fd, resample_fd);
+}
+
+int kvmk_split_irqfd_unbind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd)
+{
+	struct kvmk_split *s = chip->priv;
+	struct kvmk_user_irqfd u = { 0 };
+
+	pthread_mutex_lock(&chip->lock);
+	for (uint32_t i = 0; i < KVMK_SPLIT_MAX_IRQFDS; i++) {
+		struct kvmk_kernel_irqfd *k = &s->kernel_irqfd[i];
+		int r;
+
+		if (!k->used || k->fd != fd || k->gsi != gsi)
+			continue;
+		r = kernel_drop(s, k);
+		pthread_mutex_unlock(&chip->lock);
+		return r;
+	}
+	for (uint32_t i = 0; i < KVMK_SPLIT_MAX_IRQFDS; i++) {
+		struct kvmk_user_irqfd *e = &s->user_irqfds[i];
+
+		if (e->used && e->fd == fd && e->gsi == gsi) {
+			u = *e;
+			e->used = false;
+			epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&chip->lock);
+	if (!u.used)
+		return kvmk_err_param("kvmkit_irqfd_unbind", "fd", "not bound to this gsi",
+				      "%d (gsi %u)", fd, gsi);
+	/* As in KVM: deassigning a level irqfd de-asserts its line. */
+	if (u.resample_fd >= 0 && kvmk_split_clear_resample(s, u.resample_fd))
+		kvmk_split_set_gsi(s, gsi, false, -1);
+	return 0;
+}
+
+unsigned int kvmk_split_irqfds_in_kernel(struct kvmkit_irqchip *chip, uint32_t gsi)
+{
+	struct kvmk_split *s = chip->priv;
+	unsigned int n = 0;
+
+	for (unsigned int i = 0; i < KVMK_SPLIT_MAX_IRQFDS; i++)
+		n += s->kernel_irqfd[i].used && s->kernel_irqfd[i].gsi == gsi;
+	return n;
+}
+
+int kvmk_split_irqfds_before_commit(struct kvmk_split *s, const struct kvm_irq_routing_entry *tab,
+				    unsigned int n)
+{
+	/* Deassigned before the kernel route goes; a signal in between waits
+	 * in the eventfd and is seen by the thread. */
+	for (unsigned int i = 0; i < KVMK_SPLIT_MAX_IRQFDS; i++) {
+		struct kvmk_kernel_irqfd *k = &s->kernel_irqfd[i];
+		int r;
+
+		if (!k->used || kernel_side(s, tab, n, k->gsi, -1))
+			continue;
+		r = kernel_drop(s, k);
+		if (!r)
+			r = user_add(s, k->gsi, k->fd, -1);
+		if (r)
+			return r;
+		kvmk_debug("irqfd %d of gsi %u moved to the interrupt thread", k->fd, k->gsi);
+	}
+	return 0;
+}
+
+void kvmk_split_irqfds_after_commit(struct kvmk_split *s, const struct kvm_irq_routing_entry *tab,
+				    unsigned int n)
+{
+	/* Out of epoll first; KVM picks up a signal that came in between when
+	 * assigned. The table is in by now: a failure only leaves the irqfd
+	 * with the thread (delivered, just slower), it does not fail the
+	 * commit. */
+	for (unsigned int i = 0; i < KVMK_SPLIT_MAX_IRQFDS; i++) {
+		struct kvmk_user_irqfd *u = &s->user_irqfds[i];
+
+		if (!u->used || !kernel_side(s, tab, n, u->gsi, u->resample_fd))
+			continue;
+		epoll_ctl(s->epfd, EPOLL_CTL_DEL, u->fd, NULL);
+		u->used = false;
+		if (kernel_add(s, u->gsi, u->fd)) {
+			kvmk_warn("irqfd %d of gsi %u stays with the interrupt thread: %s", u->fd,
+				  u->gsi, kvmkit_strerror());
+			/* Its slot and epoll entry were just freed: this cannot fail. */
+			user_add(s, u->gsi, u->fd, -1);
+			continue;
+		}
+		kvmk_debug("irqfd %d of gsi %u moved to the kernel", u->fd, u->gsi);
+	}
+}

@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The contract between the generic interrupt layer (src/irq/) and its back
+ * ends (src/arch/<arch>/irqchip_*.c, and a fake one in the unit tests).
+ *
+ * The generic layer owns what every back end shares: the routing table
+ * (staged and committed copies), the GSI allocator, the count of irqfds
+ * bound per GSI (a route cannot go while one is bound), statistics, line
+ * and MSI handles. A back end owns the interrupt controller: it turns a
+ * committed table, a line level, an MSI or an irqfd into KVM calls or
+ * model state. The generic code never asks which back end it talks to.
+ *
+ * Locking: chip->lock protects the tables, the allocator and the irqfd
+ * counts. Ops marked (locked) are called with it held and must not call
+ * the generic API back; the others are called without it.
+ */
+#ifndef KVMKIT_IRQ_BACKEND_H
+#define KVMKIT_IRQ_BACKEND_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <linux/kvm.h>
+
+#include <kvmkit/irq.h>
+
+/* A back end's raw status for a line or an MSI: > 0 delivered to that many
+ * CPUs, 0 coalesced, any negative value not delivered (masked). Models use
+ * this value for "masked" to tell it from -errno in their own results. */
+#define KVMK_IRQ_MASKED (-1000)
+
+struct kvmk_irqchip_ops {
+	const char *name;
+	/* Sets up the controller (the generic part is ready, routes are not
+	 * yet: default_routes follows). On failure destroy is still called. */
+	int (*create)(struct kvmkit_irqchip *chip, const struct kvmkit_irqchip_config *cfg);
+	/* Releases everything create made; runs after the vCPUs stopped. */
+	void (*destroy)(struct kvmkit_irqchip *chip);
+	/* The table the controller starts with. */
+	void (*default_routes)(struct kvmkit_irqchip *chip, struct kvm_irq_routing_entry *tab,
+			       unsigned int *n);
+	/* Is (irqchip, pin) a valid irqchip route target? 0 or an error. */
+	int (*check_route)(struct kvmkit_irqchip *chip, uint32_t irqchip, uint32_t pin);
+	/* (locked) Makes @tab the controller's table. On error the previous
+	 * table must still be in force. */
+	int (*commit)(struct kvmkit_irqchip *chip, const struct kvm_irq_routing_entry *tab,
+		      unsigned int n);
+	/* Drives @gsi; returns the raw status (see KVMK_IRQ_MASKED) of an
+	 * assertion, 0 for a de-assertion, or -errno with the error recorded
+	 * (then *failed is set). */
+	int (*set_line)(struct kvmkit_irqchip *chip, uint32_t gsi, bool level, bool *failed);
+	/* One MSI; raw status or -errno (*failed set). */
+	int (*signal_msi)(struct kvmkit_irqchip *chip, uint64_t address, uint32_t data,
+			  uint32_t flags, uint32_t devid, bool *failed);
+	/* (locked) Binds @fd to @gsi, whose committed route exists. */
+	int (*irqfd_bind)(struct kvmkit_irqchip *chip, uint32_t gsi, int fd, int resample_fd);
+	/* Unbinds; -ENOENT (recorded) if @fd is not bound to @gsi. Takes
+	 * chip->lock itself where it needs it. */
+	int (*irqfd_unbind)(struct kvmkit_irqchip *chip, uint32_t gsi, int fd);
+	/* (locked) How many of @gsi's irqfds KVM injects itself. */
+	unsigned int (*irqfds_in_kernel)(struct kvmkit_irqchip *chip, uint32_t gsi);
+};
+
+struct kvmkit_irqchip {
+	const struct kvmk_irqchip_ops *ops;
+	void *priv; /* the back end's state */
+	struct kvmkit_vm *vm; /* NULL for a back end without KVM (tests) */
+	enum kvmkit_irqchip_mode mode;
+	unsigned int capacity; /* routes the controller accepts */
+	unsigned int pins; /* controller input pins */
+	/* GSI ranges: device lines [line_lo, line_hi), MSIs [msi_lo, capacity). */
+	uint32_t line_lo, line_hi, msi_lo;
+	bool has_msi_devid; /* KVM_CAP_MSI_DEVID, asked once */
+
+	pthread_mutex_t lock;
+	struct kvm_irq_routing_entry *staged;
+	unsigned int nstaged;
+	struct kvm_irq_routing_entry *committed;
+	unsigned int ncommitted;
+	uint8_t allocated[KVMKIT_MAX_GSI];
+	uint16_t irqfds[KVMKIT_MAX_GSI];
+	struct kvmkit_gsi_stats stats[KVMKIT_MAX_GSI];
+};
+
+/* Generic part of creation: allocates the chip, fills the fields above from
+ * the arguments, runs ops->create and installs the default routes. @vm may
+ * be NULL (a back end without KVM). */
+int kvmk_irqchip_new(struct kvmkit_vm *vm, const struct kvmk_irqchip_ops *ops,
+		     const struct kvmkit_irqchip_config *cfg, unsigned int capacity,
+		     struct kvmkit_irqchip **out);
+void kvmk_irqchip_free(struct kvmkit_irqchip *chip);
+
+/* Copies the committed entries of @gsi (at most @max); takes chip->lock. */
+unsigned int kvmk_irq_routes_of(struct kvmkit_irqchip *chip, uint32_t gsi,
+				struct kvm_irq_routing_entry *out, unsigned int max);
+/* The one MSI entry of @gsi in @tab, or NULL if @gsi has none or more. */
+const struct kvm_irq_routing_entry *kvmk_irq_only_msi(const struct kvm_irq_routing_entry *tab,
+						      unsigned int n, uint32_t gsi);
+/* Range check every GSI-taking call makes. */
+int kvmk_irq_check_gsi(const char *op, uint32_t gsi);
+
+/* The back end for @mode on this architecture, or NULL (src/arch/). */
+const struct kvmk_irqchip_ops *kvmk_arch_irqchip_ops(enum kvmkit_irqchip_mode mode);
+
+#endif

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What each architecture (src/arch/<arch>/vm.c and vcpu.c, the same file
+ * names in every arch directory) provides to the generic VM layer. The
+ * generic files of src/kvm/ hold no architecture branches: what differs
+ * (RAM layout, VM set-up ioctls, vCPU initial state, register dumps) is
+ * here. Arch code uses the public API and this header only. Internal.
+ */
+#ifndef KVMKIT_KVM_ARCH_H
+#define KVMKIT_KVM_ARCH_H
+
+#include <kvmkit/vm.h>
+#include <kvmkit/vcpu.h>
+#include <kvmkit/system.h>
+
+/* Per-architecture VM state, opaque to src/kvm/. */
+struct kvmk_arch_vm;
+
+/* The architecture this library was built for. */
+enum kvmkit_arch kvmk_arch_host(void);
+/* Validates the arch-specific parts of @cfg and allocates the arch state;
+ * before KVM_CREATE_VM. */
+int kvmk_arch_vm_prepare(const struct kvmkit_vm_config *cfg, struct kvmk_arch_vm **out);
+/* After KVM_CREATE_VM, before any vCPU: VM-wide set-up ioctls and the RAM
+ * layout (calls kvmkit_vm_add_memory). */
+int kvmk_arch_vm_init(struct kvmkit_vm *vm, struct kvmk_arch_vm *arch);
+void kvmk_arch_vm_free(struct kvmk_arch_vm *arch);
+/* At vCPU creation, after its fd and run area exist. */
+int kvmk_arch_vcpu_init(struct kvmkit_vcpu *vcpu, struct kvmk_arch_vm *arch);
+/* The capabilities that matter on this architecture (at most
+ * KVMK_ARCH_MAX_CAPS), appended to the generic table. */
+#define KVMK_ARCH_MAX_CAPS 32
+const struct kvmkit_cap_info *kvmk_arch_caps(size_t *count);
+
+/* The arch state of @vm (for the arch's public calls). */
+struct kvmk_arch_vm *kvmk_vm_arch(struct kvmkit_vm *vm);
+
+#endif
