@@ -4,6 +4,7 @@
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 
+# clang + libclang-rt-14-dev: the libFuzzer and ThreadSanitizer builds.
 pkgs="gcc make meson ninja-build pkg-config python3 libcmocka-dev libjson-c-dev
 clang libclang-rt-14-dev valgrind qemu-system-x86 busybox-static cpio"
 if [ -f "$here/tests/hosts/deps.txt" ]; then

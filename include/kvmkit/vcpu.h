@@ -40,7 +40,19 @@ const char *kvmkit_cpu_feature_name(unsigned int i);
 /* Writes a register dump (one line per group) into @buf. */
 int kvmkit_vcpu_dump(struct kvmkit_vcpu *vcpu, char *buf, size_t len);
 
-/* Per-vCPU exit counters (updated by the vCPU thread). */
+/*
+ * Per-vCPU exit counters. The thread running the vCPU (its own thread, or the
+ * caller of kvmkit_vcpu_run_once()) is the only writer; each counter is a
+ * relaxed atomic, so kvmkit_vcpu_get_stats() may be called from any thread
+ * at any time without a data race and without slowing the exit path.
+ *
+ * What a reader sees: every counter whole (never torn) and never going
+ * backwards from one call to the next, but not one snapshot of all of them:
+ * while the vCPU runs, counters are read one after another, so e.g. `runs`
+ * may already count a KVM_RUN whose exit is not yet counted. Once the VM is
+ * paused or stopped (or from an exit handler on the vCPU's own thread) the
+ * values are exact and consistent.
+ */
 struct kvmkit_vcpu_stats {
 	uint64_t runs;	/* KVM_RUN calls */
 	uint64_t exits_io;
@@ -52,6 +64,7 @@ struct kvmkit_vcpu_stats {
 			   * (only with kvmkit_vm_config.exit_timing) */
 };
 
+/* Thread-safe; see above for what the values mean while the vCPU runs. */
 void kvmkit_vcpu_get_stats(struct kvmkit_vcpu *vcpu, struct kvmkit_vcpu_stats *out);
 
 /* Exit handlers by exit reason (registered on the VM, for every vCPU), run
@@ -71,7 +84,8 @@ int kvmkit_vm_add_pre_run_hook(struct kvmkit_vm *vm, int vcpu_id, kvmkit_pre_run
 			       void *opaque);
 
 /* A hook for exits nothing else handles. Return 0 to re-enter the
- * guest, or a negative value to stop the VM as UNHANDLED_EXIT. */
+ * guest, or a negative value to stop the VM as UNHANDLED_EXIT. Set it before
+ * the VM starts: the vCPU thread reads it without a lock. */
 typedef int (*kvmkit_exit_hook)(struct kvmkit_vcpu *vcpu, struct kvm_run *run, void *opaque);
 void kvmkit_vcpu_set_exit_hook(struct kvmkit_vcpu *vcpu, kvmkit_exit_hook hook, void *opaque);
 

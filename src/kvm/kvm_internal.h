@@ -53,14 +53,24 @@ struct kvmkit_vcpu {
 	struct kvm_run *run;
 	size_t run_size;
 	pthread_t thread;
+	/* Under vm->lock. thread_started: from a successful pthread_create
+	 * until join_all has joined it. thread_exited: set by the thread
+	 * itself, in its last critical section, so that a kick (which holds
+	 * the lock) never signals a thread that has left its loop, let alone
+	 * one already joined. */
 	bool thread_started;
-	bool parked; /* in the park loop (paused or halted) */
-	bool halted; /* HLT with no way to be woken (no in-kernel irqchip) */
+	bool thread_exited;
+	bool parked; /* in the park loop (paused or halted), under vm->lock */
+	/* HLT with no way to be woken (no in-kernel irqchip). Only the vCPU's
+	 * own thread touches it; written under vm->lock for nr_halted. */
+	bool halted;
 	kvmkit_exit_hook exit_hook;
 	void *exit_hook_opaque;
 	/* This vCPU's pre-run hooks, copied from the VM's (hot path). */
 	unsigned int nr_pre_run;
 	struct kvmk_pre_run pre_run[KVMK_MAX_PRE_RUN];
+	/* Written only by the thread running the vCPU, with relaxed atomic
+	 * load + store (no RMW); read with relaxed loads (vcpu.h). */
 	struct kvmkit_vcpu_stats stats;
 	uint64_t last_return_ns;
 };
@@ -92,7 +102,8 @@ struct kvmkit_vm {
 	struct kvmkit_vcpu **vcpus; /* cfg.vcpus entries, NULL until created */
 	unsigned int nr_created;
 
-	/* Lifecycle: everything below is protected by lock. */
+	/* Lifecycle: everything below is protected by lock. pause_req and
+	 * stop_req are also read lock-free (seq_cst) by the vCPU loop. */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	enum kvmkit_vm_state state;
@@ -101,9 +112,17 @@ struct kvmkit_vm {
 	bool joined;
 	unsigned int nr_parked;
 	unsigned int nr_halted;
-	unsigned int nr_exited;
 	struct kvmkit_stop_info stop;
 };
+
+/* Adds @n to a vCPU counter. The thread running the vCPU is its only writer,
+ * so a relaxed load and store suffice (plain moves on x86, no locked RMW on
+ * the exit path), and kvmkit_vcpu_get_stats() on another thread never reads
+ * a torn or racy value. */
+static inline void kvmk_stat_add(uint64_t *counter, uint64_t n)
+{
+	__atomic_store_n(counter, __atomic_load_n(counter, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
 
 /* Picks the lowest free slot for [gpa, gpa + size) among @n regions, of which
  * the first @max_slots are usable; -EINVAL on overlap, -ENOSPC when full. */
@@ -117,7 +136,8 @@ void kvmk_vcpu_take_hooks(struct kvmkit_vcpu *v);
 void kvmk_vm_run_teardown(struct kvmkit_vm *vm);
 const char *kvmk_kvm_path(const char *path);
 int kvmk_check_extension(int fd, long cap);
-/* Kicks every vCPU out of KVM_RUN (lock held). */
+/* Kicks every vCPU whose thread is still in its loop out of KVM_RUN
+ * (vm->lock held). */
 void kvmk_vm_kick_all(struct kvmkit_vm *vm);
 void *kvmk_vcpu_thread(void *arg);
 void kvmk_vcpu_free(struct kvmkit_vcpu *vcpu);

@@ -102,10 +102,21 @@ void kvmkit_vcpu_set_exit_hook(struct kvmkit_vcpu *vcpu, kvmkit_exit_hook hook, 
 	vcpu->exit_hook_opaque = opaque;
 }
 
+/* Each counter is loaded on its own (relaxed), pairing with kvmk_stat_add():
+ * never torn, but not one snapshot across counters (see vcpu.h). */
+#define STAT_GET(v, field) __atomic_load_n(&(v)->stats.field, __ATOMIC_RELAXED)
+
 void kvmkit_vcpu_get_stats(struct kvmkit_vcpu *vcpu, struct kvmkit_vcpu_stats *out)
 {
-	/* Counters are written only by the vCPU thread; relaxed reads suffice. */
-	memcpy(out, &vcpu->stats, sizeof(*out));
+	*out = (struct kvmkit_vcpu_stats){
+		.runs = STAT_GET(vcpu, runs),
+		.exits_io = STAT_GET(vcpu, exits_io),
+		.exits_mmio = STAT_GET(vcpu, exits_mmio),
+		.exits_hlt = STAT_GET(vcpu, exits_hlt),
+		.exits_intr = STAT_GET(vcpu, exits_intr),
+		.exits_other = STAT_GET(vcpu, exits_other),
+		.user_ns = STAT_GET(vcpu, user_ns),
+	};
 }
 
 /* ---- exit handling ------------------------------------------------------ */
@@ -179,23 +190,23 @@ int kvmk_vcpu_handle_exit(struct kvmkit_vcpu *v)
 
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
-		v->stats.exits_io++;
+		kvmk_stat_add(&v->stats.exits_io, 1);
 		if (handle_io(v) == 0)
 			return 0;
 		stop_with_dump(v, KVMKIT_STOP_INTERNAL_ERROR, "malformed KVM_EXIT_IO");
 		return -EIO;
 	case KVM_EXIT_MMIO:
-		v->stats.exits_mmio++;
+		kvmk_stat_add(&v->stats.exits_mmio, 1);
 		if (handle_mmio(v) == 0)
 			return 0;
 		stop_with_dump(v, KVMKIT_STOP_INTERNAL_ERROR, "malformed KVM_EXIT_MMIO");
 		return -EIO;
 	case KVM_EXIT_HLT:
-		v->stats.exits_hlt++;
+		kvmk_stat_add(&v->stats.exits_hlt, 1);
 		vcpu_halt(v);
 		return 0;
 	case KVM_EXIT_INTR:
-		v->stats.exits_intr++;
+		kvmk_stat_add(&v->stats.exits_intr, 1);
 		return 0;
 	case KVM_EXIT_SHUTDOWN:
 		stop_with_dump(v, KVMKIT_STOP_SHUTDOWN, "KVM_EXIT_SHUTDOWN (triple fault)");
@@ -214,7 +225,7 @@ int kvmk_vcpu_handle_exit(struct kvmkit_vcpu *v)
 		stop_with_dump(v, KVMKIT_STOP_INTERNAL_ERROR, what);
 		return -EIO;
 	default:
-		v->stats.exits_other++;
+		kvmk_stat_add(&v->stats.exits_other, 1);
 		h = kvmk_vm_exit_handler(v->vm, run->exit_reason);
 		if (h && h->fn(v, run, h->opaque) == 0)
 			return 0;
@@ -234,8 +245,8 @@ static int run_one(struct kvmkit_vcpu *v)
 	int r;
 
 	if (timing && v->last_return_ns)
-		v->stats.user_ns += kvmk_now_ns() - v->last_return_ns;
-	v->stats.runs++;
+		kvmk_stat_add(&v->stats.user_ns, kvmk_now_ns() - v->last_return_ns);
+	kvmk_stat_add(&v->stats.runs, 1);
 	for (unsigned int i = 0; i < v->nr_pre_run; i++)
 		v->pre_run[i].fn(v, v->run, v->pre_run[i].opaque);
 	r = ioctl(v->fd, KVM_RUN, 0);
@@ -243,7 +254,7 @@ static int run_one(struct kvmkit_vcpu *v)
 		v->last_return_ns = kvmk_now_ns();
 	if (r < 0) {
 		if (errno == EINTR || errno == EAGAIN) {
-			v->stats.exits_intr++;
+			kvmk_stat_add(&v->stats.exits_intr, 1);
 			return -EINTR;
 		}
 		return kvmk_err_ioctl("KVM_RUN", errno, "vcpu %u", v->id);
@@ -254,10 +265,15 @@ static int run_one(struct kvmkit_vcpu *v)
 
 int kvmkit_vcpu_run_once(struct kvmkit_vcpu *vcpu)
 {
-	enum kvmkit_vm_state st = kvmkit_vm_state(vcpu->vm);
+	enum kvmkit_vm_state st;
+	bool threaded;
 	int r;
 
-	if (vcpu->thread_started || st == KVMKIT_VM_RUNNING)
+	pthread_mutex_lock(&vcpu->vm->lock);
+	st = vcpu->vm->state;
+	threaded = vcpu->thread_started;
+	pthread_mutex_unlock(&vcpu->vm->lock);
+	if (threaded || st == KVMKIT_VM_RUNNING)
 		return kvmk_err_state("vm", kvmkit_vm_state_name(st), "not running threads",
 				      "run_once");
 	do {
@@ -308,7 +324,8 @@ void *kvmk_vcpu_thread(void *arg)
 			}
 			stop = vm->stop_req;
 			if (stop) {
-				vm->nr_exited++;
+				/* From here on no kick targets this thread. */
+				v->thread_exited = true;
 				pthread_cond_broadcast(&vm->cond);
 			}
 			pthread_mutex_unlock(&vm->lock);

@@ -206,8 +206,9 @@ void kvmkit_vm_destroy(struct kvmkit_vm *vm)
 	kvmk_err_save(&saved);
 	pthread_mutex_lock(&vm->lock);
 	bool running = vm->state == KVMKIT_VM_RUNNING || vm->state == KVMKIT_VM_PAUSED;
+	bool joined = vm->joined;
 	pthread_mutex_unlock(&vm->lock);
-	if (running || !vm->joined)
+	if (running || !joined)
 		kvmkit_vm_stop(vm);
 
 	/* Components first (the irqchip: a back end's thread may still kick
@@ -309,10 +310,12 @@ int kvmkit_vm_check_transition(enum kvmkit_vm_state from, const char *op, enum k
 			      "%s", op);
 }
 
-/* Kicks one vCPU out of KVM_RUN (vm->lock held). */
+/* Kicks one vCPU out of KVM_RUN (vm->lock held). A thread sets
+ * thread_exited under the lock before it returns, so one that has not set it
+ * is alive and not yet joined while we hold the lock: pthread_kill is safe. */
 static void kick(struct kvmkit_vm *vm, struct kvmkit_vcpu *v)
 {
-	if (!v || !v->thread_started)
+	if (!v || !v->thread_started || v->thread_exited)
 		return;
 	/* immediate_exit covers a vCPU about to enter KVM_RUN; the signal
 	 * covers one already inside it. */
@@ -336,9 +339,7 @@ void kvmkit_vm_kick_vcpu(struct kvmkit_vm *vm, unsigned int id)
 	if (id >= vm->cfg.vcpus)
 		return;
 	pthread_mutex_lock(&vm->lock);
-	/* Once joining has begun the thread may be gone: no signal then. */
-	if (!vm->joined)
-		kick(vm, vm->vcpus[id]);
+	kick(vm, vm->vcpus[id]);
 	pthread_mutex_unlock(&vm->lock);
 }
 
@@ -351,6 +352,12 @@ int kvmkit_vm_start(struct kvmkit_vm *vm)
 	r = kvmkit_vm_check_transition(vm->state, "start", &to);
 	if (r)
 		goto out;
+	/* A stop() of the created VM already ran join_all: threads started
+	 * now would never be joined. */
+	if (vm->joined) {
+		r = kvmk_err_state("vm", "stopped before start", "created", "start");
+		goto out;
+	}
 	if (vm->nr_created != vm->cfg.vcpus) {
 		r = kvmk_err_state("vm", "missing vCPUs", "all configured vCPUs created", "start");
 		goto out;
@@ -378,14 +385,15 @@ out:
 	return r;
 }
 
+/* vCPU threads still in their loop (vm->lock held). */
 static unsigned int live_threads(struct kvmkit_vm *vm)
 {
 	unsigned int n = 0;
 
 	for (unsigned int i = 0; i < vm->cfg.vcpus; i++)
-		if (vm->vcpus[i] && vm->vcpus[i]->thread_started)
+		if (vm->vcpus[i] && vm->vcpus[i]->thread_started && !vm->vcpus[i]->thread_exited)
 			n++;
-	return n - vm->nr_exited;
+	return n;
 }
 
 int kvmkit_vm_pause(struct kvmkit_vm *vm)
@@ -458,13 +466,24 @@ static void join_all(struct kvmkit_vm *vm)
 	vm->joined = true;
 	pthread_mutex_unlock(&vm->lock);
 
+	/* Other threads (a vCPU still handling its exit, the irqchip thread)
+	 * may kick meanwhile: thread_started is only read and written under
+	 * the lock, and kick() skips threads that have left their loop. */
 	for (unsigned int i = 0; i < vm->cfg.vcpus; i++) {
 		struct kvmkit_vcpu *v = vm->vcpus[i];
+		bool started;
 
-		if (v && v->thread_started) {
-			pthread_join(v->thread, NULL);
-			v->thread_started = false;
-		}
+		if (!v)
+			continue;
+		pthread_mutex_lock(&vm->lock);
+		started = v->thread_started;
+		pthread_mutex_unlock(&vm->lock);
+		if (!started)
+			continue;
+		pthread_join(v->thread, NULL);
+		pthread_mutex_lock(&vm->lock);
+		v->thread_started = false;
+		pthread_mutex_unlock(&vm->lock);
 	}
 	pthread_mutex_lock(&vm->lock);
 	if (vm->stop.reason == KVMKIT_STOP_UNHANDLED_EXIT ||
@@ -545,7 +564,10 @@ int kvmkit_vm_wait(struct kvmkit_vm *vm, int timeout_ms, struct kvmkit_stop_info
 	}
 	pthread_mutex_unlock(&vm->lock);
 	join_all(vm);
-	if (info)
+	if (info) {
+		pthread_mutex_lock(&vm->lock);
 		*info = vm->stop;
+		pthread_mutex_unlock(&vm->lock);
+	}
 	return 0;
 }

@@ -158,6 +158,21 @@ static void test_no_fd_leak(void **state)
 	assert_int_equal(count_fds(), before);
 }
 
+/* A stop of a VM that never started joins nothing and marks it joined: a
+ * start after it would run threads nobody joins (destroy would free the vCPUs
+ * under them), so it is refused. */
+static void test_stop_before_start(void **state)
+{
+	struct kvmkit_vm *vm = new_vm(1, 16 << 20);
+
+	assert_int_equal(kvmkit_vm_create_vcpu(vm, 0, NULL), 0);
+	assert_int_equal(kvmkit_vm_stop(vm), -EBUSY);
+	assert_int_equal(kvmkit_vm_start(vm), -EBUSY);
+	assert_int_equal(kvmkit_last_error()->kind, KVMKIT_ERR_STATE);
+	assert_int_equal(kvmkit_vm_state(vm), KVMKIT_VM_CREATED);
+	kvmkit_vm_destroy(vm);
+}
+
 static void test_run_once_unclaimed_hlt(void **state)
 {
 	/* A vCPU with no guest set-up runs real-mode zeros at 0xfff0: KVM's
@@ -168,9 +183,9 @@ static void test_run_once_unclaimed_hlt(void **state)
 	struct kvm_sregs s;
 	struct kvm_regs r;
 	const uint8_t code[] = { 0xba, 0x00, 0x07, /* mov dx, 0x700 */
-				 0xb0, 0x5a,	   /* mov al, 0x5a */
-				 0xee,		   /* out dx, al */
-				 0xf4 };	   /* hlt */
+				 0xb0, 0x5a, /* mov al, 0x5a */
+				 0xee, /* out dx, al */
+				 0xf4 }; /* hlt */
 	struct kvmkit_vcpu_stats st;
 
 	assert_int_equal(kvmkit_vm_create_vcpu(vm, 0, &v), 0);
@@ -195,9 +210,13 @@ static void test_run_once_unclaimed_hlt(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_system),		cmocka_unit_test(test_vcpu_ids),
-		cmocka_unit_test(test_too_many_vcpus),	cmocka_unit_test(test_memory),
-		cmocka_unit_test(test_no_fd_leak),	cmocka_unit_test(test_run_once_unclaimed_hlt),
+		cmocka_unit_test(test_system),
+		cmocka_unit_test(test_vcpu_ids),
+		cmocka_unit_test(test_too_many_vcpus),
+		cmocka_unit_test(test_memory),
+		cmocka_unit_test(test_no_fd_leak),
+		cmocka_unit_test(test_run_once_unclaimed_hlt),
+		cmocka_unit_test(test_stop_before_start),
 	};
 	const struct CMUnitTest large[] = {
 		cmocka_unit_test(test_large_ram_split),

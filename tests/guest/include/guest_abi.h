@@ -93,6 +93,10 @@
  * once every vCPU has reported. */
 #define GUEST_SMP_ID_BASE 0x1000
 
+/* smp_exit: like smp_id, then every vCPU powers off at once with this
+ * status (the first write the host handles wins). */
+#define GUEST_SMP_EXIT_STATUS(id) (0x40 + (id))
+
 /* demo: vCPU 0 prints a banner starting with this, powers off with 0. */
 #define GUEST_DEMO_BANNER "kvmkit demo guest: hello from vCPU"
 
