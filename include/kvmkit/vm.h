@@ -171,6 +171,13 @@ typedef void (*kvmkit_teardown_fn)(void *opaque);
  * before vCPUs, memory and buses are freed, in reverse registration order. */
 int kvmkit_vm_add_teardown(struct kvmkit_vm *vm, kvmkit_teardown_fn fn, void *opaque);
 
+/* Returns once no vCPU (other than the caller's own) is still inside an
+ * exit handler it entered before the call: every running vCPU is kicked
+ * and has re-entered KVM_RUN, parked or stopped. kvmkit_bus_unregister() on
+ * the VM's buses does this, so a device may be freed as soon as its ranges
+ * are unregistered, even while the VM runs. Any thread. */
+int kvmkit_vm_quiesce(struct kvmkit_vm *vm);
+
 /* Kicks vCPU @id out of KVM_RUN (no-op if its thread is not running); any
  * thread. Its pre-run hooks then run before it re-enters the guest. */
 void kvmkit_vm_kick_vcpu(struct kvmkit_vm *vm, unsigned int id);

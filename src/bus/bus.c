@@ -15,6 +15,7 @@
 #define KVMK_LOG_MODULE "bus"
 #include "core/internal.h"
 #include <kvmkit/bus.h>
+#include "bus/bus_internal.h"
 
 struct range {
 	uint64_t base;
@@ -36,7 +37,17 @@ struct kvmkit_bus {
 	struct table *retired;
 	pthread_mutex_t lock; /* serialises writers */
 	uint64_t unclaimed;
+	/* The owner's grace period (a VM: no vCPU still inside a handler it
+	 * entered through the old table), run after an unregister. */
+	void (*sync)(void *opaque);
+	void *sync_opaque;
 };
+
+void kvmk_bus_set_sync(struct kvmkit_bus *bus, void (*fn)(void *opaque), void *opaque)
+{
+	bus->sync = fn;
+	bus->sync_opaque = opaque;
+}
 
 static const char *bus_name(const struct kvmkit_bus *bus)
 {
@@ -104,9 +115,8 @@ int kvmkit_bus_register(struct kvmkit_bus *bus, uint64_t base, uint64_t len, con
 	if (len == 0)
 		return kvmk_err_param(op, "len", "must be non-zero", "0");
 	if (base + len - 1 < base)
-		return kvmk_err_param(op, "len", "range wraps the address space",
-				      "0x%llx+0x%llx", (unsigned long long)base,
-				      (unsigned long long)len);
+		return kvmk_err_param(op, "len", "range wraps the address space", "0x%llx+0x%llx",
+				      (unsigned long long)base, (unsigned long long)len);
 	if (bus->kind == KVMKIT_BUS_PIO && base + len > 0x10000)
 		return kvmk_err_param(op, "base", "port range beyond 0xffff", "0x%llx+0x%llx",
 				      (unsigned long long)base, (unsigned long long)len);
@@ -174,6 +184,10 @@ int kvmkit_bus_unregister(struct kvmkit_bus *bus, uint64_t base)
 	memcpy(nt->r + i, t->r + i + 1, (t->n - i - 1) * sizeof(struct range));
 	publish(bus, nt);
 	pthread_mutex_unlock(&bus->lock);
+	/* Once this returns, the device's handlers are not running on any
+	 * vCPU (but the caller's own), so its owner may free it. */
+	if (bus->sync)
+		bus->sync(bus->sync_opaque);
 	return 0;
 }
 
@@ -204,7 +218,8 @@ bool kvmkit_bus_dispatch(struct kvmkit_bus *bus, uint64_t addr, void *data, unsi
 
 	/* An access must fit inside the range: a guest straddling two devices
 	 * or the end of one gets nothing. */
-	if (!e || size == 0 || size > 8 || size > e->len || (off = addr - e->base) > e->len - size) {
+	if (!e || size == 0 || size > 8 || size > e->len ||
+	    (off = addr - e->base) > e->len - size) {
 		__atomic_add_fetch(&bus->unclaimed, 1, __ATOMIC_RELAXED);
 		if (!is_write)
 			memset(data, 0xff, size > 8 ? 8 : size);

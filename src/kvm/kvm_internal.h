@@ -140,6 +140,8 @@ int kvmk_check_extension(int fd, long cap);
  * (vm->lock held). */
 void kvmk_vm_kick_all(struct kvmkit_vm *vm);
 void *kvmk_vcpu_thread(void *arg);
+/* The vCPU the calling thread runs, or NULL. */
+struct kvmkit_vcpu *kvmk_vcpu_self(void);
 void kvmk_vcpu_free(struct kvmkit_vcpu *vcpu);
 int kvmk_vcpu_handle_exit(struct kvmkit_vcpu *vcpu);
 

@@ -283,12 +283,21 @@ int kvmkit_vcpu_run_once(struct kvmkit_vcpu *vcpu)
 	return r;
 }
 
+/* The vCPU whose thread this is (NULL on other threads). */
+static __thread struct kvmkit_vcpu *self_vcpu;
+
+struct kvmkit_vcpu *kvmk_vcpu_self(void)
+{
+	return self_vcpu;
+}
+
 void *kvmk_vcpu_thread(void *arg)
 {
 	struct kvmkit_vcpu *v = arg;
 	struct kvmkit_vm *vm = v->vm;
 	sigset_t set;
 
+	self_vcpu = v;
 	/* The kick signal must be deliverable on this thread. */
 	sigemptyset(&set);
 	sigaddset(&set, vm->cfg.pause_signal);

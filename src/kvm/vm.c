@@ -7,11 +7,13 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #define KVMK_LOG_MODULE "vm"
 #include "core/internal.h"
 #include "kvm/kvm_internal.h"
+#include "bus/bus_internal.h"
 
 static const char *const state_names[] = {
 	[KVMKIT_VM_CREATED] = "created", [KVMKIT_VM_RUNNING] = "running",
@@ -117,6 +119,70 @@ static int validate_config(const struct kvmkit_vm_config *cfg)
 	return 0;
 }
 
+/*
+ * A grace period for exit handlers: kick every vCPU that may be inside one
+ * (its thread runs, is not parked, and is not the caller), then wait until
+ * each has re-entered KVM_RUN (its run counter moved), parked or left its
+ * loop. Rare (device removal), so it polls.
+ */
+int kvmkit_vm_quiesce(struct kvmkit_vm *vm)
+{
+	struct kvmkit_vcpu *self = kvmk_vcpu_self();
+	unsigned int n = vm->cfg.vcpus, pending = 0;
+	uint64_t *snap = calloc(n ? n : 1, sizeof(*snap));
+	bool *wait = calloc(n ? n : 1, sizeof(*wait));
+
+	if (!snap || !wait) {
+		free(snap);
+		free(wait);
+		return kvmk_err_resource("kvmkit_vm_quiesce", ENOMEM, NULL);
+	}
+	pthread_mutex_lock(&vm->lock);
+	for (unsigned int i = 0; i < n; i++) {
+		struct kvmkit_vcpu *v = vm->vcpus[i];
+
+		wait[i] = v && v != self && v->thread_started && !v->thread_exited && !v->parked;
+		if (wait[i]) {
+			snap[i] = __atomic_load_n(&v->stats.runs, __ATOMIC_ACQUIRE);
+			pending++;
+		}
+	}
+	if (pending)
+		kvmk_vm_kick_all(vm);
+	while (pending) {
+		struct timespec ts = { 0, 20000 };
+
+		pending = 0;
+		for (unsigned int i = 0; i < n; i++) {
+			struct kvmkit_vcpu *v = vm->vcpus[i];
+
+			if (wait[i] &&
+			    (v->parked || v->thread_exited ||
+			     __atomic_load_n(&v->stats.runs, __ATOMIC_ACQUIRE) != snap[i]))
+				wait[i] = false;
+			pending += wait[i];
+		}
+		if (pending) {
+			pthread_mutex_unlock(&vm->lock);
+			nanosleep(&ts, NULL);
+			pthread_mutex_lock(&vm->lock);
+		}
+	}
+	pthread_mutex_unlock(&vm->lock);
+	free(snap);
+	free(wait);
+	return 0;
+}
+
+static void vm_sync(void *opaque)
+{
+	struct kvmkit_error saved;
+
+	kvmk_err_save(&saved);
+	kvmkit_vm_quiesce(opaque);
+	kvmk_err_restore(&saved);
+}
+
 int kvmkit_vm_create(const struct kvmkit_vm_config *cfg, struct kvmkit_vm **out)
 {
 	struct kvmkit_vm *vm;
@@ -182,6 +248,10 @@ int kvmkit_vm_create(const struct kvmkit_vm_config *cfg, struct kvmkit_vm **out)
 	r = kvmkit_bus_create(KVMKIT_BUS_MMIO, &vm->mmio);
 	if (r)
 		goto fail;
+	/* A device unregistered from a running VM may be freed right after:
+	 * wait out the handlers vCPUs are still running. */
+	kvmk_bus_set_sync(vm->pio, vm_sync, vm);
+	kvmk_bus_set_sync(vm->mmio, vm_sync, vm);
 
 	/* Arch set-up ioctls and the RAM layout, before any vCPU. */
 	r = kvmk_arch_vm_init(vm, vm->arch);

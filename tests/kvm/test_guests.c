@@ -165,6 +165,65 @@ static void test_stats_while_running(void **state)
 	kvmkit_machine_destroy(m);
 }
 
+/* A device whose handler is slow, and which notices being called after its
+ * owner was told it is gone. */
+struct slow_dev {
+	unsigned int calls;
+	bool gone;
+	unsigned int after_gone; /* calls that started or ran on after "gone" */
+};
+
+static void slow_write(void *opaque, uint64_t off, const void *data, unsigned int size)
+{
+	struct slow_dev *d = opaque;
+
+	__atomic_add_fetch(&d->calls, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&d->gone, __ATOMIC_SEQ_CST))
+		__atomic_add_fetch(&d->after_gone, 1, __ATOMIC_SEQ_CST);
+	usleep(300); /* a handler that takes its time: the race window */
+	if (__atomic_load_n(&d->gone, __ATOMIC_SEQ_CST))
+		__atomic_add_fetch(&d->after_gone, 1, __ATOMIC_SEQ_CST);
+}
+
+static void slow_read(void *opaque, uint64_t off, void *data, unsigned int size)
+{
+	memset(data, 0, size);
+}
+
+static const struct kvmkit_io_ops slow_ops = { .read = slow_read, .write = slow_write };
+
+/*
+ * Unregistering a device from a running VM returns only once no vCPU is
+ * still inside its handler, so the owner may free it at once: the guest
+ * hammers the device's MMIO range from CPL3 while the host unregisters it.
+ */
+static void test_unregister_while_running(void **state)
+{
+	struct kvmkit_machine *m = machine_for("exits_bench", 1, 64 << 20);
+	struct kvmkit_vm *vm = kvmkit_machine_vm(m);
+	struct kvmkit_bus *mmio = kvmkit_vm_mmio_bus(vm);
+	struct kvmkit_stop_info info;
+	struct slow_dev d = { 0 };
+	uint64_t n = 400;
+
+	assert_int_equal(kvmkit_vm_write(vm, GUEST_BENCH_ITERS_ADDR, &n, sizeof(n)), 0);
+	assert_int_equal(kvmkit_bus_register(mmio, GUEST_TEST_MMIO, 8, "slow", &slow_ops, &d), 0);
+	assert_int_equal(kvmkit_vm_start(vm), 0);
+	for (int i = 0; i < GUEST_WATCHDOG_MS * 10 && __atomic_load_n(&d.calls, __ATOMIC_SEQ_CST) < 20;
+	     i++)
+		usleep(100);
+	assert_true(d.calls >= 20);
+	assert_int_equal(kvmkit_bus_unregister(mmio, GUEST_TEST_MMIO), 0);
+	/* From here the device would be freed. */
+	__atomic_store_n(&d.gone, true, __ATOMIC_SEQ_CST);
+	assert_int_equal(kvmkit_vm_wait(vm, GUEST_WATCHDOG_MS, &info), 0);
+	assert_int_equal(info.reason, KVMKIT_STOP_GUEST_EXIT);
+	/* The guest went on writing (unclaimed now) and finished. */
+	assert_true(d.calls < n);
+	assert_int_equal(d.after_gone, 0);
+	kvmkit_machine_destroy(m);
+}
+
 static uint64_t counter(struct kvmkit_vm *vm)
 {
 	uint64_t v;
@@ -428,6 +487,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_hello),	     cmocka_unit_test(test_demo),
 		cmocka_unit_test(test_smp_2),	     cmocka_unit_test(test_smp_4),
 		cmocka_unit_test(test_smp_all_exit), cmocka_unit_test(test_stats_while_running),
+		cmocka_unit_test(test_unregister_while_running),
 		cmocka_unit_test(test_pause_resume), cmocka_unit_test(test_io_sizes),
 		cmocka_unit_test(test_triple_fault), cmocka_unit_test(test_exception_report),
 		cmocka_unit_test(test_cpu_model),
