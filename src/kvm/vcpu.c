@@ -214,7 +214,29 @@ int kvmk_vcpu_handle_exit(struct kvmkit_vcpu *v)
 		stop_with_dump(v, KVMKIT_STOP_SHUTDOWN, "KVM_EXIT_SHUTDOWN (triple fault)");
 		return -EIO;
 	case KVM_EXIT_SYSTEM_EVENT:
-		kvmkit_vm_request_stop(v->vm, KVMKIT_STOP_GUEST_EXIT, 0, "system event");
+		/* Only a power-off is a clean exit. kvmkit does not reboot a
+		 * guest: a reset or a crash stops the VM and says which. */
+		switch (run->system_event.type) {
+		case KVM_SYSTEM_EVENT_SHUTDOWN:
+			snprintf(what, sizeof(what), "vCPU %u: system event: power off", v->id);
+			kvmkit_vm_request_stop(v->vm, KVMKIT_STOP_GUEST_EXIT, 0, what);
+			break;
+		case KVM_SYSTEM_EVENT_RESET:
+			snprintf(what, sizeof(what), "system event: reset (data[0] 0x%llx)",
+				 (unsigned long long)run->system_event.data[0]);
+			stop_with_dump(v, KVMKIT_STOP_GUEST_RESET, what);
+			break;
+		case KVM_SYSTEM_EVENT_CRASH:
+			snprintf(what, sizeof(what), "system event: crash (data[0] 0x%llx)",
+				 (unsigned long long)run->system_event.data[0]);
+			stop_with_dump(v, KVMKIT_STOP_GUEST_CRASH, what);
+			break;
+		default:
+			snprintf(what, sizeof(what), "unhandled system event type %u",
+				 run->system_event.type);
+			stop_with_dump(v, KVMKIT_STOP_UNHANDLED_EXIT, what);
+			break;
+		}
 		return -EIO;
 	case KVM_EXIT_FAIL_ENTRY:
 		snprintf(what, sizeof(what), "KVM_EXIT_FAIL_ENTRY (hardware reason 0x%llx)",
