@@ -134,15 +134,18 @@ static int handle_io(struct kvmkit_vcpu *v)
 	struct kvm_run *run = v->run;
 	uint64_t size = run->io.size, count = run->io.count;
 	uint64_t off = run->io.data_offset;
+	uint16_t port = run->io.port;
 	bool write = run->io.direction == KVM_EXIT_IO_OUT;
 
 	/* The kernel fills these, but a corrupt value must not walk us off the
-	 * mapping. */
-	if ((size != 1 && size != 2 && size != 4) || count == 0 || off > v->run_size ||
+	 * mapping, nor let the data (a device's reads) overwrite the fields
+	 * being decoded: it lies past struct kvm_run (a page of its own). */
+	if ((size != 1 && size != 2 && size != 4) || count == 0 ||
+	    run->io.direction > KVM_EXIT_IO_OUT || off < sizeof(*run) || off > v->run_size ||
 	    size * count > v->run_size - off)
 		return -EINVAL;
 	for (uint64_t i = 0; i < count; i++)
-		kvmkit_bus_dispatch(v->vm->pio, run->io.port, (uint8_t *)run + off + i * size,
+		kvmkit_bus_dispatch(v->vm->pio, port, (uint8_t *)run + off + i * size,
 				    (unsigned int)size, write);
 	return 0;
 }
