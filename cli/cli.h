@@ -3,16 +3,61 @@
 #ifndef KVMKIT_CLI_H
 #define KVMKIT_CLI_H
 
+#include <getopt.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 int cmd_run(int argc, char **argv);
 int cmd_caps(int argc, char **argv);
 
-/* Parses "256M", "1G", "4096K", "65536" into bytes; -EINVAL on junk or
- * overflow. */
+/* ---- exit statuses (exit_status.c) -------------------------------------
+ * kvmkit's own codes are 2 and 118..125; a guest status passes through
+ * unchanged only in 0..CLI_EXIT_GUEST_MAX without 2, any other becomes
+ * CLI_EXIT_GUEST_RANGE. README.md and `kvmkit run --help` list them. */
+#define CLI_EXIT_USAGE 2 /* bad input: flags, files, sizes */
+#define CLI_EXIT_GUEST_MAX 117 /* highest guest status passed through */
+#define CLI_EXIT_GUEST_RESET 118 /* KVM_SYSTEM_EVENT_RESET */
+#define CLI_EXIT_GUEST_CRASH 119 /* KVM_SYSTEM_EVENT_CRASH */
+#define CLI_EXIT_HOST 120 /* KVM or the host failed */
+#define CLI_EXIT_SHUTDOWN 121 /* triple fault */
+#define CLI_EXIT_FAULT 122 /* unhandled exit / KVM internal error */
+#define CLI_EXIT_HALTED 123 /* every vCPU halted for good */
+#define CLI_EXIT_TIMEOUT 124 /* --timeout expired */
+#define CLI_EXIT_GUEST_RANGE 125 /* the guest's status cannot pass through */
+
+struct kvmkit_stop_info;
+/* True if `kvmkit run` exits with the guest's @status unchanged. */
+bool cli_guest_status_passes(int status);
+/* Maps how a run ended to `kvmkit run`'s exit status. */
+int cli_exit_status(const struct kvmkit_stop_info *info);
+/* Writes what the user must know about how the run ended (at most one line;
+ * nothing for a clean exit) to @f. */
+void cli_report_stop(FILE *f, const struct kvmkit_stop_info *info);
+
+/* ---- options and usage (options.c) ------------------------------------- */
+extern const struct option cli_global_options[];
+extern const char cli_global_shortopts[];
+extern const struct option cli_run_options[];
+extern const char cli_run_shortopts[];
+extern const struct option cli_caps_options[];
+extern const char cli_caps_shortopts[];
+void cli_usage(FILE *f); /* kvmkit --help: every command and option */
+void cli_run_usage(FILE *f); /* kvmkit run --help */
+/* getopt_long() that reports a bad option as one "kvmkit: CMD: ..." line
+ * on stderr (CMD "" for the global options) and then returns '?'. Set
+ * optind = 0 before the first call for a new argv. */
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *opts,
+	       const char *cmd);
+
+/* ---- values (parse.c) --------------------------------------------------- */
+/* Parses "256M", "1G", "4096K", "65536" into bytes: digits first (no sign,
+ * no blanks), an optional K/M/G/T suffix (binary, "iB"/"B" allowed);
+ * -EINVAL on anything else or on overflow. */
 int cli_parse_size(const char *s, uint64_t *out);
-/* Parses a decimal unsigned int in [min, max]. */
+/* Parses a decimal unsigned int in [min, max], digits only. */
 int cli_parse_uint(const char *s, unsigned int min, unsigned int max, unsigned int *out);
+
 struct console;
 struct kvmkit_vm;
 struct kvmkit_uart;

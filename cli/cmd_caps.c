@@ -16,18 +16,31 @@ int cmd_caps(int argc, char **argv)
 	const struct kvmkit_cap_info *caps;
 	bool json = false;
 	size_t n;
+	int c;
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json")) {
+	optind = 0; /* a fresh scan: main() has used getopt on its own argv */
+	while ((c = cli_getopt(argc, argv, cli_caps_shortopts, cli_caps_options, "caps")) != -1) {
+		switch (c) {
+		case 'j':
 			json = true;
-		} else {
-			fprintf(stderr, "kvmkit: caps: unknown argument '%s'\n", argv[i]);
-			return 2;
+			break;
+		case 'h':
+			printf("usage: kvmkit caps [--json]\n"
+			       "KVM capabilities of this host, as a table or (--json) as JSON\n");
+			return 0;
+		default:
+			return CLI_EXIT_USAGE;
 		}
+	}
+	if (optind < argc) {
+		fprintf(stderr,
+			"kvmkit: caps: unexpected argument '%s' (see 'kvmkit caps --help')\n",
+			argv[optind]);
+		return CLI_EXIT_USAGE;
 	}
 	if (kvmkit_system_open(NULL, &sys)) {
 		cli_fail("caps");
-		return 120;
+		return CLI_EXIT_HOST;
 	}
 	/* Some answers are per VM (e.g. KVM_CAP_MSI_DEVID): ask a small VM too. */
 	kvmkit_vm_config_init(&vcfg);
@@ -48,12 +61,15 @@ int cmd_caps(int argc, char **argv)
 			json_object_object_add(o, "name", json_object_new_string(caps[i].name));
 			json_object_object_add(o, "id", json_object_new_int64(caps[i].id));
 			json_object_object_add(o, "area", json_object_new_string(caps[i].area));
-			json_object_object_add(o, "system",
-					       json_object_new_int(kvmkit_system_check_cap(sys, caps[i].id)));
+			json_object_object_add(
+				o, "system",
+				json_object_new_int(kvmkit_system_check_cap(sys, caps[i].id)));
 			if (vm)
-				json_object_object_add(o, "vm",
-						       json_object_new_int(kvmkit_vm_check_cap(vm, caps[i].id)));
-			json_object_object_add(o, "summary", json_object_new_string(caps[i].summary));
+				json_object_object_add(
+					o, "vm",
+					json_object_new_int(kvmkit_vm_check_cap(vm, caps[i].id)));
+			json_object_object_add(o, "summary",
+					       json_object_new_string(caps[i].summary));
 			json_object_array_add(arr, o);
 		}
 		json_object_object_add(root, "capabilities", arr);
@@ -66,7 +82,8 @@ int cmd_caps(int argc, char **argv)
 			char vmv[16] = "-";
 
 			if (vm)
-				snprintf(vmv, sizeof(vmv), "%d", kvmkit_vm_check_cap(vm, caps[i].id));
+				snprintf(vmv, sizeof(vmv), "%d",
+					 kvmkit_vm_check_cap(vm, caps[i].id));
 			printf("%-32s %-9s %8d %8s  %s\n", caps[i].name, caps[i].area,
 			       kvmkit_system_check_cap(sys, caps[i].id), vmv, caps[i].summary);
 		}

@@ -20,14 +20,14 @@ static int failure_status(void)
 	switch (kvmkit_last_error()->kind) {
 	case KVMKIT_ERR_PARAM:
 	case KVMKIT_ERR_FORMAT:
-		return KVMKIT_EXIT_USAGE;
+		return CLI_EXIT_USAGE;
 	case KVMKIT_ERR_SYSCALL:
 		return kvmkit_last_error()->err == ENOENT || kvmkit_last_error()->err == EACCES ||
-				       kvmkit_last_error()->err == EISDIR
-			       ? KVMKIT_EXIT_USAGE
-			       : KVMKIT_EXIT_HOST;
+				       kvmkit_last_error()->err == EISDIR ?
+			       CLI_EXIT_USAGE :
+			       CLI_EXIT_HOST;
 	default:
-		return KVMKIT_EXIT_HOST;
+		return CLI_EXIT_HOST;
 	}
 }
 
@@ -52,49 +52,42 @@ static void print_irq_stats(struct kvmkit_irqchip *chip)
 	}
 }
 
-/* After a hang or a fault, every vCPU's registers: where each one was. */
-static void dump_vcpus(struct kvmkit_machine *m)
+/*
+ * After a hang or a fault, where each vCPU was. A fault's stop detail
+ * already holds the registers of the vCPU that stopped the VM (@skip, as
+ * they were at the fault): print only the others, so each dump appears once.
+ */
+static void dump_vcpus(struct kvmkit_machine *m, int skip)
 {
 	struct kvmkit_vm *vm = kvmkit_machine_vm(m);
 
 	for (unsigned int i = 0; i < kvmkit_vm_vcpu_count(vm); i++) {
 		char buf[512];
 
+		if ((int)i == skip)
+			continue;
 		kvmkit_vcpu_dump(kvmkit_vm_vcpu(vm, i), buf, sizeof(buf));
 		fprintf(stderr, "kvmkit: vCPU %u: %s\n", i, buf);
 	}
 }
 
-static void report_stop(const struct kvmkit_stop_info *info)
+/* Runs that end this way get every vCPU's registers on stderr. */
+static bool wants_dump(enum kvmkit_stop_reason r)
 {
-	switch (info->reason) {
-	case KVMKIT_STOP_GUEST_EXIT:
-	case KVMKIT_STOP_REQUESTED:
-		return;
+	switch (r) {
 	case KVMKIT_STOP_TIMEOUT:
-		fprintf(stderr, "kvmkit: timeout: %s\n", info->detail);
-		return;
+	case KVMKIT_STOP_INTERNAL_ERROR:
+	case KVMKIT_STOP_UNHANDLED_EXIT:
+	case KVMKIT_STOP_SHUTDOWN:
+	case KVMKIT_STOP_GUEST_CRASH:
+		return true;
 	default:
-		fprintf(stderr, "kvmkit: guest stopped: %s: %s\n",
-			kvmkit_stop_reason_name(info->reason), info->detail);
+		return false;
 	}
 }
 
 int cmd_run(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "kernel", required_argument, NULL, 'k' },
-		{ "mem", required_argument, NULL, 'm' },
-		{ "vcpus", required_argument, NULL, 'c' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "irqchip", required_argument, NULL, 'i' },
-		{ "irq-stats", no_argument, NULL, 's' },
-		{ "cpu", required_argument, NULL, 'u' },
-		{ "initrd", required_argument, NULL, 'I' },
-		{ "append", required_argument, NULL, 'a' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
 	struct kvmkit_machine_config cfg;
 	struct kvmkit_machine *m = NULL;
 	struct kvmkit_stop_info info;
@@ -109,30 +102,32 @@ int cmd_run(int argc, char **argv)
 	int c, r, status;
 
 	kvmkit_machine_config_init(&cfg);
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "k:m:c:t:h", opts, NULL)) != -1) {
+	optind = 0; /* a fresh scan: main() has used getopt on its own argv */
+	while ((c = cli_getopt(argc, argv, cli_run_shortopts, cli_run_options, "run")) != -1) {
 		switch (c) {
 		case 'k':
 			kernel = optarg;
 			break;
 		case 'm':
 			if (cli_parse_size(optarg, &cfg.vm.mem_size) || cfg.vm.mem_size == 0) {
-				fprintf(stderr, "kvmkit: --mem: invalid size '%s' (e.g. 256M, 1G)\n",
+				fprintf(stderr,
+					"kvmkit: --mem: invalid size '%s' (e.g. 256M, 1G)\n",
 					optarg);
-				return KVMKIT_EXIT_USAGE;
+				return CLI_EXIT_USAGE;
 			}
 			break;
 		case 'c':
 			if (cli_parse_uint(optarg, 1, 4096, &cfg.vm.vcpus)) {
 				fprintf(stderr, "kvmkit: --vcpus: invalid count '%s' (1..4096)\n",
 					optarg);
-				return KVMKIT_EXIT_USAGE;
+				return CLI_EXIT_USAGE;
 			}
 			break;
 		case 't':
 			if (cli_parse_uint(optarg, 1, 86400, &timeout_s)) {
-				fprintf(stderr, "kvmkit: --timeout: invalid seconds '%s'\n", optarg);
-				return KVMKIT_EXIT_USAGE;
+				fprintf(stderr, "kvmkit: --timeout: invalid seconds '%s'\n",
+					optarg);
+				return CLI_EXIT_USAGE;
 			}
 			break;
 		case 'i':
@@ -145,9 +140,10 @@ int cmd_run(int argc, char **argv)
 			} else if (!strcmp(optarg, "none")) {
 				cfg.irqchip = false;
 			} else {
-				fprintf(stderr, "kvmkit: --irqchip: unknown mode '%s' (kernel, split, none)\n",
+				fprintf(stderr,
+					"kvmkit: --irqchip: unknown mode '%s' (kernel, split, none)\n",
 					optarg);
-				return KVMKIT_EXIT_USAGE;
+				return CLI_EXIT_USAGE;
 			}
 			break;
 		case 'I':
@@ -162,23 +158,27 @@ int cmd_run(int argc, char **argv)
 		case 'u':
 			cfg.vm.cpu_flags = optarg;
 			break;
+		case 'T':
+			/* The machine option comes with the test-device work of
+			 * issue 9; until then the device is always present. */
+			if (strcmp(optarg, "on")) {
+				fprintf(stderr,
+					"kvmkit: --testdev: '%s' is not supported by this build (the test device is always on)\n",
+					optarg);
+				return CLI_EXIT_USAGE;
+			}
+			break;
 		case 'h':
-			printf("usage: kvmkit run [--kernel FILE] [--mem SIZE] [--vcpus N] [--timeout SEC]\n"
-			       "                  [--irqchip kernel|split|none] [--irq-stats] [--cpu +F,-F,...]\n"
-			       "                  [--initrd FILE] [--append \"ARGS\"] (multiboot images)\n"
-			       "console: stdin goes to the guest's UART; Ctrl-A x stops the VM\n"
-			       "CPU features for --cpu:");
-			for (unsigned int f = 0; kvmkit_cpu_feature_name(f); f++)
-				printf(" %s", kvmkit_cpu_feature_name(f));
-			printf("\n");
+			cli_run_usage(stdout);
 			return 0;
 		default:
-			return KVMKIT_EXIT_USAGE;
+			return CLI_EXIT_USAGE;
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "kvmkit: run: unexpected argument '%s'\n", argv[optind]);
-		return KVMKIT_EXIT_USAGE;
+		fprintf(stderr, "kvmkit: run: unexpected argument '%s' (see 'kvmkit run --help')\n",
+			argv[optind]);
+		return CLI_EXIT_USAGE;
 	}
 
 	if (kernel) {
@@ -217,13 +217,12 @@ int cmd_run(int argc, char **argv)
 	console_stop(con);
 	if (r) {
 		cli_fail("run");
-		status = KVMKIT_EXIT_HOST;
+		status = CLI_EXIT_HOST;
 	} else {
-		report_stop(&info);
-		status = kvmkit_machine_exit_status(&info);
-		if (info.reason == KVMKIT_STOP_TIMEOUT || info.reason == KVMKIT_STOP_INTERNAL_ERROR ||
-		    info.reason == KVMKIT_STOP_UNHANDLED_EXIT)
-			dump_vcpus(m);
+		cli_report_stop(stderr, &info);
+		status = cli_exit_status(&info);
+		if (wants_dump(info.reason))
+			dump_vcpus(m, info.vcpu);
 	}
 	if (irq_stats)
 		print_irq_stats(kvmkit_machine_irqchip(m));

@@ -11,19 +11,6 @@
 
 #include "cli.h"
 
-static void usage(FILE *f)
-{
-	fprintf(f, "usage: kvmkit [--log LEVEL] COMMAND [ARGS]\n"
-		   "\n"
-		   "commands:\n"
-		   "  run [--kernel FILE] [--mem SIZE] [--vcpus N] [--timeout SEC]\n"
-		   "        boot an ELF64 guest (default: the embedded demo guest)\n"
-		   "  caps [--json]   KVM capabilities of this host\n"
-		   "  version         print the version\n"
-		   "\n"
-		   "LEVEL is error, warn, info, debug or trace (also $KVMKIT_LOG).\n");
-}
-
 void cli_fail(const char *what)
 {
 	fprintf(stderr, "kvmkit: %s: %s\n", what, kvmkit_strerror());
@@ -31,35 +18,39 @@ void cli_fail(const char *what)
 
 int main(int argc, char **argv)
 {
-	int i = 1;
+	int c, i;
 
 	/* Keep fds 0-2 taken, so that no KVM fd ends up as "stdin". */
 	for (int fd = 0; fd < 3; fd++)
 		if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) < 0)
-			return 120;
+			return CLI_EXIT_HOST;
 
-	while (i < argc && argv[i][0] == '-') {
-		if (!strcmp(argv[i], "--log") && i + 1 < argc) {
-			enum kvmkit_log_level l;
+	/* Global options stop at the command ('+'): its options are its own. */
+	optind = 0;
+	while ((c = cli_getopt(argc, argv, cli_global_shortopts, cli_global_options, "")) != -1) {
+		enum kvmkit_log_level l;
 
-			if (kvmkit_log_parse_level(argv[i + 1], &l)) {
-				fprintf(stderr, "kvmkit: --log: unknown level '%s' (error, warn, info, debug, trace)\n",
-					argv[i + 1]);
-				return 2;
+		switch (c) {
+		case 'l':
+			if (kvmkit_log_parse_level(optarg, &l)) {
+				fprintf(stderr,
+					"kvmkit: --log: unknown level '%s' (error, warn, info, debug, trace)\n",
+					optarg);
+				return CLI_EXIT_USAGE;
 			}
 			kvmkit_log_set_level(l);
-			i += 2;
-		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			usage(stdout);
+			break;
+		case 'h':
+			cli_usage(stdout);
 			return 0;
-		} else {
-			fprintf(stderr, "kvmkit: unknown option '%s' (see 'kvmkit help')\n", argv[i]);
-			return 2;
+		default:
+			return CLI_EXIT_USAGE;
 		}
 	}
+	i = optind;
 	if (i >= argc) {
-		usage(stderr);
-		return 2;
+		cli_usage(stderr);
+		return CLI_EXIT_USAGE;
 	}
 	if (!strcmp(argv[i], "run"))
 		return cmd_run(argc - i, argv + i);
@@ -70,9 +61,9 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(argv[i], "help")) {
-		usage(stdout);
+		cli_usage(stdout);
 		return 0;
 	}
 	fprintf(stderr, "kvmkit: unknown command '%s' (see 'kvmkit help')\n", argv[i]);
-	return 2;
+	return CLI_EXIT_USAGE;
 }

@@ -6,28 +6,52 @@
 
 #include "cli.h"
 
+/* strtoull/strtoul skip leading blanks and accept a sign ("-1" is
+ * ULLONG_MAX, not an error): a value must start with a digit instead. */
+static int starts_with_digit(const char *s)
+{
+	return s && *s >= '0' && *s <= '9';
+}
+
 int cli_parse_size(const char *s, uint64_t *out)
 {
 	char *end;
 	unsigned long long v;
 	unsigned int shift = 0;
 
-	if (!s || !*s || *s == '-')
+	if (!starts_with_digit(s))
 		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, 10);
 	if (errno || end == s)
 		return -EINVAL;
 	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	case 't': case 'T': shift = 40; end++; break;
-	default: break;
+	case 'k':
+	case 'K':
+		shift = 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		end++;
+		break;
+	case 't':
+	case 'T':
+		shift = 40;
+		end++;
+		break;
+	default:
+		break;
 	}
 	if (*end == 'i' && shift)
 		end++;
-	if ((*end == 'B' || *end == 'b') && (shift || end != s))
+	if (*end == 'B' || *end == 'b')
 		end++;
 	if (*end)
 		return -EINVAL;
@@ -42,7 +66,7 @@ int cli_parse_uint(const char *s, unsigned int min, unsigned int max, unsigned i
 	char *end;
 	unsigned long v;
 
-	if (!s || !*s || *s == '-')
+	if (!starts_with_digit(s))
 		return -EINVAL;
 	errno = 0;
 	v = strtoul(s, &end, 10);

@@ -50,17 +50,6 @@ struct kvmkit_irqchip *kvmkit_machine_irqchip(struct kvmkit_machine *m);
  * limit; on timeout the VM is stopped and reason is TIMEOUT). */
 int kvmkit_machine_run(struct kvmkit_machine *m, int timeout_ms, struct kvmkit_stop_info *info);
 
-/* Exit statuses of `kvmkit run` other than the guest's own. */
-#define KVMKIT_EXIT_USAGE 2	  /* bad input: flags, files, sizes */
-#define KVMKIT_EXIT_HOST 120	  /* KVM or the host failed */
-#define KVMKIT_EXIT_SHUTDOWN 121 /* triple fault */
-#define KVMKIT_EXIT_FAULT 122	  /* unhandled exit / KVM internal error */
-#define KVMKIT_EXIT_HALTED 123	  /* every vCPU halted for good */
-#define KVMKIT_EXIT_TIMEOUT 124
-
-/* Maps how a run ended to `kvmkit run`'s exit status. */
-int kvmkit_machine_exit_status(const struct kvmkit_stop_info *info);
-
 /* The embedded demo guest (prints a banner, powers off with status 0). */
 const void *kvmkit_demo_guest(size_t *len);
 

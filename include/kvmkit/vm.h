@@ -121,19 +121,22 @@ int kvmkit_vm_stop(struct kvmkit_vm *vm);
 enum kvmkit_stop_reason {
 	KVMKIT_STOP_NONE = 0,
 	KVMKIT_STOP_REQUESTED,	   /* kvmkit_vm_stop() */
-	KVMKIT_STOP_GUEST_EXIT,	   /* a device requested it (debug-exit, power-off) */
+	KVMKIT_STOP_GUEST_EXIT,	   /* a device or a system-event power-off requested it */
 	KVMKIT_STOP_SHUTDOWN,	   /* KVM_EXIT_SHUTDOWN: triple fault */
 	KVMKIT_STOP_HALT,	   /* every vCPU halted with nothing to wake it */
 	KVMKIT_STOP_UNHANDLED_EXIT, /* an exit kvmkit cannot handle */
 	KVMKIT_STOP_INTERNAL_ERROR, /* KVM_EXIT_INTERNAL_ERROR / FAIL_ENTRY */
 	KVMKIT_STOP_TIMEOUT,	   /* kvmkit_vm_wait() timed out */
+	KVMKIT_STOP_HOST_ERROR,	   /* a host-side failure (e.g. console output closed) */
+	KVMKIT_STOP_GUEST_RESET,   /* KVM_EXIT_SYSTEM_EVENT reset: the guest asked for a reboot */
+	KVMKIT_STOP_GUEST_CRASH,   /* KVM_EXIT_SYSTEM_EVENT crash: the guest reported a panic */
 };
 
 struct kvmkit_stop_info {
 	enum kvmkit_stop_reason reason;
 	int status;	      /* GUEST_EXIT: the status the device gave */
 	int vcpu;	      /* vCPU that caused it, or -1 */
-	uint32_t exit_reason; /* KVM exit reason for SHUTDOWN/UNHANDLED/INTERNAL */
+	uint32_t exit_reason; /* KVM exit reason for SHUTDOWN/UNHANDLED/INTERNAL/RESET/CRASH */
 	char detail[512];     /* one line; for faults, a register summary */
 };
 

@@ -142,15 +142,18 @@ static int handle_io(struct kvmkit_vcpu *v)
 	struct kvm_run *run = v->run;
 	uint64_t size = run->io.size, count = run->io.count;
 	uint64_t off = run->io.data_offset;
+	uint16_t port = run->io.port;
 	bool write = run->io.direction == KVM_EXIT_IO_OUT;
 
 	/* The kernel fills these, but a corrupt value must not walk us off the
-	 * mapping. */
-	if ((size != 1 && size != 2 && size != 4) || count == 0 || off > v->run_size ||
+	 * mapping, nor let the data (a device's reads) overwrite the fields
+	 * being decoded: it lies past struct kvm_run (a page of its own). */
+	if ((size != 1 && size != 2 && size != 4) || count == 0 ||
+	    run->io.direction > KVM_EXIT_IO_OUT || off < sizeof(*run) || off > v->run_size ||
 	    size * count > v->run_size - off)
 		return -EINVAL;
 	for (uint64_t i = 0; i < count; i++)
-		kvmkit_bus_dispatch(v->vm->pio, run->io.port, (uint8_t *)run + off + i * size,
+		kvmkit_bus_dispatch(v->vm->pio, port, (uint8_t *)run + off + i * size,
 				    (unsigned int)size, write);
 	return 0;
 }
@@ -212,7 +215,29 @@ int kvmk_vcpu_handle_exit(struct kvmkit_vcpu *v)
 		stop_with_dump(v, KVMKIT_STOP_SHUTDOWN, "KVM_EXIT_SHUTDOWN (triple fault)");
 		return -EIO;
 	case KVM_EXIT_SYSTEM_EVENT:
-		kvmkit_vm_request_stop(v->vm, KVMKIT_STOP_GUEST_EXIT, 0, "system event");
+		/* Only a power-off is a clean exit. kvmkit does not reboot a
+		 * guest: a reset or a crash stops the VM and says which. */
+		switch (run->system_event.type) {
+		case KVM_SYSTEM_EVENT_SHUTDOWN:
+			snprintf(what, sizeof(what), "vCPU %u: system event: power off", v->id);
+			kvmkit_vm_request_stop(v->vm, KVMKIT_STOP_GUEST_EXIT, 0, what);
+			break;
+		case KVM_SYSTEM_EVENT_RESET:
+			snprintf(what, sizeof(what), "system event: reset (data[0] 0x%llx)",
+				 (unsigned long long)run->system_event.data[0]);
+			stop_with_dump(v, KVMKIT_STOP_GUEST_RESET, what);
+			break;
+		case KVM_SYSTEM_EVENT_CRASH:
+			snprintf(what, sizeof(what), "system event: crash (data[0] 0x%llx)",
+				 (unsigned long long)run->system_event.data[0]);
+			stop_with_dump(v, KVMKIT_STOP_GUEST_CRASH, what);
+			break;
+		default:
+			snprintf(what, sizeof(what), "unhandled system event type %u",
+				 run->system_event.type);
+			stop_with_dump(v, KVMKIT_STOP_UNHANDLED_EXIT, what);
+			break;
+		}
 		return -EIO;
 	case KVM_EXIT_FAIL_ENTRY:
 		snprintf(what, sizeof(what), "KVM_EXIT_FAIL_ENTRY (hardware reason 0x%llx)",

@@ -30,6 +30,9 @@ static const char *const reason_names[] = {
 	[KVMKIT_STOP_UNHANDLED_EXIT] = "unhandled exit",
 	[KVMKIT_STOP_INTERNAL_ERROR] = "KVM internal error",
 	[KVMKIT_STOP_TIMEOUT] = "timeout",
+	[KVMKIT_STOP_HOST_ERROR] = "host error",
+	[KVMKIT_STOP_GUEST_RESET] = "guest reset",
+	[KVMKIT_STOP_GUEST_CRASH] = "guest crash",
 };
 
 const char *kvmkit_vm_state_name(enum kvmkit_vm_state s)

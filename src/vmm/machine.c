@@ -260,24 +260,3 @@ int kvmkit_machine_run(struct kvmkit_machine *m, int timeout_ms, struct kvmkit_s
 	}
 	return r;
 }
-
-int kvmkit_machine_exit_status(const struct kvmkit_stop_info *info)
-{
-	switch (info->reason) {
-	case KVMKIT_STOP_GUEST_EXIT:
-		return info->status & 0xff;
-	case KVMKIT_STOP_REQUESTED:
-		return 0;
-	case KVMKIT_STOP_SHUTDOWN:
-		return KVMKIT_EXIT_SHUTDOWN;
-	case KVMKIT_STOP_HALT:
-		return KVMKIT_EXIT_HALTED;
-	case KVMKIT_STOP_TIMEOUT:
-		return KVMKIT_EXIT_TIMEOUT;
-	case KVMKIT_STOP_UNHANDLED_EXIT:
-	case KVMKIT_STOP_INTERNAL_ERROR:
-		return KVMKIT_EXIT_FAULT;
-	default:
-		return KVMKIT_EXIT_HOST;
-	}
-}

@@ -24,10 +24,50 @@ expect 2 "invalid size" -- "$kvmkit" run --mem 12Q
 expect 2 "physical memory" -- "$kvmkit" run --mem 1000T
 expect 2 "invalid count" -- "$kvmkit" run --vcpus 0
 expect 2 "invalid count" -- "$kvmkit" run --vcpus two
-expect 2 "" -- "$kvmkit" run --bogus
+# Sizes and counts start with a digit: strtoull would skip the blanks and
+# take the sign ("-1" is 2^64 - 1 bytes, and the page rounding made it 0).
+tab=$(printf '\t')
+for bad in " -1" "$tab-1" "+-1" "+1" " 256M" "1G junk" "256M "; do
+	expect 2 "^kvmkit: --mem: invalid size" -- "$kvmkit" run --mem "$bad"
+done
+expect 2 "^kvmkit: --vcpus: invalid count" -- "$kvmkit" run --vcpus " -1"
+expect 2 "^kvmkit: --timeout: invalid seconds" -- "$kvmkit" run --timeout " -1"
+# Option errors: one line, "kvmkit: CMD: ...", never getopt's own "run: ...".
+expect 2 "^kvmkit: run: unknown option '--bogus' (see 'kvmkit run --help')$" -- "$kvmkit" run --bogus
+expect 2 "^kvmkit: run: unknown option '-z'" -- "$kvmkit" run -z
+expect 2 "^kvmkit: run: ambiguous option '--i'" -- "$kvmkit" run --i x
+expect 2 "^kvmkit: run: --mem needs an argument$" -- "$kvmkit" run --mem
+expect 2 "^kvmkit: run: --kernel needs an argument$" -- "$kvmkit" run -k
+expect 2 "^kvmkit: run: --irq-stats takes no argument$" -- "$kvmkit" run --irq-stats=yes
+expect 2 "^kvmkit: run: unexpected argument 'extra'" -- "$kvmkit" run extra
+expect 2 "^kvmkit: caps: unknown option '--frob'" -- "$kvmkit" caps --frob
+expect 2 "^kvmkit: unknown option '--bogus' (see 'kvmkit --help')$" -- "$kvmkit" --bogus run
+expect 2 "^kvmkit: --log needs an argument$" -- "$kvmkit" --log
 expect 2 "unknown command" -- "$kvmkit" frobnicate
 expect 2 "unknown level" -- "$kvmkit" --log shouty run
 expect 2 "unknown CPU feature" -- "$kvmkit" run --cpu +warp-drive
 expect 2 "expected +name" -- "$kvmkit" run --cpu x2apic
 expect 0 "" -- "$kvmkit" version
+
+# Both usage texts list every option of `kvmkit run` (tests/unit/test_cli.c
+# holds them against the option table itself).
+for cmd in "--help" "help" "run --help"; do
+	# shellcheck disable=SC2086
+	"$kvmkit" $cmd >"$tmp/usage" 2>&1
+	missing=
+	for opt in --kernel --mem --vcpus --timeout --irqchip --irq-stats --cpu --initrd \
+		--append --testdev --help; do
+		grep -Eq -- "$opt([^a-z-]|$)" "$tmp/usage" || missing="$missing $opt"
+	done
+	if [ -z "$missing" ]; then
+		echo "ok: kvmkit $cmd lists every run option"; passes=$((passes + 1))
+	else
+		echo "FAIL: kvmkit $cmd lacks:$missing"; fails=$((fails + 1))
+	fi
+done
+if "$kvmkit" run --help | grep -q "^  125 "; then
+	echo "ok: kvmkit run --help documents exit status 125"; passes=$((passes + 1))
+else
+	echo "FAIL: kvmkit run --help has no exit-status table"; fails=$((fails + 1))
+fi
 finish

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* Lifecycle transitions, slot allocation, error records, logging, CLI parsers. */
+/* Lifecycle transitions, slot allocation, error records, logging. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -12,7 +12,6 @@
 
 #include <kvmkit/kvmkit.h>
 #include "kvm/kvm_internal.h"
-#include "cli.h"
 
 static const char *const ops[] = { "start", "pause", "resume", "stop" };
 
@@ -62,15 +61,18 @@ static void test_slots(void **state)
 	assert_int_equal(kvmk_region_pick_slot(regions, 8, 4, 0, 0x10000), 0);
 	regions[0] = (struct kvmk_region){ .used = true, .slot = 0, .gpa = 0, .size = 0x10000 };
 	assert_int_equal(kvmk_region_pick_slot(regions, 8, 4, 0x10000, 0x1000), 1);
-	regions[1] = (struct kvmk_region){ .used = true, .slot = 1, .gpa = 0x10000, .size = 0x1000 };
+	regions[1] =
+		(struct kvmk_region){ .used = true, .slot = 1, .gpa = 0x10000, .size = 0x1000 };
 	/* Overlap with either region is refused and names the slot. */
 	assert_int_equal(kvmk_region_pick_slot(regions, 8, 4, 0xf000, 0x2000), -EINVAL);
 	assert_non_null(strstr(kvmkit_strerror(), "slot 0"));
 	assert_int_equal(kvmk_region_pick_slot(regions, 8, 4, 0x10fff, 1), -EINVAL);
 	assert_non_null(strstr(kvmkit_strerror(), "slot 1"));
 	/* Fill up to max_slots = 4. */
-	regions[2] = (struct kvmk_region){ .used = true, .slot = 2, .gpa = 0x20000, .size = 0x1000 };
-	regions[3] = (struct kvmk_region){ .used = true, .slot = 3, .gpa = 0x30000, .size = 0x1000 };
+	regions[2] =
+		(struct kvmk_region){ .used = true, .slot = 2, .gpa = 0x20000, .size = 0x1000 };
+	regions[3] =
+		(struct kvmk_region){ .used = true, .slot = 3, .gpa = 0x30000, .size = 0x1000 };
 	assert_int_equal(kvmk_region_pick_slot(regions, 8, 4, 0x40000, 0x1000), -ENOSPC);
 	assert_int_equal(kvmkit_last_error()->kind, KVMKIT_ERR_RESOURCE);
 	/* A freed slot is reused first. */
@@ -89,7 +91,8 @@ static void test_error_lines(void **state)
 	strcpy(e.op, "KVM_CREATE_VCPU");
 	strcpy(e.reason, "vcpu id=9");
 	kvmkit_error_format(&e, buf, sizeof(buf));
-	assert_string_equal(buf, "ioctl KVM_CREATE_VCPU failed: Invalid argument (EINVAL) [vcpu id=9]");
+	assert_string_equal(buf,
+			    "ioctl KVM_CREATE_VCPU failed: Invalid argument (EINVAL) [vcpu id=9]");
 
 	memset(&e, 0, sizeof(e));
 	e.kind = KVMKIT_ERR_PARAM;
@@ -106,7 +109,9 @@ static void test_error_lines(void **state)
 	strcpy(e.op, "open");
 	strcpy(e.reason, "/dev/kvm: KVM is not available on this host");
 	kvmkit_error_format(&e, buf, sizeof(buf));
-	assert_string_equal(buf, "open: unsupported: /dev/kvm: KVM is not available on this host: No such file or directory (ENOENT)");
+	assert_string_equal(
+		buf,
+		"open: unsupported: /dev/kvm: KVM is not available on this host: No such file or directory (ENOENT)");
 
 	/* Short buffers are truncated, never overrun. */
 	assert_true(kvmkit_error_format(&e, buf, 8) > 8);
@@ -149,7 +154,8 @@ static char sink_last[128];
 static void sink(enum kvmkit_log_level level, const char *module, const char *msg, void *opaque)
 {
 	sink_calls++;
-	snprintf(sink_last, sizeof(sink_last), "%s:%s:%s", kvmkit_log_level_name(level), module, msg);
+	snprintf(sink_last, sizeof(sink_last), "%s:%s:%s", kvmkit_log_level_name(level), module,
+		 msg);
 }
 
 static void test_logging(void **state)
@@ -177,34 +183,6 @@ static void test_logging(void **state)
 	assert_int_equal(sink_calls, 2);
 	kvmkit_log_set_sink(NULL, NULL);
 	kvmkit_log_set_level(KVMKIT_LOG_WARN);
-}
-
-static void test_cli_sizes(void **state)
-{
-	uint64_t v;
-	unsigned int u;
-
-	assert_int_equal(cli_parse_size("256M", &v), 0);
-	assert_int_equal(v, 256ull << 20);
-	assert_int_equal(cli_parse_size("1G", &v), 0);
-	assert_int_equal(v, 1ull << 30);
-	assert_int_equal(cli_parse_size("2GiB", &v), 0);
-	assert_int_equal(v, 2ull << 30);
-	assert_int_equal(cli_parse_size("4096", &v), 0);
-	assert_int_equal(v, 4096);
-	assert_int_equal(cli_parse_size("64k", &v), 0);
-	assert_int_equal(v, 65536);
-	assert_int_equal(cli_parse_size("", &v), -EINVAL);
-	assert_int_equal(cli_parse_size("-1M", &v), -EINVAL);
-	assert_int_equal(cli_parse_size("12Q", &v), -EINVAL);
-	assert_int_equal(cli_parse_size("M", &v), -EINVAL);
-	assert_int_equal(cli_parse_size("99999999999999999999", &v), -EINVAL);
-	assert_int_equal(cli_parse_size("20000000T", &v), -EINVAL);
-	assert_int_equal(cli_parse_uint("2", 1, 8, &u), 0);
-	assert_int_equal(u, 2);
-	assert_int_equal(cli_parse_uint("0", 1, 8, &u), -EINVAL);
-	assert_int_equal(cli_parse_uint("9", 1, 8, &u), -EINVAL);
-	assert_int_equal(cli_parse_uint("2x", 1, 8, &u), -EINVAL);
 }
 
 static void test_no_kvm_path(void **state)
@@ -247,10 +225,10 @@ static void test_vm_config_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_transitions),	   cmocka_unit_test(test_slots),
-		cmocka_unit_test(test_error_lines),	   cmocka_unit_test(test_error_thread_local),
-		cmocka_unit_test(test_logging),		   cmocka_unit_test(test_cli_sizes),
-		cmocka_unit_test(test_no_kvm_path),	   cmocka_unit_test(test_vm_config_errors),
+		cmocka_unit_test(test_transitions),	 cmocka_unit_test(test_slots),
+		cmocka_unit_test(test_error_lines),	 cmocka_unit_test(test_error_thread_local),
+		cmocka_unit_test(test_logging),		 cmocka_unit_test(test_no_kvm_path),
+		cmocka_unit_test(test_vm_config_errors),
 	};
 
 	return cmocka_run_group_tests_name("core", tests, NULL, NULL);

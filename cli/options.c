@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The command line's option tables, their usage texts and getopt's errors.
+ * The tables and the texts sit side by side so that an option is added to
+ * both at once; tests/unit/test_cli.c fails when they disagree.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <kvmkit/kvmkit.h>
+
+#include "cli.h"
+
+const struct option cli_global_options[] = {
+	{ "log", required_argument, NULL, 'l' },
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 },
+};
+const char cli_global_shortopts[] = "+:h";
+
+const struct option cli_run_options[] = {
+	{ "kernel", required_argument, NULL, 'k' },  { "mem", required_argument, NULL, 'm' },
+	{ "vcpus", required_argument, NULL, 'c' },   { "timeout", required_argument, NULL, 't' },
+	{ "irqchip", required_argument, NULL, 'i' }, { "irq-stats", no_argument, NULL, 's' },
+	{ "cpu", required_argument, NULL, 'u' },     { "initrd", required_argument, NULL, 'I' },
+	{ "append", required_argument, NULL, 'a' },  { "testdev", required_argument, NULL, 'T' },
+	{ "help", no_argument, NULL, 'h' },	     { 0 },
+};
+const char cli_run_shortopts[] = ":k:m:c:t:h";
+
+const struct option cli_caps_options[] = {
+	{ "json", no_argument, NULL, 'j' },
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 },
+};
+const char cli_caps_shortopts[] = ":h";
+
+/* One line per option of cli_run_options, in the same order. */
+static const char run_options_text[] =
+	"  -k, --kernel FILE      guest image: ELF64 x86_64, or Multiboot v1 ELF32\n"
+	"                         (default: the embedded demo guest)\n"
+	"  -m, --mem SIZE         guest RAM, e.g. 256M, 1G (default 128M)\n"
+	"  -c, --vcpus N          vCPUs, 1..4096 (default 1)\n"
+	"  -t, --timeout SEC      stop the guest after SEC seconds (exit status 124)\n"
+	"      --irqchip MODE     kernel (default), split (IOAPIC, PIC, PIT in kvmkit)\n"
+	"                         or none\n"
+	"      --irq-stats        per-GSI interrupt counts on stderr at exit\n"
+	"      --cpu +F,-F,...    switch CPU features on or off (names: run --help)\n"
+	"      --initrd FILE      Multiboot module 0\n"
+	"      --append \"ARGS\"    Multiboot command line after the kernel path\n"
+	"      --testdev on|off   the test device (default: on for Multiboot images,\n"
+	"                         off for others)\n"
+	"  -h, --help             print usage\n";
+
+static const char run_exit_text[] =
+	"exit status:\n"
+	"  0..117   the guest's own status except 2: power-off status V, or\n"
+	"           (V << 1) | 1 for isa-debug-exit\n"
+	"  2        bad input (one line on stderr)\n"
+	"  118      the guest asked for a reset (kvmkit does not reboot it)\n"
+	"  119      the guest reported a crash\n"
+	"  120      KVM or the host failed\n"
+	"  121      triple fault\n"
+	"  122      unhandled exit or KVM internal error\n"
+	"  123      every vCPU halted for good\n"
+	"  124      --timeout expired\n"
+	"  125      the guest's status was 2 or outside 0..117 (stderr says which)\n";
+
+void cli_run_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: kvmkit run [OPTIONS]\n"
+		"boots a guest on kvmkit's standard machine\n"
+		"\n"
+		"options:\n"
+		"%s"
+		"\n"
+		"console: stdin goes to the guest's UART; Ctrl-A x stops the VM\n"
+		"CPU features for --cpu:",
+		run_options_text);
+	for (unsigned int i = 0; kvmkit_cpu_feature_name(i); i++)
+		fprintf(f, " %s", kvmkit_cpu_feature_name(i));
+	fprintf(f, "\n\n%s", run_exit_text);
+}
+
+void cli_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: kvmkit [--log LEVEL] COMMAND [ARGS]\n"
+		"\n"
+		"commands:\n"
+		"  run [OPTIONS]          boot a guest (exit statuses: kvmkit run --help)\n"
+		"  caps [--json]          KVM capabilities of this host (--json: as JSON)\n"
+		"  version                print the version\n"
+		"  help                   print usage\n"
+		"\n"
+		"global options:\n"
+		"      --log LEVEL        error, warn, info, debug or trace (also $KVMKIT_LOG)\n"
+		"  -h, --help             print usage\n"
+		"\n"
+		"run options:\n"
+		"%s",
+		run_options_text);
+}
+
+/* Long option of @opts whose short value is @val, or NULL. */
+static const struct option *by_val(const struct option *opts, int val)
+{
+	for (; opts->name; opts++)
+		if (opts->val == val)
+			return opts;
+	return NULL;
+}
+
+/* How many options of @opts start with the @len bytes of @name. */
+static unsigned int prefix_matches(const struct option *opts, const char *name, size_t len)
+{
+	unsigned int n = 0;
+
+	for (; opts->name; opts++)
+		if (!strncmp(opts->name, name, len))
+			n++;
+	return n;
+}
+
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *opts,
+	       const char *cmd)
+{
+	const char *sep = *cmd ? " " : "";
+	const struct option *o;
+	const char *arg;
+	int c;
+
+	/* getopt's own messages would start with argv[0] (here "run"), not
+	 * "kvmkit:": print them ourselves, as one line. */
+	opterr = 0;
+	c = getopt_long(argc, argv, shortopts, opts, NULL);
+	if (c != '?' && c != ':')
+		return c;
+	/* For a long option, getopt has moved optind past it. */
+	arg = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+	o = optopt ? by_val(opts, optopt) : NULL;
+	fprintf(stderr, "kvmkit: %s%s", cmd, *cmd ? ": " : "");
+	if (c == ':' && o) {
+		fprintf(stderr, "--%s needs an argument\n", o->name);
+	} else if (c == ':') {
+		fprintf(stderr, "-%c needs an argument\n", optopt);
+	} else if (o && !strncmp(arg, "--", 2) && strchr(arg, '=')) {
+		fprintf(stderr, "--%s takes no argument\n", o->name);
+	} else if (optopt) {
+		fprintf(stderr, "unknown option '-%c' (see 'kvmkit %s%s--help')\n", optopt, cmd,
+			sep);
+	} else {
+		bool is_long = !strncmp(arg, "--", 2);
+		size_t len = is_long ? 2 + strcspn(arg + 2, "=") : strlen(arg);
+		bool ambiguous = is_long && prefix_matches(opts, arg + 2, len - 2) > 1;
+
+		fprintf(stderr, "%s option '%.*s' (see 'kvmkit %s%s--help')\n",
+			ambiguous ? "ambiguous" : "unknown", (int)len, arg, cmd, sep);
+	}
+	return '?';
+}
