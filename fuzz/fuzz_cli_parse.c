@@ -24,7 +24,7 @@
 
 #include "cli.h"
 #include "fuzz.h"
-#include "kvm/cpuid.h"
+#include "arch/x86/cpuid.h"
 
 typedef unsigned __int128 u128;
 
