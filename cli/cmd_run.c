@@ -92,6 +92,7 @@ int cmd_run(int argc, char **argv)
 		{ "cpu", required_argument, NULL, 'u' },
 		{ "initrd", required_argument, NULL, 'I' },
 		{ "append", required_argument, NULL, 'a' },
+		{ "testdev", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -156,6 +157,17 @@ int cmd_run(int argc, char **argv)
 		case 'a':
 			cfg.cmdline = optarg;
 			break;
+		case 'T':
+			if (!strcmp(optarg, "on")) {
+				cfg.testdev = KVMKIT_TESTDEV_ON;
+			} else if (!strcmp(optarg, "off")) {
+				cfg.testdev = KVMKIT_TESTDEV_OFF;
+			} else {
+				fprintf(stderr, "kvmkit: --testdev: '%s' is not on or off\n",
+					optarg);
+				return KVMKIT_EXIT_USAGE;
+			}
+			break;
 		case 's':
 			irq_stats = true;
 			break;
@@ -166,6 +178,7 @@ int cmd_run(int argc, char **argv)
 			printf("usage: kvmkit run [--kernel FILE] [--mem SIZE] [--vcpus N] [--timeout SEC]\n"
 			       "                  [--irqchip kernel|split|none] [--irq-stats] [--cpu +F,-F,...]\n"
 			       "                  [--initrd FILE] [--append \"ARGS\"] (multiboot images)\n"
+			       "                  [--testdev on|off] (default: on for multiboot images)\n"
 			       "console: stdin goes to the guest's UART; Ctrl-A x stops the VM\n"
 			       "CPU features for --cpu:");
 			for (unsigned int f = 0; kvmkit_cpu_feature_name(f); f++)

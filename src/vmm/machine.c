@@ -82,6 +82,9 @@ int kvmkit_machine_create(const struct kvmkit_machine_config *cfg, struct kvmkit
 
 	if (!cfg->kernel)
 		return kvmk_err_param("kvmkit_machine_create", "kernel", "no guest image", "(none)");
+	if ((unsigned int)cfg->testdev > KVMKIT_TESTDEV_OFF)
+		return kvmk_err_param("kvmkit_machine_create", "testdev", "not AUTO, ON or OFF",
+				      "%d", (int)cfg->testdev);
 	r = check_guest(cfg);
 	if (r)
 		return r;
@@ -123,9 +126,13 @@ int kvmkit_machine_create(const struct kvmkit_machine_config *cfg, struct kvmkit
 	r = kvmkit_fwcfg_create(m->vm, NULL, &m->fwcfg);
 	if (r)
 		goto fail;
-	r = kvmkit_testdev_create(m->vm, &m->testdev);
-	if (r)
-		goto fail;
+	if (cfg->testdev == KVMKIT_TESTDEV_ON ||
+	    (cfg->testdev == KVMKIT_TESTDEV_AUTO &&
+	     kvmkit_multiboot_detect(cfg->kernel, cfg->kernel_len))) {
+		r = kvmkit_testdev_create(m->vm, &m->testdev);
+		if (r)
+			goto fail;
+	}
 	r = boot_guest(m->vm, cfg);
 	if (r)
 		goto fail;

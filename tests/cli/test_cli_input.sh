@@ -24,6 +24,7 @@ expect 2 "invalid size" -- "$kvmkit" run --mem 12Q
 expect 2 "physical memory" -- "$kvmkit" run --mem 1000T
 expect 2 "invalid count" -- "$kvmkit" run --vcpus 0
 expect 2 "invalid count" -- "$kvmkit" run --vcpus two
+expect 2 "kvmkit: --testdev: 'auto' is not on or off" -- "$kvmkit" run --testdev auto
 expect 2 "" -- "$kvmkit" run --bogus
 expect 2 "unknown command" -- "$kvmkit" frobnicate
 expect 2 "unknown level" -- "$kvmkit" --log shouty run
