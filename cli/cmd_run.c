@@ -159,12 +159,12 @@ int cmd_run(int argc, char **argv)
 			cfg.vm.cpu_flags = optarg;
 			break;
 		case 'T':
-			/* The machine option comes with the test-device work of
-			 * issue 9; until then the device is always present. */
-			if (strcmp(optarg, "on")) {
-				fprintf(stderr,
-					"kvmkit: --testdev: '%s' is not supported by this build (the test device is always on)\n",
-					optarg);
+			if (!strcmp(optarg, "on")) {
+				cfg.testdev = KVMKIT_TESTDEV_ON;
+			} else if (!strcmp(optarg, "off")) {
+				cfg.testdev = KVMKIT_TESTDEV_OFF;
+			} else {
+				fprintf(stderr, "kvmkit: --testdev: '%s' is not on or off\n", optarg);
 				return CLI_EXIT_USAGE;
 			}
 			break;

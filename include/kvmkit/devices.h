@@ -99,9 +99,14 @@ void kvmkit_fwcfg_destroy(struct kvmkit_fwcfg *dev);
  * dropped on write and read as 0), so a 1-byte write at 0xe1 updates byte
  * 1 only.
  * Port 0xe4 (4 bytes, write): the guest-physical page holding the value is
- * flushed from KVM's MMU (the host page is replaced by a copy of itself,
- * which fires the MMU notifier), so the guest's next access faults into KVM
- * again. Values outside guest RAM are ignored.
+ * flushed from KVM's MMU (kvmkit_vm_flush_page: the page's protection is
+ * widened and restored, which fires the MMU notifier), so the guest's next
+ * access faults into KVM again. The page keeps its contents and no host
+ * mapping is left behind, however many flushes a guest asks for. Values
+ * outside guest RAM are ignored. Flushes the host refuses (e.g. at the
+ * process's memory-map limit) are logged as warnings: the first one, then
+ * at most one line a second with the count since, and the count not yet
+ * logged when the device is destroyed.
  * Ports 0x2000 + n, n < 24 (1-byte write): non-zero raises, 0 lowers line n
  * (kvmkit_irq_line on GSI n; GSIs 0-15 reach the PIC and IOAPIC, 16-23 the
  * IOAPIC, with the default routing). Ignored without an irqchip.

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * A machine: a VM with its vCPUs, the standard devices (16550 UART on COM1,
- * isa-debug-exit, report device, fw_cfg, test device) and a loaded guest
- * (ELF64 or multiboot). This is what `kvmkit run` assembles; library users
- * may build their own instead.
+ * isa-debug-exit, report device, fw_cfg, the test device if configured)
+ * and a loaded guest (ELF64 or multiboot). This is what `kvmkit run`
+ * assembles; library users may build their own instead.
  */
 #ifndef KVMKIT_MACHINE_H
 #define KVMKIT_MACHINE_H
@@ -19,6 +19,15 @@
 extern "C" {
 #endif
 
+/* Whether the machine has the test device (devices.h). AUTO: yes for
+ * Multiboot images (the external test suites that boot them, such as
+ * kvm-unit-tests, expect it), no for ELF64 images. */
+enum kvmkit_testdev_mode {
+	KVMKIT_TESTDEV_AUTO = 0,
+	KVMKIT_TESTDEV_ON,
+	KVMKIT_TESTDEV_OFF,
+};
+
 struct kvmkit_machine_config {
 	struct kvmkit_vm_config vm;
 	const void *kernel; /* ELF64 image in memory */
@@ -26,6 +35,7 @@ struct kvmkit_machine_config {
 	int console_fd; /* where UART output goes; -1: kept only in memory */
 	bool irqchip;	/* an irqchip (x86); the UART gets IRQ 4 */
 	enum kvmkit_irqchip_mode irqchip_mode; /* kernel or split (both with PIC and PIT) */
+	enum kvmkit_testdev_mode testdev; /* default AUTO */
 	/* Multiboot images only (an ELF64 guest with these is refused): */
 	const char *cmdline;	 /* appended after kernel_path; NULL: none */
 	const void *initrd;	 /* module 0, NULL: none */

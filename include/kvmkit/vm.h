@@ -82,6 +82,16 @@ void *kvmkit_vm_gpa_to_hva(struct kvmkit_vm *vm, uint64_t gpa, uint64_t len);
 int kvmkit_vm_read(struct kvmkit_vm *vm, uint64_t gpa, void *buf, size_t len);
 int kvmkit_vm_write(struct kvmkit_vm *vm, uint64_t gpa, const void *buf, size_t len);
 
+/* Makes KVM drop its translation of the guest-physical page holding @gpa,
+ * so the guest's next access to it faults into KVM again (the test
+ * device's page flush). The page keeps its contents and host address, the
+ * RAM keeps its madvise flags, and no host mapping is left behind. May be
+ * called while vCPUs run. Only for memory kvmkit allocated: -EFAULT when
+ * @gpa is not in guest RAM, -EOPNOTSUPP for memory the caller supplied (or
+ * in a READ_IMPLIES_EXEC process), another negative errno when the host
+ * refuses (e.g. -ENOMEM at the process's memory-map limit). */
+int kvmkit_vm_flush_page(struct kvmkit_vm *vm, uint64_t gpa);
+
 /* Bytes of RAM created from the config. */
 uint64_t kvmkit_vm_ram_size(const struct kvmkit_vm *vm);
 

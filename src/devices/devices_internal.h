@@ -20,8 +20,10 @@ struct kvmk_testdev_hooks {
 	void *ctx;
 	/* Drive IRQ line @line (< KVMKIT_TESTDEV_IRQ_LINES) to @level. */
 	void (*irq_line)(void *ctx, uint32_t line, bool level);
-	/* Flush guest-physical page @gpa (page aligned) from KVM's MMU. */
-	void (*flush_page)(void *ctx, uint64_t gpa);
+	/* Flush guest-physical page @gpa (page aligned) from KVM's MMU: 0, or
+	 * -EFAULT when @gpa is not guest RAM (ignored), or another negative
+	 * errno (a failure the device reports, throttled). */
+	int (*flush_page)(void *ctx, uint64_t gpa);
 };
 
 int kvmk_testdev_create_on(struct kvmkit_bus *pio, struct kvmkit_bus *mmio,

@@ -9,24 +9,28 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #define KVMK_LOG_MODULE "testdev"
 #include "core/internal.h"
 #include "devices/devices_internal.h"
-#include "kvm/kvm_internal.h"
 #include <kvmkit/irq.h>
 
 /* One PIO range covers 0xe0..0xeb: scratch 0, flush, scratch 1. */
 #define PORTS_BASE KVMKIT_TESTDEV_SCRATCH0
 #define PORTS_LEN 12
 
+/* A guest can ask for flushes as fast as it exits: after the first failed
+ * flush, at most one line per this interval, with the count since. */
+#define FLUSH_WARN_INTERVAL_NS 1000000000ull
+
 struct kvmkit_testdev {
 	struct kvmkit_bus *pio, *mmio;
 	struct kvmk_testdev_hooks hooks;
 	pthread_mutex_t lock;
 	uint32_t scratch[2];
+	/* Failed flushes (under lock): in all, and since the last line. */
+	uint64_t flush_failed, flush_unlogged;
+	uint64_t flush_logged_ns;
 	bool ports_reg, irq_reg, mmio_reg;
 	uint8_t mem[KVMKIT_TESTDEV_MMIO_LEN];
 };
@@ -47,6 +51,37 @@ static uint32_t scratch_write(uint32_t reg, unsigned int k, const uint8_t *data,
 		reg = (reg & ~(0xffu << sh)) | ((uint32_t)data[i] << sh);
 	}
 	return reg;
+}
+
+/* Values outside guest RAM are the guest's mistake and are ignored; any
+ * other failure is the host's, worth a (throttled) warning. */
+static void flush(struct kvmkit_testdev *d, uint64_t gpa)
+{
+	int r = d->hooks.flush_page(d->hooks.ctx, gpa);
+	uint64_t now;
+
+	if (r == 0 || r == -EFAULT) {
+		kvmk_trace("flush 0x%llx: %s", (unsigned long long)gpa, r ? "not RAM" : "done");
+		return;
+	}
+	pthread_mutex_lock(&d->lock);
+	now = kvmk_now_ns(); /* under the lock: never before the last line's */
+	if (d->flush_failed++ == 0) {
+		kvmk_warn("page flush of 0x%llx failed: %s (later failures: one line a second)",
+			  (unsigned long long)gpa, strerror(-r));
+		d->flush_logged_ns = now;
+	} else {
+		d->flush_unlogged++;
+		if (now - d->flush_logged_ns >= FLUSH_WARN_INTERVAL_NS) {
+			kvmk_warn("%llu more page flushes failed (%llu in all), last 0x%llx: %s",
+				  (unsigned long long)d->flush_unlogged,
+				  (unsigned long long)d->flush_failed, (unsigned long long)gpa,
+				  strerror(-r));
+			d->flush_unlogged = 0;
+			d->flush_logged_ns = now;
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
 }
 
 static void ports_read(void *opaque, uint64_t off, void *data, unsigned int size)
@@ -72,7 +107,7 @@ static void ports_write(void *opaque, uint64_t off, const void *data, unsigned i
 			return;
 		memcpy(&gpa, data, 4);
 		if (d->hooks.flush_page)
-			d->hooks.flush_page(d->hooks.ctx, gpa & ~0xfffull);
+			flush(d, gpa & ~0xfffull);
 		return;
 	}
 	pthread_mutex_lock(&d->lock);
@@ -122,6 +157,10 @@ void kvmkit_testdev_destroy(struct kvmkit_testdev *d)
 {
 	if (!d)
 		return;
+	if (d->flush_unlogged)
+		kvmk_warn("%llu more page flushes failed (%llu in all)",
+			  (unsigned long long)d->flush_unlogged,
+			  (unsigned long long)d->flush_failed);
 	if (d->ports_reg)
 		kvmkit_bus_unregister(d->pio, PORTS_BASE);
 	if (d->irq_reg)
@@ -180,52 +219,16 @@ static void vm_irq_line(void *ctx, uint32_t line, bool level)
 	kvmk_err_restore(&saved);
 }
 
-/*
- * Replaces the host page behind @gpa by a copy of itself: the old mapping
- * goes away at once (mremap over it), which fires the MMU notifier, so KVM
- * drops its translation and the guest's next access faults in the new page.
- * The page is never absent: other vCPUs see either the old or the new page
- * (a write another vCPU makes to it between the copy and the swap is lost;
- * guests flush pages they are not writing concurrently). Only for RAM that
- * kvmkit allocated (private anonymous memory); memory a caller supplied may
- * be shared and is left alone.
- */
-static void vm_flush_page(void *ctx, uint64_t gpa)
+/* The memory layer does the work (kvmkit_vm_flush_page). */
+static int vm_flush_page(void *ctx, uint64_t gpa)
 {
-	struct kvmkit_vm *vm = ctx;
-	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
-	const struct kvmk_region *e = NULL;
-	uint8_t *old, *copy;
+	struct kvmkit_error saved;
+	int r;
 
-	pthread_rwlock_rdlock(&vm->mem_lock);
-	for (int i = 0; i < KVMK_MAX_REGIONS; i++) {
-		const struct kvmk_region *c = &vm->regions[i];
-
-		if (c->used && gpa >= c->gpa && gpa - c->gpa < c->size) {
-			e = c;
-			break;
-		}
-	}
-	if (!e || !e->map_base || (e->flags & KVMKIT_MEM_READONLY)) {
-		pthread_rwlock_unlock(&vm->mem_lock);
-		kvmk_debug("flush 0x%llx: not kvmkit-owned guest RAM, ignored",
-			   (unsigned long long)gpa);
-		return;
-	}
-	old = e->hva + ((gpa - e->gpa) & ~(page - 1));
-	copy = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (copy == MAP_FAILED) {
-		pthread_rwlock_unlock(&vm->mem_lock);
-		kvmk_warn("flush 0x%llx: mmap: %s", (unsigned long long)gpa, strerror(errno));
-		return;
-	}
-	memcpy(copy, old, page);
-	if (mremap(copy, page, page, MREMAP_MAYMOVE | MREMAP_FIXED, old) == MAP_FAILED) {
-		kvmk_warn("flush 0x%llx: mremap: %s", (unsigned long long)gpa, strerror(errno));
-		munmap(copy, page);
-	}
-	pthread_rwlock_unlock(&vm->mem_lock);
-	kvmk_trace("flushed page 0x%llx", (unsigned long long)gpa);
+	kvmk_err_save(&saved);
+	r = kvmkit_vm_flush_page(ctx, gpa);
+	kvmk_err_restore(&saved);
+	return r;
 }
 
 int kvmkit_testdev_create(struct kvmkit_vm *vm, struct kvmkit_testdev **out)

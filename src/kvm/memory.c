@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/personality.h>
 #include <unistd.h>
 
 #define KVMK_LOG_MODULE "memory"
@@ -63,6 +64,38 @@ static int set_region(struct kvmkit_vm *vm, const struct kvmk_region *r, uint64_
 	return 0;
 }
 
+/*
+ * Takes the fresh private mapping @base (@len bytes) for region @r: RAM
+ * starts on a 2 MiB boundary (so transparent huge pages can back it) and
+ * the slack around it is unmapped, so the RAM is one mapping with one set
+ * of madvise flags. RAM is kept out of core dumps: it is the guest's, often
+ * large, and may hold the guest's secrets.
+ */
+static void own_ram(struct kvmk_region *r, uint8_t *base, size_t len)
+{
+	uint8_t *start = base, *end = base + len;
+
+	r->hva = base;
+	if (len > r->size) {
+		uintptr_t a = ((uintptr_t)base + HUGE_ALIGN - 1) & ~(uintptr_t)(HUGE_ALIGN - 1);
+
+		r->hva = (uint8_t *)a;
+		/* Trimming splits the mapping first; at the process's map
+		 * limit it fails and the slack stays mapped (and owned). */
+		if (r->hva > base && !munmap(base, (size_t)(r->hva - base)))
+			start = r->hva;
+		if (end > r->hva + r->size &&
+		    !munmap(r->hva + r->size, (size_t)(end - (r->hva + r->size))))
+			end = r->hva + r->size;
+		madvise(r->hva, r->size, MADV_HUGEPAGE); /* advisory: THP may be off */
+	}
+	if (madvise(start, (size_t)(end - start), MADV_DONTDUMP))
+		kvmk_warn("guest RAM at gpa 0x%llx stays in core dumps: madvise: %s",
+			  (unsigned long long)r->gpa, strerror(errno));
+	r->map_base = start;
+	r->map_len = (size_t)(end - start);
+}
+
 int kvmkit_vm_add_memory(struct kvmkit_vm *vm, uint64_t gpa, uint64_t size, unsigned int flags,
 			 void *host)
 {
@@ -115,17 +148,7 @@ int kvmkit_vm_add_memory(struct kvmkit_vm *vm, uint64_t gpa, uint64_t size, unsi
 			return kvmk_err_resource(op, errno, "mmap of %llu bytes",
 						 (unsigned long long)size);
 		}
-		nr.map_base = base;
-		nr.map_len = len;
-		nr.hva = base;
-		if (size >= HUGE_ALIGN) {
-			uintptr_t a =
-				((uintptr_t)base + HUGE_ALIGN - 1) & ~(uintptr_t)(HUGE_ALIGN - 1);
-
-			nr.hva = (uint8_t *)a;
-			madvise(nr.hva, size, MADV_HUGEPAGE); /* advisory */
-		}
-		madvise(nr.hva, size, MADV_DONTDUMP);
+		own_ram(&nr, base, len);
 	}
 	r = set_region(vm, &nr, size);
 	if (r) {
@@ -209,4 +232,64 @@ int kvmkit_vm_write(struct kvmkit_vm *vm, uint64_t gpa, const void *buf, size_t 
 		return -EFAULT;
 	memcpy(p, buf, len);
 	return 0;
+}
+
+/*
+ * KVM keeps its own translation of guest pages and drops it when the MMU
+ * notifier reports a change to the host page tables. Adding PROT_EXEC to
+ * the page and taking it away again is such a change (change_protection()
+ * invalidates the range), and it never makes the page less accessible, so
+ * a vCPU touching it meanwhile only refaults. The first call splits the
+ * page out of the RAM mapping and the second merges it back, so nothing
+ * lasts: not a mapping, not a moved page, not a lost madvise flag.
+ */
+int kvmkit_vm_flush_page(struct kvmkit_vm *vm, uint64_t gpa)
+{
+	const char *op = "kvmkit_vm_flush_page";
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	const struct kvmk_region *e = NULL;
+	uint8_t *p;
+	int r = 0;
+
+	/* With READ_IMPLIES_EXEC readable memory is executable already, and
+	 * adding PROT_EXEC would change nothing. */
+	if (personality(0xffffffff) & READ_IMPLIES_EXEC)
+		return kvmk_err_unsupported(op, EOPNOTSUPP, "READ_IMPLIES_EXEC personality");
+	pthread_rwlock_rdlock(&vm->mem_lock);
+	for (int i = 0; i < KVMK_MAX_REGIONS; i++) {
+		const struct kvmk_region *c = &vm->regions[i];
+
+		if (c->used && gpa >= c->gpa && gpa - c->gpa < c->size) {
+			e = c;
+			break;
+		}
+	}
+	if (!e) {
+		r = -EFAULT;
+		kvmk_err_param(op, "gpa", "not inside guest RAM", "0x%llx",
+			       (unsigned long long)gpa);
+		goto out;
+	}
+	/* Memory the caller supplied may have other protections or be
+	 * shared: changing them is not kvmkit's business. */
+	if (!e->map_base) {
+		r = kvmk_err_unsupported(op, EOPNOTSUPP,
+					 "gpa 0x%llx: memory the caller supplied (slot %u)",
+					 (unsigned long long)gpa, e->slot);
+		goto out;
+	}
+	p = e->hva + ((gpa - e->gpa) & ~(page - 1));
+	if (mprotect(p, page, PROT_READ | PROT_WRITE | PROT_EXEC)) {
+		r = kvmk_err_sys(op, errno, "mprotect(+exec) of gpa 0x%llx",
+				 (unsigned long long)gpa);
+		goto out;
+	}
+	/* Merging back allocates no mapping; should it fail, the page stays
+	 * executable in a mapping of its own (reported). */
+	if (mprotect(p, page, PROT_READ | PROT_WRITE))
+		r = kvmk_err_sys(op, errno, "mprotect(-exec) of gpa 0x%llx",
+				 (unsigned long long)gpa);
+out:
+	pthread_rwlock_unlock(&vm->mem_lock);
+	return r;
 }

@@ -78,8 +78,14 @@ static void fwcfg_destroy(struct kvmkit_machine *m)
 	kvmkit_fwcfg_destroy(m->fwcfg);
 }
 
+/* On for Multiboot images (external test suites expect it), off for
+ * others, unless the config says. */
 static int testdev_create(struct kvmkit_machine *m, const struct kvmkit_machine_config *cfg)
 {
+	if (cfg->testdev == KVMKIT_TESTDEV_OFF ||
+	    (cfg->testdev == KVMKIT_TESTDEV_AUTO &&
+	     !kvmkit_multiboot_detect(cfg->kernel, cfg->kernel_len)))
+		return 0;
 	return kvmkit_testdev_create(m->vm, &m->testdev);
 }
 
@@ -160,8 +166,10 @@ int kvmkit_machine_create(const struct kvmkit_machine_config *cfg, struct kvmkit
 	int r;
 
 	if (!cfg->kernel)
-		return kvmk_err_param("kvmkit_machine_create", "kernel", "no guest image",
-				      "(none)");
+		return kvmk_err_param("kvmkit_machine_create", "kernel", "no guest image", "(none)");
+	if ((unsigned int)cfg->testdev > KVMKIT_TESTDEV_OFF)
+		return kvmk_err_param("kvmkit_machine_create", "testdev", "not AUTO, ON or OFF",
+				      "%d", (int)cfg->testdev);
 	r = check_guest(cfg);
 	if (r)
 		return r;

@@ -43,6 +43,7 @@ expect 2 "^kvmkit: run: unexpected argument 'extra'" -- "$kvmkit" run extra
 expect 2 "^kvmkit: caps: unknown option '--frob'" -- "$kvmkit" caps --frob
 expect 2 "^kvmkit: unknown option '--bogus' (see 'kvmkit --help')$" -- "$kvmkit" --bogus run
 expect 2 "^kvmkit: --log needs an argument$" -- "$kvmkit" --log
+expect 2 "kvmkit: --testdev: 'auto' is not on or off" -- "$kvmkit" run --testdev auto
 expect 2 "unknown command" -- "$kvmkit" frobnicate
 expect 2 "unknown level" -- "$kvmkit" --log shouty run
 expect 2 "unknown CPU feature" -- "$kvmkit" run --cpu +warp-drive

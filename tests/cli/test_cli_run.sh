@@ -35,6 +35,12 @@ fi
 expect 0 "" -- "$kvmkit" run --kernel "$guests/hello.elf" --mem 256M --vcpus 2
 expect 0 "" -- "$kvmkit" run --irqchip split --vcpus 2
 expect 0 "" -- "$kvmkit" run --irqchip none
+# The test device: off by default for ELF64 guests (flush_storm then exits
+# 16), on with --testdev on (the guest's flushes keep its data: 0).
+expect 16 "" -- "$kvmkit" run --kernel "$guests/flush_storm.elf"
+expect 16 "" -- "$kvmkit" run --kernel "$guests/flush_storm.elf" --testdev off
+expect 0 "" -- "$kvmkit" run --kernel "$guests/flush_storm.elf" --testdev on
+expect 67 "" -- "$kvmkit" run --kernel "$guests/mb_probe.elf" --testdev off --append noirq
 expect 2 "unknown mode" -- "$kvmkit" run --irqchip both
 expect 0 "" -- "$kvmkit" run --kernel "$guests/smp_id.elf" --vcpus 3
 # Guest statuses that could be mistaken for kvmkit's own codes, or do not

@@ -5,7 +5,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include <kvmkit/kvmkit.h>
@@ -17,6 +19,7 @@ struct rec {
 	bool levels[64];
 	unsigned int nflush;
 	uint64_t flushed[8];
+	int flush_result; /* what the flush hook returns */
 };
 
 static void fake_irq(void *ctx, uint32_t line, bool level)
@@ -28,11 +31,32 @@ static void fake_irq(void *ctx, uint32_t line, bool level)
 	r->nirq++;
 }
 
-static void fake_flush(void *ctx, uint64_t gpa)
+static int fake_flush(void *ctx, uint64_t gpa)
 {
 	struct rec *r = ctx;
 
-	r->flushed[r->nflush++] = gpa;
+	if (r->nflush < 8)
+		r->flushed[r->nflush] = gpa;
+	r->nflush++;
+	return r->flush_result;
+}
+
+/* Warnings the device logged, and the first and last of them. */
+struct warnings {
+	unsigned int n;
+	char first[256], last[256];
+};
+
+static void count_warning(enum kvmkit_log_level level, const char *module, const char *msg,
+			  void *opaque)
+{
+	struct warnings *w = opaque;
+
+	if (level != KVMKIT_LOG_WARN || strcmp(module, "testdev"))
+		return;
+	if (!w->n++)
+		snprintf(w->first, sizeof(w->first), "%s", msg);
+	snprintf(w->last, sizeof(w->last), "%s", msg);
 }
 
 struct fx {
@@ -117,6 +141,44 @@ static void test_flush(void **state)
 	assert_int_equal(in(f, 0xe4, 4), 0);
 }
 
+/* A guest may flush as fast as it can exit: values outside RAM (-EFAULT)
+ * are ignored without a word, and failures give one warning, then at most
+ * one line a second, then the total when the device goes. */
+static void test_flush_failures_throttled(void **state)
+{
+	struct fx *f = *state;
+	struct warnings w = { 0 };
+	struct timespec t0, t1;
+	double secs;
+
+	kvmkit_log_set_sink(count_warning, &w);
+	f->rec.flush_result = -EFAULT;
+	for (unsigned int i = 0; i < 1000; i++)
+		out(f, 0xe4, i * 0x1000u, 4);
+	assert_int_equal(f->rec.nflush, 1000);
+	assert_int_equal(w.n, 0);
+
+	f->rec.flush_result = -ENOMEM;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (unsigned int i = 0; i < 10000; i++)
+		out(f, 0xe4, 0x400000u + i * 0x1000u, 4);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_int_equal(f->rec.nflush, 11000);
+	secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	/* The first failure names its page and cause. */
+	assert_true(w.n >= 1);
+	assert_non_null(strstr(w.first, "page flush of 0x400000 failed"));
+	assert_non_null(strstr(w.first, strerror(ENOMEM)));
+	/* Then at most one line per second elapsed. */
+	assert_true(w.n <= 1 + (unsigned int)secs);
+	kvmkit_testdev_destroy(f->dev);
+	f->dev = NULL;
+	kvmkit_log_set_sink(NULL, NULL);
+	/* The last line gives the total. */
+	assert_true(w.n <= 2 + (unsigned int)secs);
+	assert_non_null(strstr(w.last, "(10000 in all)"));
+}
+
 static void test_irq_ports(void **state)
 {
 	struct fx *f = *state;
@@ -184,6 +246,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_scratch_lanes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_flush, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flush_failures_throttled, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_irq_ports, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mmio_scratch, setup, teardown),
 		cmocka_unit_test(test_no_hooks),
