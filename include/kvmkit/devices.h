@@ -121,6 +121,11 @@ void kvmkit_fwcfg_destroy(struct kvmkit_fwcfg *dev);
 #define KVMKIT_TESTDEV_MMIO_LEN 0x10000ULL
 struct kvmkit_testdev;
 int kvmkit_testdev_create(struct kvmkit_vm *vm, struct kvmkit_testdev **out);
+/* Port 0x2000 + @n drives @line (kvmkit_line_open on GSI n, usually); the
+ * line stays the caller's: close it after kvmkit_testdev_destroy().
+ * Unconnected ports are ignored. */
+struct kvmkit_line;
+int kvmkit_testdev_connect_irq(struct kvmkit_testdev *dev, unsigned int n, struct kvmkit_line *line);
 void kvmkit_testdev_destroy(struct kvmkit_testdev *dev);
 
 #ifdef __cplusplus

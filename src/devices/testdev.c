@@ -26,6 +26,8 @@
 struct kvmkit_testdev {
 	struct kvmkit_bus *pio, *mmio;
 	struct kvmk_testdev_hooks hooks;
+	/* Line n's handle (kvmkit_testdev_connect_irq), not owned. */
+	struct kvmkit_line *lines[KVMKIT_TESTDEV_IRQ_LINES];
 	pthread_mutex_t lock;
 	uint32_t scratch[2];
 	/* Failed flushes (under lock): in all, and since the last line. */
@@ -125,9 +127,35 @@ static void irq_write(void *opaque, uint64_t off, const void *data, unsigned int
 {
 	struct kvmkit_testdev *d = opaque;
 
-	if (size != 1 || off >= KVMKIT_TESTDEV_IRQ_LINES || !d->hooks.irq_line)
+	struct kvmkit_line *l;
+	bool level;
+
+	if (size != 1 || off >= KVMKIT_TESTDEV_IRQ_LINES)
 		return;
-	d->hooks.irq_line(d->hooks.ctx, (uint32_t)off, *(const uint8_t *)data != 0);
+	level = *(const uint8_t *)data != 0;
+	l = __atomic_load_n(&d->lines[off], __ATOMIC_ACQUIRE);
+	if (l) {
+		struct kvmkit_error saved;
+
+		/* One port per line: writes to it come from one vCPU at a time
+		 * only if the guest says so, hence the device lock. */
+		kvmk_err_save(&saved);
+		pthread_mutex_lock(&d->lock);
+		kvmkit_line_set(l, level, NULL);
+		pthread_mutex_unlock(&d->lock);
+		kvmk_err_restore(&saved);
+	} else if (d->hooks.irq_line) {
+		d->hooks.irq_line(d->hooks.ctx, (uint32_t)off, level);
+	}
+}
+
+int kvmkit_testdev_connect_irq(struct kvmkit_testdev *d, unsigned int n, struct kvmkit_line *line)
+{
+	if (n >= KVMKIT_TESTDEV_IRQ_LINES)
+		return kvmk_err_param("kvmkit_testdev_connect_irq", "n", "beyond the IRQ-line ports",
+				      "%u (max %u)", n, KVMKIT_TESTDEV_IRQ_LINES - 1);
+	__atomic_store_n(&d->lines[n], line, __ATOMIC_RELEASE);
+	return 0;
 }
 
 static void mem_read(void *opaque, uint64_t off, void *data, unsigned int size)
@@ -207,18 +235,6 @@ fail:
 
 /* ---- the real hooks ------------------------------------------------------ */
 
-static void vm_irq_line(void *ctx, uint32_t line, bool level)
-{
-	struct kvmkit_irqchip *chip = kvmkit_vm_irqchip(ctx);
-	struct kvmkit_error saved;
-
-	if (!chip)
-		return;
-	kvmk_err_save(&saved);
-	kvmkit_irq_line(chip, line, level, NULL);
-	kvmk_err_restore(&saved);
-}
-
 /* The memory layer does the work (kvmkit_vm_flush_page). */
 static int vm_flush_page(void *ctx, uint64_t gpa)
 {
@@ -233,7 +249,7 @@ static int vm_flush_page(void *ctx, uint64_t gpa)
 
 int kvmkit_testdev_create(struct kvmkit_vm *vm, struct kvmkit_testdev **out)
 {
-	struct kvmk_testdev_hooks hooks = { vm, vm_irq_line, vm_flush_page };
+	struct kvmk_testdev_hooks hooks = { .ctx = vm, .flush_page = vm_flush_page };
 
 	return kvmk_testdev_create_on(kvmkit_vm_pio_bus(vm), kvmkit_vm_mmio_bus(vm), &hooks, out);
 }

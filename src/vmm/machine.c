@@ -16,6 +16,7 @@ struct kvmkit_machine {
 	struct kvmkit_report *report;
 	struct kvmkit_fwcfg *fwcfg;
 	struct kvmkit_testdev *testdev;
+	struct kvmkit_line *testdev_lines[KVMKIT_TESTDEV_IRQ_LINES];
 	unsigned int nr_created; /* devices[] entries created, in order */
 };
 
@@ -82,16 +83,28 @@ static void fwcfg_destroy(struct kvmkit_machine *m)
  * others, unless the config says. */
 static int testdev_create(struct kvmkit_machine *m, const struct kvmkit_machine_config *cfg)
 {
+	struct kvmkit_irqchip *chip = kvmkit_vm_irqchip(m->vm);
+	int r;
+
 	if (cfg->testdev == KVMKIT_TESTDEV_OFF ||
 	    (cfg->testdev == KVMKIT_TESTDEV_AUTO &&
 	     !kvmkit_multiboot_detect(cfg->kernel, cfg->kernel_len)))
 		return 0;
-	return kvmkit_testdev_create(m->vm, &m->testdev);
+	r = kvmkit_testdev_create(m->vm, &m->testdev);
+	/* Port 0x2000 + n drives GSI n, as kvm-unit-tests expect. */
+	for (unsigned int n = 0; !r && chip && n < KVMKIT_TESTDEV_IRQ_LINES; n++) {
+		r = kvmkit_line_open(chip, n, &m->testdev_lines[n]);
+		if (!r)
+			r = kvmkit_testdev_connect_irq(m->testdev, n, m->testdev_lines[n]);
+	}
+	return r;
 }
 
 static void testdev_destroy(struct kvmkit_machine *m)
 {
 	kvmkit_testdev_destroy(m->testdev);
+	for (unsigned int n = 0; n < KVMKIT_TESTDEV_IRQ_LINES; n++)
+		kvmkit_line_close(m->testdev_lines[n]);
 }
 
 static const struct machine_device devices[] = {
