@@ -124,9 +124,11 @@ const void *kvmkit_demo_guest(size_t *len)
 	return kvmkit_demo_guest_elf;
 }
 
+/* The one version source is meson.build's project() (src/meson.build
+ * passes it in). */
 const char *kvmkit_version(void)
 {
-	return "0.1.0";
+	return KVMKIT_VERSION;
 }
 
 void kvmkit_machine_config_init(struct kvmkit_machine_config *cfg)
