@@ -245,6 +245,8 @@ int kvmkit_multiboot_place(const struct kvmkit_multiboot_image *img, uint64_t me
 	for (unsigned int i = 0; i < img->elf.nsegs; i++) {
 		const struct kvmkit_elf_segment *s = &img->elf.segs[i];
 
+		if (!s->memsz)
+			continue; /* occupies nothing, wherever it claims to be */
 		busy[nb++] = (struct busy){ s->paddr, s->paddr + s->memsz };
 		if (s->paddr + s->memsz > next)
 			next = s->paddr + s->memsz;

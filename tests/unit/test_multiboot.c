@@ -546,6 +546,17 @@ static void test_place_hostile_desc(void **state)
 	img = good;
 	img.elf.nsegs = 0;
 	assert_int_equal(kvmkit_multiboot_place(&img, 64 << 20, NULL, NULL, 0, &lay), -ENOEXEC);
+	/* An empty segment near the top of the address space moves nothing
+	 * (the modules' start would wrap to page 0). */
+	{
+		struct kvmkit_multiboot_module mod = { NULL, 100, "m" };
+
+		img = good;
+		img.elf.nsegs = 3;
+		img.elf.segs[2] = (struct kvmkit_elf_segment){ UINT64_MAX - 0xffe, 0, 0, 0, 0 };
+		assert_int_equal(kvmkit_multiboot_place(&img, 64 << 20, NULL, &mod, 1, &lay), 0);
+		assert_int_equal(lay.mods[0].start, 0x404000);
+	}
 }
 
 #define RAM (2u << 20)
