@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <stdbool.h>
@@ -84,6 +85,36 @@ static bool wants_dump(enum kvmkit_stop_reason r)
 	default:
 		return false;
 	}
+}
+
+/* An initrd is measured (stat) against the room the multiboot placement
+ * leaves after the image before it is read: one that cannot fit is refused
+ * without reading up to 1 GiB first. Anything else (no such file, not
+ * multiboot, an image that does not fit alone) is left to the usual checks.
+ * Returns false after printing the refusal. */
+static bool initrd_fits(const char *path, const struct kvmkit_machine_config *cfg)
+{
+	struct kvmkit_multiboot_module mod = { NULL, 0, path };
+	struct kvmkit_multiboot_layout lay;
+	struct kvmkit_multiboot_image img;
+	uint64_t mem = cfg->vm.mem_size;
+	uint64_t low = mem < KVMKIT_X86_MMIO_HOLE ? mem : KVMKIT_X86_MMIO_HOLE;
+	uint64_t start;
+	struct stat st;
+
+	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    !kvmkit_multiboot_detect(cfg->kernel, cfg->kernel_len) ||
+	    kvmkit_multiboot_parse(cfg->kernel, cfg->kernel_len, &img) ||
+	    kvmkit_multiboot_place(&img, mem, NULL, &mod, 1, &lay))
+		return true;
+	start = lay.mods[0].start; /* where the initrd would go */
+	mod.len = (uint64_t)st.st_size < low ? (size_t)st.st_size : (size_t)low;
+	if ((uint64_t)st.st_size < low && !kvmkit_multiboot_place(&img, mem, NULL, &mod, 1, &lay))
+		return true;
+	fprintf(stderr,
+		"kvmkit: --initrd %s: %llu bytes do not fit in guest RAM (%llu bytes free after the image)\n",
+		path, (unsigned long long)st.st_size, (unsigned long long)(low - start));
+	return false;
 }
 
 int cmd_run(int argc, char **argv)
@@ -194,6 +225,10 @@ int cmd_run(int argc, char **argv)
 		cfg.kernel = kvmkit_demo_guest(&cfg.kernel_len);
 	}
 	cfg.console_fd = STDOUT_FILENO;
+	if (initrd && !initrd_fits(initrd, &cfg)) {
+		free(image);
+		return CLI_EXIT_USAGE;
+	}
 	if (initrd) {
 		r = kvmkit_read_file(initrd, &initrd_buf, &cfg.initrd_len);
 		if (r) {

@@ -48,11 +48,11 @@ struct kvmkit_elf_segment {
 
 struct kvmkit_elf_image {
 	unsigned int elf_class; /* 32 or 64 */
-	unsigned int machine;	/* EM_X86_64, EM_386, EM_AARCH64 */
+	unsigned int machine; /* EM_X86_64, EM_386, EM_AARCH64 */
 	uint64_t entry;
 	unsigned int nsegs;
 	struct kvmkit_elf_segment segs[KVMKIT_ELF_MAX_SEGMENTS];
-	uint64_t lowest;  /* lowest paddr of any segment */
+	uint64_t lowest; /* lowest paddr of any segment */
 	uint64_t highest; /* one past the highest byte of any segment */
 };
 
@@ -62,10 +62,15 @@ struct kvmkit_elf_image {
  * no two PT_LOADs overlapping. KVMKIT_ERR_FORMAT on failure. */
 int kvmkit_elf_parse(const void *buf, size_t len, struct kvmkit_elf_image *img);
 
-/* Copies a parsed image's segments into guest memory. Rejects segments
- * outside RAM or inside [reserved_start, reserved_end). */
+/* Copies an image's segments into guest memory. @img need not come from
+ * kvmkit_elf_parse and is not trusted: before anything is written, every
+ * segment is checked again against the @len-byte image (filesz <= memsz,
+ * file range inside it, no wrap, no two segments overlapping: else
+ * KVMKIT_ERR_FORMAT) and against the VM (wholly inside one RAM region,
+ * outside [reserved_start, reserved_end): else KVMKIT_ERR_PARAM). */
 int kvmkit_elf_load(struct kvmkit_vm *vm, const void *buf, size_t len,
-		    const struct kvmkit_elf_image *img, uint64_t reserved_start, uint64_t reserved_end);
+		    const struct kvmkit_elf_image *img, uint64_t reserved_start,
+		    uint64_t reserved_end);
 
 /* Reads a whole regular file (at most KVMKIT_IMAGE_MAX_SIZE) into a
  * malloc'ed buffer the caller frees. */
@@ -76,13 +81,16 @@ int kvmkit_x86_write_boot_area(struct kvmkit_vm *vm);
 /* x86_64: puts @vcpu in the ELF64 entry state described above. */
 int kvmkit_x86_vcpu_setup_long_mode(struct kvmkit_vcpu *vcpu, uint64_t entry);
 
-/* Checks, before any VM exists, that an ELF64 x86_64 image parses and that
+/* Checks, before any VM exists, that an ELF64 x86_64 image parses, that
  * every segment fits a VM with @mem_size bytes of RAM and misses the boot
- * area, so that bad input fails before KVM is touched. */
+ * area, and that the entry point lies inside a segment, so that bad input
+ * fails before KVM is touched. */
 int kvmkit_boot_check_elf64(const void *buf, size_t len, uint64_t mem_size);
 
 /* Loads an ELF64 guest (path or buffer) and prepares every created vCPU
- * to enter it. The VM must be CREATED with all its vCPUs created. */
+ * to enter it. The VM must be CREATED with all its vCPUs created. The
+ * checks above are made again against this VM, whatever the caller
+ * checked before. */
 int kvmkit_boot_elf64(struct kvmkit_vm *vm, const void *buf, size_t len);
 
 /* ---- Multiboot (v1) -----------------------------------------------------
@@ -96,11 +104,25 @@ int kvmkit_boot_elf64(struct kvmkit_vm *vm, const void *buf, size_t len);
  *    bit 16 (a.out kludge: load addresses in the header) is rejected as
  *    unsupported: the image must be an ELF32 i386 executable whose PT_LOAD
  *    segments (p_paddr) give the load addresses.
- *  - Segments must lie in RAM below the 3 GiB hole and outside kvmkit's
- *    area [KVMKIT_MULTIBOOT_AREA_START, KVMKIT_MULTIBOOT_AREA_END), which
- *    holds a GDT (0x08: flat 32-bit code, 0x10: flat data) and the
- *    information structure. Page 0 is left untouched for the guest.
- *  - Modules are placed page aligned after the image (at 1 MiB at least).
+ *  - Segments must lie in RAM below the 3 GiB hole; any address is fine,
+ *    page 0 and 0x8000 (the link address of real-mode test payloads)
+ *    included: kvmkit's things go where no segment lies.
+ *  - Modules are placed page aligned, in order, after the image's highest
+ *    segment (at 1 MiB at least) and below the end of low RAM.
+ *  - kvmkit's area holds a GDT (0x08: flat 32-bit code, 0x10: flat data)
+ *    at its start and, KVMKIT_MULTIBOOT_INFO_OFFSET bytes in, the
+ *    information structure, then the memory map, module list and strings.
+ *    It is whole pages (at most KVMKIT_MULTIBOOT_AREA_MAX bytes, which
+ *    bounds the command line and module strings) at the lowest page-aligned
+ *    address where it overlaps no segment and no module, searched in
+ *    order: conventional memory from KVMKIT_MULTIBOOT_AREA_DEFAULT (0x9000)
+ *    up to 0x9fc00, then RAM from 1 MiB to the end of low RAM, then
+ *    0x1000-0x9000. So an image at 1 MiB or above (kvm-unit-tests' are at
+ *    4 MiB) gets it at 0x9000 with the information structure at
+ *    KVMKIT_MULTIBOOT_INFO, and a small image at 0x8000 in the first page
+ *    after its last segment. Page 0 is never written. Everything is in
+ *    usable RAM of the memory map, below 4 GiB, and never overlaps a
+ *    segment, a module or another part.
  *  - vCPU 0 enters at the ELF entry in 32-bit protected mode: CS = 0x08,
  *    DS = ES = FS = GS = SS = 0x10, all base 0, limit 4 GiB, D/B = 1;
  *    CR0 = PE|ET, paging off, EFLAGS = 0x2 (interrupts off),
@@ -115,10 +137,12 @@ int kvmkit_boot_elf64(struct kvmkit_vm *vm, const void *buf, size_t len);
 #define KVMKIT_MULTIBOOT_MAGIC 0x1BADB002u
 #define KVMKIT_MULTIBOOT_BOOT_MAGIC 0x2BADB002u /* EAX at entry */
 #define KVMKIT_MULTIBOOT_SEARCH 8192
-#define KVMKIT_MULTIBOOT_AREA_START 0x9000ULL
-#define KVMKIT_MULTIBOOT_GDT 0x9000ULL
-#define KVMKIT_MULTIBOOT_INFO 0x9100ULL
-#define KVMKIT_MULTIBOOT_AREA_END 0x10000ULL
+/* Where kvmkit's area goes when nothing is in the way, and where the
+ * information structure then is (EBX). */
+#define KVMKIT_MULTIBOOT_AREA_DEFAULT 0x9000ULL
+#define KVMKIT_MULTIBOOT_INFO_OFFSET 0x100ULL
+#define KVMKIT_MULTIBOOT_INFO (KVMKIT_MULTIBOOT_AREA_DEFAULT + KVMKIT_MULTIBOOT_INFO_OFFSET)
+#define KVMKIT_MULTIBOOT_AREA_MAX 0x7000ULL
 #define KVMKIT_MULTIBOOT_MAX_MODULES 16
 
 /* Header flags. */
@@ -189,6 +213,15 @@ struct kvmkit_multiboot_placed {
 	const char *string;
 };
 
+/* Where everything goes in guest memory (the placement rules above). */
+struct kvmkit_multiboot_layout {
+	uint32_t area; /* kvmkit's area, page aligned: the GDT first */
+	uint32_t area_size; /* whole pages */
+	uint32_t info; /* the information structure: area + INFO_OFFSET, EBX */
+	unsigned int nmods;
+	struct kvmkit_multiboot_placed mods[KVMKIT_MULTIBOOT_MAX_MODULES];
+};
+
 /* Finds and validates the header and the ELF32 image (no VM needed).
  * KVMKIT_ERR_FORMAT for every malformed or unsupported image. */
 int kvmkit_multiboot_parse(const void *buf, size_t len, struct kvmkit_multiboot_image *out);
@@ -197,30 +230,39 @@ int kvmkit_multiboot_parse(const void *buf, size_t len, struct kvmkit_multiboot_
  * checksum (what `kvmkit run` uses to pick the multiboot loader). */
 bool kvmkit_multiboot_detect(const void *buf, size_t len);
 
-/* Checks a parsed image against a VM with @mem_size bytes of RAM and
- * places @nmods modules after it; fills @placed (strings not copied).
+/* Lays out a parsed image, @nmods modules (their data is not needed) and
+ * kvmkit's area for command line @cmdline (NULL: "") in a VM with
+ * @mem_size bytes of RAM; strings are not copied. @img is checked again
+ * (segment count, filesz <= memsz, no wrap or overlap, entry inside a
+ * segment), whoever built it: KVMKIT_ERR_FORMAT if it is inconsistent,
  * KVMKIT_ERR_PARAM when something does not fit. */
 int kvmkit_multiboot_place(const struct kvmkit_multiboot_image *img, uint64_t mem_size,
-			   const struct kvmkit_multiboot_module *mods, unsigned int nmods,
-			   struct kvmkit_multiboot_placed *placed);
+			   const char *cmdline, const struct kvmkit_multiboot_module *mods,
+			   unsigned int nmods, struct kvmkit_multiboot_layout *layout);
 
 /* Builds the information structure, memory map, module list and strings
  * for a VM with @mem_size bytes of RAM into @buf, which the guest will see
  * at @gpa (the structure comes first, at @gpa). -EINVAL (KVMKIT_ERR_PARAM)
- * if they do not fit in @size bytes. Returns the number of bytes used. */
+ * if they do not fit in @size bytes or below 4 GiB, or a module ends before
+ * it starts. Returns the number of bytes used; with @buf NULL, only the
+ * number of bytes needed (@size is then ignored). */
 int kvmkit_multiboot_build_info(void *buf, size_t size, uint32_t gpa, uint64_t mem_size,
 				const char *cmdline, const struct kvmkit_multiboot_placed *mods,
 				unsigned int nmods);
 
 /* Checks, before any VM exists, that a multiboot image parses and fits a
  * VM with @mem_size bytes of RAM together with an initrd of @initrd_len
- * bytes, so bad input fails before KVM is touched. */
+ * bytes (its data is not needed: `kvmkit run` asks before reading the
+ * file), so bad input fails before KVM is touched. The command line is
+ * taken as empty here; the boot checks the real one again. */
 int kvmkit_boot_check_multiboot(const void *image, size_t len, uint64_t mem_size,
 				size_t initrd_len);
 
 /* Loads a multiboot image with one optional module (@initrd, its string
  * "initrd") and command line @cmdline (NULL: ""), and puts vCPU 0 at its
- * entry. The VM must be CREATED with all its vCPUs created. */
+ * entry. The VM must be CREATED with all its vCPUs created. The image is
+ * parsed, placed and checked against this VM's RAM again, whatever the
+ * caller checked before; nothing is written unless all of it fits. */
 int kvmkit_boot_multiboot(struct kvmkit_vm *vm, const void *image, size_t len, const char *cmdline,
 			  const void *initrd, size_t initrd_len);
 /* The same with up to KVMKIT_MULTIBOOT_MAX_MODULES modules. */

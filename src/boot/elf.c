@@ -13,7 +13,9 @@
 
 #define KVMK_LOG_MODULE "elf"
 #include "core/internal.h"
+#include "boot/boot_internal.h"
 #include <kvmkit/loader.h>
+#include <kvmkit/vm.h>
 
 #define OP "kvmkit_elf_parse"
 
@@ -32,9 +34,10 @@ static int add_segment(struct kvmkit_elf_image *img, size_t file_len, uint64_t p
 		return kvmk_err_format(OP, "segment %u: p_filesz 0x%llx > p_memsz 0x%llx", idx,
 				       (unsigned long long)filesz, (unsigned long long)memsz);
 	if (add_overflows(offset, filesz) || offset + filesz > file_len)
-		return kvmk_err_format(OP, "segment %u: file range 0x%llx+0x%llx beyond the %zu-byte file (truncated?)",
-				       idx, (unsigned long long)offset, (unsigned long long)filesz,
-				       file_len);
+		return kvmk_err_format(
+			OP,
+			"segment %u: file range 0x%llx+0x%llx beyond the %zu-byte file (truncated?)",
+			idx, (unsigned long long)offset, (unsigned long long)filesz, file_len);
 	if (add_overflows(paddr, memsz))
 		return kvmk_err_format(OP, "segment %u: address 0x%llx+0x%llx wraps", idx,
 				       (unsigned long long)paddr, (unsigned long long)memsz);
@@ -44,14 +47,15 @@ static int add_segment(struct kvmkit_elf_image *img, size_t file_len, uint64_t p
 		const struct kvmkit_elf_segment *o = &img->segs[i];
 
 		if (paddr < o->paddr + o->memsz && o->paddr < paddr + memsz)
-			return kvmk_err_format(OP, "segment %u (0x%llx+0x%llx) overlaps another PT_LOAD (0x%llx+0x%llx)",
-					       idx, (unsigned long long)paddr,
-					       (unsigned long long)memsz,
-					       (unsigned long long)o->paddr,
-					       (unsigned long long)o->memsz);
+			return kvmk_err_format(
+				OP,
+				"segment %u (0x%llx+0x%llx) overlaps another PT_LOAD (0x%llx+0x%llx)",
+				idx, (unsigned long long)paddr, (unsigned long long)memsz,
+				(unsigned long long)o->paddr, (unsigned long long)o->memsz);
 	}
 	if (img->nsegs == KVMKIT_ELF_MAX_SEGMENTS)
-		return kvmk_err_format(OP, "more than %d PT_LOAD segments", KVMKIT_ELF_MAX_SEGMENTS);
+		return kvmk_err_format(OP, "more than %d PT_LOAD segments",
+				       KVMKIT_ELF_MAX_SEGMENTS);
 	s = &img->segs[img->nsegs++];
 	*s = (struct kvmkit_elf_segment){ paddr, offset, filesz, memsz, flags };
 	if (img->nsegs == 1 || paddr < img->lowest)
@@ -66,12 +70,18 @@ static int check_phdrs(size_t len, uint64_t phoff, uint64_t phnum, uint64_t phen
 {
 	if (phnum == 0)
 		return kvmk_err_format(OP, "no program headers");
+	if (phnum == PN_XNUM)
+		return kvmk_err_format(
+			OP, "e_phnum 0x%llx: extended program header numbering is not supported",
+			(unsigned long long)phnum);
 	if (phentsize != want)
 		return kvmk_err_format(OP, "e_phentsize %llu, expected %llu",
 				       (unsigned long long)phentsize, (unsigned long long)want);
 	if (phoff > len || phnum * phentsize > len - phoff)
-		return kvmk_err_format(OP, "program header table (offset 0x%llx, %llu entries) beyond the %zu-byte file",
-				       (unsigned long long)phoff, (unsigned long long)phnum, len);
+		return kvmk_err_format(
+			OP,
+			"program header table (offset 0x%llx, %llu entries) beyond the %zu-byte file",
+			(unsigned long long)phoff, (unsigned long long)phnum, len);
 	return 0;
 }
 
@@ -170,34 +180,138 @@ int kvmkit_elf_parse(const void *buf, size_t len, struct kvmkit_elf_image *img)
 	return 0;
 }
 
-int kvmkit_elf_load(struct kvmkit_vm *vm, const void *buf, size_t len,
-		    const struct kvmkit_elf_image *img, uint64_t reserved_start, uint64_t reserved_end)
+/* A caller can build or change a kvmkit_elf_image by hand: loaders trust
+ * none of it. */
+int kvmk_elf_check_image(const char *op, const struct kvmkit_elf_image *img, size_t file_len)
 {
+	if (!img)
+		return kvmk_err_param(op, "img", "no image description", "NULL");
+	if (img->nsegs > KVMKIT_ELF_MAX_SEGMENTS)
+		return kvmk_err_format(op, "%u segments, more than %d", img->nsegs,
+				       KVMKIT_ELF_MAX_SEGMENTS);
 	for (unsigned int i = 0; i < img->nsegs; i++) {
 		const struct kvmkit_elf_segment *s = &img->segs[i];
-		uint8_t *dst;
 
-		if (s->offset + s->filesz > len)
-			return kvmk_err_format("kvmkit_elf_load", "segment %u beyond the image", i);
+		if (s->filesz > s->memsz)
+			return kvmk_err_format(op, "segment %u: filesz 0x%llx > memsz 0x%llx", i,
+					       (unsigned long long)s->filesz,
+					       (unsigned long long)s->memsz);
+		if (s->offset > file_len || s->filesz > file_len - s->offset)
+			return kvmk_err_format(
+				op,
+				"segment %u: file range 0x%llx+0x%llx beyond the %zu-byte image", i,
+				(unsigned long long)s->offset, (unsigned long long)s->filesz,
+				file_len);
+		if (add_overflows(s->paddr, s->memsz))
+			return kvmk_err_format(op, "segment %u: address 0x%llx+0x%llx wraps", i,
+					       (unsigned long long)s->paddr,
+					       (unsigned long long)s->memsz);
+		for (unsigned int j = 0; j < i; j++) {
+			const struct kvmkit_elf_segment *o = &img->segs[j];
+
+			if (s->memsz && o->memsz && s->paddr < o->paddr + o->memsz &&
+			    o->paddr < s->paddr + s->memsz)
+				return kvmk_err_format(
+					op,
+					"segment %u (0x%llx+0x%llx) overlaps segment %u (0x%llx+0x%llx)",
+					i, (unsigned long long)s->paddr,
+					(unsigned long long)s->memsz, j,
+					(unsigned long long)o->paddr, (unsigned long long)o->memsz);
+		}
+	}
+	return 0;
+}
+
+bool kvmk_elf_in_segment(const struct kvmkit_elf_image *img, uint64_t addr)
+{
+	for (unsigned int i = 0; i < img->nsegs && i < KVMKIT_ELF_MAX_SEGMENTS; i++)
+		if (addr >= img->segs[i].paddr && addr - img->segs[i].paddr < img->segs[i].memsz)
+			return true;
+	return false;
+}
+
+int kvmk_elf_load(const struct kvmk_guest_ram *ram, const void *buf, size_t len,
+		  const struct kvmkit_elf_image *img, uint64_t reserved_start,
+		  uint64_t reserved_end)
+{
+	const char *op = "kvmkit_elf_load";
+	uint8_t *dst[KVMKIT_ELF_MAX_SEGMENTS];
+	int r;
+
+	if (!buf && len)
+		return kvmk_err_param(op, "buf", "NULL with a length", "%zu", len);
+	r = kvmk_elf_check_image(op, img, buf ? len : 0);
+	if (r)
+		return r;
+	/* Every segment is checked before the first byte is written. */
+	for (unsigned int i = 0; i < img->nsegs; i++) {
+		const struct kvmkit_elf_segment *s = &img->segs[i];
+
+		dst[i] = NULL;
+		if (!s->memsz)
+			continue;
 		if (s->paddr < reserved_end && reserved_start < s->paddr + s->memsz)
-			return kvmk_err_param("kvmkit_elf_load", "segment",
-					      "overlaps the loader's boot area",
-					      "0x%llx+0x%llx (boot area 0x%llx-0x%llx)",
+			return kvmk_err_param(op, "segment", "overlaps the loader's boot area",
+					      "%u: 0x%llx+0x%llx (area 0x%llx-0x%llx)", i,
 					      (unsigned long long)s->paddr,
 					      (unsigned long long)s->memsz,
 					      (unsigned long long)reserved_start,
 					      (unsigned long long)reserved_end);
-		dst = kvmkit_vm_gpa_to_hva(vm, s->paddr, s->memsz);
-		if (!dst)
-			return kvmk_err_param("kvmkit_elf_load", "segment", "outside guest RAM",
-					      "0x%llx+0x%llx (RAM %llu MiB)",
+		dst[i] = ram->hva(ram, s->paddr, s->memsz);
+		if (!dst[i])
+			return kvmk_err_param(op, "segment", "outside guest RAM",
+					      "%u: 0x%llx+0x%llx (RAM %llu MiB)", i,
 					      (unsigned long long)s->paddr,
 					      (unsigned long long)s->memsz,
-					      (unsigned long long)(kvmkit_vm_ram_size(vm) >> 20));
-		memcpy(dst, (const uint8_t *)buf + s->offset, s->filesz);
-		memset(dst + s->filesz, 0, s->memsz - s->filesz);
+					      (unsigned long long)(ram->size >> 20));
+	}
+	for (unsigned int i = 0; i < img->nsegs; i++) {
+		const struct kvmkit_elf_segment *s = &img->segs[i];
+
+		if (!dst[i])
+			continue;
+		memcpy(dst[i], (const uint8_t *)buf + s->offset, s->filesz);
+		memset(dst[i] + s->filesz, 0, s->memsz - s->filesz);
 	}
 	return 0;
+}
+
+static void *vm_hva(const struct kvmk_guest_ram *ram, uint64_t gpa, uint64_t len)
+{
+	return kvmkit_vm_gpa_to_hva(ram->ctx, gpa, len);
+}
+
+void kvmk_guest_ram_of_vm(struct kvmk_guest_ram *ram, struct kvmkit_vm *vm)
+{
+	ram->hva = vm_hva;
+	ram->ctx = vm;
+	ram->size = kvmkit_vm_ram_size(vm);
+}
+
+static void *buffer_hva(const struct kvmk_guest_ram *ram, uint64_t gpa, uint64_t len)
+{
+	if (gpa > ram->size || len > ram->size - gpa)
+		return NULL;
+	return (uint8_t *)ram->ctx + gpa;
+}
+
+void kvmk_guest_ram_of_buffer(struct kvmk_guest_ram *ram, void *buf, uint64_t size)
+{
+	ram->hva = buffer_hva;
+	ram->ctx = buf;
+	ram->size = size;
+}
+
+int kvmkit_elf_load(struct kvmkit_vm *vm, const void *buf, size_t len,
+		    const struct kvmkit_elf_image *img, uint64_t reserved_start,
+		    uint64_t reserved_end)
+{
+	struct kvmk_guest_ram ram;
+
+	if (!vm)
+		return kvmk_err_param("kvmkit_elf_load", "vm", "no VM", "NULL");
+	kvmk_guest_ram_of_vm(&ram, vm);
+	return kvmk_elf_load(&ram, buf, len, img, reserved_start, reserved_end);
 }
 
 int kvmkit_read_file(const char *path, void **buf, size_t *len)

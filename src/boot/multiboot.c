@@ -1,17 +1,23 @@
 // SPDX-License-Identifier: MIT
 /*
  * Multiboot (v1, 0.6.96) loading of ELF32 images: header search and
- * validation, module placement, the information structure and the 32-bit
- * protected-mode entry state. Images are user input: every field is checked
- * before use, in 64-bit arithmetic.
+ * validation, the placement of modules and of kvmkit's area (GDT and
+ * information structure) where no segment lies, the information structure,
+ * loading into guest RAM (a VM's or a plain buffer) and the 32-bit
+ * protected-mode entry state. Images are user input and image descriptions
+ * may be hand-made: every field is checked before use, in 64-bit
+ * arithmetic, and every write goes through the RAM's bounds check.
  */
 #include <elf.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define KVMK_LOG_MODULE "multiboot"
 #include "core/internal.h"
+#include "boot/boot_internal.h"
 #include <kvmkit/loader.h>
 #include <kvmkit/vcpu.h>
 #include <kvmkit/irq.h>
@@ -151,54 +157,145 @@ static uint64_t low_ram_end(uint64_t mem_size)
 	return mem_size < KVMKIT_X86_MMIO_HOLE ? mem_size : KVMKIT_X86_MMIO_HOLE;
 }
 
+static uint64_t page_up(uint64_t a)
+{
+	return (a + PAGE - 1) & ~(PAGE - 1);
+}
+
+struct busy {
+	uint64_t start, end;
+};
+
+/* The lowest page-aligned @size bytes inside [lo, hi) that meet none of
+ * @busy, or 0 (no window starts below page 1). Each busy range moves the
+ * candidate past its end at most once, so this is O(n^2) for n <= 48. */
+static uint64_t first_fit(uint64_t lo, uint64_t hi, uint64_t size, const struct busy *busy,
+			  unsigned int n)
+{
+	uint64_t at = page_up(lo);
+	bool moved = true;
+
+	while (moved) {
+		moved = false;
+		if (at > hi || size > hi - at)
+			return 0;
+		for (unsigned int i = 0; i < n; i++) {
+			if (busy[i].start < busy[i].end && busy[i].start < at + size &&
+			    at < busy[i].end) {
+				at = page_up(busy[i].end);
+				moved = true;
+			}
+		}
+	}
+	return at;
+}
+
+/* The image description may be hand-made: check what placement relies on. */
+static int check_image_desc(const char *op, const struct kvmkit_multiboot_image *img,
+			    uint64_t mem_size, uint64_t low)
+{
+	const struct kvmkit_elf_image *e = &img->elf;
+	int r = kvmk_elf_check_image(op, e, SIZE_MAX);
+
+	if (r)
+		return r;
+	if (!e->nsegs)
+		return kvmk_err_format(op, "no loadable (PT_LOAD) segment");
+	for (unsigned int i = 0; i < e->nsegs; i++) {
+		const struct kvmkit_elf_segment *s = &e->segs[i];
+
+		if (s->memsz && s->paddr + s->memsz > low)
+			return kvmk_err_param(
+				op, "segment", "outside guest RAM",
+				"%u: 0x%llx+0x%llx (RAM %llu MiB, low RAM ends at 0x%llx)", i,
+				(unsigned long long)s->paddr, (unsigned long long)s->memsz,
+				(unsigned long long)(mem_size >> 20), (unsigned long long)low);
+	}
+	if (!kvmk_elf_in_segment(e, img->entry))
+		return kvmk_err_format(op, "entry point 0x%x is outside the loaded segments",
+				       img->entry);
+	return 0;
+}
+
 int kvmkit_multiboot_place(const struct kvmkit_multiboot_image *img, uint64_t mem_size,
-			   const struct kvmkit_multiboot_module *mods, unsigned int nmods,
-			   struct kvmkit_multiboot_placed *placed)
+			   const char *cmdline, const struct kvmkit_multiboot_module *mods,
+			   unsigned int nmods, struct kvmkit_multiboot_layout *layout)
 {
 	const char *op = "kvmkit_multiboot_place";
+	struct busy busy[KVMKIT_ELF_MAX_SEGMENTS + KVMKIT_MULTIBOOT_MAX_MODULES];
 	uint64_t low = low_ram_end(mem_size);
-	uint64_t next;
+	uint64_t next = ONE_MIB, need, area;
+	unsigned int nb = 0;
+	int r;
 
+	if (!img || !layout)
+		return kvmk_err_param(op, img ? "layout" : "img", "NULL", "NULL");
+	memset(layout, 0, sizeof(*layout));
 	if (mem_size < ONE_MIB)
 		return kvmk_err_param(op, "mem_size", "multiboot needs at least 1 MiB of RAM",
 				      "%llu", (unsigned long long)mem_size);
 	if (nmods > KVMKIT_MULTIBOOT_MAX_MODULES)
 		return kvmk_err_param(op, "nmods", "too many modules", "%u (max %d)", nmods,
 				      KVMKIT_MULTIBOOT_MAX_MODULES);
+	if (nmods && !mods)
+		return kvmk_err_param(op, "mods", "NULL with a module count", "%u", nmods);
+	r = check_image_desc(op, img, mem_size, low);
+	if (r)
+		return r;
 	for (unsigned int i = 0; i < img->elf.nsegs; i++) {
 		const struct kvmkit_elf_segment *s = &img->elf.segs[i];
 
-		if (s->paddr < KVMKIT_MULTIBOOT_AREA_END &&
-		    KVMKIT_MULTIBOOT_AREA_START < s->paddr + s->memsz)
-			return kvmk_err_param(op, "segment",
-					      "overlaps kvmkit's multiboot area 0x9000-0x10000",
-					      "0x%llx+0x%llx", (unsigned long long)s->paddr,
-					      (unsigned long long)s->memsz);
-		if (s->paddr + s->memsz > low)
-			return kvmk_err_param(
-				op, "segment", "outside guest RAM",
-				"0x%llx+0x%llx (RAM %llu MiB, low RAM ends at 0x%llx)",
-				(unsigned long long)s->paddr, (unsigned long long)s->memsz,
-				(unsigned long long)(mem_size >> 20), (unsigned long long)low);
+		if (!s->memsz)
+			continue; /* occupies nothing, wherever it claims to be */
+		busy[nb++] = (struct busy){ s->paddr, s->paddr + s->memsz };
+		if (s->paddr + s->memsz > next)
+			next = s->paddr + s->memsz;
 	}
-	next = img->elf.highest > ONE_MIB ? img->elf.highest : ONE_MIB;
 	for (unsigned int i = 0; i < nmods; i++) {
-		uint64_t start = (next + PAGE - 1) & ~(PAGE - 1);
+		uint64_t start = page_up(next);
 
 		if (mods[i].len > low || start > low - mods[i].len)
-			return kvmk_err_param(
-				op, "module", "does not fit in RAM after the image",
-				"module %u: %zu bytes at 0x%llx (low RAM ends at 0x%llx)", i,
-				mods[i].len, (unsigned long long)start, (unsigned long long)low);
-		placed[i].start = (uint32_t)start;
-		placed[i].end = (uint32_t)(start + mods[i].len);
-		placed[i].string = mods[i].string ? mods[i].string : "";
+			return kvmk_err_param(op, "module", "does not fit in RAM after the image",
+					      "%u: %zu bytes at 0x%llx (low RAM ends at 0x%llx)", i,
+					      mods[i].len, (unsigned long long)start,
+					      (unsigned long long)low);
+		layout->mods[i].start = (uint32_t)start;
+		layout->mods[i].end = (uint32_t)(start + mods[i].len);
+		layout->mods[i].string = mods[i].string ? mods[i].string : "";
+		busy[nb++] = (struct busy){ start, start + mods[i].len };
 		next = start + mods[i].len;
 	}
+	layout->nmods = nmods;
+	r = kvmkit_multiboot_build_info(NULL, 0, 0, mem_size, cmdline, layout->mods, nmods);
+	if (r < 0)
+		return r;
+	need = page_up(KVMKIT_MULTIBOOT_INFO_OFFSET + (uint64_t)r);
+	if (need > KVMKIT_MULTIBOOT_AREA_MAX)
+		return kvmk_err_param(
+			op, "cmdline",
+			"command line and module strings do not fit in the multiboot area",
+			"%d bytes of information, at most %llu", r,
+			KVMKIT_MULTIBOOT_AREA_MAX - KVMKIT_MULTIBOOT_INFO_OFFSET);
+	/* Conventional memory first, where it always was; then above 1 MiB;
+	 * below 0x9000, where real-mode payloads keep stacks, last. */
+	area = first_fit(KVMKIT_MULTIBOOT_AREA_DEFAULT, LOW_RAM_TOP, need, busy, nb);
+	if (!area)
+		area = first_fit(ONE_MIB, low, need, busy, nb);
+	if (!area)
+		area = first_fit(PAGE, KVMKIT_MULTIBOOT_AREA_DEFAULT, need, busy, nb);
+	if (!area)
+		return kvmk_err_param(op, "mem_size",
+				      "no free RAM for the multiboot information area",
+				      "%llu (%llu bytes needed)", (unsigned long long)mem_size,
+				      (unsigned long long)need);
+	layout->area = (uint32_t)area;
+	layout->area_size = (uint32_t)need;
+	layout->info = (uint32_t)(area + KVMKIT_MULTIBOOT_INFO_OFFSET);
 	return 0;
 }
 
-/* Appends @n bytes to the area being built; returns its guest address. */
+/* Appends @n bytes to the area being built (or only counts them when there
+ * is no buffer); returns their guest address. */
 struct builder {
 	uint8_t *buf;
 	size_t size, used;
@@ -210,11 +307,12 @@ static uint32_t put(struct builder *b, const void *data, size_t n, size_t align)
 {
 	size_t at = (b->used + align - 1) & ~(align - 1);
 
-	if (at > b->size || n > b->size - at) {
+	if (at < b->used || at > b->size || n > b->size - at) {
 		b->overflow = true;
 		return 0;
 	}
-	memcpy(b->buf + at, data, n);
+	if (b->buf)
+		memcpy(b->buf + at, data, n);
 	b->used = at + n;
 	return b->gpa + (uint32_t)at;
 }
@@ -236,7 +334,7 @@ int kvmkit_multiboot_build_info(void *buf, size_t size, uint32_t gpa, uint64_t m
 	struct kvmkit_multiboot_mmap_entry map[4];
 	struct kvmkit_multiboot_mod_entry ents[KVMKIT_MULTIBOOT_MAX_MODULES];
 	struct kvmkit_multiboot_info info;
-	struct builder b = { buf, size, 0, gpa, false };
+	struct builder b = { buf, buf ? size : SIZE_MAX, 0, buf ? gpa : 0, false };
 	uint64_t low = low_ram_end(mem_size);
 	unsigned int n = 0;
 
@@ -245,6 +343,12 @@ int kvmkit_multiboot_build_info(void *buf, size_t size, uint32_t gpa, uint64_t m
 				      "%llu", (unsigned long long)mem_size);
 	if (nmods > KVMKIT_MULTIBOOT_MAX_MODULES)
 		return kvmk_err_param(op, "nmods", "too many modules", "%u", nmods);
+	if (nmods && !mods)
+		return kvmk_err_param(op, "mods", "NULL with a module count", "%u", nmods);
+	for (unsigned int i = 0; i < nmods; i++)
+		if (mods[i].end < mods[i].start)
+			return kvmk_err_param(op, "module", "ends before it starts",
+					      "%u: 0x%x-0x%x", i, mods[i].start, mods[i].end);
 	memset(&info, 0, sizeof(info));
 	/* Reserve the structure's place first: it must be at @gpa. */
 	put(&b, &info, sizeof(info), 4);
@@ -278,33 +382,85 @@ int kvmkit_multiboot_build_info(void *buf, size_t size, uint32_t gpa, uint64_t m
 	info.mods_addr = put(&b, ents, nmods * sizeof(ents[0]), 4);
 	info.cmdline = put(&b, cmdline ? cmdline : "", strlen(cmdline ? cmdline : "") + 1, 1);
 	info.boot_loader_name = put(&b, "kvmkit", sizeof("kvmkit"), 1);
-	if (b.overflow)
+	if (b.overflow || b.used > INT_MAX)
 		return kvmk_err_param(
 			op, "cmdline",
 			"command line and module strings do not fit in the multiboot area",
 			"%zu bytes available", size);
-	memcpy(b.buf, &info, sizeof(info));
+	if (buf && (uint64_t)gpa + b.used > (1ull << 32))
+		return kvmk_err_param(op, "gpa", "information area crosses 4 GiB", "0x%x+%zu", gpa,
+				      b.used);
+	if (buf)
+		memcpy(b.buf, &info, sizeof(info));
 	return (int)b.used;
 }
 
-static int check_image(const void *image, size_t len, uint64_t mem_size,
-		       const struct kvmkit_multiboot_module *mods, unsigned int nmods,
-		       struct kvmkit_multiboot_image *img, struct kvmkit_multiboot_placed *placed)
-{
-	int r = kvmkit_multiboot_parse(image, len, img);
+#define GDT_CODE32 0x00cf9a000000ffffull /* P, DPL0, exec/read, D=1, G=1 */
+#define GDT_DATA32 0x00cf92000000ffffull /* P, DPL0, read/write, B=1, G=1 */
 
+int kvmk_multiboot_load(const struct kvmk_guest_ram *ram, const void *image, size_t len,
+			const char *cmdline, const struct kvmkit_multiboot_module *mods,
+			unsigned int nmods, struct kvmkit_multiboot_layout *layout, uint32_t *entry)
+{
+	const char *op = "kvmkit_boot_multiboot";
+	const uint64_t gdt[3] = { 0, GDT_CODE32, GDT_DATA32 };
+	uint8_t *mod_dst[KVMKIT_MULTIBOOT_MAX_MODULES];
+	struct kvmkit_multiboot_image img;
+	uint8_t *area;
+	int r;
+
+	r = kvmkit_multiboot_parse(image, len, &img);
 	if (r)
 		return r;
-	return kvmkit_multiboot_place(img, mem_size, mods, nmods, placed);
+	r = kvmkit_multiboot_place(&img, ram->size, cmdline, mods, nmods, layout);
+	if (r)
+		return r;
+	/* Every destination is checked before the first write; the segments'
+	 * own checks come last, in kvmk_elf_load, before it writes. */
+	area = ram->hva(ram, layout->area, layout->area_size);
+	if (!area)
+		return kvmk_err_param(op, "mem_size", "RAM does not cover the multiboot area",
+				      "0x%x+0x%x (RAM %llu MiB)", layout->area, layout->area_size,
+				      (unsigned long long)(ram->size >> 20));
+	for (unsigned int i = 0; i < nmods; i++) {
+		const struct kvmkit_multiboot_placed *p = &layout->mods[i];
+
+		if (mods[i].len && !mods[i].data)
+			return kvmk_err_param(op, "module", "no data", "%u: NULL, %zu bytes", i,
+					      mods[i].len);
+		mod_dst[i] = ram->hva(ram, p->start, p->end - p->start);
+		if (!mod_dst[i])
+			return kvmk_err_param(op, "module", "outside guest RAM", "%u: 0x%x-0x%x", i,
+					      p->start, p->end);
+	}
+	r = kvmk_elf_load(ram, image, len, &img.elf, layout->area,
+			  (uint64_t)layout->area + layout->area_size);
+	if (r)
+		return r;
+	memset(area, 0, layout->area_size);
+	memcpy(area, gdt, sizeof(gdt));
+	r = kvmkit_multiboot_build_info(area + KVMKIT_MULTIBOOT_INFO_OFFSET,
+					layout->area_size - KVMKIT_MULTIBOOT_INFO_OFFSET,
+					layout->info, ram->size, cmdline, layout->mods, nmods);
+	if (r < 0)
+		return r;
+	for (unsigned int i = 0; i < nmods; i++)
+		if (mods[i].len)
+			memcpy(mod_dst[i], mods[i].data, mods[i].len);
+	*entry = img.entry;
+	return 0;
 }
 
 int kvmkit_boot_check_multiboot(const void *image, size_t len, uint64_t mem_size, size_t initrd_len)
 {
 	struct kvmkit_multiboot_module mod = { NULL, initrd_len, "initrd" };
-	struct kvmkit_multiboot_placed placed[1];
+	struct kvmkit_multiboot_layout layout;
 	struct kvmkit_multiboot_image img;
+	int r = kvmkit_multiboot_parse(image, len, &img);
 
-	return check_image(image, len, mem_size, &mod, initrd_len ? 1 : 0, &img, placed);
+	if (r)
+		return r;
+	return kvmkit_multiboot_place(&img, mem_size, NULL, &mod, initrd_len ? 1 : 0, &layout);
 }
 
 #if defined(__x86_64__)
@@ -312,10 +468,8 @@ int kvmkit_boot_check_multiboot(const void *image, size_t len, uint64_t mem_size
 
 #define CR0_PE (1ull << 0)
 #define CR0_ET (1ull << 4)
-#define GDT_CODE32 0x00cf9a000000ffffull /* P, DPL0, exec/read, D=1, G=1 */
-#define GDT_DATA32 0x00cf92000000ffffull /* P, DPL0, read/write, B=1, G=1 */
 
-static int setup_bsp(struct kvmkit_vcpu *vcpu, uint32_t entry, uint32_t info)
+static int setup_bsp(struct kvmkit_vcpu *vcpu, uint32_t entry, uint32_t gdt, uint32_t info)
 {
 	struct kvm_sregs s;
 	struct kvm_regs r;
@@ -327,7 +481,7 @@ static int setup_bsp(struct kvmkit_vcpu *vcpu, uint32_t entry, uint32_t info)
 	kvmk_x86_flat_segment(&s.cs, 0x08, 0xb, false); /* execute/read, accessed */
 	kvmk_x86_flat_segment(&s.ds, 0x10, 0x3, false); /* read/write, accessed */
 	s.es = s.fs = s.gs = s.ss = s.ds;
-	s.gdt.base = KVMKIT_MULTIBOOT_GDT;
+	s.gdt.base = gdt;
 	s.gdt.limit = 3 * 8 - 1;
 	s.idt.base = 0;
 	s.idt.limit = 0;
@@ -352,13 +506,10 @@ int kvmkit_boot_multiboot_modules(struct kvmkit_vm *vm, const void *image, size_
 				  unsigned int nmods)
 {
 	const char *op = "kvmkit_boot_multiboot";
-	struct kvmkit_multiboot_placed placed[KVMKIT_MULTIBOOT_MAX_MODULES];
-	uint64_t gdt[3] = { 0, GDT_CODE32, GDT_DATA32 };
-	uint64_t mem = kvmkit_vm_ram_size(vm);
+	struct kvmkit_multiboot_layout layout;
 	unsigned int n = kvmkit_vm_config(vm)->vcpus;
-	struct kvmkit_multiboot_image img;
-	size_t area = KVMKIT_MULTIBOOT_AREA_END - KVMKIT_MULTIBOOT_INFO;
-	uint8_t *info;
+	struct kvmk_guest_ram ram;
+	uint32_t entry;
 	int r;
 
 	if (kvmkit_vm_vcpu_count(vm) != n)
@@ -368,38 +519,16 @@ int kvmkit_boot_multiboot_modules(struct kvmkit_vm *vm, const void *image, size_
 			op, "vcpus",
 			"multiboot with several vCPUs needs the in-kernel irqchip (APs wait for INIT/SIPI)",
 			"%u", n);
-	if (nmods && !mods)
-		return kvmk_err_param(op, "mods", "NULL with a module count", "%u", nmods);
-	r = check_image(image, len, mem, mods, nmods, &img, placed);
+	kvmk_guest_ram_of_vm(&ram, vm);
+	r = kvmk_multiboot_load(&ram, image, len, cmdline, mods, nmods, &layout, &entry);
 	if (r)
 		return r;
-	info = kvmkit_vm_gpa_to_hva(vm, KVMKIT_MULTIBOOT_INFO, area);
-	if (!info)
-		return kvmk_err_param(op, "mem_size", "RAM does not cover the multiboot area",
-				      "%llu", (unsigned long long)mem);
-	r = kvmkit_multiboot_build_info(info, area, (uint32_t)KVMKIT_MULTIBOOT_INFO, mem, cmdline,
-					placed, nmods);
-	if (r < 0)
-		return r;
-	r = kvmkit_vm_write(vm, KVMKIT_MULTIBOOT_GDT, gdt, sizeof(gdt));
-	if (r)
-		return r;
-	r = kvmkit_elf_load(vm, image, len, &img.elf, KVMKIT_MULTIBOOT_AREA_START,
-			    KVMKIT_MULTIBOOT_AREA_END);
-	if (r)
-		return r;
-	for (unsigned int i = 0; i < nmods; i++) {
-		r = kvmkit_vm_write(vm, placed[i].start, mods[i].data, mods[i].len);
-		if (r)
-			return r;
-	}
 	/* Only the BSP: the others keep KVM's reset state (waiting for SIPI). */
-	r = setup_bsp(kvmkit_vm_vcpu(vm, 0), img.entry, (uint32_t)KVMKIT_MULTIBOOT_INFO);
+	r = setup_bsp(kvmkit_vm_vcpu(vm, 0), entry, layout.area, layout.info);
 	if (r)
 		return r;
-	kvmk_debug("multiboot: %u segment(s) 0x%llx-0x%llx, entry 0x%x, %u module(s)",
-		   img.elf.nsegs, (unsigned long long)img.elf.lowest,
-		   (unsigned long long)img.elf.highest, img.entry, nmods);
+	kvmk_debug("multiboot: entry 0x%x, area 0x%x+0x%x, info 0x%x, %u module(s)", entry,
+		   layout.area, layout.area_size, layout.info, nmods);
 	return 0;
 }
 #else

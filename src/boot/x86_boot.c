@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* x86_64 direct boot into long mode: GDT, identity page tables, vCPU state. */
+#include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
@@ -8,6 +9,7 @@
 #include <kvmkit/loader.h>
 #include <kvmkit/vcpu.h>
 #include <kvmkit/irq.h>
+#include "boot/boot_internal.h"
 #include "boot/x86_boot.h"
 
 #if defined(__x86_64__)
@@ -32,7 +34,7 @@
 #define EFER_LMA (1ull << 10)
 
 #define GDT_CODE64 0x00af9a000000ffffull /* P, DPL0, exec/read, L=1, G=1 */
-#define GDT_DATA 0x00cf92000000ffffull	 /* P, DPL0, read/write, D/B=1, G=1 */
+#define GDT_DATA 0x00cf92000000ffffull /* P, DPL0, read/write, D/B=1, G=1 */
 
 int kvmkit_x86_write_boot_area(struct kvmkit_vm *vm)
 {
@@ -123,40 +125,54 @@ static int check_x86_64(const struct kvmkit_elf_image *img)
 	return 0;
 }
 
+/* Every segment in RAM of @mem_size bytes and outside the boot area, the
+ * entry inside a segment: what both the pre-check and the boot require. */
+static int check_layout(const char *op, const struct kvmkit_elf_image *img, uint64_t mem_size)
+{
+	uint64_t low = mem_size < KVMKIT_X86_MMIO_HOLE ? mem_size : KVMKIT_X86_MMIO_HOLE;
+	int r = check_x86_64(img);
+
+	if (r)
+		return r;
+	r = kvmk_elf_check_image(op, img, SIZE_MAX);
+	if (r)
+		return r;
+	for (unsigned int i = 0; i < img->nsegs; i++) {
+		const struct kvmkit_elf_segment *s = &img->segs[i];
+		bool in_low = s->paddr + s->memsz <= low;
+		bool in_high = s->paddr >= (1ull << 32) &&
+			       s->paddr - (1ull << 32) <= mem_size - low &&
+			       s->memsz <= mem_size - low - (s->paddr - (1ull << 32));
+
+		if (!s->memsz)
+			continue;
+		if (s->paddr < KVMKIT_X86_BOOT_AREA_END &&
+		    KVMKIT_X86_BOOT_AREA_START < s->paddr + s->memsz)
+			return kvmk_err_param(op, "segment",
+					      "overlaps the loader's boot area 0x1000-0x8000",
+					      "%u: 0x%llx+0x%llx", i, (unsigned long long)s->paddr,
+					      (unsigned long long)s->memsz);
+		if (!in_low && !in_high)
+			return kvmk_err_param(
+				op, "segment", "outside guest RAM",
+				"%u: 0x%llx+0x%llx (RAM %llu MiB)", i, (unsigned long long)s->paddr,
+				(unsigned long long)s->memsz, (unsigned long long)(mem_size >> 20));
+	}
+	if (!kvmk_elf_in_segment(img, img->entry))
+		return kvmk_err_format(op, "entry point 0x%llx is outside the loaded segments",
+				       (unsigned long long)img->entry);
+	return 0;
+}
+
 int kvmkit_boot_check_elf64(const void *buf, size_t len, uint64_t mem_size)
 {
 	struct kvmkit_elf_image img;
-	uint64_t low = mem_size < KVMKIT_X86_MMIO_HOLE ? mem_size : KVMKIT_X86_MMIO_HOLE;
 	int r;
 
 	r = kvmkit_elf_parse(buf, len, &img);
 	if (r)
 		return r;
-	r = check_x86_64(&img);
-	if (r)
-		return r;
-	for (unsigned int i = 0; i < img.nsegs; i++) {
-		const struct kvmkit_elf_segment *s = &img.segs[i];
-		bool in_low = s->paddr + s->memsz <= low;
-		bool in_high = s->paddr >= (1ull << 32) &&
-			       s->paddr + s->memsz <= (1ull << 32) + (mem_size - low);
-
-		if (s->paddr < KVMKIT_X86_BOOT_AREA_END && KVMKIT_X86_BOOT_AREA_START < s->paddr + s->memsz)
-			return kvmk_err_param("kvmkit_boot_elf64", "segment",
-					      "overlaps the loader's boot area 0x1000-0x8000",
-					      "0x%llx+0x%llx", (unsigned long long)s->paddr,
-					      (unsigned long long)s->memsz);
-		if (!in_low && !in_high)
-			return kvmk_err_param("kvmkit_boot_elf64", "segment", "outside guest RAM",
-					      "0x%llx+0x%llx (RAM %llu MiB)",
-					      (unsigned long long)s->paddr,
-					      (unsigned long long)s->memsz,
-					      (unsigned long long)(mem_size >> 20));
-	}
-	if (img.entry < img.lowest || img.entry >= img.highest)
-		return kvmk_err_format("kvmkit_boot_elf64", "entry point 0x%llx is outside the loaded segments",
-				       (unsigned long long)img.entry);
-	return 0;
+	return check_layout("kvmkit_boot_elf64", &img, mem_size);
 }
 
 int kvmkit_boot_elf64(struct kvmkit_vm *vm, const void *buf, size_t len)
@@ -167,10 +183,12 @@ int kvmkit_boot_elf64(struct kvmkit_vm *vm, const void *buf, size_t len)
 
 	if (kvmkit_vm_vcpu_count(vm) != n)
 		return kvmk_err_state("vm", "missing vCPUs", "all vCPUs created", "boot_elf64");
+	/* Whatever the caller checked before: the image is parsed and checked
+	 * against this VM's RAM again, and the load checks every write. */
 	r = kvmkit_elf_parse(buf, len, &img);
 	if (r)
 		return r;
-	r = check_x86_64(&img);
+	r = check_layout("kvmkit_boot_elf64", &img, kvmkit_vm_ram_size(vm));
 	if (r)
 		return r;
 	r = kvmkit_x86_write_boot_area(vm);
@@ -180,9 +198,6 @@ int kvmkit_boot_elf64(struct kvmkit_vm *vm, const void *buf, size_t len)
 			    KVMKIT_X86_BOOT_AREA_END);
 	if (r)
 		return r;
-	if (!kvmkit_vm_gpa_to_hva(vm, img.entry, 1))
-		return kvmk_err_format("kvmkit_boot_elf64", "entry point 0x%llx is not in guest RAM",
-				       (unsigned long long)img.entry);
 	for (unsigned int i = 0; i < n; i++) {
 		r = kvmkit_x86_vcpu_setup_long_mode(kvmkit_vm_vcpu(vm, i), img.entry);
 		if (r)

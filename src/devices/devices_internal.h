@@ -29,4 +29,14 @@ struct kvmk_testdev_hooks {
 int kvmk_testdev_create_on(struct kvmkit_bus *pio, struct kvmkit_bus *mmio,
 			   const struct kvmk_testdev_hooks *hooks, struct kvmkit_testdev **out);
 
+/* What the report device does outside its registers: a guest power-off
+ * (a 4-byte write at offset 4) with its status. */
+struct kvmk_report_hooks {
+	void *ctx;
+	void (*power_off)(void *ctx, uint32_t status);
+};
+
+int kvmk_report_create_on(struct kvmkit_bus *pio, uint16_t port,
+			  const struct kvmk_report_hooks *hooks, struct kvmkit_report **out);
+
 #endif

@@ -8,10 +8,13 @@
 
 #define KVMK_LOG_MODULE "report"
 #include "core/internal.h"
+#include "devices/devices_internal.h"
 #include <kvmkit/devices.h>
+#include <kvmkit/vm.h>
 
 struct kvmkit_report {
-	struct kvmkit_vm *vm;
+	struct kvmkit_bus *pio;
+	struct kvmk_report_hooks hooks;
 	uint16_t port;
 	pthread_mutex_t lock;
 	size_t count;
@@ -44,29 +47,28 @@ static void rep_write(void *opaque, uint64_t off, const void *data, unsigned int
 		d->count++;
 		pthread_mutex_unlock(&d->lock);
 		kvmk_debug("guest reported 0x%llx", (unsigned long long)v);
-	} else if (off == 4 && size == 4) {
-		char detail[48];
-
-		snprintf(detail, sizeof(detail), "guest power-off, status %u", (uint32_t)v);
-		kvmkit_vm_request_stop(d->vm, KVMKIT_STOP_GUEST_EXIT, (int)(uint32_t)v, detail);
+	} else if (off == 4 && size == 4 && d->hooks.power_off) {
+		d->hooks.power_off(d->hooks.ctx, (uint32_t)v);
 	}
 	/* Other offsets and sizes are ignored: the guest cannot hurt us here. */
 }
 
 static const struct kvmkit_io_ops rep_ops = { .read = rep_read, .write = rep_write };
 
-int kvmkit_report_create(struct kvmkit_vm *vm, uint16_t port, struct kvmkit_report **out)
+int kvmk_report_create_on(struct kvmkit_bus *pio, uint16_t port,
+			  const struct kvmk_report_hooks *hooks, struct kvmkit_report **out)
 {
 	struct kvmkit_report *d = calloc(1, sizeof(*d));
 	int r;
 
 	if (!d)
 		return kvmk_err_resource("kvmkit_report_create", ENOMEM, NULL);
-	d->vm = vm;
+	d->pio = pio;
+	if (hooks)
+		d->hooks = *hooks;
 	d->port = port;
 	pthread_mutex_init(&d->lock, NULL);
-	r = kvmkit_bus_register(kvmkit_vm_pio_bus(vm), port, KVMKIT_REPORT_LEN, "report", &rep_ops,
-				d);
+	r = kvmkit_bus_register(pio, port, KVMKIT_REPORT_LEN, "report", &rep_ops, d);
 	if (r) {
 		pthread_mutex_destroy(&d->lock);
 		free(d);
@@ -76,11 +78,26 @@ int kvmkit_report_create(struct kvmkit_vm *vm, uint16_t port, struct kvmkit_repo
 	return 0;
 }
 
+static void vm_power_off(void *ctx, uint32_t status)
+{
+	char detail[48];
+
+	snprintf(detail, sizeof(detail), "guest power-off, status %u", status);
+	kvmkit_vm_request_stop(ctx, KVMKIT_STOP_GUEST_EXIT, (int)status, detail);
+}
+
+int kvmkit_report_create(struct kvmkit_vm *vm, uint16_t port, struct kvmkit_report **out)
+{
+	struct kvmk_report_hooks hooks = { vm, vm_power_off };
+
+	return kvmk_report_create_on(kvmkit_vm_pio_bus(vm), port, &hooks, out);
+}
+
 void kvmkit_report_destroy(struct kvmkit_report *d)
 {
 	if (!d)
 		return;
-	kvmkit_bus_unregister(kvmkit_vm_pio_bus(d->vm), d->port);
+	kvmkit_bus_unregister(d->pio, d->port);
 	pthread_mutex_destroy(&d->lock);
 	free(d);
 }

@@ -16,6 +16,7 @@
 static enum kvmkit_irqchip_mode mode;
 
 struct run {
+	const char *guest;
 	struct kvmkit_machine *m;
 	struct kvmkit_stop_info info;
 	uint64_t vals[MBP_COUNT + 8];
@@ -24,8 +25,10 @@ struct run {
 };
 
 /* @irqs false appends "noirq": the probe skips its interrupt part, which is
- * what KVM-PVM cannot run; everything else is checked on every host. */
-static void boot_probe(struct run *r, unsigned int vcpus, uint64_t mem, bool initrd, bool irqs)
+ * what KVM-PVM cannot run; everything else is checked on every host.
+ * @guest: mb_probe (at 4 MiB) or mb_probe_low (at 0x8000). */
+static void boot_probe(struct run *r, const char *guest, unsigned int vcpus, uint64_t mem,
+		       bool initrd, bool irqs)
 {
 	struct kvmkit_machine_config cfg;
 	void *image;
@@ -34,15 +37,16 @@ static void boot_probe(struct run *r, unsigned int vcpus, uint64_t mem, bool ini
 	if (irqs)
 		host_quirk(host_is_kvm_pvm(), PVM_NO_32BIT_IRET);
 	memset(r, 0, sizeof(*r));
-	if (kvmkit_read_file(guest_path("mb_probe"), &image, &len))
-		fail_msg("reading %s: %s", guest_path("mb_probe"), kvmkit_strerror());
+	r->guest = guest;
+	if (kvmkit_read_file(guest_path(guest), &image, &len))
+		fail_msg("reading %s: %s", guest_path(guest), kvmkit_strerror());
 	kvmkit_machine_config_init(&cfg);
 	cfg.vm.vcpus = vcpus;
 	cfg.vm.mem_size = mem;
 	cfg.irqchip_mode = mode;
 	cfg.kernel = image;
 	cfg.kernel_len = len;
-	cfg.kernel_path = guest_path("mb_probe");
+	cfg.kernel_path = guest_path(guest);
 	cfg.cmdline = irqs ? APPEND : APPEND " noirq";
 	if (initrd) {
 		cfg.initrd = INITRD_TEXT;
@@ -82,18 +86,42 @@ static void check_irq_lines(struct kvmkit_machine *m)
 	assert_int_equal(st.asserts, 0);
 }
 
+/* FNV-1a, as the probe hashes its module. */
+static uint32_t fnv1a(const void *p, size_t n)
+{
+	uint32_t h = 0x811c9dc5u;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ ((const uint8_t *)p)[i]) * 0x01000193u;
+	return h;
+}
+
+/* What the probe found of its layout: kvmkit's area (GDT first, then the
+ * information structure) at @area, nothing over the image, the image as
+ * linked, the module's bytes as given. */
+static void check_layout(struct run *r, uint32_t load, uint32_t area, bool initrd)
+{
+	assert_int_equal(r->vals[MBP_IMAGE_START], load);
+	assert_true(r->vals[MBP_IMAGE_END] > load);
+	assert_int_equal(r->vals[MBP_EBX], area + KVMKIT_MULTIBOOT_INFO_OFFSET);
+	assert_int_equal(r->vals[MBP_GDT_BASE], area);
+	assert_int_equal(r->vals[MBP_OVERLAPS], 0);
+	assert_int_equal(r->vals[MBP_IMAGE_INTACT], MB_PROBE_INTACT);
+	assert_int_equal(r->vals[MBP_MOD_HASH],
+			 initrd ? fnv1a(INITRD_TEXT, sizeof(INITRD_TEXT) - 1) : 0);
+}
+
 static void check_common(struct run *r, unsigned int vcpus, bool irqs)
 {
 	char want[1024];
 
 	assert_int_equal(r->vals[MBP_EAX], 0x2BADB002);
-	assert_int_equal(r->vals[MBP_EBX], KVMKIT_MULTIBOOT_INFO);
 	assert_int_equal(r->vals[MBP_FLAGS], KVMKIT_MBI_MEM | KVMKIT_MBI_CMDLINE | KVMKIT_MBI_MODS |
 						     KVMKIT_MBI_MMAP | KVMKIT_MBI_LOADER_NAME);
 	assert_int_equal(r->vals[MBP_MEM_LOWER], 640);
 	assert_int_equal(r->vals[MBP_MMAP_RESERVED_KIB], (0x100000 - 0x9fc00) >> 10);
 	/* argv[0] is the kernel path, then the appended arguments. */
-	snprintf(want, sizeof(want), "cmdline: [%s %s]\n", guest_path("mb_probe"),
+	snprintf(want, sizeof(want), "cmdline: [%s %s]\n", guest_path(r->guest),
 		 irqs ? APPEND : APPEND " noirq");
 	assert_non_null(strstr(r->out, want));
 	assert_int_equal(r->vals[MBP_CMDLINE_LEN], strlen(want) - strlen("cmdline: []\n"));
@@ -135,8 +163,10 @@ static void probe_smp_initrd(bool irqs)
 {
 	struct run r;
 
-	boot_probe(&r, 2, 64 << 20, true, irqs);
+	boot_probe(&r, "mb_probe", 2, 64 << 20, true, irqs);
 	check_common(&r, 2, irqs);
+	/* Linked at 4 MiB: kvmkit's area where it always was. */
+	check_layout(&r, MB_PROBE_LOAD_ADDR, KVMKIT_MULTIBOOT_AREA_DEFAULT, true);
 	assert_int_equal(r.vals[MBP_MEM_UPPER], (64 << 10) - 1024);
 	assert_int_equal(r.vals[MBP_MMAP_COUNT], 3);
 	assert_int_equal(r.vals[MBP_MMAP_USABLE_LOW_KIB], (0x9fc00 >> 10) + (64 << 10) - 1024);
@@ -168,8 +198,9 @@ static void probe_high_ram(bool irqs)
 {
 	struct run r;
 
-	boot_probe(&r, 1, 4ull << 30, false, irqs);
+	boot_probe(&r, "mb_probe", 1, 4ull << 30, false, irqs);
 	check_common(&r, 1, irqs);
+	check_layout(&r, MB_PROBE_LOAD_ADDR, KVMKIT_MULTIBOOT_AREA_DEFAULT, false);
 	assert_int_equal(r.vals[MBP_MEM_UPPER], (3u << 20) - 1024);
 	assert_int_equal(r.vals[MBP_MMAP_COUNT], 4);
 	assert_int_equal(r.vals[MBP_MMAP_USABLE_HIGH_MIB], 1024);
@@ -188,6 +219,85 @@ static void test_probe_high_ram(void **state)
 static void test_boot_high_ram(void **state)
 {
 	probe_high_ram(false);
+}
+
+/* The probe linked at 0x8000, over where kvmkit's area used to be fixed
+ * (0x9000-0x10000; such an image was refused): two vCPUs, an initrd, the
+ * probe finds its information structure, command line and module intact,
+ * none of it over its image, kvmkit's area in the first page after it. */
+static void test_boot_low(void **state)
+{
+	struct run r;
+
+	boot_probe(&r, "mb_probe_low", 2, 64 << 20, true, false);
+	check_common(&r, 2, false);
+	assert_true(r.vals[MBP_IMAGE_END] > 0x9000); /* it does cover the old area */
+	check_layout(&r, MB_PROBE_LOW_LOAD_ADDR, (r.vals[MBP_IMAGE_END] + 0xfff) & ~0xfffu, true);
+	assert_int_equal(r.vals[MBP_MODS_COUNT], 1);
+	assert_int_equal(r.vals[MBP_MOD_SIZE], sizeof(INITRD_TEXT) - 1);
+	assert_int_equal(r.vals[MBP_MOD_START_PAGE_OFFSET], 0);
+	assert_non_null(strstr(r.out, "module: [" INITRD_NAME "]\n"));
+	assert_int_equal(r.vals[MBP_AP_MARKER], MB_PROBE_AP_MARKER);
+	kvmkit_machine_destroy(r.m);
+}
+
+/* A bare VM for the loader calls. */
+static struct kvmkit_vm *bare_vm(uint64_t mem)
+{
+	struct kvmkit_vm_config cfg;
+	struct kvmkit_vm *vm = NULL;
+
+	kvmkit_vm_config_init(&cfg);
+	cfg.mem_size = mem;
+	if (kvmkit_vm_create(&cfg, &vm))
+		fail_msg("vm: %s", kvmkit_strerror());
+	return vm;
+}
+
+/* kvmkit_elf_load re-validates a hand-made description against the image
+ * and the VM before writing: filesz > memsz once wrote 16 MiB past guest
+ * RAM, an offset whose end wraps read far outside the image. */
+static void test_elf_load_hostile(void **state)
+{
+	static uint8_t file[0x3000];
+	const uint64_t mem = 2 << 20;
+	struct kvmkit_vm *vm = bare_vm(mem);
+	struct kvmkit_elf_image img, good;
+	uint8_t *ram = kvmkit_vm_gpa_to_hva(vm, 0, mem);
+
+	assert_non_null(ram);
+	memset(file, 0xab, sizeof(file));
+	memset(&good, 0, sizeof(good));
+	good.elf_class = 64;
+	good.nsegs = 2;
+	good.segs[0] = (struct kvmkit_elf_segment){ 0x100000, 0, 0x1000, 0x1000, 5 };
+	good.segs[1] = (struct kvmkit_elf_segment){ mem - 0x1000, 0x1000, 0x800, 0x1000, 6 };
+	memset(ram, 0x5a, mem);
+
+	img = good; /* filesz > memsz in the last page of RAM */
+	img.segs[1].filesz = 0x2000;
+	assert_int_equal(kvmkit_elf_load(vm, file, sizeof(file), &img, 0, 0), -ENOEXEC);
+	assert_non_null(strstr(kvmkit_strerror(), "filesz 0x2000 > memsz 0x1000"));
+	img = good; /* the file range's end wraps */
+	img.segs[1].offset = UINT64_MAX - 0xf;
+	img.segs[1].filesz = 0x20;
+	assert_int_equal(kvmkit_elf_load(vm, file, sizeof(file), &img, 0, 0), -ENOEXEC);
+	img = good; /* past the end of RAM */
+	img.segs[1].paddr = mem - 0x800;
+	assert_int_equal(kvmkit_elf_load(vm, file, sizeof(file), &img, 0, 0), -EINVAL);
+	assert_non_null(strstr(kvmkit_strerror(), "outside guest RAM"));
+	img = good; /* more segments than the array holds */
+	img.nsegs = KVMKIT_ELF_MAX_SEGMENTS + 1;
+	assert_int_equal(kvmkit_elf_load(vm, file, sizeof(file), &img, 0, 0), -ENOEXEC);
+	/* Refused before any write: guest RAM as it was. */
+	for (uint64_t a = 0; a < mem; a++)
+		if (ram[a] != 0x5a)
+			fail_msg("guest byte 0x%llx written", (unsigned long long)a);
+	/* The good description loads. */
+	assert_int_equal(kvmkit_elf_load(vm, file, sizeof(file), &good, 0, 0), 0);
+	assert_int_equal(ram[mem - 0x1000], 0xab);
+	assert_int_equal(ram[mem - 0x800], 0);
+	kvmkit_vm_destroy(vm);
 }
 
 /* Bad input is refused before the VM runs. */
@@ -237,9 +347,11 @@ int main(int argc, char **argv)
 	const struct CMUnitTest probes[] = {
 		cmocka_unit_test(test_probe_smp_initrd),
 		cmocka_unit_test(test_boot_smp_initrd),
+		cmocka_unit_test(test_boot_low),
 	};
 	const struct CMUnitTest other[] = {
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_elf_load_hostile),
 	};
 	const struct CMUnitTest high[] = {
 		cmocka_unit_test(test_probe_high_ram),

@@ -8,8 +8,11 @@
 #ifndef KVMKIT_MB_PROBE_ABI_H
 #define KVMKIT_MB_PROBE_ABI_H
 
-/* Loaded (and linked) at 4 MiB, as kvm-unit-tests' x86 payloads are. */
+/* Loaded (and linked) at 4 MiB, as kvm-unit-tests' x86 payloads are;
+ * mb_probe_low, the same program, at 0x8000, the usual link address of
+ * real-mode test payloads. */
 #define MB_PROBE_LOAD_ADDR 0x400000
+#define MB_PROBE_LOW_LOAD_ADDR 0x8000
 /* Written to isa-debug-exit at the end: status (V << 1) | 1. */
 #define MB_PROBE_EXIT_OK 0x21
 #define MB_PROBE_STATUS_OK ((MB_PROBE_EXIT_OK << 1) | 1)
@@ -37,6 +40,15 @@
 #define MB_PROBE_FLUSH_VALUE 0x0f1a5bed
 #define MB_PROBE_PIC_MASTER_MASK 0xfb
 #define MB_PROBE_PIC_SLAVE_MASK 0xff
+/* Things the loader placed, each checked against the probe's image. */
+#define MB_PROBE_OVL_INFO (1u << 0) /* the information structure */
+#define MB_PROBE_OVL_CMDLINE (1u << 1)
+#define MB_PROBE_OVL_MMAP (1u << 2)
+#define MB_PROBE_OVL_MODS (1u << 3) /* the module list */
+#define MB_PROBE_OVL_MOD_DATA (1u << 4)
+#define MB_PROBE_OVL_MOD_STRING (1u << 5)
+#define MB_PROBE_OVL_GDT (1u << 6)
+#define MB_PROBE_INTACT 0x1a7ac7
 
 enum mb_probe_report {
 	MBP_EAX,
@@ -74,6 +86,12 @@ enum mb_probe_report {
 	MBP_IRQ_B_ENTRY, /* remote IRR (bit 14) must be clear again */
 	MBP_PAGE0_BEFORE,
 	MBP_AP_MARKER, /* 0 when there is only one CPU */
+	MBP_IMAGE_START, /* the probe's own image: [start, end), .bss included */
+	MBP_IMAGE_END,
+	MBP_GDT_BASE, /* GDTR base at entry (kvmkit's area) */
+	MBP_OVERLAPS, /* MB_PROBE_OVL_* bits: what lies over the image (0) */
+	MBP_MOD_HASH, /* FNV-1a (32-bit) of the first module's bytes; 0: none */
+	MBP_IMAGE_INTACT, /* MB_PROBE_INTACT: .data as linked, .bss zero at entry */
 	MBP_COUNT
 };
 

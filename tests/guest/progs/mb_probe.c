@@ -12,6 +12,11 @@
  * A command line whose last word is "noirq" skips the interrupt part (its
  * six values are reported as 0): hosts whose CPU emulator cannot run the
  * 32-bit handlers' iret (KVM-PVM) still check everything else.
+ *
+ * Last, what the loader placed against the probe's own image: whether any
+ * of it lies over the image, a hash of the module, and whether .data and
+ * .bss were as linked at entry. mb_probe_low is this program linked at
+ * 0x8000, where kvmkit's boot information used to be fixed.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -107,6 +112,12 @@ static uint64_t idt[MB_PROBE_VEC_B + 1] __attribute__((aligned(8)));
 _Static_assert(MB_PROBE_VEC_A >= 64 && MB_PROBE_VEC_A < 96 && MB_PROBE_VEC_B >= 64 &&
 		       MB_PROBE_VEC_B < 96,
 	       "the handlers read the in-service register of vectors 64..95");
+
+/* The image's bounds (mb.ld), and canaries: .data as linked and .bss zero
+ * at entry unless the loader wrote over them. */
+extern const uint8_t __mb_image_start[], __mb_image_end[];
+static volatile uint32_t data_canary[4] = { 0x13579bdf, 0x2468ace0, 0xfdb97531, 0x0eca8642 };
+static volatile uint32_t bss_canary[64];
 
 /* A page of its own for the flush test. */
 static volatile uint32_t flush_page[1024] __attribute__((aligned(4096)));
@@ -411,11 +422,77 @@ static uint32_t start_ap(void)
 	return 0;
 }
 
+static bool image_intact(void)
+{
+	static const uint32_t want[4] = { 0x13579bdf, 0x2468ace0, 0xfdb97531, 0x0eca8642 };
+
+	for (int i = 0; i < 4; i++)
+		if (data_canary[i] != want[i])
+			return false;
+	for (int i = 0; i < 64; i++)
+		if (bss_canary[i])
+			return false;
+	return true;
+}
+
+static uint32_t over_image(uint32_t addr, uint32_t len, uint32_t bit)
+{
+	uint32_t start = (uint32_t)(uintptr_t)__mb_image_start;
+	uint32_t end = (uint32_t)(uintptr_t)__mb_image_end;
+
+	return len && addr < end && start < addr + len ? bit : 0;
+}
+
+static uint32_t strsize(uint32_t addr)
+{
+	const char *s = (const char *)(uintptr_t)addr;
+	uint32_t n = 0;
+
+	while (s[n])
+		n++;
+	return n + 1;
+}
+
+/* Reports the image, the GDT base, what overlaps the image, the module's
+ * hash and whether the image was intact at entry. */
+static void probe_layout(const struct mb_info *mi, uint32_t ebx, bool intact)
+{
+	const struct mb_mod *m = (const struct mb_mod *)(uintptr_t)mi->mods_addr;
+	struct __attribute__((packed)) {
+		uint16_t limit;
+		uint32_t base;
+	} gdtr;
+	uint32_t ovl, hash = 0;
+
+	__asm__ volatile("sgdt %0" : "=m"(gdtr));
+	ovl = over_image(ebx, 116, MB_PROBE_OVL_INFO) |
+	      over_image(mi->cmdline, strsize(mi->cmdline), MB_PROBE_OVL_CMDLINE) |
+	      over_image(mi->mmap_addr, mi->mmap_length, MB_PROBE_OVL_MMAP) |
+	      over_image(mi->mods_addr, mi->mods_count * 16, MB_PROBE_OVL_MODS) |
+	      over_image(gdtr.base, gdtr.limit + 1u, MB_PROBE_OVL_GDT);
+	for (uint32_t i = 0; i < mi->mods_count; i++) {
+		ovl |= over_image(m[i].start, m[i].end - m[i].start, MB_PROBE_OVL_MOD_DATA);
+		ovl |= over_image(m[i].string, strsize(m[i].string), MB_PROBE_OVL_MOD_STRING);
+	}
+	if (mi->mods_count) {
+		hash = 0x811c9dc5u;
+		for (uint32_t a = m->start; a < m->end; a++)
+			hash = (hash ^ *(const volatile uint8_t *)(uintptr_t)a) * 0x01000193u;
+	}
+	report((uint32_t)(uintptr_t)__mb_image_start);
+	report((uint32_t)(uintptr_t)__mb_image_end);
+	report(gdtr.base);
+	report(ovl);
+	report(hash);
+	report(intact ? MB_PROBE_INTACT : 0);
+}
+
 void probe_main(uint32_t eax, uint32_t ebx);
 
 void probe_main(uint32_t eax, uint32_t ebx)
 {
 	const struct mb_info *mi = (const struct mb_info *)(uintptr_t)ebx;
+	bool intact = image_intact();
 	uint32_t ncpus;
 
 	report(eax);
@@ -436,5 +513,6 @@ void probe_main(uint32_t eax, uint32_t ebx)
 	}
 	report(rd32(MB_PROBE_AP_MARKER_ADDR));
 	report(ncpus > 1 ? start_ap() : 0);
+	probe_layout(mi, ebx, intact);
 	outl(GUEST_DEBUG_EXIT_PORT, MB_PROBE_EXIT_OK);
 }

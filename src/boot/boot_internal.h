@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The loaders' view of guest RAM, so that loading (ELF segments, Multiboot
+ * modules and information area) runs on a VM or on a plain buffer standing
+ * for guest RAM (unit tests and fuzz targets, no KVM). Not installed.
+ */
+#ifndef KVMKIT_BOOT_INTERNAL_H
+#define KVMKIT_BOOT_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <kvmkit/loader.h>
+
+struct kvmk_guest_ram {
+	/* Host address of [gpa, gpa + len) if the range lies wholly inside one
+	 * RAM region, else NULL: the one bounds check every write goes through. */
+	void *(*hva)(const struct kvmk_guest_ram *ram, uint64_t gpa, uint64_t len);
+	void *ctx; /* the VM, or the buffer */
+	uint64_t size; /* bytes of RAM, laid out as a VM's (low part, rest at 4 GiB) */
+};
+
+/* A VM's RAM (through kvmkit_vm_gpa_to_hva). */
+void kvmk_guest_ram_of_vm(struct kvmk_guest_ram *ram, struct kvmkit_vm *vm);
+/* @size bytes at @buf standing for RAM at guest-physical 0 (@size at most
+ * the 3 GiB hole, so that it is all low RAM). */
+void kvmk_guest_ram_of_buffer(struct kvmk_guest_ram *ram, void *buf, uint64_t size);
+
+/* The checks kvmkit_elf_parse makes, repeated on a description that may
+ * not come from it: segment count, filesz <= memsz, file range inside
+ * @file_len bytes (SIZE_MAX: no file to check against), no address wrap, no
+ * two segments overlapping. KVMKIT_ERR_FORMAT naming the segment. */
+int kvmk_elf_check_image(const char *op, const struct kvmkit_elf_image *img, size_t file_len);
+/* Whether @addr lies inside one of @img's segments. */
+bool kvmk_elf_in_segment(const struct kvmkit_elf_image *img, uint64_t addr);
+
+/* kvmkit_elf_load on any guest RAM: re-validates @img against the @len-byte
+ * image and the RAM before writing anything. */
+int kvmk_elf_load(const struct kvmk_guest_ram *ram, const void *buf, size_t len,
+		  const struct kvmkit_elf_image *img, uint64_t reserved_start,
+		  uint64_t reserved_end);
+
+/* Parses, places and loads a Multiboot image with its modules, GDT and
+ * information area into @ram; the layout and the physical entry point come
+ * back for the vCPU set-up. Nothing is written unless everything fits. */
+int kvmk_multiboot_load(const struct kvmk_guest_ram *ram, const void *image, size_t len,
+			const char *cmdline, const struct kvmkit_multiboot_module *mods,
+			unsigned int nmods, struct kvmkit_multiboot_layout *layout,
+			uint32_t *entry);
+
+#endif
