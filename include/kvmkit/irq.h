@@ -187,6 +187,20 @@ struct kvmkit_gsi_stats {
 
 int kvmkit_irq_gsi_stats(struct kvmkit_irqchip *chip, uint32_t gsi, struct kvmkit_gsi_stats *out);
 
+/* ---- saving and restoring ---------------------------------------------
+ * The irqchip's state as one versioned blob (malloc'ed, the caller frees
+ * it): kvmkit's routing table and GSI allocator, and the controller's
+ * registers (x86 kernel mode: PIC pair, IOAPIC and PIT through
+ * KVM_GET_IRQCHIP/KVM_GET_PIT2; split mode: kvmkit's IOAPIC, PIC and PIT
+ * models). Not saved: the LAPICs (per vCPU state), irqfds and line or MSI
+ * handles (devices re-create them after a restore). Save with the VM
+ * paused or stopped. Restore into a new irqchip of the same mode and
+ * configuration with no irqfd bound, before its VM runs; a blob of another
+ * version or mode, truncated or inconsistent, is refused (KVMKIT_ERR_FORMAT)
+ * and nothing changes. */
+int kvmkit_irqchip_save(struct kvmkit_irqchip *chip, void **buf, size_t *len);
+int kvmkit_irqchip_restore(struct kvmkit_irqchip *chip, const void *buf, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -7,6 +7,7 @@
 #define KVMKIT_CORE_INTERNAL_H
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -31,6 +32,24 @@ int kvmk_err_format(const char *op, const char *fmt, ...) __attribute__((format(
  * never replaces the error that made the call fail. */
 void kvmk_err_save(struct kvmkit_error *out);
 void kvmk_err_restore(const struct kvmkit_error *saved);
+
+/* Saved-state buffers (blob.c): a growable writer and a bounds-checked
+ * reader whose short reads are KVMKIT_ERR_FORMAT errors naming @what. */
+struct kvmk_blob {
+	uint8_t *data;
+	size_t len, cap;
+};
+int kvmk_blob_put(struct kvmk_blob *b, const void *data, size_t len);
+int kvmk_blob_put_u32(struct kvmk_blob *b, uint32_t v); /* little-endian */
+void kvmk_blob_free(struct kvmk_blob *b);
+
+struct kvmk_reader {
+	const uint8_t *p;
+	size_t left;
+	const char *op; /* names the operation in errors */
+};
+int kvmk_reader_get(struct kvmk_reader *r, void *out, size_t len, const char *what);
+int kvmk_reader_u32(struct kvmk_reader *r, uint32_t *out, const char *what);
 
 #define kvmk_log(level, ...)                                                                       \
 	do {                                                                                       \

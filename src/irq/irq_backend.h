@@ -24,6 +24,8 @@
 
 #include <kvmkit/irq.h>
 
+#include "core/internal.h" /* struct kvmk_blob */
+
 /* A back end's raw status for a line or an MSI: > 0 delivered to that many
  * CPUs, 0 coalesced, any negative value not delivered (masked). Models use
  * this value for "masked" to tell it from -errno in their own results. */
@@ -59,6 +61,11 @@ struct kvmk_irqchip_ops {
 	int (*irqfd_unbind)(struct kvmkit_irqchip *chip, uint32_t gsi, int fd);
 	/* (locked) How many of @gsi's irqfds KVM injects itself. */
 	unsigned int (*irqfds_in_kernel)(struct kvmkit_irqchip *chip, uint32_t gsi);
+	/* Appends the controller's registers to @out (state.c frames them). */
+	int (*save)(struct kvmkit_irqchip *chip, struct kvmk_blob *out);
+	/* Loads what save wrote; @p is untrusted: check every byte, change
+	 * nothing on error. The routing table is already restored. */
+	int (*restore)(struct kvmkit_irqchip *chip, const uint8_t *p, size_t len);
 };
 
 struct kvmkit_irqchip {

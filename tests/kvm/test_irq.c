@@ -2,6 +2,7 @@
 /* The interrupt subsystem's API against a real in-kernel irqchip, and
  * ioeventfd verified by a guest's writes. */
 #include <pthread.h>
+#include <sys/ioctl.h>
 #include <sys/eventfd.h>
 
 #include "kvm_test.h"
@@ -218,20 +219,28 @@ static void test_ioeventfd_guest(void **state)
 	int pio_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	int mmio_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 
-	assert_int_equal(kvmkit_bus_register(kvmkit_vm_pio_bus(vm), GUEST_TEST_PORT, 4, "t", &pio_ops, &s), 0);
-	assert_int_equal(kvmkit_bus_register(kvmkit_vm_mmio_bus(vm), GUEST_TEST_MMIO, 8, "t", &mmio_ops, &s), 0);
+	assert_int_equal(
+		kvmkit_bus_register(kvmkit_vm_pio_bus(vm), GUEST_TEST_PORT, 4, "t", &pio_ops, &s),
+		0);
+	assert_int_equal(
+		kvmkit_bus_register(kvmkit_vm_mmio_bus(vm), GUEST_TEST_MMIO, 8, "t", &mmio_ops, &s),
+		0);
 	/* PIO: 2-byte writes of exactly 0x2222 only. */
 	assert_int_equal(kvmkit_ioeventfd_add(vm, GUEST_TEST_PORT, 2,
 					      KVMKIT_IOEVENTFD_PIO | KVMKIT_IOEVENTFD_DATAMATCH,
-					      GUEST_IO_PIO_W16, pio_fd), 0);
+					      GUEST_IO_PIO_W16, pio_fd),
+			 0);
 	/* MMIO: any length (0), where the host supports it; else 4 bytes. */
 	bool any = kvmkit_vm_check_cap(vm, KVM_CAP_IOEVENTFD_ANY_LENGTH) > 0;
 
 	assert_int_equal(kvmkit_ioeventfd_add(vm, GUEST_TEST_MMIO, any ? 0 : 4, 0, 0, mmio_fd), 0);
 	/* Invalid requests. */
-	assert_int_equal(kvmkit_ioeventfd_add(vm, 0x800, 3, KVMKIT_IOEVENTFD_PIO, 0, pio_fd), -EINVAL);
-	assert_int_equal(kvmkit_ioeventfd_add(vm, 0x800, 8, KVMKIT_IOEVENTFD_PIO, 0, pio_fd), -EINVAL);
-	assert_int_equal(kvmkit_ioeventfd_add(vm, 0x800, 0, KVMKIT_IOEVENTFD_DATAMATCH, 0, pio_fd), -EINVAL);
+	assert_int_equal(kvmkit_ioeventfd_add(vm, 0x800, 3, KVMKIT_IOEVENTFD_PIO, 0, pio_fd),
+			 -EINVAL);
+	assert_int_equal(kvmkit_ioeventfd_add(vm, 0x800, 8, KVMKIT_IOEVENTFD_PIO, 0, pio_fd),
+			 -EINVAL);
+	assert_int_equal(kvmkit_ioeventfd_add(vm, 0x800, 0, KVMKIT_IOEVENTFD_DATAMATCH, 0, pio_fd),
+			 -EINVAL);
 
 	run_to_stop(m, &info);
 	assert_int_equal(info.reason, KVMKIT_STOP_GUEST_EXIT);
@@ -243,7 +252,8 @@ static void test_ioeventfd_guest(void **state)
 	assert_int_equal(s.mmio_writes, any ? 0 : 3);
 	assert_int_equal(kvmkit_ioeventfd_remove(vm, GUEST_TEST_PORT, 2,
 						 KVMKIT_IOEVENTFD_PIO | KVMKIT_IOEVENTFD_DATAMATCH,
-						 GUEST_IO_PIO_W16, pio_fd), 0);
+						 GUEST_IO_PIO_W16, pio_fd),
+			 0);
 	kvmkit_machine_destroy(m);
 	close(pio_fd);
 	close(mmio_fd);
@@ -305,12 +315,148 @@ static void test_split_mode(void **state)
 	kvmkit_vm_destroy(vm);
 }
 
+/* ---- save and restore ------------------------------------------------ */
+
+static struct kvmkit_irqchip *chip_for(struct kvmkit_vm *vm, enum kvmkit_irqchip_mode mode,
+				       bool pit)
+{
+	struct kvmkit_irqchip_config cfg;
+	struct kvmkit_irqchip *chip;
+
+	kvmkit_irqchip_config_init(&cfg);
+	cfg.mode = mode;
+	cfg.pit = pit;
+	assert_int_equal(kvmkit_irqchip_create(vm, &cfg, &chip), 0);
+	return chip;
+}
+
+static void bus_w32(struct kvmkit_bus *bus, uint64_t addr, uint32_t v)
+{
+	assert_true(kvmkit_bus_dispatch(bus, addr, &v, 4, true));
+}
+
+static void bus_w8(struct kvmkit_bus *bus, uint64_t addr, uint8_t v)
+{
+	assert_true(kvmkit_bus_dispatch(bus, addr, &v, 1, true));
+}
+
+/* IOAPIC pin 5: vector 0x45, level, unmasked, to APIC 1; PIC master
+ * initialised with vector base 0x30 and IMR 0xfb. Kernel mode through
+ * KVM_SET_IRQCHIP, split mode through the models' registers, as a guest. */
+static void program_chip(struct kvmkit_vm *vm, enum kvmkit_irqchip_mode mode)
+{
+	if (mode == KVMKIT_IRQCHIP_KERNEL) {
+		struct kvm_irqchip c = { .chip_id = KVM_IRQCHIP_IOAPIC };
+
+		assert_int_equal(ioctl(kvmkit_vm_fd(vm), KVM_GET_IRQCHIP, &c), 0);
+		c.chip.ioapic.redirtbl[5].bits = 0x45 | (1ull << 15) | (1ull << 56);
+		assert_int_equal(ioctl(kvmkit_vm_fd(vm), KVM_SET_IRQCHIP, &c), 0);
+		c = (struct kvm_irqchip){ .chip_id = KVM_IRQCHIP_PIC_MASTER };
+		assert_int_equal(ioctl(kvmkit_vm_fd(vm), KVM_GET_IRQCHIP, &c), 0);
+		c.chip.pic.irq_base = 0x30;
+		c.chip.pic.imr = 0xfb;
+		assert_int_equal(ioctl(kvmkit_vm_fd(vm), KVM_SET_IRQCHIP, &c), 0);
+		return;
+	}
+	bus_w32(kvmkit_vm_mmio_bus(vm), 0xfec00000, 0x10 + 2 * 5);
+	bus_w32(kvmkit_vm_mmio_bus(vm), 0xfec00010, 0x45 | (1u << 15));
+	bus_w32(kvmkit_vm_mmio_bus(vm), 0xfec00000, 0x11 + 2 * 5);
+	bus_w32(kvmkit_vm_mmio_bus(vm), 0xfec00010, 1u << 24);
+	bus_w8(kvmkit_vm_pio_bus(vm), 0x20, 0x11);
+	bus_w8(kvmkit_vm_pio_bus(vm), 0x21, 0x30);
+	bus_w8(kvmkit_vm_pio_bus(vm), 0x21, 0x04);
+	bus_w8(kvmkit_vm_pio_bus(vm), 0x21, 0x01);
+	bus_w8(kvmkit_vm_pio_bus(vm), 0x21, 0xfb);
+}
+
+/* What the guest would read back from pin 5's entry. */
+static uint64_t pin5(struct kvmkit_vm *vm, enum kvmkit_irqchip_mode mode)
+{
+	uint32_t lo = 0, hi = 0;
+
+	if (mode == KVMKIT_IRQCHIP_KERNEL) {
+		struct kvm_irqchip c = { .chip_id = KVM_IRQCHIP_IOAPIC };
+
+		assert_int_equal(ioctl(kvmkit_vm_fd(vm), KVM_GET_IRQCHIP, &c), 0);
+		return c.chip.ioapic.redirtbl[5].bits;
+	}
+	bus_w32(kvmkit_vm_mmio_bus(vm), 0xfec00000, 0x10 + 2 * 5);
+	assert_true(kvmkit_bus_dispatch(kvmkit_vm_mmio_bus(vm), 0xfec00010, &lo, 4, false));
+	bus_w32(kvmkit_vm_mmio_bus(vm), 0xfec00000, 0x11 + 2 * 5);
+	assert_true(kvmkit_bus_dispatch(kvmkit_vm_mmio_bus(vm), 0xfec00010, &hi, 4, false));
+	return (uint64_t)hi << 32 | lo;
+}
+
+/* The irqchip's state saved from one VM and restored into a new one (both
+ * modes, without a PIT so the state is time-independent): the new VM's
+ * controller holds the registers, kvmkit holds the routes and GSIs, and
+ * saving it again gives the same bytes. */
+static void test_save_restore(void **state)
+{
+	for (int mode = 0; mode < KVMKIT_IRQCHIP_MODES; mode++) {
+		struct kvmkit_vm *a = new_vm(1), *b = new_vm(1), *c = new_vm(1);
+		struct kvmkit_irqchip *ca = chip_for(a, mode, false),
+				      *cb = chip_for(b, mode, false);
+		struct kvmkit_irqchip *cc = chip_for(c, !mode, false);
+		void *buf, *buf2;
+		size_t len, len2;
+		int g = kvmkit_gsi_alloc_msi(ca);
+
+		assert_true(g >= 24);
+		assert_int_equal(kvmkit_irq_route_msi(ca, (uint32_t)g, 0xfee01000, 0x61, -1), 0);
+		assert_int_equal(kvmkit_irq_routes_commit(ca), 0);
+		program_chip(a, mode);
+		assert_int_equal(kvmkit_irqchip_save(ca, &buf, &len), 0);
+
+		assert_int_equal(kvmkit_irqchip_restore(cc, buf, len), -ENOEXEC); /* other mode */
+		assert_int_equal(kvmkit_irqchip_restore(cb, buf, len), 0);
+		assert_int_equal(pin5(b, mode) & ~(1ull << 12), 0x45 | (1ull << 15) | (1ull << 56));
+		assert_int_equal(kvmkit_irq_route_count(cb, (uint32_t)g), 1);
+		assert_int_equal(kvmkit_gsi_alloc_msi(cb), g + 1);
+		assert_int_equal(kvmkit_gsi_free(cb, (uint32_t)g + 1), 0);
+		assert_int_equal(kvmkit_irqchip_save(cb, &buf2, &len2), 0);
+		assert_int_equal(len2, len);
+		assert_memory_equal(buf2, buf, len);
+		free(buf);
+		free(buf2);
+		kvmkit_vm_destroy(a);
+		kvmkit_vm_destroy(b);
+		kvmkit_vm_destroy(c);
+	}
+}
+
+/* With a PIT: the state round-trips; a chip without one refuses it. */
+static void test_save_restore_pit(void **state)
+{
+	for (int mode = 0; mode < KVMKIT_IRQCHIP_MODES; mode++) {
+		struct kvmkit_vm *a = new_vm(1), *b = new_vm(1), *c = new_vm(1);
+		struct kvmkit_irqchip *ca = chip_for(a, mode, true), *cb = chip_for(b, mode, true);
+		struct kvmkit_irqchip *cc = chip_for(c, mode, false);
+		void *buf;
+		size_t len;
+
+		assert_int_equal(kvmkit_irqchip_save(ca, &buf, &len), 0);
+		assert_int_equal(kvmkit_irqchip_restore(cb, buf, len), 0);
+		assert_int_equal(kvmkit_irqchip_restore(cc, buf, len), -ENOEXEC);
+		assert_int_equal(kvmkit_last_error()->kind, KVMKIT_ERR_FORMAT);
+		free(buf);
+		kvmkit_vm_destroy(a);
+		kvmkit_vm_destroy(b);
+		kvmkit_vm_destroy(c);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_create_order),   cmocka_unit_test(test_routing_and_allocator),
-		cmocka_unit_test(test_lines_and_msi),  cmocka_unit_test(test_irqfd_ordering),
-		cmocka_unit_test(test_ioeventfd_guest), cmocka_unit_test(test_split_mode),
+		cmocka_unit_test(test_create_order),
+		cmocka_unit_test(test_routing_and_allocator),
+		cmocka_unit_test(test_lines_and_msi),
+		cmocka_unit_test(test_irqfd_ordering),
+		cmocka_unit_test(test_ioeventfd_guest),
+		cmocka_unit_test(test_split_mode),
+		cmocka_unit_test(test_save_restore),
+		cmocka_unit_test(test_save_restore_pit),
 	};
 
 	test_args(argc, argv);

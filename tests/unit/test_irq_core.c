@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -166,7 +167,28 @@ static unsigned int fake_in_kernel(struct kvmkit_irqchip *chip, uint32_t gsi)
 	return n;
 }
 
+/* The fake controller's registers: one word. */
+static int fake_save(struct kvmkit_irqchip *chip, struct kvmk_blob *out)
+{
+	return kvmk_blob_put_u32(out, fk.line_calls);
+}
+
+static int fake_restore(struct kvmkit_irqchip *chip, const uint8_t *p, size_t len)
+{
+	uint32_t v;
+
+	if (len != 4)
+		return kvmk_err_format("restore", "fake state is 4 bytes, not %zu", len);
+	memcpy(&v, p, 4);
+	if (v == 0xdead)
+		return kvmk_err_format("restore", "fake refuses 0xdead");
+	fk.line_calls = v;
+	return 0;
+}
+
 static const struct kvmk_irqchip_ops fake_ops = {
+	.save = fake_save,
+	.restore = fake_restore,
 	.name = "fake",
 	.create = fake_create,
 	.destroy = fake_destroy,
@@ -433,6 +455,118 @@ static void test_msi_handle(void **state)
 	assert_int_equal(kvmkit_gsi_alloc_msi(chip), (int)gsi);
 }
 
+static struct kvmkit_irqchip *new_chip(void)
+{
+	struct kvmkit_irqchip_config cfg;
+	struct kvmkit_irqchip *chip;
+
+	kvmkit_irqchip_config_init(&cfg);
+	assert_int_equal(kvmk_irqchip_new(NULL, &fake_ops, &cfg, FAKE_CAPACITY, &chip), 0);
+	return chip;
+}
+
+static void test_save_restore(void **state)
+{
+	struct kvmkit_irqchip *chip = *state, *b;
+	void *buf, *buf2;
+	size_t len, len2;
+	int g;
+
+	g = kvmkit_gsi_alloc_msi(chip);
+	assert_int_equal(kvmkit_irq_route_msi(chip, (uint32_t)g, 0xfee01000, 0x51, -1), 0);
+	assert_int_equal(kvmkit_irq_route_irqchip(chip, 3, 0, 7), 0);
+	assert_int_equal(kvmkit_irq_routes_commit(chip), 0);
+	assert_int_equal(kvmkit_gsi_alloc_line(chip), 4);
+	fk.line_calls = 1234;
+	assert_int_equal(kvmkit_irqchip_save(chip, &buf, &len), 0);
+
+	/* Into a fresh chip: the same table reaches its controller, the
+	 * allocator and the registers come back, and it saves the same. */
+	b = new_chip();
+	fk.line_calls = 0;
+	assert_int_equal(kvmkit_irqchip_restore(b, buf, len), 0);
+	assert_int_equal(fk.line_calls, 1234);
+	assert_true(in_table((uint32_t)g));
+	assert_int_equal(kvmkit_irq_route_count(b, (uint32_t)g), 1);
+	assert_int_equal(kvmkit_gsi_alloc_msi(b), g + 1);
+	assert_int_equal(kvmkit_gsi_alloc_line(b), 5);
+	assert_int_equal(kvmkit_gsi_free(b, (uint32_t)g + 1), 0);
+	assert_int_equal(kvmkit_gsi_free(b, 5), 0);
+	assert_int_equal(kvmkit_irqchip_save(b, &buf2, &len2), 0);
+	assert_int_equal(len2, len);
+	assert_memory_equal(buf2, buf, len);
+	free(buf2);
+	kvmk_irqchip_free(b);
+	free(buf);
+}
+
+/* Every truncation and a corrupted byte anywhere are refused, and the chip
+ * (its table, the controller's table, its registers) is left as it was. */
+static void test_restore_hostile(void **state)
+{
+	struct kvmkit_irqchip *chip = *state, *b;
+	unsigned int ntable;
+	uint8_t *bad;
+	void *buf;
+	size_t len;
+
+	assert_int_equal(kvmkit_irq_route_msi(chip, 40, 0xfee00000, 0x41, -1), 0);
+	assert_int_equal(kvmkit_irq_routes_commit(chip), 0);
+	assert_int_equal(kvmkit_irqchip_save(chip, &buf, &len), 0);
+	b = new_chip();
+	ntable = fk.ntable;
+	fk.line_calls = 77;
+	for (size_t cut = 0; cut < len; cut++) {
+		assert_true(kvmkit_irqchip_restore(b, buf, cut) < 0);
+		assert_int_equal(kvmkit_last_error()->kind, KVMKIT_ERR_FORMAT);
+	}
+	assert_int_equal(kvmkit_irq_route_count(b, 40), 0);
+	assert_int_equal(fk.line_calls, 77);
+	bad = malloc(len + 1);
+	memcpy(bad, buf, len);
+	bad[len] = 0;
+	assert_int_equal(kvmkit_irqchip_restore(b, bad, len + 1), -ENOEXEC); /* trailing byte */
+	memcpy(bad, buf, len);
+	bad[0] ^= 1; /* magic */
+	assert_int_equal(kvmkit_irqchip_restore(b, bad, len), -ENOEXEC);
+	memcpy(bad, buf, len);
+	bad[4] = 9; /* version */
+	assert_int_equal(kvmkit_irqchip_restore(b, bad, len), -ENOEXEC);
+	memcpy(bad, buf, len);
+	bad[8] = 1; /* mode: split */
+	assert_int_equal(kvmkit_irqchip_restore(b, bad, len), -ENOEXEC);
+	memcpy(bad, buf, len);
+	bad[12] = 0xff; /* route count past the capacity */
+	assert_int_equal(kvmkit_irqchip_restore(b, bad, len), -ENOEXEC);
+	memcpy(bad, buf, len);
+	bad[16 + 4] = 7; /* first route's type */
+	assert_int_equal(kvmkit_irqchip_restore(b, bad, len), -ENOEXEC);
+	memcpy(bad, buf, len);
+	bad[16 + 12] = 1; /* first route (irqchip): chip 1 does not exist */
+	assert_int_equal(kvmkit_irqchip_restore(b, bad, len), -EINVAL);
+	memcpy(bad, buf, len);
+	bad[16 + 1] = 0x10; /* first route's gsi: 4096 */
+	assert_int_equal(kvmkit_irqchip_restore(b, bad, len), -ENOEXEC);
+	assert_int_equal(fk.ntable, ntable);
+	assert_int_equal(kvmkit_irq_route_count(b, 40), 0);
+	/* The controller refuses its registers: the table is put back. */
+	memcpy(bad, buf, len);
+	memcpy(bad + len - 4, &(uint32_t){ 0xdead }, 4);
+	assert_int_equal(kvmkit_irqchip_restore(b, bad, len), -ENOEXEC);
+	assert_int_equal(kvmkit_irq_route_count(b, 40), 0);
+	assert_false(in_table(40));
+	assert_int_equal(fk.line_calls, 77);
+	/* Not into a chip with irqfds bound. */
+	assert_int_equal(kvmkit_irqfd_bind(b, 3, 60, -1), 0);
+	assert_int_equal(kvmkit_irqchip_restore(b, buf, len), -EBUSY);
+	assert_int_equal(kvmkit_irqfd_unbind(b, 3, 60), 0);
+	assert_int_equal(kvmkit_irqchip_restore(b, buf, len), 0);
+	assert_int_equal(kvmkit_irq_route_count(b, 40), 1);
+	free(bad);
+	free(buf);
+	kvmk_irqchip_free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -445,6 +579,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_line_status_and_stats, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_line_handle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_msi_handle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_save_restore, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restore_hostile, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

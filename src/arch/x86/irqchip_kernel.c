@@ -15,6 +15,7 @@
 
 struct kernel_chip {
 	int vm_fd;
+	bool pit;
 	bool resample; /* KVM_CAP_IRQFD_RESAMPLE */
 	/* KVM_REINJECT_CONTROL waits for an SRCU grace period (13-17 ms) as
 	 * it unregisters the PIT's ack notifier: done on a thread of its own
@@ -51,6 +52,7 @@ static int kernel_create(struct kvmkit_irqchip *chip, const struct kvmkit_irqchi
 		/* api.rst 4.71: the PIT only after the irqchip. */
 		if (ioctl(k->vm_fd, KVM_CREATE_PIT2, &pc) < 0)
 			return kvmk_err_ioctl("KVM_CREATE_PIT2", errno, NULL);
+		k->pit = true;
 		/* KVM creates the PIT in reinject mode; only leaving it costs. */
 		if (!cfg->pit_reinject &&
 		    kvmkit_vm_check_cap(chip->vm, KVM_CAP_REINJECT_CONTROL) > 0) {
@@ -151,7 +153,75 @@ static unsigned int kernel_irqfds_in_kernel(struct kvmkit_irqchip *chip, uint32_
 	return chip->irqfds[gsi];
 }
 
+/* State: u32 flags (bit 0: a PIT), KVM's three chips (PIC master, PIC
+ * slave, IOAPIC) as struct kvm_irqchip, then struct kvm_pit_state2. */
+#define KSTATE_PIT 1u
+#define NR_CHIPS 3
+
+static int kernel_save(struct kvmkit_irqchip *chip, struct kvmk_blob *out)
+{
+	struct kernel_chip *k = chip->priv;
+	int r = kvmk_blob_put_u32(out, k->pit ? KSTATE_PIT : 0);
+
+	for (uint32_t id = 0; !r && id < NR_CHIPS; id++) {
+		struct kvm_irqchip c;
+
+		memset(&c, 0, sizeof(c));
+		c.chip_id = id;
+		if (ioctl(k->vm_fd, KVM_GET_IRQCHIP, &c) < 0)
+			return kvmk_err_ioctl("KVM_GET_IRQCHIP", errno, "chip %u", id);
+		r = kvmk_blob_put(out, &c, sizeof(c));
+	}
+	if (!r && k->pit) {
+		struct kvm_pit_state2 ps;
+
+		memset(&ps, 0, sizeof(ps));
+		if (ioctl(k->vm_fd, KVM_GET_PIT2, &ps) < 0)
+			return kvmk_err_ioctl("KVM_GET_PIT2", errno, NULL);
+		r = kvmk_blob_put(out, &ps, sizeof(ps));
+	}
+	return r;
+}
+
+static int kernel_restore(struct kvmkit_irqchip *chip, const uint8_t *p, size_t len)
+{
+	struct kvmk_reader rd = { p, len, "kvmkit_irqchip_restore" };
+	struct kernel_chip *k = chip->priv;
+	struct kvm_irqchip c[NR_CHIPS];
+	struct kvm_pit_state2 ps;
+	uint32_t flags;
+	int r = kvmk_reader_u32(&rd, &flags, "kernel irqchip flags");
+
+	if (!r && flags & ~KSTATE_PIT)
+		r = kvmk_err_format(rd.op, "kernel irqchip flags 0x%x", flags);
+	if (!r && !!(flags & KSTATE_PIT) != k->pit)
+		r = kvmk_err_format(rd.op, "saved %s a PIT, this irqchip has %s",
+				    (flags & KSTATE_PIT) ? "with" : "without",
+				    k->pit ? "one" : "none");
+	for (uint32_t id = 0; !r && id < NR_CHIPS; id++) {
+		r = kvmk_reader_get(&rd, &c[id], sizeof(c[id]), "kernel irqchip");
+		if (!r && (c[id].chip_id != id || c[id].pad))
+			r = kvmk_err_format(rd.op, "chip %u: id %u pad %u", id, c[id].chip_id,
+					    c[id].pad);
+	}
+	if (!r && k->pit)
+		r = kvmk_reader_get(&rd, &ps, sizeof(ps), "PIT");
+	if (!r && rd.left)
+		r = kvmk_err_format(rd.op, "%zu bytes past the kernel irqchip state", rd.left);
+	if (r)
+		return r;
+	/* Checked whole; KVM checks the register values themselves. */
+	for (uint32_t id = 0; id < NR_CHIPS; id++)
+		if (ioctl(k->vm_fd, KVM_SET_IRQCHIP, &c[id]) < 0)
+			return kvmk_err_ioctl("KVM_SET_IRQCHIP", errno, "chip %u", id);
+	if (k->pit && ioctl(k->vm_fd, KVM_SET_PIT2, &ps) < 0)
+		return kvmk_err_ioctl("KVM_SET_PIT2", errno, NULL);
+	return 0;
+}
+
 const struct kvmk_irqchip_ops kvmk_x86_kernel_irqchip = {
+	.save = kernel_save,
+	.restore = kernel_restore,
 	.name = "kernel",
 	.create = kernel_create,
 	.destroy = kernel_destroy,
