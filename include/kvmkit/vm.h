@@ -127,6 +127,7 @@ enum kvmkit_stop_reason {
 	KVMKIT_STOP_UNHANDLED_EXIT, /* an exit kvmkit cannot handle */
 	KVMKIT_STOP_INTERNAL_ERROR, /* KVM_EXIT_INTERNAL_ERROR / FAIL_ENTRY */
 	KVMKIT_STOP_TIMEOUT,	   /* kvmkit_vm_wait() timed out */
+	KVMKIT_STOP_HOST_ERROR,	   /* host-side failure; the detail says what */
 };
 
 struct kvmkit_stop_info {

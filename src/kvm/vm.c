@@ -28,6 +28,7 @@ static const char *const reason_names[] = {
 	[KVMKIT_STOP_UNHANDLED_EXIT] = "unhandled exit",
 	[KVMKIT_STOP_INTERNAL_ERROR] = "KVM internal error",
 	[KVMKIT_STOP_TIMEOUT] = "timeout",
+	[KVMKIT_STOP_HOST_ERROR] = "host-side failure",
 };
 
 const char *kvmkit_vm_state_name(enum kvmkit_vm_state s)
