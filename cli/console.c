@@ -2,7 +2,10 @@
 /*
  * The guest console: stdin to the UART's receive FIFO on a thread, the
  * terminal in raw mode while the guest runs (restored on every exit path),
- * and Ctrl-A x to stop the VM, as in other VMMs.
+ * and Ctrl-A x to stop the VM, as in other VMMs. Output to stdout is the
+ * UART's own business (a writer thread of its own, so a stdout nobody reads
+ * stalls no vCPU); at the end the console drains it before kvmkit's last
+ * lines and says if guest output was dropped.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +23,9 @@
 #include "cli.h"
 
 #define CTRL_A 0x01
+/* How long the end of a run waits for buffered guest output to get out
+ * (the UART gives up sooner when nothing moves for 100 ms). */
+#define OUTPUT_DRAIN_MS 1000
 
 static struct termios saved_tio;
 static bool tio_saved;
@@ -133,6 +139,21 @@ struct console *console_start(struct kvmkit_vm *vm, struct kvmkit_uart *uart)
 	return c;
 }
 
+/* The guest's last output reaches stdout before kvmkit's own last lines on
+ * stderr. Dropped bytes are worth a line unless output failed outright: then
+ * the stop reason (KVMKIT_STOP_HOST_ERROR) already says so. */
+static void report_output(struct kvmkit_uart *uart)
+{
+	struct kvmkit_uart_stats st;
+
+	kvmkit_uart_flush(uart, OUTPUT_DRAIN_MS);
+	kvmkit_uart_stats(uart, &st);
+	if (st.dropped && !st.out_error)
+		fprintf(stderr,
+			"kvmkit: console: %llu of %llu bytes of guest output dropped (stdout did not keep up and the guest ignored THRE)\n",
+			(unsigned long long)st.dropped, (unsigned long long)st.tx_bytes);
+}
+
 void console_stop(struct console *c)
 {
 	if (!c)
@@ -146,5 +167,6 @@ void console_stop(struct console *c)
 	close(c->wake[0]);
 	close(c->wake[1]);
 	restore_terminal();
+	report_output(c->uart);
 	free(c);
 }

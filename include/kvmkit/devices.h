@@ -38,13 +38,44 @@ void kvmkit_report_destroy(struct kvmkit_report *dev);
 size_t kvmkit_report_values(struct kvmkit_report *dev, uint64_t *out, size_t max);
 
 /* ---- 16550A UART ------------------------------------------------------
- * Transmitted bytes are written to out_fd (-1: discarded). The line status
- * register always shows the transmitter empty (THRE|TEMT). Bytes fed with
- * kvmkit_uart_feed() appear in the receive FIFO. Once connected to an
- * interrupt line, the UART raises it for received data, THR empty and
- * line status (overrun) as IER enables them, gated by MCR.OUT2 as on a PC. */
+ * Bytes fed with kvmkit_uart_feed() appear in the receive FIFO. Once
+ * connected to an interrupt line, the UART raises it for received data, THR
+ * empty and line status (overrun) as IER enables them, gated by MCR.OUT2 as
+ * on a PC.
+ *
+ * Output. Transmitted bytes are kept in memory (kvmkit_uart_output()) and,
+ * with out_fd >= 0, copied into a bounded buffer (KVMKIT_UART_TX_BUF bytes)
+ * that a writer thread owned by the UART drains into out_fd. A vCPU never
+ * calls write(): a console that stops reading (a pager, a stalled log
+ * collector) cannot stall a vCPU, kvmkit_vm_stop() or a timeout. Without
+ * out_fd there is no thread and the transmitter is always ready.
+ *
+ * Flow control, not loss: while the buffer cannot take another FIFO's worth
+ * of bytes (16), LSR.THRE and LSR.TEMT read clear, as on a real UART whose
+ * transmitter waits for CTS; once a quarter of the buffer is free again they
+ * read set and a THR-empty interrupt is raised (from the writer thread).
+ * Every driver waits for THRE (or its interrupt) before each byte or FIFO
+ * load, so a slow console loses nothing and a console nobody reads only
+ * makes the guest wait, as hardware would. A byte written to THR while THRE
+ * is clear is dropped and counted, like an overwritten holding register.
+ * Chosen over dropping whenever the buffer is full because a guest's output
+ * to a slow but live reader (ssh, a pager) then stays whole.
+ *
+ * If out_fd fails (EPIPE: the reader is gone; or any other write error),
+ * output ends, later bytes are dropped, and the VM is stopped with
+ * KVMKIT_STOP_HOST_ERROR and a detail saying what failed. The writer thread
+ * blocks every signal but the VM's kick signal, so SIGPIPE never reaches it.
+ *
+ * kvmkit_uart_destroy() (after the vCPUs have stopped) first lets the writer
+ * drain the buffer for up to 1 s, giving up after 100 ms in which no byte
+ * got out; then it interrupts a write() blocked on out_fd with the VM's kick
+ * signal and joins the thread. Bytes still queued then are dropped.
+ * out_fd's file description is never changed (no O_NONBLOCK set on it).
+ *
+ * All calls but create and destroy may be made from any thread. */
 #define KVMKIT_UART_COM1 0x3f8
 #define KVMKIT_UART_COM1_IRQ 4
+#define KVMKIT_UART_TX_BUF 16384
 struct kvmkit_uart;
 struct kvmkit_line;
 int kvmkit_uart_create(struct kvmkit_vm *vm, uint16_t port, int out_fd, struct kvmkit_uart **out);
@@ -55,8 +86,28 @@ void kvmkit_uart_destroy(struct kvmkit_uart *uart);
  * line stays the caller's: close it after kvmkit_uart_destroy(). */
 int kvmkit_uart_connect_irq(struct kvmkit_uart *uart, struct kvmkit_line *line);
 size_t kvmkit_uart_feed(struct kvmkit_uart *uart, const void *buf, size_t len);
-/* Copies what the guest has transmitted so far (kept up to 64 KiB). */
+/* Copies what the guest has transmitted so far (kept up to 64 KiB; bytes
+ * dropped while THRE was clear are not in it). */
 size_t kvmkit_uart_output(struct kvmkit_uart *uart, char *buf, size_t len);
+
+/* Output counters. With out_fd, tx_bytes == written + queued + dropped at
+ * every snapshot; without out_fd only tx_bytes counts. Dropped bytes were
+ * sent while THRE was clear, after out_fd failed, or were still queued
+ * when destroy gave up. */
+struct kvmkit_uart_stats {
+	uint64_t tx_bytes; /* THR writes transmitted (loopback excluded) */
+	uint64_t written; /* bytes written to out_fd */
+	uint64_t dropped; /* bytes that will never reach out_fd */
+	uint64_t stalls; /* times the full buffer held THRE clear */
+	uint64_t held_ns; /* total time THRE was held clear, up to now */
+	uint32_t queued; /* bytes in the buffer now, <= KVMKIT_UART_TX_BUF */
+	int out_error; /* errno that ended output (EPIPE, ...), or 0 */
+};
+void kvmkit_uart_stats(struct kvmkit_uart *uart, struct kvmkit_uart_stats *out);
+/* Waits until the buffer has drained, output has failed, @timeout_ms have
+ * passed (-1: no limit) or 100 ms went by without a byte getting out.
+ * Returns the bytes still queued (0: all written). */
+size_t kvmkit_uart_flush(struct kvmkit_uart *uart, int timeout_ms);
 
 /* ---- fw_cfg (QEMU firmware configuration, legacy I/O interface) -------
  * Port 0x510: 16-bit selector write; selecting resets the data offset to

@@ -137,7 +137,7 @@ enum kvmkit_stop_reason {
 	KVMKIT_STOP_UNHANDLED_EXIT, /* an exit kvmkit cannot handle */
 	KVMKIT_STOP_INTERNAL_ERROR, /* KVM_EXIT_INTERNAL_ERROR / FAIL_ENTRY */
 	KVMKIT_STOP_TIMEOUT,	   /* kvmkit_vm_wait() timed out */
-	KVMKIT_STOP_HOST_ERROR,	   /* a host-side failure (e.g. console output closed) */
+	KVMKIT_STOP_HOST_ERROR,	   /* host-side failure; the detail says what */
 	KVMKIT_STOP_GUEST_RESET,   /* KVM_EXIT_SYSTEM_EVENT reset: the guest asked for a reboot */
 	KVMKIT_STOP_GUEST_CRASH,   /* KVM_EXIT_SYSTEM_EVENT crash: the guest reported a panic */
 };

@@ -39,4 +39,21 @@ struct kvmk_report_hooks {
 int kvmk_report_create_on(struct kvmkit_bus *pio, uint16_t port,
 			  const struct kvmk_report_hooks *hooks, struct kvmkit_report **out);
 
+/* What the UART needs from outside its registers (kvmkit_uart_create()
+ * fills these from the VM; the fuzz target supplies its own). */
+struct kvmk_uart_hooks {
+	void *ctx;
+	/* out_fd failed for good; @detail is one line. Called from the
+	 * writer thread without the UART's lock. */
+	void (*host_error)(void *ctx, const char *detail);
+	/* Ends a write() blocked on out_fd: its handler must be installed,
+	 * do nothing, and lack SA_RESTART. */
+	int kick_signal;
+	/* How long destroy lets the writer drain the buffer (0: not at all). */
+	int flush_ms;
+};
+
+int kvmk_uart_create_on(struct kvmkit_bus *pio, uint16_t port, int out_fd,
+			const struct kvmk_uart_hooks *hooks, struct kvmkit_uart **out);
+
 #endif

@@ -1,11 +1,24 @@
 // SPDX-License-Identifier: MIT
 /*
- * 16550A UART (8 registers). Output goes to a file descriptor and an
- * in-memory log; input comes from kvmkit_uart_feed(). The transmitter is
- * always ready: a byte written to THR is sent at once, so LSR shows THRE and
- * TEMT whenever the guest looks (guests poll bit 5 before every byte).
+ * 16550A UART (8 registers). Output goes to an in-memory log and, through a
+ * bounded buffer drained by a writer thread, to a file descriptor; input
+ * comes from kvmkit_uart_feed().
+ *
+ * Why a buffer and a thread: a vCPU that called write() itself would sleep
+ * for as long as the console's reader does (forever, for a pager nobody
+ * scrolls), holding the UART lock, and kvmkit_vm_stop() would wait for it.
+ * Why flow control rather than dropping when the buffer fills: guests poll
+ * LSR.THRE before each byte (or FIFO load), so holding THRE clear makes them
+ * wait exactly as a real UART held off by CTS does, and a slow but live
+ * console loses nothing. Only a guest that ignores THRE loses bytes, each
+ * counted. The stop path never waits for the guest or the reader: destroy
+ * interrupts a blocked write() with the VM's kick signal.
  */
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -14,6 +27,8 @@
 #include "core/internal.h"
 #include <kvmkit/devices.h>
 #include <kvmkit/irq.h>
+
+#include "devices/devices_internal.h"
 
 enum {
 	UART_RBR_THR = 0,
@@ -26,10 +41,10 @@ enum {
 	UART_SCR = 7,
 };
 
-#define IER_RDA 0x01  /* received data available */
+#define IER_RDA 0x01 /* received data available */
 #define IER_THRE 0x02 /* transmitter holding register empty */
-#define IER_RLS 0x04  /* receiver line status */
-#define IER_MS 0x08   /* modem status */
+#define IER_RLS 0x04 /* receiver line status */
+#define IER_MS 0x08 /* modem status */
 #define IIR_RLS 0x06
 #define IIR_RDA 0x04
 #define IIR_THRE 0x02
@@ -48,9 +63,15 @@ enum {
 
 #define RX_CAP 4096
 #define OUT_LOG 65536
+#define TX_CAP KVMKIT_UART_TX_BUF
+#define TX_FIFO 16 /* THRE promises room for a FIFO load */
+#define TX_RELEASE (TX_CAP / 4) /* free bytes that end a hold */
+#define WRITE_MAX 4096 /* PIPE_BUF: progress stays visible */
+#define GATHER_NS 1000000ull /* mid-stream, bytes gather this long */
+#define FLUSH_MS 1000 /* destroy's drain, at most */
+#define STALL_NS 100000000ull /* no byte out for this long: stuck */
 
 struct kvmkit_uart {
-	struct kvmkit_vm *vm;
 	uint16_t port;
 	int out_fd;
 	pthread_mutex_t lock;
@@ -62,18 +83,52 @@ struct kvmkit_uart {
 	size_t rx_head, rx_len;
 	char out[OUT_LOG];
 	size_t out_len;
+
+	/* Transmit path, with out_fd only. The writer owns tx_head; vCPUs
+	 * append at tx_head + tx_len; both under the lock. */
+	struct kvmkit_bus *pio;
+	struct kvmk_uart_hooks hooks;
+	pthread_t writer;
+	pthread_cond_t tx_cond; /* to the writer: bytes queued, or stop */
+	pthread_cond_t done_cond; /* from the writer: progress, failure, exit */
+	bool have_writer, writer_idle, writer_gathering, writer_done, stopping;
+	bool held; /* THRE/TEMT held clear: the buffer is (nearly) full */
+	bool out_dead; /* out_fd failed: bytes are dropped from now on */
+	uint64_t held_since;
+	struct kvmkit_uart_stats st;
+	size_t tx_head, tx_len;
+	uint8_t tx[TX_CAP];
 };
 
-static void emit(struct kvmkit_uart *u, uint8_t c)
+/* Lock held. A byte the guest wrote to THR outside loopback. */
+static void transmit(struct kvmkit_uart *u, uint8_t c)
 {
+	u->st.tx_bytes++;
+	if (u->held) {
+		/* THR still full: the byte overwrites it and is lost. */
+		u->st.dropped++;
+		return;
+	}
 	if (u->out_len < OUT_LOG)
 		u->out[u->out_len++] = (char)c;
-	if (u->out_fd >= 0) {
-		ssize_t n;
-
-		do
-			n = write(u->out_fd, &c, 1);
-		while (n < 0 && errno == EINTR);
+	if (u->out_fd < 0)
+		return;
+	if (u->out_dead) {
+		u->st.dropped++;
+		return;
+	}
+	u->tx[(u->tx_head + u->tx_len) % TX_CAP] = c;
+	u->tx_len++;
+	if (TX_CAP - u->tx_len < TX_FIFO) {
+		u->held = true;
+		u->held_since = kvmk_now_ns();
+		u->st.stalls++;
+	}
+	/* One wake-up per idle period, or once a write's worth is waiting. */
+	if (u->writer_idle || (u->writer_gathering && u->tx_len >= WRITE_MAX)) {
+		u->writer_idle = false;
+		u->writer_gathering = false;
+		pthread_cond_signal(&u->tx_cond);
 	}
 }
 
@@ -110,6 +165,17 @@ static void update_irq(struct kvmkit_uart *u)
 		kvmkit_line_set(u->line, level, NULL);
 }
 
+/* Lock held: THRE comes back (and interrupts) once there is room again. */
+static void release(struct kvmkit_uart *u)
+{
+	if (!u->held || (TX_CAP - u->tx_len < TX_RELEASE && !u->out_dead))
+		return;
+	u->held = false;
+	u->st.held_ns += kvmk_now_ns() - u->held_since;
+	u->thre_pending = true;
+	update_irq(u);
+}
+
 static uint8_t reg_read(struct kvmkit_uart *u, unsigned int reg)
 {
 	uint8_t v = 0;
@@ -137,7 +203,8 @@ static uint8_t reg_read(struct kvmkit_uart *u, unsigned int reg)
 	case UART_MCR:
 		return u->mcr;
 	case UART_LSR:
-		v = LSR_THRE | LSR_TEMT | (u->rx_len ? LSR_DR : 0) | (u->overrun ? LSR_OE : 0);
+		v = (u->held ? 0 : LSR_THRE | LSR_TEMT) | (u->rx_len ? LSR_DR : 0) |
+		    (u->overrun ? LSR_OE : 0);
 		u->overrun = false; /* OE clears on read */
 		return v;
 	case UART_MSR:
@@ -163,9 +230,9 @@ static void reg_write(struct kvmkit_uart *u, unsigned int reg, uint8_t v)
 		if (u->mcr & MCR_LOOP)
 			rx_push(u, v);
 		else
-			emit(u, v);
-		/* Sent at once: the holding register is empty again. */
-		u->thre_pending = true;
+			transmit(u, v);
+		/* Moved on at once unless the buffer holds the transmitter. */
+		u->thre_pending = !u->held;
 		break;
 	case UART_IER:
 		if (u->lcr & LCR_DLAB) {
@@ -173,11 +240,13 @@ static void reg_write(struct kvmkit_uart *u, unsigned int reg, uint8_t v)
 			break;
 		}
 		/* Enabling THRE interrupts while THR is empty raises one. */
-		if ((v & IER_THRE) && !(u->ier & IER_THRE))
+		if ((v & IER_THRE) && !(u->ier & IER_THRE) && !u->held)
 			u->thre_pending = true;
 		u->ier = v & 0x0f;
 		break;
 	case UART_IIR_FCR:
+		/* Clearing the transmit FIFO (bit 2) does not reach the host
+		 * buffer: those bytes are on the wire already. */
 		u->fcr = v & 0xc9;
 		if (v & FCR_CLEAR_RX)
 			u->rx_len = 0;
@@ -220,36 +289,296 @@ static void uart_write(void *opaque, uint64_t off, const void *data, unsigned in
 
 static const struct kvmkit_io_ops uart_ops = { .read = uart_read, .write = uart_write };
 
-int kvmkit_uart_create(struct kvmkit_vm *vm, uint16_t port, int out_fd, struct kvmkit_uart **out)
+/* Lock held: out_fd is gone for good; drop what is queued, free the guest. */
+static void output_failed(struct kvmkit_uart *u, int err)
+{
+	u->out_dead = true;
+	u->st.out_error = err;
+	u->st.dropped += u->tx_len;
+	u->tx_len = 0;
+	release(u);
+	pthread_cond_broadcast(&u->done_cond);
+}
+
+static void report_failure(struct kvmkit_uart *u, int err)
+{
+	char detail[160], buf[96];
+
+	if (err == EPIPE)
+		snprintf(detail, sizeof(detail), "console output closed (EPIPE)");
+	else
+		snprintf(detail, sizeof(detail), "console output failed: %s (errno %d)",
+			 strerror_r(err, buf, sizeof(buf)), err);
+	kvmk_info("%s", detail);
+	if (u->hooks.host_error)
+		u->hooks.host_error(u->hooks.ctx, detail);
+}
+
+/* Waits for out_fd to take bytes when a non-blocking description (someone
+ * else's choice) said EAGAIN; the kick signal ends the wait. */
+static void wait_writable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+
+	poll(&p, 1, -1);
+}
+
+static void deadline_after(struct timespec *ts, uint64_t ns)
+{
+	uint64_t t = kvmk_now_ns() + ns;
+
+	ts->tv_sec = (time_t)(t / 1000000000ull);
+	ts->tv_nsec = (long)(t % 1000000000ull);
+}
+
+static void *writer_main(void *arg)
+{
+	struct kvmkit_uart *u = arg;
+	bool streaming = false; /* the last pass wrote bytes */
+	sigset_t set;
+
+	/* Created with every signal blocked (so never SIGPIPE: a closed
+	 * reader shows as EPIPE); only the kick may interrupt a write. */
+	sigemptyset(&set);
+	sigaddset(&set, u->hooks.kick_signal);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+
+	pthread_mutex_lock(&u->lock);
+	while (!u->stopping) {
+		const uint8_t *start;
+		bool was_streaming = streaming;
+		size_t n;
+		ssize_t w;
+		int err;
+
+		streaming = false;
+		if (!u->tx_len && !was_streaming) {
+			u->writer_idle = true;
+			pthread_cond_wait(&u->tx_cond, &u->lock);
+			u->writer_idle = false;
+			continue;
+		}
+		if (was_streaming && u->tx_len < WRITE_MAX) {
+			/* Right after a write, a guest sending byte by byte
+			 * would cost its vCPU a wake-up per byte: let a
+			 * millisecond's worth gather. The first byte after a
+			 * quiet spell goes out at once. */
+			struct timespec ts;
+
+			deadline_after(&ts, GATHER_NS);
+			u->writer_gathering = true;
+			pthread_cond_timedwait(&u->tx_cond, &u->lock, &ts);
+			u->writer_gathering = false;
+			continue;
+		}
+		streaming = true;
+		n = u->tx_len;
+		if (n > TX_CAP - u->tx_head)
+			n = TX_CAP - u->tx_head;
+		if (n > WRITE_MAX)
+			n = WRITE_MAX;
+		/* vCPUs only append behind these bytes: safe to use unlocked. */
+		start = u->tx + u->tx_head;
+		pthread_mutex_unlock(&u->lock);
+		w = write(u->out_fd, start, n);
+		err = w < 0 ? errno : 0;
+		if (err == EAGAIN || err == EWOULDBLOCK)
+			wait_writable(u->out_fd);
+		pthread_mutex_lock(&u->lock);
+		if (w > 0) {
+			u->tx_head = (u->tx_head + (size_t)w) % TX_CAP;
+			u->tx_len -= (size_t)w;
+			u->st.written += (uint64_t)w;
+			release(u);
+			pthread_cond_broadcast(&u->done_cond);
+			continue;
+		}
+		if (err == EINTR || err == EAGAIN || err == EWOULDBLOCK)
+			continue;
+		output_failed(u, w == 0 ? EIO : err);
+		pthread_mutex_unlock(&u->lock);
+		report_failure(u, w == 0 ? EIO : err);
+		pthread_mutex_lock(&u->lock);
+		break;
+	}
+	u->writer_done = true;
+	pthread_cond_broadcast(&u->done_cond);
+	pthread_mutex_unlock(&u->lock);
+	return NULL;
+}
+
+/* Stops the writer wherever it is: idle, or inside a write() or poll() that
+ * may never return on its own. The signal is repeated because one sent
+ * just before the thread enters write() would be lost. */
+static void stop_writer(struct kvmkit_uart *u)
+{
+	pthread_mutex_lock(&u->lock);
+	u->stopping = true;
+	pthread_cond_signal(&u->tx_cond);
+	while (!u->writer_done) {
+		struct timespec ts;
+
+		pthread_kill(u->writer, u->hooks.kick_signal);
+		deadline_after(&ts, 10000000ull);
+		pthread_cond_timedwait(&u->done_cond, &u->lock, &ts);
+	}
+	u->st.dropped += u->tx_len;
+	u->tx_len = 0;
+	pthread_mutex_unlock(&u->lock);
+	pthread_join(u->writer, NULL);
+}
+
+/* The kick must interrupt a blocking write(): a no-op handler without
+ * SA_RESTART (SIG_DFL would kill the process, SIG_IGN do nothing). */
+static bool kick_usable(int sig)
+{
+	struct sigaction sa;
+
+	if (sig <= 0 || sig >= NSIG || sigaction(sig, NULL, &sa))
+		return false;
+	if (sa.sa_flags & SA_RESTART)
+		return false;
+	if (sa.sa_flags & SA_SIGINFO)
+		return sa.sa_sigaction != NULL;
+	return sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN;
+}
+
+static int start_writer(struct kvmkit_uart *u)
+{
+	pthread_condattr_t ca;
+	sigset_t all, old;
+	int r;
+
+	if (fcntl(u->out_fd, F_GETFL) < 0)
+		return kvmk_err_param("kvmkit_uart_create", "out_fd", "not an open file descriptor",
+				      "%d", u->out_fd);
+	if (!kick_usable(u->hooks.kick_signal))
+		return kvmk_err_param("kvmkit_uart_create", "kick signal",
+				      "needs a handler installed without SA_RESTART", "%d",
+				      u->hooks.kick_signal);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&u->tx_cond, &ca);
+	pthread_cond_init(&u->done_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	r = pthread_create(&u->writer, NULL, writer_main, u);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r) {
+		pthread_cond_destroy(&u->tx_cond);
+		pthread_cond_destroy(&u->done_cond);
+		return kvmk_err_resource("kvmkit_uart_create", r, "writer thread");
+	}
+	u->have_writer = true;
+	return 0;
+}
+
+int kvmk_uart_create_on(struct kvmkit_bus *pio, uint16_t port, int out_fd,
+			const struct kvmk_uart_hooks *hooks, struct kvmkit_uart **out)
 {
 	struct kvmkit_uart *u = calloc(1, sizeof(*u));
 	int r;
 
 	if (!u)
 		return kvmk_err_resource("kvmkit_uart_create", ENOMEM, NULL);
-	u->vm = vm;
+	u->pio = pio;
 	u->port = port;
 	u->out_fd = out_fd;
+	u->hooks = *hooks;
 	u->lcr = 0x03; /* 8N1 */
 	u->dll = 0x0c; /* 9600 baud */
 	pthread_mutex_init(&u->lock, NULL);
-	r = kvmkit_bus_register(kvmkit_vm_pio_bus(vm), port, 8, "uart16550", &uart_ops, u);
-	if (r) {
-		pthread_mutex_destroy(&u->lock);
-		free(u);
-		return r;
+	if (out_fd >= 0) {
+		r = start_writer(u);
+		if (r)
+			goto fail;
 	}
+	r = kvmkit_bus_register(pio, port, 8, "uart16550", &uart_ops, u);
+	if (r)
+		goto fail;
 	*out = u;
 	return 0;
+fail:
+	if (u->have_writer) {
+		stop_writer(u);
+		pthread_cond_destroy(&u->tx_cond);
+		pthread_cond_destroy(&u->done_cond);
+	}
+	pthread_mutex_destroy(&u->lock);
+	free(u);
+	return r;
+}
+
+static void vm_host_error(void *ctx, const char *detail)
+{
+	kvmkit_vm_request_stop(ctx, KVMKIT_STOP_HOST_ERROR, 0, detail);
+}
+
+int kvmkit_uart_create(struct kvmkit_vm *vm, uint16_t port, int out_fd, struct kvmkit_uart **out)
+{
+	struct kvmk_uart_hooks hooks = {
+		.ctx = vm,
+		.host_error = vm_host_error,
+		/* The VM's kick handler is a no-op without SA_RESTART. */
+		.kick_signal = kvmkit_vm_config(vm)->pause_signal,
+		.flush_ms = FLUSH_MS,
+	};
+
+	return kvmk_uart_create_on(kvmkit_vm_pio_bus(vm), port, out_fd, &hooks, out);
 }
 
 void kvmkit_uart_destroy(struct kvmkit_uart *u)
 {
 	if (!u)
 		return;
-	kvmkit_bus_unregister(kvmkit_vm_pio_bus(u->vm), u->port);
+	kvmkit_bus_unregister(u->pio, u->port);
+	if (u->have_writer) {
+		kvmkit_uart_flush(u, u->hooks.flush_ms);
+		stop_writer(u);
+		pthread_cond_destroy(&u->tx_cond);
+		pthread_cond_destroy(&u->done_cond);
+	}
 	pthread_mutex_destroy(&u->lock);
 	free(u);
+}
+
+size_t kvmkit_uart_flush(struct kvmkit_uart *u, int timeout_ms)
+{
+	uint64_t now = kvmk_now_ns(), last_out = now, written;
+	uint64_t end = timeout_ms < 0 ? UINT64_MAX : now + (uint64_t)timeout_ms * 1000000ull;
+	size_t left;
+
+	pthread_mutex_lock(&u->lock);
+	written = u->st.written;
+	while (u->have_writer && u->tx_len && !u->out_dead && !u->writer_done) {
+		uint64_t until = last_out + STALL_NS < end ? last_out + STALL_NS : end;
+		struct timespec ts;
+
+		if (now >= until)
+			break;
+		ts.tv_sec = (time_t)(until / 1000000000ull);
+		ts.tv_nsec = (long)(until % 1000000000ull);
+		pthread_cond_timedwait(&u->done_cond, &u->lock, &ts);
+		now = kvmk_now_ns();
+		if (u->st.written != written) {
+			written = u->st.written;
+			last_out = now;
+		}
+	}
+	left = u->tx_len;
+	pthread_mutex_unlock(&u->lock);
+	return left;
+}
+
+void kvmkit_uart_stats(struct kvmkit_uart *u, struct kvmkit_uart_stats *out)
+{
+	pthread_mutex_lock(&u->lock);
+	*out = u->st;
+	out->queued = (uint32_t)u->tx_len;
+	if (u->held)
+		out->held_ns += kvmk_now_ns() - u->held_since;
+	pthread_mutex_unlock(&u->lock);
 }
 
 size_t kvmkit_uart_feed(struct kvmkit_uart *u, const void *buf, size_t len)

@@ -30,7 +30,7 @@ static const char *const reason_names[] = {
 	[KVMKIT_STOP_UNHANDLED_EXIT] = "unhandled exit",
 	[KVMKIT_STOP_INTERNAL_ERROR] = "KVM internal error",
 	[KVMKIT_STOP_TIMEOUT] = "timeout",
-	[KVMKIT_STOP_HOST_ERROR] = "host error",
+	[KVMKIT_STOP_HOST_ERROR] = "host-side failure",
 	[KVMKIT_STOP_GUEST_RESET] = "guest reset",
 	[KVMKIT_STOP_GUEST_CRASH] = "guest crash",
 };

@@ -142,7 +142,7 @@ static void test_stop_reason_names(void **state)
 		assert_non_null(kvmkit_stop_reason_name(r));
 		assert_string_not_equal(kvmkit_stop_reason_name(r), "?");
 	}
-	assert_string_equal(kvmkit_stop_reason_name(KVMKIT_STOP_HOST_ERROR), "host error");
+	assert_string_equal(kvmkit_stop_reason_name(KVMKIT_STOP_HOST_ERROR), "host-side failure");
 }
 
 int main(void)

@@ -78,6 +78,11 @@
 #define GUEST_BENCH_ITERS_ADDR (GUEST_ABI_BASE + 0x10)
 #define GUEST_BENCH_ITERS_DEFAULT 100000
 
+/* uart_flood: see the program's section below. */
+#define GUEST_FLOOD_BYTES_ADDR (GUEST_ABI_BASE + 0x20) /* u64, host: bytes to flood */
+#define GUEST_FLOOD_SENT_ADDR (GUEST_ABI_BASE + 0x28) /* u64, guest: bytes flooded */
+#define GUEST_FLOOD_HELD_ADDR (GUEST_ABI_BASE + 0x30) /* u64, guest: THRE-clear reads */
+
 /* ---- Test device locations (host tests register handlers there) -------- */
 
 #define GUEST_TEST_PORT 0x700
@@ -133,6 +138,33 @@
 
 /* triple_fault: vCPU 0 loads an empty IDT at CPL0 and executes int3: the
  * host sees a shutdown (KVM_EXIT_SHUTDOWN); nothing is reported. */
+
+/*
+ * uart_flood (vCPU 0, at CPL3): a hostile user of the 16550 UART.
+ *  1. GUEST_FLOOD_ROUNDS pseudo-random writes of any value to any of the 8
+ *     registers (DLAB, FCR, loopback MCR, IER included), each followed by
+ *     reads of IIR, LSR and MSR; then fixed probes of DLL/DLM, SCR and
+ *     loopback; then 8N1, FIFO on, no loopback, OUT2 off, IER 0.
+ *  2. Bytes to THR in GUEST_FLOOD_CHUNK-byte `rep outsb` strings, never
+ *     waiting for THRE, with one LSR read after each string. The host may
+ *     store the byte total at GUEST_FLOOD_BYTES_ADDR (rounded up to whole
+ *     strings; 0: flood forever). After each string the guest stores its
+ *     running totals at GUEST_FLOOD_SENT_ADDR and GUEST_FLOOD_HELD_ADDR.
+ * Reports, in order, then power off with 0:
+ *  [0] IIR or LSR values no 16550 can show, seen in step 1 (0 expected)
+ *  [1] bytes step 1 transmitted (THR writes with DLAB and loopback off)
+ *  [2] DLL | DLM << 8 read back after writing 0x34, 0x12 with DLAB set
+ *  [3] SCR read back after writing 0x5a
+ *  [4] RBR after sending 0xa5 in loopback (0xa5)
+ *  [5] MSR in loopback with MCR = 0x1f (0xf0)
+ *  [6] LSR.DR after FCR cleared the receive FIFO (0)
+ *  [7], [8] bytes flooded in step 2 (low, high)
+ *  [9] strings after which LSR showed THRE clear (the transmitter held)
+ *  [10] strings after which LSR showed TEMT set with THRE clear (0 expected)
+ */
+#define GUEST_FLOOD_ROUNDS 200
+#define GUEST_FLOOD_CHUNK 4096
+#define GUEST_FLOOD_REPORTS 11
 
 /* ---- irq_lab: a guest the host drives through a mailbox ------------------
  *

@@ -40,6 +40,7 @@
 #define GATE_IN 2
 #define GATE_IRQ_ON 3
 #define GATE_IRQ_OFF 4
+#define GATE_OUTS 5 /* rep outsb: a byte string to one port */
 
 #define MSR_GS_BASE 0xc0000101
 

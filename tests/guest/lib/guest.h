@@ -116,6 +116,16 @@ static inline void outl(uint16_t port, uint32_t v)
 		__asm__ __volatile__("outl %0, %1" : : "a"(v), "Nd"(port) : "memory");
 }
 
+/* Writes @len bytes from @buf to @port with one `rep outsb`: one gate call
+ * at CPL3 however long the string, where outb() costs one per byte. */
+static inline void outsb(uint16_t port, const void *buf, size_t len)
+{
+	if (guest_cpl())
+		guest_gate(GATE_OUTS, len, (uint64_t)buf, port);
+	else
+		__asm__ __volatile__("rep outsb" : "+S"(buf), "+c"(len) : "d"(port) : "memory");
+}
+
 static inline uint8_t inb(uint16_t port)
 {
 	uint8_t v;

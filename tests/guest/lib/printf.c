@@ -12,7 +12,7 @@ static struct guest_spinlock console_lock;
 
 void serial_putc(char c)
 {
-	/* kvmkit's UART always reports THR empty: one read per byte. */
+	/* kvmkit's UART holds THRE clear only while its console is behind. */
 	while (!(inb(GUEST_UART_PORT + UART_LSR) & UART_LSR_THRE))
 		cpu_relax();
 	outb(GUEST_UART_PORT + UART_THR, c);

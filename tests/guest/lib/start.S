@@ -87,6 +87,8 @@ ud_entry:
 1:	addq	$2, (%rsp)		/* resume at the ret after ud2 */
 	cmp	$GATE_OUT, %eax
 	je	.Lout
+	cmp	$GATE_OUTS, %eax
+	je	.Louts
 	cmp	$GATE_IN, %eax
 	je	.Lin
 	cmp	$GATE_CALL, %eax
@@ -108,6 +110,15 @@ ud_entry:
 2:	out	%al, %dx
 	iretq
 3:	out	%ax, %dx
+	iretq
+.Louts:	/* RDX = port, RSI = buffer, RDI = count: one rep outsb */
+	push	%rcx
+	push	%rsi
+	mov	%rdi, %rcx
+	cld
+	rep outsb
+	pop	%rsi
+	pop	%rcx
 	iretq
 .Lin:	/* RDX = port, RDI = size */
 	xor	%eax, %eax
