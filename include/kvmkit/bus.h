@@ -4,8 +4,19 @@
  * address ranges; vCPU exits are dispatched to the range's handler with the
  * offset inside the range. Overlapping registrations are rejected.
  *
- * Handlers run on the vCPU thread that took the exit and may run
- * concurrently on several vCPUs: devices lock their own state.
+ * Threads: every call but kvmkit_bus_destroy() may come from any thread at
+ * any time, also from a handler on its own bus; dispatch takes no lock
+ * (writers publish a new immutable range table). Handlers run on the vCPU
+ * thread that took the exit and may run concurrently on several vCPUs:
+ * devices lock their own state.
+ *
+ * Lifetimes: a range's @ops and @opaque are kept (not copied) until it is
+ * unregistered; its name is copied. On a VM's buses (owned and destroyed by
+ * the VM) kvmkit_bus_unregister() returns only when no other vCPU is still
+ * in a handler (kvmkit_vm_quiesce(), with its rule for handlers), so the
+ * device may then be freed. A bus from kvmkit_bus_create() has nothing to
+ * wait for: its owner makes sure no dispatch still uses a range it
+ * unregisters, and that none runs when it destroys the bus.
  */
 #ifndef KVMKIT_BUS_H
 #define KVMKIT_BUS_H
@@ -30,9 +41,9 @@ enum kvmkit_bus_kind { KVMKIT_BUS_PIO, KVMKIT_BUS_MMIO };
 int kvmkit_bus_create(enum kvmkit_bus_kind kind, struct kvmkit_bus **out);
 void kvmkit_bus_destroy(struct kvmkit_bus *bus);
 
-/* Registers [base, base + len) under @name. -EEXIST (KVMKIT_ERR_PARAM naming
- * both devices) if it overlaps a registered range; -EINVAL for len 0 or a
- * range that wraps the address space. */
+/* Registers [base, base + len) under @name (copied, at most 31 characters).
+ * -EEXIST (KVMKIT_ERR_PARAM naming both devices) if it overlaps a registered
+ * range; -EINVAL for len 0 or a range that wraps the address space. */
 int kvmkit_bus_register(struct kvmkit_bus *bus, uint64_t base, uint64_t len, const char *name,
 			const struct kvmkit_io_ops *ops, void *opaque);
 /* Removes the range that starts at @base; -ENOENT if there is none. */
@@ -44,7 +55,8 @@ int kvmkit_bus_unregister(struct kvmkit_bus *bus, uint64_t base);
 bool kvmkit_bus_dispatch(struct kvmkit_bus *bus, uint64_t addr, void *data, unsigned int size,
 			 bool is_write);
 
-/* The name of the device covering @addr, or NULL. */
+/* The name of the device covering @addr, or NULL. The string stays valid
+ * until the bus is destroyed, even if the range is unregistered meanwhile. */
 const char *kvmkit_bus_lookup(struct kvmkit_bus *bus, uint64_t addr);
 
 unsigned int kvmkit_bus_count(struct kvmkit_bus *bus);

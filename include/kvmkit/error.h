@@ -3,8 +3,16 @@
  * kvmkit structured errors.
  *
  * Every fallible kvmkit call returns a negative errno-style code and records
- * a thread-local struct kvmkit_error describing what failed. The record stays
- * until the next failing call on the same thread (or kvmkit_error_clear()).
+ * a thread-local struct kvmkit_error describing what failed.
+ *
+ * Threads: each thread has its own record; every call here is about the
+ * calling thread's. What fails on a vCPU thread (in a device handler) is
+ * recorded there, not on the thread that started the VM: that one learns why
+ * the VM stopped from kvmkit_vm_wait().
+ * Lifetimes: the record and the string kvmkit_strerror() returns live in
+ * the calling thread and hold until its next kvmkit call (a later call may
+ * replace them even when it succeeds): read or copy them right after the
+ * call that failed. The pointers stay valid until the thread exits.
  */
 #ifndef KVMKIT_ERROR_H
 #define KVMKIT_ERROR_H
@@ -46,9 +54,11 @@ const struct kvmkit_error *kvmkit_last_error(void);
  * "ioctl KVM_CREATE_VCPU failed: Invalid argument (EINVAL) [vcpu id=9]". */
 const char *kvmkit_strerror(void);
 
-/* Formats @e as one line into @buf; returns the length snprintf would. */
+/* Formats @e (any record, e.g. a copy) as one line into @buf; returns the
+ * length snprintf would. */
 int kvmkit_error_format(const struct kvmkit_error *e, char *buf, size_t len);
 
+/* A static string. */
 const char *kvmkit_error_kind_name(enum kvmkit_error_kind kind);
 
 void kvmkit_error_clear(void);

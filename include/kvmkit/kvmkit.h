@@ -1,5 +1,15 @@
 /* SPDX-License-Identifier: MIT */
-/* kvmkit: one include for the whole public API. */
+/*
+ * kvmkit: one include for the whole public API.
+ *
+ * Each header's opening comment gives its threading rules and the lifetime
+ * of what its calls return. In short: objects belong to whoever created
+ * them (a VM owns its vCPUs, buses, memory it allocated and irqchip; a
+ * machine owns its VM and devices) and what a getter returns lives as long
+ * as its owner; errors are per thread; nothing that waits for the vCPU
+ * threads may be called on one (-EDEADLK), and devices stop a VM with
+ * kvmkit_vm_request_stop(). kvmkit_version() returns a static string.
+ */
 #ifndef KVMKIT_H
 #define KVMKIT_H
 

@@ -4,6 +4,17 @@
  * isa-debug-exit, report device, fw_cfg, the test device if configured)
  * and a loaded guest (ELF64 or multiboot). This is what `kvmkit run`
  * assembles; library users may build their own instead.
+ *
+ * Threads: create, run and destroy come from the application's threads,
+ * never from a vCPU thread (kvmkit_machine_destroy() there is refused and
+ * logged), and destroy last, when no other thread uses the machine. While
+ * kvmkit_machine_run() waits, other threads may use the VM (e.g.
+ * kvmkit_vm_stop() or kvmkit_vm_request_stop() on kvmkit_machine_vm()).
+ * Ownership: the config's image, initrd and strings are read during
+ * kvmkit_machine_create() (copied into guest memory) and may be freed after
+ * it. console_fd is borrowed: kvmkit writes to it and never closes it; keep
+ * it open until kvmkit_machine_destroy(). What the getters return belongs
+ * to the machine until kvmkit_machine_destroy().
  */
 #ifndef KVMKIT_MACHINE_H
 #define KVMKIT_MACHINE_H
@@ -48,6 +59,7 @@ struct kvmkit_machine;
 
 void kvmkit_machine_config_init(struct kvmkit_machine_config *cfg);
 int kvmkit_machine_create(const struct kvmkit_machine_config *cfg, struct kvmkit_machine **out);
+/* Stops the VM if it runs, then destroys the devices and the VM. */
 void kvmkit_machine_destroy(struct kvmkit_machine *m);
 
 struct kvmkit_vm *kvmkit_machine_vm(struct kvmkit_machine *m);
@@ -57,10 +69,12 @@ struct kvmkit_report *kvmkit_machine_report(struct kvmkit_machine *m);
 struct kvmkit_irqchip *kvmkit_machine_irqchip(struct kvmkit_machine *m);
 
 /* Starts the VM and waits until it stops or @timeout_ms passes (-1: no
- * limit; on timeout the VM is stopped and reason is TIMEOUT). */
+ * limit; on timeout the VM is stopped and reason is TIMEOUT). Once per
+ * machine: the VM does not start twice. */
 int kvmkit_machine_run(struct kvmkit_machine *m, int timeout_ms, struct kvmkit_stop_info *info);
 
-/* The embedded demo guest (prints a banner, powers off with status 0). */
+/* The embedded demo guest (prints a banner, powers off with status 0): a
+ * static image. */
 const void *kvmkit_demo_guest(size_t *len);
 
 #ifdef __cplusplus

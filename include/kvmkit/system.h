@@ -1,6 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The KVM system: /dev/kvm, its API version and its capabilities.
+ *
+ * Threads: every call may come from any thread; a kvmkit_system does not
+ * change after it is opened (close it once, when no other thread uses it).
+ * Lifetimes: the fd belongs to the kvmkit_system (kvmkit_system_close()
+ * closes it); the capability table and its strings are static, valid for
+ * the life of the process. A VM's own system (kvmkit_vm_system()) is the
+ * VM's to close.
  */
 #ifndef KVMKIT_SYSTEM_H
 #define KVMKIT_SYSTEM_H
@@ -14,8 +21,9 @@ extern "C" {
 
 struct kvmkit_system;
 
-/* Opens @path (NULL: "/dev/kvm") and checks KVM_GET_API_VERSION == 12.
- * Fails with KVMKIT_ERR_UNSUPPORTED/-ENOENT when the device is absent. */
+/* Opens @path (NULL: $KVMKIT_KVM_PATH, else "/dev/kvm"; not kept) and
+ * checks KVM_GET_API_VERSION == 12. Fails with KVMKIT_ERR_UNSUPPORTED/-ENOENT
+ * when the device is absent. */
 int kvmkit_system_open(const char *path, struct kvmkit_system **out);
 void kvmkit_system_close(struct kvmkit_system *sys);
 

@@ -1,8 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * vCPUs. Each vCPU runs on its own thread once the VM starts; its exits are
- * dispatched to the VM's PIO and MMIO buses. Register accessors may be used
- * while the VM is CREATED, PAUSED or STOPPED (never while RUNNING).
+ * dispatched to the VM's PIO and MMIO buses. A vCPU belongs to its VM:
+ * kvmkit_vm_destroy() frees it, its fd and its run area.
+ *
+ * Threads: the getters and kvmkit_vcpu_get_stats(): any thread. Register
+ * access (get/set regs and sregs, CPUID, dump): on the vCPU's own thread (its
+ * exit handlers and hooks) at any time; on other threads only while the vCPU
+ * does not run (VM CREATED, PAUSED, STOPPED or ERROR). While it runs, KVM
+ * holds the call until the vCPU's next exit and the values are stale at
+ * once; kvmkit does not check this.
  */
 #ifndef KVMKIT_VCPU_H
 #define KVMKIT_VCPU_H
@@ -20,7 +27,9 @@ extern "C" {
 unsigned int kvmkit_vcpu_id(const struct kvmkit_vcpu *vcpu);
 int kvmkit_vcpu_fd(const struct kvmkit_vcpu *vcpu);
 struct kvmkit_vm *kvmkit_vcpu_vm(struct kvmkit_vcpu *vcpu);
-/* The mmap'ed shared run structure. */
+/* The mmap'ed shared run structure, mapped until the VM is destroyed. Only
+ * the thread running the vCPU reads or writes it (kvmkit sets
+ * immediate_exit to kick the vCPU). */
 struct kvm_run *kvmkit_vcpu_run_area(struct kvmkit_vcpu *vcpu);
 
 #if defined(__x86_64__)
@@ -33,11 +42,12 @@ int kvmkit_vcpu_set_sregs(struct kvmkit_vcpu *vcpu, const struct kvm_sregs *sreg
  * off: monitor/mwait, vmx/svm, PMU (leaf 0xA); APIC id = vCPU index; then
  * the config's cpu_flags. Done at vCPU creation. */
 int kvmkit_vcpu_set_default_cpuid(struct kvmkit_vcpu *vcpu);
-/* Names accepted in cpu_flags, for i = 0, 1, ... until NULL. */
+/* Names accepted in cpu_flags, for i = 0, 1, ... until NULL (static). */
 const char *kvmkit_cpu_feature_name(unsigned int i);
 #endif
 
-/* Writes a register dump (one line per group) into @buf. */
+/* Writes a register dump (one line per group) into @buf (register rule
+ * above). */
 int kvmkit_vcpu_dump(struct kvmkit_vcpu *vcpu, char *buf, size_t len);
 
 /*
@@ -71,7 +81,10 @@ void kvmkit_vcpu_get_stats(struct kvmkit_vcpu *vcpu, struct kvmkit_vcpu_stats *o
  * on the vCPU's thread for exits kvmkit's loop does not handle itself
  * (e.g. KVM_EXIT_IOAPIC_EOI for a split irqchip). Return 0 to re-enter the
  * guest, or a negative value to stop the VM as UNHANDLED_EXIT. A reason
- * has at most one handler; VM CREATED state only. */
+ * has at most one handler; VM CREATED state only. Handlers and hooks run on
+ * a vCPU thread: no kvmkit_vm_pause/stop/wait/destroy there (-EDEADLK);
+ * kvmkit_vm_request_stop() stops the VM. @opaque is kept until the VM is
+ * destroyed. */
 typedef int (*kvmkit_exit_handler)(struct kvmkit_vcpu *vcpu, struct kvm_run *run, void *opaque);
 int kvmkit_vm_add_exit_handler(struct kvmkit_vm *vm, uint32_t exit_reason, kvmkit_exit_handler fn,
 			       void *opaque);
@@ -85,13 +98,16 @@ int kvmkit_vm_add_pre_run_hook(struct kvmkit_vm *vm, int vcpu_id, kvmkit_pre_run
 
 /* A hook for exits nothing else handles. Return 0 to re-enter the
  * guest, or a negative value to stop the VM as UNHANDLED_EXIT. Set it before
- * the VM starts: the vCPU thread reads it without a lock. */
+ * the VM starts (or between kvmkit_vcpu_run_once() calls): the vCPU thread
+ * reads it without a lock. */
 typedef int (*kvmkit_exit_hook)(struct kvmkit_vcpu *vcpu, struct kvm_run *run, void *opaque);
 void kvmkit_vcpu_set_exit_hook(struct kvmkit_vcpu *vcpu, kvmkit_exit_hook hook, void *opaque);
 
 /* Runs the vCPU on the calling thread until one exit has been handled
- * (for single-threaded use and tests; not while the VM is RUNNING).
- * Returns the KVM exit reason or a negative error. */
+ * (for single-threaded use and tests). Only while no vCPU thread of the VM
+ * exists (CREATED, or after stop/wait joined them; -EBUSY otherwise), and
+ * by one thread at a time per vCPU. Returns the KVM exit reason or a
+ * negative error. */
 int kvmkit_vcpu_run_once(struct kvmkit_vcpu *vcpu);
 
 #ifdef __cplusplus

@@ -7,6 +7,20 @@
  *             any state --fatal error--> ERROR
  * kvmkit_vm_destroy() is valid in every state: it stops and joins the vCPU
  * threads and releases every fd, thread and mapping the VM owns.
+ *
+ * Threads: set-up (the calls marked "CREATED only": vCPUs, irqchip,
+ * extension points) is made before kvmkit_vm_start(), normally by the thread
+ * that builds the VM. Every other call may come from any thread, except
+ * that kvmkit_vm_pause(), _stop(), _wait() and _destroy() wait for the vCPU
+ * threads: from one of the VM's own vCPU threads (a device or exit handler,
+ * a hook) they are refused with -EDEADLK and a KVMKIT_ERR_STATE record
+ * (destroy, which returns nothing, logs and does nothing). A device stops
+ * the VM with kvmkit_vm_request_stop(). kvmkit_vm_destroy() comes last, when
+ * no other thread is inside a call on the VM.
+ *
+ * Lifetimes: what the getters return (config, fds, system, buses, vCPUs,
+ * irqchip) belongs to the VM until kvmkit_vm_destroy(): never close or free
+ * it. Pointers into guest memory: see kvmkit_vm_gpa_to_hva().
  */
 #ifndef KVMKIT_VM_H
 #define KVMKIT_VM_H
@@ -44,7 +58,7 @@ struct kvmkit_vm_config {
 	enum kvmkit_arch arch;	 /* must match the host */
 	uint64_t tss_addr;	 /* x86 only */
 	uint64_t identity_map_addr; /* x86 only */
-	const char *kvm_path;	 /* NULL: /dev/kvm */
+	const char *kvm_path;	 /* NULL: $KVMKIT_KVM_PATH, else /dev/kvm */
 	int pause_signal;	 /* signal used to kick vCPUs; 0: SIGRTMIN + 1 */
 	bool exit_timing;	 /* measure user_ns per exit (two clock reads per exit) */
 	const char *cpu_flags;	 /* x86 CPU features, "+x2apic,-avx" (vcpu.h) */
@@ -53,10 +67,15 @@ struct kvmkit_vm_config {
 void kvmkit_vm_config_init(struct kvmkit_vm_config *cfg);
 
 /* Creates the VM and its RAM (at GPA 0; on x86 RAM above
- * KVMKIT_X86_MMIO_HOLE continues at 4 GiB). No vCPU is created yet. */
+ * KVMKIT_X86_MMIO_HOLE continues at 4 GiB). No vCPU is created yet. @cfg
+ * and its strings are copied: the caller may free them once this returns. */
 int kvmkit_vm_create(const struct kvmkit_vm_config *cfg, struct kvmkit_vm **out);
+/* Not from the VM's vCPU threads, nor while another thread is in a call on
+ * @vm (see above). */
 void kvmkit_vm_destroy(struct kvmkit_vm *vm);
 
+/* The VM's copy of its config (arch and pause_signal resolved, strings
+ * copied); valid until kvmkit_vm_destroy(). */
 const struct kvmkit_vm_config *kvmkit_vm_config(const struct kvmkit_vm *vm);
 int kvmkit_vm_fd(const struct kvmkit_vm *vm);
 struct kvmkit_system *kvmkit_vm_system(struct kvmkit_vm *vm);
@@ -68,17 +87,39 @@ int kvmkit_vm_check_cap(struct kvmkit_vm *vm, long cap);
 #define KVMKIT_MEM_READONLY (1u << 0) /* guest writes exit as MMIO */
 #define KVMKIT_MEM_LOG_DIRTY (1u << 1)
 
+/*
+ * The calls in this section may be made from any thread in any state (KVM
+ * lets slots change under running vCPUs).
+ */
+
 /* Maps @size bytes at guest-physical @gpa. With @host NULL kvmkit allocates
  * anonymous memory (MAP_NORESERVE, 2 MiB aligned for huge pages) and owns it.
- * Returns the slot number (>= 0) or a negative error; overlaps with another
- * region, unaligned addresses and exhausted slots are rejected. */
+ * A @host mapping (page aligned, readable and writable) stays the caller's:
+ * keep it mapped until the region is removed or the VM destroyed; kvmkit
+ * never unmaps it. Returns the slot number (>= 0) or a negative error;
+ * overlaps with another region, unaligned addresses and exhausted slots are
+ * rejected. */
 int kvmkit_vm_add_memory(struct kvmkit_vm *vm, uint64_t gpa, uint64_t size, unsigned int flags,
 			 void *host);
+/* Deletes the slot, then waits out the exit handlers vCPUs are running (as
+ * kvmkit_vm_quiesce(), with its rule for handlers), then unmaps the memory
+ * if kvmkit allocated it. */
 int kvmkit_vm_remove_memory(struct kvmkit_vm *vm, int slot);
 
-/* Host address of [gpa, gpa + len), or NULL if that range is not wholly
- * inside one memory region (then the thread's error says why). */
+/*
+ * Host address of [gpa, gpa + len), or NULL if that range is not wholly
+ * inside one memory region (then the thread's error says why).
+ * The pointer is valid until the region is removed or the VM destroyed. An
+ * exit handler may use it until it returns, even if another thread removes
+ * the region meanwhile (removal waits for handlers). Anyone keeping it
+ * longer (a device's own thread, the application) must stop using it
+ * before removing the region: kvmkit cannot see such holders, and unmaps
+ * the memory it allocated on removal. While vCPUs run the guest may change
+ * the memory at any moment: copy what you check before you trust it.
+ */
 void *kvmkit_vm_gpa_to_hva(struct kvmkit_vm *vm, uint64_t gpa, uint64_t len);
+/* Copy under the memory lock: a removal on another thread either waits for
+ * the copy or makes it fail with -EFAULT, never unmaps memory under it. */
 int kvmkit_vm_read(struct kvmkit_vm *vm, uint64_t gpa, void *buf, size_t len);
 int kvmkit_vm_write(struct kvmkit_vm *vm, uint64_t gpa, const void *buf, size_t len);
 
@@ -97,6 +138,7 @@ uint64_t kvmkit_vm_ram_size(const struct kvmkit_vm *vm);
 
 /* ---- buses ----------------------------------------------------------- */
 
+/* The VM's buses, owned by it (never kvmkit_bus_destroy() them). */
 struct kvmkit_bus *kvmkit_vm_pio_bus(struct kvmkit_vm *vm);
 struct kvmkit_bus *kvmkit_vm_mmio_bus(struct kvmkit_vm *vm);
 
@@ -110,7 +152,9 @@ enum kvmkit_vm_state {
 	KVMKIT_VM_ERROR,
 };
 
+/* Static strings. */
 const char *kvmkit_vm_state_name(enum kvmkit_vm_state s);
+/* Any thread: the state at the time of the call. */
 enum kvmkit_vm_state kvmkit_vm_state(struct kvmkit_vm *vm);
 
 /* Pure transition check used by the lifecycle calls: 0 if @op ("start",
@@ -121,10 +165,13 @@ int kvmkit_vm_check_transition(enum kvmkit_vm_state from, const char *op,
 
 /* Starts one thread per created vCPU. All vCPUs must exist. */
 int kvmkit_vm_start(struct kvmkit_vm *vm);
-/* Returns once every vCPU thread is outside KVM_RUN and parked. */
+/* Returns once every vCPU thread is outside KVM_RUN and parked. Not from
+ * the VM's vCPU threads (-EDEADLK). */
 int kvmkit_vm_pause(struct kvmkit_vm *vm);
 int kvmkit_vm_resume(struct kvmkit_vm *vm);
-/* Stops every vCPU and joins its thread. */
+/* Stops every vCPU and joins its thread. Not from the VM's vCPU threads
+ * (-EDEADLK). Stop and wait may run on several threads at once: each
+ * returns only once every vCPU thread has been joined. */
 int kvmkit_vm_stop(struct kvmkit_vm *vm);
 
 /* Why the VM stopped. */
@@ -152,13 +199,15 @@ struct kvmkit_stop_info {
 
 const char *kvmkit_stop_reason_name(enum kvmkit_stop_reason r);
 
-/* Called from device handlers (any thread): stop the VM with @reason. */
+/* Asks the VM to stop with @reason and returns at once (the first request
+ * wins; @detail is copied): any thread, the VM's vCPU threads included. */
 void kvmkit_vm_request_stop(struct kvmkit_vm *vm, enum kvmkit_stop_reason reason, int status,
 			    const char *detail);
 
 /* Waits until the VM leaves RUNNING/PAUSED on its own, or @timeout_ms
  * passes (-1: forever). On timeout returns -ETIMEDOUT with the VM still
- * running. Fills @info (may be NULL). */
+ * running. Fills @info (may be NULL). Not from the VM's vCPU threads
+ * (-EDEADLK). */
 int kvmkit_vm_wait(struct kvmkit_vm *vm, int timeout_ms, struct kvmkit_stop_info *info);
 
 /* ---- ioeventfd -------------------------------------------------------- */
@@ -168,7 +217,10 @@ int kvmkit_vm_wait(struct kvmkit_vm *vm, int timeout_ms, struct kvmkit_stop_info
 /* Guest writes of @len bytes (1, 2, 4, 8, or 0: any, with
  * KVM_CAP_IOEVENTFD_ANY_LENGTH) at @addr (a port with KVMKIT_IOEVENTFD_PIO)
  * signal eventfd @fd inside KVM, without an exit to userspace; with
- * DATAMATCH only writes of @datamatch do. Any thread, any VM state. */
+ * DATAMATCH only writes of @datamatch do. Any thread, any VM state. @fd is
+ * borrowed: KVM holds its own reference to the eventfd (closing @fd does
+ * not remove it; removing takes an fd of the same eventfd). The VM drops
+ * them all when destroyed. */
 int kvmkit_ioeventfd_add(struct kvmkit_vm *vm, uint64_t addr, uint32_t len, unsigned int flags,
 			 uint64_t datamatch, int fd);
 int kvmkit_ioeventfd_remove(struct kvmkit_vm *vm, uint64_t addr, uint32_t len,
@@ -180,15 +232,19 @@ int kvmkit_ioeventfd_remove(struct kvmkit_vm *vm, uint64_t addr, uint32_t len,
  * CREATED; -EBUSY otherwise, -ENOSPC past a small fixed number. */
 
 typedef void (*kvmkit_teardown_fn)(void *opaque);
-/* kvmkit_vm_destroy() calls @fn after the vCPU threads have stopped and
- * before vCPUs, memory and buses are freed, in reverse registration order. */
+/* kvmkit_vm_destroy() calls @fn, on its own thread, after the vCPU threads
+ * have stopped and before vCPUs, memory and buses are freed, in reverse
+ * registration order. */
 int kvmkit_vm_add_teardown(struct kvmkit_vm *vm, kvmkit_teardown_fn fn, void *opaque);
 
 /* Returns once no vCPU (other than the caller's own) is still inside an
  * exit handler it entered before the call: every running vCPU is kicked
  * and has re-entered KVM_RUN, parked or stopped. kvmkit_bus_unregister() on
  * the VM's buses does this, so a device may be freed as soon as its ranges
- * are unregistered, even while the VM runs. Any thread. */
+ * are unregistered, even while the VM runs. Any thread; from an exit
+ * handler it waits for the other vCPUs, so handlers on two vCPUs must not
+ * quiesce (unregister ranges, remove memory) at the same time: each would
+ * wait for the other. Hold no lock a handler may need. */
 int kvmkit_vm_quiesce(struct kvmkit_vm *vm);
 
 /* Kicks vCPU @id out of KVM_RUN (no-op if its thread is not running); any
@@ -200,6 +256,7 @@ void kvmkit_vm_kick_vcpu(struct kvmkit_vm *vm, unsigned int id);
 /* Creates vCPU @id. Fails for id >= config vcpus, >= KVM_CAP_MAX_VCPUS or
  * KVM_CAP_MAX_VCPU_ID, a duplicate id, or a VM that is not CREATED. */
 int kvmkit_vm_create_vcpu(struct kvmkit_vm *vm, unsigned int id, struct kvmkit_vcpu **out);
+/* vCPU @id (the VM's, freed by kvmkit_vm_destroy()) or NULL; any thread. */
 struct kvmkit_vcpu *kvmkit_vm_vcpu(struct kvmkit_vm *vm, unsigned int id);
 unsigned int kvmkit_vm_vcpu_count(const struct kvmkit_vm *vm);
 

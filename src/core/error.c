@@ -75,6 +75,7 @@ static const char *errno_name(int err)
 	case EFBIG: return "EFBIG";
 	case EISDIR: return "EISDIR";
 	case ESRCH: return "ESRCH";
+	case EDEADLK: return "EDEADLK";
 	default: return NULL;
 	}
 }
@@ -145,15 +146,21 @@ DEFINE_ERR_FN(kvmk_err_sys, KVMKIT_ERR_SYSCALL)
 DEFINE_ERR_FN(kvmk_err_unsupported, KVMKIT_ERR_UNSUPPORTED)
 DEFINE_ERR_FN(kvmk_err_resource, KVMKIT_ERR_RESOURCE)
 
-int kvmk_err_state(const char *object, const char *current, const char *expected, const char *op)
+int kvmk_err_state_code(int err, const char *object, const char *current, const char *expected,
+			const char *op)
 {
-	int ret = record(KVMKIT_ERR_STATE, op, EBUSY);
+	int ret = record(KVMKIT_ERR_STATE, op, err);
 
 	snprintf(last_error.name, sizeof(last_error.name), "%s", object);
 	snprintf(last_error.value, sizeof(last_error.value), "%s", current);
 	snprintf(last_error.reason, sizeof(last_error.reason), "%s", expected);
 	kvmk_debug("%s", kvmkit_strerror());
 	return ret;
+}
+
+int kvmk_err_state(const char *object, const char *current, const char *expected, const char *op)
+{
+	return kvmk_err_state_code(EBUSY, object, current, expected, op);
 }
 
 int kvmk_err_param(const char *op, const char *name, const char *reason, const char *vfmt, ...)

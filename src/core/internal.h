@@ -20,6 +20,9 @@
 int kvmk_err_ioctl(const char *op, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int kvmk_err_sys(const char *op, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int kvmk_err_state(const char *object, const char *current, const char *expected, const char *op);
+/* The same record with another errno than EBUSY (e.g. EDEADLK). */
+int kvmk_err_state_code(int err, const char *object, const char *current, const char *expected,
+			const char *op);
 int kvmk_err_param(const char *op, const char *name, const char *reason, const char *vfmt, ...)
 	__attribute__((format(printf, 4, 5)));
 int kvmk_err_unsupported(const char *op, int err, const char *fmt, ...)

@@ -2,6 +2,7 @@
 /* Levelled logging; the level comes from kvmkit_log_set_level() or $KVMKIT_LOG. */
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,9 @@ static int log_level = -1;
 static kvmkit_log_sink log_sink;
 static void *log_sink_opaque;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Set while this thread runs the sink (log_lock held): a sink that logs, or
+ * swaps the sink, must not take the lock again. */
+static _Thread_local bool in_sink;
 
 const char *kvmkit_log_level_name(enum kvmkit_log_level level)
 {
@@ -64,6 +68,11 @@ enum kvmkit_log_level kvmkit_log_get_level(void)
 
 void kvmkit_log_set_sink(kvmkit_log_sink sink, void *opaque)
 {
+	if (in_sink) { /* this thread holds log_lock */
+		log_sink = sink;
+		log_sink_opaque = opaque;
+		return;
+	}
 	pthread_mutex_lock(&log_lock);
 	log_sink = sink;
 	log_sink_opaque = opaque;
@@ -81,10 +90,17 @@ void kvmkit_log(enum kvmkit_log_level level, const char *module, const char *fmt
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 
-	pthread_mutex_lock(&log_lock);
-	if (log_sink)
-		log_sink(level, module, msg, log_sink_opaque);
-	else
+	if (in_sink) { /* logged from inside the sink: straight to stderr */
 		fprintf(stderr, "kvmkit %s [%s] %s\n", kvmkit_log_level_name(level), module, msg);
+		return;
+	}
+	pthread_mutex_lock(&log_lock);
+	if (log_sink) {
+		in_sink = true;
+		log_sink(level, module, msg, log_sink_opaque);
+		in_sink = false;
+	} else {
+		fprintf(stderr, "kvmkit %s [%s] %s\n", kvmkit_log_level_name(level), module, msg);
+	}
 	pthread_mutex_unlock(&log_lock);
 }

@@ -164,9 +164,16 @@ int kvmkit_vm_add_memory(struct kvmkit_vm *vm, uint64_t gpa, uint64_t size, unsi
 	return (int)nr.slot;
 }
 
+/*
+ * KVM stops using the host range when the slot is deleted; kvmkit then
+ * waits out the exit handlers vCPUs are running (one may have translated
+ * an address in this region) before it unmaps memory it owns, as a bus
+ * unregistration waits before a device is freed. The memory lock is not
+ * held meanwhile: a handler may need it to finish.
+ */
 int kvmkit_vm_remove_memory(struct kvmkit_vm *vm, int slot)
 {
-	struct kvmk_region *e;
+	struct kvmk_region *e, old;
 	int r;
 
 	if (slot < 0 || slot >= KVMK_MAX_REGIONS)
@@ -179,59 +186,84 @@ int kvmkit_vm_remove_memory(struct kvmkit_vm *vm, int slot)
 		return kvmk_err_param("kvmkit_vm_remove_memory", "slot", "not in use", "%d", slot);
 	}
 	r = set_region(vm, e, 0); /* size 0 deletes the slot */
-	if (!r) {
-		if (e->map_base)
-			munmap(e->map_base, e->map_len);
+	old = *e;
+	if (!r)
 		memset(e, 0, sizeof(*e));
-	}
 	pthread_rwlock_unlock(&vm->mem_lock);
-	return r;
+	if (r)
+		return r;
+	kvmkit_vm_quiesce(vm);
+	if (old.map_base)
+		munmap(old.map_base, old.map_len);
+	return 0;
+}
+
+/* The host address of [gpa, gpa + len) (mem_lock held), or NULL. */
+static uint8_t *find_hva(struct kvmkit_vm *vm, uint64_t gpa, uint64_t len)
+{
+	for (int i = 0; i < KVMK_MAX_REGIONS; i++) {
+		const struct kvmk_region *e = &vm->regions[i];
+
+		if (e->used && gpa >= e->gpa && gpa - e->gpa <= e->size &&
+		    len <= e->size - (gpa - e->gpa))
+			return e->hva + (gpa - e->gpa);
+	}
+	return NULL;
+}
+
+static void *no_hva(uint64_t gpa, uint64_t len)
+{
+	if (gpa + len < gpa)
+		kvmk_err_param("kvmkit_vm_gpa_to_hva", "len", "range wraps", "0x%llx+0x%llx",
+			       (unsigned long long)gpa, (unsigned long long)len);
+	else
+		kvmk_err_param("kvmkit_vm_gpa_to_hva", "gpa", "not inside guest RAM",
+			       "0x%llx+0x%llx", (unsigned long long)gpa, (unsigned long long)len);
+	return NULL;
 }
 
 void *kvmkit_vm_gpa_to_hva(struct kvmkit_vm *vm, uint64_t gpa, uint64_t len)
 {
 	void *hva = NULL;
 
-	if (gpa + len < gpa) {
-		kvmk_err_param("kvmkit_vm_gpa_to_hva", "len", "range wraps", "0x%llx+0x%llx",
-			       (unsigned long long)gpa, (unsigned long long)len);
-		return NULL;
-	}
+	if (gpa + len < gpa)
+		return no_hva(gpa, len);
 	pthread_rwlock_rdlock(&vm->mem_lock);
-	for (int i = 0; i < KVMK_MAX_REGIONS; i++) {
-		const struct kvmk_region *e = &vm->regions[i];
-
-		if (e->used && gpa >= e->gpa && gpa - e->gpa <= e->size &&
-		    len <= e->size - (gpa - e->gpa)) {
-			hva = e->hva + (gpa - e->gpa);
-			break;
-		}
-	}
+	hva = find_hva(vm, gpa, len);
 	pthread_rwlock_unlock(&vm->mem_lock);
-	if (!hva)
-		kvmk_err_param("kvmkit_vm_gpa_to_hva", "gpa", "not inside guest RAM",
-			       "0x%llx+0x%llx", (unsigned long long)gpa, (unsigned long long)len);
-	return hva;
+	return hva ? hva : no_hva(gpa, len);
+}
+
+/* The copy is made under the memory lock, so a region removed by another
+ * thread meanwhile is never unmapped under it. */
+static int copy_guest(struct kvmkit_vm *vm, uint64_t gpa, void *buf, size_t len, bool to_guest)
+{
+	uint8_t *p = NULL;
+
+	if (gpa + len >= gpa) {
+		pthread_rwlock_rdlock(&vm->mem_lock);
+		p = find_hva(vm, gpa, len);
+		if (p && to_guest)
+			memcpy(p, buf, len);
+		else if (p)
+			memcpy(buf, p, len);
+		pthread_rwlock_unlock(&vm->mem_lock);
+	}
+	if (!p) {
+		no_hva(gpa, len);
+		return -EFAULT;
+	}
+	return 0;
 }
 
 int kvmkit_vm_read(struct kvmkit_vm *vm, uint64_t gpa, void *buf, size_t len)
 {
-	void *p = kvmkit_vm_gpa_to_hva(vm, gpa, len);
-
-	if (!p)
-		return -EFAULT;
-	memcpy(buf, p, len);
-	return 0;
+	return copy_guest(vm, gpa, buf, len, false);
 }
 
 int kvmkit_vm_write(struct kvmkit_vm *vm, uint64_t gpa, const void *buf, size_t len)
 {
-	void *p = kvmkit_vm_gpa_to_hva(vm, gpa, len);
-
-	if (!p)
-		return -EFAULT;
-	memcpy(p, buf, len);
-	return 0;
+	return copy_guest(vm, gpa, (void *)buf, len, true);
 }
 
 /*

@@ -122,58 +122,55 @@ static int validate_config(const struct kvmkit_vm_config *cfg)
 	return 0;
 }
 
+static void kick(struct kvmkit_vm *vm, struct kvmkit_vcpu *v);
+
 /*
- * A grace period for exit handlers: kick every vCPU that may be inside one
- * (its thread runs, is not parked, and is not the caller), then wait until
- * each has re-entered KVM_RUN (its run counter moved), parked or left its
- * loop. Rare (device removal), so it polls.
+ * Refuses a call that would wait for the calling thread itself: pause (until
+ * every vCPU parks), stop and wait (until every vCPU thread is joined) and
+ * destroy, made from one of the VM's own vCPU threads (an exit handler, a
+ * device handler, a pre-run hook).
+ */
+static int refuse_on_own_vcpu(struct kvmkit_vm *vm, const char *op)
+{
+	struct kvmkit_vcpu *self = kvmk_vcpu_self();
+
+	if (!self || self->vm != vm)
+		return 0;
+	return kvmk_err_state_code(
+		EDEADLK, "caller", "a vCPU thread of this VM",
+		"a thread that is not one of its vCPUs (it would wait for itself)", op);
+}
+
+/*
+ * A grace period for exit handlers: for each vCPU that may be inside one
+ * (its thread runs, is not parked, and is not the caller), kick it and wait
+ * until it has re-entered KVM_RUN (its run counter moved), parked or left
+ * its loop. One vCPU at a time, so nothing is allocated and the call cannot
+ * fail; rare (device or memory removal), so it polls.
  */
 int kvmkit_vm_quiesce(struct kvmkit_vm *vm)
 {
 	struct kvmkit_vcpu *self = kvmk_vcpu_self();
-	unsigned int n = vm->cfg.vcpus, pending = 0;
-	uint64_t *snap = calloc(n ? n : 1, sizeof(*snap));
-	bool *wait = calloc(n ? n : 1, sizeof(*wait));
 
-	if (!snap || !wait) {
-		free(snap);
-		free(wait);
-		return kvmk_err_resource("kvmkit_vm_quiesce", ENOMEM, NULL);
-	}
 	pthread_mutex_lock(&vm->lock);
-	for (unsigned int i = 0; i < n; i++) {
+	for (unsigned int i = 0; i < vm->cfg.vcpus; i++) {
 		struct kvmkit_vcpu *v = vm->vcpus[i];
+		uint64_t snap;
 
-		wait[i] = v && v != self && v->thread_started && !v->thread_exited && !v->parked;
-		if (wait[i]) {
-			snap[i] = __atomic_load_n(&v->stats.runs, __ATOMIC_ACQUIRE);
-			pending++;
-		}
-	}
-	if (pending)
-		kvmk_vm_kick_all(vm);
-	while (pending) {
-		struct timespec ts = { 0, 20000 };
+		if (!v || v == self || !v->thread_started || v->thread_exited || v->parked)
+			continue;
+		snap = __atomic_load_n(&v->stats.runs, __ATOMIC_ACQUIRE);
+		kick(vm, v);
+		while (!v->parked && !v->thread_exited &&
+		       __atomic_load_n(&v->stats.runs, __ATOMIC_ACQUIRE) == snap) {
+			struct timespec ts = { 0, 20000 };
 
-		pending = 0;
-		for (unsigned int i = 0; i < n; i++) {
-			struct kvmkit_vcpu *v = vm->vcpus[i];
-
-			if (wait[i] &&
-			    (v->parked || v->thread_exited ||
-			     __atomic_load_n(&v->stats.runs, __ATOMIC_ACQUIRE) != snap[i]))
-				wait[i] = false;
-			pending += wait[i];
-		}
-		if (pending) {
 			pthread_mutex_unlock(&vm->lock);
 			nanosleep(&ts, NULL);
 			pthread_mutex_lock(&vm->lock);
 		}
 	}
 	pthread_mutex_unlock(&vm->lock);
-	free(snap);
-	free(wait);
 	return 0;
 }
 
@@ -199,7 +196,9 @@ int kvmkit_vm_create(const struct kvmkit_vm_config *cfg, struct kvmkit_vm **out)
 		return kvmk_err_resource("kvmkit_vm_create", ENOMEM, "allocating the VM");
 	vm->cfg = *cfg;
 	vm->cfg.arch = kvmk_arch_host();
-	vm->cfg.cpu_flags = NULL; /* parsed below; the caller's string is not kept */
+	/* kvmkit_vm_config() returns the VM's own copies of the strings. */
+	vm->cfg.kvm_path = cfg->kvm_path ? strdup(cfg->kvm_path) : NULL;
+	vm->cfg.cpu_flags = cfg->cpu_flags ? strdup(cfg->cpu_flags) : NULL;
 	if (!vm->cfg.pause_signal)
 		vm->cfg.pause_signal = SIGRTMIN + 1;
 	vm->fd = -1;
@@ -216,6 +215,10 @@ int kvmkit_vm_create(const struct kvmkit_vm_config *cfg, struct kvmkit_vm **out)
 	}
 	vm->state = KVMKIT_VM_CREATED;
 	vm->stop.vcpu = -1;
+	if ((cfg->kvm_path && !vm->cfg.kvm_path) || (cfg->cpu_flags && !vm->cfg.cpu_flags)) {
+		r = kvmk_err_resource("kvmkit_vm_create", ENOMEM, "copying the config");
+		goto fail;
+	}
 
 	r = kvmk_arch_vm_prepare(cfg, &vm->arch);
 	if (r)
@@ -276,6 +279,11 @@ void kvmkit_vm_destroy(struct kvmkit_vm *vm)
 
 	if (!vm)
 		return;
+	/* Freeing the VM under its own running vCPU: leak it instead. */
+	if (refuse_on_own_vcpu(vm, "destroy")) {
+		kvmk_error("kvmkit_vm_destroy called from one of the VM's vCPU threads: refused");
+		return;
+	}
 	kvmk_err_save(&saved);
 	pthread_mutex_lock(&vm->lock);
 	bool running = vm->state == KVMKIT_VM_RUNNING || vm->state == KVMKIT_VM_PAUSED;
@@ -303,6 +311,8 @@ void kvmkit_vm_destroy(struct kvmkit_vm *vm)
 	pthread_rwlock_destroy(&vm->mem_lock);
 	pthread_mutex_destroy(&vm->lock);
 	pthread_cond_destroy(&vm->cond);
+	free((char *)vm->cfg.kvm_path);
+	free((char *)vm->cfg.cpu_flags);
 	free(vm);
 	kvmk_err_restore(&saved);
 }
@@ -342,14 +352,28 @@ struct kvmkit_bus *kvmkit_vm_mmio_bus(struct kvmkit_vm *vm)
 	return vm->mmio;
 }
 
+/* kvmkit_vm_create_vcpu() publishes under the lock: read under it too. */
 unsigned int kvmkit_vm_vcpu_count(const struct kvmkit_vm *vm)
 {
-	return vm->nr_created;
+	pthread_mutex_t *lock = (pthread_mutex_t *)&vm->lock;
+	unsigned int n;
+
+	pthread_mutex_lock(lock);
+	n = vm->nr_created;
+	pthread_mutex_unlock(lock);
+	return n;
 }
 
 struct kvmkit_vcpu *kvmkit_vm_vcpu(struct kvmkit_vm *vm, unsigned int id)
 {
-	return id < vm->cfg.vcpus ? vm->vcpus[id] : NULL;
+	struct kvmkit_vcpu *v;
+
+	if (id >= vm->cfg.vcpus)
+		return NULL;
+	pthread_mutex_lock(&vm->lock);
+	v = vm->vcpus[id];
+	pthread_mutex_unlock(&vm->lock);
+	return v;
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
@@ -471,8 +495,10 @@ static unsigned int live_threads(struct kvmkit_vm *vm)
 
 int kvmkit_vm_pause(struct kvmkit_vm *vm)
 {
-	int r;
+	int r = refuse_on_own_vcpu(vm, "pause");
 
+	if (r)
+		return r;
 	pthread_mutex_lock(&vm->lock);
 	r = kvmkit_vm_check_transition(vm->state, "pause", NULL);
 	if (r || vm->stop_req) {
@@ -528,11 +554,26 @@ void kvmkit_vm_request_stop(struct kvmkit_vm *vm, enum kvmkit_stop_reason reason
 	pthread_mutex_unlock(&vm->lock);
 }
 
-/* Joins every vCPU thread once stop_req is set; sets the final state. */
+/* vCPU threads started and not yet joined (vm->lock held). */
+static bool any_unjoined(struct kvmkit_vm *vm)
+{
+	for (unsigned int i = 0; i < vm->cfg.vcpus; i++)
+		if (vm->vcpus[i] && vm->vcpus[i]->thread_started)
+			return true;
+	return false;
+}
+
+/*
+ * Joins every vCPU thread once stop_req is set and sets the final state.
+ * One caller joins; any other (stop and wait on two threads) waits until
+ * that join is complete, so no caller returns while a vCPU still runs.
+ */
 static void join_all(struct kvmkit_vm *vm)
 {
 	pthread_mutex_lock(&vm->lock);
 	if (vm->joined) {
+		while (any_unjoined(vm))
+			pthread_cond_wait(&vm->cond, &vm->lock);
 		pthread_mutex_unlock(&vm->lock);
 		return;
 	}
@@ -551,26 +592,30 @@ static void join_all(struct kvmkit_vm *vm)
 		pthread_mutex_lock(&vm->lock);
 		started = v->thread_started;
 		pthread_mutex_unlock(&vm->lock);
-		if (!started)
-			continue;
-		pthread_join(v->thread, NULL);
-		pthread_mutex_lock(&vm->lock);
-		v->thread_started = false;
-		pthread_mutex_unlock(&vm->lock);
+		if (started)
+			pthread_join(v->thread, NULL);
 	}
+	/* Cleared together with the final state, which the waiters above
+	 * must see once they return. */
 	pthread_mutex_lock(&vm->lock);
+	for (unsigned int i = 0; i < vm->cfg.vcpus; i++)
+		if (vm->vcpus[i])
+			vm->vcpus[i]->thread_started = false;
 	if (vm->stop.reason == KVMKIT_STOP_UNHANDLED_EXIT ||
 	    vm->stop.reason == KVMKIT_STOP_INTERNAL_ERROR)
 		vm->state = KVMKIT_VM_ERROR;
 	else if (vm->state != KVMKIT_VM_CREATED || vm->stop.reason != KVMKIT_STOP_NONE)
 		vm->state = KVMKIT_VM_STOPPED;
+	pthread_cond_broadcast(&vm->cond);
 	pthread_mutex_unlock(&vm->lock);
 }
 
 int kvmkit_vm_stop(struct kvmkit_vm *vm)
 {
-	int r;
+	int r = refuse_on_own_vcpu(vm, "stop");
 
+	if (r)
+		return r;
 	pthread_mutex_lock(&vm->lock);
 	r = kvmkit_vm_check_transition(vm->state, "stop", NULL);
 	if (r && vm->stop_req && !vm->joined)
@@ -601,7 +646,10 @@ enum kvmkit_vm_state kvmkit_vm_state(struct kvmkit_vm *vm)
 int kvmkit_vm_wait(struct kvmkit_vm *vm, int timeout_ms, struct kvmkit_stop_info *info)
 {
 	struct timespec deadline;
+	int r = refuse_on_own_vcpu(vm, "wait");
 
+	if (r)
+		return r;
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	if (timeout_ms >= 0) {
 		deadline.tv_sec += timeout_ms / 1000;

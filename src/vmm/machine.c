@@ -234,9 +234,13 @@ void kvmkit_machine_destroy(struct kvmkit_machine *m)
 	if (!m)
 		return;
 	kvmk_err_save(&saved);
-	/* vCPUs must be stopped before the devices they call go away. */
-	if (m->vm && kvmkit_vm_state(m->vm) != KVMKIT_VM_CREATED)
-		kvmkit_vm_stop(m->vm);
+	/* vCPUs must be stopped before the devices they call go away; from
+	 * one of them the VM cannot stop (-EDEADLK): destroy nothing. */
+	if (m->vm && kvmkit_vm_state(m->vm) != KVMKIT_VM_CREATED &&
+	    kvmkit_vm_stop(m->vm) == -EDEADLK) {
+		kvmk_error("kvmkit_machine_destroy called from a vCPU thread: refused");
+		return;
+	}
 	while (m->nr_created)
 		devices[--m->nr_created].destroy(m);
 	kvmkit_vm_destroy(m->vm);

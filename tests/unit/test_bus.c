@@ -171,6 +171,31 @@ static void test_reentrant(void **state)
 	kvmkit_bus_destroy(bus);
 }
 
+/* The name is copied at registration (up to 31 characters) and what
+ * kvmkit_bus_lookup() returns stays readable until the bus is destroyed,
+ * even after the range is unregistered (ASan checks the read). */
+static void test_lookup_name_lifetime(void **state)
+{
+	struct kvmkit_bus *bus;
+	struct rec a = { 0 };
+	char name[64];
+	const char *got;
+
+	assert_int_equal(kvmkit_bus_create(KVMKIT_BUS_MMIO, &bus), 0);
+	memset(name, 'n', sizeof(name) - 1);
+	name[sizeof(name) - 1] = 0;
+	assert_int_equal(kvmkit_bus_register(bus, 0x1000, 0x100, name, &rec_ops, &a), 0);
+	memset(name, 'x', 8);
+	got = kvmkit_bus_lookup(bus, 0x1010);
+	assert_non_null(got);
+	assert_int_equal(strlen(got), 31);
+	assert_int_equal(strspn(got, "n"), 31);
+	assert_int_equal(kvmkit_bus_unregister(bus, 0x1000), 0);
+	assert_null(kvmkit_bus_lookup(bus, 0x1010));
+	assert_int_equal(strspn(got, "n"), 31);
+	kvmkit_bus_destroy(bus);
+}
+
 /* Many ranges: lookup must find each one (binary search over a sorted table). */
 static void test_many(void **state)
 {
@@ -197,6 +222,7 @@ int main(void)
 		cmocka_unit_test(test_register_and_overlap), cmocka_unit_test(test_pio_limits),
 		cmocka_unit_test(test_dispatch),	     cmocka_unit_test(test_unregister),
 		cmocka_unit_test(test_reentrant),	     cmocka_unit_test(test_many),
+		cmocka_unit_test(test_lookup_name_lifetime),
 	};
 
 	return cmocka_run_group_tests_name("bus", tests, NULL, NULL);

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <kvmkit/kvmkit.h>
+#include "core/internal.h"
 #include "kvm/kvm_internal.h"
 
 static const char *const ops[] = { "start", "pause", "resume", "stop" };
@@ -185,6 +186,46 @@ static void test_logging(void **state)
 	kvmkit_log_set_level(KVMKIT_LOG_WARN);
 }
 
+/* A sink may log and may swap the sink: it runs under kvmkit's log lock,
+ * which must not be taken again on the same thread. */
+static unsigned int nested_calls;
+
+static void nested_sink(enum kvmkit_log_level level, const char *module, const char *msg,
+			void *opaque)
+{
+	nested_calls++;
+	kvmkit_log(KVMKIT_LOG_ERROR, "test", "from inside the sink (goes to stderr)");
+	if (nested_calls == 2)
+		kvmkit_log_set_sink(NULL, NULL);
+}
+
+static void test_log_sink_reentry(void **state)
+{
+	kvmkit_log_set_sink(nested_sink, NULL);
+	kvmkit_log(KVMKIT_LOG_ERROR, "test", "one");
+	assert_int_equal(nested_calls, 1);
+	kvmkit_log(KVMKIT_LOG_ERROR, "test", "two");
+	assert_int_equal(nested_calls, 2);
+	/* The sink removed itself: this goes to stderr. */
+	kvmkit_log(KVMKIT_LOG_ERROR, "test", "three");
+	assert_int_equal(nested_calls, 2);
+}
+
+/* A state error may carry another errno than EBUSY (EDEADLK: a call that
+ * would wait for its own thread). */
+static void test_state_error_code(void **state)
+{
+	assert_int_equal(kvmk_err_state_code(EDEADLK, "caller", "a vCPU thread of this VM",
+					     "another thread", "stop"),
+			 -EDEADLK);
+	assert_int_equal(kvmkit_last_error()->kind, KVMKIT_ERR_STATE);
+	assert_int_equal(kvmkit_last_error()->err, EDEADLK);
+	assert_string_equal(kvmkit_strerror(), "stop: invalid state: caller is a vCPU thread of "
+					       "this VM, expected another thread");
+	assert_int_equal(kvmk_err_state("vm", "created", "running", "pause"), -EBUSY);
+	assert_int_equal(kvmkit_last_error()->err, EBUSY);
+}
+
 static void test_no_kvm_path(void **state)
 {
 	struct kvmkit_system *sys = NULL;
@@ -228,7 +269,8 @@ int main(void)
 		cmocka_unit_test(test_transitions),	 cmocka_unit_test(test_slots),
 		cmocka_unit_test(test_error_lines),	 cmocka_unit_test(test_error_thread_local),
 		cmocka_unit_test(test_logging),		 cmocka_unit_test(test_no_kvm_path),
-		cmocka_unit_test(test_vm_config_errors),
+		cmocka_unit_test(test_vm_config_errors), cmocka_unit_test(test_log_sink_reentry),
+		cmocka_unit_test(test_state_error_code),
 	};
 
 	return cmocka_run_group_tests_name("core", tests, NULL, NULL);
