@@ -24,10 +24,9 @@
 #include <kvmkit/devices.h>
 #include <kvmkit/machine.h>
 
-#define KVMKIT_VERSION_MAJOR 0
-#define KVMKIT_VERSION_MINOR 1
-#define KVMKIT_VERSION_PATCH 0
+#include <kvmkit/version.h> /* generated from meson.build's project version */
 
+/* The library's version at run time (KVMKIT_VERSION_STRING is the headers'). */
 const char *kvmkit_version(void);
 
 #endif

@@ -124,11 +124,10 @@ const void *kvmkit_demo_guest(size_t *len)
 	return kvmkit_demo_guest_elf;
 }
 
-/* The one version source is meson.build's project() (src/meson.build
- * passes it in). */
+/* From meson.build's project() through the generated kvmkit/version.h. */
 const char *kvmkit_version(void)
 {
-	return KVMKIT_VERSION;
+	return KVMKIT_VERSION_STRING;
 }
 
 void kvmkit_machine_config_init(struct kvmkit_machine_config *cfg)
