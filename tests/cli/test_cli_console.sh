@@ -30,10 +30,11 @@ if [ $rc -ne 124 ]; then
 	bad "stdout nobody reads, --timeout 2: exit $rc, expected 124 (137: hung, killed)"
 elif ! grep -q "^kvmkit: timeout: no exit within 2000 ms" "$tmp/err"; then
 	bad "stdout nobody reads: no timeout line"
-elif ! grep -q "^kvmkit: console: [0-9]* of [0-9]* bytes of guest output dropped" "$tmp/err"; then
-	bad "stdout nobody reads: no line about dropped output"
 else
-	ok "stdout nobody reads, --timeout 2 -> 124, dropped bytes reported"
+	# Whether the guest wrote enough to overflow the buffer and the pipe
+	# within the 2 s depends on the machine's load; the exact drop counts
+	# are asserted by kvm-console. What must hold here: no hang.
+	ok "stdout nobody reads, --timeout 2 -> 124"
 fi
 
 # The reader closes after 100 bytes: one clear line, host-failure status,
