@@ -4,9 +4,9 @@
  * ends (src/arch/<arch>/irqchip_*.c, and a fake one in the unit tests).
  *
  * The generic layer owns what every back end shares: the routing table
- * (staged and committed copies), the GSI allocator, the count of irqfds
- * bound per GSI (a route cannot go while one is bound), statistics, line
- * and MSI handles. A back end owns the interrupt controller: it turns a
+ * (staged and committed copies), the GSI allocator, the irqfds bound (each
+ * (GSI, fd) pair, and their count per GSI: a route cannot go while one is
+ * bound), statistics, line and MSI handles. A back end owns the interrupt controller: it turns a
  * committed table, a line level, an MSI or an irqfd into KVM calls or
  * model state. The generic code never asks which back end it talks to.
  *
@@ -54,11 +54,17 @@ struct kvmk_irqchip_ops {
 			  uint32_t flags, uint32_t devid, bool *failed);
 	/* (locked) Binds @fd to @gsi, whose committed route exists. */
 	int (*irqfd_bind)(struct kvmkit_irqchip *chip, uint32_t gsi, int fd, int resample_fd);
-	/* Unbinds; -ENOENT (recorded) if @fd is not bound to @gsi. Takes
-	 * chip->lock itself where it needs it. */
+	/* Unbinds @fd from @gsi; the generic layer has checked that the pair
+	 * is bound. Takes chip->lock itself where it needs it. */
 	int (*irqfd_unbind)(struct kvmkit_irqchip *chip, uint32_t gsi, int fd);
 	/* (locked) How many of @gsi's irqfds KVM injects itself. */
 	unsigned int (*irqfds_in_kernel)(struct kvmkit_irqchip *chip, uint32_t gsi);
+};
+
+struct kvmk_irqfd_binding {
+	uint32_t gsi;
+	int fd;
+	bool unbinding; /* an unbind of it is in progress */
 };
 
 struct kvmkit_irqchip {
@@ -79,6 +85,10 @@ struct kvmkit_irqchip {
 	unsigned int ncommitted;
 	uint8_t allocated[KVMKIT_MAX_GSI];
 	uint16_t irqfds[KVMKIT_MAX_GSI];
+	/* The bound pairs (KVM's deassign succeeds for a pair it does not
+	 * have, so only this list can refuse an unknown unbind). */
+	struct kvmk_irqfd_binding *bindings;
+	unsigned int nbindings, cbindings;
 	struct kvmkit_gsi_stats stats[KVMKIT_MAX_GSI];
 };
 

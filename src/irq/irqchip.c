@@ -56,6 +56,7 @@ void kvmk_irqchip_free(struct kvmkit_irqchip *chip)
 		chip->ops->destroy(chip);
 	free(chip->staged);
 	free(chip->committed);
+	free(chip->bindings);
 	pthread_mutex_destroy(&chip->lock);
 	free(chip);
 }

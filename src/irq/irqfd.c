@@ -13,6 +13,23 @@
 #include "core/internal.h"
 #include "irq/irq_backend.h"
 
+/* Room for one more binding (chip->lock held). */
+static int bindings_reserve(struct kvmkit_irqchip *chip)
+{
+	struct kvmk_irqfd_binding *b;
+	unsigned int c;
+
+	if (chip->nbindings < chip->cbindings)
+		return 0;
+	c = chip->cbindings ? 2 * chip->cbindings : 16;
+	b = realloc(chip->bindings, c * sizeof(*b));
+	if (!b)
+		return kvmk_err_resource("kvmkit_irqfd_bind", ENOMEM, "%u irqfds", c);
+	chip->bindings = b;
+	chip->cbindings = c;
+	return 0;
+}
+
 int kvmkit_irqfd_bind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd, int resample_fd)
 {
 	bool routed = false;
@@ -28,27 +45,54 @@ int kvmkit_irqfd_bind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd, int res
 	if (!routed)
 		r = kvmk_err_state("gsi", "unrouted", "a committed route", "irqfd_bind");
 	else
-		r = chip->ops->irqfd_bind(chip, gsi, fd, resample_fd);
+		r = bindings_reserve(chip);
 	if (!r)
+		r = chip->ops->irqfd_bind(chip, gsi, fd, resample_fd);
+	if (!r) {
+		chip->bindings[chip->nbindings++] = (struct kvmk_irqfd_binding){ gsi, fd, false };
 		chip->irqfds[gsi]++;
+	}
 	pthread_mutex_unlock(&chip->lock);
 	return r;
 }
 
 int kvmkit_irqfd_unbind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd)
 {
+	struct kvmk_irqfd_binding *b = NULL;
+	unsigned int i;
 	int r = kvmk_irq_check_gsi("kvmkit_irqfd_unbind", gsi);
 
 	if (r)
 		return r;
-	r = chip->ops->irqfd_unbind(chip, gsi, fd);
-	if (r)
-		return r;
 	pthread_mutex_lock(&chip->lock);
-	if (chip->irqfds[gsi])
-		chip->irqfds[gsi]--;
+	for (i = 0; i < chip->nbindings && !b; i++)
+		if (chip->bindings[i].gsi == gsi && chip->bindings[i].fd == fd &&
+		    !chip->bindings[i].unbinding)
+			b = &chip->bindings[i];
+	if (!b) {
+		pthread_mutex_unlock(&chip->lock);
+		kvmk_err_param("kvmkit_irqfd_unbind", "fd", "not bound to this gsi", "%d (gsi %u)",
+			       fd, gsi);
+		return -ENOENT;
+	}
+	/* Claimed: a concurrent unbind of the same pair finds nothing. */
+	b->unbinding = true;
 	pthread_mutex_unlock(&chip->lock);
-	return 0;
+	r = chip->ops->irqfd_unbind(chip, gsi, fd);
+	pthread_mutex_lock(&chip->lock);
+	/* The array may have moved or been compacted meanwhile. */
+	for (i = 0; i < chip->nbindings; i++)
+		if (chip->bindings[i].gsi == gsi && chip->bindings[i].fd == fd &&
+		    chip->bindings[i].unbinding)
+			break;
+	if (r) {
+		chip->bindings[i].unbinding = false;
+	} else {
+		chip->bindings[i] = chip->bindings[--chip->nbindings];
+		chip->irqfds[gsi]--;
+	}
+	pthread_mutex_unlock(&chip->lock);
+	return r;
 }
 
 int kvmkit_irqfd_signal(struct kvmkit_irqchip *chip, uint32_t gsi, int fd)
@@ -72,7 +116,8 @@ struct kvmkit_msi {
 	struct kvmkit_irqchip *chip;
 	uint32_t gsi;
 	int fd;
-	bool bound; /* the irqfd is bound: the route is committed */
+	bool routed; /* its route is committed */
+	bool bound; /* the irqfd is bound (only while routed) */
 	bool configured;
 	bool masked;
 	uint64_t address;
@@ -113,14 +158,21 @@ static int msi_unroute(struct kvmkit_msi *m)
 {
 	int r;
 
-	if (!m->bound)
+	if (m->bound) {
+		r = kvmkit_irqfd_unbind(m->chip, m->gsi, m->fd);
+		if (r)
+			return r;
+		m->bound = false;
+	}
+	/* Also a route whose irqfd could not be bound. */
+	if (!m->routed)
 		return 0;
-	r = kvmkit_irqfd_unbind(m->chip, m->gsi, m->fd);
-	if (r)
-		return r;
-	m->bound = false;
 	r = kvmkit_irq_route_remove(m->chip, m->gsi);
-	return r ? r : kvmkit_irq_routes_commit(m->chip);
+	if (!r)
+		r = kvmkit_irq_routes_commit(m->chip);
+	if (!r)
+		m->routed = false;
+	return r;
 }
 
 /* Commits the route, then binds the irqfd (route first: the ordering). */
@@ -134,6 +186,8 @@ static int msi_route(struct kvmkit_msi *m)
 
 	if (!r)
 		r = kvmkit_irq_routes_commit(m->chip);
+	if (!r)
+		m->routed = true;
 	if (!r && !m->bound) {
 		r = kvmkit_irqfd_bind(m->chip, m->gsi, m->fd, -1);
 		m->bound = !r;

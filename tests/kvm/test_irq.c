@@ -164,6 +164,53 @@ static void test_irqfd_ordering(void **state)
 	close(rfd);
 }
 
+/* KVM's deassign succeeds for an eventfd it does not have on that GSI, so
+ * kvmkit must know its own bindings: an unbind of a pair that is not bound
+ * (twice, or an fd never bound) is -ENOENT and leaves the count of the
+ * irqfds still bound, which keeps their route and GSI. Both modes. */
+static void check_unbind_unknown(enum kvmkit_irqchip_mode mode)
+{
+	struct kvmkit_irqchip_config cfg;
+	struct kvmkit_vm *vm = new_vm(1);
+	struct kvmkit_irqchip *chip;
+	struct kvmkit_gsi_stats st;
+	int a = eventfd(0, EFD_CLOEXEC), b = eventfd(0, EFD_CLOEXEC);
+	int never = eventfd(0, EFD_CLOEXEC);
+	int gsi;
+
+	kvmkit_irqchip_config_init(&cfg);
+	cfg.mode = mode;
+	assert_int_equal(kvmkit_irqchip_create(vm, &cfg, &chip), 0);
+	gsi = kvmkit_gsi_alloc_msi(chip);
+	assert_int_equal(kvmkit_irq_route_msi(chip, gsi, 0xfee00000, 0x45, -1), 0);
+	assert_int_equal(kvmkit_irq_routes_commit(chip), 0);
+	assert_int_equal(kvmkit_irqfd_bind(chip, gsi, a, -1), 0);
+	assert_int_equal(kvmkit_irqfd_bind(chip, gsi, b, -1), 0);
+	assert_int_equal(kvmkit_irqfd_unbind(chip, gsi, a), 0);
+	assert_int_equal(kvmkit_irqfd_unbind(chip, gsi, a), -ENOENT);
+	assert_int_equal(kvmkit_irqfd_unbind(chip, gsi, never), -ENOENT);
+	assert_int_equal(kvmkit_irqfd_unbind(chip, gsi + 1, b), -ENOENT);
+	/* b is still bound. */
+	assert_int_equal(kvmkit_irq_gsi_stats(chip, gsi, &st), 0);
+	assert_int_equal(st.irqfds_kernel + st.irqfds_thread, 1);
+	assert_int_equal(kvmkit_irq_route_remove(chip, gsi), -EBUSY);
+	assert_int_equal(kvmkit_gsi_free(chip, gsi), -EBUSY);
+	assert_int_equal(kvmkit_irqfd_unbind(chip, gsi, b), 0);
+	assert_int_equal(kvmkit_irq_route_remove(chip, gsi), 0);
+	assert_int_equal(kvmkit_irq_routes_commit(chip), 0);
+	assert_int_equal(kvmkit_gsi_free(chip, gsi), 0);
+	kvmkit_vm_destroy(vm);
+	close(a);
+	close(b);
+	close(never);
+}
+
+static void test_unbind_unknown(void **state)
+{
+	check_unbind_unknown(KVMKIT_IRQCHIP_KERNEL);
+	check_unbind_unknown(KVMKIT_IRQCHIP_SPLIT);
+}
+
 static uint64_t efd_read(int fd)
 {
 	uint64_t v = 0;
@@ -310,6 +357,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_create_order),   cmocka_unit_test(test_routing_and_allocator),
 		cmocka_unit_test(test_lines_and_msi),  cmocka_unit_test(test_irqfd_ordering),
+		cmocka_unit_test(test_unbind_unknown),
 		cmocka_unit_test(test_ioeventfd_guest), cmocka_unit_test(test_split_mode),
 	};
 
