@@ -122,11 +122,23 @@ static int validate_config(const struct kvmkit_vm_config *cfg)
 	return 0;
 }
 
+/* Marks the calling vCPU thread as waiting in a grace period (any VM's). */
+static void set_quiescing(struct kvmkit_vcpu *self, bool on)
+{
+	pthread_mutex_lock(&self->vm->lock);
+	self->quiescing = on;
+	pthread_mutex_unlock(&self->vm->lock);
+}
+
 /*
  * A grace period for exit handlers: kick every vCPU that may be inside one
  * (its thread runs, is not parked, and is not the caller), then wait until
  * each has re-entered KVM_RUN (its run counter moved), parked or left its
- * loop. Rare (device removal), so it polls.
+ * loop. Called on a vCPU thread, it does not wait for vCPUs that are
+ * themselves waiting in one: each is stuck in its handler until its own
+ * wait ends, so two handlers unregistering at once would wait for each
+ * other for ever. A caller that is no vCPU thread is in no such cycle and
+ * waits for them too. Rare (device removal), so it polls.
  */
 int kvmkit_vm_quiesce(struct kvmkit_vm *vm)
 {
@@ -140,6 +152,8 @@ int kvmkit_vm_quiesce(struct kvmkit_vm *vm)
 		free(wait);
 		return kvmk_err_resource("kvmkit_vm_quiesce", ENOMEM, NULL);
 	}
+	if (self)
+		set_quiescing(self, true);
 	pthread_mutex_lock(&vm->lock);
 	for (unsigned int i = 0; i < n; i++) {
 		struct kvmkit_vcpu *v = vm->vcpus[i];
@@ -160,7 +174,7 @@ int kvmkit_vm_quiesce(struct kvmkit_vm *vm)
 			struct kvmkit_vcpu *v = vm->vcpus[i];
 
 			if (wait[i] &&
-			    (v->parked || v->thread_exited ||
+			    (v->parked || v->thread_exited || (self && v->quiescing) ||
 			     __atomic_load_n(&v->stats.runs, __ATOMIC_ACQUIRE) != snap[i]))
 				wait[i] = false;
 			pending += wait[i];
@@ -172,6 +186,8 @@ int kvmkit_vm_quiesce(struct kvmkit_vm *vm)
 		}
 	}
 	pthread_mutex_unlock(&vm->lock);
+	if (self)
+		set_quiescing(self, false);
 	free(snap);
 	free(wait);
 	return 0;
