@@ -18,7 +18,8 @@
  * exists (devices call them from vCPU threads); routing, allocator and
  * irqfd calls serialise on the irqchip's lock, lines and MSIs do not take it
  * on the kernel back end's fast path. Handles must be closed before the VM
- * is destroyed.
+ * is destroyed; one still open then is orphaned (a warning): its calls fail
+ * with -EBUSY (KVMKIT_ERR_STATE) and closing it only frees it.
  */
 #ifndef KVMKIT_IRQ_H
 #define KVMKIT_IRQ_H

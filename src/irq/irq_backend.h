@@ -67,6 +67,14 @@ struct kvmk_irqfd_binding {
 	bool unbinding; /* an unbind of it is in progress */
 };
 
+/* The part of a line or MSI handle the chip knows: handles are on their
+ * chip's list (under chip->lock) so that a chip released with its VM can
+ * orphan those still open instead of leaving them pointing at it. */
+struct kvmk_irq_handle {
+	struct kvmk_irq_handle *prev, *next;
+	struct kvmkit_irqchip *chip; /* NULL once the chip is gone */
+};
+
 struct kvmkit_irqchip {
 	const struct kvmk_irqchip_ops *ops;
 	void *priv; /* the back end's state */
@@ -89,6 +97,7 @@ struct kvmkit_irqchip {
 	 * have, so only this list can refuse an unknown unbind). */
 	struct kvmk_irqfd_binding *bindings;
 	unsigned int nbindings, cbindings;
+	struct kvmk_irq_handle *handles; /* open line and MSI handles */
 	struct kvmkit_gsi_stats stats[KVMKIT_MAX_GSI];
 };
 
@@ -99,6 +108,13 @@ int kvmk_irqchip_new(struct kvmkit_vm *vm, const struct kvmk_irqchip_ops *ops,
 		     const struct kvmkit_irqchip_config *cfg, unsigned int capacity,
 		     struct kvmkit_irqchip **out);
 void kvmk_irqchip_free(struct kvmkit_irqchip *chip);
+
+/* Puts @h on @chip's list of handles / takes it off (a no-op once the
+ * chip is gone). */
+void kvmk_irq_handle_attach(struct kvmkit_irqchip *chip, struct kvmk_irq_handle *h);
+void kvmk_irq_handle_detach(struct kvmk_irq_handle *h);
+/* The error of a call on an orphaned handle (-EBUSY, recorded). */
+int kvmk_irq_handle_gone(const char *op);
 
 /* Copies the committed entries of @gsi (at most @max); takes chip->lock. */
 unsigned int kvmk_irq_routes_of(struct kvmkit_irqchip *chip, uint32_t gsi,

@@ -113,7 +113,8 @@ int kvmkit_irqfd_signal(struct kvmkit_irqchip *chip, uint32_t gsi, int fd)
 /* ---- MSI vector handles --------------------------------------------------- */
 
 struct kvmkit_msi {
-	struct kvmkit_irqchip *chip;
+	struct kvmk_irq_handle h; /* h.chip: NULL once the irqchip is gone */
+	struct kvmkit_irqchip *chip; /* h.chip while it lives */
 	uint32_t gsi;
 	int fd;
 	bool routed; /* its route is committed */
@@ -149,6 +150,7 @@ int kvmkit_msi_open(struct kvmkit_irqchip *chip, struct kvmkit_msi **out)
 	m->chip = chip;
 	m->gsi = (uint32_t)gsi;
 	m->devid = -1;
+	kvmk_irq_handle_attach(chip, &m->h);
 	*out = m;
 	return 0;
 }
@@ -197,6 +199,8 @@ static int msi_route(struct kvmkit_msi *m)
 
 int kvmkit_msi_configure(struct kvmkit_msi *m, uint64_t address, uint32_t data, int32_t devid)
 {
+	if (!m->h.chip)
+		return kvmk_irq_handle_gone("kvmkit_msi_configure");
 	m->address = address;
 	m->data = data;
 	m->devid = devid;
@@ -209,6 +213,8 @@ int kvmkit_msi_mask(struct kvmkit_msi *m, bool masked)
 {
 	int r;
 
+	if (!m->h.chip)
+		return kvmk_irq_handle_gone("kvmkit_msi_mask");
 	if (masked == m->masked)
 		return 0;
 	r = masked ? msi_unroute(m) : msi_route(m);
@@ -219,6 +225,8 @@ int kvmkit_msi_mask(struct kvmkit_msi *m, bool masked)
 
 int kvmkit_msi_signal(struct kvmkit_msi *m)
 {
+	if (!m->h.chip)
+		return kvmk_irq_handle_gone("kvmkit_msi_signal");
 	if (!m->bound) {
 		/* Masked or never configured: dropped, as a masked MSI-X
 		 * vector without a pending bit would be; counted. */
@@ -240,8 +248,12 @@ void kvmkit_msi_close(struct kvmkit_msi *m)
 	if (!m)
 		return;
 	kvmk_err_save(&saved);
-	msi_unroute(m);
-	kvmkit_gsi_free(m->chip, m->gsi);
+	/* Once the irqchip is gone so is its VM, and KVM's irqfd with it. */
+	if (m->h.chip) {
+		msi_unroute(m);
+		kvmkit_gsi_free(m->chip, m->gsi);
+		kvmk_irq_handle_detach(&m->h);
+	}
 	close(m->fd);
 	free(m);
 	kvmk_err_restore(&saved);

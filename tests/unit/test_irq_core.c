@@ -505,6 +505,37 @@ static void test_msi_failed_bind(void **state)
 	assert_int_equal(kvmkit_irq_route_count(chip, gsi), 0);
 }
 
+/* Handles still open when the irqchip goes (with its VM) are orphaned, not
+ * left pointing at freed memory: their calls fail and closing them only
+ * frees them (ASan and valgrind check the "only"). */
+static void test_handles_outlive_chip(void **state)
+{
+	struct kvmkit_irqchip_config cfg;
+	struct kvmkit_irqchip *chip;
+	struct kvmkit_line *l;
+	struct kvmkit_msi *m;
+
+	memset(&fk, 0, sizeof(fk));
+	kvmkit_irqchip_config_init(&cfg);
+	assert_int_equal(kvmk_irqchip_new(NULL, &fake_ops, &cfg, FAKE_CAPACITY, &chip), 0);
+	assert_int_equal(kvmkit_line_open(chip, 6, &l), 0);
+	fk.next_status = 1;
+	assert_int_equal(kvmkit_line_set(l, true, NULL), 0);
+	assert_int_equal(kvmkit_msi_open(chip, &m), 0);
+	assert_int_equal(kvmkit_msi_configure(m, 0xfee01000, 0x33, -1), 0);
+	kvmk_irqchip_free(chip);
+	fk.line_calls = 0;
+	assert_int_equal(kvmkit_line_set(l, false, NULL), -EBUSY);
+	assert_int_equal(kvmkit_last_error()->kind, KVMKIT_ERR_STATE);
+	assert_int_equal(kvmkit_line_pulse(l, NULL), -EBUSY);
+	assert_int_equal(kvmkit_msi_signal(m), -EBUSY);
+	assert_int_equal(kvmkit_msi_mask(m, true), -EBUSY);
+	assert_int_equal(kvmkit_msi_configure(m, 0xfee01000, 0x34, -1), -EBUSY);
+	kvmkit_line_close(l);
+	kvmkit_msi_close(m);
+	assert_int_equal(fk.line_calls, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -520,6 +551,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_commit_keeps_bound_routes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unbind_unknown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_msi_failed_bind, setup, teardown),
+		cmocka_unit_test(test_handles_outlive_chip),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
