@@ -168,11 +168,12 @@ void kvmkit_line_close(struct kvmkit_line *l)
 
 int kvmkit_irq_gsi_stats(struct kvmkit_irqchip *chip, uint32_t gsi, struct kvmkit_gsi_stats *out)
 {
-	const struct kvmkit_gsi_stats *s = &chip->stats[gsi];
+	const struct kvmkit_gsi_stats *s;
 	int r = kvmk_irq_check_gsi("kvmkit_irq_gsi_stats", gsi);
 
 	if (r)
 		return r;
+	s = &chip->stats[gsi];
 	out->asserts = __atomic_load_n(&s->asserts, __ATOMIC_RELAXED);
 	out->deliveries = __atomic_load_n(&s->deliveries, __ATOMIC_RELAXED);
 	out->coalesced = __atomic_load_n(&s->coalesced, __ATOMIC_RELAXED);
