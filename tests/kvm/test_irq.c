@@ -352,12 +352,46 @@ static void test_split_mode(void **state)
 	kvmkit_vm_destroy(vm);
 }
 
+static void noop_teardown(void *opaque)
+{
+	(*(unsigned int *)opaque)++;
+}
+
+static int eoi_handler(struct kvmkit_vcpu *vcpu, struct kvm_run *run, void *opaque)
+{
+	return 0;
+}
+
+/* A split irqchip whose last step (joining the VM's teardown list) fails
+ * leaves nothing of kvmkit's behind: no IOAPIC, PIC or PIT on the buses, no
+ * EOI exit handler, no thread; the VM still gets vCPUs and goes cleanly. */
+static void test_split_create_fails_late(void **state)
+{
+	struct kvmkit_irqchip_config cfg;
+	struct kvmkit_vm *vm = new_vm(1);
+	unsigned int ran = 0, added = 0;
+
+	while (kvmkit_vm_add_teardown(vm, noop_teardown, &ran) == 0)
+		added++;
+	kvmkit_irqchip_config_init(&cfg);
+	cfg.mode = KVMKIT_IRQCHIP_SPLIT;
+	assert_int_equal(kvmkit_irqchip_create(vm, &cfg, NULL), -ENOSPC);
+	assert_null(kvmkit_vm_irqchip(vm));
+	assert_null(kvmkit_bus_lookup(kvmkit_vm_mmio_bus(vm), 0xfec00000));
+	assert_null(kvmkit_bus_lookup(kvmkit_vm_pio_bus(vm), 0x20));
+	assert_null(kvmkit_bus_lookup(kvmkit_vm_pio_bus(vm), 0x40));
+	assert_int_equal(kvmkit_vm_add_exit_handler(vm, KVM_EXIT_IOAPIC_EOI, eoi_handler, NULL), 0);
+	assert_int_equal(kvmkit_vm_create_vcpu(vm, 0, NULL), 0);
+	kvmkit_vm_destroy(vm);
+	assert_int_equal(ran, added);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_create_order),   cmocka_unit_test(test_routing_and_allocator),
 		cmocka_unit_test(test_lines_and_msi),  cmocka_unit_test(test_irqfd_ordering),
-		cmocka_unit_test(test_unbind_unknown),
+		cmocka_unit_test(test_unbind_unknown), cmocka_unit_test(test_split_create_fails_late),
 		cmocka_unit_test(test_ioeventfd_guest), cmocka_unit_test(test_split_mode),
 	};
 
