@@ -384,6 +384,52 @@ static void test_irqfd_not_eventfd(void **state)
 	check_not_eventfd(KVMKIT_IRQCHIP_SPLIT);
 }
 
+/* Split mode: a commit that must move a kernel-bound MSI irqfd to the
+ * interrupt thread while the thread's table is full is refused, and the
+ * irqfd stays where it was (bound in the kernel, unbindable), not lost. */
+static void test_split_move_refused(void **state)
+{
+	enum { N = 256 }; /* the thread's table (KVMK_SPLIT_MAX_IRQFDS) */
+	struct kvmkit_irqchip_config cfg;
+	struct kvmkit_vm *vm = new_vm(1);
+	struct kvmkit_irqchip *chip;
+	struct kvmkit_gsi_stats st;
+	int fds[N], mfd = eventfd(0, EFD_CLOEXEC), gsi, n = 0;
+
+	kvmkit_irqchip_config_init(&cfg);
+	cfg.mode = KVMKIT_IRQCHIP_SPLIT;
+	assert_int_equal(kvmkit_irqchip_create(vm, &cfg, &chip), 0);
+	gsi = kvmkit_gsi_alloc_msi(chip);
+	assert_int_equal(kvmkit_irq_route_msi(chip, gsi, 0xfee00000, 0x45, -1), 0);
+	assert_int_equal(kvmkit_irq_routes_commit(chip), 0);
+	assert_int_equal(kvmkit_irqfd_bind(chip, gsi, mfd, -1), 0);
+	assert_int_equal(kvmkit_irq_gsi_stats(chip, gsi, &st), 0);
+	assert_int_equal(st.irqfds_kernel, 1);
+	/* Fill the thread's table with irqfds on an IOAPIC pin. */
+	for (; n < N; n++) {
+		fds[n] = eventfd(0, EFD_CLOEXEC);
+		if (kvmkit_irqfd_bind(chip, 20, fds[n], -1)) {
+			close(fds[n]);
+			break;
+		}
+	}
+	assert_int_equal(n, N);
+	/* Re-routing the MSI GSI to a pin would move its irqfd to the thread. */
+	assert_int_equal(kvmkit_irq_route_irqchip(chip, gsi, KVMKIT_IRQCHIP_IOAPIC, 5), 0);
+	assert_int_equal(kvmkit_irq_routes_commit(chip), -ENOSPC);
+	assert_int_equal(kvmkit_irq_gsi_stats(chip, gsi, &st), 0);
+	assert_int_equal(st.irqfds_kernel, 1);
+	assert_int_equal(st.irqfds_thread, 0);
+	assert_int_equal(kvmkit_irqfd_unbind(chip, gsi, mfd), 0);
+	assert_int_equal(kvmkit_irq_route_remove(chip, gsi), 0);
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(kvmkit_irqfd_unbind(chip, 20, fds[i]), 0);
+		close(fds[i]);
+	}
+	kvmkit_vm_destroy(vm);
+	close(mfd);
+}
+
 static void noop_teardown(void *opaque)
 {
 	(*(unsigned int *)opaque)++;
@@ -424,7 +470,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_create_order),   cmocka_unit_test(test_routing_and_allocator),
 		cmocka_unit_test(test_lines_and_msi),  cmocka_unit_test(test_irqfd_ordering),
 		cmocka_unit_test(test_unbind_unknown), cmocka_unit_test(test_split_create_fails_late),
-		cmocka_unit_test(test_irqfd_not_eventfd),
+		cmocka_unit_test(test_irqfd_not_eventfd), cmocka_unit_test(test_split_move_refused),
 		cmocka_unit_test(test_ioeventfd_guest), cmocka_unit_test(test_split_mode),
 	};
 

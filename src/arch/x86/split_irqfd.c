@@ -257,10 +257,21 @@ int kvmk_split_irqfds_before_commit(struct kvmk_split *s, const struct kvm_irq_r
 		if (!k->used || kernel_side(s, tab, n, k->gsi, -1))
 			continue;
 		r = kernel_drop(s, k);
-		if (!r)
-			r = user_add(s, k->gsi, k->fd, -1);
 		if (r)
 			return r;
+		r = user_add(s, k->gsi, k->fd, -1);
+		if (r) {
+			struct kvmkit_error saved;
+
+			/* The commit fails and the kernel keeps the old table,
+			 * which routes it: back where it was, not lost. */
+			kvmk_err_save(&saved);
+			if (kernel_add(s, k->gsi, k->fd))
+				kvmk_warn("irqfd %d of gsi %u lost: %s", k->fd, k->gsi,
+					  kvmkit_strerror());
+			kvmk_err_restore(&saved);
+			return r;
+		}
 		kvmk_debug("irqfd %d of gsi %u moved to the interrupt thread", k->fd, k->gsi);
 	}
 	return 0;
