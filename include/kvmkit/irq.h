@@ -18,7 +18,8 @@
  * exists (devices call them from vCPU threads); routing, allocator and
  * irqfd calls serialise on the irqchip's lock, lines and MSIs do not take it
  * on the kernel back end's fast path. Handles must be closed before the VM
- * is destroyed.
+ * is destroyed; one still open then is orphaned (a warning): its calls fail
+ * with -EBUSY (KVMKIT_ERR_STATE) and closing it only frees it.
  */
 #ifndef KVMKIT_IRQ_H
 #define KVMKIT_IRQ_H
@@ -93,6 +94,8 @@ int kvmkit_irq_route_msi(struct kvmkit_irqchip *chip, uint32_t gsi, uint64_t add
 /* Removes every entry of @gsi (a GSI may have several irqchip entries).
  * -EBUSY while an irqfd is bound to it. */
 int kvmkit_irq_route_remove(struct kvmkit_irqchip *chip, uint32_t gsi);
+/* -EBUSY (and rolled back) if the table would leave a GSI that has an
+ * irqfd bound without a route (a removal staged before the bind). */
 int kvmkit_irq_routes_commit(struct kvmkit_irqchip *chip);
 /* Number of committed entries for @gsi (0: unrouted). */
 unsigned int kvmkit_irq_route_count(struct kvmkit_irqchip *chip, uint32_t gsi);
@@ -167,6 +170,7 @@ void kvmkit_msi_close(struct kvmkit_msi *msi);
  * stays asserted until the guest's EOI, which signals @resample_fd; a device
  * that still needs service then signals @fd again. */
 int kvmkit_irqfd_bind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd, int resample_fd);
+/* -ENOENT if @fd is not bound to @gsi (also: already unbound). */
 int kvmkit_irqfd_unbind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd);
 /* Signals an irqfd bound to @gsi (one eventfd write) and counts it in the
  * GSI's statistics; devices use this rather than writing the fd directly. */

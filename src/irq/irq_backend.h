@@ -4,9 +4,9 @@
  * ends (src/arch/<arch>/irqchip_*.c, and a fake one in the unit tests).
  *
  * The generic layer owns what every back end shares: the routing table
- * (staged and committed copies), the GSI allocator, the count of irqfds
- * bound per GSI (a route cannot go while one is bound), statistics, line
- * and MSI handles. A back end owns the interrupt controller: it turns a
+ * (staged and committed copies), the GSI allocator, the irqfds bound (each
+ * (GSI, fd) pair, and their count per GSI: a route cannot go while one is
+ * bound), statistics, line and MSI handles. A back end owns the interrupt controller: it turns a
  * committed table, a line level, an MSI or an irqfd into KVM calls or
  * model state. The generic code never asks which back end it talks to.
  *
@@ -56,8 +56,8 @@ struct kvmk_irqchip_ops {
 			  uint32_t flags, uint32_t devid, bool *failed);
 	/* (locked) Binds @fd to @gsi, whose committed route exists. */
 	int (*irqfd_bind)(struct kvmkit_irqchip *chip, uint32_t gsi, int fd, int resample_fd);
-	/* Unbinds; -ENOENT (recorded) if @fd is not bound to @gsi. Takes
-	 * chip->lock itself where it needs it. */
+	/* Unbinds @fd from @gsi; the generic layer has checked that the pair
+	 * is bound. Takes chip->lock itself where it needs it. */
 	int (*irqfd_unbind)(struct kvmkit_irqchip *chip, uint32_t gsi, int fd);
 	/* (locked) How many of @gsi's irqfds KVM injects itself. */
 	unsigned int (*irqfds_in_kernel)(struct kvmkit_irqchip *chip, uint32_t gsi);
@@ -66,6 +66,20 @@ struct kvmk_irqchip_ops {
 	/* Loads what save wrote; @p is untrusted: check every byte, change
 	 * nothing on error. The routing table is already restored. */
 	int (*restore)(struct kvmkit_irqchip *chip, const uint8_t *p, size_t len);
+};
+
+struct kvmk_irqfd_binding {
+	uint32_t gsi;
+	int fd;
+	bool unbinding; /* an unbind of it is in progress */
+};
+
+/* The part of a line or MSI handle the chip knows: handles are on their
+ * chip's list (under chip->lock) so that a chip released with its VM can
+ * orphan those still open instead of leaving them pointing at it. */
+struct kvmk_irq_handle {
+	struct kvmk_irq_handle *prev, *next;
+	struct kvmkit_irqchip *chip; /* NULL once the chip is gone */
 };
 
 struct kvmkit_irqchip {
@@ -86,6 +100,11 @@ struct kvmkit_irqchip {
 	unsigned int ncommitted;
 	uint8_t allocated[KVMKIT_MAX_GSI];
 	uint16_t irqfds[KVMKIT_MAX_GSI];
+	/* The bound pairs (KVM's deassign succeeds for a pair it does not
+	 * have, so only this list can refuse an unknown unbind). */
+	struct kvmk_irqfd_binding *bindings;
+	unsigned int nbindings, cbindings;
+	struct kvmk_irq_handle *handles; /* open line and MSI handles */
 	struct kvmkit_gsi_stats stats[KVMKIT_MAX_GSI];
 };
 
@@ -96,6 +115,13 @@ int kvmk_irqchip_new(struct kvmkit_vm *vm, const struct kvmk_irqchip_ops *ops,
 		     const struct kvmkit_irqchip_config *cfg, unsigned int capacity,
 		     struct kvmkit_irqchip **out);
 void kvmk_irqchip_free(struct kvmkit_irqchip *chip);
+
+/* Puts @h on @chip's list of handles / takes it off (a no-op once the
+ * chip is gone). */
+void kvmk_irq_handle_attach(struct kvmkit_irqchip *chip, struct kvmk_irq_handle *h);
+void kvmk_irq_handle_detach(struct kvmk_irq_handle *h);
+/* The error of a call on an orphaned handle (-EBUSY, recorded). */
+int kvmk_irq_handle_gone(const char *op);
 
 /* Copies the committed entries of @gsi (at most @max); takes chip->lock. */
 unsigned int kvmk_irq_routes_of(struct kvmkit_irqchip *chip, uint32_t gsi,

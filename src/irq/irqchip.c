@@ -48,14 +48,65 @@ void kvmkit_irqchip_config_init(struct kvmkit_irqchip_config *cfg)
 	cfg->split_routes = KVMKIT_IOAPIC_PINS;
 }
 
+void kvmk_irq_handle_attach(struct kvmkit_irqchip *chip, struct kvmk_irq_handle *h)
+{
+	pthread_mutex_lock(&chip->lock);
+	h->chip = chip;
+	h->prev = NULL;
+	h->next = chip->handles;
+	if (h->next)
+		h->next->prev = h;
+	chip->handles = h;
+	pthread_mutex_unlock(&chip->lock);
+}
+
+void kvmk_irq_handle_detach(struct kvmk_irq_handle *h)
+{
+	struct kvmkit_irqchip *chip = h->chip;
+
+	if (!chip)
+		return;
+	pthread_mutex_lock(&chip->lock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		chip->handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	h->chip = NULL;
+	pthread_mutex_unlock(&chip->lock);
+}
+
+int kvmk_irq_handle_gone(const char *op)
+{
+	return kvmk_err_state("irqchip", "released with its VM", "a live irqchip", op);
+}
+
+/* Handles their owners did not close before the VM went: from now on their
+ * calls fail and closing them only frees them. */
+static void orphan_handles(struct kvmkit_irqchip *chip)
+{
+	unsigned int n = 0;
+
+	pthread_mutex_lock(&chip->lock);
+	for (struct kvmk_irq_handle *h = chip->handles; h; h = h->next, n++)
+		h->chip = NULL;
+	chip->handles = NULL;
+	pthread_mutex_unlock(&chip->lock);
+	if (n)
+		kvmk_warn("%u line/MSI handle(s) still open as the irqchip is released", n);
+}
+
 void kvmk_irqchip_free(struct kvmkit_irqchip *chip)
 {
 	if (!chip)
 		return;
+	orphan_handles(chip);
 	if (chip->ops && chip->ops->destroy)
 		chip->ops->destroy(chip);
 	free(chip->staged);
 	free(chip->committed);
+	free(chip->bindings);
 	pthread_mutex_destroy(&chip->lock);
 	free(chip);
 }

@@ -13,6 +13,23 @@
 #include "core/internal.h"
 #include "irq/irq_backend.h"
 
+/* Room for one more binding (chip->lock held). */
+static int bindings_reserve(struct kvmkit_irqchip *chip)
+{
+	struct kvmk_irqfd_binding *b;
+	unsigned int c;
+
+	if (chip->nbindings < chip->cbindings)
+		return 0;
+	c = chip->cbindings ? 2 * chip->cbindings : 16;
+	b = realloc(chip->bindings, c * sizeof(*b));
+	if (!b)
+		return kvmk_err_resource("kvmkit_irqfd_bind", ENOMEM, "%u irqfds", c);
+	chip->bindings = b;
+	chip->cbindings = c;
+	return 0;
+}
+
 int kvmkit_irqfd_bind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd, int resample_fd)
 {
 	bool routed = false;
@@ -28,27 +45,54 @@ int kvmkit_irqfd_bind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd, int res
 	if (!routed)
 		r = kvmk_err_state("gsi", "unrouted", "a committed route", "irqfd_bind");
 	else
-		r = chip->ops->irqfd_bind(chip, gsi, fd, resample_fd);
+		r = bindings_reserve(chip);
 	if (!r)
+		r = chip->ops->irqfd_bind(chip, gsi, fd, resample_fd);
+	if (!r) {
+		chip->bindings[chip->nbindings++] = (struct kvmk_irqfd_binding){ gsi, fd, false };
 		chip->irqfds[gsi]++;
+	}
 	pthread_mutex_unlock(&chip->lock);
 	return r;
 }
 
 int kvmkit_irqfd_unbind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd)
 {
+	struct kvmk_irqfd_binding *b = NULL;
+	unsigned int i;
 	int r = kvmk_irq_check_gsi("kvmkit_irqfd_unbind", gsi);
 
 	if (r)
 		return r;
-	r = chip->ops->irqfd_unbind(chip, gsi, fd);
-	if (r)
-		return r;
 	pthread_mutex_lock(&chip->lock);
-	if (chip->irqfds[gsi])
-		chip->irqfds[gsi]--;
+	for (i = 0; i < chip->nbindings && !b; i++)
+		if (chip->bindings[i].gsi == gsi && chip->bindings[i].fd == fd &&
+		    !chip->bindings[i].unbinding)
+			b = &chip->bindings[i];
+	if (!b) {
+		pthread_mutex_unlock(&chip->lock);
+		kvmk_err_param("kvmkit_irqfd_unbind", "fd", "not bound to this gsi", "%d (gsi %u)",
+			       fd, gsi);
+		return -ENOENT;
+	}
+	/* Claimed: a concurrent unbind of the same pair finds nothing. */
+	b->unbinding = true;
 	pthread_mutex_unlock(&chip->lock);
-	return 0;
+	r = chip->ops->irqfd_unbind(chip, gsi, fd);
+	pthread_mutex_lock(&chip->lock);
+	/* The array may have moved or been compacted meanwhile. */
+	for (i = 0; i < chip->nbindings; i++)
+		if (chip->bindings[i].gsi == gsi && chip->bindings[i].fd == fd &&
+		    chip->bindings[i].unbinding)
+			break;
+	if (r) {
+		chip->bindings[i].unbinding = false;
+	} else {
+		chip->bindings[i] = chip->bindings[--chip->nbindings];
+		chip->irqfds[gsi]--;
+	}
+	pthread_mutex_unlock(&chip->lock);
+	return r;
 }
 
 int kvmkit_irqfd_signal(struct kvmkit_irqchip *chip, uint32_t gsi, int fd)
@@ -69,10 +113,12 @@ int kvmkit_irqfd_signal(struct kvmkit_irqchip *chip, uint32_t gsi, int fd)
 /* ---- MSI vector handles --------------------------------------------------- */
 
 struct kvmkit_msi {
-	struct kvmkit_irqchip *chip;
+	struct kvmk_irq_handle h; /* h.chip: NULL once the irqchip is gone */
+	struct kvmkit_irqchip *chip; /* h.chip while it lives */
 	uint32_t gsi;
 	int fd;
-	bool bound; /* the irqfd is bound: the route is committed */
+	bool routed; /* its route is committed */
+	bool bound; /* the irqfd is bound (only while routed) */
 	bool configured;
 	bool masked;
 	uint64_t address;
@@ -104,6 +150,7 @@ int kvmkit_msi_open(struct kvmkit_irqchip *chip, struct kvmkit_msi **out)
 	m->chip = chip;
 	m->gsi = (uint32_t)gsi;
 	m->devid = -1;
+	kvmk_irq_handle_attach(chip, &m->h);
 	*out = m;
 	return 0;
 }
@@ -113,14 +160,21 @@ static int msi_unroute(struct kvmkit_msi *m)
 {
 	int r;
 
-	if (!m->bound)
+	if (m->bound) {
+		r = kvmkit_irqfd_unbind(m->chip, m->gsi, m->fd);
+		if (r)
+			return r;
+		m->bound = false;
+	}
+	/* Also a route whose irqfd could not be bound. */
+	if (!m->routed)
 		return 0;
-	r = kvmkit_irqfd_unbind(m->chip, m->gsi, m->fd);
-	if (r)
-		return r;
-	m->bound = false;
 	r = kvmkit_irq_route_remove(m->chip, m->gsi);
-	return r ? r : kvmkit_irq_routes_commit(m->chip);
+	if (!r)
+		r = kvmkit_irq_routes_commit(m->chip);
+	if (!r)
+		m->routed = false;
+	return r;
 }
 
 /* Commits the route, then binds the irqfd (route first: the ordering). */
@@ -134,6 +188,8 @@ static int msi_route(struct kvmkit_msi *m)
 
 	if (!r)
 		r = kvmkit_irq_routes_commit(m->chip);
+	if (!r)
+		m->routed = true;
 	if (!r && !m->bound) {
 		r = kvmkit_irqfd_bind(m->chip, m->gsi, m->fd, -1);
 		m->bound = !r;
@@ -143,6 +199,8 @@ static int msi_route(struct kvmkit_msi *m)
 
 int kvmkit_msi_configure(struct kvmkit_msi *m, uint64_t address, uint32_t data, int32_t devid)
 {
+	if (!m->h.chip)
+		return kvmk_irq_handle_gone("kvmkit_msi_configure");
 	m->address = address;
 	m->data = data;
 	m->devid = devid;
@@ -155,6 +213,8 @@ int kvmkit_msi_mask(struct kvmkit_msi *m, bool masked)
 {
 	int r;
 
+	if (!m->h.chip)
+		return kvmk_irq_handle_gone("kvmkit_msi_mask");
 	if (masked == m->masked)
 		return 0;
 	r = masked ? msi_unroute(m) : msi_route(m);
@@ -165,6 +225,8 @@ int kvmkit_msi_mask(struct kvmkit_msi *m, bool masked)
 
 int kvmkit_msi_signal(struct kvmkit_msi *m)
 {
+	if (!m->h.chip)
+		return kvmk_irq_handle_gone("kvmkit_msi_signal");
 	if (!m->bound) {
 		/* Masked or never configured: dropped, as a masked MSI-X
 		 * vector without a pending bit would be; counted. */
@@ -186,8 +248,12 @@ void kvmkit_msi_close(struct kvmkit_msi *m)
 	if (!m)
 		return;
 	kvmk_err_save(&saved);
-	msi_unroute(m);
-	kvmkit_gsi_free(m->chip, m->gsi);
+	/* Once the irqchip is gone so is its VM, and KVM's irqfd with it. */
+	if (m->h.chip) {
+		msi_unroute(m);
+		kvmkit_gsi_free(m->chip, m->gsi);
+		kvmk_irq_handle_detach(&m->h);
+	}
 	close(m->fd);
 	free(m);
 	kvmk_err_restore(&saved);

@@ -92,7 +92,7 @@ int kvmkit_signal_msi(struct kvmkit_irqchip *chip, uint64_t address, uint32_t da
 /* ---- line handles -------------------------------------------------------- */
 
 struct kvmkit_line {
-	struct kvmkit_irqchip *chip;
+	struct kvmk_irq_handle h; /* h.chip: NULL once the irqchip is gone */
 	uint32_t gsi;
 	bool level;
 };
@@ -110,8 +110,8 @@ int kvmkit_line_open(struct kvmkit_irqchip *chip, uint32_t gsi, struct kvmkit_li
 	l = calloc(1, sizeof(*l));
 	if (!l)
 		return kvmk_err_resource("kvmkit_line_open", ENOMEM, NULL);
-	l->chip = chip;
 	l->gsi = gsi;
+	kvmk_irq_handle_attach(chip, &l->h);
 	*out = l;
 	return 0;
 }
@@ -120,12 +120,14 @@ int kvmkit_line_set(struct kvmkit_line *l, bool level, struct kvmkit_irq_status 
 {
 	int r;
 
+	if (!l->h.chip)
+		return kvmk_irq_handle_gone("kvmkit_line_set");
 	if (level == l->level) {
 		if (st)
 			*st = (struct kvmkit_irq_status){ KVMKIT_IRQ_NONE, 0 };
 		return 0;
 	}
-	r = kvmkit_irq_line(l->chip, l->gsi, level, st);
+	r = kvmkit_irq_line(l->h.chip, l->gsi, level, st);
 	if (!r)
 		l->level = level;
 	return r;
@@ -133,8 +135,11 @@ int kvmkit_line_set(struct kvmkit_line *l, bool level, struct kvmkit_irq_status 
 
 int kvmkit_line_pulse(struct kvmkit_line *l, struct kvmkit_irq_status *st)
 {
-	int r = kvmkit_irq_pulse(l->chip, l->gsi, st);
+	int r;
 
+	if (!l->h.chip)
+		return kvmk_irq_handle_gone("kvmkit_line_pulse");
+	r = kvmkit_irq_pulse(l->h.chip, l->gsi, st);
 	if (!r)
 		l->level = false;
 	return r;
@@ -152,8 +157,9 @@ void kvmkit_line_close(struct kvmkit_line *l)
 	if (!l)
 		return;
 	kvmk_err_save(&saved);
-	if (l->level)
-		kvmkit_irq_line(l->chip, l->gsi, false, NULL);
+	if (l->level && l->h.chip)
+		kvmkit_irq_line(l->h.chip, l->gsi, false, NULL);
+	kvmk_irq_handle_detach(&l->h);
 	kvmk_err_restore(&saved);
 	free(l);
 }
@@ -162,11 +168,12 @@ void kvmkit_line_close(struct kvmkit_line *l)
 
 int kvmkit_irq_gsi_stats(struct kvmkit_irqchip *chip, uint32_t gsi, struct kvmkit_gsi_stats *out)
 {
-	const struct kvmkit_gsi_stats *s = &chip->stats[gsi];
+	const struct kvmkit_gsi_stats *s;
 	int r = kvmk_irq_check_gsi("kvmkit_irq_gsi_stats", gsi);
 
 	if (r)
 		return r;
+	s = &chip->stats[gsi];
 	out->asserts = __atomic_load_n(&s->asserts, __ATOMIC_RELAXED);
 	out->deliveries = __atomic_load_n(&s->deliveries, __ATOMIC_RELAXED);
 	out->coalesced = __atomic_load_n(&s->coalesced, __ATOMIC_RELAXED);

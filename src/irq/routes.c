@@ -149,12 +149,34 @@ int kvmkit_irq_route_remove(struct kvmkit_irqchip *chip, uint32_t gsi)
 	return 0;
 }
 
+/* A GSI with irqfds bound that the staged table leaves without a route,
+ * or -1: a removal staged before the irqfd was bound is caught here. */
+static int unrouted_irqfd(const struct kvmkit_irqchip *chip)
+{
+	for (unsigned int i = 0; i < chip->nbindings; i++) {
+		bool routed = false;
+
+		for (unsigned int j = 0; j < chip->nstaged && !routed; j++)
+			routed = chip->staged[j].gsi == chip->bindings[i].gsi;
+		if (!routed)
+			return (int)chip->bindings[i].gsi;
+	}
+	return -1;
+}
+
 int kvmkit_irq_routes_commit(struct kvmkit_irqchip *chip)
 {
-	int r;
+	int r, gsi;
 
 	pthread_mutex_lock(&chip->lock);
-	r = chip->ops->commit(chip, chip->staged, chip->nstaged);
+	gsi = unrouted_irqfd(chip);
+	if (gsi >= 0) {
+		/* Pitfall: deassign irqfds before their route goes away. */
+		kvmk_debug("commit refused: gsi %d would lose its route with irqfds bound", gsi);
+		r = kvmk_err_state("gsi", "has irqfds bound", "no irqfd bound", "routes_commit");
+	} else {
+		r = chip->ops->commit(chip, chip->staged, chip->nstaged);
+	}
 	if (r) {
 		/* The controller kept its previous table; so do we. */
 		memcpy(chip->staged, chip->committed, chip->ncommitted * sizeof(*chip->staged));

@@ -61,6 +61,10 @@ struct kvmkit_vcpu {
 	bool thread_started;
 	bool thread_exited;
 	bool parked; /* in the park loop (paused or halted), under vm->lock */
+	/* Its thread waits in kvmkit_vm_quiesce() of any VM (under vm->lock):
+	 * grace periods run on vCPU threads do not wait for it, or two of them
+	 * would wait for each other for ever. */
+	bool quiescing;
 	/* HLT with no way to be woken (no in-kernel irqchip). Only the vCPU's
 	 * own thread touches it; written under vm->lock for nr_halted. */
 	bool halted;

@@ -148,10 +148,25 @@ static int refuse_on_own_vcpu(struct kvmkit_vm *vm, const char *op)
  * its loop. One vCPU at a time, so nothing is allocated and the call cannot
  * fail; rare (device or memory removal), so it polls.
  */
+/* Marks the calling vCPU thread as waiting in a grace period (any VM's). */
+static void set_quiescing(struct kvmkit_vcpu *self, bool on)
+{
+	pthread_mutex_lock(&self->vm->lock);
+	self->quiescing = on;
+	pthread_mutex_unlock(&self->vm->lock);
+}
+
 int kvmkit_vm_quiesce(struct kvmkit_vm *vm)
 {
 	struct kvmkit_vcpu *self = kvmk_vcpu_self();
 
+	/* Called on a vCPU thread, it does not wait for vCPUs that are
+	 * themselves waiting in one: each is stuck in its handler until its
+	 * own wait ends, so two handlers unregistering at once would wait for
+	 * each other for ever. A caller that is no vCPU thread is in no such
+	 * cycle and waits for them too. */
+	if (self)
+		set_quiescing(self, true);
 	pthread_mutex_lock(&vm->lock);
 	for (unsigned int i = 0; i < vm->cfg.vcpus; i++) {
 		struct kvmkit_vcpu *v = vm->vcpus[i];
@@ -161,7 +176,7 @@ int kvmkit_vm_quiesce(struct kvmkit_vm *vm)
 			continue;
 		snap = __atomic_load_n(&v->stats.runs, __ATOMIC_ACQUIRE);
 		kick(vm, v);
-		while (!v->parked && !v->thread_exited &&
+		while (!v->parked && !v->thread_exited && !(self && v->quiescing) &&
 		       __atomic_load_n(&v->stats.runs, __ATOMIC_ACQUIRE) == snap) {
 			struct timespec ts = { 0, 20000 };
 
@@ -171,6 +186,8 @@ int kvmkit_vm_quiesce(struct kvmkit_vm *vm)
 		}
 	}
 	pthread_mutex_unlock(&vm->lock);
+	if (self)
+		set_quiescing(self, false);
 	return 0;
 }
 

@@ -16,7 +16,9 @@ struct kvmkit_irqchip;
 int kvmk_vm_attach_irqchip(struct kvmkit_vm *vm, struct kvmkit_irqchip *chip,
 			   kvmkit_teardown_fn release, void *opaque);
 /* Removes every pre-run hook and exit handler registered with @opaque
- * (a component going away before the VM). */
+ * (a component going away before the VM). Only while no vCPU thread runs
+ * (the VM is CREATED or its threads are joined): the vCPU loop reads the
+ * tables without a lock. */
 void kvmk_vm_drop_hooks(struct kvmkit_vm *vm, void *opaque);
 
 #endif

@@ -223,6 +223,79 @@ static void test_unregister_while_running(void **state)
 	kvmkit_machine_destroy(m);
 }
 
+/*
+ * Two vCPUs that each unregister a range from inside an exit handler at the
+ * same moment: each one's grace period waits for the other to leave its
+ * handler, which it cannot while it waits in turn. The smp_id guest's two
+ * vCPUs both report a value; the test's stand-in for the report device
+ * holds each until both are inside, then each unregisters a dummy range.
+ */
+struct cross_dev {
+	struct kvmkit_vm *vm;
+	unsigned int arrived, inside_together;
+	int unregistered[2];
+};
+
+#define CROSS_DUMMY_PORT 0x7f0
+
+static void cross_write(void *opaque, uint64_t off, const void *data, unsigned int size)
+{
+	struct cross_dev *d = opaque;
+	uint32_t v = 0;
+	unsigned int me;
+
+	memcpy(&v, data, size < 4 ? size : 4);
+	if (off == GUEST_REPORT_POWER_OFF - GUEST_REPORT_PORT) {
+		kvmkit_vm_request_stop(d->vm, KVMKIT_STOP_GUEST_EXIT, (int)v, "power-off");
+		return;
+	}
+	me = __atomic_fetch_add(&d->arrived, 1, __ATOMIC_SEQ_CST);
+	if (me >= 2)
+		return;
+	/* Bounded: the assertion below says whether the two met. */
+	for (int i = 0; i < GUEST_WATCHDOG_MS && __atomic_load_n(&d->arrived, __ATOMIC_SEQ_CST) < 2;
+	     i++)
+		usleep(1000);
+	if (__atomic_load_n(&d->arrived, __ATOMIC_SEQ_CST) >= 2)
+		__atomic_add_fetch(&d->inside_together, 1, __ATOMIC_SEQ_CST);
+	d->unregistered[me] = kvmkit_bus_unregister(kvmkit_vm_pio_bus(d->vm), CROSS_DUMMY_PORT + me);
+}
+
+static void cross_read(void *opaque, uint64_t off, void *data, unsigned int size)
+{
+	memset(data, 0, size);
+}
+
+static const struct kvmkit_io_ops cross_ops = { .read = cross_read, .write = cross_write };
+
+static void test_unregister_from_two_handlers(void **state)
+{
+	struct kvmkit_machine *m = machine_for("smp_id", 2, 64 << 20);
+	struct kvmkit_vm *vm = kvmkit_machine_vm(m);
+	struct kvmkit_bus *pio = kvmkit_vm_pio_bus(vm);
+	struct cross_dev d = { .vm = vm, .unregistered = { 1, 1 } };
+	struct kvmkit_stop_info info;
+
+	assert_int_equal(kvmkit_bus_unregister(pio, KVMKIT_REPORT_PORT), 0);
+	assert_int_equal(kvmkit_bus_register(pio, KVMKIT_REPORT_PORT, KVMKIT_REPORT_LEN, "cross",
+					     &cross_ops, &d),
+			 0);
+	for (unsigned int i = 0; i < 2; i++)
+		assert_int_equal(kvmkit_bus_register(pio, CROSS_DUMMY_PORT + i, 1, "dummy",
+						     &cross_ops, &d),
+				 0);
+	/* A deadlock never returns here: the binary's watchdog fails it. */
+	run_to_stop(m, &info);
+	assert_int_equal(info.reason, KVMKIT_STOP_GUEST_EXIT);
+	assert_int_equal(info.status, GUEST_STATUS_OK);
+	assert_int_equal(d.inside_together, 2);
+	assert_int_equal(d.unregistered[0], 0);
+	assert_int_equal(d.unregistered[1], 0);
+	assert_null(kvmkit_bus_lookup(pio, CROSS_DUMMY_PORT));
+	assert_null(kvmkit_bus_lookup(pio, CROSS_DUMMY_PORT + 1));
+	kvmkit_machine_destroy(m);
+}
+
 static uint64_t counter(struct kvmkit_vm *vm)
 {
 	uint64_t v;
@@ -486,6 +559,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_smp_2),	     cmocka_unit_test(test_smp_4),
 		cmocka_unit_test(test_smp_all_exit), cmocka_unit_test(test_stats_while_running),
 		cmocka_unit_test(test_unregister_while_running),
+		cmocka_unit_test(test_unregister_from_two_handlers),
 		cmocka_unit_test(test_pause_resume), cmocka_unit_test(test_io_sizes),
 		cmocka_unit_test(test_triple_fault), cmocka_unit_test(test_exception_report),
 		cmocka_unit_test(test_cpu_model),

@@ -165,6 +165,53 @@ static void test_irqfd_ordering(void **state)
 	close(rfd);
 }
 
+/* KVM's deassign succeeds for an eventfd it does not have on that GSI, so
+ * kvmkit must know its own bindings: an unbind of a pair that is not bound
+ * (twice, or an fd never bound) is -ENOENT and leaves the count of the
+ * irqfds still bound, which keeps their route and GSI. Both modes. */
+static void check_unbind_unknown(enum kvmkit_irqchip_mode mode)
+{
+	struct kvmkit_irqchip_config cfg;
+	struct kvmkit_vm *vm = new_vm(1);
+	struct kvmkit_irqchip *chip;
+	struct kvmkit_gsi_stats st;
+	int a = eventfd(0, EFD_CLOEXEC), b = eventfd(0, EFD_CLOEXEC);
+	int never = eventfd(0, EFD_CLOEXEC);
+	int gsi;
+
+	kvmkit_irqchip_config_init(&cfg);
+	cfg.mode = mode;
+	assert_int_equal(kvmkit_irqchip_create(vm, &cfg, &chip), 0);
+	gsi = kvmkit_gsi_alloc_msi(chip);
+	assert_int_equal(kvmkit_irq_route_msi(chip, gsi, 0xfee00000, 0x45, -1), 0);
+	assert_int_equal(kvmkit_irq_routes_commit(chip), 0);
+	assert_int_equal(kvmkit_irqfd_bind(chip, gsi, a, -1), 0);
+	assert_int_equal(kvmkit_irqfd_bind(chip, gsi, b, -1), 0);
+	assert_int_equal(kvmkit_irqfd_unbind(chip, gsi, a), 0);
+	assert_int_equal(kvmkit_irqfd_unbind(chip, gsi, a), -ENOENT);
+	assert_int_equal(kvmkit_irqfd_unbind(chip, gsi, never), -ENOENT);
+	assert_int_equal(kvmkit_irqfd_unbind(chip, gsi + 1, b), -ENOENT);
+	/* b is still bound. */
+	assert_int_equal(kvmkit_irq_gsi_stats(chip, gsi, &st), 0);
+	assert_int_equal(st.irqfds_kernel + st.irqfds_thread, 1);
+	assert_int_equal(kvmkit_irq_route_remove(chip, gsi), -EBUSY);
+	assert_int_equal(kvmkit_gsi_free(chip, gsi), -EBUSY);
+	assert_int_equal(kvmkit_irqfd_unbind(chip, gsi, b), 0);
+	assert_int_equal(kvmkit_irq_route_remove(chip, gsi), 0);
+	assert_int_equal(kvmkit_irq_routes_commit(chip), 0);
+	assert_int_equal(kvmkit_gsi_free(chip, gsi), 0);
+	kvmkit_vm_destroy(vm);
+	close(a);
+	close(b);
+	close(never);
+}
+
+static void test_unbind_unknown(void **state)
+{
+	check_unbind_unknown(KVMKIT_IRQCHIP_KERNEL);
+	check_unbind_unknown(KVMKIT_IRQCHIP_SPLIT);
+}
+
 static uint64_t efd_read(int fd)
 {
 	uint64_t v = 0;
@@ -446,17 +493,128 @@ static void test_save_restore_pit(void **state)
 	}
 }
 
+/* irqfds are eventfds. KVM refuses anything else; the split back end's
+ * thread must too (a pipe whose writer closed kept it spinning on the
+ * hang-up, a short read dropped the signal). Both modes alike. */
+static void check_not_eventfd(enum kvmkit_irqchip_mode mode)
+{
+	struct kvmkit_irqchip_config cfg;
+	struct kvmkit_vm *vm = new_vm(1);
+	struct kvmkit_irqchip *chip;
+	int p[2], efd = eventfd(0, EFD_CLOEXEC);
+
+	assert_int_equal(pipe(p), 0);
+	kvmkit_irqchip_config_init(&cfg);
+	cfg.mode = mode;
+	assert_int_equal(kvmkit_irqchip_create(vm, &cfg, &chip), 0);
+	assert_int_equal(kvmkit_irqfd_bind(chip, 20, p[0], -1), -EINVAL);
+	/* The resamplefd too, where the host has resampling. */
+	if (mode == KVMKIT_IRQCHIP_SPLIT || kvmkit_vm_check_cap(vm, KVM_CAP_IRQFD_RESAMPLE) > 0)
+		assert_int_equal(kvmkit_irqfd_bind(chip, 20, efd, p[1]), -EINVAL);
+	/* Nothing was bound: the route can go. */
+	assert_int_equal(kvmkit_irq_route_remove(chip, 20), 0);
+	kvmkit_vm_destroy(vm);
+	close(p[0]);
+	close(p[1]);
+	close(efd);
+}
+
+static void test_irqfd_not_eventfd(void **state)
+{
+	check_not_eventfd(KVMKIT_IRQCHIP_KERNEL);
+	check_not_eventfd(KVMKIT_IRQCHIP_SPLIT);
+}
+
+/* Split mode: a commit that must move a kernel-bound MSI irqfd to the
+ * interrupt thread while the thread's table is full is refused, and the
+ * irqfd stays where it was (bound in the kernel, unbindable), not lost. */
+static void test_split_move_refused(void **state)
+{
+	enum { N = 256 }; /* the thread's table (KVMK_SPLIT_MAX_IRQFDS) */
+	struct kvmkit_irqchip_config cfg;
+	struct kvmkit_vm *vm = new_vm(1);
+	struct kvmkit_irqchip *chip;
+	struct kvmkit_gsi_stats st;
+	int fds[N], mfd = eventfd(0, EFD_CLOEXEC), gsi, n = 0;
+
+	kvmkit_irqchip_config_init(&cfg);
+	cfg.mode = KVMKIT_IRQCHIP_SPLIT;
+	assert_int_equal(kvmkit_irqchip_create(vm, &cfg, &chip), 0);
+	gsi = kvmkit_gsi_alloc_msi(chip);
+	assert_int_equal(kvmkit_irq_route_msi(chip, gsi, 0xfee00000, 0x45, -1), 0);
+	assert_int_equal(kvmkit_irq_routes_commit(chip), 0);
+	assert_int_equal(kvmkit_irqfd_bind(chip, gsi, mfd, -1), 0);
+	assert_int_equal(kvmkit_irq_gsi_stats(chip, gsi, &st), 0);
+	assert_int_equal(st.irqfds_kernel, 1);
+	/* Fill the thread's table with irqfds on an IOAPIC pin. */
+	for (; n < N; n++) {
+		fds[n] = eventfd(0, EFD_CLOEXEC);
+		if (kvmkit_irqfd_bind(chip, 20, fds[n], -1)) {
+			close(fds[n]);
+			break;
+		}
+	}
+	assert_int_equal(n, N);
+	/* Re-routing the MSI GSI to a pin would move its irqfd to the thread. */
+	assert_int_equal(kvmkit_irq_route_irqchip(chip, gsi, KVMKIT_IRQCHIP_IOAPIC, 5), 0);
+	assert_int_equal(kvmkit_irq_routes_commit(chip), -ENOSPC);
+	assert_int_equal(kvmkit_irq_gsi_stats(chip, gsi, &st), 0);
+	assert_int_equal(st.irqfds_kernel, 1);
+	assert_int_equal(st.irqfds_thread, 0);
+	assert_int_equal(kvmkit_irqfd_unbind(chip, gsi, mfd), 0);
+	assert_int_equal(kvmkit_irq_route_remove(chip, gsi), 0);
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(kvmkit_irqfd_unbind(chip, 20, fds[i]), 0);
+		close(fds[i]);
+	}
+	kvmkit_vm_destroy(vm);
+	close(mfd);
+}
+
+static void noop_teardown(void *opaque)
+{
+	(*(unsigned int *)opaque)++;
+}
+
+static int eoi_handler(struct kvmkit_vcpu *vcpu, struct kvm_run *run, void *opaque)
+{
+	return 0;
+}
+
+/* A split irqchip whose last step (joining the VM's teardown list) fails
+ * leaves nothing of kvmkit's behind: no IOAPIC, PIC or PIT on the buses, no
+ * EOI exit handler, no thread; the VM still gets vCPUs and goes cleanly. */
+static void test_split_create_fails_late(void **state)
+{
+	struct kvmkit_irqchip_config cfg;
+	struct kvmkit_vm *vm = new_vm(1);
+	unsigned int ran = 0, added = 0;
+
+	while (kvmkit_vm_add_teardown(vm, noop_teardown, &ran) == 0)
+		added++;
+	kvmkit_irqchip_config_init(&cfg);
+	cfg.mode = KVMKIT_IRQCHIP_SPLIT;
+	assert_int_equal(kvmkit_irqchip_create(vm, &cfg, NULL), -ENOSPC);
+	assert_null(kvmkit_vm_irqchip(vm));
+	assert_null(kvmkit_bus_lookup(kvmkit_vm_mmio_bus(vm), 0xfec00000));
+	assert_null(kvmkit_bus_lookup(kvmkit_vm_pio_bus(vm), 0x20));
+	assert_null(kvmkit_bus_lookup(kvmkit_vm_pio_bus(vm), 0x40));
+	assert_int_equal(kvmkit_vm_add_exit_handler(vm, KVM_EXIT_IOAPIC_EOI, eoi_handler, NULL), 0);
+	assert_int_equal(kvmkit_vm_create_vcpu(vm, 0, NULL), 0);
+	kvmkit_vm_destroy(vm);
+	assert_int_equal(ran, added);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_create_order),
-		cmocka_unit_test(test_routing_and_allocator),
-		cmocka_unit_test(test_lines_and_msi),
-		cmocka_unit_test(test_irqfd_ordering),
-		cmocka_unit_test(test_ioeventfd_guest),
-		cmocka_unit_test(test_split_mode),
 		cmocka_unit_test(test_save_restore),
 		cmocka_unit_test(test_save_restore_pit),
+		cmocka_unit_test(test_create_order),   cmocka_unit_test(test_routing_and_allocator),
+		cmocka_unit_test(test_lines_and_msi),  cmocka_unit_test(test_irqfd_ordering),
+		cmocka_unit_test(test_unbind_unknown), cmocka_unit_test(test_split_create_fails_late),
+		cmocka_unit_test(test_irqfd_not_eventfd), cmocka_unit_test(test_split_move_refused),
+		cmocka_unit_test(test_ioeventfd_guest), cmocka_unit_test(test_split_mode),
 	};
 
 	test_args(argc, argv);

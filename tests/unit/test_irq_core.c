@@ -32,6 +32,8 @@ struct fake {
 	unsigned int line_calls;
 	int next_status; /* raw status of the next assertion */
 	bool fail_line;
+	bool fail_bind;
+	bool kvm_deassign; /* unbind succeeds for any pair, as KVM's does */
 	/* Bound irqfds. */
 	struct {
 		bool used, kernel;
@@ -133,6 +135,8 @@ static int fake_irqfd_bind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd, in
 {
 	/* The ordering rule: the route is in the controller's table. */
 	assert_true(in_table(gsi));
+	if (fk.fail_bind)
+		return kvmk_err_ioctl("FAKE_IRQFD", EMFILE, "gsi %u", gsi);
 	for (unsigned int i = 0; i < 16; i++) {
 		if (fk.irqfd[i].used)
 			continue;
@@ -155,6 +159,8 @@ static int fake_irqfd_unbind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd)
 			return 0;
 		}
 	}
+	if (fk.kvm_deassign)
+		return 0;
 	return kvmk_err_param("unbind", "fd", "not bound", "%d", fd);
 }
 
@@ -352,7 +358,7 @@ static void test_irqfd_ordering(void **state)
 	assert_int_equal(kvmkit_irq_route_remove(chip, (uint32_t)gsi), -EBUSY);
 	assert_int_equal(kvmkit_gsi_free(chip, (uint32_t)gsi), -EBUSY);
 	/* A failed unbind changes nothing. */
-	assert_int_equal(kvmkit_irqfd_unbind(chip, (uint32_t)gsi, 99), -EINVAL);
+	assert_int_equal(kvmkit_irqfd_unbind(chip, (uint32_t)gsi, 99), -ENOENT);
 	assert_int_equal(kvmkit_irqfd_unbind(chip, (uint32_t)gsi, 50), 0);
 	assert_int_equal(kvmkit_irq_route_remove(chip, (uint32_t)gsi), -EBUSY);
 	assert_int_equal(kvmkit_irqfd_unbind(chip, (uint32_t)gsi, 51), 0);
@@ -567,6 +573,103 @@ static void test_restore_hostile(void **state)
 	kvmk_irqchip_free(b);
 }
 
+/* A removal staged while no irqfd was bound must not reach the controller
+ * once one is: the commit is refused (the fake asserts the rule). */
+static void test_commit_keeps_bound_routes(void **state)
+{
+	struct kvmkit_irqchip *chip = *state;
+	uint32_t gsi = (uint32_t)kvmkit_gsi_alloc_msi(chip);
+
+	assert_int_equal(kvmkit_irq_route_msi(chip, gsi, 0xfee00000, 0x45, -1), 0);
+	assert_int_equal(kvmkit_irq_routes_commit(chip), 0);
+	assert_int_equal(kvmkit_irq_route_remove(chip, gsi), 0);
+	/* The committed route is still there, so the bind is allowed. */
+	assert_int_equal(kvmkit_irqfd_bind(chip, gsi, 50, -1), 0);
+	assert_int_equal(kvmkit_irq_routes_commit(chip), -EBUSY);
+	assert_int_equal(kvmkit_last_error()->kind, KVMKIT_ERR_STATE);
+	assert_true(in_table(gsi));
+	assert_int_equal(kvmkit_irq_route_count(chip, gsi), 1);
+	/* Rolled back: the next commit keeps the route. */
+	assert_int_equal(kvmkit_irq_routes_commit(chip), 0);
+	assert_true(in_table(gsi));
+	/* In the right order it goes. */
+	assert_int_equal(kvmkit_irqfd_unbind(chip, gsi, 50), 0);
+	assert_int_equal(kvmkit_irq_route_remove(chip, gsi), 0);
+	assert_int_equal(kvmkit_irq_routes_commit(chip), 0);
+	assert_false(in_table(gsi));
+}
+
+/* An unbind of a pair that is not bound is refused before the back end
+ * hears of it (KVM's own deassign succeeds, as this fake's does here), and
+ * an irqfd unbound twice does not take another's count. */
+static void test_unbind_unknown(void **state)
+{
+	struct kvmkit_irqchip *chip = *state;
+	uint32_t gsi = (uint32_t)kvmkit_gsi_alloc_msi(chip);
+
+	fk.kvm_deassign = true;
+
+	assert_int_equal(kvmkit_irq_route_msi(chip, gsi, 0xfee00000, 0x45, -1), 0);
+	assert_int_equal(kvmkit_irq_routes_commit(chip), 0);
+	assert_int_equal(kvmkit_irqfd_bind(chip, gsi, 50, -1), 0);
+	assert_int_equal(kvmkit_irqfd_bind(chip, gsi, 51, -1), 0);
+	assert_int_equal(kvmkit_irqfd_unbind(chip, gsi, 50), 0);
+	assert_int_equal(kvmkit_irqfd_unbind(chip, gsi, 50), -ENOENT);
+	assert_int_equal(kvmkit_irqfd_unbind(chip, gsi + 1, 51), -ENOENT);
+	assert_int_equal(kvmkit_irq_route_remove(chip, gsi), -EBUSY);
+	assert_int_equal(kvmkit_irqfd_unbind(chip, gsi, 51), 0);
+	assert_int_equal(kvmkit_irq_route_remove(chip, gsi), 0);
+}
+
+/* A vector whose route was committed but whose irqfd could not be bound
+ * leaves no route behind when it is closed. */
+static void test_msi_failed_bind(void **state)
+{
+	struct kvmkit_irqchip *chip = *state;
+	struct kvmkit_msi *m;
+	uint32_t gsi;
+
+	assert_int_equal(kvmkit_msi_open(chip, &m), 0);
+	gsi = kvmkit_msi_gsi(m);
+	fk.fail_bind = true;
+	assert_int_equal(kvmkit_msi_configure(m, 0xfee01000, 0x33, -1), -EMFILE);
+	fk.fail_bind = false;
+	kvmkit_msi_close(m);
+	assert_false(in_table(gsi));
+	assert_int_equal(kvmkit_irq_route_count(chip, gsi), 0);
+}
+
+/* Handles still open when the irqchip goes (with its VM) are orphaned, not
+ * left pointing at freed memory: their calls fail and closing them only
+ * frees them (ASan and valgrind check the "only"). */
+static void test_handles_outlive_chip(void **state)
+{
+	struct kvmkit_irqchip_config cfg;
+	struct kvmkit_irqchip *chip;
+	struct kvmkit_line *l;
+	struct kvmkit_msi *m;
+
+	memset(&fk, 0, sizeof(fk));
+	kvmkit_irqchip_config_init(&cfg);
+	assert_int_equal(kvmk_irqchip_new(NULL, &fake_ops, &cfg, FAKE_CAPACITY, &chip), 0);
+	assert_int_equal(kvmkit_line_open(chip, 6, &l), 0);
+	fk.next_status = 1;
+	assert_int_equal(kvmkit_line_set(l, true, NULL), 0);
+	assert_int_equal(kvmkit_msi_open(chip, &m), 0);
+	assert_int_equal(kvmkit_msi_configure(m, 0xfee01000, 0x33, -1), 0);
+	kvmk_irqchip_free(chip);
+	fk.line_calls = 0;
+	assert_int_equal(kvmkit_line_set(l, false, NULL), -EBUSY);
+	assert_int_equal(kvmkit_last_error()->kind, KVMKIT_ERR_STATE);
+	assert_int_equal(kvmkit_line_pulse(l, NULL), -EBUSY);
+	assert_int_equal(kvmkit_msi_signal(m), -EBUSY);
+	assert_int_equal(kvmkit_msi_mask(m, true), -EBUSY);
+	assert_int_equal(kvmkit_msi_configure(m, 0xfee01000, 0x34, -1), -EBUSY);
+	kvmkit_line_close(l);
+	kvmkit_msi_close(m);
+	assert_int_equal(fk.line_calls, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -581,6 +684,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_msi_handle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_save_restore, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restore_hostile, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_keeps_bound_routes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unbind_unknown, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_msi_failed_bind, setup, teardown),
+		cmocka_unit_test(test_handles_outlive_chip),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,6 +10,7 @@
  */
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -170,10 +171,29 @@ static bool kernel_side(struct kvmk_split *s, const struct kvm_irq_routing_entry
 	return resample_fd < 0 && gsi >= s->split_routes && kvmk_irq_only_msi(tab, n, gsi);
 }
 
+/* KVM takes only eventfds, and the thread could not service anything else
+ * (a pipe's hang-up would keep it spinning). Where /proc cannot tell, the
+ * fd is taken on trust. */
+static bool is_eventfd(int fd)
+{
+	static const char want[] = "anon_inode:[eventfd]";
+	char path[32], link[sizeof(want)];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, link, sizeof(link));
+	return n < 0 || (n == sizeof(want) - 1 && !memcmp(link, want, (size_t)n));
+}
+
 int kvmk_split_irqfd_bind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd, int resample_fd)
 {
 	struct kvmk_split *s = chip->priv;
 
+	if (!is_eventfd(fd))
+		return kvmk_err_param("kvmkit_irqfd_bind", "fd", "not an eventfd", "%d", fd);
+	if (resample_fd >= 0 && !is_eventfd(resample_fd))
+		return kvmk_err_param("kvmkit_irqfd_bind", "resample_fd", "not an eventfd", "%d",
+				      resample_fd);
 	if (kernel_side(s, chip->committed, chip->ncommitted, gsi, resample_fd))
 		return kernel_add(s, gsi, fd);
 	return user_add(s, gsi, fd, resample_fd);
@@ -237,10 +257,21 @@ int kvmk_split_irqfds_before_commit(struct kvmk_split *s, const struct kvm_irq_r
 		if (!k->used || kernel_side(s, tab, n, k->gsi, -1))
 			continue;
 		r = kernel_drop(s, k);
-		if (!r)
-			r = user_add(s, k->gsi, k->fd, -1);
 		if (r)
 			return r;
+		r = user_add(s, k->gsi, k->fd, -1);
+		if (r) {
+			struct kvmkit_error saved;
+
+			/* The commit fails and the kernel keeps the old table,
+			 * which routes it: back where it was, not lost. */
+			kvmk_err_save(&saved);
+			if (kernel_add(s, k->gsi, k->fd))
+				kvmk_warn("irqfd %d of gsi %u lost: %s", k->fd, k->gsi,
+					  kvmkit_strerror());
+			kvmk_err_restore(&saved);
+			return r;
+		}
 		kvmk_debug("irqfd %d of gsi %u moved to the interrupt thread", k->fd, k->gsi);
 	}
 	return 0;
