@@ -94,6 +94,10 @@ struct kvmkit_irqchip {
 	bool has_msi_devid; /* KVM_CAP_MSI_DEVID, asked once */
 
 	pthread_mutex_t lock;
+	/* Line handles on one GSI are wired-OR: how many hold it high, and a
+	 * lock that keeps each count change and its line call together. */
+	pthread_mutex_t line_lock;
+	uint16_t line_high[KVMKIT_MAX_GSI];
 	struct kvm_irq_routing_entry *staged;
 	unsigned int nstaged;
 	struct kvm_irq_routing_entry *committed;

@@ -108,6 +108,7 @@ void kvmk_irqchip_free(struct kvmkit_irqchip *chip)
 	free(chip->committed);
 	free(chip->bindings);
 	pthread_mutex_destroy(&chip->lock);
+	pthread_mutex_destroy(&chip->line_lock);
 	free(chip);
 }
 
@@ -125,6 +126,7 @@ int kvmk_irqchip_new(struct kvmkit_vm *vm, const struct kvmk_irqchip_ops *ops,
 	chip->mode = cfg->mode;
 	chip->capacity = capacity < MAX_ROUTES ? capacity : MAX_ROUTES;
 	pthread_mutex_init(&chip->lock, NULL);
+	pthread_mutex_init(&chip->line_lock, NULL);
 	chip->staged = calloc(chip->capacity, sizeof(*chip->staged));
 	chip->committed = calloc(chip->capacity, sizeof(*chip->committed));
 	if (!chip->staged || !chip->committed) {

@@ -116,10 +116,33 @@ int kvmkit_line_open(struct kvmkit_irqchip *chip, uint32_t gsi, struct kvmkit_li
 	return 0;
 }
 
+/*
+ * Handles on one GSI are wired-OR, as devices sharing a PCI INTx line or the
+ * UART and the test device on IRQ 4 are on a PC: the line is high while any
+ * of them holds it high. Only the first raise and the last lower reach the
+ * irqchip; the others report KVMKIT_IRQ_NONE.
+ */
+static int line_change(struct kvmkit_line *l, bool level, struct kvmkit_irq_status *st)
+{
+	struct kvmkit_irqchip *chip = l->h.chip;
+	uint16_t *high = &chip->line_high[l->gsi];
+	int r = 0;
+
+	if (st)
+		*st = (struct kvmkit_irq_status){ KVMKIT_IRQ_NONE, 0 };
+	pthread_mutex_lock(&chip->line_lock);
+	if (level ? *high == 0 : *high == 1)
+		r = kvmkit_irq_line(chip, l->gsi, level, st);
+	if (!r) {
+		*high = (uint16_t)(*high + (level ? 1 : -1));
+		l->level = level;
+	}
+	pthread_mutex_unlock(&chip->line_lock);
+	return r;
+}
+
 int kvmkit_line_set(struct kvmkit_line *l, bool level, struct kvmkit_irq_status *st)
 {
-	int r;
-
 	if (!l->h.chip)
 		return kvmk_irq_handle_gone("kvmkit_line_set");
 	if (level == l->level) {
@@ -127,10 +150,7 @@ int kvmkit_line_set(struct kvmkit_line *l, bool level, struct kvmkit_irq_status 
 			*st = (struct kvmkit_irq_status){ KVMKIT_IRQ_NONE, 0 };
 		return 0;
 	}
-	r = kvmkit_irq_line(l->h.chip, l->gsi, level, st);
-	if (!r)
-		l->level = level;
-	return r;
+	return line_change(l, level, st);
 }
 
 int kvmkit_line_pulse(struct kvmkit_line *l, struct kvmkit_irq_status *st)
@@ -139,9 +159,17 @@ int kvmkit_line_pulse(struct kvmkit_line *l, struct kvmkit_irq_status *st)
 
 	if (!l->h.chip)
 		return kvmk_irq_handle_gone("kvmkit_line_pulse");
-	r = kvmkit_irq_pulse(l->h.chip, l->gsi, st);
-	if (!r)
-		l->level = false;
+	/* A pulse on a wire another device holds high is no edge. */
+	if (l->level)
+		r = line_change(l, false, NULL);
+	else
+		r = 0;
+	pthread_mutex_lock(&l->h.chip->line_lock);
+	if (!r && l->h.chip->line_high[l->gsi] == 0)
+		r = kvmkit_irq_pulse(l->h.chip, l->gsi, st);
+	else if (!r && st)
+		*st = (struct kvmkit_irq_status){ KVMKIT_IRQ_NONE, 0 };
+	pthread_mutex_unlock(&l->h.chip->line_lock);
 	return r;
 }
 
@@ -158,7 +186,7 @@ void kvmkit_line_close(struct kvmkit_line *l)
 		return;
 	kvmk_err_save(&saved);
 	if (l->level && l->h.chip)
-		kvmkit_irq_line(l->h.chip, l->gsi, false, NULL);
+		line_change(l, false, NULL);
 	kvmk_irq_handle_detach(&l->h);
 	kvmk_err_restore(&saved);
 	free(l);

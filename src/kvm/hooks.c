@@ -50,6 +50,22 @@ int kvmkit_vm_add_exit_handler(struct kvmkit_vm *vm, uint32_t exit_reason, kvmki
 {
 	int r;
 
+	switch (exit_reason) {
+	case KVM_EXIT_IO:
+	case KVM_EXIT_MMIO:
+	case KVM_EXIT_HLT:
+	case KVM_EXIT_INTR:
+	case KVM_EXIT_SHUTDOWN:
+	case KVM_EXIT_FAIL_ENTRY:
+	case KVM_EXIT_INTERNAL_ERROR:
+	case KVM_EXIT_SYSTEM_EVENT:
+		/* The vCPU loop handles these itself and would never call it. */
+		return kvmk_err_param("kvmkit_vm_add_exit_handler", "exit_reason",
+				      "handled by the vCPU loop (use the buses or the stop info)",
+				      "%u", exit_reason);
+	default:
+		break;
+	}
 	pthread_mutex_lock(&vm->lock);
 	r = check_created(vm, "add_exit_handler");
 	for (unsigned int i = 0; !r && i < vm->nr_exit_handlers; i++)

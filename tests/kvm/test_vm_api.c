@@ -508,10 +508,30 @@ static void test_config_strings_copied(void **state)
 	kvmkit_vm_destroy(vm);
 }
 
+static int nop_exit(struct kvmkit_vcpu *vcpu, struct kvm_run *run, void *opaque)
+{
+	return 0;
+}
+
+/* Exit handlers: not for reasons the vCPU loop handles itself, one per
+ * reason, only while the VM is CREATED. */
+static void test_exit_handler_rules(void **state)
+{
+	struct kvmkit_vm *vm = new_vm(1, 16 << 20);
+
+	assert_int_equal(kvmkit_vm_add_exit_handler(vm, KVM_EXIT_IO, nop_exit, NULL), -EINVAL);
+	assert_int_equal(kvmkit_vm_add_exit_handler(vm, KVM_EXIT_MMIO, nop_exit, NULL), -EINVAL);
+	assert_int_equal(kvmkit_vm_add_exit_handler(vm, KVM_EXIT_HLT, nop_exit, NULL), -EINVAL);
+	assert_int_equal(kvmkit_vm_add_exit_handler(vm, KVM_EXIT_DEBUG, nop_exit, NULL), 0);
+	assert_int_equal(kvmkit_vm_add_exit_handler(vm, KVM_EXIT_DEBUG, nop_exit, NULL), -EINVAL);
+	kvmkit_vm_destroy(vm);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_system),
+		cmocka_unit_test(test_exit_handler_rules),
 		cmocka_unit_test(test_vcpu_ids),
 		cmocka_unit_test(test_too_many_vcpus),
 		cmocka_unit_test(test_memory),

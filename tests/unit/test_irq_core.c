@@ -422,6 +422,36 @@ static void test_line_handle(void **state)
 	assert_int_equal(fk.line_calls, 2);
 }
 
+/* Handles on one GSI are wired-OR: the line is high while any holds it. */
+static void test_lines_wired_or(void **state)
+{
+	struct kvmkit_irqchip *chip = *state;
+	struct kvmkit_irq_status st;
+	struct kvmkit_line *a, *b;
+
+	assert_int_equal(kvmkit_line_open(chip, 6, &a), 0);
+	assert_int_equal(kvmkit_line_open(chip, 6, &b), 0);
+	fk.next_status = 1;
+	assert_int_equal(kvmkit_line_set(a, true, &st), 0);
+	assert_int_equal(st.result, KVMKIT_IRQ_DELIVERED);
+	assert_int_equal(kvmkit_line_set(b, true, &st), 0);
+	assert_int_equal(st.result, KVMKIT_IRQ_NONE);
+	assert_int_equal(fk.line_calls, 1);
+	assert_int_equal(kvmkit_line_set(a, false, NULL), 0);
+	assert_true(fk.level[6]); /* b still holds it */
+	assert_int_equal(kvmkit_line_pulse(a, &st), 0);
+	assert_int_equal(st.result, KVMKIT_IRQ_NONE); /* no edge on a high wire */
+	assert_int_equal(fk.line_calls, 1);
+	kvmkit_line_close(b);
+	assert_false(fk.level[6]);
+	assert_int_equal(fk.line_calls, 2);
+	assert_int_equal(kvmkit_line_pulse(a, &st), 0);
+	assert_int_equal(st.result, KVMKIT_IRQ_DELIVERED);
+	assert_int_equal(fk.line_calls, 4);
+	kvmkit_line_close(a);
+	assert_int_equal(fk.line_calls, 4);
+}
+
 static void test_msi_handle(void **state)
 {
 	struct kvmkit_irqchip *chip = *state;
@@ -681,6 +711,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_irqfd_ordering, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_line_status_and_stats, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_line_handle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lines_wired_or, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_msi_handle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_save_restore, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restore_hostile, setup, teardown),

@@ -232,18 +232,32 @@ static int split_commit(struct kvmkit_irqchip *chip, const struct kvm_irq_routin
 			unsigned int n)
 {
 	struct kvmk_split *s = chip->priv;
-	unsigned int nk = 0;
+	struct kvm_irq_routing_entry *kr, *old;
+	unsigned int nk = 0, nold;
 	int r = kvmk_split_irqfds_before_commit(s, tab, n);
 
 	if (r)
 		return r;
-	pthread_mutex_lock(&s->mirror_lock);
+	kr = calloc(chip->capacity, sizeof(*kr));
+	if (!kr)
+		return kvmk_err_resource("kvmkit_irq_routes_commit", ENOMEM, "split routes");
 	for (unsigned int i = 0; i < n; i++)
 		if (tab[i].gsi >= s->split_routes && kvmk_irq_only_msi(tab, n, tab[i].gsi))
-			s->kroutes[nk++] = tab[i];
+			kr[nk++] = tab[i];
+	/* The new list only stays if the kernel takes it: later mirror
+	 * updates resend whatever s->kroutes holds. */
+	pthread_mutex_lock(&s->mirror_lock);
+	old = s->kroutes;
+	nold = s->nkroutes;
+	s->kroutes = kr;
 	s->nkroutes = nk;
 	r = kvmk_split_commit_mirrors(s);
+	if (r) {
+		s->kroutes = old;
+		s->nkroutes = nold;
+	}
 	pthread_mutex_unlock(&s->mirror_lock);
+	free(r ? kr : old);
 	if (!r)
 		kvmk_split_irqfds_after_commit(s, tab, n);
 	return r;
