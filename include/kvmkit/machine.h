@@ -73,6 +73,18 @@ struct kvmkit_irqchip *kvmkit_machine_irqchip(struct kvmkit_machine *m);
  * machine: the VM does not start twice. */
 int kvmkit_machine_run(struct kvmkit_machine *m, int timeout_ms, struct kvmkit_stop_info *info);
 
+/* The devices' own state (UART registers, receive FIFO and output not yet
+ * written; fw_cfg selection; report values; test device scratch) as one
+ * versioned blob (malloc'ed, the caller frees it), for snapshots. Save with
+ * the VM paused or stopped; restore into a machine of the same
+ * configuration before it runs. A blob for other devices, of another
+ * version, truncated or inconsistent is refused (KVMKIT_ERR_FORMAT). A
+ * device whose state was refused may keep part of the new state only if an
+ * earlier device in the table accepted its part (each device checks its own
+ * bytes before changing anything). */
+int kvmkit_machine_save_devices(struct kvmkit_machine *m, void **buf, size_t *len);
+int kvmkit_machine_restore_devices(struct kvmkit_machine *m, const void *buf, size_t len);
+
 /* The embedded demo guest (prints a banner, powers off with status 0): a
  * static image. */
 const void *kvmkit_demo_guest(size_t *len);

@@ -7,6 +7,7 @@
 #define KVMKIT_DEVICES_INTERNAL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <kvmkit/bus.h>
@@ -55,5 +56,17 @@ struct kvmk_uart_hooks {
 
 int kvmk_uart_create_on(struct kvmkit_bus *pio, uint16_t port, int out_fd,
 			const struct kvmk_uart_hooks *hooks, struct kvmkit_uart **out);
+
+/* Saved state of each device with some (the machine frames them): append
+ * to @out; restore from untrusted bytes, changing nothing on error. */
+struct kvmk_blob;
+int kvmk_uart_save(struct kvmkit_uart *u, struct kvmk_blob *out);
+int kvmk_uart_restore(struct kvmkit_uart *u, const uint8_t *p, size_t len);
+int kvmk_fwcfg_save(struct kvmkit_fwcfg *d, struct kvmk_blob *out);
+int kvmk_fwcfg_restore(struct kvmkit_fwcfg *d, const uint8_t *p, size_t len);
+int kvmk_testdev_save(struct kvmkit_testdev *d, struct kvmk_blob *out);
+int kvmk_testdev_restore(struct kvmkit_testdev *d, const uint8_t *p, size_t len);
+int kvmk_report_save(struct kvmkit_report *d, struct kvmk_blob *out);
+int kvmk_report_restore(struct kvmkit_report *d, const uint8_t *p, size_t len);
 
 #endif

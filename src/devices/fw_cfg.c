@@ -134,3 +134,46 @@ void kvmkit_fwcfg_destroy(struct kvmkit_fwcfg *d)
 	pthread_mutex_destroy(&d->lock);
 	free(d);
 }
+
+/* ---- saved state: the selection (u32 key, or ~0 for none) and offset ---- */
+
+int kvmk_fwcfg_save(struct kvmkit_fwcfg *d, struct kvmk_blob *out)
+{
+	uint32_t key, off;
+	int r;
+
+	pthread_mutex_lock(&d->lock);
+	key = d->cur ? d->cur->key : UINT32_MAX;
+	off = d->offset;
+	pthread_mutex_unlock(&d->lock);
+	r = kvmk_blob_put_u32(out, key);
+	return r ? r : kvmk_blob_put_u32(out, off);
+}
+
+int kvmk_fwcfg_restore(struct kvmkit_fwcfg *d, const uint8_t *p, size_t len)
+{
+	struct kvmk_reader rd = { p, len, "fw_cfg restore" };
+	const struct fwcfg_item *cur = NULL;
+	uint32_t key, off;
+	int r = kvmk_reader_u32(&rd, &key, "fw_cfg key");
+
+	if (!r)
+		r = kvmk_reader_u32(&rd, &off, "fw_cfg offset");
+	if (!r && rd.left)
+		r = kvmk_err_format(rd.op, "%zu bytes past the fw_cfg state", rd.left);
+	for (unsigned int i = 0; !r && key != UINT32_MAX && i < d->nitems; i++)
+		if (d->items[i].key == key)
+			cur = &d->items[i];
+	if (!r && key != UINT32_MAX && !cur)
+		r = kvmk_err_format(rd.op, "fw_cfg key 0x%x is not an item here", key);
+	if (!r && cur && off > cur->len)
+		r = kvmk_err_format(rd.op, "fw_cfg offset %u past item 0x%x (%u bytes)", off, key,
+				    cur->len);
+	if (r)
+		return r;
+	pthread_mutex_lock(&d->lock);
+	d->cur = cur;
+	d->offset = cur ? off : 0;
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}

@@ -113,3 +113,52 @@ size_t kvmkit_report_values(struct kvmkit_report *d, uint64_t *out, size_t max)
 	pthread_mutex_unlock(&d->lock);
 	return n;
 }
+
+/* ---- saved state: the count and the values kept ---------------------------- */
+
+int kvmk_report_save(struct kvmkit_report *d, struct kvmk_blob *out)
+{
+	size_t kept;
+	int r;
+
+	pthread_mutex_lock(&d->lock);
+	kept = d->count < KVMKIT_REPORT_MAX ? d->count : KVMKIT_REPORT_MAX;
+	r = kvmk_blob_put_u32(out, (uint32_t)d->count);
+	for (size_t i = 0; !r && i < kept; i++) {
+		r = kvmk_blob_put_u32(out, (uint32_t)d->values[i]);
+		if (!r)
+			r = kvmk_blob_put_u32(out, (uint32_t)(d->values[i] >> 32));
+	}
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
+int kvmk_report_restore(struct kvmkit_report *d, const uint8_t *p, size_t len)
+{
+	struct kvmk_reader rd = { p, len, "report restore" };
+	uint64_t values[64];
+	uint32_t count, kept;
+	int r = kvmk_reader_u32(&rd, &count, "report count");
+
+	if (r)
+		return r;
+	kept = count < KVMKIT_REPORT_MAX ? count : KVMKIT_REPORT_MAX;
+	if (rd.left != (size_t)kept * 8)
+		return kvmk_err_format(rd.op, "report values: %zu bytes for %u values", rd.left, kept);
+	pthread_mutex_lock(&d->lock);
+	d->count = count;
+	for (uint32_t i = 0; i < kept; i += 64) {
+		uint32_t n = kept - i < 64 ? kept - i : 64;
+
+		for (uint32_t j = 0; j < n; j++) {
+			uint32_t lo, hi;
+
+			kvmk_reader_u32(&rd, &lo, "report value");
+			kvmk_reader_u32(&rd, &hi, "report value");
+			values[j] = (uint64_t)hi << 32 | lo;
+		}
+		memcpy(&d->values[i], values, n * sizeof(values[0]));
+	}
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}

@@ -253,3 +253,40 @@ int kvmkit_testdev_create(struct kvmkit_vm *vm, struct kvmkit_testdev **out)
 
 	return kvmk_testdev_create_on(kvmkit_vm_pio_bus(vm), kvmkit_vm_mmio_bus(vm), &hooks, out);
 }
+
+/* ---- saved state: the scratch registers and the MMIO scratch memory ------ */
+
+int kvmk_testdev_save(struct kvmkit_testdev *d, struct kvmk_blob *out)
+{
+	int r;
+
+	pthread_mutex_lock(&d->lock);
+	r = kvmk_blob_put_u32(out, d->scratch[0]);
+	if (!r)
+		r = kvmk_blob_put_u32(out, d->scratch[1]);
+	if (!r)
+		r = kvmk_blob_put(out, d->mem, sizeof(d->mem));
+	pthread_mutex_unlock(&d->lock);
+	return r;
+}
+
+int kvmk_testdev_restore(struct kvmkit_testdev *d, const uint8_t *p, size_t len)
+{
+	struct kvmk_reader rd = { p, len, "testdev restore" };
+	uint32_t s0, s1;
+	int r = kvmk_reader_u32(&rd, &s0, "testdev scratch");
+
+	if (!r)
+		r = kvmk_reader_u32(&rd, &s1, "testdev scratch");
+	if (!r && rd.left != sizeof(d->mem))
+		r = kvmk_err_format(rd.op, "testdev memory: %zu bytes, not %zu", rd.left,
+				    sizeof(d->mem));
+	if (r)
+		return r;
+	pthread_mutex_lock(&d->lock);
+	d->scratch[0] = s0;
+	d->scratch[1] = s1;
+	memcpy(d->mem, rd.p, sizeof(d->mem));
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}

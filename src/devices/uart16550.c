@@ -615,3 +615,95 @@ size_t kvmkit_uart_output(struct kvmkit_uart *u, char *buf, size_t len)
 	pthread_mutex_unlock(&u->lock);
 	return n;
 }
+
+/* ---- saved state ---------------------------------------------------------- */
+
+/* u32 version, the 7 byte registers, flags (1 overrun, 2 THRE interrupt
+ * latched), u32 rx count + bytes, u32 tx count + bytes (guest output not yet
+ * written out: it is queued again on restore). */
+#define UART_STATE_VERSION 1u
+
+int kvmk_uart_save(struct kvmkit_uart *u, struct kvmk_blob *out)
+{
+	uint8_t regs[8];
+	int r;
+
+	pthread_mutex_lock(&u->lock);
+	regs[0] = u->ier;
+	regs[1] = u->lcr;
+	regs[2] = u->mcr;
+	regs[3] = u->scr;
+	regs[4] = u->dll;
+	regs[5] = u->dlm;
+	regs[6] = u->fcr;
+	regs[7] = (uint8_t)((u->overrun ? 1 : 0) | (u->thre_pending ? 2 : 0));
+	r = kvmk_blob_put_u32(out, UART_STATE_VERSION);
+	if (!r)
+		r = kvmk_blob_put(out, regs, sizeof(regs));
+	if (!r)
+		r = kvmk_blob_put_u32(out, (uint32_t)u->rx_len);
+	for (size_t i = 0; !r && i < u->rx_len; i++)
+		r = kvmk_blob_put(out, &u->rx[(u->rx_head + i) % RX_CAP], 1);
+	if (!r)
+		r = kvmk_blob_put_u32(out, (uint32_t)u->tx_len);
+	for (size_t i = 0; !r && i < u->tx_len; i++)
+		r = kvmk_blob_put(out, &u->tx[(u->tx_head + i) % TX_CAP], 1);
+	pthread_mutex_unlock(&u->lock);
+	return r;
+}
+
+int kvmk_uart_restore(struct kvmkit_uart *u, const uint8_t *p, size_t len)
+{
+	struct kvmk_reader rd = { p, len, "uart restore" };
+	uint32_t version, nrx, ntx;
+	const uint8_t *rx, *tx;
+	uint8_t regs[8];
+	int r = kvmk_reader_u32(&rd, &version, "UART version");
+
+	if (!r && version != UART_STATE_VERSION)
+		r = kvmk_err_format(rd.op, "UART state version %u, this kvmkit reads %u", version,
+				    UART_STATE_VERSION);
+	if (!r)
+		r = kvmk_reader_get(&rd, regs, sizeof(regs), "UART registers");
+	if (!r && ((regs[0] & ~0x0f) || (regs[2] & ~0x1f) || (regs[6] & ~0xc9) || (regs[7] & ~3)))
+		r = kvmk_err_format(rd.op, "UART registers with reserved bits: ier 0x%x mcr 0x%x fcr 0x%x flags 0x%x",
+				    regs[0], regs[2], regs[6], regs[7]);
+	if (!r)
+		r = kvmk_reader_u32(&rd, &nrx, "UART rx count");
+	if (!r && nrx > RX_CAP)
+		r = kvmk_err_format(rd.op, "UART rx count %u > %d", nrx, RX_CAP);
+	rx = rd.p;
+	if (!r && nrx > rd.left)
+		r = kvmk_err_format(rd.op, "UART rx bytes: truncated");
+	if (!r) {
+		rd.p += nrx;
+		rd.left -= nrx;
+		r = kvmk_reader_u32(&rd, &ntx, "UART tx count");
+	}
+	if (!r && ntx > TX_CAP)
+		r = kvmk_err_format(rd.op, "UART tx count %u > %d", ntx, TX_CAP);
+	tx = rd.p;
+	if (!r && ntx != rd.left)
+		r = kvmk_err_format(rd.op, "UART tx bytes: %u announced, %zu present", ntx, rd.left);
+	if (r)
+		return r;
+	pthread_mutex_lock(&u->lock);
+	u->ier = regs[0];
+	u->lcr = regs[1];
+	u->mcr = regs[2];
+	u->scr = regs[3];
+	u->dll = regs[4];
+	u->dlm = regs[5];
+	u->fcr = regs[6];
+	u->overrun = regs[7] & 1;
+	u->rx_head = 0;
+	u->rx_len = nrx;
+	memcpy(u->rx, rx, nrx);
+	/* Output the guest had sent goes out as if sent now. */
+	for (uint32_t i = 0; i < ntx; i++)
+		transmit(u, tx[i]);
+	u->thre_pending = (regs[7] & 2) && !u->held;
+	update_irq(u);
+	pthread_mutex_unlock(&u->lock);
+	return 0;
+}

@@ -6,6 +6,7 @@
 
 #define KVMK_LOG_MODULE "machine"
 #include "core/internal.h"
+#include "devices/devices_internal.h"
 #include <kvmkit/kvmkit.h>
 
 struct kvmkit_machine {
@@ -30,6 +31,9 @@ struct machine_device {
 	const char *name;
 	int (*create)(struct kvmkit_machine *m, const struct kvmkit_machine_config *cfg);
 	void (*destroy)(struct kvmkit_machine *m);
+	/* Saved state (NULL: none); only called for a device that exists. */
+	int (*save)(struct kvmkit_machine *m, struct kvmk_blob *out);
+	int (*restore)(struct kvmkit_machine *m, const uint8_t *p, size_t len);
 };
 
 static int uart_create(struct kvmkit_machine *m, const struct kvmkit_machine_config *cfg)
@@ -107,12 +111,52 @@ static void testdev_destroy(struct kvmkit_machine *m)
 		kvmkit_line_close(m->testdev_lines[n]);
 }
 
+static int uart_save(struct kvmkit_machine *m, struct kvmk_blob *out)
+{
+	return kvmk_uart_save(m->uart, out);
+}
+
+static int uart_restore(struct kvmkit_machine *m, const uint8_t *p, size_t len)
+{
+	return kvmk_uart_restore(m->uart, p, len);
+}
+
+static int report_save(struct kvmkit_machine *m, struct kvmk_blob *out)
+{
+	return kvmk_report_save(m->report, out);
+}
+
+static int report_restore(struct kvmkit_machine *m, const uint8_t *p, size_t len)
+{
+	return kvmk_report_restore(m->report, p, len);
+}
+
+static int fwcfg_save(struct kvmkit_machine *m, struct kvmk_blob *out)
+{
+	return kvmk_fwcfg_save(m->fwcfg, out);
+}
+
+static int fwcfg_restore(struct kvmkit_machine *m, const uint8_t *p, size_t len)
+{
+	return kvmk_fwcfg_restore(m->fwcfg, p, len);
+}
+
+static int testdev_save(struct kvmkit_machine *m, struct kvmk_blob *out)
+{
+	return m->testdev ? kvmk_testdev_save(m->testdev, out) : 0;
+}
+
+static int testdev_restore(struct kvmkit_machine *m, const uint8_t *p, size_t len)
+{
+	return kvmk_testdev_restore(m->testdev, p, len);
+}
+
 static const struct machine_device devices[] = {
-	{ "uart16550", uart_create, uart_destroy },
-	{ "isa-debug-exit", debug_exit_create, debug_exit_destroy },
-	{ "report", report_create, report_destroy },
-	{ "fw_cfg", fwcfg_create, fwcfg_destroy },
-	{ "testdev", testdev_create, testdev_destroy },
+	{ "uart16550", uart_create, uart_destroy, uart_save, uart_restore },
+	{ "isa-debug-exit", debug_exit_create, debug_exit_destroy, NULL, NULL },
+	{ "report", report_create, report_destroy, report_save, report_restore },
+	{ "fw_cfg", fwcfg_create, fwcfg_destroy, fwcfg_save, fwcfg_restore },
+	{ "testdev", testdev_create, testdev_destroy, testdev_save, testdev_restore },
 };
 
 extern const unsigned char kvmkit_demo_guest_elf[];
@@ -180,7 +224,8 @@ int kvmkit_machine_create(const struct kvmkit_machine_config *cfg, struct kvmkit
 	int r;
 
 	if (!cfg->kernel)
-		return kvmk_err_param("kvmkit_machine_create", "kernel", "no guest image", "(none)");
+		return kvmk_err_param("kvmkit_machine_create", "kernel", "no guest image",
+				      "(none)");
 	if ((unsigned int)cfg->testdev > KVMKIT_TESTDEV_OFF)
 		return kvmk_err_param("kvmkit_machine_create", "testdev", "not AUTO, ON or OFF",
 				      "%d", (int)cfg->testdev);
@@ -245,6 +290,116 @@ void kvmkit_machine_destroy(struct kvmkit_machine *m)
 	kvmkit_vm_destroy(m->vm);
 	free(m);
 	kvmk_err_restore(&saved);
+}
+
+/* ---- devices' saved state ---------------------------------------------------
+ * u32 magic "KDEV", u32 version, u32 count N, then N x { u32 name length,
+ * name, u32 state length, state } for the devices that exist and have
+ * state, in table order. Restore wants the same devices in the same order. */
+#define DEV_MAGIC 0x5645444bu
+#define DEV_VERSION 1u
+
+static bool has_state(const struct kvmkit_machine *m, unsigned int i)
+{
+	return devices[i].save && i < m->nr_created &&
+	       (strcmp(devices[i].name, "testdev") || m->testdev);
+}
+
+int kvmkit_machine_save_devices(struct kvmkit_machine *m, void **buf, size_t *len)
+{
+	struct kvmk_blob b = { 0 }, d = { 0 };
+	uint32_t n = 0;
+	int r;
+
+	for (unsigned int i = 0; i < KVMKIT_ARRAY_SIZE(devices); i++)
+		n += has_state(m, i);
+	r = kvmk_blob_put_u32(&b, DEV_MAGIC);
+	if (!r)
+		r = kvmk_blob_put_u32(&b, DEV_VERSION);
+	if (!r)
+		r = kvmk_blob_put_u32(&b, n);
+	for (unsigned int i = 0; !r && i < KVMKIT_ARRAY_SIZE(devices); i++) {
+		if (!has_state(m, i))
+			continue;
+		d.len = 0;
+		r = devices[i].save(m, &d);
+		if (!r)
+			r = kvmk_blob_put_u32(&b, (uint32_t)strlen(devices[i].name));
+		if (!r)
+			r = kvmk_blob_put(&b, devices[i].name, strlen(devices[i].name));
+		if (!r)
+			r = kvmk_blob_put_u32(&b, (uint32_t)d.len);
+		if (!r && d.len)
+			r = kvmk_blob_put(&b, d.data, d.len);
+	}
+	kvmk_blob_free(&d);
+	if (r) {
+		kvmk_blob_free(&b);
+		return r;
+	}
+	*buf = b.data;
+	*len = b.len;
+	return 0;
+}
+
+int kvmkit_machine_restore_devices(struct kvmkit_machine *m, const void *buf, size_t len)
+{
+	struct kvmk_reader rd = { buf, len, "kvmkit_machine_restore_devices" };
+	struct {
+		const uint8_t *p;
+		uint32_t len;
+	} st[KVMKIT_ARRAY_SIZE(devices)] = { { 0 } };
+	uint32_t magic, version, n, want = 0;
+	int r = kvmk_reader_u32(&rd, &magic, "magic");
+
+	if (!r && magic != DEV_MAGIC)
+		r = kvmk_err_format(rd.op, "not a device state (magic 0x%08x)", magic);
+	if (!r)
+		r = kvmk_reader_u32(&rd, &version, "version");
+	if (!r && version != DEV_VERSION)
+		r = kvmk_err_format(rd.op, "device state version %u, this kvmkit reads %u", version,
+				    DEV_VERSION);
+	if (!r)
+		r = kvmk_reader_u32(&rd, &n, "device count");
+	for (unsigned int i = 0; i < KVMKIT_ARRAY_SIZE(devices); i++)
+		want += has_state(m, i);
+	if (!r && n != want)
+		r = kvmk_err_format(rd.op, "%u devices saved, this machine has %u", n, want);
+	/* Parse it all first: a state is applied only if every part is there. */
+	for (unsigned int i = 0; !r && i < KVMKIT_ARRAY_SIZE(devices); i++) {
+		uint32_t nl;
+		char name[32];
+
+		if (!has_state(m, i))
+			continue;
+		r = kvmk_reader_u32(&rd, &nl, "device name length");
+		if (!r && nl >= sizeof(name))
+			r = kvmk_err_format(rd.op, "device name of %u bytes", nl);
+		if (!r)
+			r = kvmk_reader_get(&rd, name, nl, "device name");
+		if (!r) {
+			name[nl] = 0;
+			if (strcmp(name, devices[i].name))
+				r = kvmk_err_format(rd.op,
+						    "device '%s' where this machine has '%s'", name,
+						    devices[i].name);
+		}
+		if (!r)
+			r = kvmk_reader_u32(&rd, &st[i].len, "device state length");
+		if (!r && st[i].len > rd.left)
+			r = kvmk_err_format(rd.op, "device '%s': state truncated", devices[i].name);
+		if (!r) {
+			st[i].p = rd.p;
+			rd.p += st[i].len;
+			rd.left -= st[i].len;
+		}
+	}
+	if (!r && rd.left)
+		r = kvmk_err_format(rd.op, "%zu bytes past the device states", rd.left);
+	for (unsigned int i = 0; !r && i < KVMKIT_ARRAY_SIZE(devices); i++)
+		if (has_state(m, i))
+			r = devices[i].restore(m, st[i].p, st[i].len);
+	return r;
 }
 
 struct kvmkit_vm *kvmkit_machine_vm(struct kvmkit_machine *m)
