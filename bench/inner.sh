@@ -63,7 +63,7 @@ run() {
 info kernel "$(uname -r | tr ' ' _)"
 info cpu "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1 | tr ' ' _)"
 info cpus "$(grep -c ^processor /proc/cpuinfo)"
-info kvm_module "$(for m in kvm_amd kvm_intel; do [ -d /sys/module/$m ] && echo $m; done | head -1)"
+info kvm_module "$(for m in kvm_amd kvm_intel kvm_pvm; do [ -d /sys/module/$m ] && echo $m; done | head -1)"
 info clocksource "$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2>/dev/null)"
 info thp "$(sed 's/.*\[\(.*\)\].*/\1/' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)"
 info mem_mib $mem_mib
@@ -72,6 +72,7 @@ info reps "$reps"
 info irq_m "$irq_m"
 info sections "$(echo "$only" | tr ' ' ,)"
 info startup_reps "$startup_reps"
+info loadavg_before "$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /)"
 info rt "${rt:-none}"
 [ -n "$qemu" ] && info qemu "$("$qemu" --version | head -1 | tr ' ' _)"
 
@@ -182,5 +183,6 @@ if want irq; then
 		i=$((i + 1))
 	done
 fi
+info loadavg_after "$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /)"
 echo "DONE failures=$fails"
 [ $fails -eq 0 ]

@@ -150,7 +150,7 @@ def main():
     for lab in labels:
         if lab.startswith('phases'):
             continue
-        g = gkib['kvmkit-mb'] if lab.endswith('-mb') else gkib['kvmkit']
+        g = gkib['kvmkit-mb'] if '-mb' in lab else gkib['kvmkit']
         put('startup.%s.rss_minus_guest_kib' % lab,
             [v - g for v in column(res, ('startup', lab), 'maxrss_kib')], 'KiB')
         if lab.startswith('qemu-'):
@@ -220,7 +220,7 @@ def main():
     w('== kvmkit benchmarks: %s\n' % args.where)
     has = {b for (b, _v) in res}
     for k in ('cpu', 'cpus', 'kernel', 'kvm_module', 'clocksource', 'thp', 'qemu', 'iters',
-              'reps', 'startup_reps', 'rt'):
+              'reps', 'startup_reps', 'rt', 'loadavg_before', 'loadavg_after'):
         if k in info and (k != 'iters' or 'exits' in has):
             w('   %-12s %s\n' % (k, info[k]))
     if 'irq_m' in info and 'irq' in has:
