@@ -6,7 +6,8 @@
 #
 # usage: inner.sh BENCH_DIR GUEST_DIR KVMKIT REPS ITERS [QEMU BOOTROM [IRQ_M]]
 #   BENCH_DIR  directory holding the bench-* programs
-#   GUEST_DIR  directory holding exits_bench.elf, hello.elf and irq_lab.elf
+#   GUEST_DIR  directory holding exits_bench.elf, hello.elf, mb_hello.elf and
+#              irq_lab.elf
 #   KVMKIT     the kvmkit CLI
 #   REPS       repetitions of every measurement
 #   ITERS      MMIO and PIO writes per exits run (N)
@@ -17,21 +18,36 @@
 #      "microvm pc" adds -M pc, which hung with this firmware under nested KVM)
 #      BENCH_ONLY  run only these sections (words: micro exits startup irq;
 #      default: all of them)
+#      BENCH_STARTUP_REPS  repetitions of the kvmkit-vs-bare start-up pair
+#      (default 31: a KVM stall makes that distribution bimodal)
+#      BENCH_RT=1  run every measured program under SCHED_FIFO (chrt -f 20),
+#      so that other load on a shared machine does not preempt it
 set -u
 bench=$1 guests=$2 kvmkit=$3 reps=$4 iters=$5 qemu=${6:-} bootrom=${7:-} irq_m=${8:-1000}
 only=${BENCH_ONLY:-micro exits startup irq}
+startup_reps=${BENCH_STARTUP_REPS:-31}
 mem_mib=16
 fails=0
 machines=${BENCH_QEMU_MACHINES:-microvm}
 # Every measurement is bounded: a hung VMM costs one ERROR, not the run.
 limit=
 command -v timeout >/dev/null 2>&1 && limit="timeout -k 5 120"
+rt=
+if [ "${BENCH_RT:-0}" = 1 ]; then
+	if command -v chrt >/dev/null 2>&1 && chrt -f 20 true 2>/dev/null; then
+		rt="chrt -f 20"
+	else
+		echo "ERROR BENCH_RT=1 but chrt -f does not work here"
+		exit 1
+	fi
+fi
 
 info() { echo "INFO $1=$2"; }
 want() { case " $only " in *" $1 "*) return 0 ;; esac; return 1; }
 run() {
 	# One measurement; a failure is reported and counted, never fatal.
-	out=$($limit "$@" 2>&1)
+	# shellcheck disable=SC2086 # limit and rt are word lists
+	out=$($limit $rt "$@" 2>&1)
 	rc=$?
 	printf '%s\n' "$out" | grep '^RESULT '
 	if [ $rc -ne 0 ] || ! printf '%s\n' "$out" | grep -q '^RESULT '; then
@@ -47,7 +63,7 @@ run() {
 info kernel "$(uname -r | tr ' ' _)"
 info cpu "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1 | tr ' ' _)"
 info cpus "$(grep -c ^processor /proc/cpuinfo)"
-info kvm_module "$(for m in kvm_amd kvm_intel; do [ -d /sys/module/$m ] && echo $m; done | head -1)"
+info kvm_module "$(for m in kvm_amd kvm_intel kvm_pvm; do [ -d /sys/module/$m ] && echo $m; done | head -1)"
 info clocksource "$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource 2>/dev/null)"
 info thp "$(sed 's/.*\[\(.*\)\].*/\1/' /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)"
 info mem_mib $mem_mib
@@ -55,6 +71,9 @@ info iters "$iters"
 info reps "$reps"
 info irq_m "$irq_m"
 info sections "$(echo "$only" | tr ' ' ,)"
+info startup_reps "$startup_reps"
+info loadavg_before "$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /)"
+info rt "${rt:-none}"
 [ -n "$qemu" ] && info qemu "$("$qemu" --version | head -1 | tr ' ' _)"
 
 if want micro; then
@@ -85,33 +104,60 @@ if want exits; then
 fi
 
 if want startup; then
-	echo "# start-up: $reps x (kvmkit run, phases, qemu: $machines)" >&2
+	echo "# start-up: $reps x (kvmkit run, phases, qemu: $machines); $startup_reps x (kvmkit run, bare) on mb_hello" >&2
 	hello=$guests/hello.elf
+	mb=$guests/mb_hello.elf
 	entry=0x100000
 	qemu_common="-accel kvm -cpu host -m ${mem_mib}M -smp 1 -display none -nodefaults -no-reboot
 	 -serial stdio -device isa-debug-exit,iobase=0x504,iosize=4 -device loader,file=$hello
 	 -device loader,addr=0x9000,data=$entry,data-len=8 -device loader,addr=0x9008,data=1,data-len=8
 	 -device loader,addr=0x9010,data=$((mem_mib << 20)),data-len=8"
 	start_kvmkit() { run "$bench/bench-startup-exec" kvmkit "$kvmkit" run --kernel "$hello" --mem ${mem_mib}M; }
-	start_phases() { run "$bench/bench-startup-exec" --echo phases "$bench/bench-startup-phases" "$hello" $mem_mib; }
+	start_phases() {
+		run "$bench/bench-startup-exec" --echo phases "$bench/bench-startup-phases" "$hello" $mem_mib
+		run "$bench/bench-startup-exec" --echo phases-mb "$bench/bench-startup-phases" "$mb" $mem_mib
+	}
 	# shellcheck disable=SC2086 # qemu_common is a word list
 	start_qemu() { run "$bench/bench-startup-exec" "qemu-$1" "$qemu" -M "$1" -bios "$bootrom" $qemu_common; }
+	# The four-instruction Multiboot payload, by kvmkit and by raw ioctls.
+	start_kvmkit_mb() { run "$bench/bench-startup-exec" kvmkit-mb "$kvmkit" run --kernel "$mb" --mem ${mem_mib}M; }
+	start_bare_mb() { run "$bench/bench-startup-exec" bare-mb "$bench/bench-startup-bare" "$mb" $mem_mib; }
+	# The floor again with KVM's default PIT reinjection left on: no grace
+	# period before vCPU 0's first KVM_RUN (see docs/BENCHMARKS.md).
+	start_bare_mb_on() {
+		run "$bench/bench-startup-exec" bare-mb-on "$bench/bench-startup-bare" --reinject on "$mb" $mem_mib
+	}
 	have_qemu=0
 	[ -n "$qemu" ] && [ -x "$qemu" ] && [ -f "$bootrom" ] && have_qemu=1
 	# Warm-up (page cache, first KVM use), not recorded.
 	"$bench/bench-startup-exec" w "$kvmkit" run --kernel "$hello" --mem ${mem_mib}M >/dev/null 2>&1
+	"$bench/bench-startup-exec" w "$bench/bench-startup-bare" "$mb" $mem_mib >/dev/null 2>&1
 	# shellcheck disable=SC2086
 	[ $have_qemu -eq 1 ] && $limit "$bench/bench-startup-exec" w "$qemu" -M microvm -bios "$bootrom" $qemu_common >/dev/null 2>&1
+	n=$reps
+	[ "$startup_reps" -gt "$n" ] && n=$startup_reps
 	i=1
-	while [ $i -le "$reps" ]; do
-		if [ $((i % 2)) -eq 1 ]; then
-			start_kvmkit
-			if [ $have_qemu -eq 1 ]; then for mt in $machines; do start_qemu "$mt"; done; fi
-		else
-			if [ $have_qemu -eq 1 ]; then for mt in $machines; do start_qemu "$mt"; done; fi
-			start_kvmkit
+	while [ $i -le "$n" ]; do
+		if [ $i -le "$startup_reps" ]; then
+			if [ $((i % 2)) -eq 1 ]; then
+				start_kvmkit_mb
+				start_bare_mb
+			else
+				start_bare_mb
+				start_kvmkit_mb
+			fi
+			start_bare_mb_on
 		fi
-		start_phases
+		if [ $i -le "$reps" ]; then
+			if [ $((i % 2)) -eq 1 ]; then
+				start_kvmkit
+				if [ $have_qemu -eq 1 ]; then for mt in $machines; do start_qemu "$mt"; done; fi
+			else
+				if [ $have_qemu -eq 1 ]; then for mt in $machines; do start_qemu "$mt"; done; fi
+				start_kvmkit
+			fi
+			start_phases
+		fi
 		i=$((i + 1))
 	done
 fi
@@ -137,5 +183,6 @@ if want irq; then
 		i=$((i + 1))
 	done
 fi
+info loadavg_after "$(cut -d' ' -f1-3 /proc/loadavg | tr ' ' /)"
 echo "DONE failures=$fails"
 [ $fails -eq 0 ]

@@ -7,6 +7,7 @@
 #
 # usage: bench/run.sh [--build DIR] [--reps R] [--iters N] [--where WHERE]
 #                     [--out DIR] [--no-qemu] [--irq-m M] [--only SECTIONS]
+#                     [--startup-reps S] [--rt]
 #   --build DIR    meson build directory (default build-bench; configured
 #                  with -Dbench=true if it does not exist)
 #   --reps R       repetitions of every measurement (default 11)
@@ -19,6 +20,10 @@
 #   --only LIST    run only these sections, e.g. "irq" or "exits startup"
 #                  (of: micro exits startup irq); results then go to
 #                  <where>-<sections>.* so the full run's files are kept
+#   --startup-reps S  repetitions of the kvmkit-vs-bare start-up pair
+#                  (default 31)
+#   --rt           run every measured program under SCHED_FIFO (chrt -f 20):
+#                  on a shared machine, other load then cannot preempt it
 # Env: KVMKIT_HOSTS_CACHE (the emulated host's cache), QEMU (the QEMU used as
 # the start-up baseline; default qemu-system-x86_64 from PATH),
 # BENCH_QEMU_MACHINES (QEMU machine types, default microvm).
@@ -44,7 +49,9 @@ while [ $# -gt 0 ]; do
 	--no-qemu) use_qemu=0; shift ;;
 	--irq-m) irq_m=$2; shift 2 ;;
 	--only) only=$2; shift 2 ;;
-	-h|--help) sed -n '3,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--startup-reps) export BENCH_STARTUP_REPS="$2"; shift 2 ;;
+	--rt) export BENCH_RT=1; shift ;;
+	-h|--help) sed -n '3,/^[^#]/p' "$0" | sed -n 's/^# \{0,1\}//p'; exit 0 ;;
 	*) echo "run.sh: unknown argument '$1'" >&2; exit 2 ;;
 	esac
 done
@@ -71,8 +78,9 @@ benchdir=$build/bench
 guests=$build/tests/guest
 kvmkit=$build/cli/kvmkit
 bootrom=$benchdir/bootrom.bin
-for f in "$benchdir/bench-exits-kvmkit" "$benchdir/bench-irq-rate" "$guests/exits_bench.elf" \
-	"$guests/hello.elf" "$guests/irq_lab.elf" "$kvmkit"; do
+for f in "$benchdir/bench-exits-kvmkit" "$benchdir/bench-irq-rate" "$benchdir/bench-startup-bare" \
+	"$guests/exits_bench.elf" "$guests/hello.elf" "$guests/mb_hello.elf" "$guests/irq_lab.elf" \
+	"$kvmkit"; do
 	[ -e "$f" ] || { echo "run.sh: $f was not built (x86_64 guests need an x86_64 build)" >&2; exit 1; }
 done
 qemu=
@@ -112,6 +120,8 @@ if [ "$where" != local ]; then
 	if [ -n "$only" ]; then
 		set -- "$@" --env BENCH_ONLY
 	fi
+	# Passed on only if set (kvmkit-host skips unset names).
+	set -- "$@" --env BENCH_STARTUP_REPS --env BENCH_RT
 	if [ -n "$qemu" ]; then
 		# QEMU brings its shared libraries. With -bios it reads no firmware
 		# except, on -M pc with KVM, the vAPIC option ROM.

@@ -43,7 +43,8 @@ void kvmkit_bus_destroy(struct kvmkit_bus *bus);
 
 /* Registers [base, base + len) under @name (copied, at most 31 characters).
  * -EEXIST (KVMKIT_ERR_PARAM naming both devices) if it overlaps a registered
- * range; -EINVAL for len 0 or a range that wraps the address space. */
+ * range; -EINVAL for len 0 or a range that wraps the address space. The
+ * handlers in @ops are copied at registration; @opaque is kept. */
 int kvmkit_bus_register(struct kvmkit_bus *bus, uint64_t base, uint64_t len, const char *name,
 			const struct kvmkit_io_ops *ops, void *opaque);
 /* Removes the range that starts at @base; -ENOENT if there is none. */

@@ -17,23 +17,34 @@
 #include <kvmkit/bus.h>
 #include "bus/bus_internal.h"
 
+/*
+ * What dispatch reads per exit is packed: 40 bytes a range, the handlers
+ * copied out of the device's ops at registration (one fewer page to touch
+ * after a world switch) and the names kept apart, after the ranges.
+ */
 struct range {
 	uint64_t base;
 	uint64_t len;
-	const struct kvmkit_io_ops *ops;
+	void (*read)(void *opaque, uint64_t offset, void *data, unsigned int size);
+	void (*write)(void *opaque, uint64_t offset, const void *data, unsigned int size);
 	void *opaque;
-	char name[32];
 };
 
 struct table {
-	struct table *retired_next;
 	unsigned int n;
+	char (*names)[32]; /* n names, after r[n] in the same allocation */
+	struct table *retired_next;
 	struct range r[];
 };
 
+#define BUS_PAGE 4096
+
+/* A bus is one page: the header, then its tables while they fit (later ones
+ * come from malloc), so that dispatch touches one page for the bus and the
+ * table it searches. */
 struct kvmkit_bus {
-	enum kvmkit_bus_kind kind;
 	struct table *cur; /* published with release, read with acquire */
+	enum kvmkit_bus_kind kind;
 	struct table *retired;
 	pthread_mutex_t lock; /* serialises writers */
 	uint64_t unclaimed;
@@ -41,6 +52,8 @@ struct kvmkit_bus {
 	 * entered through the old table), run after an unregister. */
 	void (*sync)(void *opaque);
 	void *sync_opaque;
+	size_t arena_used; /* bytes of arena[] handed out, never given back */
+	_Alignas(16) unsigned char arena[];
 };
 
 void kvmk_bus_set_sync(struct kvmkit_bus *bus, void (*fn)(void *opaque), void *opaque)
@@ -54,27 +67,51 @@ static const char *bus_name(const struct kvmkit_bus *bus)
 	return bus->kind == KVMKIT_BUS_PIO ? "pio" : "mmio";
 }
 
-static struct table *table_alloc(unsigned int n)
+/* A zeroed table for @n ranges, from the bus's page while it has room. */
+static struct table *table_alloc(struct kvmkit_bus *bus, unsigned int n)
 {
-	struct table *t = calloc(1, sizeof(*t) + (size_t)n * sizeof(struct range));
+	size_t size = (sizeof(struct table) + (size_t)n * (sizeof(struct range) + 32) + 15) & ~15ul;
+	size_t room = BUS_PAGE - offsetof(struct kvmkit_bus, arena) - bus->arena_used;
+	struct table *t;
 
-	if (t)
-		t->n = n;
+	if (size <= room) {
+		t = (struct table *)(bus->arena + bus->arena_used);
+		bus->arena_used += size;
+		memset(t, 0, size);
+	} else {
+		t = calloc(1, size);
+		if (!t)
+			return NULL;
+	}
+	t->n = n;
+	t->names = (void *)&t->r[n];
 	return t;
+}
+
+static void table_free(struct kvmkit_bus *bus, struct table *t)
+{
+	if ((unsigned char *)t < bus->arena ||
+	    (unsigned char *)t >= (unsigned char *)bus + BUS_PAGE)
+		free(t);
+}
+
+/* Copies entries [from, from + count) of @t to @at in @nt, names too. */
+static void copy_ranges(struct table *nt, unsigned int at, const struct table *t, unsigned int from,
+			unsigned int count)
+{
+	memcpy(nt->r + at, t->r + from, count * sizeof(struct range));
+	memcpy(nt->names + at, t->names + from, count * sizeof(t->names[0]));
 }
 
 int kvmkit_bus_create(enum kvmkit_bus_kind kind, struct kvmkit_bus **out)
 {
-	struct kvmkit_bus *bus = calloc(1, sizeof(*bus));
+	struct kvmkit_bus *bus;
 
-	if (!bus)
+	if (posix_memalign((void **)&bus, BUS_PAGE, BUS_PAGE))
 		return kvmk_err_resource("kvmkit_bus_create", ENOMEM, NULL);
+	memset(bus, 0, sizeof(*bus));
 	bus->kind = kind;
-	bus->cur = table_alloc(0);
-	if (!bus->cur) {
-		free(bus);
-		return kvmk_err_resource("kvmkit_bus_create", ENOMEM, NULL);
-	}
+	bus->cur = table_alloc(bus, 0); /* from the page: cannot fail */
 	pthread_mutex_init(&bus->lock, NULL);
 	*out = bus;
 	return 0;
@@ -88,9 +125,9 @@ void kvmkit_bus_destroy(struct kvmkit_bus *bus)
 		return;
 	for (t = bus->retired; t; t = next) {
 		next = t->retired_next;
-		free(t);
+		table_free(bus, t);
 	}
-	free(bus->cur);
+	table_free(bus, bus->cur);
 	pthread_mutex_destroy(&bus->lock);
 	free(bus);
 }
@@ -136,7 +173,7 @@ int kvmkit_bus_register(struct kvmkit_bus *bus, uint64_t base, uint64_t len, con
 			int r = kvmk_err_param(op, "range", "overlaps a registered device",
 					       "%s 0x%llx+0x%llx vs %s 0x%llx+0x%llx on %s",
 					       name ? name : "?", (unsigned long long)base,
-					       (unsigned long long)len, e->name,
+					       (unsigned long long)len, t->names[i],
 					       (unsigned long long)e->base,
 					       (unsigned long long)e->len, bus_name(bus));
 
@@ -144,15 +181,17 @@ int kvmkit_bus_register(struct kvmkit_bus *bus, uint64_t base, uint64_t len, con
 			return r == -EINVAL ? -EEXIST : r;
 		}
 	}
-	nt = table_alloc(t->n + 1);
+	nt = table_alloc(bus, t->n + 1);
 	if (!nt) {
 		pthread_mutex_unlock(&bus->lock);
 		return kvmk_err_resource(op, ENOMEM, NULL);
 	}
-	memcpy(nt->r, t->r, pos * sizeof(struct range));
-	memcpy(nt->r + pos + 1, t->r + pos, (t->n - pos) * sizeof(struct range));
-	nt->r[pos] = (struct range){ .base = base, .len = len, .ops = ops, .opaque = opaque };
-	snprintf(nt->r[pos].name, sizeof(nt->r[pos].name), "%s", name ? name : "device");
+	copy_ranges(nt, 0, t, 0, pos);
+	copy_ranges(nt, pos + 1, t, pos, t->n - pos);
+	nt->r[pos] = (struct range){
+		.base = base, .len = len, .read = ops->read, .write = ops->write, .opaque = opaque
+	};
+	snprintf(nt->names[pos], sizeof(nt->names[pos]), "%s", name ? name : "device");
 	publish(bus, nt);
 	pthread_mutex_unlock(&bus->lock);
 	kvmk_debug("%s: %s at 0x%llx+0x%llx", bus_name(bus), name ? name : "device",
@@ -175,13 +214,13 @@ int kvmkit_bus_unregister(struct kvmkit_bus *bus, uint64_t base)
 			       "0x%llx", (unsigned long long)base);
 		return -ENOENT;
 	}
-	nt = table_alloc(t->n - 1);
+	nt = table_alloc(bus, t->n - 1);
 	if (!nt) {
 		pthread_mutex_unlock(&bus->lock);
 		return kvmk_err_resource("kvmkit_bus_unregister", ENOMEM, NULL);
 	}
-	memcpy(nt->r, t->r, i * sizeof(struct range));
-	memcpy(nt->r + i, t->r + i + 1, (t->n - i - 1) * sizeof(struct range));
+	copy_ranges(nt, 0, t, 0, i);
+	copy_ranges(nt, i, t, i + 1, t->n - i - 1);
 	publish(bus, nt);
 	pthread_mutex_unlock(&bus->lock);
 	/* Once this returns, the device's handlers are not running on any
@@ -191,7 +230,8 @@ int kvmkit_bus_unregister(struct kvmkit_bus *bus, uint64_t base)
 	return 0;
 }
 
-static const struct range *find(const struct table *t, uint64_t addr)
+/* The index of the range holding @addr, or -1. */
+static int find(const struct table *t, uint64_t addr)
 {
 	unsigned int lo = 0, hi = t->n;
 
@@ -204,16 +244,19 @@ static const struct range *find(const struct table *t, uint64_t addr)
 		else if (addr - e->base >= e->len)
 			lo = mid + 1;
 		else
-			return e;
+			return (int)mid;
 	}
-	return NULL;
+	return -1;
 }
 
-bool kvmkit_bus_dispatch(struct kvmkit_bus *bus, uint64_t addr, void *data, unsigned int size,
-			 bool is_write)
+/* hot: placed with the vCPU loop's exit path (.text.hot), so that after a
+ * world switch the whole path is one code page. */
+__attribute__((hot)) bool kvmkit_bus_dispatch(struct kvmkit_bus *bus, uint64_t addr, void *data,
+					      unsigned int size, bool is_write)
 {
 	const struct table *t = __atomic_load_n(&bus->cur, __ATOMIC_ACQUIRE);
-	const struct range *e = find(t, addr);
+	int i = find(t, addr);
+	const struct range *e = i < 0 ? NULL : &t->r[i];
 	uint64_t off;
 
 	/* An access must fit inside the range: a guest straddling two devices
@@ -228,10 +271,10 @@ bool kvmkit_bus_dispatch(struct kvmkit_bus *bus, uint64_t addr, void *data, unsi
 		return false;
 	}
 	if (is_write) {
-		if (e->ops->write)
-			e->ops->write(e->opaque, off, data, size);
-	} else if (e->ops->read) {
-		e->ops->read(e->opaque, off, data, size);
+		if (e->write)
+			e->write(e->opaque, off, data, size);
+	} else if (e->read) {
+		e->read(e->opaque, off, data, size);
 	} else {
 		memset(data, 0xff, size);
 	}
@@ -241,9 +284,9 @@ bool kvmkit_bus_dispatch(struct kvmkit_bus *bus, uint64_t addr, void *data, unsi
 const char *kvmkit_bus_lookup(struct kvmkit_bus *bus, uint64_t addr)
 {
 	const struct table *t = __atomic_load_n(&bus->cur, __ATOMIC_ACQUIRE);
-	const struct range *e = find(t, addr);
+	int i = find(t, addr);
 
-	return e ? e->name : NULL;
+	return i < 0 ? NULL : t->names[i];
 }
 
 unsigned int kvmkit_bus_count(struct kvmkit_bus *bus)

@@ -46,12 +46,41 @@ struct kvmk_region {
 	size_t map_len;
 };
 
+/*
+ * A vCPU. The exit path (vcpu.c: the loop, exit decoding, bus dispatch)
+ * reads only the first two cache lines: the hot block, then the counters.
+ * After a KVM_RUN world switch every distinct line and page touched costs
+ * a miss (a page walk under a nested hypervisor), so what the loop needs
+ * per exit is copied here at creation instead of being read through the
+ * VM, and the structure is 128-byte aligned (kvmk_vcpu_alloc()) so that
+ * both lines share one page.
+ */
 struct kvmkit_vcpu {
-	struct kvmkit_vm *vm;
-	unsigned int id;
-	int fd;
+	/* Hot: read on every exit; written only by the thread running the
+	 * vCPU (run->immediate_exit aside, see vm.c). */
 	struct kvm_run *run;
+	struct kvmkit_vm *vm;
+	struct kvmkit_bus *pio, *mmio; /* the VM's buses: fixed for its life */
 	size_t run_size;
+	uint64_t last_return_ns;
+	int fd;
+	unsigned int nr_pre_run;
+	bool exit_timing; /* vm->cfg.exit_timing */
+	/* vm->pause_req || vm->stop_req, which the loop checks here instead of
+	 * in the VM (seq_cst; written under vm->lock by vm.c's set_request()
+	 * before any kick). */
+	bool req;
+	/* HLT with no way to be woken (no in-kernel irqchip). Only the vCPU's
+	 * own thread touches it; written under vm->lock for nr_halted. */
+	bool halted;
+
+	/* Written only by the thread running the vCPU, with relaxed atomic
+	 * load + store (no RMW); read with relaxed loads (vcpu.h). Its own
+	 * cache line, right after the hot block. */
+	struct kvmkit_vcpu_stats stats __attribute__((aligned(64)));
+
+	/* Cold: creation, hooks, the thread's lifecycle. */
+	unsigned int id;
 	pthread_t thread;
 	/* Under vm->lock. thread_started: from a successful pthread_create
 	 * until join_all has joined it. thread_exited: set by the thread
@@ -65,19 +94,12 @@ struct kvmkit_vcpu {
 	 * grace periods run on vCPU threads do not wait for it, or two of them
 	 * would wait for each other for ever. */
 	bool quiescing;
-	/* HLT with no way to be woken (no in-kernel irqchip). Only the vCPU's
-	 * own thread touches it; written under vm->lock for nr_halted. */
-	bool halted;
 	kvmkit_exit_hook exit_hook;
 	void *exit_hook_opaque;
-	/* This vCPU's pre-run hooks, copied from the VM's (hot path). */
-	unsigned int nr_pre_run;
+	/* This vCPU's pre-run hooks, copied from the VM's (read per run only
+	 * when nr_pre_run is not 0). */
 	struct kvmk_pre_run pre_run[KVMK_MAX_PRE_RUN];
-	/* Written only by the thread running the vCPU, with relaxed atomic
-	 * load + store (no RMW); read with relaxed loads (vcpu.h). */
-	struct kvmkit_vcpu_stats stats;
-	uint64_t last_return_ns;
-};
+} __attribute__((aligned(64)));
 
 struct kvmkit_vm {
 	struct kvmkit_vm_config cfg;
@@ -88,9 +110,6 @@ struct kvmkit_vm {
 	int max_vcpu_id;
 	int max_slots;
 	uint64_t ram_size;
-
-	pthread_rwlock_t mem_lock;
-	struct kvmk_region regions[KVMK_MAX_REGIONS];
 
 	struct kvmkit_bus *pio;
 	struct kvmkit_bus *mmio;
@@ -107,7 +126,8 @@ struct kvmkit_vm {
 	unsigned int nr_created;
 
 	/* Lifecycle: everything below is protected by lock. pause_req and
-	 * stop_req are also read lock-free (seq_cst) by the vCPU loop. */
+	 * stop_req are also read lock-free (seq_cst) outside the vCPU loop,
+	 * which reads each vCPU's copy (req). */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	enum kvmkit_vm_state state;
@@ -117,6 +137,9 @@ struct kvmkit_vm {
 	unsigned int nr_parked;
 	unsigned int nr_halted;
 	struct kvmkit_stop_info stop;
+
+	pthread_rwlock_t mem_lock;
+	struct kvmk_region regions[KVMK_MAX_REGIONS];
 };
 
 /* Adds @n to a vCPU counter. The thread running the vCPU is its only writer,

@@ -31,11 +31,15 @@ int kvmkit_vm_create_vcpu(struct kvmkit_vm *vm, unsigned int id, struct kvmkit_v
 	if (vm->vcpus[id])
 		return kvmk_err_param(op, "id", "a vCPU with this id already exists", "%u", id);
 
-	v = calloc(1, sizeof(*v));
-	if (!v)
+	/* Aligned: the loop's hot block and counters share one page. */
+	if (posix_memalign((void **)&v, 128, sizeof(*v)))
 		return kvmk_err_resource(op, ENOMEM, "allocating vCPU %u", id);
+	memset(v, 0, sizeof(*v));
 	v->vm = vm;
 	v->id = id;
+	v->pio = vm->pio;
+	v->mmio = vm->mmio;
+	v->exit_timing = vm->cfg.exit_timing;
 	v->fd = ioctl(vm->fd, KVM_CREATE_VCPU, (unsigned long)id);
 	if (v->fd < 0) {
 		r = kvmk_err_ioctl("KVM_CREATE_VCPU", errno, "vcpu id=%u", id);
@@ -56,6 +60,7 @@ int kvmkit_vm_create_vcpu(struct kvmkit_vm *vm, unsigned int id, struct kvmkit_v
 		return r;
 	}
 	pthread_mutex_lock(&vm->lock);
+	v->req = vm->pause_req || vm->stop_req;
 	kvmk_vcpu_take_hooks(v);
 	vm->vcpus[id] = v;
 	vm->nr_created++;
@@ -121,7 +126,8 @@ void kvmkit_vcpu_get_stats(struct kvmkit_vcpu *vcpu, struct kvmkit_vcpu_stats *o
 
 /* ---- exit handling ------------------------------------------------------ */
 
-static void stop_with_dump(struct kvmkit_vcpu *v, enum kvmkit_stop_reason reason, const char *what)
+static __attribute__((cold)) void stop_with_dump(struct kvmkit_vcpu *v,
+						 enum kvmkit_stop_reason reason, const char *what)
 {
 	char dump[400];
 	char detail[512];
@@ -153,7 +159,7 @@ static int handle_io(struct kvmkit_vcpu *v)
 	    size * count > v->run_size - off)
 		return -EINVAL;
 	for (uint64_t i = 0; i < count; i++)
-		kvmkit_bus_dispatch(v->vm->pio, port, (uint8_t *)run + off + i * size,
+		kvmkit_bus_dispatch(v->pio, port, (uint8_t *)run + off + i * size,
 				    (unsigned int)size, write);
 	return 0;
 }
@@ -165,8 +171,7 @@ static int handle_mmio(struct kvmkit_vcpu *v)
 
 	if (len == 0 || len > sizeof(run->mmio.data))
 		return -EINVAL;
-	kvmkit_bus_dispatch(v->vm->mmio, run->mmio.phys_addr, run->mmio.data, len,
-			    run->mmio.is_write);
+	kvmkit_bus_dispatch(v->mmio, run->mmio.phys_addr, run->mmio.data, len, run->mmio.is_write);
 	return 0;
 }
 
@@ -184,26 +189,34 @@ static void vcpu_halt(struct kvmkit_vcpu *v)
 		kvmkit_vm_request_stop(vm, KVMKIT_STOP_HALT, 0, "every vCPU executed HLT");
 }
 
-/* Handles the exit in v->run; 0 to continue, <0 when the VM must stop. */
-int kvmk_vcpu_handle_exit(struct kvmkit_vcpu *v)
+/*
+ * Handles the exit in v->run; 0 to continue, <0 when the VM must stop.
+ * hot: the exit path (this, the loop, kvmkit_bus_dispatch) is grouped in
+ * .text.hot, one code page to fault in after a world switch. Device
+ * accesses are tested before the switch, whose jump table would be one
+ * more page.
+ */
+__attribute__((hot)) int kvmk_vcpu_handle_exit(struct kvmkit_vcpu *v)
 {
 	const struct kvmk_exit_handler *h;
 	struct kvm_run *run = v->run;
 	char what[160];
 
-	switch (run->exit_reason) {
-	case KVM_EXIT_IO:
-		kvmk_stat_add(&v->stats.exits_io, 1);
-		if (handle_io(v) == 0)
-			return 0;
-		stop_with_dump(v, KVMKIT_STOP_INTERNAL_ERROR, "malformed KVM_EXIT_IO");
-		return -EIO;
-	case KVM_EXIT_MMIO:
+	if (run->exit_reason == KVM_EXIT_MMIO) {
 		kvmk_stat_add(&v->stats.exits_mmio, 1);
 		if (handle_mmio(v) == 0)
 			return 0;
 		stop_with_dump(v, KVMKIT_STOP_INTERNAL_ERROR, "malformed KVM_EXIT_MMIO");
 		return -EIO;
+	}
+	if (run->exit_reason == KVM_EXIT_IO) {
+		kvmk_stat_add(&v->stats.exits_io, 1);
+		if (handle_io(v) == 0)
+			return 0;
+		stop_with_dump(v, KVMKIT_STOP_INTERNAL_ERROR, "malformed KVM_EXIT_IO");
+		return -EIO;
+	}
+	switch (run->exit_reason) {
 	case KVM_EXIT_HLT:
 		kvmk_stat_add(&v->stats.exits_hlt, 1);
 		vcpu_halt(v);
@@ -264,9 +277,9 @@ int kvmk_vcpu_handle_exit(struct kvmkit_vcpu *v)
 
 /* Runs KVM_RUN once and handles the exit; returns the exit reason, -EINTR
  * for a kick, or another negative error. */
-static int run_one(struct kvmkit_vcpu *v)
+static __attribute__((hot)) int run_one(struct kvmkit_vcpu *v)
 {
-	bool timing = v->vm->cfg.exit_timing;
+	bool timing = v->exit_timing;
 	int r;
 
 	if (timing && v->last_return_ns)
@@ -316,7 +329,7 @@ struct kvmkit_vcpu *kvmk_vcpu_self(void)
 	return self_vcpu;
 }
 
-void *kvmk_vcpu_thread(void *arg)
+__attribute__((hot)) void *kvmk_vcpu_thread(void *arg)
 {
 	struct kvmkit_vcpu *v = arg;
 	struct kvmkit_vm *vm = v->vm;
@@ -336,11 +349,13 @@ void *kvmk_vcpu_thread(void *arg)
 		 * then reading the flags (both seq_cst) pairs with pause/stop,
 		 * which set a flag and then immediate_exit: either this thread
 		 * sees the flag, or KVM_RUN sees immediate_exit = 1 (or the
-		 * signal, if already inside), so no kick is ever lost.
+		 * signal, if already inside), so no kick is ever lost. The flag
+		 * read here is this vCPU's copy of pause_req || stop_req, set
+		 * with them (vm.c: set_request()), so that the fast path touches
+		 * no VM memory; the slow path reads the VM's under the lock.
 		 */
 		__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
-		if (__atomic_load_n(&vm->pause_req, __ATOMIC_SEQ_CST) ||
-		    __atomic_load_n(&vm->stop_req, __ATOMIC_SEQ_CST) || v->halted) {
+		if (__atomic_load_n(&v->req, __ATOMIC_SEQ_CST) || v->halted) {
 			bool stop;
 
 			pthread_mutex_lock(&vm->lock);

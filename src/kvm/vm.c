@@ -437,6 +437,20 @@ static void kick(struct kvmkit_vm *vm, struct kvmkit_vcpu *v)
 	pthread_kill(v->thread, vm->cfg.pause_signal);
 }
 
+/* Sets pause_req or stop_req (vm->lock held) and every vCPU's copy, which
+ * the vCPU loop reads so that its fast path touches no VM memory. Both are
+ * stored (seq_cst) before the caller kicks: see the loop in vcpu.c. */
+static void set_request(struct kvmkit_vm *vm, bool *flag, bool value)
+{
+	bool any;
+
+	__atomic_store_n(flag, value, __ATOMIC_SEQ_CST);
+	any = vm->pause_req || vm->stop_req;
+	for (unsigned int i = 0; vm->vcpus && i < vm->cfg.vcpus; i++)
+		if (vm->vcpus[i])
+			__atomic_store_n(&vm->vcpus[i]->req, any, __ATOMIC_SEQ_CST);
+}
+
 void kvmk_vm_kick_all(struct kvmkit_vm *vm)
 {
 	for (unsigned int i = 0; i < vm->cfg.vcpus; i++)
@@ -482,7 +496,7 @@ int kvmkit_vm_start(struct kvmkit_vm *vm)
 
 		if (e) {
 			r = kvmk_err_sys("pthread_create", e, "vCPU %u thread", i);
-			__atomic_store_n(&vm->stop_req, true, __ATOMIC_SEQ_CST);
+			set_request(vm, &vm->stop_req, true);
 			vm->stop.reason = KVMKIT_STOP_INTERNAL_ERROR;
 			snprintf(vm->stop.detail, sizeof(vm->stop.detail),
 				 "vCPU thread creation failed");
@@ -525,12 +539,12 @@ int kvmkit_vm_pause(struct kvmkit_vm *vm)
 		return r;
 	}
 	/* Stored before the kicks (seq_cst): see the vCPU loop in vcpu.c. */
-	__atomic_store_n(&vm->pause_req, true, __ATOMIC_SEQ_CST);
+	set_request(vm, &vm->pause_req, true);
 	kvmk_vm_kick_all(vm);
 	while (vm->nr_parked < live_threads(vm) && !vm->stop_req)
 		pthread_cond_wait(&vm->cond, &vm->lock);
 	if (vm->stop_req) {
-		__atomic_store_n(&vm->pause_req, false, __ATOMIC_SEQ_CST);
+		set_request(vm, &vm->pause_req, false);
 		r = kvmk_err_state("vm", "stopping", "running", "pause");
 	} else {
 		vm->state = KVMKIT_VM_PAUSED;
@@ -546,7 +560,7 @@ int kvmkit_vm_resume(struct kvmkit_vm *vm)
 	pthread_mutex_lock(&vm->lock);
 	r = kvmkit_vm_check_transition(vm->state, "resume", NULL);
 	if (!r) {
-		__atomic_store_n(&vm->pause_req, false, __ATOMIC_SEQ_CST);
+		set_request(vm, &vm->pause_req, false);
 		vm->state = KVMKIT_VM_RUNNING;
 		pthread_cond_broadcast(&vm->cond);
 	}
@@ -559,7 +573,7 @@ void kvmkit_vm_request_stop(struct kvmkit_vm *vm, enum kvmkit_stop_reason reason
 {
 	pthread_mutex_lock(&vm->lock);
 	if (!vm->stop_req) {
-		__atomic_store_n(&vm->stop_req, true, __ATOMIC_SEQ_CST);
+		set_request(vm, &vm->stop_req, true);
 		vm->stop.reason = reason;
 		vm->stop.status = status;
 		snprintf(vm->stop.detail, sizeof(vm->stop.detail), "%s", detail ? detail : "");

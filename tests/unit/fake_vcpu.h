@@ -44,6 +44,8 @@ static inline int fake_vcpu_init(struct fake_vcpu *f)
 		return -1;
 	f->vcpus[0] = &f->vcpu;
 	f->vcpu.vm = &f->vm;
+	f->vcpu.pio = f->vm.pio; /* the vCPU's hot copies of the VM's buses */
+	f->vcpu.mmio = f->vm.mmio;
 	f->vcpu.fd = -1;
 	f->vcpu.run_size = FAKE_RUN_SIZE;
 	f->vcpu.run = calloc(1, FAKE_RUN_SIZE);

@@ -17,9 +17,12 @@ struct kernel_chip {
 	int vm_fd;
 	bool pit;
 	bool resample; /* KVM_CAP_IRQFD_RESAMPLE */
-	/* KVM_REINJECT_CONTROL waits for an SRCU grace period (13-17 ms) as
-	 * it unregisters the PIT's ack notifier: done on a thread of its own
-	 * so that it is off the path to the guest's first instruction. */
+	/* KVM_REINJECT_CONTROL waits for SRCU grace periods (0.1-25 ms here,
+	 * often 10-15) as it unregisters the PIT's ack and mask notifiers,
+	 * holding the PIT's lock throughout. vCPU 0 takes that lock in its
+	 * first KVM_RUN (and after each move to another host CPU) to migrate
+	 * the PIT timer, so it still waits for what is left: the thread only
+	 * overlaps the wait with the rest of set-up (docs/BENCHMARKS.md). */
 	pthread_t reinject_thread;
 	bool reinject_started;
 	struct kvm_reinject_control reinject;
