@@ -8,9 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 
 #define KVMK_LOG_MODULE "irq-kernel"
 #include "core/internal.h"
+#include <kvmkit/vcpu.h>
 #include "arch/x86/irqchip_x86.h"
 
 struct kernel_chip {
@@ -22,17 +24,51 @@ struct kernel_chip {
 	 * holding the PIT's lock throughout. vCPU 0 takes that lock in its
 	 * first KVM_RUN (and after each move to another host CPU) to migrate
 	 * the PIT timer, so it still waits for what is left: the thread only
-	 * overlaps the wait with the rest of set-up (docs/BENCHMARKS.md). */
+	 * overlaps the wait with the rest of set-up (docs/BENCHMARKS.md). So
+	 * the thread waits until vCPU 0 has been through its first KVM_RUN:
+	 * the guest starts at once, and vCPU 0 meets the lock again at most
+	 * once, when it next moves to another host CPU. Until then the PIT
+	 * reinjects lost ticks, which a guest that just started has none of. */
+	struct kvmkit_vm *vm;
 	pthread_t reinject_thread;
 	bool reinject_started;
 	struct kvm_reinject_control reinject;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stopping; /* under lock: the irqchip is going away */
 };
+
+static bool vcpu0_has_run(struct kernel_chip *k)
+{
+	struct kvmkit_vcpu *v = kvmkit_vm_vcpu(k->vm, 0);
+	struct kvmkit_vcpu_stats st;
+
+	if (!v)
+		return false;
+	kvmkit_vcpu_get_stats(v, &st);
+	return st.runs >= 2; /* back from its first KVM_RUN and in again */
+}
 
 static void *reinject_thread(void *arg)
 {
 	struct kernel_chip *k = arg;
+	bool stop;
 
-	if (ioctl(k->vm_fd, KVM_REINJECT_CONTROL, &k->reinject) < 0)
+	pthread_mutex_lock(&k->lock);
+	while (!k->stopping && !vcpu0_has_run(k)) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += 1000000;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&k->cond, &k->lock, &ts);
+	}
+	stop = k->stopping;
+	pthread_mutex_unlock(&k->lock);
+	if (!stop && ioctl(k->vm_fd, KVM_REINJECT_CONTROL, &k->reinject) < 0)
 		kvmk_warn("KVM_REINJECT_CONTROL: %s", strerror(errno));
 	return NULL;
 }
@@ -44,7 +80,17 @@ static int kernel_create(struct kvmkit_irqchip *chip, const struct kvmkit_irqchi
 	if (!k)
 		return kvmk_err_resource("create_irqchip", ENOMEM, NULL);
 	chip->priv = k;
+	k->vm = chip->vm;
 	k->vm_fd = kvmkit_vm_fd(chip->vm);
+	pthread_mutex_init(&k->lock, NULL);
+	{
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&k->cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	kvmk_x86_gsi_layout(chip);
 	if (ioctl(k->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
 		return kvmk_err_ioctl("KVM_CREATE_IRQCHIP", errno, NULL);
@@ -62,8 +108,9 @@ static int kernel_create(struct kvmkit_irqchip *chip, const struct kvmkit_irqchi
 			k->reinject.pit_reinject = 0;
 			k->reinject_started =
 				pthread_create(&k->reinject_thread, NULL, reinject_thread, k) == 0;
-			if (!k->reinject_started)
-				reinject_thread(k);
+			if (!k->reinject_started &&
+			    ioctl(k->vm_fd, KVM_REINJECT_CONTROL, &k->reinject) < 0)
+				kvmk_warn("KVM_REINJECT_CONTROL: %s", strerror(errno));
 		}
 	}
 	return 0;
@@ -75,8 +122,15 @@ static void kernel_destroy(struct kvmkit_irqchip *chip)
 
 	if (!k)
 		return;
-	if (k->reinject_started)
+	if (k->reinject_started) {
+		pthread_mutex_lock(&k->lock);
+		k->stopping = true;
+		pthread_cond_signal(&k->cond);
+		pthread_mutex_unlock(&k->lock);
 		pthread_join(k->reinject_thread, NULL);
+	}
+	pthread_cond_destroy(&k->cond);
+	pthread_mutex_destroy(&k->lock);
 	free(k);
 	chip->priv = NULL;
 }
