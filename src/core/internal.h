@@ -7,6 +7,7 @@
 #define KVMKIT_CORE_INTERNAL_H
 
 #include <errno.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -64,6 +65,17 @@ int kvmk_reader_u32(struct kvmk_reader *r, uint32_t *out, const char *what);
 #define kvmk_info(...) kvmk_log(KVMKIT_LOG_INFO, __VA_ARGS__)
 #define kvmk_debug(...) kvmk_log(KVMKIT_LOG_DEBUG, __VA_ARGS__)
 #define kvmk_trace(...) kvmk_log(KVMKIT_LOG_TRACE, __VA_ARGS__)
+
+/* A condition variable whose timed waits take CLOCK_MONOTONIC deadlines. */
+static inline void kvmk_cond_init_monotonic(pthread_cond_t *c)
+{
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(c, &ca);
+	pthread_condattr_destroy(&ca);
+}
 
 static inline uint64_t kvmk_now_ns(void)
 {

@@ -445,7 +445,6 @@ static bool kick_usable(int sig)
 
 static int start_writer(struct kvmkit_uart *u)
 {
-	pthread_condattr_t ca;
 	sigset_t all, old;
 	int r;
 
@@ -456,11 +455,8 @@ static int start_writer(struct kvmkit_uart *u)
 		return kvmk_err_param("kvmkit_uart_create", "kick signal",
 				      "needs a handler installed without SA_RESTART", "%d",
 				      u->hooks.kick_signal);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&u->tx_cond, &ca);
-	pthread_cond_init(&u->done_cond, &ca);
-	pthread_condattr_destroy(&ca);
+	kvmk_cond_init_monotonic(&u->tx_cond);
+	kvmk_cond_init_monotonic(&u->done_cond);
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	r = pthread_create(&u->writer, NULL, writer_main, u);

@@ -221,15 +221,8 @@ int kvmkit_vm_create(const struct kvmkit_vm_config *cfg, struct kvmkit_vm **out)
 	vm->fd = -1;
 	pthread_rwlock_init(&vm->mem_lock, NULL);
 	pthread_mutex_init(&vm->lock, NULL);
-	{
-		pthread_condattr_t ca;
-
-		/* kvmkit_vm_wait() computes deadlines on CLOCK_MONOTONIC. */
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&vm->cond, &ca);
-		pthread_condattr_destroy(&ca);
-	}
+	/* kvmkit_vm_wait() computes deadlines on CLOCK_MONOTONIC. */
+	kvmk_cond_init_monotonic(&vm->cond);
 	vm->state = KVMKIT_VM_CREATED;
 	vm->stop.vcpu = -1;
 	if ((cfg->kvm_path && !vm->cfg.kvm_path) || (cfg->cpu_flags && !vm->cfg.cpu_flags)) {

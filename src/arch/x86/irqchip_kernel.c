@@ -83,14 +83,7 @@ static int kernel_create(struct kvmkit_irqchip *chip, const struct kvmkit_irqchi
 	k->vm = chip->vm;
 	k->vm_fd = kvmkit_vm_fd(chip->vm);
 	pthread_mutex_init(&k->lock, NULL);
-	{
-		pthread_condattr_t ca;
-
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&k->cond, &ca);
-		pthread_condattr_destroy(&ca);
-	}
+	kvmk_cond_init_monotonic(&k->cond);
 	kvmk_x86_gsi_layout(chip);
 	if (ioctl(k->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
 		return kvmk_err_ioctl("KVM_CREATE_IRQCHIP", errno, NULL);
@@ -164,20 +157,6 @@ static int kernel_set_line(struct kvmkit_irqchip *chip, uint32_t gsi, bool level
 		return kvmk_err_ioctl("KVM_IRQ_LINE_STATUS", errno, "gsi %u level %d", gsi, level);
 	}
 	return il.status;
-}
-
-static int kernel_signal_msi(struct kvmkit_irqchip *chip, uint64_t address, uint32_t data,
-			     uint32_t flags, uint32_t devid, bool *failed)
-{
-	struct kernel_chip *k = chip->priv;
-	int r = kvmk_x86_send_msi(k->vm_fd, address, data, flags, devid);
-
-	if (r < 0) {
-		*failed = true;
-		return kvmk_err_ioctl("KVM_SIGNAL_MSI", -r, "address 0x%llx data 0x%x",
-				      (unsigned long long)address, data);
-	}
-	return r;
 }
 
 static int kernel_irqfd_bind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd, int resample_fd)
@@ -286,7 +265,7 @@ const struct kvmk_irqchip_ops kvmk_x86_kernel_irqchip = {
 	.check_route = kernel_check_route,
 	.commit = kernel_commit,
 	.set_line = kernel_set_line,
-	.signal_msi = kernel_signal_msi,
+	.signal_msi = kvmk_x86_signal_msi_op,
 	.irqfd_bind = kernel_irqfd_bind,
 	.irqfd_unbind = kernel_irqfd_unbind,
 	.irqfds_in_kernel = kernel_irqfds_in_kernel,

@@ -188,20 +188,6 @@ static int split_set_line(struct kvmkit_irqchip *chip, uint32_t gsi, bool level,
 	return kvmk_split_set_gsi(chip->priv, gsi, level, -1);
 }
 
-static int split_signal_msi(struct kvmkit_irqchip *chip, uint64_t address, uint32_t data,
-			    uint32_t flags, uint32_t devid, bool *failed)
-{
-	struct kvmk_split *s = chip->priv;
-	int r = kvmk_x86_send_msi(s->vm_fd, address, data, flags, devid);
-
-	if (r < 0) {
-		*failed = true;
-		return kvmk_err_ioctl("KVM_SIGNAL_MSI", -r, "address 0x%llx data 0x%x",
-				      (unsigned long long)address, data);
-	}
-	return r;
-}
-
 /* ---- routing --------------------------------------------------------------- */
 
 static void split_default_routes(struct kvmkit_irqchip *chip, struct kvm_irq_routing_entry *tab,
@@ -436,7 +422,7 @@ const struct kvmk_irqchip_ops kvmk_x86_split_irqchip = {
 	.check_route = split_check_route,
 	.commit = split_commit,
 	.set_line = split_set_line,
-	.signal_msi = split_signal_msi,
+	.signal_msi = kvmk_x86_signal_msi_op,
 	.irqfd_bind = kvmk_split_irqfd_bind,
 	.irqfd_unbind = kvmk_split_irqfd_unbind,
 	.irqfds_in_kernel = kvmk_split_irqfds_in_kernel,

@@ -111,3 +111,16 @@ int kvmk_x86_irqfd_deassign(int vm_fd, uint32_t gsi, int fd)
 		return kvmk_err_ioctl("KVM_IRQFD", errno, "deassign gsi %u fd %d", gsi, fd);
 	return 0;
 }
+
+int kvmk_x86_signal_msi_op(struct kvmkit_irqchip *chip, uint64_t address, uint32_t data,
+			   uint32_t flags, uint32_t devid, bool *failed)
+{
+	int r = kvmk_x86_send_msi(kvmkit_vm_fd(chip->vm), address, data, flags, devid);
+
+	if (r < 0) {
+		*failed = true;
+		return kvmk_err_ioctl("KVM_SIGNAL_MSI", -r, "address 0x%llx data 0x%x",
+				      (unsigned long long)address, data);
+	}
+	return r;
+}

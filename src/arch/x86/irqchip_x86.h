@@ -25,6 +25,9 @@ int kvmk_x86_set_gsi_routing(int vm_fd, const struct kvm_irq_routing_entry *a, u
 			     const struct kvm_irq_routing_entry *b, unsigned int nb);
 /* KVM_SIGNAL_MSI: > 0 delivered, 0 blocked, -errno (nothing recorded). */
 int kvmk_x86_send_msi(int vm_fd, uint64_t address, uint32_t data, uint32_t flags, uint32_t devid);
+/* The signal_msi op of both back ends: KVM_SIGNAL_MSI on the chip's VM. */
+int kvmk_x86_signal_msi_op(struct kvmkit_irqchip *chip, uint64_t address, uint32_t data,
+			   uint32_t flags, uint32_t devid, bool *failed);
 /* KVM_IRQFD deassign; the error is recorded. */
 int kvmk_x86_irqfd_deassign(int vm_fd, uint32_t gsi, int fd);
 
