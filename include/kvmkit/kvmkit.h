@@ -13,6 +13,7 @@
 #include <kvmkit/loader.h>
 #include <kvmkit/devices.h>
 #include <kvmkit/machine.h>
+#include <kvmkit/api.h>
 
 #define KVMKIT_VERSION_MAJOR 0
 #define KVMKIT_VERSION_MINOR 1
