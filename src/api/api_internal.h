@@ -87,6 +87,8 @@ enum kvmk_api_next {
 
 int kvmk_api_lines_init(struct kvmk_api_lines *l);
 void kvmk_api_lines_release(struct kvmk_api_lines *l);
+/* Empties @l, keeping its buffer (a fuzz run per input). */
+void kvmk_api_lines_reset(struct kvmk_api_lines *l);
 /* Where the next read goes and how much fits (moves held bytes to the
  * front: a line from kvmk_api_lines_next() is invalid afterwards). 0 only
  * while a whole line is held; kvmk_api_lines_next() frees room. */

@@ -24,6 +24,14 @@ int kvmk_api_lines_init(struct kvmk_api_lines *l)
 	return 0;
 }
 
+void kvmk_api_lines_reset(struct kvmk_api_lines *l)
+{
+	char *buf = l->buf;
+
+	memset(l, 0, sizeof(*l));
+	l->buf = buf;
+}
+
 void kvmk_api_lines_release(struct kvmk_api_lines *l)
 {
 	free(l->buf);
