@@ -10,6 +10,14 @@
 
 int cmd_run(int argc, char **argv);
 int cmd_caps(int argc, char **argv);
+/* The control-socket clients (cmd_ctl.c): argv[0] is the command. */
+bool cli_is_ctl(const char *cmd);
+int cmd_ctl(int argc, char **argv);
+struct kvmkit_vm;
+struct kvmkit_api_server;
+/* `run --api PATH`: starts the server, or prints one line and returns the
+ * exit status. */
+int cli_api_start(struct kvmkit_vm *vm, const char *path, struct kvmkit_api_server **out);
 
 /* ---- exit statuses (exit_status.c) -------------------------------------
  * kvmkit's own codes are 2 and 118..125; a guest status passes through
@@ -25,6 +33,9 @@ int cmd_caps(int argc, char **argv);
 #define CLI_EXIT_HALTED 123 /* every vCPU halted for good */
 #define CLI_EXIT_TIMEOUT 124 /* --timeout expired */
 #define CLI_EXIT_GUEST_RANGE 125 /* the guest's status cannot pass through */
+/* The control clients' own: 0 done, 2 bad arguments, and */
+#define CLI_EXIT_API_REFUSED 1 /* the server answered with an error */
+#define CLI_EXIT_API_UNREACHABLE 3 /* no server, or no valid reply */
 
 struct kvmkit_stop_info;
 /* True if `kvmkit run` exits with the guest's @status unchanged. */
@@ -42,8 +53,15 @@ extern const struct option cli_run_options[];
 extern const char cli_run_shortopts[];
 extern const struct option cli_caps_options[];
 extern const char cli_caps_shortopts[];
+extern const struct option cli_ctl_options[];
+extern const char cli_ctl_shortopts[];
+extern const struct option cli_query_options[];
+extern const char cli_query_shortopts[];
+extern const struct option cli_migrate_options[];
+extern const char cli_migrate_shortopts[];
 void cli_usage(FILE *f); /* kvmkit --help: every command and option */
 void cli_run_usage(FILE *f); /* kvmkit run --help */
+void cli_ctl_usage(FILE *f); /* kvmkit query|pause|... --help */
 /* getopt_long() that reports a bad option as one "kvmkit: CMD: ..." line
  * on stderr (CMD "" for the global options) and then returns '?'. Set
  * optind = 0 before the first call for a new argv. */

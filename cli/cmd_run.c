@@ -121,6 +121,8 @@ int cmd_run(int argc, char **argv)
 {
 	struct kvmkit_machine_config cfg;
 	struct kvmkit_machine *m = NULL;
+	struct kvmkit_api_server *api = NULL;
+	const char *api_path = NULL;
 	struct kvmkit_stop_info info;
 	const char *kernel = NULL;
 	const char *initrd = NULL;
@@ -179,6 +181,9 @@ int cmd_run(int argc, char **argv)
 			break;
 		case 'I':
 			initrd = optarg;
+			break;
+		case 'A':
+			api_path = optarg;
 			break;
 		case 'a':
 			cfg.cmdline = optarg;
@@ -247,8 +252,19 @@ int cmd_run(int argc, char **argv)
 		free(initrd_buf);
 		return failure_status();
 	}
+	if (api_path) {
+		status = cli_api_start(kvmkit_machine_vm(m), api_path, &api);
+		if (status) {
+			kvmkit_machine_destroy(m);
+			free(image);
+			free(initrd_buf);
+			return status;
+		}
+	}
 	con = console_start(kvmkit_machine_vm(m), kvmkit_machine_uart(m));
 	r = kvmkit_machine_run(m, timeout_s ? (int)(timeout_s * 1000) : -1, &info);
+	/* The server goes first: it may still be finishing a stop request. */
+	kvmkit_api_server_destroy(api);
 	console_stop(con);
 	if (r) {
 		cli_fail("run");

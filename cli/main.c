@@ -56,6 +56,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - i, argv + i);
 	if (!strcmp(argv[i], "caps"))
 		return cmd_caps(argc - i, argv + i);
+	if (cli_is_ctl(argv[i]))
+		return cmd_ctl(argc - i, argv + i);
 	if (!strcmp(argv[i], "version")) {
 		printf("kvmkit %s\n", kvmkit_version());
 		return 0;

@@ -19,12 +19,19 @@ const struct option cli_global_options[] = {
 const char cli_global_shortopts[] = "+:h";
 
 const struct option cli_run_options[] = {
-	{ "kernel", required_argument, NULL, 'k' },  { "mem", required_argument, NULL, 'm' },
-	{ "vcpus", required_argument, NULL, 'c' },   { "timeout", required_argument, NULL, 't' },
-	{ "irqchip", required_argument, NULL, 'i' }, { "irq-stats", no_argument, NULL, 's' },
-	{ "cpu", required_argument, NULL, 'u' },     { "initrd", required_argument, NULL, 'I' },
-	{ "append", required_argument, NULL, 'a' },  { "testdev", required_argument, NULL, 'T' },
-	{ "help", no_argument, NULL, 'h' },	     { 0 },
+	{ "kernel", required_argument, NULL, 'k' },
+	{ "mem", required_argument, NULL, 'm' },
+	{ "vcpus", required_argument, NULL, 'c' },
+	{ "timeout", required_argument, NULL, 't' },
+	{ "irqchip", required_argument, NULL, 'i' },
+	{ "irq-stats", no_argument, NULL, 's' },
+	{ "cpu", required_argument, NULL, 'u' },
+	{ "initrd", required_argument, NULL, 'I' },
+	{ "append", required_argument, NULL, 'a' },
+	{ "testdev", required_argument, NULL, 'T' },
+	{ "api", required_argument, NULL, 'A' },
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 },
 };
 const char cli_run_shortopts[] = ":k:m:c:t:h";
 
@@ -34,6 +41,28 @@ const struct option cli_caps_options[] = {
 	{ 0 },
 };
 const char cli_caps_shortopts[] = ":h";
+
+/* The control clients: pause, resume, stop and snapshot take no option
+ * but --help; query has --json, migrate --to. */
+const struct option cli_ctl_options[] = {
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 },
+};
+const char cli_ctl_shortopts[] = ":h";
+
+const struct option cli_query_options[] = {
+	{ "json", no_argument, NULL, 'j' },
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 },
+};
+const char cli_query_shortopts[] = ":h";
+
+const struct option cli_migrate_options[] = {
+	{ "to", required_argument, NULL, 't' },
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 },
+};
+const char cli_migrate_shortopts[] = ":h";
 
 /* One line per option of cli_run_options, in the same order. */
 static const char run_options_text[] =
@@ -50,7 +79,24 @@ static const char run_options_text[] =
 	"      --append \"ARGS\"    Multiboot command line after the kernel path\n"
 	"      --testdev on|off   the test device (default: on for Multiboot images,\n"
 	"                         off for others)\n"
+	"      --api PATH         serve the control API on unix socket PATH\n"
+	"                         (kvmkit query|pause|resume|stop PATH; docs/API.md)\n"
 	"  -h, --help             print usage\n";
+
+/* The control clients, for `kvmkit --help` and `kvmkit CMD --help`. */
+static const char ctl_text[] =
+	"  query SOCKET [--json]  state, vCPUs, memory and interrupts of the VM served\n"
+	"                         on SOCKET by `kvmkit run --api` (--json: the reply)\n"
+	"  pause SOCKET           pause the VM (returns once every vCPU is parked)\n"
+	"  resume SOCKET          resume a paused VM\n"
+	"  stop SOCKET            stop the VM (its `kvmkit run` exits 0)\n"
+	"  snapshot SOCKET DIR    save the VM into DIR (not implemented yet)\n"
+	"  migrate SOCKET --to ADDR\n"
+	"                         move the VM to another kvmkit (not implemented yet)\n";
+
+static const char ctl_exit_text[] =
+	"control client exit status: 0 done, 1 the VM refused (stderr says why),\n"
+	"2 bad arguments, 3 no server answered on SOCKET\n";
 
 static const char run_exit_text[] =
 	"exit status:\n"
@@ -91,6 +137,7 @@ void cli_usage(FILE *f)
 		"commands:\n"
 		"  run [OPTIONS]          boot a guest (exit statuses: kvmkit run --help)\n"
 		"  caps [--json]          KVM capabilities of this host (--json: as JSON)\n"
+		"%s"
 		"  version                print the version\n"
 		"  help                   print usage\n"
 		"\n"
@@ -99,8 +146,26 @@ void cli_usage(FILE *f)
 		"  -h, --help             print usage\n"
 		"\n"
 		"run options:\n"
+		"%s"
+		"\n"
 		"%s",
-		run_options_text);
+		ctl_text, run_options_text, ctl_exit_text);
+}
+
+void cli_ctl_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: kvmkit COMMAND SOCKET [ARGS]\n"
+		"drives a VM through the control socket of `kvmkit run --api SOCKET`\n"
+		"\n"
+		"commands:\n"
+		"%s"
+		"\n"
+		"options:\n"
+		"  -h, --help             print usage\n"
+		"\n"
+		"%s",
+		ctl_text, ctl_exit_text);
 }
 
 /* Long option of @opts whose short value is @val, or NULL. */

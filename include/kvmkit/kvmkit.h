@@ -23,6 +23,7 @@
 #include <kvmkit/loader.h>
 #include <kvmkit/devices.h>
 #include <kvmkit/machine.h>
+#include <kvmkit/api.h>
 
 #include <kvmkit/version.h> /* generated from meson.build's project version */
 

@@ -290,11 +290,26 @@ static void test_usage_lists_every_option(void **state)
 {
 	char *run = text_of(cli_run_usage);
 	char *top = text_of(cli_usage);
+	char *ctl = text_of(cli_ctl_usage);
 	const struct option *run_only[] = { cli_run_options, NULL };
-	const struct option *all[] = { cli_global_options, cli_run_options, cli_caps_options,
+	const struct option *all[] = { cli_global_options,
+				       cli_run_options,
+				       cli_caps_options,
+				       cli_ctl_options,
+				       cli_query_options,
+				       cli_migrate_options,
 				       NULL };
+	const struct option *ctl_only[] = { cli_ctl_options, cli_query_options, cli_migrate_options,
+					    NULL };
 	const char *run_short[] = { cli_run_shortopts, NULL };
-	const char *all_short[] = { cli_global_shortopts, cli_run_shortopts, cli_caps_shortopts,
+	const char *all_short[] = { cli_global_shortopts,
+				    cli_run_shortopts,
+				    cli_caps_shortopts,
+				    cli_ctl_shortopts,
+				    cli_query_shortopts,
+				    cli_migrate_shortopts,
+				    NULL };
+	const char *ctl_short[] = { cli_ctl_shortopts, cli_query_shortopts, cli_migrate_shortopts,
 				    NULL };
 
 	check_listed(run, cli_run_options, cli_run_shortopts, "kvmkit run --help");
@@ -303,6 +318,22 @@ static void test_usage_lists_every_option(void **state)
 	check_listed(top, cli_caps_options, cli_caps_shortopts, "kvmkit --help");
 	check_known(run, run_only, run_short, "kvmkit run --help");
 	check_known(top, all, all_short, "kvmkit --help");
+	/* The control clients: in `kvmkit --help` and in their own. */
+	for (unsigned int t = 0; ctl_only[t]; t++) {
+		check_listed(top, ctl_only[t], ctl_short[t], "kvmkit --help");
+		check_listed(ctl, ctl_only[t], ctl_short[t], "kvmkit query|pause|... --help");
+	}
+	check_known(ctl, all, all_short, "kvmkit query|pause|... --help");
+	for (unsigned int i = 0; i < 6; i++) {
+		static const char *const cmds[] = {
+			"query SOCKET", "pause SOCKET",	       "resume SOCKET",
+			"stop SOCKET",	"snapshot SOCKET DIR", "migrate SOCKET --to ADDR"
+		};
+
+		if (!strstr(top, cmds[i]) || !strstr(ctl, cmds[i]))
+			fail_msg("usage does not list \"%s\"", cmds[i]);
+	}
+	assert_true(mentions(top, "api") && mentions(run, "api"));
 	/* --testdev is listed (the option of the test-device work). */
 	assert_true(mentions(top, "testdev") && mentions(run, "testdev"));
 	/* The exit statuses are documented where the user looks. */
@@ -311,6 +342,7 @@ static void test_usage_lists_every_option(void **state)
 	assert_non_null(strstr(run, "119"));
 	free(run);
 	free(top);
+	free(ctl);
 }
 
 /* The checks above must be able to fail: a text missing an option and a

@@ -1,0 +1,252 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The control commands on a VM: query reads the VM's state and statistics,
+ * pause, resume and stop are the lifecycle calls, snapshot and migrate
+ * answer "unsupported" until those features exist. Every refusal is the
+ * library's own structured error, so a request in the wrong state changes
+ * nothing.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <kvmkit/irq.h>
+#include <kvmkit/vcpu.h>
+
+#include "api/api_internal.h"
+#include "core/internal.h"
+#include "kvm/kvm_internal.h"
+
+#define KVMK_LOG_MODULE "api"
+
+/* How long a stop waits for another thread's join of the vCPUs. */
+#define STOP_WAIT_MS 10000
+
+static struct json_object *u64(uint64_t v)
+{
+	return json_object_new_uint64(v);
+}
+
+static int query_vcpus(struct kvmkit_vm *vm, struct json_object *reply)
+{
+	struct json_object *list = json_object_new_array();
+	int bad = 0;
+
+	for (unsigned int i = 0; list && i < kvmkit_vm_config(vm)->vcpus; i++) {
+		struct kvmkit_vcpu *v = kvmkit_vm_vcpu(vm, i);
+		struct json_object *o;
+		struct kvmkit_vcpu_stats st;
+
+		if (!v)
+			continue;
+		kvmkit_vcpu_get_stats(v, &st);
+		o = json_object_new_object();
+		bad |= kvmk_api_put(o, "id", json_object_new_int((int)i));
+		bad |= kvmk_api_put(o, "runs", u64(st.runs));
+		bad |= kvmk_api_put(o, "exits_io", u64(st.exits_io));
+		bad |= kvmk_api_put(o, "exits_mmio", u64(st.exits_mmio));
+		bad |= kvmk_api_put(o, "exits_hlt", u64(st.exits_hlt));
+		bad |= kvmk_api_put(o, "exits_intr", u64(st.exits_intr));
+		bad |= kvmk_api_put(o, "exits_other", u64(st.exits_other));
+		bad |= kvmk_api_put(o, "user_ns", u64(st.user_ns));
+		if (!o || json_object_array_add(list, o)) {
+			json_object_put(o);
+			bad = 1;
+		}
+	}
+	bad |= kvmk_api_put(reply, "vcpu_count", u64(kvmkit_vm_vcpu_count(vm)));
+	bad |= kvmk_api_put(reply, "vcpus", list);
+	return bad;
+}
+
+/*
+ * The VM's memory regions. vm.h has no call that lists them, and src/kvm
+ * is not this module's to change, so this reads the region table under its
+ * lock, copying out what the reply needs. (A kvmkit_vm_memory_regions()
+ * in kvm/memory.c would replace it.)
+ */
+static int query_memory(struct kvmkit_vm *vm, struct json_object *reply)
+{
+	struct json_object *list = json_object_new_array();
+	struct json_object *mem = json_object_new_object();
+	struct kvmk_region copy[KVMK_MAX_REGIONS];
+	uint64_t total = 0;
+	int bad = 0;
+
+	pthread_rwlock_rdlock(&vm->mem_lock);
+	memcpy(copy, vm->regions, sizeof(copy));
+	pthread_rwlock_unlock(&vm->mem_lock);
+	for (unsigned int i = 0; list && i < KVMK_MAX_REGIONS; i++) {
+		const struct kvmk_region *e = &copy[i];
+		struct json_object *o;
+
+		if (!e->used)
+			continue;
+		total += e->size;
+		o = json_object_new_object();
+		bad |= kvmk_api_put(o, "slot", u64(e->slot));
+		bad |= kvmk_api_put(o, "gpa", u64(e->gpa));
+		bad |= kvmk_api_put(o, "size", u64(e->size));
+		bad |= kvmk_api_put(o, "readonly",
+				    json_object_new_boolean(!!(e->flags & KVMKIT_MEM_READONLY)));
+		bad |= kvmk_api_put(o, "dirty_log",
+				    json_object_new_boolean(!!(e->flags & KVMKIT_MEM_LOG_DIRTY)));
+		if (!o || json_object_array_add(list, o)) {
+			json_object_put(o);
+			bad = 1;
+		}
+	}
+	bad |= kvmk_api_put(mem, "total", u64(total));
+	bad |= kvmk_api_put(mem, "regions", list);
+	bad |= kvmk_api_put(reply, "memory", mem);
+	return bad;
+}
+
+static bool gsi_active(const struct kvmkit_gsi_stats *s)
+{
+	return s->asserts || s->deliveries || s->coalesced || s->masked || s->irqfd_signals ||
+	       s->irqfds_kernel || s->irqfds_thread;
+}
+
+static int query_irqchip(struct kvmkit_vm *vm, struct json_object *reply)
+{
+	struct kvmkit_irqchip *chip = kvmkit_vm_irqchip(vm);
+	struct json_object *irq = json_object_new_object();
+	struct json_object *list = json_object_new_array();
+	int bad = 0;
+
+	bad |= kvmk_api_put(
+		irq, "mode",
+		json_object_new_string(chip ? kvmkit_irqchip_mode_name(kvmkit_irqchip_mode(chip)) :
+					      "none"));
+	for (uint32_t gsi = 0; chip && list && gsi < KVMKIT_MAX_GSI; gsi++) {
+		struct kvmkit_gsi_stats st;
+		struct json_object *o;
+
+		if (kvmkit_irq_gsi_stats(chip, gsi, &st) || !gsi_active(&st))
+			continue;
+		o = json_object_new_object();
+		bad |= kvmk_api_put(o, "gsi", u64(gsi));
+		bad |= kvmk_api_put(o, "asserts", u64(st.asserts));
+		bad |= kvmk_api_put(o, "deliveries", u64(st.deliveries));
+		bad |= kvmk_api_put(o, "coalesced", u64(st.coalesced));
+		bad |= kvmk_api_put(o, "masked", u64(st.masked));
+		bad |= kvmk_api_put(o, "irqfd_signals", u64(st.irqfd_signals));
+		bad |= kvmk_api_put(o, "irqfds_kernel", u64(st.irqfds_kernel));
+		bad |= kvmk_api_put(o, "irqfds_thread", u64(st.irqfds_thread));
+		if (!o || json_object_array_add(list, o)) {
+			json_object_put(o);
+			bad = 1;
+		}
+	}
+	bad |= kvmk_api_put(irq, "gsis", list);
+	bad |= kvmk_api_put(reply, "irqchip", irq);
+	return bad;
+}
+
+static int do_query(struct kvmkit_vm *vm, struct json_object *reply)
+{
+	int bad = kvmk_api_put(reply, "protocol", json_object_new_int(KVMKIT_API_PROTOCOL));
+
+	bad |= kvmk_api_put(reply, "state",
+			    json_object_new_string(kvmkit_vm_state_name(kvmkit_vm_state(vm))));
+	bad |= query_vcpus(vm, reply);
+	bad |= query_memory(vm, reply);
+	bad |= query_irqchip(vm, reply);
+	return bad ? kvmk_err_resource("query", ENOMEM, "building the reply") : 0;
+}
+
+static int put_state(struct kvmkit_vm *vm, struct json_object *reply, const char *op)
+{
+	if (kvmk_api_put(reply, "state",
+			 json_object_new_string(kvmkit_vm_state_name(kvmkit_vm_state(vm)))))
+		return kvmk_err_resource(op, ENOMEM, "building the reply");
+	return 0;
+}
+
+static int do_stop(struct kvmkit_vm *vm)
+{
+	/* kvmkit_vm_stop() on a VM that never started refuses, but also
+	 * rules out any later start: a refused request must change nothing,
+	 * so that case is answered here. The state cannot go back to CREATED,
+	 * so nothing slips in between. */
+	enum kvmkit_vm_state s;
+	int r;
+
+	if (kvmkit_vm_state(vm) == KVMKIT_VM_CREATED)
+		return kvmkit_vm_check_transition(KVMKIT_VM_CREATED, "stop", NULL);
+	r = kvmkit_vm_stop(vm);
+	/* When another thread (the owner's kvmkit_vm_wait()) is joining the
+	 * vCPUs already, kvmkit_vm_stop() returns before that join ends and
+	 * the state turns STOPPED. The vCPUs have been told to stop; wait
+	 * (bounded) for the state, so that the reply and any later query
+	 * agree on it. */
+	for (int i = 0; !r && i < STOP_WAIT_MS; i++) {
+		s = kvmkit_vm_state(vm);
+		if (s != KVMKIT_VM_RUNNING && s != KVMKIT_VM_PAUSED)
+			break;
+		usleep(1000);
+	}
+	return r;
+}
+
+int kvmk_api_execute(struct kvmkit_vm *vm, const struct kvmk_api_request *req,
+		     struct json_object *reply)
+{
+	const char *name = kvmk_api_cmd_name(req->cmd);
+	int r;
+
+	/* A vCPU waiting for all vCPUs to park (or to be joined) would wait
+	 * for itself. */
+	if (req->cmd != KVMK_API_QUERY && kvmk_vcpu_self())
+		return kvmk_err_state("thread", "a vCPU thread", "another thread", name);
+	switch (req->cmd) {
+	case KVMK_API_QUERY:
+		return do_query(vm, reply);
+	case KVMK_API_PAUSE:
+		r = kvmkit_vm_pause(vm);
+		break;
+	case KVMK_API_RESUME:
+		r = kvmkit_vm_resume(vm);
+		break;
+	case KVMK_API_STOP:
+		r = do_stop(vm);
+		break;
+	case KVMK_API_SNAPSHOT:
+	case KVMK_API_MIGRATE:
+		return kvmk_err_unsupported(name, ENOTSUP, "not implemented yet");
+	default:
+		return kvmk_err_param("request", "cmd", "unknown command", "%d", (int)req->cmd);
+	}
+	return r ? r : put_state(vm, reply, name);
+}
+
+int kvmkit_api_handle(struct kvmkit_vm *vm, const char *line, size_t len, char **reply)
+{
+	struct kvmk_api_request req;
+	struct json_object *obj = NULL;
+	int r;
+
+	*reply = NULL;
+	if (!vm || (!line && len))
+		return kvmk_err_param("kvmkit_api_handle", vm ? "line" : "vm", "is NULL", "%s",
+				      "NULL");
+	r = kvmk_api_parse(line ? line : "", len, &req);
+	if (r == 1)
+		return 0;
+	if (!r) {
+		obj = kvmk_api_reply_ok(req.id);
+		r = obj ? kvmk_api_execute(vm, &req, obj) :
+			  kvmk_err_resource("kvmkit_api_handle", ENOMEM, "reply");
+		if (r) {
+			json_object_put(obj);
+			obj = NULL;
+		}
+	}
+	if (r)
+		obj = kvmk_api_reply_error(req.id, kvmkit_last_error());
+	kvmk_api_request_release(&req);
+	*reply = kvmk_api_reply_line(obj, NULL);
+	return *reply ? 0 : kvmk_err_resource("kvmkit_api_handle", ENOMEM, "reply line");
+}
