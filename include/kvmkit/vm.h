@@ -106,6 +106,18 @@ int kvmkit_vm_add_memory(struct kvmkit_vm *vm, uint64_t gpa, uint64_t size, unsi
  * if kvmkit allocated it. */
 int kvmkit_vm_remove_memory(struct kvmkit_vm *vm, int slot);
 
+/* One memory region as kvmkit_vm_memory_regions() reports it. */
+struct kvmkit_mem_region {
+	int slot;
+	uint64_t gpa;
+	uint64_t size;
+	unsigned int flags; /* KVMKIT_MEM_* */
+};
+/* Copies up to @max regions, in slot order, into @out and returns how many
+ * the VM has (a consistent snapshot; any thread). */
+unsigned int kvmkit_vm_memory_regions(struct kvmkit_vm *vm, struct kvmkit_mem_region *out,
+				      unsigned int max);
+
 /*
  * Host address of [gpa, gpa + len), or NULL if that range is not wholly
  * inside one memory region (then the thread's error says why).

@@ -16,7 +16,7 @@
 
 #include "api/api_internal.h"
 #include "core/internal.h"
-#include "kvm/kvm_internal.h"
+#include "kvm/vm_ext.h"
 
 #define KVMK_LOG_MODULE "api"
 
@@ -60,29 +60,22 @@ static int query_vcpus(struct kvmkit_vm *vm, struct json_object *reply)
 	return bad;
 }
 
-/*
- * The VM's memory regions. vm.h has no call that lists them, and src/kvm
- * is not this module's to change, so this reads the region table under its
- * lock, copying out what the reply needs. (A kvmkit_vm_memory_regions()
- * in kvm/memory.c would replace it.)
- */
+#define MAX_REGIONS 64
+
+/* The VM's memory regions (kvmkit_vm_memory_regions). */
 static int query_memory(struct kvmkit_vm *vm, struct json_object *reply)
 {
 	struct json_object *list = json_object_new_array();
 	struct json_object *mem = json_object_new_object();
-	struct kvmk_region copy[KVMK_MAX_REGIONS];
+	struct kvmkit_mem_region copy[MAX_REGIONS];
+	unsigned int n = kvmkit_vm_memory_regions(vm, copy, MAX_REGIONS);
 	uint64_t total = 0;
 	int bad = 0;
 
-	pthread_rwlock_rdlock(&vm->mem_lock);
-	memcpy(copy, vm->regions, sizeof(copy));
-	pthread_rwlock_unlock(&vm->mem_lock);
-	for (unsigned int i = 0; list && i < KVMK_MAX_REGIONS; i++) {
-		const struct kvmk_region *e = &copy[i];
+	for (unsigned int i = 0; list && i < n && i < MAX_REGIONS; i++) {
+		const struct kvmkit_mem_region *e = &copy[i];
 		struct json_object *o;
 
-		if (!e->used)
-			continue;
 		total += e->size;
 		o = json_object_new_object();
 		bad |= kvmk_api_put(o, "slot", u64(e->slot));

@@ -325,3 +325,30 @@ out:
 	pthread_rwlock_unlock(&vm->mem_lock);
 	return r;
 }
+
+unsigned int kvmkit_vm_memory_regions(struct kvmkit_vm *vm, struct kvmkit_mem_region *out,
+				      unsigned int max)
+{
+	struct kvmkit_mem_region tab[KVMK_MAX_REGIONS];
+	unsigned int n = 0;
+
+	pthread_rwlock_rdlock(&vm->mem_lock);
+	for (unsigned int i = 0; i < KVMK_MAX_REGIONS; i++) {
+		const struct kvmk_region *e = &vm->regions[i];
+
+		if (e->used)
+			tab[n++] = (struct kvmkit_mem_region){ (int)e->slot, e->gpa, e->size,
+							       e->flags };
+	}
+	pthread_rwlock_unlock(&vm->mem_lock);
+	/* Slot order, whatever order the table has. */
+	for (unsigned int i = 1; i < n; i++)
+		for (unsigned int j = i; j > 0 && tab[j - 1].slot > tab[j].slot; j--) {
+			struct kvmkit_mem_region t = tab[j];
+
+			tab[j] = tab[j - 1];
+			tab[j - 1] = t;
+		}
+	memcpy(out, tab, (n < max ? n : max) * sizeof(*out));
+	return n;
+}

@@ -21,4 +21,7 @@ int kvmk_vm_attach_irqchip(struct kvmkit_vm *vm, struct kvmkit_irqchip *chip,
  * tables without a lock. */
 void kvmk_vm_drop_hooks(struct kvmkit_vm *vm, void *opaque);
 
+/* The vCPU whose thread calls this, or NULL (also kvm_internal.h). */
+struct kvmkit_vcpu *kvmk_vcpu_self(void);
+
 #endif
