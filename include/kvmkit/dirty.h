@@ -121,6 +121,7 @@ struct kvmkit_dirty_stats {
 	uint64_t clear_calls; /* KVM_CLEAR_DIRTY_LOG ioctls (bitmap-manual) */
 	uint64_t ring_entries; /* dirty-ring entries taken (ring) */
 	uint64_t ring_full_exits; /* KVM_EXIT_DIRTY_RING_FULL handled (ring) */
+	uint64_t ring_full_ns; /* time vCPUs spent emptying their full rings */
 	uint64_t ring_resets; /* KVM_RESET_DIRTY_RINGS ioctls (ring) */
 };
 

@@ -189,6 +189,7 @@ static int ring_full(struct kvmkit_vcpu *vcpu, struct kvm_run *run, void *opaque
 {
 	struct kvmkit_vm *vm = opaque;
 	struct kvmk_dirty *d = vm->dirty;
+	uint64_t t0 = kvmk_now_ns();
 	int r;
 
 	(void)run;
@@ -202,6 +203,7 @@ static int ring_full(struct kvmkit_vcpu *vcpu, struct kvm_run *run, void *opaque
 	}
 	pthread_mutex_unlock(&d->ring_lock);
 	pthread_rwlock_unlock(&vm->mem_lock);
+	STAT_ADD(d, ring_full_ns, kvmk_now_ns() - t0);
 	if (r)
 		kvmk_error("vCPU %u: dirty ring full and not emptied: %s", vcpu->id,
 			   kvmkit_strerror());
@@ -560,6 +562,7 @@ void kvmkit_dirty_get_stats(struct kvmkit_vm *vm, struct kvmkit_dirty_stats *out
 		.clear_calls = STAT_GET(d, clear_calls),
 		.ring_entries = STAT_GET(d, ring_entries),
 		.ring_full_exits = STAT_GET(d, ring_full_exits),
+		.ring_full_ns = STAT_GET(d, ring_full_ns),
 		.ring_resets = STAT_GET(d, ring_resets),
 	};
 }
