@@ -109,6 +109,13 @@ struct kvmkit_dirty_result {
  * or what @fn returned to stop. Nothing is lost either way: pages not
  * reported (after a stop or an error) are reported by a later harvest,
  * possibly with a few more. @res (may be NULL) counts what was reported.
+ *
+ * Reported means "may have been written since": KVM logs a page when a
+ * write faults, before the store retires, so a page written once while a
+ * harvest runs can come in two harvests. And with nested paging (AMD NPT,
+ * Intel EPT with A/D flags) every guest page walk counts as a write to the
+ * guest's page-table pages, so a running guest's page tables come with
+ * every harvest; on a shadow MMU (KVM-PVM) only when a walk sets a flag.
  */
 int kvmkit_dirty_harvest(struct kvmkit_vm *vm, kvmkit_dirty_fn fn, void *opaque,
 			 struct kvmkit_dirty_result *res);
