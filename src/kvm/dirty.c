@@ -1,13 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
- * Dirty-page tracking (include/kvmkit/dirty.h): logging on every slot, the
- * harvest through KVM's bitmap (with manual protect where the host has it)
- * or its per-vCPU dirty rings, and the pages the VMM marks itself.
- *
- * Locks, in the order they are taken: d->lock (enable, disable and harvest
- * one at a time), vm->mem_lock (regions and their bitmaps: read to harvest
- * or mark, written to change them), d->ring_lock (ring fetch indices and
- * KVM_RESET_DIRTY_RINGS), vm->lock (only to look a vCPU up).
+ * Dirty-page tracking (include/kvmkit/dirty.h): the mode, logging on every
+ * slot, the harvest through KVM's bitmap (with manual protect where the
+ * host has it) or the dirty rings (dirty_ring.c), and the pages the VMM
+ * marks itself. Locks: see struct kvmk_dirty (dirty_internal.h).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -25,25 +21,6 @@
  * for the call, so a large slot is cleared in pieces (256 MiB of 4 KiB
  * pages), and only the words that hold dirty bits are sent. */
 #define CLEAR_CHUNK_PAGES (64ull * 1024)
-
-struct kvmk_ring {
-	struct kvm_dirty_gfn *gfns; /* NULL until mapped */
-	uint32_t fetch; /* free-running index of the next entry */
-};
-
-struct kvmk_dirty {
-	enum kvmkit_dirty_mode mode;
-	uint64_t page;
-	pthread_mutex_t lock;
-	pthread_mutex_t ring_lock;
-	uint32_t ring_entries; /* a power of two */
-	unsigned int nr_rings; /* one per configured vCPU */
-	struct kvmk_ring *rings;
-	uint64_t unreset; /* entries marked harvested, not yet reset (ring_lock) */
-	struct kvmkit_dirty_stats stats; /* relaxed atomics */
-};
-
-#define STAT_ADD(d, field, n) __atomic_fetch_add(&(d)->stats.field, (n), __ATOMIC_RELAXED)
 
 static const char *const mode_names[] = {
 	[KVMKIT_DIRTY_BITMAP] = "bitmap",
@@ -66,191 +43,6 @@ uint64_t kvmkit_dirty_page_size(struct kvmkit_vm *vm)
 	return vm->dirty->page;
 }
 
-static uint64_t region_pages(const struct kvmk_dirty *d, const struct kvmk_region *r)
-{
-	return r->size / d->page;
-}
-
-/* ---- the dirty ring ----------------------------------------------------- */
-
-/* Maps ring @i of the vCPU with @fd (ring_lock held). */
-static int ring_map(struct kvmk_dirty *d, unsigned int i, int fd)
-{
-	void *p;
-
-	if (d->rings[i].gfns)
-		return 0;
-	p = mmap(NULL, (size_t)d->ring_entries * sizeof(struct kvm_dirty_gfn),
-		 PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-		 (off_t)(KVM_DIRTY_LOG_PAGE_OFFSET * d->page));
-	if (p == MAP_FAILED)
-		return kvmk_err_sys("mmap", errno, "dirty ring of vCPU %u", i);
-	d->rings[i].gfns = p;
-	return 0;
-}
-
-/* One entry the kernel filled: a page of a slot, marked pending. Entries
- * for a slot gone or not logging (or out of its range) are dropped. */
-static void ring_mark(struct kvmkit_vm *vm, struct kvmk_dirty *d, uint32_t slot, uint64_t offset)
-{
-	struct kvmk_region *r;
-
-	if (slot >> 16 || (slot & 0xffff) >= KVMK_MAX_REGIONS)
-		return;
-	r = &vm->regions[slot & 0xffff];
-	if (r->used && r->dirty_pending && offset < region_pages(d, r))
-		kvmk_bitmap_set_atomic(r->dirty_pending, offset, 1);
-}
-
-/* Takes ring @i's dirty entries strictly in order, marks them, and hands
- * each back as harvested (mem_lock and ring_lock held). The acquiring
- * load of flags pairs with the kernel publishing the entry; the releasing
- * store hands it back only once it has been read. */
-static void ring_take(struct kvmkit_vm *vm, struct kvmk_dirty *d, unsigned int i)
-{
-	struct kvmk_ring *ring = &d->rings[i];
-	uint32_t n = 0;
-
-	while (n < d->ring_entries) {
-		struct kvm_dirty_gfn *e = &ring->gfns[ring->fetch & (d->ring_entries - 1)];
-		uint32_t flags = __atomic_load_n(&e->flags, __ATOMIC_ACQUIRE);
-
-		if ((flags & KVM_DIRTY_GFN_F_MASK) != KVM_DIRTY_GFN_F_DIRTY)
-			break;
-		ring_mark(vm, d, e->slot, e->offset);
-		__atomic_store_n(&e->flags, KVM_DIRTY_GFN_F_RESET, __ATOMIC_RELEASE);
-		ring->fetch++;
-		n++;
-	}
-	d->unreset += n;
-	STAT_ADD(d, ring_entries, n);
-}
-
-/*
- * Re-arms every harvested entry (ring_lock held): KVM write-protects those
- * pages again. One call may reset fewer entries than were harvested (newer
- * kernels bound a call, or stop with -EINTR on a pending signal), so it is
- * repeated until all are, or until KVM has none left.
- */
-static int rings_reset(struct kvmkit_vm *vm, struct kvmk_dirty *d)
-{
-	while (d->unreset) {
-		int n = ioctl(vm->fd, KVM_RESET_DIRTY_RINGS, 0);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return kvmk_err_ioctl("KVM_RESET_DIRTY_RINGS", errno, "%llu entries",
-					      (unsigned long long)d->unreset);
-		}
-		STAT_ADD(d, ring_resets, 1);
-		if (n == 0 || (uint64_t)n >= d->unreset)
-			d->unreset = 0;
-		else
-			d->unreset -= (uint64_t)n;
-	}
-	return 0;
-}
-
-/* Every vCPU's ring into the pending bitmaps, then the reset (mem_lock
- * held). */
-static int rings_collect(struct kvmkit_vm *vm, struct kvmk_dirty *d)
-{
-	int r = 0;
-
-	pthread_mutex_lock(&d->ring_lock);
-	for (unsigned int i = 0; !r && i < d->nr_rings; i++) {
-		struct kvmkit_vcpu *v;
-
-		pthread_mutex_lock(&vm->lock);
-		v = vm->vcpus[i];
-		pthread_mutex_unlock(&vm->lock);
-		if (!v)
-			continue;
-		r = ring_map(d, i, v->fd);
-		if (!r)
-			ring_take(vm, d, i);
-	}
-	if (!r)
-		r = rings_reset(vm, d);
-	pthread_mutex_unlock(&d->ring_lock);
-	return r;
-}
-
-/*
- * KVM_EXIT_DIRTY_RING_FULL, on the vCPU's thread: KVM will not run the
- * vCPU again until its ring has room. Rather than wait for the caller's
- * next harvest (which may never come, and would block pause and stop), the
- * vCPU takes its own ring into the pending bitmaps and resets it; it waits
- * only for a harvest that holds the ring lock. The pages are reported by
- * the next harvest.
- */
-static int ring_full(struct kvmkit_vcpu *vcpu, struct kvm_run *run, void *opaque)
-{
-	struct kvmkit_vm *vm = opaque;
-	struct kvmk_dirty *d = vm->dirty;
-	uint64_t t0 = kvmk_now_ns();
-	int r;
-
-	(void)run;
-	STAT_ADD(d, ring_full_exits, 1);
-	pthread_rwlock_rdlock(&vm->mem_lock);
-	pthread_mutex_lock(&d->ring_lock);
-	r = vcpu->id < d->nr_rings ? ring_map(d, vcpu->id, vcpu->fd) : -EINVAL;
-	if (!r) {
-		ring_take(vm, d, vcpu->id);
-		r = rings_reset(vm, d);
-	}
-	pthread_mutex_unlock(&d->ring_lock);
-	pthread_rwlock_unlock(&vm->mem_lock);
-	STAT_ADD(d, ring_full_ns, kvmk_now_ns() - t0);
-	if (r)
-		kvmk_error("vCPU %u: dirty ring full and not emptied: %s", vcpu->id,
-			   kvmkit_strerror());
-	return r;
-}
-
-/* The ring the config asks for: 1 if enabled, 0 if the host has none,
- * < 0 on a bad size or a refusal. */
-static int ring_init(struct kvmkit_vm *vm, struct kvmk_dirty *d)
-{
-	uint32_t n = vm->cfg.dirty_ring_entries;
-	struct kvm_enable_cap cap = { .cap = KVM_CAP_DIRTY_LOG_RING_ACQ_REL };
-	uint64_t bytes = (uint64_t)n * sizeof(struct kvm_dirty_gfn);
-	int max;
-
-	if (n & (n - 1))
-		return kvmk_err_param("kvmkit_vm_create", "dirty_ring_entries",
-				      "must be a power of two", "%u", n);
-	/* The acquire/release flavour where the host has it: kvmkit orders
-	 * its accesses to flags that way on every architecture. */
-	max = kvmk_check_extension(vm->fd, KVM_CAP_DIRTY_LOG_RING_ACQ_REL);
-	if (max <= 0) {
-		cap.cap = KVM_CAP_DIRTY_LOG_RING;
-		max = kvmk_check_extension(vm->fd, KVM_CAP_DIRTY_LOG_RING);
-	}
-	if (max <= 0) {
-		kvmk_info("no dirty ring on this host (KVM_CAP_DIRTY_LOG_RING): the bitmap");
-		return 0;
-	}
-	if (bytes > (uint64_t)max)
-		return kvmk_err_param("kvmkit_vm_create", "dirty_ring_entries",
-				      "larger than the host's dirty ring", "%u (max %d)", n,
-				      max / (int)sizeof(struct kvm_dirty_gfn));
-	cap.args[0] = bytes;
-	if (ioctl(vm->fd, KVM_ENABLE_CAP, &cap))
-		return kvmk_err_ioctl("KVM_ENABLE_CAP", errno,
-				      "dirty ring of %u entries (KVM reserves some; try more)", n);
-	d->rings = calloc(vm->cfg.vcpus, sizeof(*d->rings));
-	if (!d->rings)
-		return kvmk_err_resource("kvmkit_vm_create", ENOMEM, "dirty ring table");
-	d->nr_rings = vm->cfg.vcpus;
-	d->ring_entries = n;
-	d->mode = KVMKIT_DIRTY_RING;
-	max = kvmkit_vm_add_exit_handler(vm, KVM_EXIT_DIRTY_RING_FULL, ring_full, vm);
-	return max ? max : 1;
-}
-
 int kvmk_dirty_vm_init(struct kvmkit_vm *vm)
 {
 	struct kvmk_dirty *d = calloc(1, sizeof(*d));
@@ -264,7 +56,7 @@ int kvmk_dirty_vm_init(struct kvmkit_vm *vm)
 	d->mode = KVMKIT_DIRTY_BITMAP;
 	vm->dirty = d;
 	if (vm->cfg.dirty_ring_entries) {
-		r = ring_init(vm, d);
+		r = kvmk_dirty_ring_init(vm, d);
 		if (r)
 			return r < 0 ? r : 0;
 	}
@@ -292,7 +84,7 @@ int kvmk_dirty_vm_init(struct kvmkit_vm *vm)
 
 static int region_alloc(struct kvmk_dirty *d, struct kvmk_region *r)
 {
-	size_t words = (size_t)kvmk_bitmap_words(region_pages(d, r));
+	size_t words = (size_t)kvmk_bitmap_words(kvmk_dirty_region_pages(d, r));
 
 	r->dirty_pending = calloc(words ? words : 1, sizeof(uint64_t));
 	r->dirty_buf = calloc(words ? words : 1, sizeof(uint64_t));
@@ -393,7 +185,7 @@ int kvmkit_dirty_disable(struct kvmkit_vm *vm)
 		vm->dirty_logging = false;
 		/* Empty the rings: their entries would be reported by the
 		 * next enable's first harvest. */
-		if (d->mode == KVMKIT_DIRTY_RING && rings_collect(vm, d))
+		if (d->mode == KVMKIT_DIRTY_RING && kvmk_dirty_rings_collect(vm, d))
 			kvmk_warn("dirty rings not emptied: %s", kvmkit_strerror());
 	}
 	pthread_rwlock_unlock(&vm->mem_lock);
@@ -454,7 +246,7 @@ static int fetch_bitmap(struct kvmkit_vm *vm, struct kvmk_dirty *d, struct kvmk_
 			kvmk_bitmap_or_from(e->dirty_pending, buf, 0, npages);
 			return r;
 		}
-		STAT_ADD(d, clear_calls, 1);
+		KVMK_DIRTY_STAT_ADD(d, clear_calls, 1);
 	}
 	return 0;
 }
@@ -481,7 +273,7 @@ static int report_run(uint64_t first, uint64_t count, void *opaque)
 static int harvest_region(struct kvmkit_vm *vm, struct kvmk_dirty *d, struct kvmk_region *e,
 			  kvmkit_dirty_fn fn, void *opaque, struct kvmkit_dirty_result *res)
 {
-	uint64_t npages = region_pages(d, e), nwords = kvmk_bitmap_words(npages), stop;
+	uint64_t npages = kvmk_dirty_region_pages(d, e), nwords = kvmk_bitmap_words(npages), stop;
 	struct walk w = { fn, opaque, e->gpa, d->page, res };
 	uint64_t *buf = e->dirty_buf;
 	int r;
@@ -520,7 +312,7 @@ int kvmkit_dirty_harvest(struct kvmkit_vm *vm, kvmkit_dirty_fn fn, void *opaque,
 	}
 	/* Rings first: their pages are re-armed before any is reported. */
 	if (d->mode == KVMKIT_DIRTY_RING) {
-		r = rings_collect(vm, d);
+		r = kvmk_dirty_rings_collect(vm, d);
 		if (r)
 			goto out;
 	}
@@ -540,8 +332,8 @@ int kvmkit_dirty_harvest(struct kvmkit_vm *vm, kvmkit_dirty_fn fn, void *opaque,
 	for (unsigned int i = 0; !r && i < n; i++)
 		r = harvest_region(vm, d, order[i], fn, opaque, &tot);
 	if (!r)
-		STAT_ADD(d, harvests, 1);
-	STAT_ADD(d, pages_reported, tot.pages_dirty);
+		KVMK_DIRTY_STAT_ADD(d, harvests, 1);
+	KVMK_DIRTY_STAT_ADD(d, pages_reported, tot.pages_dirty);
 out:
 	pthread_rwlock_unlock(&vm->mem_lock);
 	pthread_mutex_unlock(&d->lock);
