@@ -18,6 +18,7 @@
 #include <kvmkit/system.h>
 #include <kvmkit/bus.h>
 #include <kvmkit/vm.h>
+#include <kvmkit/dirty.h>
 #include <kvmkit/vcpu.h>
 #include <kvmkit/irq.h>
 #include <kvmkit/loader.h>

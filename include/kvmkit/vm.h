@@ -62,6 +62,13 @@ struct kvmkit_vm_config {
 	int pause_signal;	 /* signal used to kick vCPUs; 0: SIGRTMIN + 1 */
 	bool exit_timing;	 /* measure user_ns per exit (two clock reads per exit) */
 	const char *cpu_flags;	 /* x86 CPU features, "+x2apic,-avx" (vcpu.h) */
+	/* Dirty-page tracking (dirty.h). 0: the bitmap. Otherwise a dirty ring
+	 * of this many entries per vCPU (a power of two; 4096 = 64 KiB is a
+	 * good size), enabled right after KVM_CREATE_VM where the host has
+	 * one, else the bitmap: kvmkit_dirty_mode() tells which. */
+	uint32_t dirty_ring_entries;
+	/* The bitmap without KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 (comparisons). */
+	bool dirty_no_manual_protect;
 };
 
 void kvmkit_vm_config_init(struct kvmkit_vm_config *cfg);
@@ -85,6 +92,8 @@ int kvmkit_vm_check_cap(struct kvmkit_vm *vm, long cap);
 /* ---- guest memory ---------------------------------------------------- */
 
 #define KVMKIT_MEM_READONLY (1u << 0) /* guest writes exit as MMIO */
+/* KVM logs the slot from its creation on, whether or not
+ * kvmkit_dirty_enable() is on (which logs every slot anyway). */
 #define KVMKIT_MEM_LOG_DIRTY (1u << 1)
 
 /*
@@ -133,7 +142,17 @@ void *kvmkit_vm_gpa_to_hva(struct kvmkit_vm *vm, uint64_t gpa, uint64_t len);
 /* Copy under the memory lock: a removal on another thread either waits for
  * the copy or makes it fail with -EFAULT, never unmaps memory under it. */
 int kvmkit_vm_read(struct kvmkit_vm *vm, uint64_t gpa, void *buf, size_t len);
+/* Copies into guest RAM and, while dirty logging is on (dirty.h), marks the
+ * pages dirty after the copy. Any thread. */
 int kvmkit_vm_write(struct kvmkit_vm *vm, uint64_t gpa, const void *buf, size_t len);
+/* For a device that writes guest RAM through a kvmkit_vm_gpa_to_hva()
+ * pointer (DMA): call it after each write, so that a dirty-log harvest
+ * (dirty.h) reports the pages; KVM does not see writes made from the host.
+ * Marking after the write matters: a harvest between the mark and the write
+ * could copy the page before it changed. Any thread, any VM state; does
+ * nothing while logging is off. -EFAULT (nothing marked) unless
+ * [gpa, gpa + len) lies wholly inside one memory region. */
+int kvmkit_vm_mark_dirty(struct kvmkit_vm *vm, uint64_t gpa, uint64_t len);
 
 /* Makes KVM drop its translation of the guest-physical page holding @gpa,
  * so the guest's next access to it faults into KVM again (the test

@@ -17,6 +17,9 @@ struct kvmk_guest_ram {
 	/* Host address of [gpa, gpa + len) if the range lies wholly inside one
 	 * RAM region, else NULL: the one bounds check every write goes through. */
 	void *(*hva)(const struct kvmk_guest_ram *ram, uint64_t gpa, uint64_t len);
+	/* Called after [gpa, gpa + len) was written (NULL: nothing to tell):
+	 * a VM marks the pages for dirty logging (kvmkit_vm_mark_dirty). */
+	void (*wrote)(const struct kvmk_guest_ram *ram, uint64_t gpa, uint64_t len);
 	void *ctx; /* the VM, or the buffer */
 	uint64_t size; /* bytes of RAM, laid out as a VM's (low part, rest at 4 GiB) */
 };

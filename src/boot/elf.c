@@ -272,6 +272,8 @@ int kvmk_elf_load(const struct kvmk_guest_ram *ram, const void *buf, size_t len,
 			continue;
 		memcpy(dst[i], (const uint8_t *)buf + s->offset, s->filesz);
 		memset(dst[i] + s->filesz, 0, s->memsz - s->filesz);
+		if (ram->wrote)
+			ram->wrote(ram, s->paddr, s->memsz);
 	}
 	return 0;
 }
@@ -281,9 +283,15 @@ static void *vm_hva(const struct kvmk_guest_ram *ram, uint64_t gpa, uint64_t len
 	return kvmkit_vm_gpa_to_hva(ram->ctx, gpa, len);
 }
 
+static void vm_wrote(const struct kvmk_guest_ram *ram, uint64_t gpa, uint64_t len)
+{
+	kvmkit_vm_mark_dirty(ram->ctx, gpa, len); /* the range passed vm_hva */
+}
+
 void kvmk_guest_ram_of_vm(struct kvmk_guest_ram *ram, struct kvmkit_vm *vm)
 {
 	ram->hva = vm_hva;
+	ram->wrote = vm_wrote;
 	ram->ctx = vm;
 	ram->size = kvmkit_vm_ram_size(vm);
 }
@@ -298,6 +306,7 @@ static void *buffer_hva(const struct kvmk_guest_ram *ram, uint64_t gpa, uint64_t
 void kvmk_guest_ram_of_buffer(struct kvmk_guest_ram *ram, void *buf, uint64_t size)
 {
 	ram->hva = buffer_hva;
+	ram->wrote = NULL;
 	ram->ctx = buf;
 	ram->size = size;
 }

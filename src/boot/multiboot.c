@@ -447,6 +447,12 @@ int kvmk_multiboot_load(const struct kvmk_guest_ram *ram, const void *image, siz
 	for (unsigned int i = 0; i < nmods; i++)
 		if (mods[i].len)
 			memcpy(mod_dst[i], mods[i].data, mods[i].len);
+	if (ram->wrote) {
+		ram->wrote(ram, layout->area, layout->area_size);
+		for (unsigned int i = 0; i < nmods; i++)
+			if (mods[i].len)
+				ram->wrote(ram, layout->mods[i].start, mods[i].len);
+	}
 	*entry = img.entry;
 	return 0;
 }

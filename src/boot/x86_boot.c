@@ -56,6 +56,10 @@ int kvmkit_x86_write_boot_area(struct kvmkit_vm *vm)
 	/* 2048 x 2 MiB = the first 4 GiB, MMIO holes included. */
 	for (uint64_t i = 0; i < 2048; i++)
 		pd[i] = (i << 21) | PTE_P | PTE_RW | PTE_US | PTE_PS;
+	/* Written through pointers: tell dirty logging (dirty.h). */
+	kvmkit_vm_mark_dirty(vm, KVMKIT_X86_BOOT_PML4, 4096);
+	kvmkit_vm_mark_dirty(vm, KVMKIT_X86_BOOT_PDPT, 4096);
+	kvmkit_vm_mark_dirty(vm, KVMKIT_X86_BOOT_PD, 4 * 4096);
 	return 0;
 }
 

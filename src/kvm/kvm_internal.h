@@ -44,6 +44,13 @@ struct kvmk_region {
 	uint8_t *hva;
 	void *map_base; /* non-NULL when kvmkit owns the mapping */
 	size_t map_len;
+	/* Dirty-page tracking (dirty.c), changed only with mem_lock held for
+	 * writing: whether KVM logs the slot for kvmkit_dirty_*, the pages
+	 * marked outside KVM (VMM writes, ring entries a vCPU took: atomic
+	 * words) and the harvest's scratch bitmap. NULL while not logging. */
+	bool logging;
+	uint64_t *dirty_pending;
+	uint64_t *dirty_buf;
 };
 
 /*
@@ -140,6 +147,9 @@ struct kvmkit_vm {
 
 	pthread_rwlock_t mem_lock;
 	struct kvmk_region regions[KVMK_MAX_REGIONS];
+	/* Dirty-page tracking (dirty.c); dirty_logging under mem_lock. */
+	struct kvmk_dirty *dirty;
+	bool dirty_logging;
 };
 
 /* Adds @n to a vCPU counter. The thread running the vCPU is its only writer,

@@ -10,6 +10,7 @@
 #define KVMK_LOG_MODULE "memory"
 #include "core/internal.h"
 #include "kvm/kvm_internal.h"
+#include "kvm/dirty_internal.h"
 
 #define HUGE_ALIGN (2ull << 20)
 
@@ -48,10 +49,11 @@ int kvmk_region_pick_slot(const struct kvmk_region *regions, unsigned int n, int
 
 static int set_region(struct kvmkit_vm *vm, const struct kvmk_region *r, uint64_t size)
 {
+	bool log = (r->flags & KVMKIT_MEM_LOG_DIRTY) || r->logging; /* r->logging: dirty.c */
 	struct kvm_userspace_memory_region m = {
 		.slot = r->slot,
 		.flags = ((r->flags & KVMKIT_MEM_READONLY) ? KVM_MEM_READONLY : 0) |
-			 ((r->flags & KVMKIT_MEM_LOG_DIRTY) ? KVM_MEM_LOG_DIRTY_PAGES : 0),
+			 (log ? KVM_MEM_LOG_DIRTY_PAGES : 0),
 		.guest_phys_addr = r->gpa,
 		.memory_size = size,
 		.userspace_addr = (uint64_t)(uintptr_t)r->hva,
@@ -62,6 +64,11 @@ static int set_region(struct kvmkit_vm *vm, const struct kvmk_region *r, uint64_
 				      "slot %u gpa 0x%llx size 0x%llx", r->slot,
 				      (unsigned long long)r->gpa, (unsigned long long)size);
 	return 0;
+}
+
+int kvmk_region_update(struct kvmkit_vm *vm, const struct kvmk_region *r)
+{
+	return set_region(vm, r, r->size);
 }
 
 /*
@@ -150,8 +157,12 @@ int kvmkit_vm_add_memory(struct kvmkit_vm *vm, uint64_t gpa, uint64_t size, unsi
 		}
 		own_ram(&nr, base, len);
 	}
-	r = set_region(vm, &nr, size);
+	/* Logged from the start if logging is on: no write goes unseen. */
+	r = kvmk_dirty_region_add(vm, &nr);
+	if (!r)
+		r = set_region(vm, &nr, size);
 	if (r) {
+		kvmk_dirty_region_drop(&nr);
 		if (nr.map_base)
 			munmap(nr.map_base, nr.map_len);
 		pthread_rwlock_unlock(&vm->mem_lock);
@@ -187,8 +198,10 @@ int kvmkit_vm_remove_memory(struct kvmkit_vm *vm, int slot)
 	}
 	r = set_region(vm, e, 0); /* size 0 deletes the slot */
 	old = *e;
-	if (!r)
+	if (!r) {
+		kvmk_dirty_region_drop(e);
 		memset(e, 0, sizeof(*e));
+	}
 	pthread_rwlock_unlock(&vm->mem_lock);
 	if (r)
 		return r;
@@ -198,72 +211,106 @@ int kvmkit_vm_remove_memory(struct kvmkit_vm *vm, int slot)
 	return 0;
 }
 
-/* The host address of [gpa, gpa + len) (mem_lock held), or NULL. */
-static uint8_t *find_hva(struct kvmkit_vm *vm, uint64_t gpa, uint64_t len)
+/* The region holding all of [gpa, gpa + len), or NULL (mem_lock held). */
+static struct kvmk_region *find_region(struct kvmkit_vm *vm, uint64_t gpa, uint64_t len)
 {
 	for (int i = 0; i < KVMK_MAX_REGIONS; i++) {
-		const struct kvmk_region *e = &vm->regions[i];
+		struct kvmk_region *e = &vm->regions[i];
 
 		if (e->used && gpa >= e->gpa && gpa - e->gpa <= e->size &&
 		    len <= e->size - (gpa - e->gpa))
-			return e->hva + (gpa - e->gpa);
+			return e;
 	}
 	return NULL;
 }
 
-static void *no_hva(uint64_t gpa, uint64_t len)
+static int not_in_ram(const char *op, uint64_t gpa, uint64_t len)
 {
 	if (gpa + len < gpa)
-		kvmk_err_param("kvmkit_vm_gpa_to_hva", "len", "range wraps", "0x%llx+0x%llx",
-			       (unsigned long long)gpa, (unsigned long long)len);
-	else
-		kvmk_err_param("kvmkit_vm_gpa_to_hva", "gpa", "not inside guest RAM",
-			       "0x%llx+0x%llx", (unsigned long long)gpa, (unsigned long long)len);
-	return NULL;
+		return kvmk_err_param(op, "len", "range wraps", "0x%llx+0x%llx",
+				      (unsigned long long)gpa, (unsigned long long)len);
+	return kvmk_err_param(op, "gpa", "not inside guest RAM", "0x%llx+0x%llx",
+			      (unsigned long long)gpa, (unsigned long long)len);
 }
 
 void *kvmkit_vm_gpa_to_hva(struct kvmkit_vm *vm, uint64_t gpa, uint64_t len)
 {
+	struct kvmk_region *e;
 	void *hva = NULL;
 
-	if (gpa + len < gpa)
-		return no_hva(gpa, len);
+	if (gpa + len < gpa) {
+		not_in_ram("kvmkit_vm_gpa_to_hva", gpa, len);
+		return NULL;
+	}
 	pthread_rwlock_rdlock(&vm->mem_lock);
-	hva = find_hva(vm, gpa, len);
+	e = find_region(vm, gpa, len);
+	if (e)
+		hva = e->hva + (gpa - e->gpa);
 	pthread_rwlock_unlock(&vm->mem_lock);
-	return hva ? hva : no_hva(gpa, len);
+	if (!hva)
+		not_in_ram("kvmkit_vm_gpa_to_hva", gpa, len);
+	return hva;
 }
 
 /* The copy is made under the memory lock, so a region removed by another
  * thread meanwhile is never unmapped under it. */
-static int copy_guest(struct kvmkit_vm *vm, uint64_t gpa, void *buf, size_t len, bool to_guest)
+int kvmkit_vm_read(struct kvmkit_vm *vm, uint64_t gpa, void *buf, size_t len)
 {
-	uint8_t *p = NULL;
+	struct kvmk_region *e = NULL;
 
 	if (gpa + len >= gpa) {
 		pthread_rwlock_rdlock(&vm->mem_lock);
-		p = find_hva(vm, gpa, len);
-		if (p && to_guest)
-			memcpy(p, buf, len);
-		else if (p)
-			memcpy(buf, p, len);
+		e = find_region(vm, gpa, len);
+		if (e)
+			memcpy(buf, e->hva + (gpa - e->gpa), len);
 		pthread_rwlock_unlock(&vm->mem_lock);
 	}
-	if (!p) {
-		no_hva(gpa, len);
+	if (!e) {
+		not_in_ram("kvmkit_vm_read", gpa, len);
 		return -EFAULT;
 	}
 	return 0;
 }
 
-int kvmkit_vm_read(struct kvmkit_vm *vm, uint64_t gpa, void *buf, size_t len)
-{
-	return copy_guest(vm, gpa, buf, len, false);
-}
-
+/* The copy and the mark are made under the memory lock, so that logging
+ * switched on meanwhile either sees the mark or comes after the copy (and
+ * a first full pass over memory then sees the data). */
 int kvmkit_vm_write(struct kvmkit_vm *vm, uint64_t gpa, const void *buf, size_t len)
 {
-	return copy_guest(vm, gpa, (void *)buf, len, true);
+	struct kvmk_region *e = NULL;
+
+	if (gpa + len >= gpa) {
+		pthread_rwlock_rdlock(&vm->mem_lock);
+		e = find_region(vm, gpa, len);
+		if (e) {
+			memcpy(e->hva + (gpa - e->gpa), buf, len);
+			kvmk_dirty_mark(vm, e, gpa, len);
+		}
+		pthread_rwlock_unlock(&vm->mem_lock);
+	}
+	if (!e) {
+		not_in_ram("kvmkit_vm_write", gpa, len);
+		return -EFAULT;
+	}
+	return 0;
+}
+
+int kvmkit_vm_mark_dirty(struct kvmkit_vm *vm, uint64_t gpa, uint64_t len)
+{
+	struct kvmk_region *e = NULL;
+
+	if (gpa + len >= gpa) {
+		pthread_rwlock_rdlock(&vm->mem_lock);
+		e = find_region(vm, gpa, len);
+		if (e)
+			kvmk_dirty_mark(vm, e, gpa, len);
+		pthread_rwlock_unlock(&vm->mem_lock);
+	}
+	if (!e) {
+		not_in_ram("kvmkit_vm_mark_dirty", gpa, len);
+		return -EFAULT;
+	}
+	return 0;
 }
 
 /*

@@ -13,6 +13,7 @@
 #define KVMK_LOG_MODULE "vm"
 #include "core/internal.h"
 #include "kvm/kvm_internal.h"
+#include "kvm/dirty_internal.h"
 #include "bus/bus_internal.h"
 
 static const char *const state_names[] = {
@@ -241,6 +242,10 @@ int kvmkit_vm_create(const struct kvmkit_vm_config *cfg, struct kvmkit_vm **out)
 		r = kvmk_err_ioctl("KVM_CREATE_VM", errno, NULL);
 		goto fail;
 	}
+	/* The dirty ring must be enabled before any vCPU exists. */
+	r = kvmk_dirty_vm_init(vm);
+	if (r)
+		goto fail;
 	r = probe_limits(vm);
 	if (r)
 		goto fail;
@@ -306,6 +311,7 @@ void kvmkit_vm_destroy(struct kvmkit_vm *vm)
 	 * vCPUs), newest first. */
 	kvmk_vm_run_teardown(vm);
 	vm->irqchip = NULL;
+	kvmk_dirty_vm_free(vm);
 	for (unsigned int i = 0; vm->vcpus && i < vm->cfg.vcpus; i++)
 		kvmk_vcpu_free(vm->vcpus[i]);
 	free(vm->vcpus);
