@@ -32,16 +32,22 @@ int kvmk_split_commit_mirrors(struct kvmk_split *s)
 	return kvmk_x86_set_gsi_routing(s->vm_fd, m, n, s->kroutes, s->nkroutes);
 }
 
-/* Model callback (model lock held): a redirection entry changed. */
+/*
+ * Model callback (model lock held): pin @pin's EOI route changed (ioapic.h:
+ * an entry in service keeps the route it was sent with until its EOI). Its
+ * mirror follows, and edge irqfds on the pin move between kvmkit's thread
+ * and the kernel as the mirror allows (split_irqfd.c).
+ */
 static void ioapic_route_changed(void *opaque, unsigned int pin, const struct kvmk_ioapic_msi *msg,
 				 bool masked)
 {
 	struct kvmk_split *s = opaque;
+	struct kvmkit_irqchip *chip = s->chip;
 	struct kvm_irq_routing_entry *e;
 
 	if (pin >= KVMKIT_IOAPIC_PINS || pin >= s->split_routes)
 		return;
-	pthread_mutex_lock(&s->mirror_lock);
+	pthread_mutex_lock(&chip->lock);
 	e = &s->mirrors[pin];
 	memset(e, 0, sizeof(*e));
 	e->gsi = pin;
@@ -50,9 +56,12 @@ static void ioapic_route_changed(void *opaque, unsigned int pin, const struct kv
 	e->u.msi.address_hi = (uint32_t)(msg->address >> 32);
 	e->u.msi.data = msg->data;
 	s->mirror_valid[pin] = !masked;
-	if (kvmk_split_commit_mirrors(s))
-		kvmk_warn("%s", kvmkit_strerror());
-	pthread_mutex_unlock(&s->mirror_lock);
+	if (kvmk_split_irqfds_before_commit(s, chip->committed, chip->ncommitted) ||
+	    kvmk_split_commit_mirrors(s))
+		kvmk_warn("pin %u: %s", pin, kvmkit_strerror());
+	else
+		kvmk_split_irqfds_after_commit(s, chip->committed, chip->ncommitted);
+	pthread_mutex_unlock(&chip->lock);
 }
 
 /* Model callback: an IOAPIC message to the in-kernel LAPICs. */
@@ -237,13 +246,11 @@ static int split_commit(struct kvmkit_irqchip *chip, const struct kvm_irq_routin
 
 	if (r)
 		return r;
-	pthread_mutex_lock(&s->mirror_lock);
 	for (unsigned int i = 0; i < n; i++)
 		if (tab[i].gsi >= s->split_routes && kvmk_irq_only_msi(tab, n, tab[i].gsi))
 			s->kroutes[nk++] = tab[i];
 	s->nkroutes = nk;
 	r = kvmk_split_commit_mirrors(s);
-	pthread_mutex_unlock(&s->mirror_lock);
 	if (!r)
 		kvmk_split_irqfds_after_commit(s, tab, n);
 	return r;
@@ -270,7 +277,6 @@ static int split_create(struct kvmkit_irqchip *chip, const struct kvmkit_irqchip
 	s->vm = chip->vm;
 	s->vm_fd = kvmkit_vm_fd(chip->vm);
 	s->epfd = s->wake[0] = s->wake[1] = s->pit_fd = -1;
-	pthread_mutex_init(&s->mirror_lock, NULL);
 	for (unsigned int pin = 0; pin < KVMKIT_IOAPIC_PINS; pin++)
 		s->pin_resample_fd[pin] = -1;
 	for (unsigned int irq = 0; irq < KVMK_PIC_IRQS; irq++)
@@ -332,7 +338,6 @@ static void split_destroy(struct kvmkit_irqchip *chip)
 		close(s->wake[1]);
 	kvmk_ioapic_destroy(s->ioapic);
 	free(s->kroutes);
-	pthread_mutex_destroy(&s->mirror_lock);
 	free(s);
 	chip->priv = NULL;
 }
