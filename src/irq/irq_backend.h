@@ -59,6 +59,10 @@ struct kvmk_irqchip_ops {
 	int (*irqfd_unbind)(struct kvmkit_irqchip *chip, uint32_t gsi, int fd);
 	/* (locked) How many of @gsi's irqfds KVM injects itself. */
 	unsigned int (*irqfds_in_kernel)(struct kvmkit_irqchip *chip, uint32_t gsi);
+	/* Optional. kvmkit_irqfd_signal() of @fd on @gsi: 1 if the back end
+	 * injected it itself (the eventfd is left alone), 0 if the eventfd
+	 * must be written, -errno (recorded) on failure. */
+	int (*irqfd_signal)(struct kvmkit_irqchip *chip, uint32_t gsi, int fd);
 };
 
 struct kvmkit_irqchip {

@@ -282,7 +282,11 @@ static void test_ioapic_held_retarget_lower(void **state)
  * a masked, asserted pin on unmask instead of delivering it (kernels with
  * "KVM: x86/ioapic: Resample the pending state of an IRQ when unmasking"),
  * so in kernel mode up to one request per unmask may be answered that way;
- * kvmkit's IOAPIC delivers it, so in split mode the counts are exact.
+ * kvmkit's IOAPIC delivers it, so in split mode the counts are exact. On
+ * KVM-PVM, whose LAPIC acts on a level interrupt's EOI at the first exit
+ * after the delivery instead of at the guest's EOI write (measured, see
+ * docs/ARCHITECTURE.md), a device can be resampled while its interrupt is
+ * still being handled; there only "none lost" is checked, not "none twice".
  */
 #define CHAOS_PINS 4
 #define CHAOS_VCPUS 2
@@ -418,7 +422,7 @@ static void test_ioapic_no_lost_eoi(void **state)
 	struct lab l;
 	struct chaos c = { .l = &l, .rng = CHAOS_SEED };
 	const char *seed = getenv("KVMKIT_TEST_SEED");
-	bool split = lab_mode == KVMKIT_IRQCHIP_SPLIT;
+	bool split = lab_mode == KVMKIT_IRQCHIP_SPLIT, pvm = host_is_kvm_pvm();
 	uint64_t total = 0, guest_total = 0;
 	pthread_t dev;
 
@@ -466,8 +470,7 @@ static void test_ioapic_no_lost_eoi(void **state)
 		assert_int_equal(st.irqfd_signals, c.signals[i]);
 		printf("pin %d: %llu requests, %llu interrupts, %u unmasks\n", c.gsi[i],
 		       (unsigned long long)c.signals[i], (unsigned long long)got, c.unmasks[i]);
-		if (got > c.signals[i] || (split && got != c.signals[i]) ||
-		    got + c.unmasks[i] < c.signals[i])
+		if ((got > c.signals[i] && !pvm) || got + (split ? 0 : c.unmasks[i]) < c.signals[i])
 			fail_msg("pin %d: the guest took %llu interrupts for %llu requests",
 				 c.gsi[i], (unsigned long long)got,
 				 (unsigned long long)c.signals[i]);

@@ -72,13 +72,38 @@ static int ioapic_deliver(void *opaque, const struct kvmk_ioapic_msi *msg)
 	return kvmk_x86_send_msi(s->vm_fd, msg->address, msg->data, 0, 0);
 }
 
-/* KVM_EXIT_IOAPIC_EOI: remote IRR clears, a still-asserted level pin fires
- * again, and the pin's resample notifier runs. */
+/*
+ * Resamplefds an EOI exit has to signal, held back until the model is done
+ * with the EOI (this vCPU thread's): a device that asks again at once then
+ * finds the model's lock free instead of waiting for this thread.
+ */
+static __thread struct {
+	bool active;
+	unsigned int n;
+	int fd[KVMKIT_IOAPIC_PINS];
+} eoi_batch;
+
+static void signal_resamplefd(int rfd)
+{
+	uint64_t one = 1;
+
+	if (write(rfd, &one, sizeof(one)) < 0)
+		kvmk_debug("resamplefd %d: %s", rfd, strerror(errno));
+}
+
+/* KVM_EXIT_IOAPIC_EOI: remote IRR clears, the pin's resample notifier runs
+ * (the line de-asserts), and a still-asserted level pin fires again; then
+ * the devices hear of the EOI. */
 static int ioapic_eoi_exit(struct kvmkit_vcpu *vcpu, struct kvm_run *run, void *opaque)
 {
 	struct kvmk_split *s = opaque;
 
+	eoi_batch.active = true;
+	eoi_batch.n = 0;
 	kvmk_ioapic_eoi(s->ioapic, run->eoi.vector);
+	eoi_batch.active = false;
+	for (unsigned int i = 0; i < eoi_batch.n; i++)
+		signal_resamplefd(eoi_batch.fd[i]);
 	return 0;
 }
 
@@ -112,14 +137,15 @@ bool kvmk_split_clear_resample(struct kvmk_split *s, int rfd)
 void kvmk_split_resample(struct kvmk_split *s, int *slot, uint32_t gsi)
 {
 	int rfd = __atomic_exchange_n(slot, -1, __ATOMIC_ACQ_REL);
-	uint64_t one = 1;
 
 	if (rfd < 0)
 		return;
 	kvmk_split_clear_resample(s, rfd);
 	kvmk_split_set_gsi(s, gsi, false, -1);
-	if (write(rfd, &one, sizeof(one)) < 0)
-		kvmk_debug("resamplefd %d: %s", rfd, strerror(errno));
+	if (eoi_batch.active && eoi_batch.n < KVMKIT_IOAPIC_PINS)
+		eoi_batch.fd[eoi_batch.n++] = rfd;
+	else
+		signal_resamplefd(rfd);
 }
 
 /* Model callback (no model lock): the guest EOI'd level pin @pin. */
@@ -354,4 +380,5 @@ const struct kvmk_irqchip_ops kvmk_x86_split_irqchip = {
 	.irqfd_bind = kvmk_split_irqfd_bind,
 	.irqfd_unbind = kvmk_split_irqfd_unbind,
 	.irqfds_in_kernel = kvmk_split_irqfds_in_kernel,
+	.irqfd_signal = kvmk_split_irqfd_signal,
 };

@@ -93,6 +93,7 @@ void kvmk_split_thread_stop(struct kvmk_split *s);
 int kvmk_split_irqfd_bind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd, int resample_fd);
 int kvmk_split_irqfd_unbind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd);
 unsigned int kvmk_split_irqfds_in_kernel(struct kvmkit_irqchip *chip, uint32_t gsi);
+int kvmk_split_irqfd_signal(struct kvmkit_irqchip *chip, uint32_t gsi, int fd);
 /* (chip->lock held) around a change of the kernel table (a commit of
  * kvmkit's table @tab, or a mirror): irqfds leave the kernel before their
  * kernel route goes or changes kind, and enter it after. */

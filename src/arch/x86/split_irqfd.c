@@ -23,6 +23,18 @@
 #include "core/internal.h"
 #include "arch/x86/split.h"
 
+/* Serves one signal of a thread-served irqfd: pulses the GSI (edge), or
+ * asserts it until the EOI resamples it (level). */
+static void serve(struct kvmk_split *s, const struct kvmk_user_irqfd *u)
+{
+	if (u->resample_fd >= 0) {
+		kvmk_split_set_gsi(s, u->gsi, true, u->resample_fd);
+	} else {
+		kvmk_split_set_gsi(s, u->gsi, true, -1);
+		kvmk_split_set_gsi(s, u->gsi, false, -1);
+	}
+}
+
 static bool readable(int fd)
 {
 	struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -68,14 +80,8 @@ static void *irq_thread(void *arg)
 			got = u.used && readable(u.fd) &&
 			      read(u.fd, &cnt, sizeof(cnt)) == sizeof(cnt);
 			pthread_mutex_unlock(&s->chip->lock);
-			if (!got)
-				continue;
-			if (u.resample_fd >= 0) {
-				kvmk_split_set_gsi(s, u.gsi, true, u.resample_fd);
-			} else {
-				kvmk_split_set_gsi(s, u.gsi, true, -1);
-				kvmk_split_set_gsi(s, u.gsi, false, -1);
-			}
+			if (got)
+				serve(s, &u);
 		}
 	}
 }
@@ -252,6 +258,31 @@ int kvmk_split_irqfd_unbind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd)
 	if (u.resample_fd >= 0 && kvmk_split_clear_resample(s, u.resample_fd))
 		kvmk_split_set_gsi(s, gsi, false, -1);
 	return 0;
+}
+
+/*
+ * kvmkit_irqfd_signal() on an irqfd kvmkit's thread serves: served here, on
+ * the caller's thread, instead of waking the interrupt thread through the
+ * eventfd (the hop that costs most of a thread-served interrupt). What the
+ * caller could observe is the same: the thread, too, asserts or pulses the
+ * GSI the signal is for. Irqfds in the kernel, or not bound, get the
+ * eventfd write.
+ */
+int kvmk_split_irqfd_signal(struct kvmkit_irqchip *chip, uint32_t gsi, int fd)
+{
+	struct kvmk_split *s = chip->priv;
+	struct kvmk_user_irqfd u = { 0 };
+
+	pthread_mutex_lock(&chip->lock);
+	for (uint32_t i = 0; i < KVMK_SPLIT_MAX_IRQFDS && !u.used; i++)
+		if (s->user_irqfds[i].used && s->user_irqfds[i].fd == fd &&
+		    s->user_irqfds[i].gsi == gsi)
+			u = s->user_irqfds[i];
+	pthread_mutex_unlock(&chip->lock);
+	if (!u.used)
+		return 0;
+	serve(s, &u);
+	return 1;
 }
 
 unsigned int kvmk_split_irqfds_in_kernel(struct kvmkit_irqchip *chip, uint32_t gsi)
