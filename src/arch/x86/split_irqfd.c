@@ -176,8 +176,8 @@ static int kernel_drop(struct kvmk_split *s, struct kvmk_kernel_irqfd *k)
 
 /*
  * The kernel route through which KVM can inject an irqfd of @gsi under
- * table @tab and the current mirrors, or -1 if kvmkit's thread must serve
- * it (chip->lock held):
+ * table @tab and the current mirrors, or -1 if kvmkit must serve it
+ * (chip->lock held):
  *  - an edge irqfd on a GSI past the IOAPIC's reserved routes whose route
  *    is one MSI: that GSI's own route, as in kernel mode;
  *  - an edge irqfd on a GSI whose only route is IOAPIC pin p, while p's
@@ -261,12 +261,12 @@ int kvmk_split_irqfd_unbind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd)
 }
 
 /*
- * kvmkit_irqfd_signal() on an irqfd kvmkit's thread serves: served here, on
- * the caller's thread, instead of waking the interrupt thread through the
- * eventfd (the hop that costs most of a thread-served interrupt). What the
- * caller could observe is the same: the thread, too, asserts or pulses the
- * GSI the signal is for. Irqfds in the kernel, or not bound, get the
- * eventfd write.
+ * kvmkit_irqfd_signal() on an irqfd kvmkit serves: served here, on the
+ * caller's thread, instead of waking the interrupt thread through the
+ * eventfd (a thread wake-up per interrupt, tens of microseconds where
+ * cross-CPU wake-ups are slow). What the caller could observe is the same:
+ * the thread, too, asserts or pulses the GSI the signal is for. Irqfds in
+ * the kernel, or not bound, get the eventfd write.
  */
 int kvmk_split_irqfd_signal(struct kvmkit_irqchip *chip, uint32_t gsi, int fd)
 {
