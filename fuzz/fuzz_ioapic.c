@@ -16,7 +16,11 @@
  *    without a rising edge on that pin;
  *  - an undefined access touches bytes past its size or reads other than
  *    all ones, a restore of a saved state does not reproduce it, or a
- *    status is outside the documented set.
+ *    status is outside the documented set;
+ *  - a pin's reported EOI route is wrong between operations: none for a
+ *    masked entry not in service, the entry's message for an unmasked one,
+ *    and while remote IRR is set a level message (the one that set it: a
+ *    level message leaves only once its route is reported).
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -41,6 +45,9 @@ struct fz {
 	const uint8_t *nest; /* bytes for nested ops */
 	size_t nest_len;
 	unsigned int resamples;
+	/* EOI routes as reported through route_changed. */
+	struct kvmk_ioapic_msi route[KVMK_IOAPIC_PINS];
+	bool route_valid[KVMK_IOAPIC_PINS];
 };
 
 static const unsigned int sizes[8] = { 4, 4, 4, 1, 2, 8, 3, 0 };
@@ -93,6 +100,10 @@ static int fz_deliver(void *opaque, const struct kvmk_ioapic_msi *m)
 
 	CHECK(kvmk_ioapic_read_entry(f->io, m->pin, &e) == 0);
 	CHECK(e & KVMK_IOAPIC_DELIVS); /* in flight */
+	/* A level message's EOI must already reach the model. */
+	if ((m->data & 0xc000) && (e & KVMK_IOAPIC_REMOTE_IRR) && !f->relaxed)
+		CHECK(f->route_valid[m->pin] && f->route[m->pin].address == m->address &&
+		      f->route[m->pin].data == m->data);
 	if (!f->relaxed) {
 		CHECK(!(e & KVMK_IOAPIC_MASKED));
 		kvmk_ioapic_entry_to_msi(e, &want);
@@ -139,8 +150,31 @@ static void fz_resample(void *opaque, unsigned int pin)
 
 static void fz_route(void *opaque, unsigned int pin, const struct kvmk_ioapic_msi *m, bool masked)
 {
+	struct fz *f = opaque;
+
 	CHECK(pin < KVMK_IOAPIC_PINS && m->pin == pin);
 	CHECK((m->address & ~0xff004ull) == 0xfee00000ull);
+	/* Only changes are reported. */
+	CHECK(masked ? f->route_valid[pin] :
+		       !f->route_valid[pin] || f->route[pin].address != m->address ||
+			       f->route[pin].data != m->data);
+	f->route[pin] = *m;
+	f->route_valid[pin] = !masked;
+}
+
+static void check_route(struct fz *f, unsigned int p, uint64_t e)
+{
+	struct kvmk_ioapic_msi want;
+
+	if (e & KVMK_IOAPIC_REMOTE_IRR) {
+		CHECK(f->route_valid[p] && (f->route[p].data & 0xc000) == 0xc000);
+		return;
+	}
+	CHECK(f->route_valid[p] == !(e & KVMK_IOAPIC_MASKED));
+	if (!f->route_valid[p])
+		return;
+	kvmk_ioapic_entry_to_msi(e, &want);
+	CHECK(f->route[p].address == want.address && f->route[p].data == want.data);
 }
 
 static void check_state(struct fz *f)
@@ -161,6 +195,8 @@ static void check_state(struct fz *f)
 		CHECK((e & ~(KVMK_IOAPIC_WRITABLE | KVMK_IOAPIC_REMOTE_IRR)) == 0);
 		if (e & KVMK_IOAPIC_REMOTE_IRR)
 			CHECK(e & KVMK_IOAPIC_TRIGGER);
+		if (f->depth == 0)
+			check_route(f, p, e);
 	}
 	if (f->depth)
 		return;

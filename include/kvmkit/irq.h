@@ -173,7 +173,10 @@ int kvmkit_irqfd_bind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd, int res
 /* -ENOENT if @fd is not bound to @gsi (also: already unbound). */
 int kvmkit_irqfd_unbind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd);
 /* Signals an irqfd bound to @gsi (one eventfd write) and counts it in the
- * GSI's statistics; devices use this rather than writing the fd directly. */
+ * GSI's statistics; devices use this rather than writing the fd directly.
+ * An irqfd kvmkit serves itself (split irqchip: level irqfds, pins whose
+ * entry is masked or level) is injected on the caller's thread instead,
+ * with the same effect and no wake-up of kvmkit's interrupt thread. */
 int kvmkit_irqfd_signal(struct kvmkit_irqchip *chip, uint32_t gsi, int fd);
 
 /* ---- statistics --------------------------------------------------------- */

@@ -61,6 +61,10 @@ struct kvmk_irqchip_ops {
 	int (*irqfd_unbind)(struct kvmkit_irqchip *chip, uint32_t gsi, int fd);
 	/* (locked) How many of @gsi's irqfds KVM injects itself. */
 	unsigned int (*irqfds_in_kernel)(struct kvmkit_irqchip *chip, uint32_t gsi);
+	/* Optional. kvmkit_irqfd_signal() of @fd on @gsi: 1 if the back end
+	 * injected it itself (the eventfd is left alone), 0 if the eventfd
+	 * must be written, -errno (recorded) on failure. */
+	int (*irqfd_signal)(struct kvmkit_irqchip *chip, uint32_t gsi, int fd);
 	/* Appends the controller's registers to @out (state.c frames them). */
 	int (*save)(struct kvmkit_irqchip *chip, struct kvmk_blob *out);
 	/* Loads what save wrote; @p is untrusted: check every byte, change

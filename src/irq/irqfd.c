@@ -102,9 +102,12 @@ int kvmkit_irqfd_signal(struct kvmkit_irqchip *chip, uint32_t gsi, int fd)
 
 	if (r)
 		return r;
+	r = chip->ops->irqfd_signal ? chip->ops->irqfd_signal(chip, gsi, fd) : 0;
+	if (r < 0)
+		return r;
 	/* An eventfd write only fails if the counter would overflow, i.e. the
 	 * interrupt is already pending: not an error for an edge. */
-	if (write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+	if (!r && write(fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		return kvmk_err_sys("write", errno, "irqfd %d of gsi %u", fd, gsi);
 	__atomic_add_fetch(&chip->stats[gsi].irqfd_signals, 1, __ATOMIC_RELAXED);
 	return 0;

@@ -175,6 +175,34 @@ static inline void lab_finish(struct lab *l)
 	kvmkit_machine_destroy(l->m);
 }
 
+/* Sets op @index of @vector's handler program (GUEST_LAB_HANDLER_OP). */
+static inline void lab_op(struct lab *l, unsigned int vector, unsigned int index, uint64_t op)
+{
+	assert_int_equal(lab_cmd(l, 0, GUEST_LAB_HANDLER_OP, vector, index, op), 0);
+}
+
+/* The guest's bounded remote-IRR poll of @pin on vCPU @cpu: what it saw. */
+struct lab_poll {
+	uint32_t low; /* the low dword read last */
+	uint32_t reads; /* reads made (== max: remote IRR never cleared) */
+};
+
+static inline struct lab_poll lab_poll_irr(struct lab *l, unsigned int cpu, unsigned int pin,
+					   uint32_t max)
+{
+	uint64_t r = lab_cmd(l, cpu, GUEST_LAB_IOAPIC_POLL, pin, max, 0);
+
+	return (struct lab_poll){ .low = (uint32_t)r, .reads = (uint32_t)(r >> 32) };
+}
+
+/* IOAPIC register index of @pin's low / high dword. */
+#define IOAPIC_LO(pin) (0x10 + 2 * (pin))
+#define IOAPIC_HI(pin) (0x11 + 2 * (pin))
+/* Handler ops on the test device's IRQ-line ports (kvmkit/devices.h). */
+#define OP_LINE(gsi, level) \
+	GUEST_LAB_OP(GUEST_LAB_OP_OUTB, KVMKIT_TESTDEV_IRQ_PORT + (gsi), (level) ? 1 : 0)
+#define OP_IOAPIC(reg, val) GUEST_LAB_OP(GUEST_LAB_OP_IOAPIC, reg, val)
+
 /* IOAPIC redirection entry: vector, fixed delivery, physical destination. */
 #define RTE_LEVEL (1ull << 15)
 #define RTE_MASKED (1ull << 16)

@@ -4,6 +4,7 @@
  * per vector on each vCPU; each test asserts the exact counts it saw.
  */
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 
 #include "lab.h"
@@ -25,6 +26,18 @@ static void efd_wait(int fd)
 		fail_msg("eventfd %d never signalled", fd);
 	assert_int_equal(read(fd, &v, 8), 8);
 }
+
+/*
+ * The test_ioapic_held_* cases hold a level line asserted while its
+ * interrupt is in service, or have the handler rewrite IOAPIC entries.
+ * Neither works on KVM-PVM (measured; see docs/ARCHITECTURE.md): they run
+ * in their own meson entry, skipped there, and in the emulated x86 host.
+ */
+#define PVM_LEVEL_IN_SERVICE                                                         \
+	"KVM-PVM takes a level interrupt twice when its line is still asserted at "  \
+	"delivery (in-kernel IOAPIC), or when the handler makes an MMIO exit to "    \
+	"userspace (split irqchip), and storms on a deferred EOI: it does not hold " \
+	"the vector in the LAPIC ISR until the EOI"
 
 static void lab_ready_lapic(struct lab *l, unsigned int cpu)
 {
@@ -120,13 +133,13 @@ static void test_ioapic_level_resample(void **state)
 
 /* A masked entry delivers nothing and the line status says so; unmasking
  * with the level line still asserted delivers. */
-static void test_ioapic_masked(void **state)
+static void test_ioapic_held_masked(void **state)
 {
 	struct lab l;
 	struct kvmkit_gsi_stats st;
 	int gsi;
 
-	host_quirk(host_is_kvm_pvm(), PVM_NO_LAPIC_ISR);
+	host_quirk(host_is_kvm_pvm(), PVM_LEVEL_IN_SERVICE);
 	lab_start(&l, 1);
 	lab_ready_lapic(&l, 0);
 	gsi = kvmkit_gsi_alloc_line(l.chip);
@@ -143,6 +156,432 @@ static void test_ioapic_masked(void **state)
 	assert_int_equal(kvmkit_irq_line(l.chip, (uint32_t)gsi, false, NULL), 0);
 	lab_cmd(&l, 0, GUEST_LAB_EOI, GUEST_LAB_EOI_TO_LAPIC, 0, 0);
 	lab_expect_count(&l, 0, 0x43, 1);
+	lab_finish(&l);
+}
+
+/* Reads of the guest's bounded remote-IRR poll: an EOI the IOAPIC heard
+ * clears remote IRR before the poll starts (the EOI exit is handled before
+ * the vCPU runs again), so one read normally suffices; a lost EOI exhausts
+ * them. */
+#define POLL_READS 2000
+
+/* The guest polled @pin: remote IRR clear, and the entry is @want otherwise. */
+static void expect_entry(struct lab *l, unsigned int cpu, unsigned int pin, uint32_t want)
+{
+	struct lab_poll p = lab_poll_irr(l, cpu, pin, POLL_READS);
+
+	if (p.low & RTE_REMOTE_IRR)
+		fail_msg("pin %u: remote IRR still set after %u reads (entry 0x%08x): the EOI "
+			 "never reached the IOAPIC",
+			 pin, p.reads, p.low);
+	assert_int_equal(p.low, want);
+}
+
+/*
+ * Issue 13, case 1: mask in service. The level pin's handler masks the pin,
+ * then EOIs: the EOI must still clear remote IRR. Unmasked again with the
+ * line still asserted, the pin fires once more (and its handler masks it
+ * again).
+ */
+static void test_ioapic_held_mask_in_service(void **state)
+{
+	const unsigned int v = 0x64;
+	struct lab l;
+	int pin;
+
+	host_quirk(host_is_kvm_pvm(), PVM_LEVEL_IN_SERVICE);
+	lab_start(&l, 1);
+	lab_ready_lapic(&l, 0);
+	pin = kvmkit_gsi_alloc_line(l.chip);
+	lab_op(&l, v, 0, OP_IOAPIC(IOAPIC_LO(pin), rte(v, 0, true) | RTE_MASKED));
+	lab_cmd(&l, 0, GUEST_LAB_IOAPIC_WRITE, (uint64_t)pin, rte(v, 0, true), 0);
+	assert_int_equal(irq_assert(l.chip, (uint32_t)pin), 1);
+	lab_expect_count(&l, 0, v, 1);
+	expect_entry(&l, 0, (unsigned int)pin, (uint32_t)(rte(v, 0, true) | RTE_MASKED));
+	/* Unmask: the asserted line is delivered again, exactly once. */
+	lab_cmd(&l, 0, GUEST_LAB_IOAPIC_WRITE, (uint64_t)pin, rte(v, 0, true), 0);
+	lab_expect_count(&l, 0, v, 2);
+	expect_entry(&l, 0, (unsigned int)pin, (uint32_t)(rte(v, 0, true) | RTE_MASKED));
+	assert_int_equal(lab_total(&l, 0), 2);
+	assert_int_equal(kvmkit_irq_line(l.chip, (uint32_t)pin, false, NULL), 0);
+	lab_finish(&l);
+}
+
+/*
+ * Issue 13, cases 2 and 3: retarget in service. Inside the handler of level
+ * pin A (vector @va, CPU 0, remote IRR set) the guest raises level pin B
+ * (vector @vb, CPU 0) through the test device, lowers both lines, moves both
+ * entries to CPU 1 by rewriting only their upper dwords, then EOIs and
+ * returns. B, delivered to CPU 0 before the move, runs there exactly once
+ * after the IRET, and both EOIs clear remote IRR although the entries now
+ * target CPU 1. Then each pin works at its new destination.
+ */
+static void retarget_in_service(unsigned int va, unsigned int vb)
+{
+	struct lab l;
+	int a, b;
+
+	host_quirk(host_is_kvm_pvm(), PVM_LEVEL_IN_SERVICE);
+	lab_start(&l, 2);
+	lab_ready_lapic(&l, 0);
+	lab_ready_lapic(&l, 1);
+	a = kvmkit_gsi_alloc_line(l.chip);
+	b = kvmkit_gsi_alloc_line(l.chip);
+	lab_op(&l, va, 0, OP_LINE(b, 1));
+	lab_op(&l, va, 1, OP_LINE(a, 0));
+	lab_op(&l, va, 2, OP_LINE(b, 0));
+	lab_op(&l, va, 3, OP_IOAPIC(IOAPIC_HI(a), 1u << 24));
+	lab_op(&l, va, 4, OP_IOAPIC(IOAPIC_HI(b), 1u << 24));
+	lab_cmd(&l, 0, GUEST_LAB_IOAPIC_WRITE, (uint64_t)a, rte(va, 0, true), 0);
+	lab_cmd(&l, 0, GUEST_LAB_IOAPIC_WRITE, (uint64_t)b, rte(vb, 0, true), 0);
+	assert_int_equal(irq_assert(l.chip, (uint32_t)a), 1);
+	lab_expect_count(&l, 0, va, 1);
+	lab_expect_count(&l, 0, vb, 1);
+	lab_expect_count(&l, 1, va, 0);
+	lab_expect_count(&l, 1, vb, 0);
+	expect_entry(&l, 1, (unsigned int)a, (uint32_t)rte(va, 1, true));
+	expect_entry(&l, 1, (unsigned int)b, (uint32_t)rte(vb, 1, true));
+	assert_int_equal(lab_cmd(&l, 1, GUEST_LAB_IOAPIC_READ, (uint64_t)b, 0, 0),
+			 rte(vb, 1, true));
+	/* At their new destination: the same sequence, now all on CPU 1. */
+	assert_int_equal(irq_assert(l.chip, (uint32_t)a), 1);
+	lab_expect_count(&l, 1, va, 1);
+	lab_expect_count(&l, 1, vb, 1);
+	expect_entry(&l, 1, (unsigned int)a, (uint32_t)rte(va, 1, true));
+	expect_entry(&l, 1, (unsigned int)b, (uint32_t)rte(vb, 1, true));
+	assert_int_equal(lab_total(&l, 0), 2);
+	assert_int_equal(lab_total(&l, 1), 2);
+	lab_finish(&l);
+}
+
+/* Case 2: B (0x84) outranks A (0x64), in service on CPU 0. */
+static void test_ioapic_held_retarget_higher(void **state)
+{
+	retarget_in_service(0x64, 0x84);
+}
+
+/* Case 3: B (0x54) ranks below A (0x94): it waits behind A's EOI. */
+static void test_ioapic_held_retarget_lower(void **state)
+{
+	retarget_in_service(0x94, 0x54);
+}
+
+/* ---- no lost EOI, whatever the guest does --------------------------------
+ *
+ * CHAOS_PINS level pins (16..), each driven by a device behind an irqfd +
+ * resamplefd that asks for service again as soon as the guest's EOI is
+ * resampled, so each pin is in service most of the time, on whichever vCPU
+ * its entry targets. Meanwhile the host has the guest rewrite the entries
+ * at random (seeded; KVMKIT_TEST_SEED overrides): mask, unmask, retarget,
+ * and re-route to another vector the way an OS does it (mask, poll remote
+ * IRR until clear, rewrite, restore). Each command runs on a random vCPU.
+ * Asserted: every remote-IRR poll ends clear within its bound; in the end
+ * every request was served (its EOI resampled); and the guest counted each
+ * pin's interrupts exactly as often as the device signalled (irqfd_signals
+ * in the host's per-GSI statistics), never more. KVM's own IOAPIC resamples
+ * a masked, asserted pin on unmask instead of delivering it (kernels with
+ * "KVM: x86/ioapic: Resample the pending state of an IRQ when unmasking"),
+ * so in kernel mode up to one request per unmask may be answered that way;
+ * kvmkit's IOAPIC delivers it, so in split mode the counts are exact. On
+ * KVM-PVM, whose LAPIC acts on a level interrupt's EOI at the first exit
+ * after the delivery instead of at the guest's EOI write (measured, see
+ * docs/ARCHITECTURE.md), a device can be resampled while its interrupt is
+ * still being handled; there only "none lost" is checked, not "none twice".
+ */
+#define CHAOS_PINS 4
+#define CHAOS_VCPUS 2
+#define CHAOS_OPS 150
+#define CHAOS_REQS_PER_OP 8
+#define CHAOS_SEED 0x13eb0c5eedull
+/* Vector of pin @i on route @k: four priority classes per pin. */
+#define CHAOS_VECTOR(i, k) (0x50 + 0x10 * (k) + (i))
+#define CHAOS_ROUTES 4
+/* The bound of a remote-IRR poll (a read is two MMIO exits, about 0.5 ms on
+ * a loaded KVM-PVM host): generous against the few reads the in-service
+ * interrupt's handler and EOI take, seconds against a lost EOI. */
+#define CHAOS_POLL_READS 10000
+#define CHAOS_DRAIN_MS 10000
+
+struct chaos {
+	struct lab *l;
+	int gsi[CHAOS_PINS], efd[CHAOS_PINS], rfd[CHAOS_PINS];
+	/* Device thread: signals made, and whether one awaits its resample. */
+	uint64_t signals[CHAOS_PINS];
+	bool outstanding[CHAOS_PINS];
+	bool stop;
+	const char *error;
+	/* Host's record of the entries (only this test writes them). */
+	uint64_t entry[CHAOS_PINS];
+	unsigned int unmasks[CHAOS_PINS];
+	unsigned int in_service_writes, polls, most_reads;
+	uint64_t rng;
+	char failed[256]; /* the first failure of an op (chaos_fail()) */
+	uint64_t ops_done;
+};
+
+static uint64_t chaos_rand(struct chaos *c, uint64_t n)
+{
+	/* xorshift64*: reproducible from the seed, good enough to pick ops. */
+	c->rng ^= c->rng >> 12;
+	c->rng ^= c->rng << 25;
+	c->rng ^= c->rng >> 27;
+	return (c->rng * 0x2545f4914f6cdd1dull >> 32) % n;
+}
+
+/* Asks for service on pin @i (device thread). */
+static void chaos_request(struct chaos *c, unsigned int i)
+{
+	c->outstanding[i] = true;
+	c->signals[i]++;
+	if (kvmkit_irqfd_signal(c->l->chip, (uint32_t)c->gsi[i], c->efd[i]))
+		c->error = "kvmkit_irqfd_signal failed";
+}
+
+/*
+ * The devices: each asks again as soon as its request was served (its EOI
+ * resampled), but at most CHAOS_REQS_PER_OP times per op of the test, so
+ * that interrupts and entry writes stay interleaved however fast either
+ * side runs (one emulated CPU runs the whole guest in the emulated host).
+ */
+static void *chaos_device(void *arg)
+{
+	struct chaos *c = arg;
+	struct pollfd p[CHAOS_PINS];
+	bool owed[CHAOS_PINS] = { false };
+
+	for (unsigned int i = 0; i < CHAOS_PINS; i++) {
+		p[i] = (struct pollfd){ .fd = c->rfd[i], .events = POLLIN };
+		chaos_request(c, i);
+	}
+	while (!__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE) && !c->error) {
+		uint64_t budget =
+			(__atomic_load_n(&c->ops_done, __ATOMIC_ACQUIRE) + 1) * CHAOS_REQS_PER_OP;
+
+		if (poll(p, CHAOS_PINS, 1) < 0 && errno != EINTR) {
+			c->error = "poll failed";
+			break;
+		}
+		for (unsigned int i = 0; i < CHAOS_PINS && !c->error; i++) {
+			uint64_t v;
+
+			if (p[i].revents & POLLIN) {
+				if (read(c->rfd[i], &v, 8) != 8 || v != 1) {
+					c->error = "a resamplefd read did not return exactly 1";
+					break;
+				}
+				c->outstanding[i] = false;
+				owed[i] = true;
+			}
+			/* Still needs service: ask again, within the budget. */
+			if (owed[i] && c->signals[i] < budget &&
+			    !__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE)) {
+				owed[i] = false;
+				chaos_request(c, i);
+			}
+		}
+	}
+	return NULL;
+}
+
+/*
+ * The ops run while the device thread does, so they record a failure in
+ * c->failed instead of failing the test there and then (which would leave
+ * the thread running on this stack): the test stops the thread first.
+ */
+static void chaos_fail(struct chaos *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->failed[0])
+		return;
+	va_start(ap, fmt);
+	vsnprintf(c->failed, sizeof(c->failed), fmt, ap);
+	va_end(ap);
+}
+
+/* lab_cmd() without its assertions: false (recorded) if vCPU @cpu never
+ * acknowledged. */
+static bool chaos_cmd(struct chaos *c, unsigned int cpu, uint32_t cmd, uint64_t a0, uint64_t a1,
+		      uint64_t *result)
+{
+	uint64_t mb = GUEST_LAB_MAILBOX(cpu), args[2] = { a0, a1 };
+	volatile uint32_t *seq = kvmkit_vm_gpa_to_hva(c->l->vm, mb + GUEST_LAB_MB_SEQ, 4);
+	volatile uint32_t *ack = kvmkit_vm_gpa_to_hva(c->l->vm, mb + GUEST_LAB_MB_ACK, 4);
+	volatile uint32_t *cmdp = kvmkit_vm_gpa_to_hva(c->l->vm, mb + GUEST_LAB_MB_CMD, 4);
+	uint32_t next;
+
+	if (!seq || !ack || !cmdp ||
+	    kvmkit_vm_write(c->l->vm, mb + GUEST_LAB_MB_ARG(0), args, sizeof(args))) {
+		chaos_fail(c, "mailbox of vCPU %u not in guest RAM", cpu);
+		return false;
+	}
+	next = *seq + 1;
+	*cmdp = cmd;
+	__atomic_store_n(seq, next, __ATOMIC_RELEASE);
+	for (int i = 0; __atomic_load_n(ack, __ATOMIC_ACQUIRE) != next; i++) {
+		if (i > GUEST_WATCHDOG_MS * 10) {
+			chaos_fail(c, "vCPU %u did not acknowledge command %u", cpu, cmd);
+			return false;
+		}
+		usleep(100);
+	}
+	return !kvmkit_vm_read(c->l->vm, mb + GUEST_LAB_MB_RESULT, result, 8);
+}
+
+/* The guest on vCPU @cpu swaps pin @i's entry for @e; checks the old one. */
+static void chaos_write(struct chaos *c, unsigned int cpu, unsigned int i, uint64_t e)
+{
+	uint64_t old;
+
+	if (!chaos_cmd(c, cpu, GUEST_LAB_IOAPIC_SWAP, (uint64_t)c->gsi[i], e, &old))
+		return;
+	/* Remote IRR and delivery status are the IOAPIC's; the rest is ours. */
+	if ((old & ~(RTE_REMOTE_IRR | (1ull << 12))) != c->entry[i])
+		chaos_fail(c, "pin %d: entry 0x%016llx, wrote 0x%016llx", c->gsi[i],
+			   (unsigned long long)old, (unsigned long long)c->entry[i]);
+	c->in_service_writes += !!(old & RTE_REMOTE_IRR);
+	if ((c->entry[i] & RTE_MASKED) && !(e & RTE_MASKED))
+		c->unmasks[i]++;
+	c->entry[i] = e;
+}
+
+/* The guest on vCPU @cpu polls pin @i, which is masked: the interrupt in
+ * service (if any) gets its EOI, so remote IRR must clear. */
+static void chaos_poll(struct chaos *c, unsigned int cpu, unsigned int i)
+{
+	uint64_t r;
+	uint32_t low, reads;
+
+	if (!chaos_cmd(c, cpu, GUEST_LAB_IOAPIC_POLL, (uint64_t)c->gsi[i], CHAOS_POLL_READS, &r))
+		return;
+	low = (uint32_t)r;
+	reads = (uint32_t)(r >> 32);
+	c->polls++;
+	if (reads > c->most_reads)
+		c->most_reads = reads;
+	if (low & RTE_REMOTE_IRR)
+		chaos_fail(c,
+			   "pin %d (masked, entry 0x%08x): remote IRR still set after %u reads: "
+			   "an EOI was lost",
+			   c->gsi[i], low, reads);
+}
+
+static void chaos_op(struct chaos *c)
+{
+	unsigned int i = (unsigned int)chaos_rand(c, CHAOS_PINS);
+	unsigned int cpu = (unsigned int)chaos_rand(c, CHAOS_VCPUS);
+	uint64_t e = c->entry[i], masked = e & RTE_MASKED;
+
+	switch (chaos_rand(c, 4)) {
+	case 0:
+		chaos_write(c, cpu, i, e | RTE_MASKED);
+		break;
+	case 1:
+		chaos_write(c, cpu, i, e & ~RTE_MASKED);
+		break;
+	case 2: /* retarget */
+		e &= ~(0xffull << 56);
+		chaos_write(c, cpu, i, e | chaos_rand(c, CHAOS_VCPUS) << 56);
+		break;
+	default: /* re-route to another vector, as an OS moves an interrupt */
+		chaos_write(c, cpu, i, e | RTE_MASKED);
+		chaos_poll(c, cpu, i);
+		e = (e & ~0xffull) | CHAOS_VECTOR(i, chaos_rand(c, CHAOS_ROUTES));
+		chaos_write(c, cpu, i, (e & ~RTE_MASKED) | masked);
+		break;
+	}
+}
+
+static void test_ioapic_no_lost_eoi(void **state)
+{
+	struct lab l;
+	struct chaos c = { .l = &l, .rng = CHAOS_SEED };
+	const char *seed = getenv("KVMKIT_TEST_SEED");
+	bool split = lab_mode == KVMKIT_IRQCHIP_SPLIT, pvm = host_is_kvm_pvm();
+	uint64_t total = 0, guest_total = 0;
+	pthread_t dev;
+
+	if (seed)
+		c.rng = strtoull(seed, NULL, 0) | 1;
+	printf("chaos seed 0x%llx\n", (unsigned long long)c.rng);
+	lab_start(&l, CHAOS_VCPUS);
+	for (unsigned int cpu = 0; cpu < CHAOS_VCPUS; cpu++)
+		lab_ready_lapic(&l, cpu);
+	for (unsigned int i = 0; i < CHAOS_PINS; i++) {
+		c.gsi[i] = kvmkit_gsi_alloc_line(l.chip);
+		assert_true(c.gsi[i] >= 16);
+		c.efd[i] = eventfd(0, EFD_CLOEXEC);
+		c.rfd[i] = eventfd(0, EFD_CLOEXEC);
+		c.entry[i] = rte(CHAOS_VECTOR(i, 0), i % CHAOS_VCPUS, true);
+		lab_cmd(&l, 0, GUEST_LAB_IOAPIC_WRITE, (uint64_t)c.gsi[i], c.entry[i], 0);
+		assert_int_equal(kvmkit_irqfd_bind(l.chip, (uint32_t)c.gsi[i], c.efd[i], c.rfd[i]),
+				 0);
+	}
+	assert_int_equal(pthread_create(&dev, NULL, chaos_device, &c), 0);
+	for (unsigned int n = 0; n < CHAOS_OPS && !c.error && !c.failed[0]; n++) {
+		chaos_op(&c);
+		__atomic_add_fetch(&c.ops_done, 1, __ATOMIC_RELEASE);
+	}
+	__atomic_store_n(&c.stop, true, __ATOMIC_RELEASE);
+	pthread_join(dev, NULL);
+	if (c.failed[0])
+		fail_msg("%s", c.failed);
+	if (c.error)
+		fail_msg("device thread: %s", c.error);
+	/* Everything unmasked: every request still open must now be served
+	 * (a lost EOI leaves it waiting for good; seconds are a generous
+	 * bound for one interrupt). */
+	for (unsigned int i = 0; i < CHAOS_PINS; i++) {
+		struct pollfd p = { .fd = c.rfd[i], .events = POLLIN };
+		uint64_t v;
+
+		chaos_write(&c, (unsigned int)chaos_rand(&c, CHAOS_VCPUS), i,
+			    c.entry[i] & ~RTE_MASKED);
+		if (c.failed[0])
+			fail_msg("%s", c.failed);
+		if (!c.outstanding[i])
+			continue;
+		if (poll(&p, 1, CHAOS_DRAIN_MS) != 1)
+			fail_msg("pin %d (entry 0x%016llx): its last request was never served: an "
+				 "EOI was lost",
+				 c.gsi[i], (unsigned long long)c.entry[i]);
+		assert_int_equal(read(c.rfd[i], &v, 8), 8);
+	}
+	for (unsigned int cpu = 0; cpu < CHAOS_VCPUS; cpu++)
+		lab_cmd(&l, cpu, GUEST_LAB_NOP, 0, 0, 0);
+	for (unsigned int i = 0; i < CHAOS_PINS; i++) {
+		struct kvmkit_gsi_stats st;
+		uint64_t got = 0;
+
+		expect_entry(&l, 0, (unsigned int)c.gsi[i], (uint32_t)c.entry[i]);
+		for (unsigned int cpu = 0; cpu < CHAOS_VCPUS; cpu++)
+			for (unsigned int k = 0; k < CHAOS_ROUTES; k++)
+				got += lab_count(&l, cpu, CHAOS_VECTOR(i, k));
+		assert_int_equal(kvmkit_irq_gsi_stats(l.chip, (uint32_t)c.gsi[i], &st), 0);
+		assert_int_equal(st.irqfd_signals, c.signals[i]);
+		printf("pin %d: %llu requests, %llu interrupts, %u unmasks\n", c.gsi[i],
+		       (unsigned long long)c.signals[i], (unsigned long long)got, c.unmasks[i]);
+		if ((got > c.signals[i] && !pvm) || got + (split ? 0 : c.unmasks[i]) < c.signals[i])
+			fail_msg("pin %d: the guest took %llu interrupts for %llu requests",
+				 c.gsi[i], (unsigned long long)got,
+				 (unsigned long long)c.signals[i]);
+		total += got;
+		assert_int_equal(kvmkit_irqfd_unbind(l.chip, (uint32_t)c.gsi[i], c.efd[i]), 0);
+		close(c.efd[i]);
+		close(c.rfd[i]);
+	}
+	for (unsigned int cpu = 0; cpu < CHAOS_VCPUS; cpu++)
+		guest_total += lab_total(&l, cpu);
+	assert_int_equal(guest_total, total); /* nothing on any other vector */
+	printf("%u entry writes hit an interrupt in service; %u remote-IRR polls, the longest "
+	       "%u reads\n",
+	       c.in_service_writes, c.polls, c.most_reads);
+	/* The run exercised what it is about: with kvmkit's IOAPIC an
+	 * interrupt stays in service for a userspace round trip, so the
+	 * writes hit it many times per run. KVM's in-kernel IOAPIC is done
+	 * with one in microseconds and may not be caught at all. */
+	if (split)
+		assert_true(c.in_service_writes > 0);
 	lab_finish(&l);
 }
 
@@ -321,6 +760,7 @@ static void test_rerouting(void **state)
 	lab_ready_lapic(&l, 0);
 	gsi = kvmkit_gsi_alloc_line(l.chip);
 	other = kvmkit_gsi_alloc_line(l.chip);
+	(void)other;
 	lab_cmd(&l, 0, GUEST_LAB_IOAPIC_WRITE, (uint64_t)gsi, rte(0x70, 0, false), 0);
 	lab_cmd(&l, 0, GUEST_LAB_IOAPIC_WRITE, (uint64_t)other, rte(0x71, 0, false), 0);
 	assert_int_equal(kvmkit_irqfd_bind(l.chip, (uint32_t)gsi, efd, -1), 0);
@@ -347,16 +787,14 @@ static void test_rerouting(void **state)
 
 /* An irqfd on an MSI GSI: KVM injects it in both modes (split mode binds
  * it in the kernel too); re-routed to another MSI it follows at once; to an
- * IOAPIC pin it keeps working (split mode moves it to kvmkit's thread, as
- * the kernel has no route there), and back to an MSI (and into the kernel
- * again). Nothing is lost. */
+ * IOAPIC pin with an unmasked edge entry it keeps working (split mode
+ * re-binds it to the pin's mirror), and back to an MSI. Nothing is lost. */
 static void test_msi_irqfd_rerouting(void **state)
 {
 	enum { N = 4 };
 	struct lab l;
 	struct kvmkit_gsi_stats st;
 	int efd = eventfd(0, EFD_CLOEXEC);
-	bool split = lab_mode == KVMKIT_IRQCHIP_SPLIT;
 	int gsi, pin;
 
 	lab_start(&l, 1);
@@ -384,8 +822,8 @@ static void test_msi_irqfd_rerouting(void **state)
 			 0);
 	assert_int_equal(kvmkit_irq_routes_commit(l.chip), 0);
 	assert_int_equal(kvmkit_irq_gsi_stats(l.chip, (uint32_t)gsi, &st), 0);
-	assert_int_equal(st.irqfds_kernel, split ? 0 : 1);
-	assert_int_equal(st.irqfds_thread, split ? 1 : 0);
+	assert_int_equal(st.irqfds_kernel, 1);
+	assert_int_equal(st.irqfds_thread, 0);
 	signal_and_count(&l, efd, 0x75, N);
 	/* Back to an MSI. */
 	assert_int_equal(kvmkit_irq_route_msi(l.chip, (uint32_t)gsi, msi_addr(0, false), 0x76, -1),
@@ -399,6 +837,80 @@ static void test_msi_irqfd_rerouting(void **state)
 	lab_expect_count(&l, 0, 0x74, N);
 	lab_expect_count(&l, 0, 0x75, N);
 	assert_int_equal(lab_total(&l, 0), 4 * N);
+	assert_int_equal(kvmkit_irqfd_unbind(l.chip, (uint32_t)gsi, efd), 0);
+	assert_int_equal(kvmkit_irq_gsi_stats(l.chip, (uint32_t)gsi, &st), 0);
+	assert_int_equal(st.irqfds_kernel + st.irqfds_thread, 0);
+	lab_finish(&l);
+	close(efd);
+}
+
+/* Where an edge irqfd on pin @gsi is served: by KVM, or by kvmkit's
+ * thread (split mode, when the pin needs kvmkit's IOAPIC model). */
+static void expect_irqfd_side(struct lab *l, int gsi, bool kernel)
+{
+	struct kvmkit_gsi_stats st;
+
+	assert_int_equal(kvmkit_irq_gsi_stats(l->chip, (uint32_t)gsi, &st), 0);
+	if (lab_mode == KVMKIT_IRQCHIP_KERNEL)
+		kernel = true;
+	assert_int_equal(st.irqfds_kernel, kernel);
+	assert_int_equal(st.irqfds_thread, !kernel);
+}
+
+/*
+ * An edge irqfd on an IOAPIC pin follows the guest's entry: in split mode
+ * KVM injects it through the pin's mirror while the entry is unmasked and
+ * edge-triggered, kvmkit's thread serves it otherwise. Whichever serves
+ * it, every signal to an unmasked entry is one interrupt with the entry's
+ * vector of the moment.
+ */
+static void test_ioapic_edge_irqfd_follows_entry(void **state)
+{
+	enum { N = 3 };
+	struct lab l;
+	struct kvmkit_gsi_stats st;
+	int efd = eventfd(0, EFD_CLOEXEC);
+	int gsi, other;
+
+	lab_start(&l, 1);
+	lab_ready_lapic(&l, 0);
+	gsi = kvmkit_gsi_alloc_line(l.chip);
+	other = kvmkit_gsi_alloc_line(l.chip);
+	lab_cmd(&l, 0, GUEST_LAB_IOAPIC_WRITE, (uint64_t)gsi, rte(0x48, 0, false), 0);
+	assert_int_equal(kvmkit_irqfd_bind(l.chip, (uint32_t)gsi, efd, -1), 0);
+	expect_irqfd_side(&l, gsi, true);
+	signal_and_count(&l, efd, 0x48, N);
+	/* Masked. (A signal now would be dropped either way, but when is not
+	 * observable: KVM injects pin irqfds from a workqueue, kvmkit from its
+	 * thread; ioapic unit tests cover the model's masked edge.) */
+	lab_cmd(&l, 0, GUEST_LAB_IOAPIC_WRITE, (uint64_t)gsi, rte(0x48, 0, false) | RTE_MASKED, 0);
+	expect_irqfd_side(&l, gsi, false);
+	/* Unmasked with a new vector: the kernel's route follows. */
+	lab_cmd(&l, 0, GUEST_LAB_IOAPIC_WRITE, (uint64_t)gsi, rte(0x49, 0, false), 0);
+	expect_irqfd_side(&l, gsi, true);
+	signal_and_count(&l, efd, 0x49, N);
+	/* Level: the pin's remote IRR is the model's (each pulse is one
+	 * interrupt, the handler's EOI ends it). */
+	lab_cmd(&l, 0, GUEST_LAB_IOAPIC_WRITE, (uint64_t)gsi, rte(0x4a, 0, true), 0);
+	expect_irqfd_side(&l, gsi, false);
+	signal_and_count(&l, efd, 0x4a, N);
+	lab_cmd(&l, 0, GUEST_LAB_IOAPIC_WRITE, (uint64_t)gsi, rte(0x4b, 0, false), 0);
+	expect_irqfd_side(&l, gsi, true);
+	signal_and_count(&l, efd, 0x4b, N);
+	/* Re-routed to a masked pin, then that pin unmasked. */
+	lab_cmd(&l, 0, GUEST_LAB_IOAPIC_WRITE, (uint64_t)other, rte(0x4c, 0, false) | RTE_MASKED,
+		0);
+	assert_int_equal(kvmkit_irq_route_irqchip(l.chip, (uint32_t)gsi, KVMKIT_IRQCHIP_IOAPIC,
+						  (uint32_t)other),
+			 0);
+	assert_int_equal(kvmkit_irq_routes_commit(l.chip), 0);
+	expect_irqfd_side(&l, gsi, false);
+	lab_cmd(&l, 0, GUEST_LAB_IOAPIC_WRITE, (uint64_t)other, rte(0x4c, 0, false), 0);
+	expect_irqfd_side(&l, gsi, true);
+	signal_and_count(&l, efd, 0x4c, N);
+	lab_expect_count(&l, 0, 0x48, N);
+	lab_expect_count(&l, 0, 0x4b, N);
+	assert_int_equal(lab_total(&l, 0), 5 * N);
 	assert_int_equal(kvmkit_irqfd_unbind(l.chip, (uint32_t)gsi, efd), 0);
 	assert_int_equal(kvmkit_irq_gsi_stats(l.chip, (uint32_t)gsi, &st), 0);
 	assert_int_equal(st.irqfds_kernel + st.irqfds_thread, 0);
@@ -511,10 +1023,15 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_ioapic_edge_line),
 		cmocka_unit_test(test_ioapic_edge_irqfd),
 		cmocka_unit_test(test_ioapic_level_resample),
-		cmocka_unit_test(test_ioapic_masked),
+		cmocka_unit_test(test_ioapic_held_masked),
+		cmocka_unit_test(test_ioapic_held_mask_in_service),
+		cmocka_unit_test(test_ioapic_held_retarget_higher),
+		cmocka_unit_test(test_ioapic_held_retarget_lower),
+		cmocka_unit_test(test_ioapic_no_lost_eoi),
 		cmocka_unit_test(test_msi_destinations),
 		cmocka_unit_test(test_rerouting),
 		cmocka_unit_test(test_msi_irqfd_rerouting),
+		cmocka_unit_test(test_ioapic_edge_irqfd_follows_entry),
 		cmocka_unit_test(test_lapic_timer),
 		cmocka_unit_test(test_uart_rx_interrupt),
 		cmocka_unit_test(test_pit_periodic),

@@ -627,18 +627,123 @@ static void test_route_changed(void **state)
 
 	reg_wr(io, 0x10, 0x00010000); /* same value */
 	assert_int_equal(r.routes, 0);
+	/* A masked entry has no EOI route, whatever it says. */
 	reg_wr(io, 0x11, 0x03000000);
+	assert_int_equal(r.routes, 0);
+	reg_wr(io, 0x10, 0x41 | LEVEL);
+	assert_int_equal(r.routes, 1);
+	assert_false(r.last_route_masked);
+	assert_int_equal(r.last_route.address, 0xfee03000);
+	assert_int_equal(r.last_route.data, 0xc041);
+	assert_int_equal(r.last_route.pin, 0);
+	/* Remote IRR set and cleared by its own message: the same route. */
+	assert_int_equal(kvmk_ioapic_set_level(io, 0, true), 1);
+	assert_int_equal(kvmk_ioapic_set_level(io, 0, false), 0);
+	assert_int_equal(kvmk_ioapic_eoi(io, 0x41), 1);
+	assert_int_equal(r.routes, 1);
+	reg_wr(io, 0x10, 0x41 | LEVEL | MASK);
+	assert_int_equal(r.routes, 2);
+	assert_true(r.last_route_masked);
+	kvmk_ioapic_destroy(io);
+}
+
+/* Issue 13 case 1 at the model: masked while in service, the entry keeps
+ * its EOI route until the EOI; then the route goes, and unmasking with the
+ * line still asserted delivers once more. */
+static void test_route_held_mask_in_service(void **state)
+{
+	struct rec r;
+	struct kvmk_ioapic *io = mk(&r, false);
+
+	set_entry(io, 5, 0x64 | LEVEL);
+	assert_int_equal(kvmk_ioapic_set_level(io, 5, true), 1);
+	r.routes = 0;
+	set_entry(io, 5, 0x64 | LEVEL | MASK);
+	assert_int_equal(r.routes, 0); /* held: the EOI must still exit */
+	assert_int_equal(entry(io, 5), 0x64 | LEVEL | MASK | RIRR);
+	assert_int_equal(kvmk_ioapic_eoi(io, 0x64), 1);
+	assert_int_equal(entry(io, 5), 0x64 | LEVEL | MASK);
 	assert_int_equal(r.routes, 1);
 	assert_true(r.last_route_masked);
-	assert_int_equal(r.last_route.address, 0xfee03000);
-	reg_wr(io, 0x10, 0x41 | LEVEL);
-	assert_int_equal(r.routes, 2);
+	assert_int_equal(r.n, 1);
+	set_entry(io, 5, 0x64 | LEVEL);
+	assert_int_equal(r.n, 2);
+	assert_int_equal(r.msg[1].data, 0xc064);
+	assert_int_equal(entry(io, 5), 0x64 | LEVEL | RIRR);
+	kvmk_ioapic_destroy(io);
+}
+
+/* Issue 13 cases 2 and 3 at the model: retargeted in service, the EOI
+ * route keeps the old destination until the EOI, then follows the entry;
+ * the still-asserted line goes to the new destination. */
+static void test_route_held_retarget_in_service(void **state)
+{
+	struct rec r;
+	struct kvmk_ioapic *io = mk(&r, false);
+
+	set_entry(io, 6, 0x84 | LEVEL);
+	assert_int_equal(kvmk_ioapic_set_level(io, 6, true), 1);
+	assert_int_equal(r.last_route.address, 0xfee00000);
+	r.routes = 0;
+	reg_wr(io, 0x11 + 2 * 6, 0x01000000);
+	assert_int_equal(r.routes, 0);
+	assert_int_equal(kvmk_ioapic_eoi(io, 0x84), 1);
+	assert_int_equal(r.routes, 1);
 	assert_false(r.last_route_masked);
+	assert_int_equal(r.last_route.address, 0xfee01000);
+	assert_int_equal(r.n, 2);
+	assert_int_equal(r.msg[1].address, 0xfee01000);
+	/* The route was reported before the message that needs it. */
+	assert_int_equal(entry(io, 6), 0x0100000000000084ull | LEVEL | RIRR);
+	kvmk_ioapic_destroy(io);
+}
+
+/* Re-vectored in service: only the EOI of the vector that was sent ends the
+ * service (KVM's in-kernel IOAPIC, matching the entry's current vector,
+ * would wait forever); the next delivery uses the new vector. */
+static void test_route_held_vector_in_service(void **state)
+{
+	struct rec r;
+	struct kvmk_ioapic *io = mk(&r, false);
+
+	set_entry(io, 7, 0x41 | LEVEL);
+	assert_int_equal(kvmk_ioapic_set_level(io, 7, true), 1);
+	r.routes = 0;
+	set_entry(io, 7, 0x42 | LEVEL);
+	assert_int_equal(r.routes, 0);
 	assert_int_equal(r.last_route.data, 0xc041);
-	/* Remote IRR changes are not route changes. */
-	assert_int_equal(kvmk_ioapic_set_level(io, 0, true), 1);
+	assert_int_equal(kvmk_ioapic_eoi(io, 0x42), 0);
+	assert_true(entry(io, 7) & RIRR);
+	assert_int_equal(r.n, 1);
 	assert_int_equal(kvmk_ioapic_eoi(io, 0x41), 1);
-	assert_int_equal(r.routes, 2);
+	assert_int_equal(r.n, 2);
+	assert_int_equal(r.msg[1].data, 0xc042);
+	assert_int_equal(r.last_route.data, 0xc042);
+	assert_int_equal(kvmk_ioapic_eoi(io, 0x41), 0); /* not the vector any more */
+	assert_int_equal(kvmk_ioapic_eoi(io, 0x42), 1);
+	assert_int_equal(r.n, 3);
+	/* Switched to edge in service: no EOI to wait for, route follows. */
+	r.routes = 0;
+	set_entry(io, 7, 0x43);
+	assert_false(entry(io, 7) & RIRR);
+	assert_int_equal(r.routes, 1);
+	assert_int_equal(r.last_route.data, 0x43);
+	kvmk_ioapic_destroy(io);
+}
+
+/* A level delivery the LAPIC did not accept leaves no route held. */
+static void test_route_not_accepted(void **state)
+{
+	struct rec r;
+	struct kvmk_ioapic *io = mk(&r, false);
+
+	set_entry(io, 8, 0x51 | LEVEL);
+	r.ret = 0;
+	r.routes = 0;
+	assert_int_equal(kvmk_ioapic_set_level(io, 8, true), 0);
+	assert_false(entry(io, 8) & RIRR);
+	assert_int_equal(r.routes, 0);
+	assert_int_equal(r.last_route.data, 0xc051);
 	kvmk_ioapic_destroy(io);
 }
 
@@ -664,7 +769,7 @@ static void test_snapshot_restore(void **state)
 	kvmk_ioapic_reset(io);
 	r.routes = 0;
 	assert_int_equal(kvmk_ioapic_restore(io, &s), 0);
-	assert_int_equal(r.routes, 24);
+	assert_int_equal(r.routes, 2); /* pins 0 and 1; masked pin 2 has none */
 	kvmk_ioapic_save(io, &t);
 	assert_memory_equal(&s, &t, sizeof(s));
 	assert_int_equal(reg_rd(io, 2), 0x09000000);
@@ -833,6 +938,10 @@ int main(void)
 		cmocka_unit_test(test_shared_vector_eoi),
 		cmocka_unit_test(test_reentrant_deliver),
 		cmocka_unit_test(test_route_changed),
+		cmocka_unit_test(test_route_held_mask_in_service),
+		cmocka_unit_test(test_route_held_retarget_in_service),
+		cmocka_unit_test(test_route_held_vector_in_service),
+		cmocka_unit_test(test_route_not_accepted),
 		cmocka_unit_test(test_snapshot_restore),
 		cmocka_unit_test(test_bad_parameters),
 		cmocka_unit_test(test_threads),

@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "core/internal.h"
@@ -41,6 +43,7 @@ struct fake {
 		int fd;
 	} irqfd[16];
 	unsigned int msis;
+	unsigned int direct_signals; /* irqfd signals the back end served itself */
 	bool destroyed;
 };
 
@@ -192,6 +195,18 @@ static int fake_restore(struct kvmkit_irqchip *chip, const uint8_t *p, size_t le
 	return 0;
 }
 
+/* Serves signals of its non-kernel irqfds itself, as split mode does. */
+static int fake_irqfd_signal(struct kvmkit_irqchip *chip, uint32_t gsi, int fd)
+{
+	for (unsigned int i = 0; i < 16; i++)
+		if (fk.irqfd[i].used && !fk.irqfd[i].kernel && fk.irqfd[i].gsi == gsi &&
+		    fk.irqfd[i].fd == fd) {
+			fk.direct_signals++;
+			return 1;
+		}
+	return 0;
+}
+
 static const struct kvmk_irqchip_ops fake_ops = {
 	.save = fake_save,
 	.restore = fake_restore,
@@ -206,6 +221,7 @@ static const struct kvmk_irqchip_ops fake_ops = {
 	.irqfd_bind = fake_irqfd_bind,
 	.irqfd_unbind = fake_irqfd_unbind,
 	.irqfds_in_kernel = fake_in_kernel,
+	.irqfd_signal = fake_irqfd_signal,
 };
 
 static int setup(void **state)
@@ -700,6 +716,36 @@ static void test_handles_outlive_chip(void **state)
 	assert_int_equal(fk.line_calls, 0);
 }
 
+/* kvmkit_irqfd_signal(): the back end may serve a signal itself (no
+ * eventfd write); otherwise the eventfd is written. Both are counted. */
+static void test_irqfd_signal(void **state)
+{
+	struct kvmkit_irqchip *chip = *state;
+	struct kvmkit_gsi_stats s;
+	int kfd = eventfd(0, EFD_NONBLOCK), ufd = eventfd(0, EFD_NONBLOCK);
+	int rfd = eventfd(0, EFD_NONBLOCK), lone = eventfd(0, EFD_NONBLOCK);
+	uint64_t v;
+
+	assert_true(kfd >= 0 && ufd >= 0 && rfd >= 0 && lone >= 0);
+	assert_int_equal(kvmkit_irqfd_bind(chip, 3, kfd, -1), 0);
+	assert_int_equal(kvmkit_irqfd_bind(chip, 3, ufd, rfd), 0);
+	assert_int_equal(kvmkit_irqfd_signal(chip, 3, kfd), 0);
+	assert_int_equal(read(kfd, &v, 8), 8);
+	assert_int_equal(kvmkit_irqfd_signal(chip, 3, ufd), 0);
+	assert_int_equal(read(ufd, &v, 8), -1); /* served, not written */
+	assert_int_equal(fk.direct_signals, 1);
+	assert_int_equal(kvmkit_irqfd_signal(chip, 3, lone), 0); /* not bound: written */
+	assert_int_equal(read(lone, &v, 8), 8);
+	assert_int_equal(kvmkit_irq_gsi_stats(chip, 3, &s), 0);
+	assert_int_equal(s.irqfd_signals, 3);
+	assert_int_equal(kvmkit_irqfd_unbind(chip, 3, kfd), 0);
+	assert_int_equal(kvmkit_irqfd_unbind(chip, 3, ufd), 0);
+	close(kfd);
+	close(ufd);
+	close(rfd);
+	close(lone);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -719,6 +765,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unbind_unknown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_msi_failed_bind, setup, teardown),
 		cmocka_unit_test(test_handles_outlive_chip),
+		cmocka_unit_test_setup_teardown(test_irqfd_signal, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -37,6 +37,12 @@ struct kvmk_ioapic {
 	uint32_t inflight[KVMK_IOAPIC_PINS];
 	uint32_t epoch[KVMK_IOAPIC_PINS]; /* bumped whenever remote IRR is cleared */
 	struct resample resample[KVMK_IOAPIC_PINS];
+	/* The message of the level delivery that set remote IRR: its EOI is
+	 * what clears it, whatever the entry says by then. */
+	struct kvmk_ioapic_msi sent[KVMK_IOAPIC_PINS];
+	/* The EOI route last reported through route_changed(). */
+	struct kvmk_ioapic_msi route[KVMK_IOAPIC_PINS];
+	bool route_valid[KVMK_IOAPIC_PINS];
 };
 
 struct pending {
@@ -86,23 +92,50 @@ static bool asserted(const struct kvmk_ioapic *io, unsigned int pin)
 	return level;
 }
 
+/*
+ * Under the lock: reports the pin's EOI route if it changed (ioapic.h,
+ * "EOI routes"): while remote IRR is set, the message that set it; else the
+ * entry's message, or none if the entry is masked.
+ */
+static void publish(struct kvmk_ioapic *io, unsigned int pin)
+{
+	struct kvmk_ioapic_msi msg;
+	bool valid;
+
+	if (io->redir[pin] & KVMK_IOAPIC_REMOTE_IRR) {
+		msg = io->sent[pin];
+		valid = true;
+	} else {
+		kvmk_ioapic_entry_to_msi(io->redir[pin], &msg);
+		valid = !(io->redir[pin] & KVMK_IOAPIC_MASKED);
+	}
+	msg.pin = pin;
+	/* No route stays no route, whatever the masked entry says. */
+	if (valid == io->route_valid[pin] &&
+	    (!valid || (msg.address == io->route[pin].address && msg.data == io->route[pin].data)))
+		return;
+	io->route[pin] = msg;
+	io->route_valid[pin] = valid;
+	if (io->cfg.route_changed)
+		io->cfg.route_changed(io->cfg.opaque, pin, &msg, !valid);
+}
+
 static void clear_remote_irr(struct kvmk_ioapic *io, unsigned int pin)
 {
 	if (io->redir[pin] & KVMK_IOAPIC_REMOTE_IRR) {
 		io->redir[pin] &= ~KVMK_IOAPIC_REMOTE_IRR;
 		io->epoch[pin]++;
+		publish(io, pin);
 	}
 }
 
-static void notify_route(struct kvmk_ioapic *io, unsigned int pin)
+/* Under the lock: remote IRR set by a delivery of @msg. */
+static void set_remote_irr(struct kvmk_ioapic *io, unsigned int pin,
+			   const struct kvmk_ioapic_msi *msg)
 {
-	struct kvmk_ioapic_msi msg;
-
-	if (!io->cfg.route_changed)
-		return;
-	kvmk_ioapic_entry_to_msi(io->redir[pin], &msg);
-	msg.pin = pin;
-	io->cfg.route_changed(io->cfg.opaque, pin, &msg, io->redir[pin] & KVMK_IOAPIC_MASKED);
+	io->redir[pin] |= KVMK_IOAPIC_REMOTE_IRR;
+	io->sent[pin] = *msg;
+	publish(io, pin);
 }
 
 /*
@@ -117,14 +150,13 @@ static int try_fire(struct kvmk_ioapic *io, unsigned int pin, struct batch *b)
 
 	if ((e & KVMK_IOAPIC_MASKED) || dm_reserved(e))
 		return KVMK_IRQ_MASKED;
-	if (e & KVMK_IOAPIC_TRIGGER) {
-		if (e & KVMK_IOAPIC_REMOTE_IRR)
-			return 0;
-		io->redir[pin] |= KVMK_IOAPIC_REMOTE_IRR;
-	}
+	if ((e & KVMK_IOAPIC_TRIGGER) && (e & KVMK_IOAPIC_REMOTE_IRR))
+		return 0;
 	p = &b->p[b->n++];
 	kvmk_ioapic_entry_to_msi(e, &p->msg);
 	p->msg.pin = pin;
+	if (e & KVMK_IOAPIC_TRIGGER)
+		set_remote_irr(io, pin, &p->msg);
 	p->pin = pin;
 	p->level = e & KVMK_IOAPIC_TRIGGER;
 	p->epoch = io->epoch[pin];
@@ -200,9 +232,10 @@ void kvmk_ioapic_reset(struct kvmk_ioapic *io)
 	io->id = 0;
 	io->ioregsel = 0;
 	for (unsigned int i = 0; i < KVMK_IOAPIC_PINS; i++) {
-		clear_remote_irr(io, i);
+		if (io->redir[i] & KVMK_IOAPIC_REMOTE_IRR)
+			io->epoch[i]++;
 		io->redir[i] = KVMK_IOAPIC_MASKED;
-		notify_route(io, i);
+		publish(io, i);
 	}
 	pthread_mutex_unlock(&io->lock);
 }
@@ -242,10 +275,11 @@ static void write_entry(struct kvmk_ioapic *io, unsigned int pin, bool high, uin
 	else
 		e = (old & ~0xffffffffull) | (val & LOW_WRITABLE) | (old & KVMK_IOAPIC_REMOTE_IRR);
 	io->redir[pin] = e;
+	/* An entry in service keeps its EOI route until its EOI; switching it
+	 * to edge ends the wait (remote IRR clears) and publishes the entry. */
 	if (!(e & KVMK_IOAPIC_TRIGGER))
 		clear_remote_irr(io, pin);
-	if ((io->redir[pin] ^ old) & ~KVMK_IOAPIC_REMOTE_IRR)
-		notify_route(io, pin);
+	publish(io, pin);
 	e = io->redir[pin];
 	if ((e & KVMK_IOAPIC_TRIGGER) && !(e & (KVMK_IOAPIC_MASKED | KVMK_IOAPIC_REMOTE_IRR)) &&
 	    asserted(io, pin))
@@ -351,8 +385,13 @@ int kvmk_ioapic_eoi(struct kvmk_ioapic *io, uint32_t vector)
 	pthread_mutex_lock(&io->lock);
 	for (unsigned int i = 0; i < KVMK_IOAPIC_PINS; i++) {
 		uint64_t e = io->redir[i];
+		/* In service: the vector that was sent, even if the guest has
+		 * rewritten the entry since; else the entry's (a coalesced
+		 * delivery's retry point). */
+		uint32_t v = e & KVMK_IOAPIC_REMOTE_IRR ? io->sent[i].data & 0xff :
+							  (uint32_t)(e & KVMK_IOAPIC_VECTOR);
 
-		if ((e & KVMK_IOAPIC_VECTOR) != vector || !(e & KVMK_IOAPIC_TRIGGER))
+		if (v != vector || !(e & KVMK_IOAPIC_TRIGGER))
 			continue;
 		clear_remote_irr(io, i);
 		notify[n] = io->resample[i];
@@ -456,7 +495,12 @@ int kvmk_ioapic_restore(struct kvmk_ioapic *io, const struct kvmk_ioapic_state *
 	for (unsigned int i = 0; i < KVMK_IOAPIC_PINS; i++) {
 		io->redir[i] = st->redir[i];
 		io->epoch[i]++;
-		notify_route(io, i);
+		/* The state holds no in-service message: the entry's is the
+		 * best knowledge (a guest that retargeted an entry in service
+		 * right before the save may need its edge toggle). */
+		kvmk_ioapic_entry_to_msi(st->redir[i], &io->sent[i]);
+		io->sent[i].pin = i;
+		publish(io, i);
 	}
 	pthread_mutex_unlock(&io->lock);
 	return 0;

@@ -54,12 +54,25 @@
  * callback's negative value on error, -EINVAL for a bad pin.
  *
  * EOI (kvmk_ioapic_eoi, from KVM_EXIT_IOAPIC_EOI): for every level entry
- * with that vector, remote IRR is cleared, the pin's resample notifier (if
+ * in service whose delivered message had that vector (even if the guest has
+ * rewritten the entry's vector since), and every level entry not in service
+ * whose vector it is, remote IRR is cleared, the pin's resample notifier (if
  * any) runs, then the entry is delivered again if it is still asserted,
- * unmasked and its remote IRR still clear. Entries whose remote IRR was
- * already clear are included, as KVM does: a level delivery the LAPIC
- * reported as coalesced (callback 0) left remote IRR clear while the vector
- * was pending, and this EOI is its retry point.
+ * unmasked and its remote IRR still clear (with what the entry says now).
+ * Entries whose remote IRR was already clear are included, as KVM does: a
+ * level delivery the LAPIC reported as coalesced (callback 0) left remote
+ * IRR clear while the vector was pending, and this EOI is its retry point.
+ *
+ * EOI routes (route_changed). With the LAPICs in KVM, an EOI reaches this
+ * model only if KVM intercepts it, and KVM intercepts the vectors of the
+ * level-triggered MSI routes of its reserved IOAPIC GSIs on the CPUs they
+ * target (split irqchip). Each pin therefore has an EOI route, which the
+ * model reports whenever it changes: while remote IRR is set, the message
+ * that set it (its vector and destination), whatever the guest writes to
+ * the entry meanwhile, so that masking, retargeting or re-vectoring an
+ * entry in service cannot lose the EOI that ends the service; otherwise the
+ * entry's message, or no route if the entry is masked. A masked entry
+ * being rewritten has no route before and after: nothing is reported.
  *
  * MSI encoding (Intel SDM vol. 3 11.11, what KVM expects for split irqchip
  * routes): address = 0xfee00000 | dest << 12 | (logical ? 1 << 2 : 0),
@@ -73,8 +86,9 @@
  * pending"), and a level entry's remote IRR is already set so that a
  * concurrent assertion does not send it twice; if deliver() returns <= 0,
  * remote IRR is cleared again unless an EOI, reset or restore cleared it in
- * the meantime. route_changed() is called WITH the lock held, so that route
- * updates reach KVM in the order the guest wrote the entries: it must not
+ * the meantime (and the EOI route becomes the entry's again). route_changed()
+ * is called WITH the lock held, so that route updates reach KVM in the
+ * order they happen, and before any message that needs them: it must not
  * call into the model.
  */
 #ifndef KVMKIT_IRQ_IOAPIC_H
@@ -136,10 +150,10 @@ struct kvmk_ioapic_config {
 	/* Required. > 0 delivered (to that many CPUs), 0 blocked/coalesced,
 	 * < 0 error. Called without the model's lock. */
 	int (*deliver)(void *opaque, const struct kvmk_ioapic_msi *msg);
-	/* Optional. An entry's MSI or mask changed (guest write, reset,
-	 * restore): split irqchip must keep the MSI route of GSI @pin equal to
-	 * it, since KVM computes its EOI-exit vectors from those routes.
-	 * Called WITH the lock held: must not call into the model. */
+	/* Optional. @pin's EOI route changed ("EOI routes" above): @msg, or
+	 * none if @masked. Split irqchip keeps KVM's MSI route of GSI @pin
+	 * equal to it, since KVM computes its EOI-exit vectors from those
+	 * routes. Called WITH the lock held: must not call into the model. */
 	void (*route_changed)(void *opaque, unsigned int pin, const struct kvmk_ioapic_msi *msg,
 			      bool masked);
 	void *opaque;
@@ -200,7 +214,9 @@ void kvmk_ioapic_save(struct kvmk_ioapic *io, struct kvmk_ioapic_state *out);
 /* -EINVAL (KVMKIT_ERR_PARAM) and nothing changed if @st has reserved or
  * read-only-zero bits set (delivery status, remote IRR on an edge entry,
  * ID bits outside 27:24, IOREGSEL above 0xff, irr above pin 23). Nothing is
- * delivered; route_changed() runs for every pin. */
+ * delivered; route_changed() reports each pin whose EOI route changed. The state holds no
+ * in-service message: an entry restored with remote IRR set waits for the
+ * EOI of its current vector and destination. */
 int kvmk_ioapic_restore(struct kvmk_ioapic *io, const struct kvmk_ioapic_state *st);
 
 #endif

@@ -32,16 +32,22 @@ int kvmk_split_commit_mirrors(struct kvmk_split *s)
 	return kvmk_x86_set_gsi_routing(s->vm_fd, m, n, s->kroutes, s->nkroutes);
 }
 
-/* Model callback (model lock held): a redirection entry changed. */
+/*
+ * Model callback (model lock held): pin @pin's EOI route changed (ioapic.h:
+ * an entry in service keeps the route it was sent with until its EOI). Its
+ * mirror follows, and edge irqfds on the pin move between kvmkit's thread
+ * and the kernel as the mirror allows (split_irqfd.c).
+ */
 static void ioapic_route_changed(void *opaque, unsigned int pin, const struct kvmk_ioapic_msi *msg,
 				 bool masked)
 {
 	struct kvmk_split *s = opaque;
+	struct kvmkit_irqchip *chip = s->chip;
 	struct kvm_irq_routing_entry *e;
 
 	if (pin >= KVMKIT_IOAPIC_PINS || pin >= s->split_routes)
 		return;
-	pthread_mutex_lock(&s->mirror_lock);
+	pthread_mutex_lock(&chip->lock);
 	e = &s->mirrors[pin];
 	memset(e, 0, sizeof(*e));
 	e->gsi = pin;
@@ -50,9 +56,12 @@ static void ioapic_route_changed(void *opaque, unsigned int pin, const struct kv
 	e->u.msi.address_hi = (uint32_t)(msg->address >> 32);
 	e->u.msi.data = msg->data;
 	s->mirror_valid[pin] = !masked;
-	if (kvmk_split_commit_mirrors(s))
-		kvmk_warn("%s", kvmkit_strerror());
-	pthread_mutex_unlock(&s->mirror_lock);
+	if (kvmk_split_irqfds_before_commit(s, chip->committed, chip->ncommitted) ||
+	    kvmk_split_commit_mirrors(s))
+		kvmk_warn("pin %u: %s", pin, kvmkit_strerror());
+	else
+		kvmk_split_irqfds_after_commit(s, chip->committed, chip->ncommitted);
+	pthread_mutex_unlock(&chip->lock);
 }
 
 /* Model callback: an IOAPIC message to the in-kernel LAPICs. */
@@ -63,13 +72,38 @@ static int ioapic_deliver(void *opaque, const struct kvmk_ioapic_msi *msg)
 	return kvmk_x86_send_msi(s->vm_fd, msg->address, msg->data, 0, 0);
 }
 
-/* KVM_EXIT_IOAPIC_EOI: remote IRR clears, a still-asserted level pin fires
- * again, and the pin's resample notifier runs. */
+/*
+ * Resamplefds an EOI exit has to signal, held back until the model is done
+ * with the EOI (this vCPU thread's): a device that asks again at once then
+ * finds the model's lock free instead of waiting for this thread.
+ */
+static __thread struct {
+	bool active;
+	unsigned int n;
+	int fd[KVMKIT_IOAPIC_PINS];
+} eoi_batch;
+
+static void signal_resamplefd(int rfd)
+{
+	uint64_t one = 1;
+
+	if (write(rfd, &one, sizeof(one)) < 0)
+		kvmk_debug("resamplefd %d: %s", rfd, strerror(errno));
+}
+
+/* KVM_EXIT_IOAPIC_EOI: remote IRR clears, the pin's resample notifier runs
+ * (the line de-asserts), and a still-asserted level pin fires again; then
+ * the devices hear of the EOI. */
 static int ioapic_eoi_exit(struct kvmkit_vcpu *vcpu, struct kvm_run *run, void *opaque)
 {
 	struct kvmk_split *s = opaque;
 
+	eoi_batch.active = true;
+	eoi_batch.n = 0;
 	kvmk_ioapic_eoi(s->ioapic, run->eoi.vector);
+	eoi_batch.active = false;
+	for (unsigned int i = 0; i < eoi_batch.n; i++)
+		signal_resamplefd(eoi_batch.fd[i]);
 	return 0;
 }
 
@@ -103,14 +137,15 @@ bool kvmk_split_clear_resample(struct kvmk_split *s, int rfd)
 void kvmk_split_resample(struct kvmk_split *s, int *slot, uint32_t gsi)
 {
 	int rfd = __atomic_exchange_n(slot, -1, __ATOMIC_ACQ_REL);
-	uint64_t one = 1;
 
 	if (rfd < 0)
 		return;
 	kvmk_split_clear_resample(s, rfd);
 	kvmk_split_set_gsi(s, gsi, false, -1);
-	if (write(rfd, &one, sizeof(one)) < 0)
-		kvmk_debug("resamplefd %d: %s", rfd, strerror(errno));
+	if (eoi_batch.active && eoi_batch.n < KVMKIT_IOAPIC_PINS)
+		eoi_batch.fd[eoi_batch.n++] = rfd;
+	else
+		signal_resamplefd(rfd);
 }
 
 /* Model callback (no model lock): the guest EOI'd level pin @pin. */
@@ -231,8 +266,8 @@ static int split_commit(struct kvmkit_irqchip *chip, const struct kvm_irq_routin
 		if (tab[i].gsi >= s->split_routes && kvmk_irq_only_msi(tab, n, tab[i].gsi))
 			kr[nk++] = tab[i];
 	/* The new list only stays if the kernel takes it: later mirror
-	 * updates resend whatever s->kroutes holds. */
-	pthread_mutex_lock(&s->mirror_lock);
+	 * updates (under chip->lock, as this) resend whatever s->kroutes
+	 * holds. */
 	old = s->kroutes;
 	nold = s->nkroutes;
 	s->kroutes = kr;
@@ -242,7 +277,6 @@ static int split_commit(struct kvmkit_irqchip *chip, const struct kvm_irq_routin
 		s->kroutes = old;
 		s->nkroutes = nold;
 	}
-	pthread_mutex_unlock(&s->mirror_lock);
 	free(r ? kr : old);
 	if (!r)
 		kvmk_split_irqfds_after_commit(s, tab, n);
@@ -270,7 +304,6 @@ static int split_create(struct kvmkit_irqchip *chip, const struct kvmkit_irqchip
 	s->vm = chip->vm;
 	s->vm_fd = kvmkit_vm_fd(chip->vm);
 	s->epfd = s->wake[0] = s->wake[1] = s->pit_fd = -1;
-	pthread_mutex_init(&s->mirror_lock, NULL);
 	for (unsigned int pin = 0; pin < KVMKIT_IOAPIC_PINS; pin++)
 		s->pin_resample_fd[pin] = -1;
 	for (unsigned int irq = 0; irq < KVMK_PIC_IRQS; irq++)
@@ -332,7 +365,6 @@ static void split_destroy(struct kvmkit_irqchip *chip)
 		close(s->wake[1]);
 	kvmk_ioapic_destroy(s->ioapic);
 	free(s->kroutes);
-	pthread_mutex_destroy(&s->mirror_lock);
 	free(s);
 	chip->priv = NULL;
 }
@@ -426,4 +458,5 @@ const struct kvmk_irqchip_ops kvmk_x86_split_irqchip = {
 	.irqfd_bind = kvmk_split_irqfd_bind,
 	.irqfd_unbind = kvmk_split_irqfd_unbind,
 	.irqfds_in_kernel = kvmk_split_irqfds_in_kernel,
+	.irqfd_signal = kvmk_split_irqfd_signal,
 };

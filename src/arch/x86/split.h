@@ -32,12 +32,14 @@ struct kvmk_user_irqfd {
 	uint32_t gsi;
 };
 
-/* An edge irqfd on an MSI-only GSI past the IOAPIC's routes, bound in the
- * kernel (KVM injects it without kvmkit's thread). */
+/* An edge irqfd KVM injects without kvmkit's thread (split_irqfd.c,
+ * kernel_gsi()): through the route of its own MSI GSI, or through the
+ * mirror of the IOAPIC pin its GSI routes to. */
 struct kvmk_kernel_irqfd {
 	bool used;
 	int fd;
-	uint32_t gsi;
+	uint32_t gsi; /* kvmkit's GSI */
+	uint32_t kgsi; /* the kernel route it is bound to */
 };
 
 struct kvmk_split {
@@ -47,13 +49,16 @@ struct kvmk_split {
 	unsigned int split_routes;
 	struct kvmk_ioapic *ioapic;
 	bool ioapic_mapped;
-	pthread_mutex_t mirror_lock; /* mirrors + kroutes: the kernel's whole table */
+	/*
+	 * The kernel's whole table and the irqfds, under chip->lock (the
+	 * model's route_changed takes it: lock order model -> chip->lock).
+	 * mirrors: each IOAPIC pin's EOI route (ioapic.h), at GSI = pin;
+	 * kroutes: the committed MSI routes of GSIs >= split_routes.
+	 */
 	struct kvm_irq_routing_entry mirrors[KVMKIT_IOAPIC_PINS];
 	bool mirror_valid[KVMKIT_IOAPIC_PINS];
-	/* The committed MSI routes of GSIs >= split_routes, for kernel irqfds. */
 	struct kvm_irq_routing_entry *kroutes;
 	unsigned int nkroutes;
-	/* Under chip->lock. */
 	struct kvmk_kernel_irqfd kernel_irqfd[KVMK_SPLIT_MAX_IRQFDS];
 	struct kvmk_user_irqfd user_irqfds[KVMK_SPLIT_MAX_IRQFDS];
 	/* Level irqfds asserting a chip pin: their resamplefd and GSI, per
@@ -88,8 +93,10 @@ void kvmk_split_thread_stop(struct kvmk_split *s);
 int kvmk_split_irqfd_bind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd, int resample_fd);
 int kvmk_split_irqfd_unbind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd);
 unsigned int kvmk_split_irqfds_in_kernel(struct kvmkit_irqchip *chip, uint32_t gsi);
-/* (chip->lock held) around the kernel table's commit: irqfds leave the
- * kernel before their route does, and enter it after. */
+int kvmk_split_irqfd_signal(struct kvmkit_irqchip *chip, uint32_t gsi, int fd);
+/* (chip->lock held) around a change of the kernel table (a commit of
+ * kvmkit's table @tab, or a mirror): irqfds leave the kernel before their
+ * kernel route goes or changes kind, and enter it after. */
 int kvmk_split_irqfds_before_commit(struct kvmk_split *s, const struct kvm_irq_routing_entry *tab,
 				    unsigned int n);
 void kvmk_split_irqfds_after_commit(struct kvmk_split *s, const struct kvm_irq_routing_entry *tab,

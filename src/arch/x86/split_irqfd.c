@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: MIT
 /*
  * Split irqchip irqfds. KVM refuses resample irqfds in this mode and cannot
- * see kvmkit's IOAPIC pins, so most irqfds are serviced by kvmkit's
- * interrupt thread (epoll): a signal looks up the GSI's route when it
- * arrives (re-routing works as in KVM) and pulses the pin, asserts it (level
- * irqfd with a resamplefd) or sends the MSI. Edge irqfds on GSIs past the
- * IOAPIC's whose route is one MSI are bound in the kernel instead, and move
- * between the two sides when a commit changes what their GSI is.
+ * see kvmkit's IOAPIC pins, so an irqfd that needs the IOAPIC model is
+ * serviced by kvmkit's interrupt thread (epoll): a signal looks up the GSI's
+ * route when it arrives (re-routing works as in KVM) and pulses the pin,
+ * asserts it (level irqfd with a resamplefd) or sends the MSI. An edge
+ * irqfd is bound in the kernel instead whenever KVM alone can inject it
+ * (kernel_gsi() says when and through which kernel route), and moves
+ * between the two sides when a commit of kvmkit's table or a guest write to
+ * the IOAPIC changes that: out of the kernel before the kernel route
+ * changes, into it after.
  */
 #include <fcntl.h>
 #include <poll.h>
@@ -20,6 +23,18 @@
 #define KVMK_LOG_MODULE "irq-split"
 #include "core/internal.h"
 #include "arch/x86/split.h"
+
+/* Serves one signal of a thread-served irqfd: pulses the GSI (edge), or
+ * asserts it until the EOI resamples it (level). */
+static void serve(struct kvmk_split *s, const struct kvmk_user_irqfd *u)
+{
+	if (u->resample_fd >= 0) {
+		kvmk_split_set_gsi(s, u->gsi, true, u->resample_fd);
+	} else {
+		kvmk_split_set_gsi(s, u->gsi, true, -1);
+		kvmk_split_set_gsi(s, u->gsi, false, -1);
+	}
+}
 
 static bool readable(int fd)
 {
@@ -66,14 +81,8 @@ static void *irq_thread(void *arg)
 			got = u.used && readable(u.fd) &&
 			      read(u.fd, &cnt, sizeof(cnt)) == sizeof(cnt);
 			pthread_mutex_unlock(&s->chip->lock);
-			if (!got)
-				continue;
-			if (u.resample_fd >= 0) {
-				kvmk_split_set_gsi(s, u.gsi, true, u.resample_fd);
-			} else {
-				kvmk_split_set_gsi(s, u.gsi, true, -1);
-				kvmk_split_set_gsi(s, u.gsi, false, -1);
-			}
+			if (got)
+				serve(s, &u);
 		}
 	}
 }
@@ -136,10 +145,11 @@ static int user_add(struct kvmk_split *s, uint32_t gsi, int fd, int resample_fd)
 				 KVMK_SPLIT_MAX_IRQFDS);
 }
 
-/* KVM injects @fd through @gsi's kernel route (chip->lock held). */
-static int kernel_add(struct kvmk_split *s, uint32_t gsi, int fd)
+/* KVM injects @fd (the irqfd of @gsi) through kernel route @kgsi
+ * (chip->lock held). */
+static int kernel_add(struct kvmk_split *s, uint32_t gsi, uint32_t kgsi, int fd)
 {
-	struct kvm_irqfd irqfd = { .fd = (uint32_t)fd, .gsi = gsi };
+	struct kvm_irqfd irqfd = { .fd = (uint32_t)fd, .gsi = kgsi };
 
 	for (uint32_t i = 0; i < KVMK_SPLIT_MAX_IRQFDS; i++) {
 		struct kvmk_kernel_irqfd *k = &s->kernel_irqfd[i];
@@ -147,9 +157,9 @@ static int kernel_add(struct kvmk_split *s, uint32_t gsi, int fd)
 		if (k->used)
 			continue;
 		if (ioctl(s->vm_fd, KVM_IRQFD, &irqfd) < 0)
-			return kvmk_err_ioctl("KVM_IRQFD", errno, "gsi %u fd %d (split, MSI)", gsi,
-					      fd);
-		*k = (struct kvmk_kernel_irqfd){ .used = true, .fd = fd, .gsi = gsi };
+			return kvmk_err_ioctl("KVM_IRQFD", errno,
+					      "gsi %u fd %d (split, kernel gsi %u)", gsi, fd, kgsi);
+		*k = (struct kvmk_kernel_irqfd){ .used = true, .fd = fd, .gsi = gsi, .kgsi = kgsi };
 		return 0;
 	}
 	return kvmk_err_resource("kvmkit_irqfd_bind", ENOSPC,
@@ -158,17 +168,51 @@ static int kernel_add(struct kvmk_split *s, uint32_t gsi, int fd)
 
 static int kernel_drop(struct kvmk_split *s, struct kvmk_kernel_irqfd *k)
 {
-	int r = kvmk_x86_irqfd_deassign(s->vm_fd, k->gsi, k->fd);
+	int r = kvmk_x86_irqfd_deassign(s->vm_fd, k->kgsi, k->fd);
 
 	if (!r)
 		k->used = false;
 	return r;
 }
 
-static bool kernel_side(struct kvmk_split *s, const struct kvm_irq_routing_entry *tab,
-			unsigned int n, uint32_t gsi, int resample_fd)
+/*
+ * The kernel route through which KVM can inject an irqfd of @gsi under
+ * table @tab and the current mirrors, or -1 if kvmkit must serve it
+ * (chip->lock held):
+ *  - an edge irqfd on a GSI past the IOAPIC's reserved routes whose route
+ *    is one MSI: that GSI's own route, as in kernel mode;
+ *  - an edge irqfd on a GSI whose only route is IOAPIC pin p, while p's
+ *    entry is unmasked, edge-triggered, with fixed or lowest-priority
+ *    delivery: p's mirror, the very message the model would send. A masked
+ *    edge is dropped either way, and a pulse leaves the model's input low
+ *    either way. (One difference: the model sees no new edge on a pin a
+ *    device holds asserted through a line; KVM then sends the mirror.)
+ * A level irqfd needs the model's remote IRR and resampling: never.
+ */
+static int kernel_gsi(struct kvmk_split *s, const struct kvm_irq_routing_entry *tab, unsigned int n,
+		      uint32_t gsi, int resample_fd)
 {
-	return resample_fd < 0 && gsi >= s->split_routes && kvmk_irq_only_msi(tab, n, gsi);
+	const struct kvm_irq_routing_entry *e = NULL;
+	unsigned int routes = 0;
+	uint32_t pin, data;
+
+	if (resample_fd >= 0)
+		return -1;
+	if (gsi >= s->split_routes && kvmk_irq_only_msi(tab, n, gsi))
+		return (int)gsi;
+	for (unsigned int i = 0; i < n; i++)
+		if (tab[i].gsi == gsi) {
+			e = &tab[i];
+			routes++;
+		}
+	if (routes != 1 || e->type != KVM_IRQ_ROUTING_IRQCHIP ||
+	    e->u.irqchip.irqchip != KVMKIT_IRQCHIP_IOAPIC || e->u.irqchip.pin >= KVMKIT_IOAPIC_PINS)
+		return -1;
+	pin = e->u.irqchip.pin;
+	data = s->mirrors[pin].u.msi.data;
+	if (!s->mirror_valid[pin] || (data & 1u << 15) || ((data >> 8) & 7) > 1)
+		return -1;
+	return (int)pin;
 }
 
 /* KVM takes only eventfds, and the thread could not service anything else
@@ -188,14 +232,15 @@ static bool is_eventfd(int fd)
 int kvmk_split_irqfd_bind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd, int resample_fd)
 {
 	struct kvmk_split *s = chip->priv;
+	int kgsi = kernel_gsi(s, chip->committed, chip->ncommitted, gsi, resample_fd);
 
 	if (!is_eventfd(fd))
 		return kvmk_err_param("kvmkit_irqfd_bind", "fd", "not an eventfd", "%d", fd);
 	if (resample_fd >= 0 && !is_eventfd(resample_fd))
 		return kvmk_err_param("kvmkit_irqfd_bind", "resample_fd", "not an eventfd", "%d",
 				      resample_fd);
-	if (kernel_side(s, chip->committed, chip->ncommitted, gsi, resample_fd))
-		return kernel_add(s, gsi, fd);
+	if (kgsi >= 0)
+		return kernel_add(s, gsi, (uint32_t)kgsi, fd);
 	return user_add(s, gsi, fd, resample_fd);
 }
 
@@ -235,6 +280,31 @@ int kvmk_split_irqfd_unbind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd)
 	return 0;
 }
 
+/*
+ * kvmkit_irqfd_signal() on an irqfd kvmkit serves: served here, on the
+ * caller's thread, instead of waking the interrupt thread through the
+ * eventfd (a thread wake-up per interrupt, tens of microseconds where
+ * cross-CPU wake-ups are slow). What the caller could observe is the same:
+ * the thread, too, asserts or pulses the GSI the signal is for. Irqfds in
+ * the kernel, or not bound, get the eventfd write.
+ */
+int kvmk_split_irqfd_signal(struct kvmkit_irqchip *chip, uint32_t gsi, int fd)
+{
+	struct kvmk_split *s = chip->priv;
+	struct kvmk_user_irqfd u = { 0 };
+
+	pthread_mutex_lock(&chip->lock);
+	for (uint32_t i = 0; i < KVMK_SPLIT_MAX_IRQFDS && !u.used; i++)
+		if (s->user_irqfds[i].used && s->user_irqfds[i].fd == fd &&
+		    s->user_irqfds[i].gsi == gsi)
+			u = s->user_irqfds[i];
+	pthread_mutex_unlock(&chip->lock);
+	if (!u.used)
+		return 0;
+	serve(s, &u);
+	return 1;
+}
+
 unsigned int kvmk_split_irqfds_in_kernel(struct kvmkit_irqchip *chip, uint32_t gsi)
 {
 	struct kvmk_split *s = chip->priv;
@@ -248,13 +318,13 @@ unsigned int kvmk_split_irqfds_in_kernel(struct kvmkit_irqchip *chip, uint32_t g
 int kvmk_split_irqfds_before_commit(struct kvmk_split *s, const struct kvm_irq_routing_entry *tab,
 				    unsigned int n)
 {
-	/* Deassigned before the kernel route goes; a signal in between waits
-	 * in the eventfd and is seen by the thread. */
+	/* Deassigned before the kernel route goes or changes kind; a signal in
+	 * between waits in the eventfd and is seen by the thread. */
 	for (unsigned int i = 0; i < KVMK_SPLIT_MAX_IRQFDS; i++) {
 		struct kvmk_kernel_irqfd *k = &s->kernel_irqfd[i];
 		int r;
 
-		if (!k->used || kernel_side(s, tab, n, k->gsi, -1))
+		if (!k->used || kernel_gsi(s, tab, n, k->gsi, -1) == (int)k->kgsi)
 			continue;
 		r = kernel_drop(s, k);
 		if (r)
@@ -266,7 +336,7 @@ int kvmk_split_irqfds_before_commit(struct kvmk_split *s, const struct kvm_irq_r
 			/* The commit fails and the kernel keeps the old table,
 			 * which routes it: back where it was, not lost. */
 			kvmk_err_save(&saved);
-			if (kernel_add(s, k->gsi, k->fd))
+			if (kernel_add(s, k->gsi, k->kgsi, k->fd))
 				kvmk_warn("irqfd %d of gsi %u lost: %s", k->fd, k->gsi,
 					  kvmkit_strerror());
 			kvmk_err_restore(&saved);
@@ -286,12 +356,16 @@ void kvmk_split_irqfds_after_commit(struct kvmk_split *s, const struct kvm_irq_r
 	 * commit. */
 	for (unsigned int i = 0; i < KVMK_SPLIT_MAX_IRQFDS; i++) {
 		struct kvmk_user_irqfd *u = &s->user_irqfds[i];
+		int kgsi;
 
-		if (!u->used || !kernel_side(s, tab, n, u->gsi, u->resample_fd))
+		if (!u->used)
+			continue;
+		kgsi = kernel_gsi(s, tab, n, u->gsi, u->resample_fd);
+		if (kgsi < 0)
 			continue;
 		epoll_ctl(s->epfd, EPOLL_CTL_DEL, u->fd, NULL);
 		u->used = false;
-		if (kernel_add(s, u->gsi, u->fd)) {
+		if (kernel_add(s, u->gsi, (uint32_t)kgsi, u->fd)) {
 			kvmk_warn("irqfd %d of gsi %u stays with the interrupt thread: %s", u->fd,
 				  u->gsi, kvmkit_strerror());
 			/* Its slot and epoll entry were just freed: this cannot fail. */

@@ -227,5 +227,28 @@
 #define GUEST_LAB_EXIT 13
 /* result: this vCPU's LAPIC id (APIC ID register bits 31:24). */
 #define GUEST_LAB_APIC_ID 14
+/* args: vector (32..255), index (0..GUEST_LAB_PROG_OPS-1), op. Sets one op
+ * of the vector's handler program (shared by all vCPUs). The handler runs
+ * its program's ops in order up to the first GUEST_LAB_OP_END, then counts
+ * the interrupt, then EOIs as the EOI mode says. */
+#define GUEST_LAB_HANDLER_OP 15
+/* args: pin, most reads (1..1000000). Reads the pin's redirection entry
+ * until remote IRR (bit 14) is clear or the reads run out. result: bits
+ * 31:0 the low dword read last, bits 63:32 the number of reads made. */
+#define GUEST_LAB_IOAPIC_POLL 16
+/* args: pin, 64-bit entry. As IOAPIC_WRITE; result: the entry before the
+ * write (read under the same lock, so nothing else came in between). */
+#define GUEST_LAB_IOAPIC_SWAP 17
+
+/* Handler program ops (GUEST_LAB_HANDLER_OP arg2): kind in bits 7:0, a
+ * 16-bit operand in bits 23:8, a 32-bit operand in bits 63:32. The ops run
+ * at CPL0 inside the handler, with interrupts off. */
+#define GUEST_LAB_PROG_OPS 8
+#define GUEST_LAB_OP_END 0
+#define GUEST_LAB_OP_OUTB 1   /* outb(a, b) */
+#define GUEST_LAB_OP_IOAPIC 2 /* IOAPIC register a (0..0xff) = b; IOREGSEL restored */
+#define GUEST_LAB_OP(kind, a, b)                                                          \
+	(((unsigned long long)(kind) & 0xff) | ((unsigned long long)(a) & 0xffff) << 8 | \
+	 ((unsigned long long)(b) & 0xffffffff) << 32)
 
 #endif

@@ -23,8 +23,15 @@
  *  - EXIT on vCPU 0 acks, then powers off. EXIT on another vCPU acks, then
  *    stops polling: with IF = 1 it spins at CPL3 and keeps counting
  *    interrupts; with IF = 0 it halts for good.
- *  - IOAPIC_READ/WRITE hold a lock shared by all vCPUs (IOREGSEL/IOWIN is
- *    a register pair). Nothing else is serialized between vCPUs.
+ *  - IOAPIC_READ/WRITE/SWAP/POLL hold a lock shared by all vCPUs
+ *    (IOREGSEL/IOWIN is a register pair). Nothing else is serialized
+ *    between vCPUs.
+ *  - A handler program's IOAPIC op does not take that lock (the handler may
+ *    have interrupted its own vCPU's command inside it): it saves IOREGSEL,
+ *    writes, and restores IOREGSEL, which keeps the interrupted command on
+ *    the same vCPU intact. The host must not run IOAPIC commands on other
+ *    vCPUs while such a handler may run. HANDLER_OP with a vector below 32,
+ *    an index past the program or an unknown op kind does nothing (~0).
  */
 #include "guest.h"
 
@@ -84,6 +91,11 @@ _Static_assert(__builtin_offsetof(struct lab_mailbox, args) == GUEST_LAB_MB_ARG(
 
 static uint8_t eoi_cfg[GUEST_MAX_VCPUS][256];
 static struct guest_spinlock ioapic_lock;
+/* Handler programs per vector, shared by the vCPUs (GUEST_LAB_HANDLER_OP).
+ * A vector gets lab_irq_prog() as its handler when its program is set, so
+ * the others pay nothing for them (CPL0 may be emulated at ~1 us an
+ * instruction). */
+static uint64_t prog[256][GUEST_LAB_PROG_OPS];
 
 static inline volatile uint32_t *lab_counters(unsigned int id)
 {
@@ -120,11 +132,32 @@ static inline void eoi_to(unsigned int target)
 	}
 }
 
+/* One handler-program op, at CPL0 with IF = 0 (see the header for why the
+ * IOAPIC op saves IOREGSEL instead of taking the lock). */
+static void run_op(uint64_t op)
+{
+	volatile uint32_t *regsel = (volatile uint32_t *)(IOAPIC_BASE + IOAPIC_REGSEL);
+	volatile uint32_t *win = (volatile uint32_t *)(IOAPIC_BASE + IOAPIC_WIN);
+	uint32_t a = (uint32_t)(op >> 8) & 0xffff, b = (uint32_t)(op >> 32), saved;
+
+	switch (op & 0xff) {
+	case GUEST_LAB_OP_OUTB:
+		outb((uint16_t)a, (uint8_t)b);
+		break;
+	case GUEST_LAB_OP_IOAPIC:
+		saved = *regsel;
+		*regsel = a;
+		*win = b;
+		*regsel = saved;
+		break;
+	}
+}
+
 /*
  * Every vector 32..255, at CPL0 with IF = 0 (interrupt gate: no nesting),
  * on the kernel stack; irq_common saves the caller-saved registers.
- * Counts first, then EOIs, so the count is visible before the next
- * interrupt can be delivered.
+ * Counts, then EOIs, so the count is visible before the next interrupt
+ * can be delivered.
  */
 static void lab_irq(unsigned int vector)
 {
@@ -155,31 +188,92 @@ static void lab_irq(unsigned int vector)
 	}
 }
 
-static uint64_t ioapic_rw(uint64_t pin, bool write, uint64_t entry)
+/* A vector with a handler program: its ops first (a device acknowledged, an
+ * entry rewritten), then what every handler does. */
+static void lab_irq_prog(unsigned int vector)
+{
+	const uint64_t *ops = prog[vector & 0xff];
+
+	for (unsigned int i = 0; i < GUEST_LAB_PROG_OPS; i++) {
+		uint64_t op = __atomic_load_n(&ops[i], __ATOMIC_RELAXED);
+
+		if (!op)
+			break;
+		run_op(op);
+	}
+	lab_irq(vector);
+}
+
+enum ioapic_op { IOAPIC_OP_READ, IOAPIC_OP_WRITE, IOAPIC_OP_SWAP };
+
+static uint64_t read_entry(volatile uint32_t *regsel, volatile uint32_t *win, uint32_t idx)
+{
+	uint64_t lo, hi;
+
+	*regsel = idx;
+	lo = *win;
+	*regsel = idx + 1;
+	hi = *win;
+	return hi << 32 | lo;
+}
+
+/* READ returns the entry, WRITE 0, SWAP the entry before the write. */
+static uint64_t ioapic_rw(uint64_t pin, enum ioapic_op op, uint64_t entry)
 {
 	volatile uint32_t *regsel = (volatile uint32_t *)(IOAPIC_BASE + IOAPIC_REGSEL);
 	volatile uint32_t *win = (volatile uint32_t *)(IOAPIC_BASE + IOAPIC_WIN);
 	uint32_t idx = IOAPIC_REDTBL((uint32_t)pin);
-	uint64_t lo, hi;
+	uint64_t old = 0;
 
 	if (pin > IOAPIC_MAX_PIN)
 		return BAD_ARGS;
 	guest_spin_lock(&ioapic_lock);
-	if (write) {
+	if (op != IOAPIC_OP_WRITE)
+		old = read_entry(regsel, win, idx);
+	if (op != IOAPIC_OP_READ) {
 		*regsel = idx + 1;
 		*win = (uint32_t)(entry >> 32);
 		*regsel = idx;
 		*win = (uint32_t)entry;
-		entry = 0;
-	} else {
-		*regsel = idx;
-		lo = *win;
-		*regsel = idx + 1;
-		hi = *win;
-		entry = hi << 32 | lo;
 	}
 	guest_spin_unlock(&ioapic_lock);
-	return entry;
+	return old;
+}
+
+/* Bounded remote-IRR poll (GUEST_LAB_IOAPIC_POLL); at CPL3, so each read
+ * is two MMIO exits and nothing is emulated. */
+static uint64_t ioapic_poll(uint64_t pin, uint64_t max)
+{
+	volatile uint32_t *regsel = (volatile uint32_t *)(IOAPIC_BASE + IOAPIC_REGSEL);
+	volatile uint32_t *win = (volatile uint32_t *)(IOAPIC_BASE + IOAPIC_WIN);
+	uint32_t idx = IOAPIC_REDTBL((uint32_t)pin), lo = 0;
+	uint64_t n;
+
+	if (pin > IOAPIC_MAX_PIN || !max || max > 1000000)
+		return BAD_ARGS;
+	for (n = 1; n <= max; n++) {
+		guest_spin_lock(&ioapic_lock);
+		*regsel = idx;
+		lo = *win;
+		guest_spin_unlock(&ioapic_lock);
+		if (!(lo & (1u << 14)) || n == max)
+			break;
+		cpu_relax();
+	}
+	return n << 32 | lo;
+}
+
+static uint64_t set_op(uint64_t vector, uint64_t index, uint64_t op)
+{
+	unsigned int kind = op & 0xff;
+
+	if (vector < 32 || vector > 0xff || index >= GUEST_LAB_PROG_OPS ||
+	    kind > GUEST_LAB_OP_IOAPIC)
+		return BAD_ARGS;
+	__atomic_store_n(&prog[vector][index], op, __ATOMIC_RELAXED);
+	/* Installed with release: the handler, once there, sees the op. */
+	guest_irq_install((unsigned int)vector, lab_irq_prog);
+	return 0;
 }
 
 static uint64_t set_eoi_mode(unsigned int id, uint64_t vector, uint64_t mode, uint64_t target)
@@ -250,9 +344,15 @@ static uint64_t lab_run(unsigned int id, uint32_t cmd, const uint64_t *a, enum l
 		lapic_write(LAPIC_TPR, 0);
 		return 0;
 	case GUEST_LAB_IOAPIC_WRITE:
-		return ioapic_rw(a[0], true, a[1]);
+		return ioapic_rw(a[0], IOAPIC_OP_WRITE, a[1]);
 	case GUEST_LAB_IOAPIC_READ:
-		return ioapic_rw(a[0], false, 0);
+		return ioapic_rw(a[0], IOAPIC_OP_READ, 0);
+	case GUEST_LAB_IOAPIC_SWAP:
+		return ioapic_rw(a[0], IOAPIC_OP_SWAP, a[1]);
+	case GUEST_LAB_IOAPIC_POLL:
+		return ioapic_poll(a[0], a[1]);
+	case GUEST_LAB_HANDLER_OP:
+		return set_op(a[0], a[1], a[2]);
 	case GUEST_LAB_EOI_MODE:
 		return set_eoi_mode(id, a[0], a[1], a[2]);
 	case GUEST_LAB_EOI:
