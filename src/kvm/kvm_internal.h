@@ -73,6 +73,10 @@ struct kvmkit_vcpu {
 	 * load + store (no RMW); read with relaxed loads (vcpu.h). */
 	struct kvmkit_vcpu_stats stats;
 	uint64_t last_return_ns;
+	/* The last KVM_RUN returned an exit kvmkit handled and KVM has not
+	 * completed yet (kvmk_vcpu_complete_exit). Only the thread running
+	 * the vCPU touches it. */
+	bool exit_pending;
 };
 
 struct kvmkit_vm {
