@@ -51,6 +51,46 @@ const char *kvmkit_cpu_feature_name(unsigned int i);
 int kvmkit_vcpu_dump(struct kvmkit_vcpu *vcpu, char *buf, size_t len);
 
 /*
+ * Saving and restoring a vCPU's architectural state, the per-vCPU part of a
+ * machine snapshot. On x86: MP state, general registers, segment and control
+ * registers (KVM_GET_SREGS2 where the host has it: PDPTRs too; the APIC base
+ * and EFER are there), FPU/SSE/AVX through XSAVE (KVM_CAP_XSAVE2's size),
+ * XCRs, the MSRs KVM lists and this vCPU reads (TSC, TSC deadline,
+ * SYSENTER/SYSCALL, KERNEL_GS_BASE, PAT, MISC_ENABLE, kvmclock, ...),
+ * debug registers, pending events (exception, interrupt, NMI, SMI, with
+ * KVM_VCPUEVENT_VALID_* flags and the exception payload where the VM enabled
+ * it) and, with an irqchip, the LAPIC registers. Not here: guest memory, the
+ * irqchip (kvmkit_irqchip_save), devices, the VM clock, CPUID (set by the
+ * VM's config at vCPU creation). arm64: -ENOTSUP for now.
+ *
+ * The blob is versioned and little-endian and records the vCPU id and the
+ * size of each part (src/arch/x86/vcpu_state.h); *buf is malloc'ed, free()
+ * it.
+ *
+ * Save: with the VM CREATED, PAUSED or STOPPED (else -EBUSY,
+ * KVMKIT_ERR_STATE). A vCPU that paused or stopped right after an I/O or
+ * MMIO exit has already finished that instruction (re-entering KVM_RUN with
+ * immediate_exit, as api.rst asks); after kvmkit_vcpu_run_once() the save
+ * does it (exit handlers may run on the calling thread then).
+ *
+ * Restore: with the VM CREATED or PAUSED, into the vCPU with the same id of
+ * a VM built with the same configuration (vCPU count, CPU flags, irqchip or
+ * not), on a host that saves the same state; restore the irqchip first. A
+ * blob of another version or vCPU, truncated or with bytes past its end, or
+ * holding what this vCPU does not take (another XSAVE size, an MSR KVM does
+ * not list here, sections of another kind of VM, reserved bits) is refused
+ * with -ENOEXEC (KVMKIT_ERR_FORMAT) before anything changes. If KVM refuses a
+ * value (a control register or MSR value this CPU model lacks), the vCPU's
+ * previous state is put back and KVM's error returned.
+ *
+ * Threads: any thread, one save or restore of a vCPU at a time, never while
+ * another thread starts or resumes the VM (the state check is not held
+ * across the call); not from exit handlers or hooks.
+ */
+int kvmkit_vcpu_save(struct kvmkit_vcpu *vcpu, void **buf, size_t *len);
+int kvmkit_vcpu_restore(struct kvmkit_vcpu *vcpu, const void *buf, size_t len);
+
+/*
  * Per-vCPU exit counters. The thread running the vCPU (its own thread, or the
  * caller of kvmkit_vcpu_run_once()) is the only writer; each counter is a
  * relaxed atomic, so kvmkit_vcpu_get_stats() may be called from any thread
@@ -64,7 +104,7 @@ int kvmkit_vcpu_dump(struct kvmkit_vcpu *vcpu, char *buf, size_t len);
  * values are exact and consistent.
  */
 struct kvmkit_vcpu_stats {
-	uint64_t runs;	/* KVM_RUN calls */
+	uint64_t runs; /* KVM_RUN calls */
 	uint64_t exits_io;
 	uint64_t exits_mmio;
 	uint64_t exits_hlt;

@@ -35,4 +35,9 @@ const struct kvmkit_cap_info *kvmk_arch_caps(size_t *count);
 /* The arch state of @vm (for the arch's public calls). */
 struct kvmk_arch_vm *kvmk_vm_arch(struct kvmkit_vm *vm);
 
+/* Finishes the guest instruction behind the vCPU's last exit if KVM has not
+ * completed it yet (src/kvm/vcpu.c), so that its registers can be read or
+ * replaced whole. Only while no other thread runs the vCPU. */
+int kvmk_vcpu_complete_exit(struct kvmkit_vcpu *vcpu);
+
 #endif

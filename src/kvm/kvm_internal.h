@@ -80,6 +80,10 @@ struct kvmkit_vcpu {
 	/* HLT with no way to be woken (no in-kernel irqchip). Only the vCPU's
 	 * own thread touches it; written under vm->lock for nr_halted. */
 	bool halted;
+	/* The last KVM_RUN returned an exit kvmkit handled and KVM has not
+	 * completed yet (kvmk_vcpu_complete_exit). Only the vCPU's own thread
+	 * touches it. */
+	bool exit_pending;
 
 	/* Written only by the thread running the vCPU, with relaxed atomic
 	 * load + store (no RMW); read with relaxed loads (vcpu.h). Its own

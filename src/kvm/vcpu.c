@@ -288,6 +288,7 @@ static __attribute__((hot)) int run_one(struct kvmkit_vcpu *v)
 	for (unsigned int i = 0; i < v->nr_pre_run; i++)
 		v->pre_run[i].fn(v, v->run, v->pre_run[i].opaque);
 	r = ioctl(v->fd, KVM_RUN, 0);
+	v->exit_pending = false; /* entering KVM_RUN completed the last one */
 	if (timing)
 		v->last_return_ns = kvmk_now_ns();
 	if (r < 0) {
@@ -298,7 +299,44 @@ static __attribute__((hot)) int run_one(struct kvmkit_vcpu *v)
 		return kvmk_err_ioctl("KVM_RUN", errno, "vcpu %u", v->id);
 	}
 	r = kvmk_vcpu_handle_exit(v);
-	return r < 0 ? r : (int)v->run->exit_reason;
+	if (r < 0)
+		return r;
+	v->exit_pending = true;
+	return (int)v->run->exit_reason;
+}
+
+/*
+ * After KVM_EXIT_IO, KVM_EXIT_MMIO and the other exits userspace serves,
+ * "the corresponding operations are complete (and guest state is
+ * consistent) only after userspace has re-entered the kernel with KVM_RUN"
+ * (api.rst, 5. The kvm_run structure): until then RIP still points at the
+ * instruction and an IN or MMIO read has not reached its register. A vCPU
+ * therefore re-enters once with immediate_exit set before it parks or
+ * leaves its loop, and before its state is saved or replaced: KVM finishes
+ * the instruction and returns -EINTR without running the guest. If that
+ * yields another exit (a string I/O instruction going on past a page),
+ * it is served like any other; KVM ends a string instruction's run after a
+ * bounded number of iterations, so the loop ends.
+ */
+int kvmk_vcpu_complete_exit(struct kvmkit_vcpu *v)
+{
+	while (v->exit_pending) {
+		int r;
+
+		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+		r = ioctl(v->fd, KVM_RUN, 0);
+		v->exit_pending = false;
+		if (r < 0 && (errno == EINTR || errno == EAGAIN))
+			return 0;
+		if (r < 0)
+			return kvmk_err_ioctl("KVM_RUN", errno, "vcpu %u: completing exit %u",
+					      v->id, v->run->exit_reason);
+		r = kvmk_vcpu_handle_exit(v);
+		if (r < 0)
+			return r;
+		v->exit_pending = true;
+	}
+	return 0;
 }
 
 int kvmkit_vcpu_run_once(struct kvmkit_vcpu *vcpu)
@@ -358,6 +396,11 @@ __attribute__((hot)) void *kvmk_vcpu_thread(void *arg)
 		if (__atomic_load_n(&v->req, __ATOMIC_SEQ_CST) || v->halted) {
 			bool stop;
 
+			/* A paused or stopped vCPU's state is whole (see
+			 * kvmk_vcpu_complete_exit). */
+			if (v->exit_pending && kvmk_vcpu_complete_exit(v) < 0)
+				kvmkit_vm_request_stop(vm, KVMKIT_STOP_INTERNAL_ERROR, 0,
+						       kvmkit_strerror());
 			pthread_mutex_lock(&vm->lock);
 			while ((vm->pause_req || v->halted) && !vm->stop_req) {
 				if (!v->parked) {

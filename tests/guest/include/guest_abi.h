@@ -251,4 +251,53 @@
 	(((unsigned long long)(kind) & 0xff) | ((unsigned long long)(a) & 0xffff) << 8 | \
 	 ((unsigned long long)(b) & 0xffffffff) << 32)
 
+/* ---- snap_loop: a guest to save and restore mid-run ----------------------
+ *
+ * The host stores the mode before the start and a command at any time; each
+ * vCPU's block holds what it observed, BOOTS first (a restore that lost the
+ * vCPU's state would start the program again). All fields little-endian.
+ *
+ * TIMERS mode, every vCPU: enables its LAPIC, arms its timer on
+ * GUEST_SNAP_VECTOR (even vCPUs in TSC-deadline mode where CPUID has it,
+ * re-armed by each tick; the others periodic) and counts ticks; with IF = 1
+ * runs a CPL3 loop that keeps its iteration count in a register, in XMM1
+ * and in memory and counts every disagreement between them as an error
+ * (state restored wrong), then READY = 1. QUIET: ticks no longer re-arm
+ * the deadline, which is set 2^50 TSC cycles away, the periodic count to
+ * 2^32 x 128 ns; QUIET_ACK = 1. ONESHOT: the same, but the deadline
+ * GUEST_SNAP_ARG TSC cycles away. FINISH: IF = 0, timer masked, DONE = 1;
+ * vCPU 0 waits for every DONE, reports per vCPU [counter lo, hi, ticks lo,
+ * hi, errors] and powers off with GUEST_STATUS_OK if no vCPU saw an error,
+ * else GUEST_STATUS_FAIL.
+ *
+ * IO mode, vCPU 0 (the others park): reads a 4-byte value from
+ * GUEST_TEST_MMIO, then one from GUEST_TEST_PORT, forever, and counts an
+ * error whenever a value is not the previous one + 1 (an access lost or
+ * repeated): the host's device answers 0, 1, 2, ... READY = 1 once it
+ * runs; FINISH: reports [reads lo, hi, errors], status as above.
+ */
+#define GUEST_SNAP_BASE (GUEST_ABI_BASE + 0x30000)
+#define GUEST_SNAP_MODE (GUEST_SNAP_BASE + 0x0) /* u32, host, before the start */
+#define GUEST_SNAP_CMD (GUEST_SNAP_BASE + 0x4) /* u32, host */
+#define GUEST_SNAP_ARG (GUEST_SNAP_BASE + 0x8) /* u64, host: ONESHOT's delay */
+#define GUEST_SNAP_CPU(cpu) (GUEST_SNAP_BASE + 0x100 + (cpu) * 0x40)
+#define GUEST_SNAP_COUNTER 0x00 /* u64 CPL3 loop iterations (IO: reads) */
+#define GUEST_SNAP_TICKS 0x08 /* u64 timer interrupts taken */
+#define GUEST_SNAP_READY 0x10 /* u32 1 once the loop runs */
+#define GUEST_SNAP_ERRORS 0x14 /* u32 disagreements seen */
+#define GUEST_SNAP_QUIET_ACK 0x18 /* u32 1 once QUIET is done */
+#define GUEST_SNAP_DEADLINE 0x1c /* u32 1 if the timer is in TSC-deadline mode */
+#define GUEST_SNAP_DONE 0x20 /* u32 1 once FINISH is done */
+#define GUEST_SNAP_QUIET 0x24 /* u32 guest-private: QUIET started */
+#define GUEST_SNAP_BOOTS 0x28 /* u32 times guest_main started (1: never rebooted) */
+
+#define GUEST_SNAP_MODE_TIMERS 0
+#define GUEST_SNAP_MODE_IO 1
+#define GUEST_SNAP_RUN 0
+#define GUEST_SNAP_CMD_QUIET 1
+#define GUEST_SNAP_FINISH 2
+#define GUEST_SNAP_CMD_ONESHOT 3
+#define GUEST_SNAP_VECTOR 0x40
+#define GUEST_SNAP_REPORTS_PER_CPU 5
+
 #endif
