@@ -2,6 +2,16 @@
 /*
  * Basic devices. Each is created against a VM, registers its ranges on the
  * VM's buses, and unregisters them when destroyed (destroy before the VM).
+ *
+ * Threads and lifetimes. A device's registers are served on vCPU threads
+ * (its handlers serialise on the device's own lock); the calls below may
+ * be made from any thread. Destroying a device unregisters its ranges and
+ * returns once no vCPU is still inside its handlers (the bus waits out
+ * running handlers: kvmkit_vm_quiesce), so it may be destroyed while the VM
+ * runs, from any thread but one of that device's own handlers. Interrupt
+ * lines handed to a device (kvmkit_*_connect_irq) stay the caller's and
+ * must outlive it. Buffers passed in are copied; what the getters return
+ * (kvmkit_report_values, kvmkit_uart_output) is copied out.
  */
 #ifndef KVMKIT_DEVICES_H
 #define KVMKIT_DEVICES_H

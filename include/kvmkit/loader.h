@@ -2,6 +2,15 @@
 /*
  * Guest image loaders.
  *
+ * Threads and lifetimes: a loader writes guest memory and vCPU registers,
+ * so it runs while the VM is CREATED (or paused, for a caller that knows
+ * what it replaces), from one thread at a time per VM. It copies what it
+ * needs from the image and the command line and keeps no pointer to
+ * either; the parse calls (kvmkit_elf_parse, kvmkit_multiboot_*) are pure
+ * and thread-safe, and their results point into the caller's image, valid
+ * as long as the image is. Images are untrusted: every loader checks what
+ * it is handed again, whatever a caller checked before.
+ *
  * ELF64 direct boot (x86_64), the protocol of kvmkit's guest test kit:
  *  - PT_LOAD segments are copied to their p_paddr; .bss (memsz > filesz) is
  *    zeroed. Each segment must lie in guest RAM and outside the boot area

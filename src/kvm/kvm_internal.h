@@ -181,6 +181,11 @@ int kvmk_check_extension(int fd, long cap);
  * (vm->lock held). */
 void kvmk_vm_kick_all(struct kvmkit_vm *vm);
 void *kvmk_vcpu_thread(void *arg);
+/* Kicks @v out of KVM_RUN unless its thread left its loop (vm->lock held). */
+void kvmk_vm_kick(struct kvmkit_vm *vm, struct kvmkit_vcpu *v);
+/* -EDEADLK (recorded) when called on one of @vm's own vCPU threads: @op
+ * would wait for the caller itself. */
+int kvmk_vm_refuse_on_own_vcpu(struct kvmkit_vm *vm, const char *op);
 /* The vCPU the calling thread runs, or NULL. */
 struct kvmkit_vcpu *kvmk_vcpu_self(void);
 void kvmk_vcpu_free(struct kvmkit_vcpu *vcpu);
