@@ -168,7 +168,9 @@ void kvmkit_fwcfg_destroy(struct kvmkit_fwcfg *dev);
  * process's memory-map limit) are logged as warnings: the first one, then
  * at most one line a second with the count since, and the count not yet
  * logged when the device is destroyed.
- * Ports 0x2000 + n, n < 24 (1-byte write): non-zero raises, 0 lowers line n
+ * Ports 0x2000 + n, n < 24 (1-byte write): non-zero raises, 0 lowers line n,
+ * every write reaching the pin (kvmkit_line_force: the port is the wire's
+ * driver, as QEMU's pc-testdev sets the ISA IRQ level)
  * (kvmkit_irq_line on GSI n; GSIs 0-15 reach the PIC and IOAPIC, 16-23 the
  * IOAPIC, with the default routing). Ignored without an irqchip.
  * MMIO 0xff000000, 64 KiB: scratch memory; accesses of 1, 2, 4 or 8 bytes

@@ -140,6 +140,12 @@ struct kvmkit_line;
 int kvmkit_line_open(struct kvmkit_irqchip *chip, uint32_t gsi, struct kvmkit_line **out);
 int kvmkit_line_set(struct kvmkit_line *line, bool level, struct kvmkit_irq_status *st);
 int kvmkit_line_pulse(struct kvmkit_line *line, struct kvmkit_irq_status *st);
+/* Drives the GSI to @level every time, whatever this or other handles last
+ * drove (no wired-OR): for a device that models the wire's one driver and
+ * whose guest expects each write to reach the pin, as the test device's
+ * IRQ-line ports, which the guest may lower while the host raised the
+ * line with kvmkit_irq_line(). */
+int kvmkit_line_force(struct kvmkit_line *line, bool level, struct kvmkit_irq_status *st);
 uint32_t kvmkit_line_gsi(const struct kvmkit_line *line);
 /* Lowers the line if it is high, then frees the handle. NULL is a no-op. */
 void kvmkit_line_close(struct kvmkit_line *line);

@@ -141,7 +141,7 @@ static void irq_write(void *opaque, uint64_t off, const void *data, unsigned int
 		 * only if the guest says so, hence the device lock. */
 		kvmk_err_save(&saved);
 		pthread_mutex_lock(&d->lock);
-		kvmkit_line_set(l, level, NULL);
+		kvmkit_line_force(l, level, NULL);
 		pthread_mutex_unlock(&d->lock);
 		kvmk_err_restore(&saved);
 	} else if (d->hooks.irq_line) {

@@ -153,6 +153,23 @@ int kvmkit_line_set(struct kvmkit_line *l, bool level, struct kvmkit_irq_status 
 	return line_change(l, level, st);
 }
 
+int kvmkit_line_force(struct kvmkit_line *l, bool level, struct kvmkit_irq_status *st)
+{
+	struct kvmkit_irqchip *chip = l->h.chip;
+	int r;
+
+	if (!chip)
+		return kvmk_irq_handle_gone("kvmkit_line_force");
+	pthread_mutex_lock(&chip->line_lock);
+	r = kvmkit_irq_line(chip, l->gsi, level, st);
+	if (!r && level != l->level) {
+		chip->line_high[l->gsi] = (uint16_t)(chip->line_high[l->gsi] + (level ? 1 : -1));
+		l->level = level;
+	}
+	pthread_mutex_unlock(&chip->line_lock);
+	return r;
+}
+
 int kvmkit_line_pulse(struct kvmkit_line *l, struct kvmkit_irq_status *st)
 {
 	int r;

@@ -298,12 +298,17 @@ static size_t find_section(const uint8_t *b, size_t blen, uint32_t tag, uint32_t
 	return 0;
 }
 
+/* MSR entries sit in a blob at whatever offset its sections put them: an
+ * entry type without alignment (a typedef may lower it) keeps the accesses
+ * defined. */
+typedef struct kvm_msr_entry msr_entry_u __attribute__((aligned(1)));
+
 /* The MSR entry for @index in a blob, or NULL. */
-static struct kvm_msr_entry *find_msr(uint8_t *b, size_t blen, uint32_t index)
+static msr_entry_u *find_msr(uint8_t *b, size_t blen, uint32_t index)
 {
 	uint32_t len;
 	size_t off = find_section(b, blen, SEC_MSRS, &len);
-	struct kvm_msr_entry *e = (struct kvm_msr_entry *)(b + off + 4);
+	msr_entry_u *e = (msr_entry_u *)(b + off + 4);
 
 	assert_true(off > 0);
 	for (uint32_t i = 0; i < rd32(b + off); i++)
@@ -330,8 +335,8 @@ static void blob_diff(const uint8_t *s1, const uint8_t *s2, size_t len, const ch
 		fail_msg(
 			"%s: MSR 0x%x differs: 0x%llx, then 0x%llx", what,
 			rd32(s1 + off + 12 + e * 16),
-			(unsigned long long)((const struct kvm_msr_entry *)(s1 + off + 12))[e].data,
-			(unsigned long long)((const struct kvm_msr_entry *)(s2 + off + 12))[e]
+			(unsigned long long)((const msr_entry_u *)(s1 + off + 12))[e].data,
+			(unsigned long long)((const msr_entry_u *)(s2 + off + 12))[e]
 				.data);
 	}
 	fail_msg("%s: byte %zu (section %u, offset %zu) differs: 0x%02x, then 0x%02x", what, i,
@@ -349,7 +354,7 @@ static const uint32_t moving_msrs[] = { 0x40000010, 0x40000020 };
  * above and the LAPIC timer's current count. */
 static void normalize(uint8_t *b, size_t len)
 {
-	struct kvm_msr_entry *t = find_msr(b, len, MSR_TSC);
+	msr_entry_u *t = find_msr(b, len, MSR_TSC);
 	uint32_t l;
 	size_t a = find_section(b, len, SEC_LAPIC, &l);
 
@@ -432,7 +437,7 @@ static void test_tsc_deadline_order(void **state)
 {
 	struct kvmkit_machine *a, *b;
 	struct kvmkit_vm *va, *vb;
-	struct kvm_msr_entry *tsc, *dl;
+	msr_entry_u *tsc, *dl;
 	struct snapshot snap;
 	uint64_t ticks0, delay, rep[GUEST_SNAP_REPORTS_PER_CPU];
 	int khz;
@@ -608,9 +613,9 @@ static void test_run_once_then_save(void **state)
 static void compare_round_trip(struct kvmkit_vcpu *v, uint8_t *s1, size_t l1, uint8_t *s2,
 			       size_t l2, bool deadline)
 {
-	struct kvm_msr_entry *t1 = find_msr(s1, l1, MSR_TSC), *t2 = find_msr(s2, l2, MSR_TSC);
-	struct kvm_msr_entry *d1 = find_msr(s1, l1, MSR_TSC_DEADLINE);
-	struct kvm_msr_entry *d2 = find_msr(s2, l2, MSR_TSC_DEADLINE);
+	msr_entry_u *t1 = find_msr(s1, l1, MSR_TSC), *t2 = find_msr(s2, l2, MSR_TSC);
+	msr_entry_u *d1 = find_msr(s1, l1, MSR_TSC_DEADLINE);
+	msr_entry_u *d2 = find_msr(s2, l2, MSR_TSC_DEADLINE);
 	int khz = ioctl(kvmkit_vcpu_fd(v), KVM_GET_TSC_KHZ, 0);
 	uint32_t len1, len2;
 	size_t a1 = find_section(s1, l1, SEC_LAPIC, &len1),

@@ -468,6 +468,25 @@ static void test_lines_wired_or(void **state)
 	assert_int_equal(fk.line_calls, 4);
 }
 
+/* kvmkit_line_force: every call reaches the pin, whatever was driven. */
+static void test_line_force(void **state)
+{
+	struct kvmkit_irqchip *chip = *state;
+	struct kvmkit_line *l;
+
+	assert_int_equal(kvmkit_line_open(chip, 7, &l), 0);
+	fk.next_status = 1;
+	/* The host raised GSI 7 directly; the device's port lowers it. */
+	assert_int_equal(kvmkit_irq_line(chip, 7, true, NULL), 0);
+	assert_int_equal(kvmkit_line_force(l, false, NULL), 0);
+	assert_false(fk.level[7]);
+	assert_int_equal(kvmkit_line_force(l, true, NULL), 0);
+	assert_int_equal(kvmkit_line_force(l, true, NULL), 0);
+	assert_int_equal(fk.line_calls, 4);
+	kvmkit_line_close(l); /* lowers what it holds */
+	assert_false(fk.level[7]);
+}
+
 static void test_msi_handle(void **state)
 {
 	struct kvmkit_irqchip *chip = *state;
@@ -758,6 +777,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_line_status_and_stats, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_line_handle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lines_wired_or, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_line_force, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_msi_handle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_save_restore, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restore_hostile, setup, teardown),
