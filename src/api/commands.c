@@ -190,7 +190,7 @@ static int do_stop(struct kvmkit_vm *vm)
  * Pauses a running VM, saves the machine into the request's directory and
  * resumes the VM, unless "resume" is false; a VM paused already stays
  * paused unless "resume" is true. A failed save resumes what this request
- * paused (unless "resume" is false) and answers the save's error.
+ * paused, whatever "resume" says, and answers the save's error.
  */
 static int do_snapshot(struct kvmkit_vm *vm, struct kvmkit_machine *m,
 		       const struct kvmk_api_request *req, struct json_object *reply)
@@ -215,6 +215,9 @@ static int do_snapshot(struct kvmkit_vm *vm, struct kvmkit_machine *m,
 	resume = req->resume < 0 ? paused_here : req->resume == 1;
 	r = kvmkit_machine_snapshot(m, req->arg);
 	kvmk_err_save(&saved);
+	/* An error reply leaves the VM as it was: resume what was paused here. */
+	if (r)
+		resume = paused_here;
 	if (resume && kvmkit_vm_state(vm) == KVMKIT_VM_PAUSED) {
 		int e = kvmkit_vm_resume(vm);
 
