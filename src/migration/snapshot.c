@@ -47,9 +47,12 @@ static int prepare_dir(const char *dir, bool *created)
 		return kvmk_err_sys(SNAP_OP, errno, "%s", dir);
 	while ((e = readdir(d)))
 		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+			/* The entry lives in the DIR: report before closing it. */
+			int r = kvmk_err_sys(SNAP_OP, ENOTEMPTY, "%s: not empty (holds '%s')", dir,
+					     e->d_name);
+
 			closedir(d);
-			return kvmk_err_sys(SNAP_OP, ENOTEMPTY, "%s: not empty (holds '%s')", dir,
-					    e->d_name);
+			return r;
 		}
 	closedir(d);
 	return 0;
