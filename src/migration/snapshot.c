@@ -214,11 +214,12 @@ int kvmkit_machine_snapshot(struct kvmkit_machine *m, const char *dir)
 	if ((size_t)snprintf(state, sizeof(state), "%s/state", dir) >= sizeof(state) ||
 	    (size_t)snprintf(mem, sizeof(mem), "%s/memory", dir) >= sizeof(mem))
 		return kvmk_err_param(SNAP_OP, "dir", "path too long", "%s", dir);
-	r = gather(m, &s);
+	/* The directory first: a refusal there costs nothing. */
+	r = prepare_dir(dir, &created);
+	if (!r)
+		r = gather(m, &s);
 	if (!r)
 		r = kvmk_snap_build(&s, &b);
-	if (!r)
-		r = prepare_dir(dir, &created);
 	if (!r) {
 		r = write_memory(kvmkit_machine_vm(m), &s, mem);
 		wrote_mem = r != -EEXIST;
