@@ -17,7 +17,8 @@ struct kvmkit_vm;
 struct kvmkit_api_server;
 /* `run --api PATH`: starts the server, or prints one line and returns the
  * exit status. */
-int cli_api_start(struct kvmkit_vm *vm, const char *path, struct kvmkit_api_server **out);
+struct kvmkit_machine;
+int cli_api_start(struct kvmkit_machine *m, const char *path, struct kvmkit_api_server **out);
 
 /* ---- exit statuses (exit_status.c) -------------------------------------
  * kvmkit's own codes are 2 and 118..125; a guest status passes through
@@ -55,6 +56,8 @@ extern const struct option cli_caps_options[];
 extern const char cli_caps_shortopts[];
 extern const struct option cli_ctl_options[];
 extern const char cli_ctl_shortopts[];
+extern const struct option cli_snapshot_options[];
+extern const char cli_snapshot_shortopts[];
 extern const struct option cli_query_options[];
 extern const char cli_query_shortopts[];
 extern const struct option cli_migrate_options[];

@@ -32,7 +32,7 @@ static const struct ctl_cmd {
 	{ "pause", cli_ctl_options, cli_ctl_shortopts, false },
 	{ "resume", cli_ctl_options, cli_ctl_shortopts, false },
 	{ "stop", cli_ctl_options, cli_ctl_shortopts, false },
-	{ "snapshot", cli_ctl_options, cli_ctl_shortopts, true },
+	{ "snapshot", cli_snapshot_options, cli_snapshot_shortopts, true },
 	{ "migrate", cli_migrate_options, cli_migrate_shortopts, false },
 };
 
@@ -49,14 +49,14 @@ bool cli_is_ctl(const char *cmd)
 	return find_cmd(cmd) != NULL;
 }
 
-int cli_api_start(struct kvmkit_vm *vm, const char *path, struct kvmkit_api_server **out)
+int cli_api_start(struct kvmkit_machine *m, const char *path, struct kvmkit_api_server **out)
 {
 	const struct kvmkit_error *e;
 	struct kvmkit_api_config cfg;
 
 	kvmkit_api_config_init(&cfg);
 	cfg.path = path;
-	if (!kvmkit_api_server_create(vm, &cfg, out))
+	if (!kvmkit_api_server_create_machine(m, &cfg, out))
 		return 0;
 	e = kvmkit_last_error();
 	if (e->kind == KVMKIT_ERR_SYSCALL && e->reason[0])
@@ -96,7 +96,7 @@ static char *absolute(const char *dir)
 }
 
 /* The request line, or NULL (out of memory). */
-static char *build_request(const struct ctl_cmd *cmd, const char *dir, const char *to)
+static char *build_request(const struct ctl_cmd *cmd, const char *dir, const char *to, bool paused)
 {
 	struct json_object *o = json_object_new_object();
 	char *abs = NULL, *line = NULL;
@@ -110,6 +110,8 @@ static char *build_request(const struct ctl_cmd *cmd, const char *dir, const cha
 	}
 	if (o && to)
 		bad |= json_object_object_add(o, "to", json_object_new_string(to));
+	if (o && paused)
+		bad |= json_object_object_add(o, "resume", json_object_new_boolean(0));
 	if (!bad)
 		line = strdup(json_object_to_json_string_ext(
 			o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -253,7 +255,7 @@ int cmd_ctl(int argc, char **argv)
 	const struct ctl_cmd *cmd = find_cmd(argv[0]);
 	const char *path, *dir = NULL, *to = NULL;
 	const struct kvmkit_error *e;
-	bool json = false;
+	bool json = false, paused = false;
 	char *req, *reply = NULL;
 	int c, r, status;
 
@@ -265,6 +267,9 @@ int cmd_ctl(int argc, char **argv)
 			break;
 		case 't':
 			to = optarg;
+			break;
+		case 'P':
+			paused = true;
 			break;
 		case 'h':
 			cli_ctl_usage(stdout);
@@ -287,7 +292,7 @@ int cmd_ctl(int argc, char **argv)
 	if ((dir && !*dir) || (to && !*to))
 		return usage_error(cmd, dir ? "empty DIR" : "empty --to", NULL);
 
-	req = build_request(cmd, dir, to);
+	req = build_request(cmd, dir, to, paused);
 	if (!req) {
 		fprintf(stderr, "kvmkit: %s: out of memory\n", cmd->name);
 		return CLI_EXIT_HOST;

@@ -122,7 +122,8 @@ int cmd_run(int argc, char **argv)
 	struct kvmkit_machine_config cfg;
 	struct kvmkit_machine *m = NULL;
 	struct kvmkit_api_server *api = NULL;
-	const char *api_path = NULL;
+	const char *api_path = NULL, *restore = NULL;
+	bool set_mem = false, set_vcpus = false, set_chip = false;
 	struct kvmkit_stop_info info;
 	const char *kernel = NULL;
 	const char *initrd = NULL;
@@ -148,6 +149,7 @@ int cmd_run(int argc, char **argv)
 					optarg);
 				return CLI_EXIT_USAGE;
 			}
+			set_mem = true;
 			break;
 		case 'c':
 			if (cli_parse_uint(optarg, 1, 4096, &cfg.vm.vcpus)) {
@@ -155,6 +157,7 @@ int cmd_run(int argc, char **argv)
 					optarg);
 				return CLI_EXIT_USAGE;
 			}
+			set_vcpus = true;
 			break;
 		case 't':
 			if (cli_parse_uint(optarg, 1, 86400, &timeout_s)) {
@@ -164,6 +167,7 @@ int cmd_run(int argc, char **argv)
 			}
 			break;
 		case 'i':
+			set_chip = true;
 			if (!strcmp(optarg, "kernel")) {
 				cfg.irqchip = true;
 				cfg.irqchip_mode = KVMKIT_IRQCHIP_KERNEL;
@@ -185,6 +189,9 @@ int cmd_run(int argc, char **argv)
 		case 'A':
 			api_path = optarg;
 			break;
+		case 'R':
+			restore = optarg;
+			break;
 		case 'a':
 			cfg.cmdline = optarg;
 			break;
@@ -200,7 +207,8 @@ int cmd_run(int argc, char **argv)
 			} else if (!strcmp(optarg, "off")) {
 				cfg.testdev = KVMKIT_TESTDEV_OFF;
 			} else {
-				fprintf(stderr, "kvmkit: --testdev: '%s' is not on or off\n", optarg);
+				fprintf(stderr, "kvmkit: --testdev: '%s' is not on or off\n",
+					optarg);
 				return CLI_EXIT_USAGE;
 			}
 			break;
@@ -217,7 +225,35 @@ int cmd_run(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 
-	if (kernel) {
+	if (restore) {
+		struct kvmkit_snapshot_info si;
+
+		if (kernel || initrd || cfg.cmdline || cfg.testdev) {
+			fprintf(stderr, "kvmkit: --restore: the snapshot holds the guest: no "
+					"--kernel, --initrd, --append or --testdev\n");
+			return CLI_EXIT_USAGE;
+		}
+		/* What the command line leaves out comes from the snapshot;
+		 * what it gives must match it (the restore says if not). */
+		if (kvmkit_snapshot_info(restore, &si)) {
+			cli_fail("--restore");
+			return failure_status();
+		}
+		if (!set_vcpus)
+			cfg.vm.vcpus = si.vcpus;
+		if (!set_mem)
+			cfg.vm.mem_size = si.mem_size;
+		if (!set_chip) {
+			cfg.irqchip = si.irqchip;
+			cfg.irqchip_mode = si.irqchip_mode;
+		}
+		cfg.console_fd = STDOUT_FILENO;
+		r = kvmkit_machine_restore(&cfg, restore, &m);
+		if (r) {
+			cli_fail("--restore");
+			return failure_status();
+		}
+	} else if (kernel) {
 		r = kvmkit_read_file(kernel, &image, &image_len);
 		if (r) {
 			cli_fail("--kernel");
@@ -230,7 +266,7 @@ int cmd_run(int argc, char **argv)
 		cfg.kernel = kvmkit_demo_guest(&cfg.kernel_len);
 	}
 	cfg.console_fd = STDOUT_FILENO;
-	if (initrd && !initrd_fits(initrd, &cfg)) {
+	if (!restore && initrd && !initrd_fits(initrd, &cfg)) {
 		free(image);
 		return CLI_EXIT_USAGE;
 	}
@@ -245,7 +281,7 @@ int cmd_run(int argc, char **argv)
 		cfg.initrd_path = initrd;
 	}
 
-	r = kvmkit_machine_create(&cfg, &m);
+	r = m ? 0 : kvmkit_machine_create(&cfg, &m);
 	if (r) {
 		cli_fail(kernel ? kernel : "demo guest");
 		free(image);
@@ -253,7 +289,7 @@ int cmd_run(int argc, char **argv)
 		return failure_status();
 	}
 	if (api_path) {
-		status = cli_api_start(kvmkit_machine_vm(m), api_path, &api);
+		status = cli_api_start(m, api_path, &api);
 		if (status) {
 			kvmkit_machine_destroy(m);
 			free(image);

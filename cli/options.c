@@ -19,19 +19,13 @@ const struct option cli_global_options[] = {
 const char cli_global_shortopts[] = "+:h";
 
 const struct option cli_run_options[] = {
-	{ "kernel", required_argument, NULL, 'k' },
-	{ "mem", required_argument, NULL, 'm' },
-	{ "vcpus", required_argument, NULL, 'c' },
-	{ "timeout", required_argument, NULL, 't' },
-	{ "irqchip", required_argument, NULL, 'i' },
-	{ "irq-stats", no_argument, NULL, 's' },
-	{ "cpu", required_argument, NULL, 'u' },
-	{ "initrd", required_argument, NULL, 'I' },
-	{ "append", required_argument, NULL, 'a' },
-	{ "testdev", required_argument, NULL, 'T' },
-	{ "api", required_argument, NULL, 'A' },
-	{ "help", no_argument, NULL, 'h' },
-	{ 0 },
+	{ "kernel", required_argument, NULL, 'k' },  { "mem", required_argument, NULL, 'm' },
+	{ "vcpus", required_argument, NULL, 'c' },   { "timeout", required_argument, NULL, 't' },
+	{ "irqchip", required_argument, NULL, 'i' }, { "irq-stats", no_argument, NULL, 's' },
+	{ "cpu", required_argument, NULL, 'u' },     { "initrd", required_argument, NULL, 'I' },
+	{ "append", required_argument, NULL, 'a' },  { "testdev", required_argument, NULL, 'T' },
+	{ "api", required_argument, NULL, 'A' },     { "restore", required_argument, NULL, 'R' },
+	{ "help", no_argument, NULL, 'h' },	     { 0 },
 };
 const char cli_run_shortopts[] = ":k:m:c:t:h";
 
@@ -42,13 +36,20 @@ const struct option cli_caps_options[] = {
 };
 const char cli_caps_shortopts[] = ":h";
 
-/* The control clients: pause, resume, stop and snapshot take no option
- * but --help; query has --json, migrate --to. */
+/* The control clients: pause, resume and stop take no option but --help;
+ * query has --json, snapshot --paused, migrate --to. */
 const struct option cli_ctl_options[] = {
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
 const char cli_ctl_shortopts[] = ":h";
+
+const struct option cli_snapshot_options[] = {
+	{ "paused", no_argument, NULL, 'P' },
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 },
+};
+const char cli_snapshot_shortopts[] = ":h";
 
 const struct option cli_query_options[] = {
 	{ "json", no_argument, NULL, 'j' },
@@ -80,7 +81,11 @@ static const char run_options_text[] =
 	"      --testdev on|off   the test device (default: on for Multiboot images,\n"
 	"                         off for others)\n"
 	"      --api PATH         serve the control API on unix socket PATH\n"
-	"                         (kvmkit query|pause|resume|stop PATH; docs/API.md)\n"
+	"                         (kvmkit query|pause|resume|stop|snapshot PATH;\n"
+	"                         docs/API.md)\n"
+	"      --restore DIR      continue the guest saved in DIR (kvmkit snapshot);\n"
+	"                         --vcpus, --mem, --irqchip default to the snapshot's\n"
+	"                         and must match it; no --kernel/--initrd/--append\n"
 	"  -h, --help             print usage\n";
 
 /* The control clients, for `kvmkit --help` and `kvmkit CMD --help`. */
@@ -90,7 +95,9 @@ static const char ctl_text[] =
 	"  pause SOCKET           pause the VM (returns once every vCPU is parked)\n"
 	"  resume SOCKET          resume a paused VM\n"
 	"  stop SOCKET            stop the VM (its `kvmkit run` exits 0)\n"
-	"  snapshot SOCKET DIR    save the VM into DIR (not implemented yet)\n"
+	"  snapshot SOCKET DIR [--paused]\n"
+	"                         pause the VM, save it into DIR (new or empty), resume\n"
+	"                         it (--paused: leave it paused)\n"
 	"  migrate SOCKET --to ADDR\n"
 	"                         move the VM to another kvmkit (not implemented yet)\n";
 

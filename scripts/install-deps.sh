@@ -6,7 +6,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 
 # clang + libclang-rt-14-dev: the libFuzzer and ThreadSanitizer builds.
 pkgs="gcc make meson ninja-build pkg-config python3 libcmocka-dev libjson-c-dev
-clang libclang-rt-14-dev valgrind qemu-system-x86 busybox-static cpio"
+zlib1g-dev clang libclang-rt-14-dev valgrind qemu-system-x86 busybox-static cpio"
 if [ -f "$here/tests/hosts/deps.txt" ]; then
 	pkgs="$pkgs $(grep -v '^#' "$here/tests/hosts/deps.txt" | tr '\n' ' ')"
 fi

@@ -64,6 +64,12 @@ void kvmkit_api_config_init(struct kvmkit_api_config *cfg);
  */
 int kvmkit_api_server_create(struct kvmkit_vm *vm, const struct kvmkit_api_config *cfg,
 			     struct kvmkit_api_server **out);
+/* The same for a machine (machine.h): its VM, and "snapshot" too
+ * (kvmkit_machine_snapshot() into the request's directory; for a VM alone
+ * snapshot is "unsupported"). @m must outlive the server. */
+struct kvmkit_machine;
+int kvmkit_api_server_create_machine(struct kvmkit_machine *m, const struct kvmkit_api_config *cfg,
+				     struct kvmkit_api_server **out);
 /* Stops the thread (after the request it is running, if any), closes every
  * client and removes the socket file. NULL is a no-op. */
 void kvmkit_api_server_destroy(struct kvmkit_api_server *srv);

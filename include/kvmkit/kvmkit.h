@@ -25,6 +25,7 @@
 #include <kvmkit/devices.h>
 #include <kvmkit/machine.h>
 #include <kvmkit/api.h>
+#include <kvmkit/snapshot.h>
 
 #include <kvmkit/version.h> /* generated from meson.build's project version */
 

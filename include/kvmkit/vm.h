@@ -69,6 +69,15 @@ struct kvmkit_vm_config {
 	uint32_t dirty_ring_entries;
 	/* The bitmap without KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 (comparisons). */
 	bool dirty_no_manual_protect;
+	/* RAM from a file instead of anonymous memory (a snapshot's memory,
+	 * snapshot.h): with ram_from_fd, each RAM region the VM creates maps
+	 * ram_fd privately (MAP_PRIVATE: guest writes stay in this process,
+	 * pages fault in lazily), the regions one after the other from file
+	 * offset 0 in GPA order. The file must hold mem_size bytes. ram_fd is
+	 * borrowed and used only inside kvmkit_vm_create() (the mappings keep
+	 * the file open). */
+	bool ram_from_fd;
+	int ram_fd;
 };
 
 void kvmkit_vm_config_init(struct kvmkit_vm_config *cfg);

@@ -35,6 +35,7 @@ struct kvmk_api_request {
 	enum kvmk_api_cmd cmd;
 	struct json_object *id; /* a reference of its own (string or integer), or NULL */
 	char *arg; /* the command's string argument, or NULL */
+	int resume; /* snapshot's optional "resume": -1 absent, else 0 or 1 */
 };
 
 const char *kvmk_api_cmd_name(enum kvmk_api_cmd cmd);
@@ -106,6 +107,12 @@ bool kvmk_api_lines_partial(const struct kvmk_api_lines *l);
  * the thread's error recorded. */
 int kvmk_api_execute(struct kvmkit_vm *vm, const struct kvmk_api_request *req,
 		     struct json_object *reply);
+/* The same with the machine @vm belongs to (NULL: none, snapshot is then
+ * unsupported); kvmkit_api_handle() is this with @m NULL. */
+int kvmk_api_execute_machine(struct kvmkit_vm *vm, struct kvmkit_machine *m,
+			     const struct kvmk_api_request *req, struct json_object *reply);
+int kvmk_api_handle(struct kvmkit_vm *vm, struct kvmkit_machine *m, const char *line, size_t len,
+		    char **reply);
 
 /* ---- the socket server (server.c) --------------------------------------- */
 

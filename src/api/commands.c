@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * The control commands on a VM: query reads the VM's state and statistics,
- * pause, resume and stop are the lifecycle calls, snapshot and migrate
- * answer "unsupported" until those features exist. Every refusal is the
+ * pause, resume and stop are the lifecycle calls, snapshot pauses a running
+ * VM, saves its machine and resumes it (when the server serves a machine),
+ * migrate answers "unsupported" until that feature exists. Every refusal is the
  * library's own structured error, so a request in the wrong state changes
  * nothing.
  */
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include <kvmkit/irq.h>
+#include <kvmkit/snapshot.h>
 #include <kvmkit/vcpu.h>
 
 #include "api/api_internal.h"
@@ -184,8 +186,61 @@ static int do_stop(struct kvmkit_vm *vm)
 	return r;
 }
 
+/*
+ * Pauses a running VM, saves the machine into the request's directory and
+ * resumes the VM, unless "resume" is false; a VM paused already stays
+ * paused unless "resume" is true. A failed save resumes what this request
+ * paused, whatever "resume" says, and answers the save's error.
+ */
+static int do_snapshot(struct kvmkit_vm *vm, struct kvmkit_machine *m,
+		       const struct kvmk_api_request *req, struct json_object *reply)
+{
+	enum kvmkit_vm_state s = kvmkit_vm_state(vm);
+	bool paused_here = false, resume;
+	struct kvmkit_error saved;
+	int r;
+
+	if (!m)
+		return kvmk_err_unsupported("snapshot", ENOTSUP,
+					    "this server serves a VM without its machine");
+	if (s == KVMKIT_VM_RUNNING) {
+		r = kvmkit_vm_pause(vm);
+		if (r)
+			return r;
+		paused_here = true;
+	} else if (s != KVMKIT_VM_PAUSED && s != KVMKIT_VM_STOPPED) {
+		return kvmk_err_state("vm", kvmkit_vm_state_name(s), "running, paused or stopped",
+				      "snapshot");
+	}
+	resume = req->resume < 0 ? paused_here : req->resume == 1;
+	r = kvmkit_machine_snapshot(m, req->arg);
+	kvmk_err_save(&saved);
+	/* An error reply leaves the VM as it was: resume what was paused here. */
+	if (r)
+		resume = paused_here;
+	if (resume && kvmkit_vm_state(vm) == KVMKIT_VM_PAUSED) {
+		int e = kvmkit_vm_resume(vm);
+
+		if (!r)
+			r = e;
+		else
+			kvmk_err_restore(&saved);
+	}
+	if (r)
+		return r;
+	if (kvmk_api_put(reply, "dir", json_object_new_string(req->arg)))
+		return kvmk_err_resource("snapshot", ENOMEM, "building the reply");
+	return put_state(vm, reply, "snapshot");
+}
+
 int kvmk_api_execute(struct kvmkit_vm *vm, const struct kvmk_api_request *req,
 		     struct json_object *reply)
+{
+	return kvmk_api_execute_machine(vm, NULL, req, reply);
+}
+
+int kvmk_api_execute_machine(struct kvmkit_vm *vm, struct kvmkit_machine *m,
+			     const struct kvmk_api_request *req, struct json_object *reply)
 {
 	const char *name = kvmk_api_cmd_name(req->cmd);
 	int r;
@@ -207,6 +262,7 @@ int kvmk_api_execute(struct kvmkit_vm *vm, const struct kvmk_api_request *req,
 		r = do_stop(vm);
 		break;
 	case KVMK_API_SNAPSHOT:
+		return do_snapshot(vm, m, req, reply);
 	case KVMK_API_MIGRATE:
 		return kvmk_err_unsupported(name, ENOTSUP, "not implemented yet");
 	default:
@@ -216,6 +272,12 @@ int kvmk_api_execute(struct kvmkit_vm *vm, const struct kvmk_api_request *req,
 }
 
 int kvmkit_api_handle(struct kvmkit_vm *vm, const char *line, size_t len, char **reply)
+{
+	return kvmk_api_handle(vm, NULL, line, len, reply);
+}
+
+int kvmk_api_handle(struct kvmkit_vm *vm, struct kvmkit_machine *m, const char *line, size_t len,
+		    char **reply)
 {
 	struct kvmk_api_request req;
 	struct json_object *obj = NULL;
@@ -230,7 +292,7 @@ int kvmkit_api_handle(struct kvmkit_vm *vm, const char *line, size_t len, char *
 		return 0;
 	if (!r) {
 		obj = kvmk_api_reply_ok(req.id);
-		r = obj ? kvmk_api_execute(vm, &req, obj) :
+		r = obj ? kvmk_api_execute_machine(vm, m, &req, obj) :
 			  kvmk_err_resource("kvmkit_api_handle", ENOMEM, "reply");
 		if (r) {
 			json_object_put(obj);

@@ -152,6 +152,7 @@ int kvmk_api_parse(const char *line, size_t len, struct kvmk_api_request *req)
 	int r;
 
 	memset(req, 0, sizeof(*req));
+	req->resume = -1;
 	for (i = 0; i < len && is_space(line[i]); i++)
 		;
 	if (i == len)
@@ -176,7 +177,16 @@ int kvmk_api_parse(const char *line, size_t len, struct kvmk_api_request *req)
 	arg_name = cmds[req->cmd].arg;
 	json_object_object_foreach(obj, key, val)
 	{
-		(void)val;
+		if (req->cmd == KVMK_API_SNAPSHOT && !strcmp(key, "resume")) {
+			if (!json_object_is_type(val, json_type_boolean)) {
+				r = kvmk_err_param("snapshot", "resume", "must be true or false",
+						   "%s",
+						   json_type_to_name(json_object_get_type(val)));
+				goto out;
+			}
+			req->resume = json_object_get_boolean(val) ? 1 : 0;
+			continue;
+		}
 		if (strcmp(key, "cmd") && strcmp(key, "id") &&
 		    (!arg_name || strcmp(key, arg_name))) {
 			r = kvmk_err_param(cmds[req->cmd].name, "field", "unknown field", "%s",
@@ -208,6 +218,7 @@ void kvmk_api_request_release(struct kvmk_api_request *req)
 	json_object_put(req->id);
 	free(req->arg);
 	memset(req, 0, sizeof(*req));
+	req->resume = -1;
 }
 
 int kvmk_api_put(struct json_object *o, const char *key, struct json_object *v)

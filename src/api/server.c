@@ -26,6 +26,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <kvmkit/machine.h>
+
 #include "api/api_internal.h"
 #include "core/internal.h"
 
@@ -536,6 +538,22 @@ int kvmkit_api_server_create(struct kvmkit_vm *vm, const struct kvmkit_api_confi
 	if (!vm)
 		return kvmk_err_param("kvmkit_api_server_create", "vm", "is NULL", "%s", "NULL");
 	return kvmk_api_server_start(cfg, handle_vm, vm, out);
+}
+
+static int handle_machine(void *opaque, const char *line, size_t len, char **reply)
+{
+	return kvmk_api_handle(kvmkit_machine_vm(opaque), opaque, line, len, reply);
+}
+
+int kvmkit_api_server_create_machine(struct kvmkit_machine *m, const struct kvmkit_api_config *cfg,
+				     struct kvmkit_api_server **out)
+{
+	if (!out)
+		return kvmk_err_param("kvmkit_api_server_create", "out", "is NULL", "%s", "NULL");
+	*out = NULL;
+	if (!m)
+		return kvmk_err_param("kvmkit_api_server_create", "m", "is NULL", "%s", "NULL");
+	return kvmk_api_server_start(cfg, handle_machine, m, out);
 }
 
 void kvmkit_api_server_destroy(struct kvmkit_api_server *srv)

@@ -25,6 +25,10 @@ int kvmk_arch_vm_prepare(const struct kvmkit_vm_config *cfg, struct kvmk_arch_vm
  * layout (calls kvmkit_vm_add_memory). */
 int kvmk_arch_vm_init(struct kvmkit_vm *vm, struct kvmk_arch_vm *arch);
 void kvmk_arch_vm_free(struct kvmk_arch_vm *arch);
+/* Adds RAM region [gpa, gpa + size) the arch layout wants: anonymous
+ * memory, or bytes [file_off, file_off + size) of the config's ram_fd
+ * mapped privately (kvmkit owns either mapping). Returns the slot. */
+int kvmk_vm_add_ram(struct kvmkit_vm *vm, uint64_t gpa, uint64_t size, uint64_t file_off);
 /* At vCPU creation, after its fd and run area exist. */
 int kvmk_arch_vcpu_init(struct kvmkit_vcpu *vcpu, struct kvmk_arch_vm *arch);
 /* The capabilities that matter on this architecture (at most

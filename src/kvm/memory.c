@@ -5,12 +5,14 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/personality.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define KVMK_LOG_MODULE "memory"
 #include "core/internal.h"
 #include "kvm/kvm_internal.h"
 #include "kvm/dirty_internal.h"
+#include "kvm/arch.h"
 
 #define HUGE_ALIGN (2ull << 20)
 
@@ -103,8 +105,53 @@ static void own_ram(struct kvmk_region *r, uint8_t *base, size_t len)
 	r->map_len = (size_t)(end - start);
 }
 
+/* Maps @size bytes of @fd from @off privately for region @r (kvmkit owns
+ * the mapping), after checking the file holds them: touching a page past
+ * its end would be a SIGBUS. */
+static int map_file_ram(struct kvmk_region *r, int fd, uint64_t off, uint64_t size)
+{
+	const char *op = "kvmkit_vm_create";
+	struct stat st;
+	uint8_t *base;
+
+	if (fstat(fd, &st) < 0)
+		return kvmk_err_sys(op, errno, "ram_fd %d", fd);
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < off + size)
+		return kvmk_err_param(op, "ram_fd", "not a regular file holding the RAM",
+				      "%lld bytes, wanted %llu", (long long)st.st_size,
+				      (unsigned long long)(off + size));
+	base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd,
+		    (off_t)off);
+	if (base == MAP_FAILED)
+		return kvmk_err_resource(op, errno, "mmap of %llu bytes of ram_fd",
+					 (unsigned long long)size);
+	if (madvise(base, size, MADV_DONTDUMP))
+		kvmk_warn("guest RAM at gpa 0x%llx stays in core dumps: madvise: %s",
+			  (unsigned long long)r->gpa, strerror(errno));
+	r->hva = base;
+	r->map_base = base;
+	r->map_len = size;
+	return 0;
+}
+
+static int add_region(struct kvmkit_vm *vm, uint64_t gpa, uint64_t size, unsigned int flags,
+		      void *host, int fd, uint64_t file_off);
+
+int kvmk_vm_add_ram(struct kvmkit_vm *vm, uint64_t gpa, uint64_t size, uint64_t file_off)
+{
+	const struct kvmkit_vm_config *cfg = kvmkit_vm_config(vm);
+
+	return add_region(vm, gpa, size, 0, NULL, cfg->ram_from_fd ? cfg->ram_fd : -1, file_off);
+}
+
 int kvmkit_vm_add_memory(struct kvmkit_vm *vm, uint64_t gpa, uint64_t size, unsigned int flags,
 			 void *host)
+{
+	return add_region(vm, gpa, size, flags, host, -1, 0);
+}
+
+static int add_region(struct kvmkit_vm *vm, uint64_t gpa, uint64_t size, unsigned int flags,
+		      void *host, int fd, uint64_t file_off)
 {
 	const char *op = "kvmkit_vm_add_memory";
 	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
@@ -143,6 +190,12 @@ int kvmkit_vm_add_memory(struct kvmkit_vm *vm, uint64_t gpa, uint64_t size, unsi
 	nr.size = size;
 	if (host) {
 		nr.hva = host;
+	} else if (fd >= 0) {
+		r = map_file_ram(&nr, fd, file_off, size);
+		if (r) {
+			pthread_rwlock_unlock(&vm->mem_lock);
+			return r;
+		}
 	} else {
 		/* Over-allocate so the region can start on a 2 MiB boundary and be
 		 * backed by transparent huge pages. */

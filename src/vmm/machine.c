@@ -7,6 +7,7 @@
 #define KVMK_LOG_MODULE "machine"
 #include "core/internal.h"
 #include "devices/devices_internal.h"
+#include "vmm/machine_internal.h"
 #include <kvmkit/kvmkit.h>
 
 struct kvmkit_machine {
@@ -218,18 +219,19 @@ static int boot_guest(struct kvmkit_vm *vm, const struct kvmkit_machine_config *
 	return r;
 }
 
-int kvmkit_machine_create(const struct kvmkit_machine_config *cfg, struct kvmkit_machine **out)
+/* Everything but the guest image (boot false: a restore's machine). */
+static int create(const struct kvmkit_machine_config *cfg, bool boot, struct kvmkit_machine **out)
 {
 	struct kvmkit_machine *m;
 	int r;
 
-	if (!cfg->kernel)
+	if (boot && !cfg->kernel)
 		return kvmk_err_param("kvmkit_machine_create", "kernel", "no guest image",
 				      "(none)");
 	if ((unsigned int)cfg->testdev > KVMKIT_TESTDEV_OFF)
 		return kvmk_err_param("kvmkit_machine_create", "testdev", "not AUTO, ON or OFF",
 				      "%d", (int)cfg->testdev);
-	r = check_guest(cfg);
+	r = boot ? check_guest(cfg) : 0;
 	if (r)
 		return r;
 	m = calloc(1, sizeof(*m));
@@ -261,7 +263,7 @@ int kvmkit_machine_create(const struct kvmkit_machine_config *cfg, struct kvmkit
 			goto fail;
 		}
 	}
-	r = boot_guest(m->vm, cfg);
+	r = boot ? boot_guest(m->vm, cfg) : 0;
 	if (r)
 		goto fail;
 	*out = m;
@@ -269,6 +271,21 @@ int kvmkit_machine_create(const struct kvmkit_machine_config *cfg, struct kvmkit
 fail:
 	kvmkit_machine_destroy(m);
 	return r;
+}
+
+int kvmkit_machine_create(const struct kvmkit_machine_config *cfg, struct kvmkit_machine **out)
+{
+	return create(cfg, true, out);
+}
+
+int kvmk_machine_create_bare(const struct kvmkit_machine_config *cfg, struct kvmkit_machine **out)
+{
+	return create(cfg, false, out);
+}
+
+bool kvmk_machine_has_testdev(const struct kvmkit_machine *m)
+{
+	return m->testdev != NULL;
 }
 
 void kvmkit_machine_destroy(struct kvmkit_machine *m)

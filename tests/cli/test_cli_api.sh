@@ -77,7 +77,9 @@ expect 0 "" -- "$kvmkit" resume "$sock"
 has "$tmp/out" "^state: running$" "resume"
 expect 1 "^kvmkit: resume: invalid state: vm is running, expected paused$" -- "$kvmkit" resume "$sock"
 
-expect 1 "^kvmkit: snapshot: unsupported: not implemented yet" -- "$kvmkit" snapshot "$sock" snap
+expect 0 "" -- "$kvmkit" snapshot "$sock" "$tmp/snap"
+has "$tmp/out" "^state: running$" "snapshot: resumed after"
+expect 1 "^kvmkit: snapshot: .*not empty" -- "$kvmkit" snapshot "$sock" "$tmp/snap"
 expect 1 "^kvmkit: migrate: unsupported: not implemented yet" -- "$kvmkit" migrate "$sock" --to "unix:$tmp/m"
 # A second server on a live socket is refused; the first one keeps it.
 expect 2 "^kvmkit: --api: $sock: a server is listening there" -- \

@@ -78,8 +78,34 @@ static void test_parse_blank(void **state)
 		assert_int_equal(kvmk_api_parse(blank[i], strlen(blank[i]), &req), 1);
 		assert_null(req.id);
 		assert_null(req.arg);
+		assert_int_equal(req.resume, -1);
 		kvmk_api_request_release(&req);
 	}
+}
+
+/* snapshot's optional "resume": a boolean, for snapshot only. */
+static void test_parse_resume(void **state)
+{
+	static const char *const lines[] = {
+		"{\"cmd\":\"snapshot\",\"dir\":\"/s\",\"resume\":false}",
+		"{\"cmd\":\"snapshot\",\"resume\":true,\"dir\":\"/s\"}",
+		"{\"cmd\":\"snapshot\",\"dir\":\"/s\",\"resume\":0}",
+		"{\"cmd\":\"pause\",\"resume\":false}",
+	};
+	struct kvmk_api_request req;
+
+	assert_int_equal(kvmk_api_parse(lines[0], strlen(lines[0]), &req), 0);
+	assert_int_equal(req.resume, 0);
+	kvmk_api_request_release(&req);
+	assert_int_equal(kvmk_api_parse(lines[1], strlen(lines[1]), &req), 0);
+	assert_int_equal(req.resume, 1);
+	kvmk_api_request_release(&req);
+	assert_int_equal(kvmk_api_parse(lines[2], strlen(lines[2]), &req), -EINVAL);
+	assert_non_null(strstr(kvmkit_strerror(), "must be true or false"));
+	kvmk_api_request_release(&req);
+	assert_int_equal(kvmk_api_parse(lines[3], strlen(lines[3]), &req), -EINVAL);
+	assert_non_null(strstr(kvmkit_strerror(), "unknown field"));
+	kvmk_api_request_release(&req);
 }
 
 static void test_parse_errors(void **state)
@@ -827,6 +853,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_valid),
 		cmocka_unit_test(test_parse_blank),
+		cmocka_unit_test(test_parse_resume),
 		cmocka_unit_test(test_parse_errors),
 		cmocka_unit_test(test_parse_line_limit),
 		cmocka_unit_test(test_reply_ok),

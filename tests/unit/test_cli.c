@@ -292,25 +292,19 @@ static void test_usage_lists_every_option(void **state)
 	char *top = text_of(cli_usage);
 	char *ctl = text_of(cli_ctl_usage);
 	const struct option *run_only[] = { cli_run_options, NULL };
-	const struct option *all[] = { cli_global_options,
-				       cli_run_options,
-				       cli_caps_options,
-				       cli_ctl_options,
-				       cli_query_options,
-				       cli_migrate_options,
-				       NULL };
-	const struct option *ctl_only[] = { cli_ctl_options, cli_query_options, cli_migrate_options,
-					    NULL };
+	const struct option *all[] = { cli_global_options,   cli_run_options,
+				       cli_caps_options,     cli_ctl_options,
+				       cli_snapshot_options, cli_query_options,
+				       cli_migrate_options,  NULL };
+	const struct option *ctl_only[] = { cli_ctl_options, cli_snapshot_options,
+					    cli_query_options, cli_migrate_options, NULL };
 	const char *run_short[] = { cli_run_shortopts, NULL };
-	const char *all_short[] = { cli_global_shortopts,
-				    cli_run_shortopts,
-				    cli_caps_shortopts,
-				    cli_ctl_shortopts,
-				    cli_query_shortopts,
-				    cli_migrate_shortopts,
-				    NULL };
-	const char *ctl_short[] = { cli_ctl_shortopts, cli_query_shortopts, cli_migrate_shortopts,
-				    NULL };
+	const char *all_short[] = { cli_global_shortopts,   cli_run_shortopts,
+				    cli_caps_shortopts,	    cli_ctl_shortopts,
+				    cli_snapshot_shortopts, cli_query_shortopts,
+				    cli_migrate_shortopts,  NULL };
+	const char *ctl_short[] = { cli_ctl_shortopts, cli_snapshot_shortopts, cli_query_shortopts,
+				    cli_migrate_shortopts, NULL };
 
 	check_listed(run, cli_run_options, cli_run_shortopts, "kvmkit run --help");
 	check_listed(top, cli_run_options, cli_run_shortopts, "kvmkit --help");

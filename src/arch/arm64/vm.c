@@ -31,7 +31,7 @@ int kvmk_arch_vm_prepare(const struct kvmkit_vm_config *cfg, struct kvmk_arch_vm
 
 int kvmk_arch_vm_init(struct kvmkit_vm *vm, struct kvmk_arch_vm *a)
 {
-	int r = kvmkit_vm_add_memory(vm, ARM64_RAM_BASE, kvmkit_vm_config(vm)->mem_size, 0, NULL);
+	int r = kvmk_vm_add_ram(vm, ARM64_RAM_BASE, kvmkit_vm_config(vm)->mem_size, 0);
 
 	return r < 0 ? r : 0;
 }

@@ -54,11 +54,11 @@ int kvmk_arch_vm_init(struct kvmkit_vm *vm, struct kvmk_arch_vm *a)
 	a->tsc_deadline = kvmkit_vm_check_cap(vm, KVM_CAP_TSC_DEADLINE_TIMER) > 0;
 	/* RAM from 0 up to the MMIO hole, the rest from 4 GiB. */
 	low = cfg->mem_size < KVMKIT_X86_MMIO_HOLE ? cfg->mem_size : KVMKIT_X86_MMIO_HOLE;
-	r = kvmkit_vm_add_memory(vm, 0, low, 0, NULL);
+	r = kvmk_vm_add_ram(vm, 0, low, 0);
 	if (r < 0)
 		return r;
 	if (cfg->mem_size > low) {
-		r = kvmkit_vm_add_memory(vm, 1ull << 32, cfg->mem_size - low, 0, NULL);
+		r = kvmk_vm_add_ram(vm, 1ull << 32, cfg->mem_size - low, low);
 		if (r < 0)
 			return r;
 	}
