@@ -133,6 +133,8 @@ static inline void lab_start(struct lab *l, unsigned int vcpus)
 	cfg.kernel_len = len;
 	cfg.irqchip = true; /* kernel mode: with the PIT */
 	cfg.irqchip_mode = lab_mode;
+	/* Handler programs drive lines through the test device's ports. */
+	cfg.testdev = KVMKIT_TESTDEV_ON;
 	if (kvmkit_machine_create(&cfg, &l->m))
 		fail_msg("machine: %s", kvmkit_strerror());
 	free(image);
