@@ -98,14 +98,12 @@ static int ioapic_eoi_exit(struct kvmkit_vcpu *vcpu, struct kvm_run *run, void *
 {
 	struct kvmk_split *s = opaque;
 
-	pthread_mutex_lock(&s->service_lock);
 	eoi_batch.active = true;
 	eoi_batch.n = 0;
 	kvmk_ioapic_eoi(s->ioapic, run->eoi.vector);
 	eoi_batch.active = false;
 	for (unsigned int i = 0; i < eoi_batch.n; i++)
 		signal_resamplefd(eoi_batch.fd[i]);
-	pthread_mutex_unlock(&s->service_lock);
 	return 0;
 }
 
@@ -138,24 +136,16 @@ bool kvmk_split_clear_resample(struct kvmk_split *s, int rfd)
  */
 void kvmk_split_resample(struct kvmk_split *s, int *slot, uint32_t gsi)
 {
-	/* An EOI exit holds service_lock already (eoi_batch active on this
-	 * thread); a PIC EOI takes it here. */
-	bool own = !eoi_batch.active;
-	int rfd;
+	int rfd = __atomic_exchange_n(slot, -1, __ATOMIC_ACQ_REL);
 
-	if (own)
-		pthread_mutex_lock(&s->service_lock);
-	rfd = __atomic_exchange_n(slot, -1, __ATOMIC_ACQ_REL);
-	if (rfd >= 0) {
-		kvmk_split_clear_resample(s, rfd);
-		kvmk_split_set_gsi(s, gsi, false, -1);
-		if (!own && eoi_batch.n < KVMKIT_IOAPIC_PINS)
-			eoi_batch.fd[eoi_batch.n++] = rfd;
-		else
-			signal_resamplefd(rfd);
-	}
-	if (own)
-		pthread_mutex_unlock(&s->service_lock);
+	if (rfd < 0)
+		return;
+	kvmk_split_clear_resample(s, rfd);
+	kvmk_split_set_gsi(s, gsi, false, -1);
+	if (eoi_batch.active && eoi_batch.n < KVMKIT_IOAPIC_PINS)
+		eoi_batch.fd[eoi_batch.n++] = rfd;
+	else
+		signal_resamplefd(rfd);
 }
 
 /* Model callback (no model lock): the guest EOI'd level pin @pin. */
@@ -311,7 +301,6 @@ static int split_create(struct kvmkit_irqchip *chip, const struct kvmkit_irqchip
 		return kvmk_err_resource("create_irqchip", ENOMEM, NULL);
 	chip->priv = s;
 	s->chip = chip;
-	pthread_mutex_init(&s->service_lock, NULL);
 	s->vm = chip->vm;
 	s->vm_fd = kvmkit_vm_fd(chip->vm);
 	s->epfd = s->wake[0] = s->wake[1] = s->pit_fd = -1;
@@ -376,7 +365,6 @@ static void split_destroy(struct kvmkit_irqchip *chip)
 		close(s->wake[1]);
 	kvmk_ioapic_destroy(s->ioapic);
 	free(s->kroutes);
-	pthread_mutex_destroy(&s->service_lock);
 	free(s);
 	chip->priv = NULL;
 }

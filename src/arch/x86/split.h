@@ -67,12 +67,6 @@ struct kvmk_split {
 	uint32_t pin_resample_gsi[KVMKIT_IOAPIC_PINS];
 	int pic_resample_fd[KVMK_PIC_IRQS];
 	uint32_t pic_resample_gsi[KVMK_PIC_IRQS];
-	/* Serialises what asserts a level irqfd's line or signals its
-	 * resamplefd (the interrupt thread's and the caller's service of a
-	 * signal, EOI exits, PIC EOIs) against an unbind: once an unbind has
-	 * taken it, no service still holds that irqfd's fds, so its owner may
-	 * close them. Order: service_lock -> model locks -> chip->lock. */
-	pthread_mutex_t service_lock;
 	int epfd;
 	int wake[2];
 	pthread_t thread;

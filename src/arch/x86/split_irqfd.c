@@ -76,7 +76,6 @@ static void *irq_thread(void *arg)
 			 * is polled first: the event may be stale (the irqfd
 			 * moved to the kernel, which took the count) and a
 			 * caller's eventfd may be blocking. */
-			pthread_mutex_lock(&s->service_lock);
 			pthread_mutex_lock(&s->chip->lock);
 			u = s->user_irqfds[idx];
 			got = u.used && readable(u.fd) &&
@@ -84,7 +83,6 @@ static void *irq_thread(void *arg)
 			pthread_mutex_unlock(&s->chip->lock);
 			if (got)
 				serve(s, &u);
-			pthread_mutex_unlock(&s->service_lock);
 		}
 	}
 }
@@ -276,13 +274,9 @@ int kvmk_split_irqfd_unbind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd)
 	if (!u.used)
 		return kvmk_err_param("kvmkit_irqfd_unbind", "fd", "not bound to this gsi",
 				      "%d (gsi %u)", fd, gsi);
-	/* After this, no service still uses the irqfd's fds (service_lock),
-	 * and none starts: its entry is gone. As in KVM, deassigning a level
-	 * irqfd de-asserts its line. */
-	pthread_mutex_lock(&s->service_lock);
+	/* As in KVM: deassigning a level irqfd de-asserts its line. */
 	if (u.resample_fd >= 0 && kvmk_split_clear_resample(s, u.resample_fd))
 		kvmk_split_set_gsi(s, gsi, false, -1);
-	pthread_mutex_unlock(&s->service_lock);
 	return 0;
 }
 
@@ -299,17 +293,16 @@ int kvmk_split_irqfd_signal(struct kvmkit_irqchip *chip, uint32_t gsi, int fd)
 	struct kvmk_split *s = chip->priv;
 	struct kvmk_user_irqfd u = { 0 };
 
-	pthread_mutex_lock(&s->service_lock);
 	pthread_mutex_lock(&chip->lock);
 	for (uint32_t i = 0; i < KVMK_SPLIT_MAX_IRQFDS && !u.used; i++)
 		if (s->user_irqfds[i].used && s->user_irqfds[i].fd == fd &&
 		    s->user_irqfds[i].gsi == gsi)
 			u = s->user_irqfds[i];
 	pthread_mutex_unlock(&chip->lock);
-	if (u.used)
-		serve(s, &u);
-	pthread_mutex_unlock(&s->service_lock);
-	return u.used ? 1 : 0;
+	if (!u.used)
+		return 0;
+	serve(s, &u);
+	return 1;
 }
 
 unsigned int kvmk_split_irqfds_in_kernel(struct kvmkit_irqchip *chip, uint32_t gsi)
