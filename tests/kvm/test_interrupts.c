@@ -388,7 +388,7 @@ static void *chaos_device(void *arg)
  * c->failed instead of failing the test there and then (which would leave
  * the thread running on this stack): the test stops the thread first.
  */
-static void chaos_fail(struct chaos *c, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void chaos_fail(struct chaos *c, const char *fmt, ...)
 {
 	va_list ap;
 
