@@ -16,9 +16,31 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/kvm.h>
+
+/* KVM's supported CPUID, the table grown from @n entries as kvmkit grows
+ * it (src/arch/x86/vcpu.c), so a bare program makes the same calls; NULL
+ * (errno set) on failure. The caller frees it. */
+static inline struct kvm_cpuid2 *bench_supported_cpuid(int kvm, unsigned int n)
+{
+	for (;;) {
+		struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
+
+		if (!c)
+			return NULL;
+		c->nent = n;
+		if (ioctl(kvm, KVM_GET_SUPPORTED_CPUID, c) == 0)
+			return c;
+		free(c);
+		if (errno != E2BIG || n >= 4096)
+			return NULL;
+		n *= 2;
+	}
+}
 
 static inline uint64_t bench_now_ns(void)
 {

@@ -61,21 +61,10 @@ static int xioctl(int fd, unsigned long req, const void *arg, const char *name)
 
 static void set_cpuid(int kvm, int vcpu)
 {
-	struct kvm_cpuid2 *c;
-	unsigned int n = 256;
+	struct kvm_cpuid2 *c = bench_supported_cpuid(kvm, 256);
 
-	for (;;) {
-		c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
-		if (!c)
-			fail("calloc");
-		c->nent = n;
-		if (ioctl(kvm, KVM_GET_SUPPORTED_CPUID, c) == 0)
-			break;
-		if (errno != E2BIG || n >= 4096)
-			fail("KVM_GET_SUPPORTED_CPUID");
-		free(c);
-		n *= 2;
-	}
+	if (!c)
+		fail("KVM_GET_SUPPORTED_CPUID");
 	xioctl(vcpu, KVM_SET_CPUID2, c, "KVM_SET_CPUID2");
 	free(c);
 }
@@ -270,13 +259,15 @@ int main(int argc, char **argv)
 	t1 = bench_now_ns();
 
 	if (status != GUEST_STATUS_OK || n_mmio != n || n_pio != n) {
-		fprintf(stderr, "bench-exits-bare: status %d, saw %llu MMIO and %llu PIO writes (want %llu)\n",
+		fprintf(stderr,
+			"bench-exits-bare: status %d, saw %llu MMIO and %llu PIO writes (want %llu)\n",
 			status, (unsigned long long)n_mmio, (unsigned long long)n_pio,
 			(unsigned long long)n);
 		return 1;
 	}
-	printf("RESULT exits %s n=%llu mmio_ns=%.1f pio_ns=%.1f exit_ns=%.1f", timed ? "bare-timed" : "bare",
-	       (unsigned long long)n, (double)(t_pio0 - t_mmio0) / (double)n,
+	printf("RESULT exits %s n=%llu mmio_ns=%.1f pio_ns=%.1f exit_ns=%.1f",
+	       timed ? "bare-timed" : "bare", (unsigned long long)n,
+	       (double)(t_pio0 - t_mmio0) / (double)n,
 	       (double)(t_pio_last - t_pio0) / (double)(n - 1),
 	       (double)(t_pio_last - t_mmio0) / (double)(2 * n - 1));
 	if (timed)

@@ -89,23 +89,10 @@ static void *reinject_off(void *arg)
 
 static void set_cpuid(int kvm, int vcpu)
 {
-	struct kvm_cpuid2 *c;
-	unsigned int n = 64;
+	struct kvm_cpuid2 *c = bench_supported_cpuid(kvm, 64);
 
-	/* Grown as kvmkit grows it (src/arch/x86/vcpu.c), so both make the
-	 * same calls. */
-	for (;;) {
-		c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
-		if (!c)
-			fail("calloc");
-		c->nent = n;
-		if (ioctl(kvm, KVM_GET_SUPPORTED_CPUID, c) == 0)
-			break;
-		if (errno != E2BIG || n >= 4096)
-			fail("KVM_GET_SUPPORTED_CPUID");
-		free(c);
-		n *= 2;
-	}
+	if (!c)
+		fail("KVM_GET_SUPPORTED_CPUID");
 	xioctl(vcpu, KVM_SET_CPUID2, c, "KVM_SET_CPUID2");
 	free(c);
 }
