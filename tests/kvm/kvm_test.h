@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <dirent.h>
 #include <execinfo.h>
 #include <signal.h>
 #include <cmocka.h>
@@ -172,6 +173,24 @@ static inline int wait_for_u64(struct kvmkit_vm *vm, uint64_t gpa, uint64_t want
 		usleep(1000);
 	}
 	return -1;
+}
+
+/* Removes a flat directory a test made (snapshot directories). */
+static inline void rm_dir(const char *dir)
+{
+	char path[512];
+	struct dirent *e;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+			unlink(path);
+		}
+	closedir(d);
+	rmdir(dir);
 }
 
 #endif

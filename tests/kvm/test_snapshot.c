@@ -124,23 +124,6 @@ static char *temp_dir(void)
 	return d;
 }
 
-static void rm_dir(const char *dir)
-{
-	char path[512];
-	struct dirent *e;
-	DIR *d = opendir(dir);
-
-	if (!d)
-		return;
-	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-			unlink(path);
-		}
-	closedir(d);
-	rmdir(dir);
-}
-
 /* ---- continuation ---------------------------------------------------------- */
 
 static void test_continue(void **state)

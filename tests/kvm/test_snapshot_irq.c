@@ -20,23 +20,6 @@
 	"KVM-PVM acts on a level interrupt's EOI at the first exit after its " \
 	"delivery, so a handler that lowers the line through a port takes it twice"
 
-static void rm_dir(const char *dir)
-{
-	char path[512];
-	struct dirent *e;
-	DIR *d = opendir(dir);
-
-	if (!d)
-		return;
-	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-			unlink(path);
-		}
-	closedir(d);
-	rmdir(dir);
-}
-
 static void level_across_snapshot(enum kvmkit_irqchip_mode mode)
 {
 	struct kvmkit_machine_config cfg;

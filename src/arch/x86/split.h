@@ -61,6 +61,9 @@ struct kvmk_split {
 	unsigned int nkroutes;
 	struct kvmk_kernel_irqfd kernel_irqfd[KVMK_SPLIT_MAX_IRQFDS];
 	struct kvmk_user_irqfd user_irqfds[KVMK_SPLIT_MAX_IRQFDS];
+	/* Slots at and above user_hw are free: the lookups on the signal path
+	 * scan only up to it, not the whole table (a page of entries). */
+	unsigned int user_hw;
 	/* Level irqfds asserting a chip pin: their resamplefd and GSI, per
 	 * IOAPIC pin and per PIC IRQ (atomics: read on EOI paths). */
 	int pin_resample_fd[KVMKIT_IOAPIC_PINS];

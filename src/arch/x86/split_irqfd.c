@@ -123,6 +123,15 @@ void kvmk_split_thread_stop(struct kvmk_split *s)
 	s->thread_started = false;
 }
 
+/* Frees slot @u (chip->lock held), keeping user_hw just past the last
+ * used slot. */
+static void user_free(struct kvmk_split *s, struct kvmk_user_irqfd *u)
+{
+	u->used = false;
+	while (s->user_hw && !s->user_irqfds[s->user_hw - 1].used)
+		s->user_hw--;
+}
+
 /* The thread watches @fd (chip->lock held). */
 static int user_add(struct kvmk_split *s, uint32_t gsi, int fd, int resample_fd)
 {
@@ -139,6 +148,8 @@ static int user_add(struct kvmk_split *s, uint32_t gsi, int fd, int resample_fd)
 		*u = (struct kvmk_user_irqfd){
 			.used = true, .fd = fd, .resample_fd = resample_fd, .gsi = gsi
 		};
+		if (i + 1 > s->user_hw)
+			s->user_hw = i + 1;
 		return 0;
 	}
 	return kvmk_err_resource("kvmkit_irqfd_bind", ENOSPC, "more than %d irqfds in split mode",
@@ -260,12 +271,12 @@ int kvmk_split_irqfd_unbind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd)
 		pthread_mutex_unlock(&chip->lock);
 		return r;
 	}
-	for (uint32_t i = 0; i < KVMK_SPLIT_MAX_IRQFDS; i++) {
+	for (uint32_t i = 0; i < s->user_hw; i++) {
 		struct kvmk_user_irqfd *e = &s->user_irqfds[i];
 
 		if (e->used && e->fd == fd && e->gsi == gsi) {
 			u = *e;
-			e->used = false;
+			user_free(s, e);
 			epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
 			break;
 		}
@@ -294,7 +305,7 @@ int kvmk_split_irqfd_signal(struct kvmkit_irqchip *chip, uint32_t gsi, int fd)
 	struct kvmk_user_irqfd u = { 0 };
 
 	pthread_mutex_lock(&chip->lock);
-	for (uint32_t i = 0; i < KVMK_SPLIT_MAX_IRQFDS && !u.used; i++)
+	for (uint32_t i = 0; i < s->user_hw && !u.used; i++)
 		if (s->user_irqfds[i].used && s->user_irqfds[i].fd == fd &&
 		    s->user_irqfds[i].gsi == gsi)
 			u = s->user_irqfds[i];
@@ -364,7 +375,7 @@ void kvmk_split_irqfds_after_commit(struct kvmk_split *s, const struct kvm_irq_r
 		if (kgsi < 0)
 			continue;
 		epoll_ctl(s->epfd, EPOLL_CTL_DEL, u->fd, NULL);
-		u->used = false;
+		user_free(s, u);
 		if (kernel_add(s, u->gsi, (uint32_t)kgsi, u->fd)) {
 			kvmk_warn("irqfd %d of gsi %u stays with the interrupt thread: %s", u->fd,
 				  u->gsi, kvmkit_strerror());
