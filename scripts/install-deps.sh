@@ -5,8 +5,12 @@ set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 
 # clang + libclang-rt-14-dev: the libFuzzer and ThreadSanitizer builds.
+# liburing (virtio-blk), libfdt (arm64 device trees), libseccomp (sandbox);
+# acpica-tools (iasl) and device-tree-compiler (dtc) decompile what the
+# tests check.
 pkgs="gcc make meson ninja-build pkg-config python3 libcmocka-dev libjson-c-dev
-zlib1g-dev clang libclang-rt-14-dev valgrind qemu-system-x86 busybox-static cpio"
+zlib1g-dev clang libclang-rt-14-dev valgrind qemu-system-x86 busybox-static cpio
+liburing-dev libfdt-dev libseccomp-dev acpica-tools device-tree-compiler"
 if [ -f "$here/tests/hosts/deps.txt" ]; then
 	pkgs="$pkgs $(grep -v '^#' "$here/tests/hosts/deps.txt" | tr '\n' ' ')"
 fi
