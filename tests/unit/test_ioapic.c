@@ -810,6 +810,70 @@ static void test_snapshot_restore(void **state)
 	kvmk_ioapic_destroy(io);
 }
 
+/*
+ * The in-service messages travel with the state: an entry re-vectored (and
+ * retargeted) while in service keeps the EOI route of the message that set
+ * remote IRR across a save and restore, and that vector's EOI ends the
+ * service. Messages that the model cannot have sent are refused.
+ */
+static void test_snapshot_inservice(void **state)
+{
+	struct kvmk_ioapic_inservice sent, bad;
+	struct kvmk_ioapic_state s, t;
+	struct rec r;
+	struct kvmk_ioapic *io = mk(&r, false);
+
+	set_entry(io, 4, 0x0100000000000061ull | LEVEL);
+	assert_int_equal(kvmk_ioapic_set_level(io, 4, true), 1);
+	set_entry(io, 4, 0x0200000000000062ull | LEVEL);
+	kvmk_ioapic_save_all(io, &s, &sent);
+	assert_int_equal(sent.address[4], 0xfee01000ull);
+	assert_int_equal(sent.data[4], 0xc061);
+	for (unsigned int i = 0; i < KVMK_IOAPIC_PINS; i++)
+		if (i != 4)
+			assert_true(!sent.address[i] && !sent.data[i]);
+
+	kvmk_ioapic_reset(io);
+	r.routes = 0;
+	assert_int_equal(kvmk_ioapic_restore_all(io, &s, &sent), 0);
+	assert_int_equal(r.routes, 1);
+	assert_int_equal(r.last_route.address, 0xfee01000ull);
+	assert_int_equal(r.last_route.data, 0xc061);
+	kvmk_ioapic_save_all(io, &t, &bad);
+	assert_memory_equal(&s, &t, sizeof(s));
+	assert_memory_equal(&sent, &bad, sizeof(sent));
+	/* The new vector's EOI does not end it; the sent one's does, and the
+	 * line, still up, goes out as the entry says now. */
+	r.n = 0;
+	assert_int_equal(kvmk_ioapic_eoi(io, 0x62), 0);
+	assert_true(entry(io, 4) & RIRR);
+	assert_int_equal(kvmk_ioapic_eoi(io, 0x61), 1);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.msg[0].data, 0xc062);
+	assert_int_equal(r.msg[0].address, 0xfee02000ull);
+
+	/* Without the messages (an older blob): the entry's own. */
+	assert_int_equal(kvmk_ioapic_restore(io, &s), 0);
+	assert_int_equal(r.last_route.data, 0xc062);
+
+	/* Refused whole: a message for a pin not in service, a non-MSI
+	 * address, stray data bits, none for a pin in service. */
+	bad = sent;
+	bad.data[3] = 0xc061;
+	assert_int_equal(kvmk_ioapic_restore_all(io, &s, &bad), -EINVAL);
+	bad = sent;
+	bad.address[4] = 0xfed01000ull;
+	assert_int_equal(kvmk_ioapic_restore_all(io, &s, &bad), -EINVAL);
+	bad = sent;
+	bad.data[4] |= 1u << 12;
+	assert_int_equal(kvmk_ioapic_restore_all(io, &s, &bad), -EINVAL);
+	bad = sent;
+	bad.data[4] = 0;
+	bad.address[4] = 0;
+	assert_int_equal(kvmk_ioapic_restore_all(io, &s, &bad), -EINVAL);
+	kvmk_ioapic_destroy(io);
+}
+
 static void test_bad_parameters(void **state)
 {
 	struct kvmk_ioapic_config cfg = { 0 };
@@ -943,6 +1007,7 @@ int main(void)
 		cmocka_unit_test(test_route_held_vector_in_service),
 		cmocka_unit_test(test_route_not_accepted),
 		cmocka_unit_test(test_snapshot_restore),
+		cmocka_unit_test(test_snapshot_inservice),
 		cmocka_unit_test(test_bad_parameters),
 		cmocka_unit_test(test_threads),
 	};

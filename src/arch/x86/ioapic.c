@@ -455,18 +455,57 @@ int kvmk_ioapic_read_entry(struct kvmk_ioapic *io, unsigned int pin, uint64_t *o
 	return 0;
 }
 
-void kvmk_ioapic_save(struct kvmk_ioapic *io, struct kvmk_ioapic_state *out)
+static void save_locked(struct kvmk_ioapic *io, struct kvmk_ioapic_state *out)
 {
 	memset(out, 0, sizeof(*out));
-	pthread_mutex_lock(&io->lock);
 	out->id = io->id;
 	out->ioregsel = io->ioregsel;
 	out->irr = io->irr;
 	memcpy(out->redir, io->redir, sizeof(out->redir));
+}
+
+void kvmk_ioapic_save(struct kvmk_ioapic *io, struct kvmk_ioapic_state *out)
+{
+	pthread_mutex_lock(&io->lock);
+	save_locked(io, out);
 	pthread_mutex_unlock(&io->lock);
 }
 
+void kvmk_ioapic_save_all(struct kvmk_ioapic *io, struct kvmk_ioapic_state *st,
+			  struct kvmk_ioapic_inservice *out)
+{
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&io->lock);
+	save_locked(io, st);
+	for (unsigned int i = 0; i < KVMK_IOAPIC_PINS; i++)
+		if (io->redir[i] & KVMK_IOAPIC_REMOTE_IRR) {
+			out->address[i] = io->sent[i].address;
+			out->data[i] = io->sent[i].data;
+		}
+	pthread_mutex_unlock(&io->lock);
+}
+
+/* Is @sent's message for @pin one this model could have sent for the
+ * entry @e (see kvmk_ioapic_restore_all)? */
+static bool sent_ok(uint64_t e, const struct kvmk_ioapic_inservice *sent, unsigned int pin)
+{
+	const uint64_t addr_var = 0xffull << 12 | 1u << 2;
+	const uint32_t level = 1u << 15 | 1u << 14;
+	uint64_t a = sent->address[pin];
+	uint32_t d = sent->data[pin];
+
+	if (!(e & KVMK_IOAPIC_REMOTE_IRR))
+		return !a && !d;
+	return (a & ~addr_var) == MSI_BASE && (d & ~0x7ffu) == level;
+}
+
 int kvmk_ioapic_restore(struct kvmk_ioapic *io, const struct kvmk_ioapic_state *st)
+{
+	return kvmk_ioapic_restore_all(io, st, NULL);
+}
+
+int kvmk_ioapic_restore_all(struct kvmk_ioapic *io, const struct kvmk_ioapic_state *st,
+			    const struct kvmk_ioapic_inservice *sent)
 {
 	const char *op = "ioapic_restore";
 
@@ -487,6 +526,12 @@ int kvmk_ioapic_restore(struct kvmk_ioapic *io, const struct kvmk_ioapic_state *
 		if ((e & KVMK_IOAPIC_REMOTE_IRR) && !(e & KVMK_IOAPIC_TRIGGER))
 			return kvmk_err_param(op, "redir", "remote IRR on an edge entry",
 					      "pin %u 0x%016llx", i, (unsigned long long)e);
+		if (sent && !sent_ok(e, sent, i))
+			return kvmk_err_param(op, "in-service message",
+					      "not a level message of this IOAPIC, or set while "
+					      "remote IRR is clear",
+					      "pin %u address 0x%llx data 0x%x", i,
+					      (unsigned long long)sent->address[i], sent->data[i]);
 	}
 	pthread_mutex_lock(&io->lock);
 	io->id = st->id;
@@ -495,10 +540,15 @@ int kvmk_ioapic_restore(struct kvmk_ioapic *io, const struct kvmk_ioapic_state *
 	for (unsigned int i = 0; i < KVMK_IOAPIC_PINS; i++) {
 		io->redir[i] = st->redir[i];
 		io->epoch[i]++;
-		/* The state holds no in-service message: the entry's is the
-		 * best knowledge (a guest that retargeted an entry in service
-		 * right before the save may need its edge toggle). */
-		kvmk_ioapic_entry_to_msi(st->redir[i], &io->sent[i]);
+		if (sent && (st->redir[i] & KVMK_IOAPIC_REMOTE_IRR)) {
+			io->sent[i].address = sent->address[i];
+			io->sent[i].data = sent->data[i];
+		} else {
+			/* Without the messages the entry's is the best
+			 * knowledge (a guest that re-vectored an entry in
+			 * service right before the save loses that EOI). */
+			kvmk_ioapic_entry_to_msi(st->redir[i], &io->sent[i]);
+		}
 		io->sent[i].pin = i;
 		publish(io, i);
 	}

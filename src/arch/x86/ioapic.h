@@ -174,6 +174,14 @@ struct kvmk_ioapic_state {
 	uint64_t redir[KVMK_IOAPIC_PINS]; /* delivery status is never saved */
 };
 
+/* The messages of the level deliveries in service (remote IRR set): the
+ * EOI that ends each is that message's vector's, whatever the entry says
+ * now ("EOI routes" above). Zero for a pin whose remote IRR is clear. */
+struct kvmk_ioapic_inservice {
+	uint64_t address[KVMK_IOAPIC_PINS];
+	uint32_t data[KVMK_IOAPIC_PINS];
+};
+
 /* A reset model; -EINVAL without a deliver callback, -ENOMEM. */
 int kvmk_ioapic_create(const struct kvmk_ioapic_config *cfg, struct kvmk_ioapic **out);
 void kvmk_ioapic_destroy(struct kvmk_ioapic *io);
@@ -211,12 +219,24 @@ int kvmk_ioapic_read_entry(struct kvmk_ioapic *io, unsigned int pin, uint64_t *o
 void kvmk_ioapic_entry_to_msi(uint64_t entry, struct kvmk_ioapic_msi *out);
 
 void kvmk_ioapic_save(struct kvmk_ioapic *io, struct kvmk_ioapic_state *out);
+/* @out: the in-service messages, taken under the same lock as @st's. */
+void kvmk_ioapic_save_all(struct kvmk_ioapic *io, struct kvmk_ioapic_state *st,
+			  struct kvmk_ioapic_inservice *out);
 /* -EINVAL (KVMKIT_ERR_PARAM) and nothing changed if @st has reserved or
  * read-only-zero bits set (delivery status, remote IRR on an edge entry,
  * ID bits outside 27:24, IOREGSEL above 0xff, irr above pin 23). Nothing is
  * delivered; route_changed() reports each pin whose EOI route changed. The state holds no
  * in-service message: an entry restored with remote IRR set waits for the
- * EOI of its current vector and destination. */
+ * EOI of its current vector and destination (kvmk_ioapic_restore_all takes
+ * the messages too). */
 int kvmk_ioapic_restore(struct kvmk_ioapic *io, const struct kvmk_ioapic_state *st);
+/* The same with the in-service messages @sent (NULL: as above, the
+ * entries' own). Each must have the form this model sends for a level
+ * entry (address 0xfee00000 | dest << 12 | logical << 2; data vector,
+ * delivery mode, level and assert bits) where @st has remote IRR set, and
+ * be zero elsewhere, else -EINVAL and nothing changed.
+ * The EOI routes reported are then those messages. */
+int kvmk_ioapic_restore_all(struct kvmk_ioapic *io, const struct kvmk_ioapic_state *st,
+			    const struct kvmk_ioapic_inservice *sent);
 
 #endif

@@ -369,24 +369,32 @@ static void split_destroy(struct kvmkit_irqchip *chip)
 	chip->priv = NULL;
 }
 
-/* State: u32 flags (bit 0: a PIC, bit 1: a PIT), then the models' own
- * state structures (each checked by the model's restore). */
+/* State: u32 flags (bit 0: a PIC, bit 1: a PIT, bit 2: the IOAPIC's
+ * in-service messages), then the models' own state structures (each
+ * checked by the model's restore): IOAPIC, PIC, PIT, the IOAPIC's
+ * in-service messages. Those messages keep an EOI that ends a level
+ * interrupt's service reaching the IOAPIC when the guest re-vectored the
+ * entry meanwhile; a blob without them (bit 2 clear, older kvmkit) is
+ * still taken, the entries' own messages standing in. */
 #define SSTATE_PIC 1u
 #define SSTATE_PIT 2u
+#define SSTATE_INSERVICE 4u
 
 static int split_save(struct kvmkit_irqchip *chip, struct kvmk_blob *out)
 {
 	struct kvmk_split *s = chip->priv;
+	struct kvmk_ioapic_inservice sent;
 	struct kvmk_ioapic_state io;
 	struct kvmk_pic_state pic;
 	struct kvmk_pit_state pit;
-	int r = kvmk_blob_put_u32(out, (s->pic ? SSTATE_PIC : 0) | (s->pit ? SSTATE_PIT : 0));
+	int r = kvmk_blob_put_u32(out, (s->pic ? SSTATE_PIC : 0) | (s->pit ? SSTATE_PIT : 0) |
+					       SSTATE_INSERVICE);
 
 	/* Zeroed first: padding goes into the blob too. */
 	memset(&io, 0, sizeof(io));
 	memset(&pic, 0, sizeof(pic));
 	memset(&pit, 0, sizeof(pit));
-	kvmk_ioapic_save(s->ioapic, &io);
+	kvmk_ioapic_save_all(s->ioapic, &io, &sent);
 	if (!r)
 		r = kvmk_blob_put(out, &io, sizeof(io));
 	if (!r && s->pic) {
@@ -397,6 +405,8 @@ static int split_save(struct kvmkit_irqchip *chip, struct kvmk_blob *out)
 		kvmk_pit_save(s->pit, &pit);
 		r = kvmk_blob_put(out, &pit, sizeof(pit));
 	}
+	if (!r)
+		r = kvmk_blob_put(out, &sent, sizeof(sent));
 	return r;
 }
 
@@ -404,13 +414,14 @@ static int split_restore(struct kvmkit_irqchip *chip, const uint8_t *p, size_t l
 {
 	struct kvmk_reader rd = { p, len, "kvmkit_irqchip_restore" };
 	struct kvmk_split *s = chip->priv;
+	struct kvmk_ioapic_inservice sent, sent_old;
 	struct kvmk_ioapic_state io, io_old;
 	struct kvmk_pic_state pic, pic_old;
 	struct kvmk_pit_state pit;
 	uint32_t flags, want = (s->pic ? SSTATE_PIC : 0) | (s->pit ? SSTATE_PIT : 0);
 	int r = kvmk_reader_u32(&rd, &flags, "split irqchip flags");
 
-	if (!r && flags != want)
+	if (!r && (flags & ~SSTATE_INSERVICE) != want)
 		r = kvmk_err_format(rd.op, "saved with models 0x%x (1 PIC, 2 PIT), this has 0x%x",
 				    flags, want);
 	if (!r)
@@ -419,24 +430,26 @@ static int split_restore(struct kvmkit_irqchip *chip, const uint8_t *p, size_t l
 		r = kvmk_reader_get(&rd, &pic, sizeof(pic), "PIC");
 	if (!r && s->pit)
 		r = kvmk_reader_get(&rd, &pit, sizeof(pit), "PIT");
+	if (!r && (flags & SSTATE_INSERVICE))
+		r = kvmk_reader_get(&rd, &sent, sizeof(sent), "IOAPIC in-service messages");
 	if (!r && rd.left)
 		r = kvmk_err_format(rd.op, "%zu bytes past the split irqchip state", rd.left);
 	if (r)
 		return r;
 	/* Each model checks its state and changes nothing if it refuses it;
 	 * the ones already loaded are put back then. */
-	kvmk_ioapic_save(s->ioapic, &io_old);
-	r = kvmk_ioapic_restore(s->ioapic, &io);
+	kvmk_ioapic_save_all(s->ioapic, &io_old, &sent_old);
+	r = kvmk_ioapic_restore_all(s->ioapic, &io, flags & SSTATE_INSERVICE ? &sent : NULL);
 	if (!r && s->pic) {
 		kvmk_pic_save(s->pic, &pic_old);
 		r = kvmk_pic_restore(s->pic, &pic);
 		if (r)
-			kvmk_ioapic_restore(s->ioapic, &io_old);
+			kvmk_ioapic_restore_all(s->ioapic, &io_old, &sent_old);
 	}
 	if (!r && s->pit) {
 		r = kvmk_pit_restore(s->pit, &pit);
 		if (r) {
-			kvmk_ioapic_restore(s->ioapic, &io_old);
+			kvmk_ioapic_restore_all(s->ioapic, &io_old, &sent_old);
 			if (s->pic)
 				kvmk_pic_restore(s->pic, &pic_old);
 		}
