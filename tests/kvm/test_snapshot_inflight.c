@@ -10,23 +10,17 @@
  *    behind a higher-priority one in service) is delivered exactly once;
  *    the same for an MSI signalled through an irqfd.
  *
- * Each case runs in two processes. This one starts the guest, brings the
- * interrupt in flight, pauses and snapshots the machine and destroys it;
- * then it runs this binary again (`--restored CASE MODE DIR`), which
- * restores the snapshot into a new machine, checks what the guest sees and
- * exits with its cmocka verdict, the parent's assertion.
+ * Each case runs in two processes (restore_proc.h): this one brings the
+ * interrupt in flight and snapshots the machine; a new one restores it and
+ * checks what the guest sees.
  *
  * The test_held_* cases keep a vector in the LAPIC ISR across the snapshot;
  * KVM-PVM does not (PVM_NO_LAPIC_ISR): they have their own meson entry,
  * skipped there, and pass in the emulated x86 host.
  */
-#include <signal.h>
 #include <sys/eventfd.h>
-#include <sys/wait.h>
 
-#include <kvmkit/snapshot.h>
-
-#include "lab.h"
+#include "restore_proc.h"
 
 #define V_LEVEL 0x46 /* the level pin's vector */
 #define V_MSI 0x52 /* the pending MSI's vector */
@@ -69,7 +63,7 @@ static void set_line(struct lab *l, int gsi, bool level)
 
 /* GSI of the level pin and of the MSI route: the first of each the
  * allocator hands out (its state is part of the snapshot). */
-static int pin_gsi, msi_gsi;
+static int pin_gsi = 16, msi_gsi = 24;
 
 /* A level interrupt taken, its EOI deferred: remote IRR set. */
 static void level_in_service(struct lab *l)
@@ -292,13 +286,7 @@ static void after_msi_behind(struct lab *r)
 	assert_int_equal(lab_total(r, 0), 2);
 }
 
-struct inflight_case {
-	const char *name;
-	void (*before)(struct lab *l);
-	void (*after)(struct lab *r);
-};
-
-static const struct inflight_case cases[] = {
+static const struct proc_case cases[] = {
 	{ "irr-asserted", before_irr_asserted, after_irr_asserted },
 	{ "irr-lowered", before_irr_lowered, after_irr_lowered },
 	{ "msi-cli", before_msi_cli, after_msi_cli },
@@ -307,105 +295,10 @@ static const struct inflight_case cases[] = {
 	{ "irr-revectored", before_irr_revectored, after_irr_revectored },
 };
 
-static const char *mode_name(enum kvmkit_irqchip_mode m)
+static void both_modes(const struct proc_case *c)
 {
-	return m == KVMKIT_IRQCHIP_SPLIT ? "split" : "kernel";
-}
-
-/* ---- the restored process ------------------------------------------------ */
-
-static const struct inflight_case *restored_case;
-static const char *restored_dir;
-
-/* lab_start's machine, from the snapshot: no image, not booted again. */
-static void lab_restore(struct lab *r, const char *dir)
-{
-	struct kvmkit_machine_config cfg;
-
-	kvmkit_machine_config_init(&cfg);
-	cfg.vm.vcpus = 1;
-	cfg.vm.mem_size = 64 << 20;
-	cfg.irqchip = true;
-	cfg.irqchip_mode = lab_mode;
-	cfg.testdev = KVMKIT_TESTDEV_ON;
-	memset(r, 0, sizeof(*r));
-	if (kvmkit_machine_restore(&cfg, dir, &r->m))
-		fail_msg("restore: %s", kvmkit_strerror());
-	r->vm = kvmkit_machine_vm(r->m);
-	r->chip = kvmkit_machine_irqchip(r->m);
-	r->vcpus = 1;
-	assert_int_equal(kvmkit_irqchip_mode(r->chip), lab_mode);
-	if (kvmkit_vm_start(r->vm))
-		fail_msg("start: %s", kvmkit_strerror());
-}
-
-static void test_restored(void **state)
-{
-	struct lab r;
-
-	lab_restore(&r, restored_dir);
-	restored_case->after(&r);
-	lab_finish(&r);
-}
-
-/* argv: --restored CASE MODE DIR */
-static int restored_main(char **argv)
-{
-	const struct CMUnitTest t[] = { cmocka_unit_test(test_restored) };
-	char name[96];
-
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		if (!strcmp(cases[i].name, argv[2]))
-			restored_case = &cases[i];
-	if (!restored_case)
-		return 2;
-	lab_mode = !strcmp(argv[3], "split") ? KVMKIT_IRQCHIP_SPLIT : KVMKIT_IRQCHIP_KERNEL;
-	restored_dir = argv[4];
-	pin_gsi = 16;
-	msi_gsi = 24;
-	require_kvm();
-	snprintf(name, sizeof(name), "restored-%s-%s", argv[2], argv[3]);
-	return cmocka_run_group_tests_name(name, t, NULL, NULL);
-}
-
-/* ---- this process --------------------------------------------------------- */
-
-static void run_case(const struct inflight_case *c, enum kvmkit_irqchip_mode mode)
-{
-	char dir[] = "/tmp/kvmkit-inflight-XXXXXX";
-	char *argv[] = { "/proc/self/exe",	  "--restored", (char *)c->name,
-			 (char *)mode_name(mode), dir,		NULL };
-	struct lab l;
-	pid_t pid;
-	int status;
-
-	lab_mode = mode;
-	lab_start(&l, 1);
-	c->before(&l);
-	assert_non_null(mkdtemp(dir));
-	assert_int_equal(kvmkit_vm_pause(l.vm), 0);
-	if (kvmkit_machine_snapshot(l.m, dir))
-		fail_msg("snapshot: %s", kvmkit_strerror());
-	kvmkit_machine_destroy(l.m);
-
-	fflush(stdout);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (!pid) {
-		execv("/proc/self/exe", argv);
-		_exit(127);
-	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	rm_dir(dir);
-	if (!WIFEXITED(status) || WEXITSTATUS(status))
-		fail_msg("%s (%s): the restored process failed (status 0x%x)", c->name,
-			 mode_name(mode), status);
-}
-
-static void both_modes(const struct inflight_case *c)
-{
-	run_case(c, KVMKIT_IRQCHIP_KERNEL);
-	run_case(c, KVMKIT_IRQCHIP_SPLIT);
+	proc_run_case(c, KVMKIT_IRQCHIP_KERNEL);
+	proc_run_case(c, KVMKIT_IRQCHIP_SPLIT);
 }
 
 static void test_held_irr_asserted(void **state)
@@ -439,7 +332,7 @@ static void test_held_msi_behind(void **state)
 static void test_held_irr_revectored(void **state)
 {
 	host_quirk(host_is_kvm_pvm(), PVM_NO_LAPIC_ISR);
-	run_case(&cases[5], KVMKIT_IRQCHIP_SPLIT);
+	proc_run_case(&cases[5], KVMKIT_IRQCHIP_SPLIT);
 }
 
 int main(int argc, char **argv)
@@ -453,8 +346,13 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_held_irr_revectored),
 	};
 
-	if (argc == 5 && !strcmp(argv[1], "--restored"))
-		return restored_main(argv);
+	int r;
+
+	proc_cases = cases;
+	proc_ncases = sizeof(cases) / sizeof(cases[0]);
+	r = proc_main(argc, argv);
+	if (r >= 0)
+		return r;
 	test_args(argc, argv);
 	require_kvm();
 	return cmocka_run_group_tests_name("snapshot_inflight", tests, NULL, NULL);

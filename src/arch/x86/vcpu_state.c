@@ -19,13 +19,15 @@
  * while the LAPIC timer is not in TSC-deadline mode); in MSRS, the TSC
  * first and IA32_TSC_DEADLINE last (KVM arms the deadline timer against
  * the TSC it has when the deadline is written: before the TSC it would
- * fire as far off as the old TSC is from the new VM's); MP_STATE before
+ * fire as far off as the old TSC is from the new VM's; and the TSC is
+ * settled first: settle_tsc); MP_STATE before
  * VCPU_EVENTS (KVM refuses SMM events with an INIT-received MP state).
  * docs/ARCHITECTURE.md, "Saving state", has the whole picture.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 
 #define KVMK_LOG_MODULE "vcpu"
 #include "core/internal.h"
@@ -235,24 +237,109 @@ static bool msr_held(const struct kvm_msrs *base, const struct kvm_msr_entry *e)
 	return false;
 }
 
+/* KVM_SET_MSRS of @o (@n entries), all or an error naming the refused one. */
+static int write_msrs(struct kvmkit_vcpu *v, struct kvm_msrs *o, uint32_t n)
+{
+	int set;
+
+	if (!n)
+		return 0;
+	o->nmsrs = n;
+	set = ioctl(kvmkit_vcpu_fd(v), KVM_SET_MSRS, o);
+	if (set < 0)
+		return kvmk_err_ioctl("KVM_SET_MSRS", errno, "vcpu %u", kvmkit_vcpu_id(v));
+	if ((uint32_t)set < n)
+		return kvmk_err_ioctl("KVM_SET_MSRS", EINVAL,
+				      "vcpu %u: KVM refused MSR 0x%x = 0x%llx", kvmkit_vcpu_id(v),
+				      o->entries[set].index,
+				      (unsigned long long)o->entries[set].data);
+	return 0;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 /*
- * KVM_SET_MSRS with the TSC first and the TSC deadline last. An MSR whose
- * value @base says the vCPU already holds is left alone (the TSC and the
- * deadline, which depend on time and on the LAPIC just set, never are):
- * writing it would change nothing, and KVM refuses some such writes, e.g.
- * MSR_KVM_PV_EOI_EN (0 and unchangeable) without an in-kernel LAPIC.
+ * The TSC was just written with @want at @written (CLOCK_MONOTONIC ns).
+ * KVM takes a host write within about a second of the TSC it expects for a
+ * synchronization and keeps the offset it had (kvm_synchronize_tsc; kernels
+ * without "don't sync user-written TSC against startup values", 6.1 among
+ * them, also against the 0 a new vCPU starts at): a snapshot taken
+ * less than a second after its VM started would come back near 0, its TSC
+ * going backwards. Read back, the TSC must lie within the time since the
+ * write (plus a millisecond) of @want; if it does not, and the vCPU has
+ * the KVM_VCPU_TSC_OFFSET attribute (Linux 5.16+, devices/vcpu.rst), the
+ * offset moves by the difference, so that the TSC reads @want plus the
+ * time since the read. Without the attribute the TSC is left as KVM set
+ * it (logged). KVM-PVM ignores TSC writes and offsets alike.
+ */
+static int settle_tsc(struct kvmkit_vcpu *v, uint64_t want, uint64_t written)
+{
+	struct {
+		struct kvm_msrs h;
+		struct kvm_msr_entry e;
+	} m = { .h.nmsrs = 1, .e.index = MSR_IA32_TSC };
+	struct kvm_device_attr attr = { .group = KVM_VCPU_TSC_CTRL, .attr = KVM_VCPU_TSC_OFFSET };
+	int fd = kvmkit_vcpu_fd(v), khz = ioctl(fd, KVM_GET_TSC_KHZ, 0);
+	uint64_t now, slack, offset;
+
+	if (khz <= 0)
+		return 0; /* no frequency to judge by */
+	if (ioctl(fd, KVM_GET_MSRS, &m) != 1)
+		return kvmk_err_ioctl("KVM_GET_MSRS", errno, "vcpu %u: the TSC", kvmkit_vcpu_id(v));
+	now = m.e.data;
+	slack = ((mono_ns() - written) / 1000000 + 1) * (uint64_t)khz;
+	if (now + slack >= want && now <= want + slack)
+		return 0;
+	if (ioctl(fd, KVM_HAS_DEVICE_ATTR, &attr)) {
+		kvmk_warn("vcpu %u: KVM kept its own TSC (0x%llx, not 0x%llx) and has no "
+			  "KVM_VCPU_TSC_OFFSET to correct it",
+			  kvmkit_vcpu_id(v), (unsigned long long)now, (unsigned long long)want);
+		return 0;
+	}
+	attr.addr = (uint64_t)(uintptr_t)&offset;
+	if (ioctl(fd, KVM_GET_DEVICE_ATTR, &attr))
+		return kvmk_err_ioctl("KVM_GET_DEVICE_ATTR", errno, "vcpu %u: KVM_VCPU_TSC_OFFSET",
+				      kvmkit_vcpu_id(v));
+	offset += want - now; /* modulo 2^64, as KVM adds it */
+	if (ioctl(fd, KVM_SET_DEVICE_ATTR, &attr))
+		return kvmk_err_ioctl("KVM_SET_DEVICE_ATTR", errno, "vcpu %u: KVM_VCPU_TSC_OFFSET",
+				      kvmkit_vcpu_id(v));
+	kvmk_debug("vcpu %u: KVM took the TSC write for a synchronization; offset moved by %lld",
+		   kvmkit_vcpu_id(v), (long long)(want - now));
+	return 0;
+}
+
+/*
+ * KVM_SET_MSRS with the TSC first (alone, then settled: settle_tsc) and the
+ * TSC deadline last. An MSR whose value @base says the vCPU already holds
+ * is left alone (the TSC and the deadline, which depend on time and on the
+ * LAPIC just set, never are): writing it would change nothing, and KVM
+ * refuses some such writes, e.g. MSR_KVM_PV_EOI_EN (0 and unchangeable)
+ * without an in-kernel LAPIC.
  */
 static int set_msrs(struct kvmkit_vcpu *v, const struct kvm_msrs *m, const struct kvm_msrs *base)
 {
 	struct kvm_msrs *o = calloc(1, sizeof(*o) + (m->nmsrs + 1) * sizeof(o->entries[0]));
 	uint32_t n = 0;
-	int r = 0, set;
+	int r = 0;
 
 	if (!o)
 		return kvmk_err_resource(OP_RESTORE, ENOMEM, "%u MSRs", m->nmsrs);
-	for (uint32_t i = 0; i < m->nmsrs; i++)
-		if (m->entries[i].index == MSR_IA32_TSC)
-			o->entries[n++] = m->entries[i];
+	for (uint32_t i = 0; !r && i < m->nmsrs; i++)
+		if (m->entries[i].index == MSR_IA32_TSC) {
+			uint64_t written = mono_ns();
+
+			o->entries[0] = m->entries[i];
+			r = write_msrs(v, o, 1);
+			if (!r)
+				r = settle_tsc(v, m->entries[i].data, written);
+		}
 	for (uint32_t i = 0; i < m->nmsrs; i++)
 		if (m->entries[i].index != MSR_IA32_TSC &&
 		    m->entries[i].index != MSR_IA32_TSC_DEADLINE && !msr_held(base, &m->entries[i]))
@@ -260,14 +347,8 @@ static int set_msrs(struct kvmkit_vcpu *v, const struct kvm_msrs *m, const struc
 	for (uint32_t i = 0; i < m->nmsrs; i++)
 		if (m->entries[i].index == MSR_IA32_TSC_DEADLINE)
 			o->entries[n++] = m->entries[i];
-	o->nmsrs = n;
-	set = ioctl(kvmkit_vcpu_fd(v), KVM_SET_MSRS, o);
-	if (set < 0)
-		r = kvmk_err_ioctl("KVM_SET_MSRS", errno, "vcpu %u", kvmkit_vcpu_id(v));
-	else if ((uint32_t)set < n)
-		r = kvmk_err_ioctl("KVM_SET_MSRS", EINVAL, "vcpu %u: KVM refused MSR 0x%x = 0x%llx",
-				   kvmkit_vcpu_id(v), o->entries[set].index,
-				   (unsigned long long)o->entries[set].data);
+	if (!r)
+		r = write_msrs(v, o, n);
 	free(o);
 	return r;
 }

@@ -239,6 +239,8 @@
 /* args: pin, 64-bit entry. As IOAPIC_WRITE; result: the entry before the
  * write (read under the same lock, so nothing else came in between). */
 #define GUEST_LAB_IOAPIC_SWAP 17
+/* result: the TSC (rdtsc at CPL3) when the command runs. */
+#define GUEST_LAB_RDTSC 18
 
 /* Handler program ops (GUEST_LAB_HANDLER_OP arg2): kind in bits 7:0, a
  * 16-bit operand in bits 23:8, a 32-bit operand in bits 63:32. The ops run

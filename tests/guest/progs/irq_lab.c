@@ -332,6 +332,14 @@ static bool lapic_off_ok(uint64_t off)
 	return off < LAPIC_SIZE && !(off & 3);
 }
 
+static inline uint64_t rdtsc_now(void)
+{
+	uint32_t lo, hi;
+
+	__asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi));
+	return (uint64_t)hi << 32 | lo;
+}
+
 enum lab_next { LAB_CONTINUE, LAB_STOP };
 
 static uint64_t lab_run(unsigned int id, uint32_t cmd, const uint64_t *a, enum lab_next *next)
@@ -388,6 +396,8 @@ static uint64_t lab_run(unsigned int id, uint32_t cmd, const uint64_t *a, enum l
 		return 0;
 	case GUEST_LAB_APIC_ID:
 		return lapic_read(LAPIC_ID) >> 24;
+	case GUEST_LAB_RDTSC:
+		return rdtsc_now();
 	default:
 		return BAD_ARGS;
 	}
