@@ -80,10 +80,10 @@ int cli_parse_size(const char *s, uint64_t *out);
 int cli_parse_uint(const char *s, unsigned int min, unsigned int max, unsigned int *out);
 
 struct console;
-struct kvmkit_vm;
-struct kvmkit_uart;
-/* Feeds stdin to the UART (raw terminal while running); NULL on failure. */
-struct console *console_start(struct kvmkit_vm *vm, struct kvmkit_uart *uart);
+/* Feeds stdin to @m's UART (raw terminal while running): Ctrl-A x stops
+ * the VM, Ctrl-A s snapshots it into @snapshot_dir (NULL: refused with a
+ * line on stderr), Ctrl-A Ctrl-A sends one Ctrl-A. NULL on failure. */
+struct console *console_start(struct kvmkit_machine *m, const char *snapshot_dir);
 void console_stop(struct console *c);
 
 /* Prints "kvmkit: <what>: <kvmkit_strerror()>" to stderr. */

@@ -122,7 +122,7 @@ int cmd_run(int argc, char **argv)
 	struct kvmkit_machine_config cfg;
 	struct kvmkit_machine *m = NULL;
 	struct kvmkit_api_server *api = NULL;
-	const char *api_path = NULL, *restore = NULL;
+	const char *api_path = NULL, *restore = NULL, *snapshot_dir = NULL;
 	bool set_mem = false, set_vcpus = false, set_chip = false;
 	struct kvmkit_stop_info info;
 	const char *kernel = NULL;
@@ -191,6 +191,13 @@ int cmd_run(int argc, char **argv)
 			break;
 		case 'R':
 			restore = optarg;
+			break;
+		case 'S':
+			if (!*optarg) {
+				fprintf(stderr, "kvmkit: --snapshot-dir: empty directory name\n");
+				return CLI_EXIT_USAGE;
+			}
+			snapshot_dir = optarg;
 			break;
 		case 'a':
 			cfg.cmdline = optarg;
@@ -297,7 +304,7 @@ int cmd_run(int argc, char **argv)
 			return status;
 		}
 	}
-	con = console_start(kvmkit_machine_vm(m), kvmkit_machine_uart(m));
+	con = console_start(m, snapshot_dir);
 	r = kvmkit_machine_run(m, timeout_s ? (int)(timeout_s * 1000) : -1, &info);
 	/* The server goes first: it may still be finishing a stop request. */
 	kvmkit_api_server_destroy(api);

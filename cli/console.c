@@ -2,7 +2,10 @@
 /*
  * The guest console: stdin to the UART's receive FIFO on a thread, the
  * terminal in raw mode while the guest runs (restored on every exit path),
- * and Ctrl-A x to stop the VM, as in other VMMs. Output to stdout is the
+ * Ctrl-A x to stop the VM, as in other VMMs, and Ctrl-A s to snapshot it
+ * into the next free DIR/snapshot-N of `--snapshot-dir DIR` (pause, save,
+ * resume; refused with a line when no directory was given). The escapes
+ * work on a terminal only: piped input reaches the guest byte for byte. Output to stdout is the
  * UART's own business (a writer thread of its own, so a stdout nobody reads
  * stalls no vCPU); at the end the console drains it before kvmkit's last
  * lines and says if guest output was dropped.
@@ -18,7 +21,11 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <limits.h>
+#include <sys/stat.h>
+
 #include <kvmkit/kvmkit.h>
+#include <kvmkit/snapshot.h>
 
 #include "cli.h"
 
@@ -38,13 +45,91 @@ static void restore_terminal(void)
 	}
 }
 
+/* Snapshot directories DIR/snapshot-1 .. -MAX_SNAPSHOTS. */
+#define MAX_SNAPSHOTS 9999
+
 struct console {
+	struct kvmkit_machine *m;
 	struct kvmkit_vm *vm;
 	struct kvmkit_uart *uart;
+	const char *snapshot_dir;
 	pthread_t thread;
 	int wake[2];
 	bool running;
 };
+
+/* Ctrl-A s: pause (if running), save into the next free snapshot-N of the
+ * configured directory, resume what was paused here; one line on stderr
+ * either way. The VM keeps running whatever happens. */
+static void console_snapshot(struct console *c)
+{
+	enum kvmkit_vm_state st = kvmkit_vm_state(c->vm);
+	bool paused_here = false;
+	char path[PATH_MAX];
+	unsigned int n;
+	int r;
+
+	if (!c->snapshot_dir) {
+		fprintf(stderr, "kvmkit: Ctrl-A s: no snapshot directory (start kvmkit run with "
+				"--snapshot-dir DIR)\n");
+		return;
+	}
+	if (mkdir(c->snapshot_dir, 0700) && errno != EEXIST) {
+		fprintf(stderr, "kvmkit: Ctrl-A s: %s: %s\n", c->snapshot_dir, strerror(errno));
+		return;
+	}
+	for (n = 1; n <= MAX_SNAPSHOTS; n++) {
+		struct stat sb;
+
+		if (snprintf(path, sizeof(path), "%s/snapshot-%u", c->snapshot_dir, n) >=
+		    (int)sizeof(path)) {
+			fprintf(stderr, "kvmkit: Ctrl-A s: %s: name too long\n", c->snapshot_dir);
+			return;
+		}
+		if (lstat(path, &sb) && errno == ENOENT)
+			break;
+	}
+	if (n > MAX_SNAPSHOTS) {
+		fprintf(stderr, "kvmkit: Ctrl-A s: %s holds %u snapshots already\n",
+			c->snapshot_dir, MAX_SNAPSHOTS);
+		return;
+	}
+	if (st == KVMKIT_VM_RUNNING) {
+		if (kvmkit_vm_pause(c->vm)) {
+			cli_fail("Ctrl-A s: pause");
+			return;
+		}
+		paused_here = true;
+	} else if (st != KVMKIT_VM_PAUSED) {
+		fprintf(stderr, "kvmkit: Ctrl-A s: the VM is %s\n", kvmkit_vm_state_name(st));
+		return;
+	}
+	r = kvmkit_machine_snapshot(c->m, path);
+	if (r)
+		cli_fail("Ctrl-A s");
+	else
+		fprintf(stderr, "kvmkit: Ctrl-A s: snapshot written to %s\n", path);
+	if (paused_here && kvmkit_vm_resume(c->vm))
+		cli_fail("Ctrl-A s: resume");
+}
+
+/* Feeds @n bytes to the UART, retrying while its FIFO is full (the guest
+ * drains it); false if the console is told to stop meanwhile. */
+static bool feed_all(struct console *c, const uint8_t *p, size_t n)
+{
+	for (size_t off = 0; off < n;) {
+		size_t took = kvmkit_uart_feed(c->uart, p + off, n - off);
+
+		off += took;
+		if (!took) {
+			struct pollfd w = { .fd = c->wake[0], .events = POLLIN };
+
+			if (poll(&w, 1, 10) > 0)
+				return false;
+		}
+	}
+	return true;
+}
 
 static void *console_thread(void *arg)
 {
@@ -79,6 +164,14 @@ static void *console_thread(void *arg)
 							       "Ctrl-A x on the console");
 					return NULL;
 				}
+				if (buf[i] == 's') {
+					/* What was typed before it goes in first. */
+					if (!feed_all(c, out, n))
+						return NULL;
+					n = 0;
+					console_snapshot(c);
+					continue;
+				}
 				if (buf[i] != CTRL_A)
 					out[n++] = CTRL_A;
 			} else if (buf[i] == CTRL_A && tio_saved) {
@@ -87,30 +180,22 @@ static void *console_thread(void *arg)
 			}
 			out[n++] = buf[i];
 		}
-		/* The FIFO may be full: retry until the guest drains it. */
-		for (size_t off = 0; off < n;) {
-			size_t took = kvmkit_uart_feed(c->uart, out + off, n - off);
-
-			off += took;
-			if (!took) {
-				struct pollfd w = { .fd = c->wake[0], .events = POLLIN };
-
-				if (poll(&w, 1, 10) > 0)
-					return NULL;
-			}
-		}
+		if (!feed_all(c, out, n))
+			return NULL;
 	}
 	return NULL;
 }
 
-struct console *console_start(struct kvmkit_vm *vm, struct kvmkit_uart *uart)
+struct console *console_start(struct kvmkit_machine *m, const char *snapshot_dir)
 {
 	struct console *c = calloc(1, sizeof(*c));
 
 	if (!c)
 		return NULL;
-	c->vm = vm;
-	c->uart = uart;
+	c->m = m;
+	c->vm = kvmkit_machine_vm(m);
+	c->uart = kvmkit_machine_uart(m);
+	c->snapshot_dir = snapshot_dir;
 	if (pipe2(c->wake, O_CLOEXEC) < 0) {
 		free(c);
 		return NULL;

@@ -19,13 +19,21 @@ const struct option cli_global_options[] = {
 const char cli_global_shortopts[] = "+:h";
 
 const struct option cli_run_options[] = {
-	{ "kernel", required_argument, NULL, 'k' },  { "mem", required_argument, NULL, 'm' },
-	{ "vcpus", required_argument, NULL, 'c' },   { "timeout", required_argument, NULL, 't' },
-	{ "irqchip", required_argument, NULL, 'i' }, { "irq-stats", no_argument, NULL, 's' },
-	{ "cpu", required_argument, NULL, 'u' },     { "initrd", required_argument, NULL, 'I' },
-	{ "append", required_argument, NULL, 'a' },  { "testdev", required_argument, NULL, 'T' },
-	{ "api", required_argument, NULL, 'A' },     { "restore", required_argument, NULL, 'R' },
-	{ "help", no_argument, NULL, 'h' },	     { 0 },
+	{ "kernel", required_argument, NULL, 'k' },
+	{ "mem", required_argument, NULL, 'm' },
+	{ "vcpus", required_argument, NULL, 'c' },
+	{ "timeout", required_argument, NULL, 't' },
+	{ "irqchip", required_argument, NULL, 'i' },
+	{ "irq-stats", no_argument, NULL, 's' },
+	{ "cpu", required_argument, NULL, 'u' },
+	{ "initrd", required_argument, NULL, 'I' },
+	{ "append", required_argument, NULL, 'a' },
+	{ "testdev", required_argument, NULL, 'T' },
+	{ "api", required_argument, NULL, 'A' },
+	{ "restore", required_argument, NULL, 'R' },
+	{ "snapshot-dir", required_argument, NULL, 'S' },
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 },
 };
 const char cli_run_shortopts[] = ":k:m:c:t:h";
 
@@ -86,6 +94,10 @@ static const char run_options_text[] =
 	"      --restore DIR      continue the guest saved in DIR (kvmkit snapshot);\n"
 	"                         --vcpus, --mem, --irqchip default to the snapshot's\n"
 	"                         and must match it; no --kernel/--initrd/--append\n"
+	"      --snapshot-dir DIR Ctrl-A s on the console pauses the VM, saves it into\n"
+	"                         DIR/snapshot-N (the first N free; for --restore)\n"
+	"                         and resumes it; without this option Ctrl-A s is\n"
+	"                         refused\n"
 	"  -h, --help             print usage\n";
 
 /* The control clients, for `kvmkit --help` and `kvmkit CMD --help`. */
