@@ -8,7 +8,8 @@
  *   fresh   as booted: a few MiB of RAM used, the rest never written
  *           (the memory file is mostly holes)
  *   filled  every page from 16 MiB to the end written by the host first
- *           (non-zero bytes), so the memory file holds all of it
+ *           (non-zero bytes), so the memory file holds all of it (above
+ *           3 GiB RAM lies from 4 GiB on: each region is filled)
  * Per variant the guest runs until it ticks, is paused and snapshotted
  * into a new directory under TMPDIR (default /var/tmp): snap_ms is the
  * kvmkit_machine_snapshot() call, file_mib what the memory file occupies
@@ -115,11 +116,22 @@ static void snapshot_once(const char *elf, uint64_t mem, bool fill, const char *
 	if (kvmkit_vm_write(kvmkit_machine_vm(m), GUEST_SNAP_MODE, &mode, 4))
 		die("mode");
 	if (fill) {
-		uint8_t *p = kvmkit_vm_gpa_to_hva(kvmkit_machine_vm(m), 16 * MIB, mem - 16 * MIB);
+		/* Region by region: above 3 GiB RAM continues at 4 GiB. */
+		struct kvmkit_mem_region r[8];
+		unsigned int n = kvmkit_vm_memory_regions(kvmkit_machine_vm(m), r, 8);
 
-		if (!p)
-			die("fill");
-		memset(p, 0xa5, mem - 16 * MIB);
+		for (unsigned int i = 0; i < n && i < 8; i++) {
+			uint64_t from = r[i].gpa < 16 * MIB ? 16 * MIB : r[i].gpa;
+			uint8_t *p;
+
+			if (from >= r[i].gpa + r[i].size)
+				continue;
+			p = kvmkit_vm_gpa_to_hva(kvmkit_machine_vm(m), from,
+						 r[i].gpa + r[i].size - from);
+			if (!p)
+				die("fill");
+			memset(p, 0xa5, r[i].gpa + r[i].size - from);
+		}
 	}
 	if (kvmkit_vm_start(kvmkit_machine_vm(m)))
 		die("start");
