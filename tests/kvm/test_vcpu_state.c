@@ -32,6 +32,7 @@
 #define SEC_MSRS 9
 #define SEC_LAPIC 8
 #define SEC_XSAVE 5
+#define SEC_TSC_KHZ 12
 #define LAPIC_TMCCT 0x390
 #define MSR_TSC 0x10
 #define MSR_TSC_DEADLINE 0x6e0
@@ -332,12 +333,10 @@ static void blob_diff(const uint8_t *s1, const uint8_t *s2, size_t len, const ch
 	if (i >= HDR_LEN && rd32(s1 + off) == SEC_MSRS && i >= off + 12) {
 		size_t e = (i - off - 12) / 16;
 
-		fail_msg(
-			"%s: MSR 0x%x differs: 0x%llx, then 0x%llx", what,
-			rd32(s1 + off + 12 + e * 16),
-			(unsigned long long)((const msr_entry_u *)(s1 + off + 12))[e].data,
-			(unsigned long long)((const msr_entry_u *)(s2 + off + 12))[e]
-				.data);
+		fail_msg("%s: MSR 0x%x differs: 0x%llx, then 0x%llx", what,
+			 rd32(s1 + off + 12 + e * 16),
+			 (unsigned long long)((const msr_entry_u *)(s1 + off + 12))[e].data,
+			 (unsigned long long)((const msr_entry_u *)(s2 + off + 12))[e].data);
 	}
 	fail_msg("%s: byte %zu (section %u, offset %zu) differs: 0x%02x, then 0x%02x", what, i,
 		 i >= HDR_LEN ? rd32(s1 + off) : 0, i >= HDR_LEN ? i - off - 8 : i, s1[i], s2[i]);
@@ -851,6 +850,82 @@ static int use_split(void **state)
 	return 0;
 }
 
+/*
+ * The TSC's rate travels in the blob (TSC_KHZ, where KVM reports it) and
+ * a restore sets it when the vCPU's differs: a rate 100 ppm off (the same
+ * CPU calibrated on another boot) is taken everywhere; a blob saying 3/4 of
+ * this host's rate either comes back at that rate (the CPU scales TSCs) or
+ * is refused whole with one line, the vCPU's rate left alone. A blob
+ * without the section (an older kvmkit) runs at the host's.
+ */
+static void test_tsc_khz(void **state)
+{
+	struct kvmkit_machine *a = snap_machine(GUEST_SNAP_MODE_TIMERS, 1, true, NULL), *b;
+	struct kvmkit_vcpu *vb;
+	struct snapshot snap;
+	uint8_t *blob;
+	size_t len, off;
+	uint32_t l, other;
+	int khz, r;
+
+	khz = ioctl(kvmkit_vcpu_fd(kvmkit_vm_vcpu(kvmkit_machine_vm(a), 0)), KVM_GET_TSC_KHZ, 0);
+	if (khz <= 0) {
+		printf("skipped: KVM does not report the TSC rate here\n");
+		kvmkit_machine_destroy(a);
+		skip();
+	}
+	take_snapshot(kvmkit_machine_vm(a), &snap);
+	kvmkit_machine_destroy(a);
+	blob = snap.vcpu[0];
+	len = snap.vcpu_len[0];
+	off = find_section(blob, len, SEC_TSC_KHZ, &l);
+	assert_true(off > 0);
+	assert_int_equal(l, 8);
+	assert_int_equal(rd32(blob + off), (uint32_t)khz);
+	assert_int_equal(rd32(blob + off + 4), 0);
+	assert_int_equal(off + 8, len); /* the last section */
+
+	other = (uint32_t)khz + (uint32_t)khz / 10000;
+	memcpy(blob + off, &other, 4);
+	b = snap_machine(GUEST_SNAP_MODE_TIMERS, 1, true, NULL);
+	vb = kvmkit_vm_vcpu(kvmkit_machine_vm(b), 0);
+	if (kvmkit_vcpu_restore(vb, blob, len))
+		fail_msg("a rate 100 ppm off: %s", kvmkit_strerror());
+	assert_int_equal(ioctl(kvmkit_vcpu_fd(vb), KVM_GET_TSC_KHZ, 0), (int)other);
+	kvmkit_machine_destroy(b);
+
+	other = (uint32_t)khz / 4 * 3;
+	memcpy(blob + off, &other, 4);
+	b = snap_machine(GUEST_SNAP_MODE_TIMERS, 1, true, NULL);
+	vb = kvmkit_vm_vcpu(kvmkit_machine_vm(b), 0);
+	r = kvmkit_vcpu_restore(vb, blob, len);
+	if (!r) {
+		assert_int_equal(ioctl(kvmkit_vcpu_fd(vb), KVM_GET_TSC_KHZ, 0), (int)other);
+		printf("restored at %u kHz (this host: %d kHz)\n", other, khz);
+	} else {
+		const char *msg = kvmkit_strerror();
+
+		if (!strstr(msg, "KVM_SET_TSC_KHZ") || strchr(msg, '\n'))
+			fail_msg("refused with an unclear error: %s", msg);
+		assert_int_equal(ioctl(kvmkit_vcpu_fd(vb), KVM_GET_TSC_KHZ, 0), khz);
+		printf("refused: %s\n", msg);
+	}
+	kvmkit_machine_destroy(b);
+
+	/* Without the section (the count at offset 16 one less). */
+	memcpy(blob + off, &khz, 4);
+	len -= 16;
+	l = rd32(blob + 16) - 1;
+	memcpy(blob + 16, &l, 4);
+	b = snap_machine(GUEST_SNAP_MODE_TIMERS, 1, true, NULL);
+	vb = kvmkit_vm_vcpu(kvmkit_machine_vm(b), 0);
+	if (kvmkit_vcpu_restore(vb, blob, len))
+		fail_msg("a blob without TSC_KHZ: %s", kvmkit_strerror());
+	assert_int_equal(ioctl(kvmkit_vcpu_fd(vb), KVM_GET_TSC_KHZ, 0), khz);
+	kvmkit_machine_destroy(b);
+	snapshot_free(&snap);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest both[] = {
@@ -862,6 +937,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_io_in_flight_no_irqchip),
 		cmocka_unit_test(test_run_once_then_save),
 		cmocka_unit_test(test_hostile_blobs),
+		cmocka_unit_test(test_tsc_khz),
 		cmocka_unit_test(test_tsc_deadline_order),
 	};
 	int fails = 0;

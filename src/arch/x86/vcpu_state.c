@@ -220,6 +220,12 @@ static int gather(struct kvmkit_vcpu *v, struct kvmk_vs_state **out)
 		if (!r)
 			r = vioctl(v, KVM_GET_DEBUGREGS, &s->debugregs, "KVM_GET_DEBUGREGS");
 	}
+	if (!r) {
+		/* The TSC's rate, where KVM says (KVM_CAP_GET_TSC_KHZ). */
+		int khz = ioctl(kvmkit_vcpu_fd(v), KVM_GET_TSC_KHZ, 0);
+
+		s->tsc_khz = khz > 0 ? (uint32_t)khz : 0;
+	}
 	if (r) {
 		kvmk_vs_free(s);
 		return r;
@@ -353,6 +359,36 @@ static int set_msrs(struct kvmkit_vcpu *v, const struct kvm_msrs *m, const struc
 	return r;
 }
 
+/*
+ * The TSC runs at the saved rate: KVM_SET_TSC_KHZ when the vCPU's differs
+ * (before the TSC is written, whose offset depends on the rate). KVM takes
+ * a rate within its tolerance (250 ppm: the same CPU model calibrated on
+ * another boot) as it is, and scales others where the CPU can
+ * (KVM_CAP_TSC_CONTROL); where it can do neither the restore is refused: a
+ * guest that calibrated its TSC would keep time wrongly.
+ */
+static int set_tsc_khz(struct kvmkit_vcpu *v, uint32_t khz)
+{
+	int fd = kvmkit_vcpu_fd(v), now;
+
+	if (!khz)
+		return 0;
+	now = ioctl(fd, KVM_GET_TSC_KHZ, 0);
+	if (now > 0 && (uint32_t)now == khz)
+		return 0;
+	if (ioctl(fd, KVM_SET_TSC_KHZ, (unsigned long)khz) < 0)
+		return kvmk_err_ioctl("KVM_SET_TSC_KHZ", errno,
+				      "vcpu %u: the snapshot's TSC runs at %u kHz, this host's at "
+				      "%d kHz%s",
+				      kvmkit_vcpu_id(v), khz, now,
+				      kvmkit_vm_check_cap(kvmkit_vcpu_vm(v), KVM_CAP_TSC_CONTROL) >
+						      0 ?
+					      "" :
+					      " (no KVM_CAP_TSC_CONTROL: KVM takes only rates "
+					      "within 250 ppm)");
+	return 0;
+}
+
 /* Writes @s, in the restore order above; @base: what the vCPU holds (for
  * set_msrs). */
 static int apply(struct kvmkit_vcpu *v, const struct kvmk_vs_state *s,
@@ -372,6 +408,8 @@ static int apply(struct kvmkit_vcpu *v, const struct kvmk_vs_state *s,
 		r = vioctl(v, KVM_SET_XCRS, (void *)&s->xcrs, "KVM_SET_XCRS");
 	if (!r && s->has_lapic)
 		r = vioctl(v, KVM_SET_LAPIC, (void *)&s->lapic, "KVM_SET_LAPIC");
+	if (!r)
+		r = set_tsc_khz(v, s->tsc_khz);
 	if (!r)
 		r = set_msrs(v, s->msrs, base->msrs);
 	if (!r)

@@ -15,7 +15,11 @@
  * brackets only where the host and VM have them, alternatives with |):
  *
  *   MP_STATE, REGS, SREGS | SREGS2, XSAVE | FPU, [XCRS], [LAPIC], MSRS,
- *   DEBUGREGS, EVENTS
+ *   DEBUGREGS, EVENTS, [TSC_KHZ]
+ *
+ * TSC_KHZ (u32 the vCPU's TSC frequency in kHz from KVM_GET_TSC_KHZ, u32
+ * reserved = 0) is written where KVM reports the frequency and is optional
+ * on restore: a blob without it runs at the restoring vCPU's frequency.
  *
  * Each section holds KVM's structure of the same name as the x86 kernel ABI
  * lays it out (little-endian, fixed layout; XSAVE is KVM_GET_XSAVE2's area,
@@ -48,6 +52,7 @@ enum kvmk_vs_section {
 	KVMK_VS_MSRS,
 	KVMK_VS_DEBUGREGS,
 	KVMK_VS_EVENTS,
+	KVMK_VS_TSC_KHZ,
 };
 
 /* Most MSRs a blob may carry (KVM lists about 40 to 100). */
@@ -85,6 +90,7 @@ struct kvmk_vs_state {
 	struct kvm_msrs *msrs; /* nmsrs entries */
 	struct kvm_debugregs debugregs;
 	struct kvm_vcpu_events events;
+	uint32_t tsc_khz; /* 0: not saved */
 };
 
 /* An empty state (its XSAVE area and MSR list allocated by the caller). */

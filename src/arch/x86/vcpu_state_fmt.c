@@ -39,6 +39,8 @@ static int section_pos(uint32_t tag)
 		return 7;
 	case KVMK_VS_EVENTS:
 		return 8;
+	case KVMK_VS_TSC_KHZ:
+		return 9;
 	default:
 		return -1;
 	}
@@ -52,7 +54,7 @@ static const char *section_name(uint32_t tag)
 		[KVMK_VS_XSAVE] = "xsave",	 [KVMK_VS_FPU] = "fpu",
 		[KVMK_VS_XCRS] = "xcrs",	 [KVMK_VS_LAPIC] = "lapic",
 		[KVMK_VS_MSRS] = "msrs",	 [KVMK_VS_DEBUGREGS] = "debugregs",
-		[KVMK_VS_EVENTS] = "events",
+		[KVMK_VS_EVENTS] = "events",	 [KVMK_VS_TSC_KHZ] = "tsc_khz",
 	};
 
 	return tag < KVMKIT_ARRAY_SIZE(names) && names[tag] ? names[tag] : "unknown";
@@ -81,7 +83,7 @@ static int put_section(struct kvmk_blob *b, uint32_t tag, const void *p, size_t 
 int kvmk_vs_write(const struct kvmk_vs_state *s, struct kvmk_blob *b)
 {
 	uint32_t n = s->msrs ? s->msrs->nmsrs : 0;
-	uint32_t count = 7 + s->has_xcrs + s->has_lapic;
+	uint32_t count = 7 + s->has_xcrs + s->has_lapic + (s->tsc_khz != 0);
 	int r = kvmk_blob_put_u32(b, KVMK_VS_MAGIC);
 
 	if (!r)
@@ -120,6 +122,11 @@ int kvmk_vs_write(const struct kvmk_vs_state *s, struct kvmk_blob *b)
 		r = put_section(b, KVMK_VS_DEBUGREGS, &s->debugregs, sizeof(s->debugregs));
 	if (!r)
 		r = put_section(b, KVMK_VS_EVENTS, &s->events, sizeof(s->events));
+	if (!r && s->tsc_khz) {
+		uint32_t t[2] = { s->tsc_khz, 0 };
+
+		r = put_section(b, KVMK_VS_TSC_KHZ, t, sizeof(t));
+	}
 	return r;
 }
 
@@ -294,22 +301,34 @@ static int parse_section(struct parser *ps, uint32_t tag, const uint8_t *p, uint
 	case KVMK_VS_EVENTS:
 		r = take(ps, tag, p, len, &s->events, sizeof(s->events));
 		return r ? r : check_events(ps, &s->events);
+	case KVMK_VS_TSC_KHZ: {
+		uint32_t t[2];
+
+		r = take(ps, tag, p, len, t, sizeof(t));
+		if (!r && (!t[0] || t[1]))
+			r = kvmk_err_format(ps->op, "tsc_khz: %u kHz, reserved 0x%x", t[0], t[1]);
+		if (!r)
+			s->tsc_khz = t[0];
+		return r;
+	}
 	}
 	return kvmk_err_format(ps->op, "unknown section tag %u", tag);
 }
 
 /* The sections this host needs, by canonical position: a blob holds each
- * of them once, in order, and no other. */
+ * of them once, in order, and no other; TSC_KHZ (9) may be left out. */
+#define POS_OPTIONAL 9
 static bool host_needs(const struct kvmk_vs_host *h, int pos)
 {
-	return pos == 4 ? h->xcrs : pos == 5 ? h->lapic : true;
+	return pos == 4 ? h->xcrs : pos == 5 ? h->lapic : pos != POS_OPTIONAL;
 }
 
 static int parse_all(struct parser *ps, struct kvmk_reader *rd)
 {
 	const struct kvmk_vs_host *h = ps->host;
-	static const char *const pos_names[] = { "mp_state", "regs", "sregs",	  "xsave", "xcrs",
-						 "lapic",    "msrs", "debugregs", "events" };
+	static const char *const pos_names[] = { "mp_state", "regs",   "sregs", "xsave",
+						 "xcrs",     "lapic",  "msrs",	"debugregs",
+						 "events",   "tsc_khz" };
 	uint32_t magic, version, arch, id, count, tag = 0, len;
 	int last = -1, r;
 
@@ -331,8 +350,8 @@ static int parse_all(struct parser *ps, struct kvmk_reader *rd)
 		return kvmk_err_format(ps->op, "state of vCPU %u, this is vCPU %u", id, h->vcpu_id);
 	if (!r)
 		r = kvmk_reader_u32(rd, &count, "section count");
-	if (!r && count > 9)
-		return kvmk_err_format(ps->op, "%u sections, at most 9", count);
+	if (!r && count > 10)
+		return kvmk_err_format(ps->op, "%u sections, at most 10", count);
 	ps->s->vcpu_id = id;
 	for (uint32_t i = 0; !r && i < count; i++) {
 		int pos;
@@ -352,7 +371,7 @@ static int parse_all(struct parser *ps, struct kvmk_reader *rd)
 			if (host_needs(h, missing))
 				return kvmk_err_format(ps->op, "no %s section before %s",
 						       pos_names[missing], section_name(tag));
-		if (!host_needs(h, pos))
+		if (!host_needs(h, pos) && pos != POS_OPTIONAL)
 			return kvmk_err_format(ps->op, "%s saved, this vCPU has none",
 					       section_name(tag));
 		if (len > rd->left)
@@ -365,7 +384,7 @@ static int parse_all(struct parser *ps, struct kvmk_reader *rd)
 	}
 	if (r)
 		return r;
-	for (int missing = last + 1; missing <= 8; missing++)
+	for (int missing = last + 1; missing <= POS_OPTIONAL; missing++)
 		if (host_needs(h, missing))
 			return kvmk_err_format(ps->op, "%u sections: no %s section", count,
 					       pos_names[missing]);
