@@ -18,6 +18,7 @@
  * KVM-PVM does not (PVM_NO_LAPIC_ISR): they have their own meson entry,
  * skipped there, and pass in the emulated x86 host.
  */
+#include <poll.h>
 #include <sys/eventfd.h>
 
 #include "restore_proc.h"
@@ -184,6 +185,71 @@ static void after_irr_revectored(struct lab *r)
 	assert_int_equal(lab_total(r, 0), 2);
 }
 
+/*
+ * A level irqfd with a resamplefd asserts the pin; its interrupt is in
+ * service at the snapshot. Irqfds are not in a snapshot: the restored
+ * machine's owner binds its own on the same GSI, and the guest's EOI must
+ * then do what it does for a bound level irqfd: lower the line and signal
+ * the resamplefd, not deliver the stale level again.
+ */
+static int resample_wait(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	uint64_t v;
+
+	if (poll(&p, 1, 10000) != 1)
+		return -1;
+	return read(fd, &v, 8) == 8 ? (int)v : -1;
+}
+
+static int kept[4], nkept;
+
+static void before_irqfd_level(struct lab *l)
+{
+	int efd = eventfd(0, EFD_CLOEXEC), rfd = eventfd(0, EFD_CLOEXEC);
+	uint64_t one = 1;
+
+	lab_cmd(l, 0, GUEST_LAB_LAPIC_ENABLE, 0, 0, 0);
+	lab_cmd(l, 0, GUEST_LAB_STI, 0, 0, 0);
+	pin_gsi = kvmkit_gsi_alloc_line(l->chip);
+	assert_int_equal(pin_gsi, 16);
+	lab_cmd(l, 0, GUEST_LAB_EOI_MODE, V_LEVEL, GUEST_LAB_EOI_DEFERRED, LAPIC_EOI_TARGET);
+	lab_cmd(l, 0, GUEST_LAB_IOAPIC_WRITE, (uint64_t)pin_gsi, rte(V_LEVEL, 0, true), 0);
+	assert_int_equal(kvmkit_irqfd_bind(l->chip, (uint32_t)pin_gsi, efd, rfd), 0);
+	assert_int_equal(write(efd, &one, 8), 8);
+	lab_expect_count(l, 0, V_LEVEL, 1);
+	assert_int_equal(entry(l, pin_gsi), rte(V_LEVEL, 0, true) | RTE_REMOTE_IRR);
+	/* Snapshotted with the irqfd bound, as a running VMM's would be; its
+	 * fds are closed once the machine is gone. */
+	assert_true(nkept + 2 <= 4);
+	kept[nkept++] = efd;
+	kept[nkept++] = rfd;
+}
+
+static void after_irqfd_level(struct lab *r)
+{
+	int efd = eventfd(0, EFD_CLOEXEC), rfd = eventfd(0, EFD_CLOEXEC);
+	uint64_t one = 1;
+
+	assert_int_equal(kvmkit_irqfd_bind(r->chip, (uint32_t)pin_gsi, efd, rfd), 0);
+	still_in_service(r);
+	lab_cmd(r, 0, GUEST_LAB_EOI, LAPIC_EOI_TARGET, 0, 0);
+	if (resample_wait(rfd) != 1)
+		fail_msg("the EOI of the level irqfd's interrupt never reached its resamplefd");
+	irr_clear(r, rte(V_LEVEL, 0, true));
+	lab_expect_count(r, 0, V_LEVEL, 1);
+	/* The device asks again: once more, resampled at its EOI. */
+	assert_int_equal(write(efd, &one, 8), 8);
+	lab_expect_count(r, 0, V_LEVEL, 2);
+	lab_cmd(r, 0, GUEST_LAB_EOI, LAPIC_EOI_TARGET, 0, 0);
+	assert_int_equal(resample_wait(rfd), 1);
+	irr_clear(r, rte(V_LEVEL, 0, true));
+	lab_expect_count(r, 0, V_LEVEL, 2);
+	assert_int_equal(kvmkit_irqfd_unbind(r->chip, (uint32_t)pin_gsi, efd), 0);
+	close(efd);
+	close(rfd);
+}
+
 /* An MSI accepted by the LAPIC while the guest has IF = 0: pending in IRR. */
 static void before_msi_cli(struct lab *l)
 {
@@ -293,6 +359,7 @@ static const struct proc_case cases[] = {
 	{ "msi-irqfd", before_msi_irqfd, after_msi_irqfd },
 	{ "msi-behind", before_msi_behind, after_msi_behind },
 	{ "irr-revectored", before_irr_revectored, after_irr_revectored },
+	{ "irqfd-level", before_irqfd_level, after_irqfd_level },
 };
 
 static void both_modes(const struct proc_case *c)
@@ -335,6 +402,14 @@ static void test_held_irr_revectored(void **state)
 	proc_run_case(&cases[5], KVMKIT_IRQCHIP_SPLIT);
 }
 
+static void test_held_irqfd_level(void **state)
+{
+	host_quirk(host_is_kvm_pvm(), PVM_NO_LAPIC_ISR);
+	both_modes(&cases[6]);
+	while (nkept)
+		close(kept[--nkept]);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -344,6 +419,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_held_irr_lowered),
 		cmocka_unit_test(test_held_msi_behind),
 		cmocka_unit_test(test_held_irr_revectored),
+		cmocka_unit_test(test_held_irqfd_level),
 	};
 
 	int r;

@@ -32,7 +32,7 @@ struct kvmk_ioapic {
 	struct kvmk_ioapic_config cfg;
 	uint32_t id;
 	uint32_t ioregsel;
-	uint32_t irr; /* electrical input level per pin */
+	uint32_t irr; /* electrical input level per pin; written atomically */
 	uint64_t redir[KVMK_IOAPIC_PINS]; /* delivery status never stored */
 	uint32_t inflight[KVMK_IOAPIC_PINS];
 	uint32_t epoch[KVMK_IOAPIC_PINS]; /* bumped whenever remote IRR is cleared */
@@ -357,9 +357,9 @@ int kvmk_ioapic_set_level(struct kvmk_ioapic *io, unsigned int pin, bool level)
 	pthread_mutex_lock(&io->lock);
 	was = asserted(io, pin);
 	if (level)
-		io->irr |= 1u << pin;
+		__atomic_or_fetch(&io->irr, 1u << pin, __ATOMIC_RELEASE);
 	else
-		io->irr &= ~(1u << pin);
+		__atomic_and_fetch(&io->irr, ~(1u << pin), __ATOMIC_RELEASE);
 	now = asserted(io, pin);
 	if (!now)
 		r = 0;
@@ -443,6 +443,13 @@ int kvmk_ioapic_set_resample(struct kvmk_ioapic *io, unsigned int pin, kvmk_ioap
 	io->resample[pin].opaque = fn ? opaque : NULL;
 	pthread_mutex_unlock(&io->lock);
 	return 0;
+}
+
+bool kvmk_ioapic_input(struct kvmk_ioapic *io, unsigned int pin)
+{
+	/* Without the lock (callers may hold locks taken under it): every
+	 * write of irr is atomic. */
+	return pin_ok(pin) && (__atomic_load_n(&io->irr, __ATOMIC_ACQUIRE) >> pin & 1);
 }
 
 int kvmk_ioapic_read_entry(struct kvmk_ioapic *io, unsigned int pin, uint64_t *out)
@@ -536,7 +543,7 @@ int kvmk_ioapic_restore_all(struct kvmk_ioapic *io, const struct kvmk_ioapic_sta
 	pthread_mutex_lock(&io->lock);
 	io->id = st->id;
 	io->ioregsel = st->ioregsel;
-	io->irr = st->irr;
+	__atomic_store_n(&io->irr, st->irr, __ATOMIC_RELEASE);
 	for (unsigned int i = 0; i < KVMK_IOAPIC_PINS; i++) {
 		io->redir[i] = st->redir[i];
 		io->epoch[i]++;

@@ -213,6 +213,9 @@ int kvmk_ioapic_service(struct kvmk_ioapic *io);
 int kvmk_ioapic_set_resample(struct kvmk_ioapic *io, unsigned int pin, kvmk_ioapic_resample_fn fn,
 			     void *opaque);
 
+/* The electrical input level of @pin (false for a bad pin); takes no lock,
+ * so it may be called with locks held that are taken under the model's. */
+bool kvmk_ioapic_input(struct kvmk_ioapic *io, unsigned int pin);
 /* The entry as the guest reads it (delivery status included). */
 int kvmk_ioapic_read_entry(struct kvmk_ioapic *io, unsigned int pin, uint64_t *out);
 /* The MSI an entry sends (pin left 0). */

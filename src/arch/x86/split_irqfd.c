@@ -240,10 +240,44 @@ static bool is_eventfd(int fd)
 	return n < 0 || (n == sizeof(want) - 1 && !memcmp(link, want, (size_t)n));
 }
 
+/*
+ * A level irqfd bound to a GSI whose IOAPIC pin is already asserted with
+ * no resamplefd to tell of its EOI (a machine restored with a level
+ * irqfd's interrupt in flight: irqfds are not in a snapshot, the pin's
+ * level is) takes that level over, as KVM's resampler does in kernel mode
+ * (there the restored level has no source, and the resampler's EOI lowers
+ * it): the EOI then lowers the GSI and signals @rfd instead of delivering
+ * the stale level again and again. chip->lock is held: the routes are read
+ * from the committed table, the pin's input without the model's lock (the
+ * lock order is model, then chip->lock).
+ */
+static void adopt_level(struct kvmk_split *s, uint32_t gsi, int rfd)
+{
+	const struct kvmkit_irqchip *chip = s->chip;
+
+	for (unsigned int i = 0; i < chip->ncommitted; i++) {
+		const struct kvm_irq_routing_entry *e = &chip->committed[i];
+		uint32_t pin = e->u.irqchip.pin;
+		int none = -1;
+
+		if (e->gsi != gsi || e->type != KVM_IRQ_ROUTING_IRQCHIP ||
+		    e->u.irqchip.irqchip != KVMKIT_IRQCHIP_IOAPIC || pin >= KVMKIT_IOAPIC_PINS ||
+		    !kvmk_ioapic_input(s->ioapic, pin))
+			continue;
+		/* An owner already there keeps the pin (and its GSI). */
+		if (__atomic_load_n(&s->pin_resample_fd[pin], __ATOMIC_ACQUIRE) != -1)
+			continue;
+		__atomic_store_n(&s->pin_resample_gsi[pin], gsi, __ATOMIC_RELEASE);
+		__atomic_compare_exchange_n(&s->pin_resample_fd[pin], &none, rfd, false,
+					    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+	}
+}
+
 int kvmk_split_irqfd_bind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd, int resample_fd)
 {
 	struct kvmk_split *s = chip->priv;
 	int kgsi = kernel_gsi(s, chip->committed, chip->ncommitted, gsi, resample_fd);
+	int r;
 
 	if (!is_eventfd(fd))
 		return kvmk_err_param("kvmkit_irqfd_bind", "fd", "not an eventfd", "%d", fd);
@@ -252,7 +286,10 @@ int kvmk_split_irqfd_bind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd, int
 				      resample_fd);
 	if (kgsi >= 0)
 		return kernel_add(s, gsi, (uint32_t)kgsi, fd);
-	return user_add(s, gsi, fd, resample_fd);
+	r = user_add(s, gsi, fd, resample_fd);
+	if (!r && resample_fd >= 0)
+		adopt_level(s, gsi, resample_fd);
+	return r;
 }
 
 int kvmk_split_irqfd_unbind(struct kvmkit_irqchip *chip, uint32_t gsi, int fd)
