@@ -286,19 +286,21 @@ static uint64_t mono_ns(void)
  */
 static int settle_tsc(struct kvmkit_vcpu *v, uint64_t want, uint64_t written)
 {
-	struct {
-		struct kvm_msrs h;
-		struct kvm_msr_entry e;
-	} m = { .h.nmsrs = 1, .e.index = MSR_IA32_TSC };
+	/* One entry after the header (a struct holding both would put a
+	 * flexible array in the middle). */
+	uint64_t buf[(sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)) / 8] = { 0 };
+	struct kvm_msrs *m = (struct kvm_msrs *)buf;
 	struct kvm_device_attr attr = { .group = KVM_VCPU_TSC_CTRL, .attr = KVM_VCPU_TSC_OFFSET };
 	int fd = kvmkit_vcpu_fd(v), khz = ioctl(fd, KVM_GET_TSC_KHZ, 0);
 	uint64_t now, slack, offset;
 
 	if (khz <= 0)
 		return 0; /* no frequency to judge by */
-	if (ioctl(fd, KVM_GET_MSRS, &m) != 1)
+	m->nmsrs = 1;
+	m->entries[0].index = MSR_IA32_TSC;
+	if (ioctl(fd, KVM_GET_MSRS, m) != 1)
 		return kvmk_err_ioctl("KVM_GET_MSRS", errno, "vcpu %u: the TSC", kvmkit_vcpu_id(v));
-	now = m.e.data;
+	now = m->entries[0].data;
 	slack = ((mono_ns() - written) / 1000000 + 1) * (uint64_t)khz;
 	if (now + slack >= want && now <= want + slack)
 		return 0;
