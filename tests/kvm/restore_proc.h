@@ -6,9 +6,10 @@
  * binary again (`--restored CASE MODE DIR ARG0 ARG1`), which restores the
  * snapshot into a new machine (lab_restore), starts it, runs the case's
  * `after` step and exits with its cmocka verdict, which this process
- * asserts. proc_args[0..1] carry two numbers from `before` to `after`;
+ * asserts. proc_args[0..2] carry three numbers from `before` to `after`;
  * a case with rest_ms has this process wait that long between the snapshot
- * and the restore, and proc_args[2] says how long it waited (ns).
+ * and the restore, and proc_args[PROC_REST] says how long it waited (ns).
+ * A case runs on `vcpus` vCPUs (0: one).
  *
  * A binary defines proc_cases/proc_ncases, then calls proc_main() first in
  * main(): it returns -1 unless this is the restored process.
@@ -29,11 +30,14 @@ struct proc_case {
 	void (*before)(struct lab *l);
 	void (*after)(struct lab *r);
 	unsigned int rest_ms;
+	unsigned int vcpus;
 };
 
 static const struct proc_case *proc_cases;
 static size_t proc_ncases;
-static uint64_t proc_args[3];
+#define PROC_NARGS 4
+#define PROC_REST 3
+static uint64_t proc_args[PROC_NARGS];
 
 static inline uint64_t proc_now_ns(void)
 {
@@ -50,12 +54,12 @@ static inline const char *proc_mode_name(enum kvmkit_irqchip_mode m)
 
 /* lab_start's machine, from the snapshot in @dir: no image, not booted
  * again; started. */
-static inline void lab_restore(struct lab *r, const char *dir)
+static inline void lab_restore(struct lab *r, const char *dir, unsigned int vcpus)
 {
 	struct kvmkit_machine_config cfg;
 
 	kvmkit_machine_config_init(&cfg);
-	cfg.vm.vcpus = 1;
+	cfg.vm.vcpus = vcpus;
 	cfg.vm.mem_size = 64 << 20;
 	cfg.irqchip = true;
 	cfg.irqchip_mode = lab_mode;
@@ -65,7 +69,7 @@ static inline void lab_restore(struct lab *r, const char *dir)
 		fail_msg("restore: %s", kvmkit_strerror());
 	r->vm = kvmkit_machine_vm(r->m);
 	r->chip = kvmkit_machine_irqchip(r->m);
-	r->vcpus = 1;
+	r->vcpus = vcpus;
 	assert_int_equal(kvmkit_irqchip_mode(r->chip), lab_mode);
 	if (kvmkit_vm_start(r->vm))
 		fail_msg("start: %s", kvmkit_strerror());
@@ -78,17 +82,18 @@ static void proc_test_restored(void **state)
 {
 	struct lab r;
 
-	lab_restore(&r, proc_restored_dir);
+	lab_restore(&r, proc_restored_dir,
+		    proc_restored_case->vcpus ? proc_restored_case->vcpus : 1);
 	proc_restored_case->after(&r);
 	lab_finish(&r);
 }
 
-/* The restored process: argv = BIN --restored CASE MODE DIR ARG0 ARG1 ARG2. */
+/* The restored process: argv = BIN --restored CASE MODE DIR ARG0..ARG3. */
 static inline int proc_main(int argc, char **argv)
 {
 	const struct CMUnitTest t[] = { cmocka_unit_test(proc_test_restored) };
 
-	if (argc != 8 || strcmp(argv[1], "--restored"))
+	if (argc != 5 + PROC_NARGS || strcmp(argv[1], "--restored"))
 		return -1;
 	for (size_t i = 0; i < proc_ncases; i++)
 		if (!strcmp(proc_cases[i].name, argv[2]))
@@ -97,9 +102,8 @@ static inline int proc_main(int argc, char **argv)
 		return 2;
 	lab_mode = !strcmp(argv[3], "split") ? KVMKIT_IRQCHIP_SPLIT : KVMKIT_IRQCHIP_KERNEL;
 	proc_restored_dir = argv[4];
-	proc_args[0] = strtoull(argv[5], NULL, 0);
-	proc_args[1] = strtoull(argv[6], NULL, 0);
-	proc_args[2] = strtoull(argv[7], NULL, 0);
+	for (int i = 0; i < PROC_NARGS; i++)
+		proc_args[i] = strtoull(argv[5 + i], NULL, 0);
 	require_kvm();
 	printf("restored process: %s, %s irqchip\n", argv[2], argv[3]);
 	return cmocka_run_group_tests_name("restored", t, NULL, NULL);
@@ -108,7 +112,7 @@ static inline int proc_main(int argc, char **argv)
 /* Runs case @c in @mode: before, snapshot, then the restored process. */
 static inline void proc_run_case(const struct proc_case *c, enum kvmkit_irqchip_mode mode)
 {
-	char dir[] = "/tmp/kvmkit-restored-XXXXXX", a[3][24];
+	char dir[] = "/tmp/kvmkit-restored-XXXXXX", a[PROC_NARGS][24];
 	char *argv[] = { "/proc/self/exe",
 			 "--restored",
 			 (char *)c->name,
@@ -117,14 +121,15 @@ static inline void proc_run_case(const struct proc_case *c, enum kvmkit_irqchip_
 			 a[0],
 			 a[1],
 			 a[2],
+			 a[3],
 			 NULL };
 	struct lab l;
 	pid_t pid;
 	int status;
 
 	lab_mode = mode;
-	proc_args[0] = proc_args[1] = proc_args[2] = 0;
-	lab_start(&l, 1);
+	memset(proc_args, 0, sizeof(proc_args));
+	lab_start(&l, c->vcpus ? c->vcpus : 1);
 	c->before(&l);
 	assert_non_null(mkdtemp(dir));
 	if (kvmkit_vm_state(l.vm) != KVMKIT_VM_PAUSED) /* `before` may have paused it */
@@ -136,9 +141,9 @@ static inline void proc_run_case(const struct proc_case *c, enum kvmkit_irqchip_
 		uint64_t t = proc_now_ns();
 
 		usleep(c->rest_ms * 1000);
-		proc_args[2] = proc_now_ns() - t;
+		proc_args[PROC_REST] = proc_now_ns() - t;
 	}
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < PROC_NARGS; i++)
 		snprintf(a[i], sizeof(a[i]), "%" PRIu64, proc_args[i]);
 
 	fflush(stdout);
