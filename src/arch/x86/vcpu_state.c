@@ -35,6 +35,13 @@
 #include "arch/x86/vcpu_state.h"
 #include <kvmkit/irq.h>
 
+/* Linux 5.16's vCPU TSC attribute (devices/vcpu.rst), for older headers;
+ * probed at run time with KVM_HAS_DEVICE_ATTR. */
+#ifndef KVM_VCPU_TSC_CTRL
+#define KVM_VCPU_TSC_CTRL 0
+#define KVM_VCPU_TSC_OFFSET 0
+#endif
+
 #define OP_SAVE "kvmkit_vcpu_save"
 #define OP_RESTORE "kvmkit_vcpu_restore"
 
