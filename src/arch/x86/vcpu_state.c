@@ -20,7 +20,7 @@
  * first and IA32_TSC_DEADLINE last (KVM arms the deadline timer against
  * the TSC it has when the deadline is written: before the TSC it would
  * fire as far off as the old TSC is from the new VM's; and the TSC is
- * settled first: settle_tsc); MP_STATE before
+ * made to hold first: write_tsc); MP_STATE before
  * VCPU_EVENTS (KVM refuses SMM events with an INIT-received MP state).
  * docs/ARCHITECTURE.md, "Saving state", has the whole picture.
  */
@@ -277,61 +277,71 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/*
- * The TSC was just written with @want at @written (CLOCK_MONOTONIC ns).
- * KVM takes a host write within about a second of the TSC it expects for a
- * synchronization and keeps the offset it had (kvm_synchronize_tsc; kernels
- * without "don't sync user-written TSC against startup values", 6.1 among
- * them, also against the 0 a new vCPU starts at): a snapshot taken
- * less than a second after its VM started would come back near 0, its TSC
- * going backwards. Read back, the TSC must lie within the time since the
- * write (plus a millisecond) of @want; if it does not, and the vCPU has
- * the KVM_VCPU_TSC_OFFSET attribute (Linux 5.16+, devices/vcpu.rst), the
- * offset moves by the difference, so that the TSC reads @want plus the
- * time since the read. Without the attribute the TSC is left as KVM set
- * it (logged). KVM-PVM ignores TSC writes and offsets alike.
- */
-static int settle_tsc(struct kvmkit_vcpu *v, uint64_t want, uint64_t written)
+/* The vCPU's TSC offset (KVM_VCPU_TSC_OFFSET), or false where KVM has no
+ * such attribute (Linux before 5.16) or refuses it. */
+static bool tsc_offset(int fd, uint64_t *out)
 {
-	/* One entry after the header (a struct holding both would put a
+	struct kvm_device_attr attr = { .group = KVM_VCPU_TSC_CTRL,
+					.attr = KVM_VCPU_TSC_OFFSET,
+					.addr = (uint64_t)(uintptr_t)out };
+
+	return !ioctl(fd, KVM_HAS_DEVICE_ATTR, &attr) && !ioctl(fd, KVM_GET_DEVICE_ATTR, &attr);
+}
+
+/*
+ * Writes the TSC (@e) and makes it hold. KVM takes a host write within
+ * about a second of the TSC it expects for a synchronization and gives the
+ * vCPU the offset it last set instead (kvm_synchronize_tsc). Between the
+ * vCPUs of a restored VM that is what keeps them in step: the second
+ * vCPU's value, saved a little after the first's, lands on the first's
+ * offset. But kernels without "don't sync user-written TSC against startup
+ * values" (6.1 among them) also compare the first write with the 0 every
+ * new vCPU starts at: a snapshot taken less than a second after its VM
+ * started came back near 0, its TSC going backwards. So where the vCPU has
+ * the KVM_VCPU_TSC_OFFSET attribute (Linux 5.16+, devices/vcpu.rst), its
+ * offset is read before the write and after: if KVM kept it (the write was
+ * taken for a synchronization with where the new vCPU already stood) and
+ * the TSC reads further from @e's value than the time since the write
+ * (plus a millisecond), the offset moves by the difference, so that the
+ * TSC reads the saved value plus the time since the read. KVM-PVM ignores
+ * TSC writes and offsets alike.
+ */
+static int write_tsc(struct kvmkit_vcpu *v, struct kvm_msrs *o, const struct kvm_msr_entry *e)
+{
+	struct kvm_device_attr attr = { .group = KVM_VCPU_TSC_CTRL, .attr = KVM_VCPU_TSC_OFFSET };
+	/* One MSR entry after the header (a struct holding both would put a
 	 * flexible array in the middle). */
 	uint64_t buf[(sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)) / 8] = { 0 };
 	struct kvm_msrs *m = (struct kvm_msrs *)buf;
-	struct kvm_device_attr attr = { .group = KVM_VCPU_TSC_CTRL, .attr = KVM_VCPU_TSC_OFFSET };
-	int fd = kvmkit_vcpu_fd(v), khz = ioctl(fd, KVM_GET_TSC_KHZ, 0);
-	uint64_t now, slack, offset;
+	int fd = kvmkit_vcpu_fd(v), khz = ioctl(fd, KVM_GET_TSC_KHZ, 0), r;
+	uint64_t before, after, now, slack, written = mono_ns();
+	bool have = khz > 0 && tsc_offset(fd, &before);
 
-	if (khz <= 0)
-		return 0; /* no frequency to judge by */
+	o->entries[0] = *e;
+	r = write_msrs(v, o, 1);
+	if (r || !have || !tsc_offset(fd, &after) || after != before)
+		return r;
 	m->nmsrs = 1;
 	m->entries[0].index = MSR_IA32_TSC;
 	if (ioctl(fd, KVM_GET_MSRS, m) != 1)
 		return kvmk_err_ioctl("KVM_GET_MSRS", errno, "vcpu %u: the TSC", kvmkit_vcpu_id(v));
 	now = m->entries[0].data;
 	slack = ((mono_ns() - written) / 1000000 + 1) * (uint64_t)khz;
-	if (now + slack >= want && now <= want + slack)
+	if (now + slack >= e->data && now <= e->data + slack)
 		return 0;
-	if (ioctl(fd, KVM_HAS_DEVICE_ATTR, &attr)) {
-		kvmk_warn("vcpu %u: KVM kept its own TSC (0x%llx, not 0x%llx) and has no "
-			  "KVM_VCPU_TSC_OFFSET to correct it",
-			  kvmkit_vcpu_id(v), (unsigned long long)now, (unsigned long long)want);
-		return 0;
-	}
-	attr.addr = (uint64_t)(uintptr_t)&offset;
-	if (ioctl(fd, KVM_GET_DEVICE_ATTR, &attr))
-		return kvmk_err_ioctl("KVM_GET_DEVICE_ATTR", errno, "vcpu %u: KVM_VCPU_TSC_OFFSET",
-				      kvmkit_vcpu_id(v));
-	offset += want - now; /* modulo 2^64, as KVM adds it */
+	after += e->data - now; /* modulo 2^64, as KVM adds it */
+	attr.addr = (uint64_t)(uintptr_t)&after;
 	if (ioctl(fd, KVM_SET_DEVICE_ATTR, &attr))
 		return kvmk_err_ioctl("KVM_SET_DEVICE_ATTR", errno, "vcpu %u: KVM_VCPU_TSC_OFFSET",
 				      kvmkit_vcpu_id(v));
-	kvmk_debug("vcpu %u: KVM took the TSC write for a synchronization; offset moved by %lld",
-		   kvmkit_vcpu_id(v), (long long)(want - now));
+	kvmk_debug("vcpu %u: KVM took the TSC write for a synchronization with the new vCPU's; "
+		   "offset moved by %lld",
+		   kvmkit_vcpu_id(v), (long long)(e->data - now));
 	return 0;
 }
 
 /*
- * KVM_SET_MSRS with the TSC first (alone, then settled: settle_tsc) and the
+ * KVM_SET_MSRS with the TSC first (alone, made to hold: write_tsc) and the
  * TSC deadline last. An MSR whose value @base says the vCPU already holds
  * is left alone (the TSC and the deadline, which depend on time and on the
  * LAPIC just set, never are): writing it would change nothing, and KVM
@@ -347,14 +357,8 @@ static int set_msrs(struct kvmkit_vcpu *v, const struct kvm_msrs *m, const struc
 	if (!o)
 		return kvmk_err_resource(OP_RESTORE, ENOMEM, "%u MSRs", m->nmsrs);
 	for (uint32_t i = 0; !r && i < m->nmsrs; i++)
-		if (m->entries[i].index == MSR_IA32_TSC) {
-			uint64_t written = mono_ns();
-
-			o->entries[0] = m->entries[i];
-			r = write_msrs(v, o, 1);
-			if (!r)
-				r = settle_tsc(v, m->entries[i].data, written);
-		}
+		if (m->entries[i].index == MSR_IA32_TSC)
+			r = write_tsc(v, o, &m->entries[i]);
 	for (uint32_t i = 0; i < m->nmsrs; i++)
 		if (m->entries[i].index != MSR_IA32_TSC &&
 		    m->entries[i].index != MSR_IA32_TSC_DEADLINE && !msr_held(base, &m->entries[i]))
