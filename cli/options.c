@@ -19,13 +19,21 @@ const struct option cli_global_options[] = {
 const char cli_global_shortopts[] = "+:h";
 
 const struct option cli_run_options[] = {
-	{ "kernel", required_argument, NULL, 'k' },  { "mem", required_argument, NULL, 'm' },
-	{ "vcpus", required_argument, NULL, 'c' },   { "timeout", required_argument, NULL, 't' },
-	{ "irqchip", required_argument, NULL, 'i' }, { "irq-stats", no_argument, NULL, 's' },
-	{ "cpu", required_argument, NULL, 'u' },     { "initrd", required_argument, NULL, 'I' },
-	{ "append", required_argument, NULL, 'a' },  { "testdev", required_argument, NULL, 'T' },
-	{ "api", required_argument, NULL, 'A' },     { "restore", required_argument, NULL, 'R' },
-	{ "help", no_argument, NULL, 'h' },	     { 0 },
+	{ "kernel", required_argument, NULL, 'k' },
+	{ "mem", required_argument, NULL, 'm' },
+	{ "vcpus", required_argument, NULL, 'c' },
+	{ "timeout", required_argument, NULL, 't' },
+	{ "irqchip", required_argument, NULL, 'i' },
+	{ "irq-stats", no_argument, NULL, 's' },
+	{ "cpu", required_argument, NULL, 'u' },
+	{ "initrd", required_argument, NULL, 'I' },
+	{ "append", required_argument, NULL, 'a' },
+	{ "testdev", required_argument, NULL, 'T' },
+	{ "api", required_argument, NULL, 'A' },
+	{ "restore", required_argument, NULL, 'R' },
+	{ "incoming", required_argument, NULL, 'N' },
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 },
 };
 const char cli_run_shortopts[] = ":k:m:c:t:h";
 
@@ -81,11 +89,14 @@ static const char run_options_text[] =
 	"      --testdev on|off   the test device (default: on for Multiboot images,\n"
 	"                         off for others)\n"
 	"      --api PATH         serve the control API on unix socket PATH\n"
-	"                         (kvmkit query|pause|resume|stop|snapshot PATH;\n"
-	"                         docs/API.md)\n"
+	"                         (kvmkit query|pause|resume|stop|snapshot|migrate\n"
+	"                         PATH; docs/API.md)\n"
 	"      --restore DIR      continue the guest saved in DIR (kvmkit snapshot);\n"
 	"                         --vcpus, --mem, --irqchip default to the snapshot's\n"
 	"                         and must match it; no --kernel/--initrd/--append\n"
+	"      --incoming ADDR    wait on unix:PATH or tcp:HOST:PORT (port 0: any) for\n"
+	"                         one `kvmkit migrate` and run the guest it sends;\n"
+	"                         --vcpus, --mem, --irqchip default to the source's\n"
 	"  -h, --help             print usage\n";
 
 /* The control clients, for `kvmkit --help` and `kvmkit CMD --help`. */
@@ -99,7 +110,9 @@ static const char ctl_text[] =
 	"                         pause the VM, save it into DIR (new or empty), resume\n"
 	"                         it (--paused: leave it paused)\n"
 	"  migrate SOCKET --to ADDR\n"
-	"                         move the VM to another kvmkit (not implemented yet)\n";
+	"                         move the running VM to the `kvmkit run --incoming`\n"
+	"                         at ADDR (unix:PATH, tcp:HOST:PORT); prints the\n"
+	"                         downtime; on failure the VM runs on here\n";
 
 static const char ctl_exit_text[] =
 	"control client exit status: 0 done, 1 the VM refused (stderr says why),\n"

@@ -401,7 +401,7 @@ int kvmkit_machine_migrate(struct kvmkit_machine *m, const char *to,
 		if (paused_here)
 			kvmkit_vm_resume(s.vm);
 		kvmk_err_restore(&saved);
-		kvmk_warn("migration to %s failed, the VM stays here: %s", to, kvmkit_strerror());
+		kvmk_info("migration to %s failed, the VM stays here: %s", to, kvmkit_strerror());
 	} else {
 		s.st->source_downtime_us = (kvmk_now_ns() - paused_at) / 1000;
 		kvmkit_dirty_disable(s.vm);

@@ -14,6 +14,9 @@
  * ticks (about 200 Hz): at most MIG_RATE pages per tick per vCPU (0: no
  * more writing; MIG_RATE_MAX: no pacing). Each tick adds one to TICKS.
  *
+ * A host that writes nothing (`kvmkit run`) gets MIG_DEFAULT_PAGES pages at
+ * MIG_DEFAULT_RATE.
+ *
  * On MIG_CMD_FINISH each vCPU stops its timer and sets DONE; vCPU 0 then
  * reports, per vCPU, PASS, INDEX, TICKS and ERRORS (four 64-bit values),
  * then the area's checksum (h = MIG_FNV_OFFSET; for each 64-bit word w in
@@ -39,6 +42,9 @@
 #define MIG_DONE 0x20 /* u32 1 once FINISH is done */
 #define MIG_PACE_TICKS 0x28 /* u64 guest-private: TICKS when pass 2 began */
 #define MIG_PACE_PAGES 0x30 /* u64 guest-private: pages written since */
+
+#define MIG_DEFAULT_PAGES 4096 /* when MIG_PAGES is 0 at the start */
+#define MIG_DEFAULT_RATE 64
 
 #define MIG_CMD_RUN 0
 #define MIG_CMD_FINISH 1

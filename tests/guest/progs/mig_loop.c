@@ -58,9 +58,9 @@ static bool rewrite(uint64_t pass, uint64_t p)
 }
 
 /* Whether pacing lets one more page be written now. */
-static bool may_write(unsigned int id, uint64_t pass)
+static bool may_write(unsigned int id, uint64_t pass, bool defaults)
 {
-	uint64_t rate = *(volatile uint64_t *)MIG_RATE;
+	uint64_t rate = defaults ? MIG_DEFAULT_RATE : *(volatile uint64_t *)MIG_RATE;
 	uint64_t ticks = *cpu_u64(id, MIG_TICKS) - *cpu_u64(id, MIG_PACE_TICKS);
 
 	if (pass == 1 || rate == MIG_RATE_MAX)
@@ -68,7 +68,7 @@ static bool may_write(unsigned int id, uint64_t pass)
 	return *cpu_u64(id, MIG_PACE_PAGES) < ticks * rate;
 }
 
-static void loop(unsigned int id, uint64_t first, uint64_t count)
+static void loop(unsigned int id, uint64_t first, uint64_t count, bool defaults)
 {
 	uint64_t pass = 1, index = 0;
 
@@ -76,7 +76,7 @@ static void loop(unsigned int id, uint64_t first, uint64_t count)
 	*cpu_u64(id, MIG_INDEX) = index;
 	atomic_store_release((uint32_t *)cpu_u32(id, MIG_READY), 1);
 	while (atomic_load_acquire((uint32_t *)MIG_CMD) != MIG_CMD_FINISH) {
-		if (!count || !may_write(id, pass)) {
+		if (!count || !may_write(id, pass, defaults)) {
 			cpu_relax();
 			continue;
 		}
@@ -98,10 +98,15 @@ static void loop(unsigned int id, uint64_t first, uint64_t count)
 
 int guest_main(unsigned int id, unsigned int count)
 {
-	uint64_t pages = *(volatile uint64_t *)MIG_PAGES, per = pages / count;
+	uint64_t pages = *(volatile uint64_t *)MIG_PAGES;
+	bool defaults = !pages;
+	uint64_t per;
 	uint64_t h = MIG_FNV_OFFSET;
 	uint32_t errors = 0;
 
+	if (defaults)
+		pages = MIG_DEFAULT_PAGES;
+	per = pages / count;
 	guest_irq_install(MIG_VECTOR, tick);
 	lapic_write(LAPIC_SVR, 0x1ff);
 	lapic_write(LAPIC_TPR, 0);
@@ -109,7 +114,7 @@ int guest_main(unsigned int id, unsigned int count)
 	lapic_write(LAPIC_LVTT, MIG_VECTOR | LVTT_PERIODIC);
 	lapic_write(LAPIC_TMICT, PERIODIC_COUNT);
 	local_irq_enable();
-	loop(id, id * per, per);
+	loop(id, id * per, per, defaults);
 	local_irq_disable();
 	lapic_write(LAPIC_LVTT, MIG_VECTOR | LVTT_MASKED);
 	atomic_store_release((uint32_t *)cpu_u32(id, MIG_DONE), 1);
