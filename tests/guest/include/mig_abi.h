@@ -34,7 +34,9 @@
 #define MIG_RATE (MIG_BASE + 0x8) /* u64, host: pages per tick per vCPU after pass 1 */
 #define MIG_CMD (MIG_BASE + 0x10) /* u32, host */
 #define MIG_CPU(cpu) (MIG_BASE + 0x100 + (cpu)*0x40)
-#define MIG_PASS 0x00 /* u64 the pass being written (1: the first) */
+/* u64 the pass being written (1: the first). A host that fills the area
+ * with pass 1's pattern itself sets it to 2 before the start. */
+#define MIG_PASS 0x00
 #define MIG_INDEX 0x08 /* u64 next page of the vCPU's slice in this pass */
 #define MIG_TICKS 0x10 /* u64 timer interrupts taken */
 #define MIG_ERRORS 0x18 /* u32 pages found without the expected pattern */

@@ -70,7 +70,8 @@ static bool may_write(unsigned int id, uint64_t pass, bool defaults)
 
 static void loop(unsigned int id, uint64_t first, uint64_t count, bool defaults)
 {
-	uint64_t pass = 1, index = 0;
+	/* A host that wrote pass 1's pattern itself starts the guest at 2. */
+	uint64_t pass = *cpu_u64(id, MIG_PASS) ? *cpu_u64(id, MIG_PASS) : 1, index = 0;
 
 	*cpu_u64(id, MIG_PASS) = pass;
 	*cpu_u64(id, MIG_INDEX) = index;
