@@ -10,27 +10,11 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #define KVMK_LOG_MODULE "migrate"
 #include "migration/mig_wire.h"
 
 #define OP "kvmkit_machine_incoming"
-
-uint32_t kvmk_mig_crc(uint32_t c, const void *p, size_t len)
-{
-	const uint8_t *b = p;
-
-	/* zlib takes lengths as uInt: feed it in chunks. */
-	while (len) {
-		uInt n = len > (1u << 30) ? (1u << 30) : (uInt)len;
-
-		c = (uint32_t)crc32(c, b, n);
-		b += n;
-		len -= n;
-	}
-	return c;
-}
 
 size_t kvmk_mig_hello_build(const struct kvmk_mig_hello *h, uint8_t *out)
 {
@@ -130,7 +114,7 @@ int kvmk_mig_hello_read(struct kvmk_mig_in *in, struct kvmk_mig_hello *h)
 	if (r)
 		return r;
 	if (kvmk_mig_crc(0, b, len - 4) != kvmk_mig_get32(b + len - 4))
-		return kvmk_err_format(OP, "stream header: CRC-32 mismatch (corrupted)");
+		return kvmk_err_format(OP, "stream header: CRC-32C mismatch (corrupted)");
 	return hello_fields(b, len, h);
 }
 
@@ -166,7 +150,7 @@ static int rec_tail(struct kvmk_mig_in *in, const struct rec *rc)
 	if (kvmk_mig_get32(c) != rc->crc)
 		return kvmk_err_format(OP,
 				       "record type %u (%u bytes) at stream byte %llu: "
-				       "CRC-32 mismatch (corrupted)",
+				       "CRC-32C mismatch (corrupted)",
 				       rc->type, rc->len, (unsigned long long)in->bytes);
 	return 0;
 }

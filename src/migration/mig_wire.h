@@ -7,7 +7,7 @@
  *
  * Every integer is little-endian. A record is
  *     u32 type, u32 len, len bytes of payload, u32 CRC-32
- * with the CRC over type, len and payload.
+ * with the CRC (CRC-32C) over type, len and payload.
  */
 #ifndef KVMKIT_MIGRATION_MIG_WIRE_H
 #define KVMKIT_MIGRATION_MIG_WIRE_H
@@ -125,8 +125,12 @@ struct kvmk_mig_reply {
 };
 int kvmk_mig_reply_read(struct kvmk_mig_in *in, struct kvmk_mig_reply *rep);
 
-/* zlib's CRC-32 of @len bytes, continuing @crc (0 to begin). */
+/* CRC-32C (Castagnoli) of @len bytes, continuing @crc (0 to begin);
+ * mig_crc.c. */
 uint32_t kvmk_mig_crc(uint32_t crc, const void *p, size_t len);
+/* The same a byte at a time from a table (the reference the tests hold
+ * the fast one to). */
+uint32_t kvmk_mig_crc_bytewise(uint32_t crc, const void *p, size_t len);
 static inline void kvmk_mig_put32(uint8_t *p, uint32_t v)
 {
 	p[0] = (uint8_t)v;

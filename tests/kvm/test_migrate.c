@@ -661,13 +661,13 @@ static void test_streams_refused(void **state)
 	/* A flipped bit in the hello. */
 	n = good_hello(b, 1);
 	b[22] ^= 1;
-	hostile(b, n, false, KVMKIT_ERR_FORMAT, "CRC-32");
+	hostile(b, n, false, KVMKIT_ERR_FORMAT, "CRC-32C");
 	/* A good hello, then a record whose CRC is wrong. */
 	n = good_hello(b, 1);
 	kvmk_mig_put32(b + n, KVMK_MIG_PASS_END);
 	kvmk_mig_put32(b + n + 4, 16);
 	memset(b + n + 8, 0, 20);
-	hostile(b, n + 28, false, KVMKIT_ERR_FORMAT, "CRC-32 mismatch");
+	hostile(b, n + 28, false, KVMKIT_ERR_FORMAT, "CRC-32C mismatch");
 	/* A good hello, then the state before the pause. */
 	kvmk_mig_put32(b + n, KVMK_MIG_STATE);
 	kvmk_mig_put32(b + n + 4, 4);
