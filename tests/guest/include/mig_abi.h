@@ -12,7 +12,8 @@
  * a page a migration lost or sent stale shows there. The first pass runs
  * flat out (it fills the area); later ones are paced by the LAPIC timer's
  * ticks (about 200 Hz): at most MIG_RATE pages per tick per vCPU (0: no
- * more writing; MIG_RATE_MAX: no pacing). Each tick adds one to TICKS.
+ * more writing; MIG_RATE_MAX: no pacing); ahead of its pace it halts until
+ * the next tick. Each tick adds one to TICKS.
  *
  * A host that writes nothing (`kvmkit run`) gets MIG_DEFAULT_PAGES pages at
  * MIG_DEFAULT_RATE.

@@ -57,6 +57,16 @@ static bool rewrite(uint64_t pass, uint64_t p)
 	return ok;
 }
 
+/* At CPL0 (IF = 0): waits for the next interrupt, then returns with IF = 0
+ * (the gate's iretq gives CPL3 its IF back). A paced or idle guest sleeps
+ * here instead of spinning, as a real one would, and leaves the host's CPUs
+ * to the migration. */
+static uint64_t idle_cpl0(uint64_t unused)
+{
+	__asm__ __volatile__("sti; hlt; cli" ::: "memory");
+	return 0;
+}
+
 /* Whether pacing lets one more page be written now. */
 static bool may_write(unsigned int id, uint64_t pass, bool defaults)
 {
@@ -78,7 +88,7 @@ static void loop(unsigned int id, uint64_t first, uint64_t count, bool defaults)
 	atomic_store_release((uint32_t *)cpu_u32(id, MIG_READY), 1);
 	while (atomic_load_acquire((uint32_t *)MIG_CMD) != MIG_CMD_FINISH) {
 		if (!count || !may_write(id, pass, defaults)) {
-			cpu_relax();
+			guest_cpl0_call(idle_cpl0, 0);
 			continue;
 		}
 		if (!rewrite(pass, first + index))
