@@ -108,9 +108,10 @@ struct kvmkit_migrate_stats {
  * only waits to be destroyed. Errors: -EINVAL (KVMKIT_ERR_PARAM) for a bad
  * address; -EBUSY when the VM is in another state or dirty logging is on
  * already; the socket's errno when the connection fails or breaks
- * (-EPIPE, -ECONNRESET, -ETIMEDOUT...); -EPROTO (KVMKIT_ERR_FORMAT) for a
- * bad reply; the target's refusal as -ECONNREFUSED with its message. Each
- * leaves the VM as it was (see above).
+ * (-EPIPE, -ECONNRESET, -ETIMEDOUT...); a bad reply, or a target that could
+ * not read the stream (e.g. another version), as KVMKIT_ERR_FORMAT
+ * (-ENOEXEC) with the target's reason; any other refusal as -ECONNREFUSED
+ * with its reason. Each leaves the VM as it was (see above).
  */
 int kvmkit_machine_migrate(struct kvmkit_machine *m, const char *to,
 			   const struct kvmkit_migrate_params *params,

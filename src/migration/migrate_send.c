@@ -168,9 +168,12 @@ static int full_pass(struct sender *s)
 static int dirty_run(uint64_t gpa, uint64_t npages, void *opaque)
 {
 	struct sender *s = opaque;
-	const uint8_t *hva = kvmkit_vm_gpa_to_hva(s->vm, gpa, npages * KVMK_MIG_PAGE);
+	/* Harvests count host pages (64 KiB on some arm64 hosts); the stream
+	 * counts 4 KiB ones. */
+	uint64_t len = npages * kvmkit_dirty_page_size(s->vm);
+	const uint8_t *hva = kvmkit_vm_gpa_to_hva(s->vm, gpa, len);
 
-	s->err = hva ? send_run(s, gpa, hva, npages, false) : -EFAULT;
+	s->err = hva ? send_run(s, gpa, hva, len / KVMK_MIG_PAGE, false) : -EFAULT;
 	return s->err ? 1 : 0; /* positive: stop the harvest, the error is in s->err */
 }
 
