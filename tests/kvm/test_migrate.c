@@ -283,11 +283,12 @@ static void migrate_to_process(const char *from)
 	assert_non_null(strstr(info.detail, to));
 	assert_false(kvmkit_dirty_enabled(kvmkit_machine_vm(m)));
 	printf("source: %s: downtime %llu us (target) %llu us (source), %u passes, "
-	       "pages per pass %llu %llu %llu..., %llu bytes, %llu ms\n",
+	       "pages per pass %llu %llu %llu..., %llu bytes (state %llu), %llu ms\n",
 	       to, (unsigned long long)st.downtime_us, (unsigned long long)st.source_downtime_us,
 	       st.passes, (unsigned long long)st.pass_pages[0],
 	       (unsigned long long)st.pass_pages[1], (unsigned long long)st.pass_pages[2],
-	       (unsigned long long)st.bytes, (unsigned long long)(st.total_us / 1000));
+	       (unsigned long long)st.bytes, (unsigned long long)st.state_bytes,
+	       (unsigned long long)(st.total_us / 1000));
 	/* The full pass sent the whole area; the guest dirtied more meanwhile. */
 	assert_true(st.passes >= 2);
 	assert_true(st.pass_pages[0] >= AREA_PAGES);
