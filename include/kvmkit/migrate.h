@@ -124,8 +124,8 @@ int kvmkit_machine_migrate(struct kvmkit_machine *m, const char *to,
 #define KVMKIT_INCOMING_ADOPT_IRQCHIP (1u << 2)
 
 struct kvmkit_incoming_params {
-	/* How long to wait for a source to connect; -1 (the default): no
-	 * limit. */
+	/* How long to wait for a source to connect; -1 (the default) or 0:
+	 * no limit. */
 	int accept_timeout_ms;
 	/* Longest wait for the source once connected, on any receive. 0:
 	 * 30000; -1: none. */

@@ -267,6 +267,8 @@ int kvmkit_machine_incoming(const struct kvmkit_machine_config *cfg, const char 
 		kvmkit_incoming_params_init(&p);
 	if (!p.timeout_ms)
 		p.timeout_ms = 30000;
+	if (p.accept_timeout_ms <= 0)
+		p.accept_timeout_ms = -1; /* 0 (a zeroed struct) waits too */
 	if (!stats)
 		stats = &local;
 	memset(stats, 0, sizeof(*stats));

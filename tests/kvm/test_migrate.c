@@ -2,7 +2,7 @@
 /*
  * Live migration on /dev/kvm with the mig_loop guest
  * (tests/guest/progs/mig_loop.c, mig_abi.h), in both irqchip modes:
- *  - a two-vCPU guest rewriting a 16 MiB pattern (paced by its LAPIC timer)
+ *  - a two-vCPU guest rewriting an 8 MiB pattern (paced by its LAPIC timer)
  *    migrates to a target in another process over a unix socket and over
  *    tcp loopback; the target checks the guest there: its ticks go on, and
  *    once told to finish it reports no page without its expected pattern,
@@ -33,8 +33,11 @@
 #include "mig_abi.h"
 #include "migration/mig_wire.h"
 
-#define MEM (64ull << 20)
-#define AREA_PAGES 4096ull /* 16 MiB */
+#define MEM (32ull << 20)
+#define AREA_PAGES 2048ull /* 8 MiB */
+/* Live passes at most: the emulated x86 host copies a few MiB a second,
+ * slower than the guest dirties its area, and would go to the default 30. */
+#define MAX_PASSES 4
 #define RATE 64 /* pages per tick per vCPU: about 50 MiB/s each */
 #define NCPU 2
 #define WAIT_MS 30000
@@ -264,9 +267,21 @@ static char *sock_path(const char *tag)
 	return buf;
 }
 
+/* After pass 1: waits (bounded) until the guest has written more pages, so
+ * that pass 2 has pages to send whatever the timing. */
+static void let_guest_write(const struct kvmkit_migrate_progress *p, void *opaque)
+{
+	struct kvmkit_vm *vm = opaque;
+	uint64_t w = ld(vm, MIG_CPU(0) + MIG_PACE_PAGES);
+
+	if (p->pass == 1)
+		reach(vm, MIG_CPU(0) + MIG_PACE_PAGES, true, w + RATE);
+}
+
 static void migrate_to_process(const char *from)
 {
 	char to[KVMK_MIG_MAX_MSG], listen[128];
+	struct kvmkit_migrate_params p;
 	struct kvmkit_migrate_stats st;
 	struct kvmkit_stop_info info;
 	struct kvmkit_machine *m;
@@ -275,8 +290,21 @@ static void migrate_to_process(const char *from)
 	snprintf(listen, sizeof(listen), "%s", from);
 	pid = spawn_target(listen, to, sizeof(to));
 	m = source_guest(RATE);
-	if (kvmkit_machine_migrate(m, to, NULL, &st))
+	kvmkit_migrate_params_init(&p);
+	p.max_passes = MAX_PASSES;
+	p.progress = let_guest_write;
+	p.opaque = kvmkit_machine_vm(m);
+	if (kvmkit_machine_migrate(m, to, &p, &st)) {
+		/* The emulated hosts bring no network interface up, not even lo. */
+		if (kvmkit_last_error()->err == ENETUNREACH) {
+			kill(pid, SIGKILL);
+			reap(pid);
+			kvmkit_machine_destroy(m);
+			printf("skipped: %s: %s\n", to, kvmkit_strerror());
+			skip();
+		}
 		fail_msg("migrate to %s: %s", to, kvmkit_strerror());
+	}
 	/* The source is done, with the reason. */
 	assert_int_equal(kvmkit_vm_wait(kvmkit_machine_vm(m), WAIT_MS, &info), 0);
 	assert_int_equal(info.reason, KVMKIT_STOP_MIGRATED);
@@ -289,10 +317,11 @@ static void migrate_to_process(const char *from)
 	       (unsigned long long)st.pass_pages[1], (unsigned long long)st.pass_pages[2],
 	       (unsigned long long)st.bytes, (unsigned long long)st.state_bytes,
 	       (unsigned long long)(st.total_us / 1000));
-	/* The full pass sent the whole area; the guest dirtied more meanwhile. */
-	assert_true(st.passes >= 2);
+	/* The full pass sent the whole area; the guest dirtied more meanwhile,
+	 * which pass 2 sent. */
+	assert_true(st.passes >= 3 && st.passes <= MAX_PASSES + 1);
 	assert_true(st.pass_pages[0] >= AREA_PAGES);
-	assert_true(st.pages > AREA_PAGES);
+	assert_true(st.pass_pages[1] > 0);
 	assert_true(st.downtime_us > 0 && st.source_downtime_us >= st.downtime_us);
 	kvmkit_machine_destroy(m);
 	assert_int_equal(reap(pid), 0);
@@ -353,6 +382,7 @@ static void test_target_killed(void **state)
 	victim = spawn_target(from, to, sizeof(to));
 	m = source_guest(RATE);
 	kvmkit_migrate_params_init(&p);
+	p.max_passes = MAX_PASSES;
 	p.progress = kill_after_pass1;
 	p.opaque = &status;
 	p.stop_pages = 1; /* keep going after pass 1 */
@@ -456,6 +486,7 @@ static int unix_listen(const char *path)
 static void test_no_confirmation(void **state)
 {
 	struct fake f = { 0 };
+	struct kvmkit_migrate_params p;
 	struct kvmkit_machine *m;
 	struct kvmkit_migrate_stats st;
 	char *path = sock_path("n"), to[140];
@@ -467,7 +498,9 @@ static void test_no_confirmation(void **state)
 	snprintf(to, sizeof(to), "unix:%s", path);
 	assert_int_equal(pthread_create(&t, NULL, fake_target, &f), 0);
 	m = source_guest(RATE);
-	assert_true(kvmkit_machine_migrate(m, to, NULL, &st) < 0);
+	kvmkit_migrate_params_init(&p);
+	p.max_passes = MAX_PASSES;
+	assert_true(kvmkit_machine_migrate(m, to, &p, &st) < 0);
 	printf("source: %s\n", kvmkit_strerror());
 	pthread_join(t, NULL);
 	/* The whole stream went out, the VM paused for its end, and then
@@ -492,6 +525,20 @@ static unsigned int count_entries(const char *path)
 	while (readdir(d))
 		n++;
 	closedir(d);
+	return n;
+}
+
+/* The threads of this process once the joined ones are gone: a thread
+ * pthread_join() returned for may stay listed for a moment while the
+ * kernel finishes its exit (seen in the slow emulated host). Bounded. */
+static unsigned int tasks_settle(unsigned int want)
+{
+	unsigned int n = count_entries("/proc/self/task");
+
+	for (int i = 0; n > want && i < 2000; i++) {
+		usleep(1000);
+		n = count_entries("/proc/self/task");
+	}
 	return n;
 }
 
@@ -644,7 +691,7 @@ static void hostile(const uint8_t *p, size_t len, bool close_early, enum kvmkit_
 		assert_non_null(strstr(rep.msg, needle));
 	}
 	assert_int_equal(count_entries("/proc/self/fd"), fds);
-	assert_int_equal(count_entries("/proc/self/task"), tasks);
+	assert_int_equal(tasks_settle(tasks), tasks);
 }
 
 static void test_streams_refused(void **state)
