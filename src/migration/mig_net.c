@@ -293,18 +293,23 @@ int kvmk_mig_accept(int lfd, int timeout_ms, const char *op, int *fd)
 	return 0;
 }
 
-/* Socket buffers of a few MiB let a 1 MiB record go out in one call and
- * the two ends run without waiting for each other at every 200 KiB (the
- * kernel caps the request at net.core.[rw]mem_max; failure is harmless). */
-#define SOCK_BUF (4 << 20)
+/* Unix socket buffers of a few MiB let a 1 MiB record go out in one call
+ * and the two ends run without waiting for each other at every 200 KiB
+ * (the kernel caps the request at net.core.[rw]mem_max; failure is
+ * harmless). TCP keeps its autotuning, which a fixed size would turn off. */
+#define UNIX_SOCK_BUF (4 << 20)
 
 int kvmk_mig_set_timeout(int fd, int timeout_ms, const char *op)
 {
 	struct timeval tv = { 0, 0 };
-	int buf = SOCK_BUF;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int buf = UNIX_SOCK_BUF;
 
-	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
-	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+	if (!getsockname(fd, (struct sockaddr *)&ss, &sl) && ss.ss_family == AF_UNIX) {
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+	}
 
 	if (timeout_ms > 0) {
 		tv.tv_sec = timeout_ms / 1000;

@@ -31,7 +31,8 @@ int kvmk_mig_listen(const struct kvmk_mig_addr *a, const char *op, int *fd, char
 		    size_t len);
 /* One connection within @timeout_ms (-1: no limit). */
 int kvmk_mig_accept(int lfd, int timeout_ms, const char *op, int *fd);
-/* Send and receive time limits for @fd (-1: none). */
+/* Send and receive time limits for @fd (-1: none); a unix socket also
+ * gets larger buffers. */
 int kvmk_mig_set_timeout(int fd, int timeout_ms, const char *op);
 /* All of @iov: 0, or the socket's error (-ETIMEDOUT for a stalled peer). */
 int kvmk_mig_net_send(int fd, struct iovec *iov, int n, const char *op);
