@@ -2,6 +2,7 @@
 /* `kvmkit run`: boot an ELF64 guest on a standard machine. */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,6 +123,41 @@ static void say_listening(const char *addr, void *opaque)
 	fprintf(stderr, "kvmkit: --incoming: waiting for a source on %s\n", addr);
 }
 
+/* The unix socket a Ctrl-C or kill during the wait must not leave behind
+ * (the library removes it itself once a source connects or it fails). */
+static char incoming_path[108];
+
+static void incoming_signal(int sig)
+{
+	if (incoming_path[0])
+		unlink(incoming_path);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+/* Installs (@on) or takes back the handler for the signals that would end
+ * the wait; a signal the parent set to be ignored stays ignored. */
+static void incoming_guard(const char *addr, bool on)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	static struct sigaction old[3];
+	struct sigaction sa = { .sa_handler = incoming_signal };
+
+	if (on && !strncmp(addr, "unix:", 5))
+		snprintf(incoming_path, sizeof(incoming_path), "%s", addr + 5);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		if (on) {
+			sigaction(sigs[i], NULL, &old[i]);
+			if (old[i].sa_handler != SIG_IGN)
+				sigaction(sigs[i], &sa, NULL);
+		} else {
+			sigaction(sigs[i], &old[i], NULL);
+		}
+	}
+	if (!on)
+		incoming_path[0] = '\0';
+}
+
 /* `run --incoming ADDR`: waits for one source and returns its machine,
  * running; or prints one line and returns the exit status. The command
  * line's --vcpus, --mem and --irqchip must match the source's; those it
@@ -130,6 +166,7 @@ static int run_incoming(struct kvmkit_machine_config *cfg, const char *addr, uns
 			struct kvmkit_machine **m)
 {
 	struct kvmkit_incoming_params p;
+	int r;
 
 	if (kvmkit_migrate_check_address(addr, true)) {
 		fprintf(stderr, "kvmkit: --incoming '%s': %s\n", addr, kvmkit_last_error()->reason);
@@ -138,7 +175,10 @@ static int run_incoming(struct kvmkit_machine_config *cfg, const char *addr, uns
 	kvmkit_incoming_params_init(&p);
 	p.adopt = adopt;
 	p.listening = say_listening;
-	if (kvmkit_machine_incoming(cfg, addr, &p, NULL, m)) {
+	incoming_guard(addr, true);
+	r = kvmkit_machine_incoming(cfg, addr, &p, NULL, m);
+	incoming_guard(addr, false);
+	if (r) {
 		const struct kvmkit_error *e = kvmkit_last_error();
 
 		cli_fail("--incoming");

@@ -8,7 +8,8 @@
 # target shows the guest went on without one page found wrong; the same
 # snapshot, told to finish, runs to the guest's own verdict (its checksum
 # and pattern checks). Then the refusals: a target of another
-# configuration (the source runs on), bad addresses, conflicting options.
+# configuration (the source runs on), a target killed while it waits (its
+# socket file goes), bad addresses, conflicting options.
 # Usage: test_cli_migrate.sh KVMKIT GUEST_DIR
 kvmkit=$1 guests=$2
 if ! [ -c "${KVMKIT_KVM_PATH:-/dev/kvm}" ]; then
@@ -115,6 +116,16 @@ wait $src
 rc=$?
 [ $rc -eq 0 ] && ! [ -s "$tmp/src.err" ] && ok "source exits 0 after stop" ||
 	{ bad "source: exit $rc"; sed 's/^/  stderr: /' "$tmp/src.err"; }
+
+# A target killed while it waits leaves no socket file behind.
+"$kvmkit" run --incoming "unix:$tmp/in3" </dev/null >/dev/null 2>&1 &
+dst=$!
+wait_file "$tmp/in3"
+kill -TERM $dst
+wait $dst
+rc=$?
+[ $rc -eq 143 ] && ! [ -e "$tmp/in3" ] && ok "SIGTERM while waiting: socket removed" ||
+	bad "SIGTERM while waiting: exit $rc, socket $(ls "$tmp/in3" 2>&1)"
 
 # Bad input: one line, exit 2, nothing run.
 expect 2 "^kvmkit: --incoming 'tcp:x': tcp: needs HOST:PORT" -- "$kvmkit" run --incoming tcp:x
