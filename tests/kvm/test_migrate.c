@@ -8,7 +8,8 @@
  *    once told to finish it reports no page without its expected pattern,
  *    a checksum of the area equal to the host's over the target's RAM and
  *    to the pattern its pass and index describe, and powers off OK; the
- *    source VM ends with reason MIGRATED;
+ *    source VM ends with reason MIGRATED; once more with the source's
+ *    pages harvested from small dirty rings that fill while it runs;
  *  - a target killed mid-stream, and one that takes the whole stream and
  *    closes without its confirmation (the source is paused then): the
  *    source's migration fails with one error, its VM runs on, and its guest
@@ -151,7 +152,7 @@ static const char *finish_and_check(struct kvmkit_machine *m, unsigned int n)
 
 /* mig_loop on NCPU vCPUs, started, the area filled once (pass 2 begun on
  * every vCPU) and the timer ticking. */
-static struct kvmkit_machine *source_guest(uint64_t rate)
+static struct kvmkit_machine *source_guest_ring(uint64_t rate, uint32_t ring)
 {
 	struct kvmkit_machine_config cfg;
 	struct kvmkit_machine *m = NULL;
@@ -165,6 +166,7 @@ static struct kvmkit_machine *source_guest(uint64_t rate)
 	config(&cfg, NCPU);
 	cfg.kernel = image;
 	cfg.kernel_len = len;
+	cfg.vm.dirty_ring_entries = ring;
 	if (kvmkit_machine_create(&cfg, &m))
 		fail_msg("machine: %s", kvmkit_strerror());
 	free(image);
@@ -178,6 +180,12 @@ static struct kvmkit_machine *source_guest(uint64_t rate)
 		assert_true(reach(vm, MIG_CPU(c) + MIG_TICKS, true, 3));
 	}
 	return m;
+}
+
+/* The same with dirty logging through the bitmap. */
+static struct kvmkit_machine *source_guest(uint64_t rate)
+{
+	return source_guest_ring(rate, 0);
 }
 
 /* ---- a target in another process ----------------------------------------- */
@@ -267,33 +275,45 @@ static char *sock_path(const char *tag)
 	return buf;
 }
 
-/* After pass 1: waits (bounded) until the guest has written more pages, so
- * that pass 2 has pages to send whatever the timing. */
+struct wait_pages {
+	struct kvmkit_vm *vm;
+	uint64_t pages;
+};
+
+/* After pass 1: waits (bounded) until vCPU 0 has written @pages more
+ * pages, so that pass 2 has pages to send (and, with a ring, that its ring
+ * filled) whatever the timing. */
 static void let_guest_write(const struct kvmkit_migrate_progress *p, void *opaque)
 {
-	struct kvmkit_vm *vm = opaque;
-	uint64_t w = ld(vm, MIG_CPU(0) + MIG_PACE_PAGES);
+	struct wait_pages *w = opaque;
+	uint64_t n = ld(w->vm, MIG_CPU(0) + MIG_PACE_PAGES);
 
 	if (p->pass == 1)
-		reach(vm, MIG_CPU(0) + MIG_PACE_PAGES, true, w + RATE);
+		reach(w->vm, MIG_CPU(0) + MIG_PACE_PAGES, true, n + w->pages);
 }
 
-static void migrate_to_process(const char *from)
+/* Migrates a running mig_loop to a target in a new process listening at
+ * @from; the source harvests its dirty ring (@ring entries per vCPU) or,
+ * with 0, its bitmap. */
+static void migrate_to_process(const char *from, uint32_t ring)
 {
 	char to[KVMK_MIG_MAX_MSG], listen[128];
 	struct kvmkit_migrate_params p;
 	struct kvmkit_migrate_stats st;
 	struct kvmkit_stop_info info;
 	struct kvmkit_machine *m;
+	struct wait_pages w;
 	pid_t pid;
 
 	snprintf(listen, sizeof(listen), "%s", from);
 	pid = spawn_target(listen, to, sizeof(to));
-	m = source_guest(RATE);
+	m = source_guest_ring(RATE, ring);
+	/* A ring takes at most @ring distinct pages before its vCPU exits. */
+	w = (struct wait_pages){ kvmkit_machine_vm(m), ring ? 2 * ring : RATE };
 	kvmkit_migrate_params_init(&p);
 	p.max_passes = MAX_PASSES;
 	p.progress = let_guest_write;
-	p.opaque = kvmkit_machine_vm(m);
+	p.opaque = &w;
 	if (kvmkit_machine_migrate(m, to, &p, &st)) {
 		/* The emulated hosts bring no network interface up, not even lo. */
 		if (kvmkit_last_error()->err == ENETUNREACH) {
@@ -323,6 +343,16 @@ static void migrate_to_process(const char *from)
 	assert_true(st.pass_pages[0] >= AREA_PAGES);
 	assert_true(st.pass_pages[1] > 0);
 	assert_true(st.downtime_us > 0 && st.source_downtime_us >= st.downtime_us);
+	if (ring) {
+		struct kvmkit_dirty_stats ds;
+
+		kvmkit_dirty_get_stats(kvmkit_machine_vm(m), &ds);
+		printf("source: dirty mode %s, %llu ring-full exits\n",
+		       kvmkit_dirty_mode_name(kvmkit_dirty_mode(kvmkit_machine_vm(m))),
+		       (unsigned long long)ds.ring_full_exits);
+		if (kvmkit_dirty_mode(kvmkit_machine_vm(m)) == KVMKIT_DIRTY_RING)
+			assert_true(ds.ring_full_exits > 0);
+	}
 	kvmkit_machine_destroy(m);
 	assert_int_equal(reap(pid), 0);
 }
@@ -332,12 +362,23 @@ static void test_unix(void **state)
 	char from[128];
 
 	snprintf(from, sizeof(from), "unix:%s", sock_path("u"));
-	migrate_to_process(from);
+	migrate_to_process(from, 0);
 }
 
 static void test_tcp(void **state)
 {
-	migrate_to_process("tcp:127.0.0.1:0");
+	migrate_to_process("tcp:127.0.0.1:0", 0);
+}
+
+/* The same with the source's pages harvested from per-vCPU dirty rings,
+ * of the smallest size KVM takes (256 entries, one page), which the guest
+ * fills while it runs: the vCPUs empty them at their ring-full exits. */
+static void test_unix_ring(void **state)
+{
+	char from[128];
+
+	snprintf(from, sizeof(from), "unix:%s", sock_path("g"));
+	migrate_to_process(from, 256);
 }
 
 /* ---- the source survives ----------------------------------------------------- */
@@ -771,9 +812,13 @@ static int use_split(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest both[] = {
-		cmocka_unit_test(test_unix),	       cmocka_unit_test(test_tcp),
-		cmocka_unit_test(test_target_killed),  cmocka_unit_test(test_no_confirmation),
-		cmocka_unit_test(test_config_refused), cmocka_unit_test(test_streams_refused),
+		cmocka_unit_test(test_unix),
+		cmocka_unit_test(test_tcp),
+		cmocka_unit_test(test_unix_ring),
+		cmocka_unit_test(test_target_killed),
+		cmocka_unit_test(test_no_confirmation),
+		cmocka_unit_test(test_config_refused),
+		cmocka_unit_test(test_streams_refused),
 	};
 	const struct CMUnitTest once[] = {
 		cmocka_unit_test(test_bad_address),
