@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # Snapshot/restore beside QEMU's own migration to a file, in one run:
-# bench-snapshot (kvmkit) and qemu_migrate.py (QEMU -M microvm, the same
+# bench-snapshot (kvmkit) and qemu_snapshot.py (QEMU -M microvm, the same
 # snap_loop guest through the kit's stand-in firmware) for each memory
 # size, one after the other. QEMU uses KVM when it can start a VM with
 # -accel kvm here, else TCG, and every QEMU line says which (accel=...).
@@ -35,6 +35,6 @@ echo "INFO tmpdir ${TMPDIR:-/var/tmp} $(df -h "${TMPDIR:-/var/tmp}" | awk 'NR ==
 echo "INFO load $(cut -d' ' -f1-3 /proc/loadavg)"
 for m in $mems; do
 	"$build/bench/bench-snapshot" "$guest" "$m" "$reps"
-	python3 "$here/qemu_migrate.py" --accel $accel "$qemu" "$bootrom" "$guest" "$m" "$reps"
+	python3 "$here/qemu_snapshot.py" --accel $accel "$qemu" "$bootrom" "$guest" "$m" "$reps"
 	echo "INFO load $(cut -d' ' -f1-3 /proc/loadavg)"
 done

@@ -21,6 +21,9 @@
 /* Long enough for a pause or stop to wait for busy vCPUs; a server that
  * has not answered by then is reported rather than waited on forever. */
 #define CTL_TIMEOUT_MS 60000
+/* A migration copies all of guest RAM, maybe several times: the library's
+ * own time limits (30 s without progress) end a stalled one first. */
+#define CTL_MIGRATE_TIMEOUT_MS (30 * 60000)
 
 static const struct ctl_cmd {
 	const char *name;
@@ -235,6 +238,17 @@ static int show_reply(const struct ctl_cmd *cmd, const char *line, bool json)
 		printf("%s\n", line);
 	} else if (!strcmp(cmd->name, "query")) {
 		print_query(r);
+	} else if (!strcmp(cmd->name, "migrate")) {
+		state = field(r, "to", json_type_string);
+		printf("migrated to %s: downtime %llu us (%llu us seen by the source), "
+		       "%llu bytes, %llu passes, %llu ms\n",
+		       state ? json_object_get_string(state) : "?",
+		       (unsigned long long)num(r, "downtime_us"),
+		       (unsigned long long)num(r, "source_downtime_us"),
+		       (unsigned long long)num(r, "bytes"), (unsigned long long)num(r, "passes"),
+		       (unsigned long long)(num(r, "total_us") / 1000));
+		state = field(r, "state", json_type_string);
+		printf("state: %s\n", state ? json_object_get_string(state) : "?");
 	} else {
 		state = field(r, "state", json_type_string);
 		printf("state: %s\n", state ? json_object_get_string(state) : "?");
@@ -291,13 +305,18 @@ int cmd_ctl(int argc, char **argv)
 		return usage_error(cmd, "--to ADDR is required", NULL);
 	if ((dir && !*dir) || (to && !*to))
 		return usage_error(cmd, dir ? "empty DIR" : "empty --to", NULL);
+	if (to && kvmkit_migrate_check_address(to, false)) {
+		fprintf(stderr, "kvmkit: migrate: --to '%s': %s\n", to,
+			kvmkit_last_error()->reason);
+		return CLI_EXIT_USAGE;
+	}
 
 	req = build_request(cmd, dir, to, paused);
 	if (!req) {
 		fprintf(stderr, "kvmkit: %s: out of memory\n", cmd->name);
 		return CLI_EXIT_HOST;
 	}
-	r = kvmkit_api_call(path, req, CTL_TIMEOUT_MS, &reply);
+	r = kvmkit_api_call(path, req, to ? CTL_MIGRATE_TIMEOUT_MS : CTL_TIMEOUT_MS, &reply);
 	free(req);
 	if (r) {
 		e = kvmkit_last_error();

@@ -2,6 +2,7 @@
 /* `kvmkit run`: boot an ELF64 guest on a standard machine. */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,12 +118,87 @@ static bool initrd_fits(const char *path, const struct kvmkit_machine_config *cf
 	return false;
 }
 
+static void say_listening(const char *addr, void *opaque)
+{
+	fprintf(stderr, "kvmkit: --incoming: waiting for a source on %s\n", addr);
+}
+
+/* The unix socket a Ctrl-C or kill during the wait must not leave behind
+ * (the library removes it itself once a source connects or it fails). */
+static char incoming_path[108];
+
+static void incoming_signal(int sig)
+{
+	if (incoming_path[0])
+		unlink(incoming_path);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+/* Installs (@on) or takes back the handler for the signals that would end
+ * the wait; a signal the parent set to be ignored stays ignored. */
+static void incoming_guard(const char *addr, bool on)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	static struct sigaction old[3];
+	struct sigaction sa = { .sa_handler = incoming_signal };
+
+	if (on && !strncmp(addr, "unix:", 5))
+		snprintf(incoming_path, sizeof(incoming_path), "%s", addr + 5);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		if (on) {
+			sigaction(sigs[i], NULL, &old[i]);
+			if (old[i].sa_handler != SIG_IGN)
+				sigaction(sigs[i], &sa, NULL);
+		} else {
+			sigaction(sigs[i], &old[i], NULL);
+		}
+	}
+	if (!on)
+		incoming_path[0] = '\0';
+}
+
+/* `run --incoming ADDR`: waits for one source and returns its machine,
+ * running; or prints one line and returns the exit status. The command
+ * line's --vcpus, --mem and --irqchip must match the source's; those it
+ * leaves out are the source's. */
+static int run_incoming(struct kvmkit_machine_config *cfg, const char *addr, unsigned int adopt,
+			struct kvmkit_machine **m)
+{
+	struct kvmkit_incoming_params p;
+	int r;
+
+	if (kvmkit_migrate_check_address(addr, true)) {
+		fprintf(stderr, "kvmkit: --incoming '%s': %s\n", addr, kvmkit_last_error()->reason);
+		return CLI_EXIT_USAGE;
+	}
+	kvmkit_incoming_params_init(&p);
+	p.adopt = adopt;
+	p.listening = say_listening;
+	incoming_guard(addr, true);
+	r = kvmkit_machine_incoming(cfg, addr, &p, NULL, m);
+	incoming_guard(addr, false);
+	if (r) {
+		const struct kvmkit_error *e = kvmkit_last_error();
+
+		cli_fail("--incoming");
+		/* An address that cannot be listened on is the user's to fix. */
+		if (e->kind == KVMKIT_ERR_SYSCALL &&
+		    (e->err == EEXIST || e->err == EADDRINUSE || e->err == EADDRNOTAVAIL ||
+		     e->err == EHOSTUNREACH))
+			return CLI_EXIT_USAGE;
+		return failure_status();
+	}
+	return 0;
+}
+
 int cmd_run(int argc, char **argv)
 {
 	struct kvmkit_machine_config cfg;
 	struct kvmkit_machine *m = NULL;
 	struct kvmkit_api_server *api = NULL;
 	const char *api_path = NULL, *restore = NULL, *snapshot_dir = NULL;
+	const char *incoming = NULL;
 	bool set_mem = false, set_vcpus = false, set_chip = false;
 	struct kvmkit_stop_info info;
 	const char *kernel = NULL;
@@ -199,6 +275,9 @@ int cmd_run(int argc, char **argv)
 			}
 			snapshot_dir = optarg;
 			break;
+		case 'N':
+			incoming = optarg;
+			break;
 		case 'a':
 			cfg.cmdline = optarg;
 			break;
@@ -232,7 +311,21 @@ int cmd_run(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 
-	if (restore) {
+	if (incoming) {
+		unsigned int adopt = (set_vcpus ? 0 : KVMKIT_INCOMING_ADOPT_VCPUS) |
+				     (set_mem ? 0 : KVMKIT_INCOMING_ADOPT_MEM) |
+				     (set_chip ? 0 : KVMKIT_INCOMING_ADOPT_IRQCHIP);
+
+		if (restore || kernel || initrd || cfg.cmdline || cfg.testdev) {
+			fprintf(stderr, "kvmkit: --incoming: the source sends the guest: no "
+					"--restore, --kernel, --initrd, --append or --testdev\n");
+			return CLI_EXIT_USAGE;
+		}
+		cfg.console_fd = STDOUT_FILENO;
+		status = run_incoming(&cfg, incoming, adopt, &m);
+		if (status)
+			return status;
+	} else if (restore) {
 		struct kvmkit_snapshot_info si;
 
 		if (kernel || initrd || cfg.cmdline || cfg.testdev) {

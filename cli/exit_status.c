@@ -24,6 +24,8 @@ int cli_exit_status(const struct kvmkit_stop_info *info)
 		return cli_guest_status_passes(info->status) ? info->status : CLI_EXIT_GUEST_RANGE;
 	case KVMKIT_STOP_REQUESTED:
 		return 0; /* Ctrl-A x, or a library user's kvmkit_vm_stop() */
+	case KVMKIT_STOP_MIGRATED:
+		return 0; /* the guest goes on elsewhere */
 	case KVMKIT_STOP_GUEST_RESET:
 		return CLI_EXIT_GUEST_RESET;
 	case KVMKIT_STOP_GUEST_CRASH:
@@ -57,6 +59,9 @@ void cli_report_stop(FILE *f, const struct kvmkit_stop_info *info)
 			CLI_EXIT_GUEST_RANGE);
 		return;
 	case KVMKIT_STOP_REQUESTED:
+		return;
+	case KVMKIT_STOP_MIGRATED:
+		fprintf(f, "kvmkit: the VM %s; it runs there now\n", info->detail);
 		return;
 	case KVMKIT_STOP_TIMEOUT:
 		fprintf(f, "kvmkit: timeout: %s\n", info->detail);

@@ -32,6 +32,7 @@ const struct option cli_run_options[] = {
 	{ "api", required_argument, NULL, 'A' },
 	{ "restore", required_argument, NULL, 'R' },
 	{ "snapshot-dir", required_argument, NULL, 'S' },
+	{ "incoming", required_argument, NULL, 'N' },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -89,8 +90,8 @@ static const char run_options_text[] =
 	"      --testdev on|off   the test device (default: on for Multiboot images,\n"
 	"                         off for others)\n"
 	"      --api PATH         serve the control API on unix socket PATH\n"
-	"                         (kvmkit query|pause|resume|stop|snapshot PATH;\n"
-	"                         docs/API.md)\n"
+	"                         (kvmkit query|pause|resume|stop|snapshot|migrate\n"
+	"                         PATH; docs/API.md)\n"
 	"      --restore DIR      continue the guest saved in DIR (kvmkit snapshot);\n"
 	"                         --vcpus, --mem, --irqchip default to the snapshot's\n"
 	"                         and must match it; no --kernel/--initrd/--append\n"
@@ -98,6 +99,9 @@ static const char run_options_text[] =
 	"                         DIR/snapshot-N (the first N free; for --restore)\n"
 	"                         and resumes it; without this option Ctrl-A s is\n"
 	"                         refused\n"
+	"      --incoming ADDR    wait on unix:PATH or tcp:HOST:PORT (port 0: any) for\n"
+	"                         one `kvmkit migrate` and run the guest it sends;\n"
+	"                         --vcpus, --mem, --irqchip default to the source's\n"
 	"  -h, --help             print usage\n";
 
 /* The control clients, for `kvmkit --help` and `kvmkit CMD --help`. */
@@ -111,7 +115,9 @@ static const char ctl_text[] =
 	"                         pause the VM, save it into DIR (new or empty), resume\n"
 	"                         it (--paused: leave it paused)\n"
 	"  migrate SOCKET --to ADDR\n"
-	"                         move the VM to another kvmkit (not implemented yet)\n";
+	"                         move the running VM to the `kvmkit run --incoming`\n"
+	"                         at ADDR (unix:PATH, tcp:HOST:PORT); prints the\n"
+	"                         downtime; on failure the VM runs on here\n";
 
 static const char ctl_exit_text[] =
 	"control client exit status: 0 done, 1 the VM refused (stderr says why),\n"

@@ -4,9 +4,8 @@
  * one JSON request per line and one JSON reply per line (docs/API.md has
  * every command, field, error and limit).
  *
- * Commands: query, pause, resume, stop, and snapshot and migrate, which for
- * now answer an "unsupported" error (they arrive with the snapshot and
- * migration work; their requests are parsed and checked already).
+ * Commands: query, pause, resume, stop, snapshot and migrate; the last two
+ * need the machine (a server on a VM alone answers "unsupported").
  *
  * Threads. kvmkit_api_server_create() starts one thread of its own that
  * accepts clients and runs every request, one at a time, in the order the
@@ -64,9 +63,10 @@ void kvmkit_api_config_init(struct kvmkit_api_config *cfg);
  */
 int kvmkit_api_server_create(struct kvmkit_vm *vm, const struct kvmkit_api_config *cfg,
 			     struct kvmkit_api_server **out);
-/* The same for a machine (machine.h): its VM, and "snapshot" too
- * (kvmkit_machine_snapshot() into the request's directory; for a VM alone
- * snapshot is "unsupported"). @m must outlive the server. */
+/* The same for a machine (machine.h): its VM, and "snapshot" and "migrate"
+ * too (kvmkit_machine_snapshot() into the request's directory,
+ * kvmkit_machine_migrate() to its address, on the server's thread; for a
+ * VM alone both are "unsupported"). @m must outlive the server. */
 struct kvmkit_machine;
 int kvmkit_api_server_create_machine(struct kvmkit_machine *m, const struct kvmkit_api_config *cfg,
 				     struct kvmkit_api_server **out);

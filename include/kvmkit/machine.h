@@ -70,7 +70,8 @@ struct kvmkit_irqchip *kvmkit_machine_irqchip(struct kvmkit_machine *m);
 
 /* Starts the VM and waits until it stops or @timeout_ms passes (-1: no
  * limit; on timeout the VM is stopped and reason is TIMEOUT). Once per
- * machine: the VM does not start twice. */
+ * machine: the VM does not start twice. A machine running already (from
+ * kvmkit_machine_incoming()) is only waited for. */
 int kvmkit_machine_run(struct kvmkit_machine *m, int timeout_ms, struct kvmkit_stop_info *info);
 
 /* The devices' own state (UART registers, receive FIFO and output not yet

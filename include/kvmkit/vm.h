@@ -227,6 +227,7 @@ enum kvmkit_stop_reason {
 	KVMKIT_STOP_HOST_ERROR,	   /* host-side failure; the detail says what */
 	KVMKIT_STOP_GUEST_RESET,   /* KVM_EXIT_SYSTEM_EVENT reset: the guest asked for a reboot */
 	KVMKIT_STOP_GUEST_CRASH,   /* KVM_EXIT_SYSTEM_EVENT crash: the guest reported a panic */
+	KVMKIT_STOP_MIGRATED,	   /* moved to another kvmkit (migrate.h); detail: where */
 };
 
 struct kvmkit_stop_info {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <kvmkit/irq.h>
+#include <kvmkit/migrate.h>
 #include <kvmkit/snapshot.h>
 #include <kvmkit/vcpu.h>
 
@@ -233,6 +234,37 @@ static int do_snapshot(struct kvmkit_vm *vm, struct kvmkit_machine *m,
 	return put_state(vm, reply, "snapshot");
 }
 
+/*
+ * Live migration to the request's address (kvmkit_machine_migrate(), on
+ * this server thread: other clients wait until it ends). Success: the VM
+ * runs on the target, this one is stopped, and the reply carries the
+ * statistics. A failure leaves the VM as it was and answers the error.
+ */
+static int do_migrate(struct kvmkit_vm *vm, struct kvmkit_machine *m,
+		      const struct kvmk_api_request *req, struct json_object *reply)
+{
+	struct kvmkit_migrate_stats st;
+	int r, bad = 0;
+
+	if (!m)
+		return kvmk_err_unsupported("migrate", ENOTSUP,
+					    "this server serves a VM without its machine");
+	r = kvmkit_machine_migrate(m, req->arg, NULL, &st);
+	if (r)
+		return r;
+	bad |= kvmk_api_put(reply, "to", json_object_new_string(req->arg));
+	bad |= kvmk_api_put(reply, "downtime_us", u64(st.downtime_us));
+	bad |= kvmk_api_put(reply, "source_downtime_us", u64(st.source_downtime_us));
+	bad |= kvmk_api_put(reply, "total_us", u64(st.total_us));
+	bad |= kvmk_api_put(reply, "bytes", u64(st.bytes));
+	bad |= kvmk_api_put(reply, "pages", u64(st.pages));
+	bad |= kvmk_api_put(reply, "zero_pages", u64(st.zero_pages));
+	bad |= kvmk_api_put(reply, "passes", u64(st.passes));
+	if (bad)
+		return kvmk_err_resource("migrate", ENOMEM, "building the reply");
+	return put_state(vm, reply, "migrate");
+}
+
 int kvmk_api_execute(struct kvmkit_vm *vm, const struct kvmk_api_request *req,
 		     struct json_object *reply)
 {
@@ -264,7 +296,7 @@ int kvmk_api_execute_machine(struct kvmkit_vm *vm, struct kvmkit_machine *m,
 	case KVMK_API_SNAPSHOT:
 		return do_snapshot(vm, m, req, reply);
 	case KVMK_API_MIGRATE:
-		return kvmk_err_unsupported(name, ENOTSUP, "not implemented yet");
+		return do_migrate(vm, m, req, reply);
 	default:
 		return kvmk_err_param("request", "cmd", "unknown command", "%d", (int)req->cmd);
 	}

@@ -35,6 +35,7 @@ static const char *const reason_names[] = {
 	[KVMKIT_STOP_HOST_ERROR] = "host-side failure",
 	[KVMKIT_STOP_GUEST_RESET] = "guest reset",
 	[KVMKIT_STOP_GUEST_CRASH] = "guest crash",
+	[KVMKIT_STOP_MIGRATED] = "migrated",
 };
 
 const char *kvmkit_vm_state_name(enum kvmkit_vm_state s)

@@ -20,6 +20,7 @@
 #define KVMK_LOG_MODULE "snapshot"
 #include "core/internal.h"
 #include "kvm/arch.h"
+#include "migration/machine_state.h"
 #include "migration/snap_format.h"
 #include "vmm/machine_internal.h"
 #include <kvmkit/kvmkit.h>
@@ -144,7 +145,7 @@ static int write_file(const char *path, const void *p, size_t len)
 }
 
 /* The description and every state blob of @m into @s (blobs malloc'ed). */
-static int gather(struct kvmkit_machine *m, struct kvmk_snap *s)
+int kvmk_snap_gather(struct kvmkit_machine *m, struct kvmk_snap *s)
 {
 	struct kvmkit_vm *vm = kvmkit_machine_vm(m);
 	struct kvmkit_irqchip *chip = kvmkit_machine_irqchip(m);
@@ -198,7 +199,7 @@ static int gather(struct kvmkit_machine *m, struct kvmk_snap *s)
 	return 0;
 }
 
-static void gathered_free(struct kvmk_snap *s)
+void kvmk_snap_gathered_free(struct kvmk_snap *s)
 {
 	free((void *)s->irqchip_blob.p);
 	free((void *)s->devices_blob.p);
@@ -227,7 +228,7 @@ int kvmkit_machine_snapshot(struct kvmkit_machine *m, const char *dir)
 	/* The directory first: a refusal there costs nothing. */
 	r = prepare_dir(dir, &created);
 	if (!r)
-		r = gather(m, &s);
+		r = kvmk_snap_gather(m, &s);
 	if (!r)
 		r = kvmk_snap_build(&s, &b);
 	if (!r) {
@@ -255,7 +256,7 @@ int kvmkit_machine_snapshot(struct kvmkit_machine *m, const char *dir)
 			   (unsigned long long)(s.mem_size >> 20), b.len);
 	}
 	kvmk_blob_free(&b);
-	gathered_free(&s);
+	kvmk_snap_gathered_free(&s);
 	return r;
 }
 
@@ -376,7 +377,7 @@ static int open_memory(const char *dir, const struct kvmk_snap *s, int *fd)
 }
 
 /* The irqchip, every vCPU, the devices, then the VM clock. */
-static int restore_state(struct kvmkit_machine *m, const struct kvmk_snap *s)
+int kvmk_snap_apply(struct kvmkit_machine *m, const struct kvmk_snap *s)
 {
 	struct kvmkit_vm *vm = kvmkit_machine_vm(m);
 	struct kvm_clock_data clock = { .clock = s->clock };
@@ -426,7 +427,7 @@ int kvmkit_machine_restore(const struct kvmkit_machine_config *cfg, const char *
 	if (!r)
 		r = check_layout(kvmkit_machine_vm(m), &s);
 	if (!r)
-		r = restore_state(m, &s);
+		r = kvmk_snap_apply(m, &s);
 	if (r) {
 		kvmkit_machine_destroy(m); /* keeps the thread's error */
 	} else {

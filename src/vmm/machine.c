@@ -446,7 +446,8 @@ int kvmkit_machine_run(struct kvmkit_machine *m, int timeout_ms, struct kvmkit_s
 
 	if (!info)
 		info = &local;
-	r = kvmkit_vm_start(m->vm);
+	/* A machine kvmkit_machine_incoming() returned runs already. */
+	r = kvmkit_vm_state(m->vm) == KVMKIT_VM_RUNNING ? 0 : kvmkit_vm_start(m->vm);
 	if (r)
 		return r;
 	r = kvmkit_vm_wait(m->vm, timeout_ms, info);

@@ -80,7 +80,11 @@ expect 1 "^kvmkit: resume: invalid state: vm is running, expected paused$" -- "$
 expect 0 "" -- "$kvmkit" snapshot "$sock" "$tmp/snap"
 has "$tmp/out" "^state: running$" "snapshot: resumed after"
 expect 1 "^kvmkit: snapshot: .*not empty" -- "$kvmkit" snapshot "$sock" "$tmp/snap"
-expect 1 "^kvmkit: migrate: unsupported: not implemented yet" -- "$kvmkit" migrate "$sock" --to "unix:$tmp/m"
+# No target there: refused, and the VM runs on (checked below).
+expect 1 "^kvmkit: migrate: .*connecting to unix:$tmp/m: .*No such file" -- \
+	"$kvmkit" migrate "$sock" --to "unix:$tmp/m"
+expect 2 "^kvmkit: migrate: --to 'tcp:host': tcp: needs HOST:PORT" -- \
+	"$kvmkit" migrate "$sock" --to "tcp:host"
 # A second server on a live socket is refused; the first one keeps it.
 expect 2 "^kvmkit: --api: $sock: a server is listening there" -- \
 	"$kvmkit" run --api "$sock" --timeout 5

@@ -209,7 +209,8 @@ static void test_api_lifecycle(void **state)
 		expect_error(&a, "{\"cmd\":\"resume\"}", "invalid-state", EBUSY);
 	}
 
-	/* Not yet there: a clear refusal, and the guest runs on. */
+	/* A server without the machine cannot save or move it: a clear
+	 * refusal, and the guest runs on. */
 	expect_error(&a, "{\"cmd\":\"snapshot\",\"dir\":\"/tmp/kvmkit-snap\"}", "unsupported",
 		     ENOTSUP);
 	expect_error(&a, "{\"cmd\":\"migrate\",\"to\":\"unix:/tmp/x\"}", "unsupported", ENOTSUP);
