@@ -68,7 +68,7 @@ int kvmk_virtio_save(struct kvmkit_virtio *dev, struct kvmk_blob *out)
 
 static int get64(struct kvmk_reader *rd, uint64_t *v, const char *what)
 {
-	uint32_t lo, hi;
+	uint32_t lo = 0, hi = 0;
 	int r = kvmk_reader_u32(rd, &lo, what);
 
 	if (!r)

@@ -241,13 +241,13 @@ int kvmk_vq_pop(struct kvmk_vq *vq, struct kvmk_vq_chain *c)
 	return 1;
 }
 
-void kvmk_vq_push(struct kvmk_vq *vq, const struct kvmk_vq_chain *c, uint32_t written)
+bool kvmk_vq_push(struct kvmk_vq *vq, const struct kvmk_vq_chain *c, uint32_t written)
 {
 	uint8_t *elem;
 	uint32_t v[2] = { c->head, written };
 
 	if (!vq->ready || c->gen != vq->gen)
-		return;
+		return false;
 	elem = vq->used + 4 + 8 * (size_t)(vq->used_idx & (vq->size - 1));
 	memcpy(elem, v, sizeof(v));
 	vq->used_idx++;
@@ -257,6 +257,7 @@ void kvmk_vq_push(struct kvmk_vq *vq, const struct kvmk_vq_chain *c, uint32_t wr
 		vq->mem->dirty(vq->mem->ctx, vq->used_gpa + (uint64_t)(elem - vq->used), 8);
 		vq->mem->dirty(vq->mem->ctx, vq->used_gpa + 2, 2);
 	}
+	return true;
 }
 
 bool kvmk_vq_need_notify(struct kvmk_vq *vq)

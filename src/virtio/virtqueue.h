@@ -100,9 +100,10 @@ void kvmk_vq_stop(struct kvmk_vq *vq);
  * (or the queue is stopped), -EIO when the ring is malformed (the queue is
  * then broken and @vq->why says why; nothing is consumed). */
 int kvmk_vq_pop(struct kvmk_vq *vq, struct kvmk_vq_chain *c);
-/* Puts chain @c back in the used ring with @written bytes written; a stale
- * chain (queue stopped or reset since) is dropped: returns 0 either way. */
-void kvmk_vq_push(struct kvmk_vq *vq, const struct kvmk_vq_chain *c, uint32_t written);
+/* Puts chain @c back in the used ring with @written bytes written and
+ * returns true; a stale chain (queue stopped or reset since) is dropped:
+ * false. */
+bool kvmk_vq_push(struct kvmk_vq *vq, const struct kvmk_vq_chain *c, uint32_t written);
 /* After pushes: whether the driver wants a used-buffer notification
  * (avail.flags, or used_event with VIRTIO_F_EVENT_IDX). */
 bool kvmk_vq_need_notify(struct kvmk_vq *vq);

@@ -13,7 +13,6 @@
 #include "kvm_test.h"
 #include "virtio_abi.h"
 
-#define BLK_CREATE(vm, vc, bc, blk) ((void)(bc), -1) /* TEMP */
 #define PVM_LEVEL_EARLY_RESAMPLE \
 	"KVM-PVM acts on a level interrupt's EOI at the first exit after its delivery"
 #define DISK_SECTORS 8192 /* 4 MiB */
@@ -24,7 +23,7 @@ struct run {
 	enum kvmkit_irqchip_mode mode;
 	enum kvmkit_virtio_trigger trigger;
 	int guest_mode; /* VDRV_NORMAL or VDRV_HOSTILE */
-	bool blk, ro, no_ioeventfd;
+	bool blk, ro, no_ioeventfd, sync_io;
 	uint64_t features; /* VDRV_P_FEATURES */
 	/* out */
 	uint32_t res[VDRV_R_DONE + 1];
@@ -87,7 +86,8 @@ static void run_guest(struct run *r)
 		bc.path = r->disk;
 		bc.read_only = r->ro;
 		bc.serial = SERIAL;
-		if (BLK_CREATE(kvmkit_machine_vm(m), &vc, &bc, &blk))
+		bc.sync_io = r->sync_io;
+		if (kvmkit_virtio_blk_create(kvmkit_machine_vm(m), &vc, &bc, &blk))
 			fail_msg("virtio-blk: %s", kvmkit_strerror());
 		kvmkit_virtio_get_info(blk, &r->blk_info);
 		p[VDRV_P_BLK_BASE] = r->blk_info.base;
@@ -108,7 +108,7 @@ static void run_guest(struct run *r)
 	kvmkit_machine_destroy(m);
 	printf("%s/%s%s: rng irqs %u (+%u spurious, %u config) for %u requests, "
 	       "blk irqs %u (+%u spurious) for %u requests; host: rng %llu signals %llu "
-	       "resamples %llu notifies (%llu by MMIO), blk %llu signals\n",
+	       "resamples %llu notifies (%llu by MMIO), blk %llu signals, %s I/O\n",
 	       kvmkit_irqchip_mode_name(r->mode),
 	       r->trigger == KVMKIT_VIRTIO_IRQ_LEVEL ? "level" : "edge",
 	       r->guest_mode == VDRV_HOSTILE ? " hostile" : "", r->res[VDRV_R_RNG_IRQS],
@@ -116,7 +116,8 @@ static void run_guest(struct run *r)
 	       r->res[VDRV_R_BLK_IRQS], r->res[VDRV_R_BLK_SPURIOUS], r->res[VDRV_R_BLK_REQS],
 	       (unsigned long long)r->rng_st.interrupts, (unsigned long long)r->rng_st.resamples,
 	       (unsigned long long)r->rng_st.notifies, (unsigned long long)r->rng_st.mmio_notifies,
-	       (unsigned long long)r->blk_st.interrupts);
+	       (unsigned long long)r->blk_st.interrupts,
+	       r->blk_info.uring ? "io_uring" : "synchronous");
 	if (info.reason != KVMKIT_STOP_GUEST_EXIT || info.status != 0)
 		fail_msg("guest stopped with reason %d status %d (a VDRV_FAIL_* check)",
 			 (int)info.reason, info.status);
@@ -153,53 +154,116 @@ static void check_counts(const struct run *r)
 	assert_int_equal(r->blk_st.chains, r->res[VDRV_R_BLK_REQS]);
 }
 
-static void rng_case(enum kvmkit_irqchip_mode mode, enum kvmkit_virtio_trigger trig)
+/* The image file after the guest's blk test: the pattern in sectors 8..15,
+ * zeros in 16..23 (written, then WRITE_ZEROES), the fill elsewhere; a
+ * read-only disk unchanged. */
+static void check_disk(const struct run *r)
 {
-	struct run r = { .mode = mode, .trigger = trig, .features = 3 };
+	static uint8_t buf[DISK_SECTORS * 512];
+	int fd = open(r->disk, O_RDONLY);
+
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	close(fd);
+	unlink(r->disk);
+	for (size_t i = 0; i < sizeof(buf); i++) {
+		size_t sector = i / 512;
+		uint8_t want = DISK_FILL;
+
+		if (!r->ro && sector >= VDRV_PATTERN_SECTOR && sector < VDRV_PATTERN_SECTOR + 8)
+			want = VDRV_PATTERN(i - VDRV_PATTERN_SECTOR * 512);
+		else if (!r->ro && sector >= VDRV_ZERO_SECTOR && sector < VDRV_ZERO_SECTOR + 8)
+			want = 0;
+		if (buf[i] != want)
+			fail_msg("image byte %zu is 0x%02x, expected 0x%02x", i, buf[i], want);
+	}
+}
+
+static void io_case(enum kvmkit_irqchip_mode mode, enum kvmkit_virtio_trigger trig)
+{
+	struct run r = { .mode = mode, .trigger = trig, .features = 3, .blk = true };
 
 	require_kvm();
 	run_guest(&r);
 	assert_int_equal(r.res[VDRV_R_RNG_REQS], 3);
 	assert_int_equal(r.res[VDRV_R_RNG_IRQS], 3);
+	/* write, flush, read, GET_ID, write, WRITE_ZEROES, read, past the
+	 * end, unknown type: one interrupt each. */
+	assert_int_equal(r.res[VDRV_R_BLK_REQS], 9);
+	assert_int_equal(r.res[VDRV_R_BLK_IRQS], 9);
 	assert_true(r.rng_info.ioeventfd);
 	assert_int_equal(r.rng_st.mmio_notifies, 0);
-	/* The pin came from the allocator: 5 and up, never a legacy pin. */
+	/* The pins came from the allocator: 5 and up, legacy pins skipped. */
 	assert_int_equal(r.rng_info.gsi, 5);
+	assert_int_equal(r.blk_info.gsi, 6);
+	assert_int_equal(r.blk_info.base, KVMKIT_VIRTIO_MMIO_BASE + KVMKIT_VIRTIO_MMIO_STRIDE);
 	check_counts(&r);
+	check_disk(&r);
 }
 
-static void test_rng_kernel_edge(void **state)
+static void test_io_kernel_edge(void **state)
 {
-	rng_case(KVMKIT_IRQCHIP_KERNEL, KVMKIT_VIRTIO_IRQ_EDGE);
+	io_case(KVMKIT_IRQCHIP_KERNEL, KVMKIT_VIRTIO_IRQ_EDGE);
 }
 
-static void test_rng_kernel_level(void **state)
+static void test_io_kernel_level(void **state)
 {
-	rng_case(KVMKIT_IRQCHIP_KERNEL, KVMKIT_VIRTIO_IRQ_LEVEL);
+	io_case(KVMKIT_IRQCHIP_KERNEL, KVMKIT_VIRTIO_IRQ_LEVEL);
 }
 
-static void test_rng_split_edge(void **state)
+static void test_io_split_edge(void **state)
 {
-	rng_case(KVMKIT_IRQCHIP_SPLIT, KVMKIT_VIRTIO_IRQ_EDGE);
+	io_case(KVMKIT_IRQCHIP_SPLIT, KVMKIT_VIRTIO_IRQ_EDGE);
 }
 
-static void test_rng_split_level(void **state)
+static void test_io_split_level(void **state)
 {
-	rng_case(KVMKIT_IRQCHIP_SPLIT, KVMKIT_VIRTIO_IRQ_LEVEL);
+	io_case(KVMKIT_IRQCHIP_SPLIT, KVMKIT_VIRTIO_IRQ_LEVEL);
+}
+
+/* The same I/O with pread/pwrite on the device thread. */
+static void test_io_sync(void **state)
+{
+	struct run r = {
+		.mode = KVMKIT_IRQCHIP_KERNEL, .features = 3, .blk = true, .sync_io = true
+	};
+
+	require_kvm();
+	run_guest(&r);
+	assert_false(r.blk_info.uring);
+	assert_int_equal(r.res[VDRV_R_BLK_REQS], 9);
+	check_counts(&r);
+	check_disk(&r);
+}
+
+/* A read-only disk: VIRTIO_BLK_F_RO offered, the write fails with IOERR
+ * (the guest checks both), the image is untouched. */
+static void test_io_read_only(void **state)
+{
+	struct run r = { .mode = KVMKIT_IRQCHIP_KERNEL, .features = 3, .blk = true, .ro = true };
+
+	require_kvm();
+	run_guest(&r);
+	assert_int_equal(r.res[VDRV_R_BLK_REQS], 1);
+	check_counts(&r);
+	check_disk(&r);
 }
 
 /* Without event index or indirect descriptors, notifications through the
  * MMIO handler instead of ioeventfds. */
-static void test_rng_plain_mmio_notify(void **state)
+static void test_io_plain_mmio_notify(void **state)
 {
-	struct run r = { .mode = KVMKIT_IRQCHIP_KERNEL, .no_ioeventfd = true };
+	struct run r = { .mode = KVMKIT_IRQCHIP_KERNEL, .no_ioeventfd = true, .blk = true };
 
 	require_kvm();
 	run_guest(&r);
 	assert_false(r.rng_info.ioeventfd);
 	assert_int_equal(r.rng_st.mmio_notifies, 3);
+	assert_int_equal(r.blk_st.mmio_notifies, 9);
 	assert_int_equal(r.res[VDRV_R_RNG_IRQS], 3);
+	assert_int_equal(r.res[VDRV_R_BLK_IRQS], 9);
 	check_counts(&r);
+	check_disk(&r);
 }
 
 static void hostile_case(enum kvmkit_irqchip_mode mode, enum kvmkit_virtio_trigger trig)
@@ -233,11 +297,13 @@ static void test_hostile_split_level(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_rng_kernel_edge),
-		cmocka_unit_test(test_rng_kernel_level),
-		cmocka_unit_test(test_rng_split_edge),
-		cmocka_unit_test(test_rng_split_level),
-		cmocka_unit_test(test_rng_plain_mmio_notify),
+		cmocka_unit_test(test_io_kernel_edge),
+		cmocka_unit_test(test_io_kernel_level),
+		cmocka_unit_test(test_io_split_edge),
+		cmocka_unit_test(test_io_split_level),
+		cmocka_unit_test(test_io_sync),
+		cmocka_unit_test(test_io_read_only),
+		cmocka_unit_test(test_io_plain_mmio_notify),
 		cmocka_unit_test(test_hostile_kernel_edge),
 		cmocka_unit_test(test_hostile_split_level),
 	};
