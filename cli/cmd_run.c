@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* `kvmkit run`: boot an ELF64 guest on a standard machine. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,6 +118,43 @@ static bool initrd_fits(const char *path, const struct kvmkit_machine_config *cf
 	return false;
 }
 
+/* --disk: one clear line for a missing image, or a writable disk on a file
+ * that cannot be written, before anything is built. */
+static bool add_disk(struct kvmkit_machine_config *cfg, char *arg)
+{
+	struct kvmkit_machine_disk *d = &cfg->disks[cfg->ndisks];
+	const char *bad;
+	int fd;
+
+	if (cfg->ndisks == KVMKIT_MACHINE_MAX_DISKS) {
+		fprintf(stderr, "kvmkit: --disk: at most %d disks\n", KVMKIT_MACHINE_MAX_DISKS);
+		return false;
+	}
+	if (cli_parse_disk(arg, &d->read_only, &bad)) {
+		if (bad)
+			fprintf(stderr, "kvmkit: --disk %s: unknown option '%s' (PATH[,ro])\n", arg,
+				bad);
+		else
+			fprintf(stderr, "kvmkit: --disk: no image path (PATH[,ro])\n");
+		return false;
+	}
+	fd = open(arg, (d->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (fd < 0) {
+		if (!d->read_only && (errno == EACCES || errno == EROFS || errno == EPERM) &&
+		    !access(arg, R_OK))
+			fprintf(stderr,
+				"kvmkit: --disk %s: read-only file given as writable (add ,ro)\n",
+				arg);
+		else
+			fprintf(stderr, "kvmkit: --disk %s: %s\n", arg, strerror(errno));
+		return false;
+	}
+	close(fd);
+	d->path = arg;
+	cfg->ndisks++;
+	return true;
+}
+
 int cmd_run(int argc, char **argv)
 {
 	struct kvmkit_machine_config cfg;
@@ -201,6 +239,13 @@ int cmd_run(int argc, char **argv)
 		case 'u':
 			cfg.vm.cpu_flags = optarg;
 			break;
+		case 'D':
+			if (!add_disk(&cfg, optarg))
+				return CLI_EXIT_USAGE;
+			break;
+		case 'r':
+			cfg.virtio_rng = true;
+			break;
 		case 'T':
 			if (!strcmp(optarg, "on")) {
 				cfg.testdev = KVMKIT_TESTDEV_ON;
@@ -225,6 +270,10 @@ int cmd_run(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 
+	if ((cfg.ndisks || cfg.virtio_rng) && set_chip && !cfg.irqchip) {
+		fprintf(stderr, "kvmkit: --disk and --rng need an irqchip (not --irqchip none)\n");
+		return CLI_EXIT_USAGE;
+	}
 	if (restore) {
 		struct kvmkit_snapshot_info si;
 

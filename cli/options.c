@@ -25,6 +25,7 @@ const struct option cli_run_options[] = {
 	{ "cpu", required_argument, NULL, 'u' },     { "initrd", required_argument, NULL, 'I' },
 	{ "append", required_argument, NULL, 'a' },  { "testdev", required_argument, NULL, 'T' },
 	{ "api", required_argument, NULL, 'A' },     { "restore", required_argument, NULL, 'R' },
+	{ "disk", required_argument, NULL, 'D' },    { "rng", no_argument, NULL, 'r' },
 	{ "help", no_argument, NULL, 'h' },	     { 0 },
 };
 const char cli_run_shortopts[] = ":k:m:c:t:h";
@@ -86,6 +87,9 @@ static const char run_options_text[] =
 	"      --restore DIR      continue the guest saved in DIR (kvmkit snapshot);\n"
 	"                         --vcpus, --mem, --irqchip default to the snapshot's\n"
 	"                         and must match it; no --kernel/--initrd/--append\n"
+	"      --disk PATH[,ro]   a virtio-blk disk on a raw image (up to 8; ro:\n"
+	"                         read-only), virtio-mmio at 0xd0000000 + n * 0x1000\n"
+	"      --rng              a virtio-rng device (the first virtio-mmio window)\n"
 	"  -h, --help             print usage\n";
 
 /* The control clients, for `kvmkit --help` and `kvmkit CMD --help`. */

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 
@@ -74,4 +75,27 @@ int cli_parse_uint(const char *s, unsigned int min, unsigned int max, unsigned i
 		return -EINVAL;
 	*out = (unsigned int)v;
 	return 0;
+}
+
+int cli_parse_disk(char *arg, bool *read_only, const char **bad)
+{
+	char *opt = strchr(arg, ',');
+
+	*read_only = false;
+	*bad = NULL;
+	if (opt)
+		*opt++ = 0;
+	while (opt) {
+		char *next = strchr(opt, ',');
+
+		if (next)
+			*next++ = 0;
+		if (strcmp(opt, "ro")) {
+			*bad = opt;
+			return -EINVAL;
+		}
+		*read_only = true;
+		opt = next;
+	}
+	return *arg ? 0 : -EINVAL;
 }

@@ -25,6 +25,7 @@
 #include <kvmkit/vm.h>
 #include <kvmkit/devices.h>
 #include <kvmkit/irq.h>
+#include <kvmkit/virtio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -38,6 +39,15 @@ enum kvmkit_testdev_mode {
 	KVMKIT_TESTDEV_ON,
 	KVMKIT_TESTDEV_OFF,
 };
+
+/* A virtio-blk disk of the machine (virtio.h). */
+struct kvmkit_machine_disk {
+	const char *path; /* raw image */
+	bool read_only;
+	const char *serial; /* GET_ID; NULL: none */
+};
+
+#define KVMKIT_MACHINE_MAX_DISKS 8
 
 struct kvmkit_machine_config {
 	struct kvmkit_vm_config vm;
@@ -53,6 +63,13 @@ struct kvmkit_machine_config {
 	size_t initrd_len;
 	const char *initrd_path; /* module 0's string; NULL: "initrd" */
 	const char *kernel_path; /* argv[0] of the command line; NULL: "kernel" */
+	/* virtio-mmio devices (need the irqchip), in window order from
+	 * KVMKIT_VIRTIO_MMIO_BASE: the rng first, then the disks. Each gets an
+	 * IOAPIC pin from kvmkit_gsi_alloc_pin() and the trigger below. */
+	bool virtio_rng;
+	struct kvmkit_machine_disk disks[KVMKIT_MACHINE_MAX_DISKS];
+	unsigned int ndisks;
+	enum kvmkit_virtio_trigger virtio_trigger; /* default EDGE */
 };
 
 struct kvmkit_machine;
@@ -67,6 +84,11 @@ struct kvmkit_uart *kvmkit_machine_uart(struct kvmkit_machine *m);
 struct kvmkit_report *kvmkit_machine_report(struct kvmkit_machine *m);
 /* NULL unless the config asked for an irqchip. */
 struct kvmkit_irqchip *kvmkit_machine_irqchip(struct kvmkit_machine *m);
+/* The machine's virtio-mmio devices, in window order (@i < count; NULL
+ * past it). Firmware tables describe each from kvmkit_virtio_get_info():
+ * window base and size, GSI (IOAPIC pin) and trigger. */
+unsigned int kvmkit_machine_virtio_count(const struct kvmkit_machine *m);
+struct kvmkit_virtio *kvmkit_machine_virtio(struct kvmkit_machine *m, unsigned int i);
 
 /* Starts the VM and waits until it stops or @timeout_ms passes (-1: no
  * limit; on timeout the VM is stopped and reason is TIMEOUT). Once per
