@@ -24,6 +24,7 @@
 #include <kvmkit/loader.h>
 #include <kvmkit/devices.h>
 #include <kvmkit/virtio.h>
+#include <kvmkit/virtio_io.h>
 #include <kvmkit/machine.h>
 #include <kvmkit/api.h>
 #include <kvmkit/snapshot.h>

@@ -124,7 +124,7 @@ static uint32_t read_reg(struct kvmk_virtio *t, uint64_t off)
 		       t->dev_feat_sel == 1 ? (uint32_t)(f >> 32) :
 					      0;
 	case REG_INTERRUPT_STATUS:
-		return t->isr;
+		return t->isr | t->isr_forced;
 	case REG_STATUS:
 		return t->status;
 	case REG_CONFIG_GENERATION:

@@ -180,6 +180,15 @@ static int watch(struct kvmk_virtio *t, int fd, uint64_t tag)
 	return 0;
 }
 
+int kvmk_virtio_queue_watch(struct kvmk_virtio *t, unsigned int q, bool on)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = q };
+
+	if (epoll_ctl(t->epoll_fd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, t->q[q].notify_fd, &ev) < 0)
+		return kvmk_err_sys("virtio", errno, "epoll_ctl");
+	return 0;
+}
+
 static int new_eventfd(int *fd)
 {
 	*fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

@@ -38,7 +38,7 @@
 #define VIRTIO_INT_USED 1
 #define VIRTIO_INT_CONFIG 2
 
-#define KVMK_VIRTIO_MAX_QUEUES 2
+#define KVMK_VIRTIO_MAX_QUEUES 3 /* virtio-vsock: rx, tx, event */
 #define KVMK_VIRTIO_DEFAULT_QSIZE 256
 #define KVMK_VIRTIO_CONFIG_MAX 64
 
@@ -89,6 +89,9 @@ struct kvmk_virtio {
 	pthread_cond_t idle; /* inflight reached 0 */
 	unsigned int inflight; /* requests worked on without the lock */
 	uint32_t status, isr, config_gen;
+	/* InterruptStatus bits that read as set whatever isr says: a queue
+	 * the kernel serves (vhost) signals the irqfd without setting isr. */
+	uint32_t isr_forced;
 	uint32_t dev_feat_sel, drv_feat_sel, queue_sel;
 	uint64_t driver_features;
 	uint8_t config[KVMK_VIRTIO_CONFIG_MAX];
@@ -126,6 +129,9 @@ bool kvmk_virtio_queue_live(struct kvmk_virtio *t, unsigned int q);
 /* A throttled warning about the guest (lock held). */
 void kvmk_virtio_warn(struct kvmk_virtio *t, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Whether the device thread watches queue @q's notify eventfd (it stops
+ * while the kernel (vhost) polls that fd itself). Any thread. */
+int kvmk_virtio_queue_watch(struct kvmk_virtio *t, unsigned int q, bool on);
 /* Around work done without the lock (lock held at both calls). */
 void kvmk_virtio_inflight_get(struct kvmk_virtio *t);
 void kvmk_virtio_inflight_put(struct kvmk_virtio *t);
