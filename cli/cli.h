@@ -82,12 +82,20 @@ int cli_parse_uint(const char *s, unsigned int min, unsigned int max, unsigned i
  * reads the options after it. -EINVAL for an empty path or an unknown
  * option (then *bad points at it). */
 int cli_parse_disk(char *arg, bool *read_only, const char **bad);
+/* --net tap=NAME[,vhost]: *tap points into @arg (cut at the commas).
+ * -EINVAL without a tap or with an unknown option (then *bad names it). */
+int cli_parse_net(char *arg, const char **tap, bool *vhost, const char **bad);
+/* --vsock cid=N, N in 3 .. 2^32-2. */
+int cli_parse_vsock(const char *arg, uint64_t *cid);
 
 struct console;
 struct kvmkit_vm;
+struct kvmkit_virtio;
 struct kvmkit_uart;
 /* Feeds stdin to the UART (raw terminal while running); NULL on failure. */
-struct console *console_start(struct kvmkit_vm *vm, struct kvmkit_uart *uart);
+/* Input goes to @vcon (a virtio-console) when not NULL, else to @uart. */
+struct console *console_start(struct kvmkit_vm *vm, struct kvmkit_uart *uart,
+			      struct kvmkit_virtio *vcon);
 void console_stop(struct console *c);
 
 /* Prints "kvmkit: <what>: <kvmkit_strerror()>" to stderr. */

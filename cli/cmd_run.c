@@ -2,6 +2,9 @@
 /* `kvmkit run`: boot an ELF64 guest on a standard machine. */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -155,6 +158,79 @@ static bool add_disk(struct kvmkit_machine_config *cfg, char *arg)
 	return true;
 }
 
+/* --net tap=NAME[,vhost]: the tap opened once (a tap that did not exist
+ * is made and goes again when the fd closes) so that a tap kvmkit cannot
+ * have is one clear line before anything is built. */
+static bool add_net(struct kvmkit_machine_config *cfg, char *arg)
+{
+	struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
+	char *spec = strdup(arg);
+	const char *bad;
+	int fd, e = 0;
+
+	if (!spec || cli_parse_net(arg, &cfg->net_tap, &cfg->net_vhost, &bad)) {
+		fprintf(stderr, "kvmkit: --net %s: %s%s%s (tap=NAME[,vhost])\n", spec ? spec : arg,
+			bad ? "unknown option '" : "no tap", bad ? bad : "", bad ? "'" : "");
+		free(spec);
+		return false;
+	}
+	if (strlen(cfg->net_tap) >= IFNAMSIZ) {
+		fprintf(stderr, "kvmkit: --net %s: a tap name has at most %d bytes\n", spec,
+			IFNAMSIZ - 1);
+		free(spec);
+		return false;
+	}
+	if (cfg->net_vhost && access("/dev/vhost-net", R_OK | W_OK)) {
+		fprintf(stderr,
+			"kvmkit: --net %s: /dev/vhost-net: %s (load the vhost_net module, "
+			"or drop ,vhost)\n",
+			spec, strerror(errno));
+		free(spec);
+		return false;
+	}
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", cfg->net_tap);
+	fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (fd < 0 || ioctl(fd, TUNSETIFF, &ifr) < 0)
+		e = errno;
+	if (fd >= 0)
+		close(fd);
+	if (e)
+		fprintf(stderr, "kvmkit: --net %s: cannot open tap %s: %s (errno %d)\n", spec,
+			cfg->net_tap, strerror(e), e);
+	free(spec);
+	return !e;
+}
+
+static bool add_vsock(struct kvmkit_machine_config *cfg, const char *arg)
+{
+	if (cli_parse_vsock(arg, &cfg->vsock_cid)) {
+		fprintf(stderr, "kvmkit: --vsock %s: expected cid=N, N from 3 to 4294967294\n",
+			arg);
+		return false;
+	}
+	if (access("/dev/vhost-vsock", R_OK | W_OK)) {
+		fprintf(stderr,
+			"kvmkit: --vsock %s: /dev/vhost-vsock: %s (load the vhost_vsock "
+			"module)\n",
+			arg, strerror(errno));
+		return false;
+	}
+	return true;
+}
+
+/* The machine's virtio-console, for --console virtio's input. */
+static struct kvmkit_virtio *virtio_console_of(struct kvmkit_machine *m)
+{
+	struct kvmkit_virtio_info info;
+
+	for (unsigned int i = 0; i < kvmkit_machine_virtio_count(m); i++) {
+		kvmkit_virtio_get_info(kvmkit_machine_virtio(m, i), &info);
+		if (info.device_id == KVMKIT_VIRTIO_ID_CONSOLE)
+			return kvmkit_machine_virtio(m, i);
+	}
+	return NULL;
+}
+
 int cmd_run(int argc, char **argv)
 {
 	struct kvmkit_machine_config cfg;
@@ -246,6 +322,26 @@ int cmd_run(int argc, char **argv)
 		case 'r':
 			cfg.virtio_rng = true;
 			break;
+		case 'N':
+			if (cfg.net_tap) {
+				fprintf(stderr, "kvmkit: --net: one network device only\n");
+				return CLI_EXIT_USAGE;
+			}
+			if (!add_net(&cfg, optarg))
+				return CLI_EXIT_USAGE;
+			break;
+		case 'V':
+			if (!add_vsock(&cfg, optarg))
+				return CLI_EXIT_USAGE;
+			break;
+		case 'O':
+			if (strcmp(optarg, "serial") && strcmp(optarg, "virtio")) {
+				fprintf(stderr, "kvmkit: --console: '%s' is not serial or virtio\n",
+					optarg);
+				return CLI_EXIT_USAGE;
+			}
+			cfg.virtio_console = !strcmp(optarg, "virtio");
+			break;
 		case 'T':
 			if (!strcmp(optarg, "on")) {
 				cfg.testdev = KVMKIT_TESTDEV_ON;
@@ -272,6 +368,11 @@ int cmd_run(int argc, char **argv)
 
 	if ((cfg.ndisks || cfg.virtio_rng) && set_chip && !cfg.irqchip) {
 		fprintf(stderr, "kvmkit: --disk and --rng need an irqchip (not --irqchip none)\n");
+		return CLI_EXIT_USAGE;
+	}
+	if ((cfg.net_tap || cfg.vsock_cid || cfg.virtio_console) && set_chip && !cfg.irqchip) {
+		fprintf(stderr, "kvmkit: --net, --vsock and --console virtio need an irqchip "
+				"(not --irqchip none)\n");
 		return CLI_EXIT_USAGE;
 	}
 	if (restore) {
@@ -346,7 +447,7 @@ int cmd_run(int argc, char **argv)
 			return status;
 		}
 	}
-	con = console_start(kvmkit_machine_vm(m), kvmkit_machine_uart(m));
+	con = console_start(kvmkit_machine_vm(m), kvmkit_machine_uart(m), virtio_console_of(m));
 	r = kvmkit_machine_run(m, timeout_s ? (int)(timeout_s * 1000) : -1, &info);
 	/* The server goes first: it may still be finishing a stop request. */
 	kvmkit_api_server_destroy(api);

@@ -99,3 +99,39 @@ int cli_parse_disk(char *arg, bool *read_only, const char **bad)
 	}
 	return *arg ? 0 : -EINVAL;
 }
+
+int cli_parse_net(char *arg, const char **tap, bool *vhost, const char **bad)
+{
+	char *opt = arg;
+
+	*tap = NULL;
+	*vhost = false;
+	*bad = NULL;
+	while (opt) {
+		char *next = strchr(opt, ',');
+
+		if (next)
+			*next++ = 0;
+		if (!strncmp(opt, "tap=", 4) && opt[4] && !*tap) {
+			*tap = opt + 4;
+		} else if (!strcmp(opt, "vhost")) {
+			*vhost = true;
+		} else {
+			*bad = opt;
+			return -EINVAL;
+		}
+		opt = next;
+	}
+	return *tap ? 0 : -EINVAL;
+}
+
+int cli_parse_vsock(const char *arg, uint64_t *cid)
+{
+	unsigned int v;
+
+	/* 0-2 are the hypervisor, local and host; 2^32-1 is "any". */
+	if (strncmp(arg, "cid=", 4) || cli_parse_uint(arg + 4, 3, 0xfffffffeu, &v))
+		return -EINVAL;
+	*cid = v;
+	return 0;
+}

@@ -26,6 +26,7 @@
 #include <kvmkit/devices.h>
 #include <kvmkit/irq.h>
 #include <kvmkit/virtio.h>
+#include <kvmkit/virtio_io.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -70,6 +71,14 @@ struct kvmkit_machine_config {
 	struct kvmkit_machine_disk disks[KVMKIT_MACHINE_MAX_DISKS];
 	unsigned int ndisks;
 	enum kvmkit_virtio_trigger virtio_trigger; /* default EDGE */
+	/* After the disks (virtio_io.h): virtio-net on the tap net_tap (NULL:
+	 * none; net_vhost: moved by vhost-net), a virtio-console whose output
+	 * goes to console_fd (the UART stays), virtio-vsock with the guest cid
+	 * vsock_cid (0: none). A machine with net or vsock cannot be saved. */
+	const char *net_tap;
+	bool net_vhost;
+	bool virtio_console;
+	uint64_t vsock_cid;
 };
 
 struct kvmkit_machine;

@@ -20,7 +20,7 @@ struct kvmkit_machine {
 	struct kvmkit_fwcfg *fwcfg;
 	struct kvmkit_testdev *testdev;
 	struct kvmkit_line *testdev_lines[KVMKIT_TESTDEV_IRQ_LINES];
-	struct kvmkit_virtio *virtio[1 + KVMKIT_MACHINE_MAX_DISKS];
+	struct kvmkit_virtio *virtio[1 + KVMKIT_MACHINE_MAX_DISKS + 3];
 	unsigned int nvirtio;
 	unsigned int nr_created; /* devices[] entries created, in order */
 };
@@ -115,13 +115,38 @@ static void testdev_destroy(struct kvmkit_machine *m)
 		kvmkit_line_close(m->testdev_lines[n]);
 }
 
+/* virtio-net, virtio-console, virtio-vsock, in the slots after the disks. */
+static int virtio_io_create(struct kvmkit_machine *m, const struct kvmkit_machine_config *cfg,
+			    struct kvmkit_virtio_mmio_config *vc)
+{
+	struct kvmkit_virtio_net_config nc = { .tap = cfg->net_tap, .vhost = cfg->net_vhost };
+	struct kvmkit_virtio_console_config cc = { .out_fd = cfg->console_fd };
+	struct kvmkit_virtio_vsock_config sc = { .cid = cfg->vsock_cid };
+	int r = 0;
+
+	vc->slot = m->nvirtio;
+	if (cfg->net_tap)
+		r = kvmkit_virtio_net_create(m->vm, vc, &nc, &m->virtio[m->nvirtio]);
+	m->nvirtio += !r && cfg->net_tap;
+	vc->slot = m->nvirtio;
+	if (!r && cfg->virtio_console)
+		r = kvmkit_virtio_console_create(m->vm, vc, &cc, &m->virtio[m->nvirtio]);
+	m->nvirtio += !r && cfg->virtio_console;
+	vc->slot = m->nvirtio;
+	if (!r && cfg->vsock_cid)
+		r = kvmkit_virtio_vsock_create(m->vm, vc, &sc, &m->virtio[m->nvirtio]);
+	m->nvirtio += !r && cfg->vsock_cid;
+	return r;
+}
+
 /* virtio-mmio devices: the rng, then the disks, in slots 0, 1, ... */
 static int virtio_create(struct kvmkit_machine *m, const struct kvmkit_machine_config *cfg)
 {
 	struct kvmkit_virtio_mmio_config vc;
 	int r = 0;
 
-	if (!cfg->virtio_rng && !cfg->ndisks)
+	if (!cfg->virtio_rng && !cfg->ndisks && !cfg->net_tap && !cfg->virtio_console &&
+	    !cfg->vsock_cid)
 		return 0;
 	if (cfg->ndisks > KVMKIT_MACHINE_MAX_DISKS)
 		return kvmk_err_param("kvmkit_machine_create", "ndisks", "at most 8", "%u",
@@ -142,7 +167,7 @@ static int virtio_create(struct kvmkit_machine *m, const struct kvmkit_machine_c
 		r = kvmkit_virtio_blk_create(m->vm, &vc, &bc, &m->virtio[m->nvirtio]);
 		m->nvirtio += !r;
 	}
-	return r;
+	return r ? r : virtio_io_create(m, cfg, &vc);
 }
 
 static void virtio_destroy(struct kvmkit_machine *m)
@@ -155,7 +180,18 @@ static void virtio_destroy(struct kvmkit_machine *m)
 static int virtio_save(struct kvmkit_machine *m, struct kvmk_blob *out)
 {
 	struct kvmk_blob d = { 0 };
-	int r = kvmk_blob_put_u32(out, m->nvirtio);
+	struct kvmkit_virtio_info info;
+	int r;
+
+	/* A tap's traffic and vhost's rings are outside the saved state. */
+	for (unsigned int i = 0; i < m->nvirtio; i++) {
+		kvmkit_virtio_get_info(m->virtio[i], &info);
+		if (info.device_id == KVMKIT_VIRTIO_ID_NET ||
+		    info.device_id == KVMKIT_VIRTIO_ID_VSOCK)
+			return kvmk_err_unsupported("snapshot", ENOTSUP, "%s cannot be saved (yet)",
+						    info.name);
+	}
+	r = kvmk_blob_put_u32(out, m->nvirtio);
 
 	for (unsigned int i = 0; !r && i < m->nvirtio; i++) {
 		d.len = 0;

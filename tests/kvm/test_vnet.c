@@ -564,6 +564,42 @@ static void console_case(enum kvmkit_irqchip_mode mode, enum kvmkit_virtio_trigg
 		assert_int_equal(r.res[VNET_R_IRQS], 3);
 }
 
+/* The machine builds net and console from its config after the disks, in
+ * the next windows, and refuses to save a machine with a tap. */
+static void test_machine_devices(void **state)
+{
+	struct kvmkit_machine_config cfg;
+	struct kvmkit_machine *m = NULL;
+	struct kvmkit_virtio_info a, b;
+	struct tap tap;
+	void *buf = NULL;
+	size_t len = 0;
+
+	require_kvm();
+	tap_create(&tap);
+	kvmkit_machine_config_init(&cfg);
+	cfg.vm.mem_size = 64 << 20;
+	cfg.kernel = kvmkit_demo_guest(&cfg.kernel_len);
+	cfg.virtio_rng = true;
+	cfg.net_tap = tap.name;
+	cfg.virtio_console = true;
+	if (kvmkit_machine_create(&cfg, &m))
+		fail_msg("machine: %s", kvmkit_strerror());
+	assert_int_equal(kvmkit_machine_virtio_count(m), 3);
+	kvmkit_virtio_get_info(kvmkit_machine_virtio(m, 1), &a);
+	kvmkit_virtio_get_info(kvmkit_machine_virtio(m, 2), &b);
+	assert_string_equal(a.name, "virtio-net");
+	assert_int_equal(a.base, KVMKIT_VIRTIO_MMIO_BASE + KVMKIT_VIRTIO_MMIO_STRIDE);
+	assert_string_equal(b.name, "virtio-console");
+	assert_int_equal(b.base, KVMKIT_VIRTIO_MMIO_BASE + 2 * KVMKIT_VIRTIO_MMIO_STRIDE);
+	assert_true(a.gsi != b.gsi);
+	assert_int_equal(kvmkit_machine_save_devices(m, &buf, &len), -ENOTSUP);
+	printf("save: %s\n", kvmkit_strerror());
+	free(buf);
+	kvmkit_machine_destroy(m);
+	tap_remove(&tap);
+}
+
 static void test_console_kernel_edge(void **state)
 {
 	console_case(KVMKIT_IRQCHIP_KERNEL, KVMKIT_VIRTIO_IRQ_EDGE);
@@ -584,6 +620,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_net_vhost_kernel_edge),
 		cmocka_unit_test(test_net_vhost_split_level),
 		cmocka_unit_test(test_net_bad_tap),
+		cmocka_unit_test(test_machine_devices),
 		cmocka_unit_test(test_console_kernel_edge),
 		cmocka_unit_test(test_console_split_level),
 	};
