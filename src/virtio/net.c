@@ -20,7 +20,7 @@
  *
  * With vhost the kernel's vhost-net does both directions (vhost.c); this
  * file then only hands the queues over at DRIVER_OK and takes them back at
- * a reset.
+ * a reset (a driver without MRG_RXBUF keeps kvmkit's path: kernel_path()).
  */
 #include <fcntl.h>
 #include <linux/if_tun.h>
@@ -408,6 +408,12 @@ static void vhost_try_start(struct kvmk_virtio *t, struct net *n)
 	if (n->vhost.running || !kvmk_virtio_queue_live(t, RXQ) || !kvmk_virtio_queue_live(t, TXQ))
 		return;
 	ensure_offloads(t, n);
+	/* From here the kernel reads the tap. */
+	watch_tap(n, false);
+	if (n->pkt_pending)
+		n->st.rx_dropped++;
+	n->pkt_pending = false;
+	drop_held(n);
 	r = kvmk_vhost_start(&n->vhost, t);
 	if (!r) {
 		r = set_backend(n, n->tap);
@@ -440,11 +446,20 @@ static void vhost_stop(struct kvmk_virtio *t, struct net *n)
 
 /* ---- device ops -------------------------------------------------------- */
 
+/* vhost-net before Linux 6.14 (commit a3b9c053, "vhost/net: Set
+ * num_buffers for virtio 1.0") leaves num_buffers unwritten without
+ * MRG_RXBUF, where the spec wants 1: such a driver gets kvmkit's own data
+ * path instead. Linux's driver always takes MRG_RXBUF. */
+static bool kernel_path(const struct kvmk_virtio *t, const struct net *n)
+{
+	return n->use_vhost && has(t, VIRTIO_NET_F_MRG_RXBUF);
+}
+
 static void net_queue(struct kvmk_virtio *t, unsigned int q)
 {
 	struct net *n = t->priv;
 
-	if (n->use_vhost)
+	if (kernel_path(t, n))
 		vhost_try_start(t, n);
 	else if (q == TXQ)
 		tx_work(t, n);
@@ -456,7 +471,7 @@ static int net_poll_fd(struct kvmk_virtio *t)
 {
 	struct net *n = t->priv;
 
-	return n->use_vhost ? -1 : n->ep;
+	return n->ep;
 }
 
 static void net_poll(struct kvmk_virtio *t)
@@ -465,7 +480,8 @@ static void net_poll(struct kvmk_virtio *t)
 
 	pthread_mutex_lock(&t->lock);
 	n->st.tap_wakeups++;
-	rx_work(t, n);
+	if (!n->vhost.running)
+		rx_work(t, n);
 	pthread_mutex_unlock(&t->lock);
 }
 
@@ -589,7 +605,7 @@ static int open_vhost(struct net *n, const char *path)
 					 "vhost-net features 0x%llx lack 0x%llx",
 					 (unsigned long long)n->vhost.features,
 					 (unsigned long long)(VHOST_NEEDED & ~n->vhost.features));
-	/* The kernel reads the tap, not kvmkit. */
+	/* Until a driver says which path it gets, nobody reads the tap. */
 	if (!r)
 		watch_tap(n, false);
 	return r;

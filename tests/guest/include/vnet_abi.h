@@ -20,6 +20,7 @@
 #define VNET_NET 0 /* send one frame, then receive the host's after VNET_P_GO */
 #define VNET_NET_HOSTILE 1 /* garbage and lying transmit chains, then one good frame */
 #define VNET_CONSOLE 2 /* write a line, read the host's input, echo it */
+#define VNET_VSOCK 3 /* connect to the host's port, send a line, read its reply */
 
 /* Parameter block: u64 words at VNET_PARAMS + 8 * index. */
 #define VNET_P_MAGIC 0
@@ -32,6 +33,8 @@
 #define VNET_P_FRAMES 7 /* frames the host sends */
 #define VNET_P_RXBUF 8 /* bytes per receive buffer */
 #define VNET_P_GO 9 /* the host's frames are in the tap: post buffers */
+#define VNET_P_CID 10 /* vsock: the guest's cid (the config must show it) */
+#define VNET_P_PORT 11 /* vsock: the host's listening port */
 
 /* Frames: broadcast from the guest, to the guest's MAC from the host, both
  * with an experimental ethertype and a payload pattern. */
@@ -46,6 +49,11 @@
 #define VNET_CON_HELLO "hello from virtio-console\n"
 #define VNET_CON_INPUT "ping from the host\n"
 #define VNET_CON_ECHO "echo: "
+
+/* vsock text. */
+#define VNET_VSOCK_PING "hello over vsock\n"
+#define VNET_VSOCK_PONG "pong from the host\n"
+#define VNET_VSOCK_GUEST_PORT 1234
 
 /* Result block: u32 words at VNET_RESULTS + 4 * index. */
 #define VNET_R_IRQS 0 /* interrupts with InterruptStatus != 0 */
@@ -68,5 +76,6 @@
 #define VNET_FAIL_RX 6 /* a frame's header, length or bytes */
 #define VNET_FAIL_HOSTILE 7
 #define VNET_FAIL_CONSOLE 8
+#define VNET_FAIL_VSOCK 9 /* config, or a packet the host's side did not send */
 
 #endif

@@ -13,6 +13,8 @@
  * net: transmit chains the device must refuse with NEEDS_RESET, headers
  * that lie (the device must drop those frames and carry on), then one good
  * frame. Console: a line out, the host's input in, and an echo out.
+ * vsock: a stream connection to the host's listening port (REQUEST, then
+ * its RESPONSE), a line out (RW) and the host's reply in.
  */
 #include "guest.h"
 #include "vnet_abi.h"
@@ -75,11 +77,11 @@ struct vq {
 
 static struct {
 	uint64_t base, features;
-	struct vq q[2];
+	struct vq q[3];
 	volatile uint32_t irqs, spurious, config_irqs;
 } dev;
 
-static uint8_t rings[2][3][4096] __attribute__((aligned(4096)));
+static uint8_t rings[3][3][4096] __attribute__((aligned(4096)));
 static uint8_t rxbuf[QN][2048], txhdr[HDR], txframe[2048], frame[4096];
 static char conbuf[64];
 static const volatile uint64_t *params = (const volatile uint64_t *)VNET_PARAMS;
@@ -139,8 +141,8 @@ static bool has(unsigned int bit)
 	return dev.features & (1ull << bit);
 }
 
-/* Reset, negotiate @want (VERSION_1 always), set up both queues. */
-static int dev_init(uint32_t device_id, uint64_t want)
+/* Reset, negotiate @want (VERSION_1 always), set up @nq queues. */
+static int dev_init_nq(uint32_t device_id, uint64_t want, unsigned int nq)
 {
 	uint64_t offered;
 
@@ -163,7 +165,7 @@ static int dev_init(uint32_t device_id, uint64_t want)
 	wr(R_DRV_FEATURES, (uint32_t)(dev.features >> 32));
 	wr(R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK);
 	CHECK(rd(R_STATUS) & S_FEATURES_OK, VNET_FAIL_INIT, 4, rd(R_STATUS));
-	for (unsigned int q = 0; q < 2; q++) {
+	for (unsigned int q = 0; q < nq; q++) {
 		struct vq *v = &dev.q[q];
 
 		v->desc = (struct desc *)rings[q][0];
@@ -184,6 +186,11 @@ static int dev_init(uint32_t device_id, uint64_t want)
 	}
 	wr(R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
 	return 0;
+}
+
+static int dev_init(uint32_t device_id, uint64_t want)
+{
+	return dev_init_nq(device_id, want, 2);
 }
 
 static void set_desc(struct desc *t, unsigned int i, const volatile void *buf, uint32_t len,
@@ -468,6 +475,111 @@ static int console(void)
 	return con_write(echo, sizeof(echo) - 1, conbuf, len);
 }
 
+/* struct virtio_vsock_hdr (virtio 1.x 5.10.6), 44 bytes, little-endian. */
+struct vsock_hdr {
+	uint64_t src_cid, dst_cid;
+	uint32_t src_port, dst_port, len;
+	uint16_t type, op;
+	uint32_t flags, buf_alloc, fwd_cnt;
+} __attribute__((packed));
+
+#define VSOCK_TYPE_STREAM 1
+#define VSOCK_OP_REQUEST 1
+#define VSOCK_OP_RESPONSE 2
+#define VSOCK_OP_RW 5
+#define VSOCK_HOST_CID 2
+
+static struct vsock_hdr vtx;
+static uint8_t vevent[2][8];
+
+static int vsock_send(uint16_t op, const char *data, uint32_t len)
+{
+	uint32_t id, l;
+
+	vtx = (struct vsock_hdr){ params[VNET_P_CID],
+				  VSOCK_HOST_CID,
+				  VNET_VSOCK_GUEST_PORT,
+				  (uint32_t)params[VNET_P_PORT],
+				  len,
+				  VSOCK_TYPE_STREAM,
+				  op,
+				  0,
+				  65536,
+				  0 };
+	set_desc(dev.q[1].desc, 0, &vtx, sizeof(vtx), len ? D_NEXT : 0);
+	if (len)
+		set_desc(dev.q[1].desc, 1, data, len, 0);
+	submit(1, 0);
+	if (wait_used(1, &id, &l))
+		return VNET_FAIL_TIMEOUT;
+	results[VNET_R_TX]++;
+	return 0;
+}
+
+/* The next packet for our connection with operation @op (credit updates
+ * and the like on the way are passed over); its buffer is given back. */
+static int vsock_recv(uint16_t op, uint8_t **payload, uint32_t *plen)
+{
+	for (unsigned int n = 0; n < 8; n++) {
+		uint32_t id, len;
+		const struct vsock_hdr *h;
+
+		if (wait_used(0, &id, &len))
+			return VNET_FAIL_TIMEOUT;
+		CHECK(id < QN && len >= sizeof(*h) && len <= sizeof(rxbuf[0]), VNET_FAIL_VSOCK, 1,
+		      (uint64_t)id << 32 | len);
+		h = (const struct vsock_hdr *)rxbuf[id];
+		CHECK(h->src_cid == VSOCK_HOST_CID && h->dst_cid == params[VNET_P_CID] &&
+			      h->dst_port == VNET_VSOCK_GUEST_PORT && h->len == len - sizeof(*h),
+		      VNET_FAIL_VSOCK, 2, h->op);
+		submit(0, (uint16_t)id); /* the buffer goes back to the device */
+		if (h->op == op) {
+			*payload = rxbuf[id] + sizeof(*h);
+			*plen = h->len;
+			return 0;
+		}
+	}
+	return fail(VNET_FAIL_VSOCK, 3, op);
+}
+
+static int vsock(void)
+{
+	static const char ping[] = VNET_VSOCK_PING, pong[] = VNET_VSOCK_PONG;
+	uint16_t heads[8];
+	uint8_t *data;
+	uint32_t cid_lo, cid_hi, len;
+	int r = dev_init_nq(19, params[VNET_P_FEATURES], 3);
+
+	if (r)
+		return r;
+	cid_lo = rd(R_CONFIG);
+	cid_hi = rd(R_CONFIG + 4);
+	CHECK(((uint64_t)cid_hi << 32 | cid_lo) == params[VNET_P_CID], VNET_FAIL_VSOCK, 4, cid_lo);
+	for (unsigned int i = 0; i < 8; i++) {
+		set_desc(dev.q[0].desc, i, rxbuf[i], sizeof(rxbuf[0]), D_WRITE);
+		heads[i] = (uint16_t)i;
+	}
+	publish(0, heads, 8);
+	for (unsigned int i = 0; i < 2; i++) {
+		set_desc(dev.q[2].desc, i, vevent[i], sizeof(vevent[i]), D_WRITE);
+		heads[i] = (uint16_t)i;
+	}
+	publish(2, heads, 2);
+	r = vsock_send(VSOCK_OP_REQUEST, 0, 0);
+	if (!r)
+		r = vsock_recv(VSOCK_OP_RESPONSE, &data, &len);
+	if (!r)
+		r = vsock_send(VSOCK_OP_RW, ping, sizeof(ping) - 1);
+	if (!r)
+		r = vsock_recv(VSOCK_OP_RW, &data, &len);
+	if (r)
+		return r;
+	results[VNET_R_IN_LEN] = len;
+	CHECK(len == sizeof(pong) - 1 && !memcmp(data, pong, len), VNET_FAIL_VSOCK, 5, len);
+	results[VNET_R_RX]++;
+	return dev.irqs ? 0 : fail(VNET_FAIL_VSOCK, 6, 0);
+}
+
 static int run(void)
 {
 	int r;
@@ -489,6 +601,9 @@ static int run(void)
 		break;
 	case VNET_NET_HOSTILE:
 		r = net_hostile();
+		break;
+	case VNET_VSOCK:
+		r = vsock();
 		break;
 	default:
 		r = console();
