@@ -11,8 +11,9 @@
  * put them), posts receive buffers and checks every frame: header,
  * num_buffers, length and bytes, gathered over merged buffers. Hostile
  * net: transmit chains the device must refuse with NEEDS_RESET, headers
- * that lie (the device must drop those frames and carry on), then one good
- * frame. Console: a line out, the host's input in, and an echo out.
+ * that lie (the device must drop those frames and carry on), one good
+ * frame, then a receive chain the device must refuse when the host's frame
+ * comes. Console: a line out, the host's input in, and an echo out.
  * vsock: a stream connection to the host's listening port (REQUEST, then
  * its RESPONSE), a line out (RW) and the host's reply in.
  */
@@ -395,6 +396,24 @@ static int expect_reset(unsigned int c)
 	return net_setup();
 }
 
+/* A receive chain with a device-readable buffer: the device finds it when
+ * the host's frame comes, and must set NEEDS_RESET. */
+static int expect_rx_reset(void)
+{
+	uint32_t cfg = dev.config_irqs;
+	unsigned int i;
+
+	set_desc(dev.q[0].desc, 0, rxbuf[0], 64, D_NEXT);
+	set_desc(dev.q[0].desc, 1, rxbuf[1], 1526, D_WRITE);
+	submit(0, 0);
+	for (i = 0; i < SPIN_LIMIT && (!(rd(R_STATUS) & S_NEEDS_RESET) || dev.config_irqs == cfg);
+	     i++)
+		cpu_relax();
+	CHECK(i < SPIN_LIMIT, VNET_FAIL_HOSTILE, 2, rd(R_STATUS));
+	results[VNET_R_HOSTILE]++;
+	return 0;
+}
+
 static void put16(uint8_t *p, uint16_t v)
 {
 	p[0] = (uint8_t)v;
@@ -429,7 +448,9 @@ static int net_hostile(void)
 		r = send(VNET_TX_LEN);
 	memset(txhdr, 0, HDR);
 	/* And the device still works. */
-	return r ? r : send(VNET_TX_LEN);
+	if (!r)
+		r = send(VNET_TX_LEN);
+	return r ? r : expect_rx_reset();
 }
 
 static int con_write(const char *s, uint32_t n, const char *s2, uint32_t n2)
