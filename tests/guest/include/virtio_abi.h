@@ -18,7 +18,7 @@
 
 /* Modes. */
 #define VDRV_NORMAL 0 /* rng requests, then blk write/flush/read/get-id/zeroes */
-#define VDRV_HOSTILE 1 /* garbage rings on rng, then a reset and normal use */
+#define VDRV_HOSTILE 1 /* garbage rings on rng (and blk), then a reset and normal use */
 
 /* Parameter block: u64 words at VDRV_PARAMS + 8 * index. */
 #define VDRV_P_MAGIC 0
@@ -48,7 +48,13 @@
 #define VDRV_R_BLK_SPURIOUS 5
 #define VDRV_R_BLK_REQS 6
 #define VDRV_R_HOSTILE_CASES 7 /* hostile rings that ended in NEEDS_RESET */
-#define VDRV_R_DONE 8 /* VDRV_MAGIC once the guest got to the end */
+#define VDRV_R_BLK_CONFIG_IRQS 8
+/* Interrupts (spurious ones too) around the blk read a reset cut short:
+ * 0 or 1, never counted as a request's. */
+#define VDRV_R_BLK_RESET_IRQS 9
+/* 1 if that read had completed (used entry) before the reset, else 0. */
+#define VDRV_R_BLK_RESET_DONE 10
+#define VDRV_R_DONE 11 /* VDRV_MAGIC once the guest got to the end */
 
 /* Failed checks (the power-off status). */
 #define VDRV_FAIL_PARAMS 1
