@@ -144,6 +144,10 @@ uint64_t kvmk_virtio_offered(const struct kvmk_virtio *t);
 int kvmk_virtio_save(struct kvmkit_virtio *dev, struct kvmk_blob *out);
 int kvmk_virtio_restore(struct kvmkit_virtio *dev, const uint8_t *p, size_t len);
 
+/* Tests: the next blocking I/O of virtio-blk @dev (synchronous, whatever
+ * the back end) sleeps @ms first, with the request in flight. */
+void kvmk_virtio_blk_test_delay(struct kvmkit_virtio *dev, unsigned int ms);
+
 /* The public handle is the transport. */
 struct kvmkit_virtio {
 	struct kvmk_virtio t;
