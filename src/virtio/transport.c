@@ -128,9 +128,10 @@ static void *device_thread(void *opaque)
 {
 	struct kvmk_virtio *t = opaque;
 	struct epoll_event ev[8];
+	int timeout = -1; /* DEFER_MS while work waits for the VM to run */
 
 	for (;;) {
-		int n = epoll_wait(t->epoll_fd, ev, 8, t->pending ? DEFER_MS : -1);
+		int n = epoll_wait(t->epoll_fd, ev, 8, timeout);
 		uint32_t queues = 0;
 
 		if (n < 0 && errno != EINTR) {
@@ -167,6 +168,7 @@ static void *device_thread(void *opaque)
 		pthread_mutex_lock(&t->lock);
 		if (queues || t->pending)
 			serve(t, queues);
+		timeout = t->pending ? DEFER_MS : -1;
 		pthread_mutex_unlock(&t->lock);
 	}
 }
