@@ -58,11 +58,25 @@ void kvmk_virtio_kick(struct kvmk_virtio *t)
 	eventfd_write(t->kick_fd, 1);
 }
 
+/* The irqfd is bound when first needed, not at creation: a machine
+ * restore brings back the irqchip (which must have no irqfd bound then)
+ * after creating the devices. */
+static int bind_irq(struct kvmk_virtio *t)
+{
+	int r;
+
+	if (t->irq_bound)
+		return 0;
+	r = kvmkit_irqfd_bind(t->chip, t->gsi, t->irq_fd, t->resample_fd);
+	t->irq_bound = !r;
+	return r;
+}
+
 void kvmk_virtio_interrupt(struct kvmk_virtio *t, uint32_t bits)
 {
 	t->isr |= bits;
 	t->st.interrupts++;
-	if (kvmkit_irqfd_signal(t->chip, t->gsi, t->irq_fd) < 0)
+	if (bind_irq(t) || kvmkit_irqfd_signal(t->chip, t->gsi, t->irq_fd) < 0)
 		kvmk_virtio_warn(t, "interrupt lost: %s", kvmkit_strerror());
 }
 
@@ -203,10 +217,11 @@ static int setup_irq(struct kvmk_virtio *t, int gsi)
 	r = new_eventfd(&t->irq_fd);
 	if (!r && t->trigger == KVMKIT_VIRTIO_IRQ_LEVEL)
 		r = new_eventfd(&t->resample_fd);
-	if (!r)
-		r = kvmkit_irqfd_bind(t->chip, t->gsi, t->irq_fd, t->resample_fd);
 	if (r)
 		return r;
+	/* The pin's route must exist for the bind later: check it now. */
+	if (!kvmkit_irq_route_count(t->chip, t->gsi))
+		return kvmk_err_param("kvmkit_virtio_create", "gsi", "a routed GSI", "%u", t->gsi);
 	return t->resample_fd >= 0 ? watch(t, t->resample_fd, TAG_RESAMPLE) : 0;
 }
 
@@ -348,7 +363,7 @@ void kvmkit_virtio_destroy(struct kvmkit_virtio *dev)
 	}
 	if (t->ops->destroy)
 		t->ops->destroy(t);
-	if (t->irq_fd >= 0)
+	if (t->irq_bound)
 		kvmkit_irqfd_unbind(t->chip, t->gsi, t->irq_fd);
 	if (t->gsi_allocated)
 		kvmkit_gsi_free(t->chip, t->gsi);

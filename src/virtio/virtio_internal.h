@@ -100,6 +100,7 @@ struct kvmk_virtio {
 	pthread_t thread;
 	bool thread_started;
 	int epoll_fd, kick_fd, stop_fd, irq_fd, resample_fd;
+	bool irq_bound; /* irq_fd bound to gsi (at the first interrupt) */
 
 	/* Log throttling (one line a second, with the count meanwhile). */
 	uint64_t log_ns;
