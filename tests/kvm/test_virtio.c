@@ -28,12 +28,16 @@ struct run {
 	enum kvmkit_irqchip_mode mode;
 	enum kvmkit_virtio_trigger trigger;
 	int guest_mode; /* VDRV_NORMAL or VDRV_HOSTILE */
-	bool blk, ro, no_ioeventfd, sync_io;
+	bool blk, ro, no_ioeventfd, sync_io, con;
 	uint64_t features; /* VDRV_P_FEATURES */
 	/* out */
 	uint32_t res[VDRV_R_DONE + 1];
 	struct kvmkit_virtio_stats rng_st, blk_st;
-	struct kvmkit_virtio_info rng_info, blk_info;
+	struct kvmkit_virtio_info rng_info, blk_info, con_info;
+	struct kvmkit_virtio_stats con_st;
+	char con_out[64], con_piped[64]; /* what the guest sent: kept, and through out_fd */
+	size_t con_out_len, con_piped_len;
+	uint64_t reports[5]; /* a failed check's: number, two values */
 	char disk[64];
 };
 
@@ -55,10 +59,11 @@ static void run_guest(struct run *r)
 	struct kvmkit_machine_config cfg;
 	struct kvmkit_virtio_mmio_config vc;
 	struct kvmkit_virtio_blk_config bc = { 0 };
-	struct kvmkit_virtio *rng = NULL, *blk = NULL;
+	struct kvmkit_virtio *rng = NULL, *blk = NULL, *con = NULL;
+	int pipefd[2] = { -1, -1 };
 	struct kvmkit_machine *m = NULL;
 	struct kvmkit_stop_info info;
-	uint64_t p[VDRV_P_SERIAL + 3] = { 0 };
+	uint64_t p[VDRV_P_COUNT] = { 0 };
 	void *image;
 	size_t len;
 
@@ -103,13 +108,38 @@ static void run_guest(struct run *r)
 		p[VDRV_P_BLK_RO] = r->ro;
 		memcpy(&p[VDRV_P_SERIAL], SERIAL, strlen(SERIAL));
 	}
+	if (r->con) {
+		assert_int_equal(pipe2(pipefd, O_CLOEXEC | O_NONBLOCK), 0);
+		vc.slot = 2;
+		if (kvmkit_virtio_console_create(kvmkit_machine_vm(m), &vc, pipefd[1], &con))
+			fail_msg("virtio-console: %s", kvmkit_strerror());
+		kvmkit_virtio_get_info(con, &r->con_info);
+		p[VDRV_P_CON_BASE] = r->con_info.base;
+		p[VDRV_P_CON_PIN] = r->con_info.gsi;
+		/* Fed before the guest runs: it waits for the receive buffer. */
+		assert_int_equal(
+			kvmkit_virtio_console_feed(con, VDRV_CON_INPUT, strlen(VDRV_CON_INPUT)),
+			strlen(VDRV_CON_INPUT));
+	}
 	assert_int_equal(kvmkit_vm_write(kvmkit_machine_vm(m), VDRV_PARAMS, p, sizeof(p)), 0);
 	run_to_stop(m, &info);
 	assert_int_equal(kvmkit_vm_read(kvmkit_machine_vm(m), VDRV_RESULTS, r->res, sizeof(r->res)),
 			 0);
+	if (con) {
+		ssize_t got;
+
+		kvmkit_virtio_get_stats(con, &r->con_st);
+		r->con_out_len = kvmkit_virtio_console_output(con, r->con_out, sizeof(r->con_out));
+		kvmkit_virtio_destroy(con); /* drains its writer into the pipe */
+		got = read(pipefd[0], r->con_piped, sizeof(r->con_piped));
+		r->con_piped_len = got > 0 ? (size_t)got : 0;
+		close(pipefd[0]);
+		close(pipefd[1]);
+	}
 	kvmkit_virtio_get_stats(rng, &r->rng_st);
 	if (blk)
 		kvmkit_virtio_get_stats(blk, &r->blk_st);
+	kvmkit_report_values(kvmkit_machine_report(m), r->reports, 5);
 	kvmkit_virtio_destroy(blk);
 	kvmkit_virtio_destroy(rng);
 	kvmkit_machine_destroy(m);
@@ -126,8 +156,10 @@ static void run_guest(struct run *r)
 	       (unsigned long long)r->blk_st.interrupts,
 	       r->blk_info.uring ? "io_uring" : "synchronous");
 	if (info.reason != KVMKIT_STOP_GUEST_EXIT || info.status != 0)
-		fail_msg("guest stopped with reason %d status %d (a VDRV_FAIL_* check)",
-			 (int)info.reason, info.status);
+		fail_msg("guest stopped with reason %d status %d (a VDRV_FAIL_* check; its "
+			 "reports: %u 0x%x%08x 0x%x%08x)",
+			 (int)info.reason, info.status, r->reports[0], r->reports[2], r->reports[1],
+			 r->reports[4], r->reports[3]);
 	assert_int_equal(r->res[VDRV_R_DONE], VDRV_MAGIC);
 }
 
@@ -257,6 +289,40 @@ static void test_io_read_only(void **state)
 	check_disk(&r);
 }
 
+/* virtio-console beside rng and blk: input fed by the host reaches the
+ * guest's receive buffer, its reply reaches out_fd through the writer
+ * thread and the kept copy; one interrupt per completed buffer. */
+static void console_case(enum kvmkit_irqchip_mode mode, enum kvmkit_virtio_trigger trig)
+{
+	static const char want[] = VDRV_CON_REPLY VDRV_CON_INPUT;
+	struct run r = { .mode = mode, .trigger = trig, .features = 3, .blk = true, .con = true };
+
+	require_kvm();
+	run_guest(&r);
+	assert_int_equal(r.res[VDRV_R_CON_REQS], 2);
+	assert_int_equal(r.res[VDRV_R_CON_IRQS], 2);
+	assert_int_equal(r.con_st.chains, 2);
+	assert_int_equal(r.con_info.gsi, 7);
+	assert_int_equal(r.con_out_len, strlen(want));
+	assert_memory_equal(r.con_out, want, strlen(want));
+	assert_int_equal(r.con_piped_len, strlen(want));
+	assert_memory_equal(r.con_piped, want, strlen(want));
+	if (!(trig == KVMKIT_VIRTIO_IRQ_LEVEL && host_is_kvm_pvm()))
+		assert_int_equal(r.res[VDRV_R_CON_SPURIOUS], 0);
+	check_counts(&r);
+	check_disk(&r);
+}
+
+static void test_console_kernel_edge(void **state)
+{
+	console_case(KVMKIT_IRQCHIP_KERNEL, KVMKIT_VIRTIO_IRQ_EDGE);
+}
+
+static void test_console_split_level(void **state)
+{
+	console_case(KVMKIT_IRQCHIP_SPLIT, KVMKIT_VIRTIO_IRQ_LEVEL);
+}
+
 /* Without event index or indirect descriptors, notifications through the
  * MMIO handler instead of ioeventfds. */
 static void test_io_plain_mmio_notify(void **state)
@@ -343,7 +409,7 @@ static void test_machine_devices(void **state)
 	struct kvmkit_machine *m, *m2;
 	struct kvmkit_stop_info info;
 	struct run r = { .blk = true };
-	uint64_t p[VDRV_P_SERIAL + 3] = { 0 };
+	uint64_t p[VDRV_P_COUNT] = { 0 };
 	void *image, *b1, *b2;
 	size_t len, l1, l2;
 
@@ -404,7 +470,7 @@ static void test_machine_snapshot(void **state)
 	struct kvmkit_machine *m, *m2 = NULL;
 	struct kvmkit_stop_info info;
 	struct run r = { .blk = true };
-	uint64_t p[VDRV_P_SERIAL + 3] = { 0 };
+	uint64_t p[VDRV_P_COUNT] = { 0 };
 	char dir[] = "/tmp/kvmkit-virtio-snap-XXXXXX";
 	void *image, *b1, *b2;
 	size_t len, l1, l2;
@@ -460,6 +526,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_io_sync),
 		cmocka_unit_test(test_io_read_only),
 		cmocka_unit_test(test_io_plain_mmio_notify),
+		cmocka_unit_test(test_console_kernel_edge),
+		cmocka_unit_test(test_console_split_level),
 		cmocka_unit_test(test_hostile_kernel_edge),
 		cmocka_unit_test(test_hostile_split_level),
 		cmocka_unit_test(test_machine_devices),
