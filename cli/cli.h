@@ -87,7 +87,10 @@ struct console;
 struct kvmkit_vm;
 struct kvmkit_uart;
 /* Feeds stdin to the UART (raw terminal while running); NULL on failure. */
-struct console *console_start(struct kvmkit_vm *vm, struct kvmkit_uart *uart);
+struct kvmkit_virtio;
+/* Input goes to @vcon when not NULL (--console virtio), else to @uart. */
+struct console *console_start(struct kvmkit_vm *vm, struct kvmkit_uart *uart,
+			      struct kvmkit_virtio *vcon);
 void console_stop(struct console *c);
 
 /* Prints "kvmkit: <what>: <kvmkit_strerror()>" to stderr. */

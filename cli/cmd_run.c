@@ -246,6 +246,15 @@ int cmd_run(int argc, char **argv)
 		case 'r':
 			cfg.virtio_rng = true;
 			break;
+		case 'C':
+			if (!strcmp(optarg, "serial") || !strcmp(optarg, "virtio")) {
+				cfg.virtio_console = !strcmp(optarg, "virtio");
+			} else {
+				fprintf(stderr, "kvmkit: --console: '%s' is not serial or virtio\n",
+					optarg);
+				return CLI_EXIT_USAGE;
+			}
+			break;
 		case 'T':
 			if (!strcmp(optarg, "on")) {
 				cfg.testdev = KVMKIT_TESTDEV_ON;
@@ -270,8 +279,9 @@ int cmd_run(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 
-	if ((cfg.ndisks || cfg.virtio_rng) && set_chip && !cfg.irqchip) {
-		fprintf(stderr, "kvmkit: --disk and --rng need an irqchip (not --irqchip none)\n");
+	if ((cfg.ndisks || cfg.virtio_rng || cfg.virtio_console) && set_chip && !cfg.irqchip) {
+		fprintf(stderr, "kvmkit: --disk, --rng and --console virtio need an irqchip (not "
+				"--irqchip none)\n");
 		return CLI_EXIT_USAGE;
 	}
 	if (restore) {
@@ -346,7 +356,8 @@ int cmd_run(int argc, char **argv)
 			return status;
 		}
 	}
-	con = console_start(kvmkit_machine_vm(m), kvmkit_machine_uart(m));
+	con = console_start(kvmkit_machine_vm(m), kvmkit_machine_uart(m),
+			    kvmkit_machine_virtio_console(m));
 	r = kvmkit_machine_run(m, timeout_s ? (int)(timeout_s * 1000) : -1, &info);
 	/* The server goes first: it may still be finishing a stop request. */
 	kvmkit_api_server_destroy(api);

@@ -41,6 +41,7 @@ static void restore_terminal(void)
 struct console {
 	struct kvmkit_vm *vm;
 	struct kvmkit_uart *uart;
+	struct kvmkit_virtio *vcon; /* --console virtio: input goes there */
 	pthread_t thread;
 	int wake[2];
 	bool running;
@@ -89,7 +90,9 @@ static void *console_thread(void *arg)
 		}
 		/* The FIFO may be full: retry until the guest drains it. */
 		for (size_t off = 0; off < n;) {
-			size_t took = kvmkit_uart_feed(c->uart, out + off, n - off);
+			size_t took =
+				c->vcon ? kvmkit_virtio_console_feed(c->vcon, out + off, n - off) :
+					  kvmkit_uart_feed(c->uart, out + off, n - off);
 
 			off += took;
 			if (!took) {
@@ -103,7 +106,8 @@ static void *console_thread(void *arg)
 	return NULL;
 }
 
-struct console *console_start(struct kvmkit_vm *vm, struct kvmkit_uart *uart)
+struct console *console_start(struct kvmkit_vm *vm, struct kvmkit_uart *uart,
+			      struct kvmkit_virtio *vcon)
 {
 	struct console *c = calloc(1, sizeof(*c));
 
@@ -111,6 +115,7 @@ struct console *console_start(struct kvmkit_vm *vm, struct kvmkit_uart *uart)
 		return NULL;
 	c->vm = vm;
 	c->uart = uart;
+	c->vcon = vcon;
 	if (pipe2(c->wake, O_CLOEXEC) < 0) {
 		free(c);
 		return NULL;
@@ -167,6 +172,7 @@ void console_stop(struct console *c)
 	close(c->wake[0]);
 	close(c->wake[1]);
 	restore_terminal();
-	report_output(c->uart);
+	if (!c->vcon)
+		report_output(c->uart);
 	free(c);
 }

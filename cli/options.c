@@ -26,6 +26,7 @@ const struct option cli_run_options[] = {
 	{ "append", required_argument, NULL, 'a' },  { "testdev", required_argument, NULL, 'T' },
 	{ "api", required_argument, NULL, 'A' },     { "restore", required_argument, NULL, 'R' },
 	{ "disk", required_argument, NULL, 'D' },    { "rng", no_argument, NULL, 'r' },
+	{ "console", required_argument, NULL, 'C' },
 	{ "help", no_argument, NULL, 'h' },	     { 0 },
 };
 const char cli_run_shortopts[] = ":k:m:c:t:h";
@@ -90,6 +91,9 @@ static const char run_options_text[] =
 	"      --disk PATH[,ro]   a virtio-blk disk on a raw image (up to 8; ro:\n"
 	"                         read-only), virtio-mmio at 0xd0000000 + n * 0x1000\n"
 	"      --rng              a virtio-rng device (the first virtio-mmio window)\n"
+	"      --console serial|virtio\n"
+	"                         the terminal on the UART (default) or on a\n"
+	"                         virtio-console after the disks (Linux: hvc0)\n"
 	"  -h, --help             print usage\n";
 
 /* The control clients, for `kvmkit --help` and `kvmkit CMD --help`. */

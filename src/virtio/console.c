@@ -16,6 +16,7 @@
  * the receive buffers the guest made available.
  */
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,6 +207,14 @@ static void *writer_main(void *arg)
 		pthread_mutex_unlock(&t->lock);
 		w = write(v->out_fd, start, n);
 		err = w < 0 ? errno : 0;
+		if (err == EAGAIN || err == EWOULDBLOCK) {
+			/* A non-blocking out_fd (not ours to change): wait
+			 * until it takes bytes, a while at most, so that a
+			 * stop is seen. */
+			struct pollfd p = { .fd = v->out_fd, .events = POLLOUT };
+
+			poll(&p, 1, 100);
+		}
 		pthread_mutex_lock(&t->lock);
 		if (w > 0) {
 			v->tx_head = (v->tx_head + (size_t)w) % TX_CAP;
@@ -216,7 +225,7 @@ static void *writer_main(void *arg)
 			}
 			continue;
 		}
-		if (err == EINTR || err == EAGAIN)
+		if (err == EINTR || err == EAGAIN || err == EWOULDBLOCK)
 			continue;
 		/* Output is gone for good: the guest's output is kept in memory
 		 * only from now on, and nothing waits for the writer. */

@@ -20,8 +20,9 @@ struct kvmkit_machine {
 	struct kvmkit_fwcfg *fwcfg;
 	struct kvmkit_testdev *testdev;
 	struct kvmkit_line *testdev_lines[KVMKIT_TESTDEV_IRQ_LINES];
-	struct kvmkit_virtio *virtio[1 + KVMKIT_MACHINE_MAX_DISKS];
+	struct kvmkit_virtio *virtio[2 + KVMKIT_MACHINE_MAX_DISKS];
 	unsigned int nvirtio;
+	struct kvmkit_virtio *virtio_console; /* one of virtio[] */
 	unsigned int nr_created; /* devices[] entries created, in order */
 };
 
@@ -43,7 +44,8 @@ struct machine_device {
 static int uart_create(struct kvmkit_machine *m, const struct kvmkit_machine_config *cfg)
 {
 	struct kvmkit_irqchip *chip = kvmkit_vm_irqchip(m->vm);
-	int r = kvmkit_uart_create(m->vm, KVMKIT_UART_COM1, cfg->console_fd, &m->uart);
+	int r = kvmkit_uart_create(m->vm, KVMKIT_UART_COM1,
+				   cfg->virtio_console ? -1 : cfg->console_fd, &m->uart);
 
 	if (r || !chip)
 		return r;
@@ -115,13 +117,13 @@ static void testdev_destroy(struct kvmkit_machine *m)
 		kvmkit_line_close(m->testdev_lines[n]);
 }
 
-/* virtio-mmio devices: the rng, then the disks, in slots 0, 1, ... */
+/* virtio-mmio devices: the rng, the disks, the console, in slots 0, 1, ... */
 static int virtio_create(struct kvmkit_machine *m, const struct kvmkit_machine_config *cfg)
 {
 	struct kvmkit_virtio_mmio_config vc;
 	int r = 0;
 
-	if (!cfg->virtio_rng && !cfg->ndisks)
+	if (!cfg->virtio_rng && !cfg->ndisks && !cfg->virtio_console)
 		return 0;
 	if (cfg->ndisks > KVMKIT_MACHINE_MAX_DISKS)
 		return kvmk_err_param("kvmkit_machine_create", "ndisks", "at most 8", "%u",
@@ -142,11 +144,19 @@ static int virtio_create(struct kvmkit_machine *m, const struct kvmkit_machine_c
 		r = kvmkit_virtio_blk_create(m->vm, &vc, &bc, &m->virtio[m->nvirtio]);
 		m->nvirtio += !r;
 	}
+	if (!r && cfg->virtio_console) {
+		vc.slot = m->nvirtio;
+		r = kvmkit_virtio_console_create(m->vm, &vc, cfg->console_fd,
+						 &m->virtio[m->nvirtio]);
+		if (!r)
+			m->virtio_console = m->virtio[m->nvirtio++];
+	}
 	return r;
 }
 
 static void virtio_destroy(struct kvmkit_machine *m)
 {
+	m->virtio_console = NULL;
 	while (m->nvirtio)
 		kvmkit_virtio_destroy(m->virtio[--m->nvirtio]);
 }
@@ -200,6 +210,11 @@ unsigned int kvmkit_machine_virtio_count(const struct kvmkit_machine *m)
 struct kvmkit_virtio *kvmkit_machine_virtio(struct kvmkit_machine *m, unsigned int i)
 {
 	return i < m->nvirtio ? m->virtio[i] : NULL;
+}
+
+struct kvmkit_virtio *kvmkit_machine_virtio_console(struct kvmkit_machine *m)
+{
+	return m->virtio_console;
 }
 
 static int uart_save(struct kvmkit_machine *m, struct kvmk_blob *out)
