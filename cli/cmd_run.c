@@ -246,6 +246,17 @@ int cmd_run(int argc, char **argv)
 		case 'r':
 			cfg.virtio_rng = true;
 			break;
+		case 'V':
+			if (!strcmp(optarg, "edge") || !strcmp(optarg, "level")) {
+				cfg.virtio_trigger = strcmp(optarg, "edge") ?
+							     KVMKIT_VIRTIO_IRQ_LEVEL :
+							     KVMKIT_VIRTIO_IRQ_EDGE;
+			} else {
+				fprintf(stderr, "kvmkit: --virtio-irq: '%s' is not edge or level\n",
+					optarg);
+				return CLI_EXIT_USAGE;
+			}
+			break;
 		case 'C':
 			if (!strcmp(optarg, "serial") || !strcmp(optarg, "virtio")) {
 				cfg.virtio_console = !strcmp(optarg, "virtio");

@@ -26,7 +26,7 @@ const struct option cli_run_options[] = {
 	{ "append", required_argument, NULL, 'a' },  { "testdev", required_argument, NULL, 'T' },
 	{ "api", required_argument, NULL, 'A' },     { "restore", required_argument, NULL, 'R' },
 	{ "disk", required_argument, NULL, 'D' },    { "rng", no_argument, NULL, 'r' },
-	{ "console", required_argument, NULL, 'C' },
+	{ "console", required_argument, NULL, 'C' }, { "virtio-irq", required_argument, NULL, 'V' },
 	{ "help", no_argument, NULL, 'h' },	     { 0 },
 };
 const char cli_run_shortopts[] = ":k:m:c:t:h";
@@ -94,6 +94,9 @@ static const char run_options_text[] =
 	"      --console serial|virtio\n"
 	"                         the terminal on the UART (default) or on a\n"
 	"                         virtio-console after the disks (Linux: hvc0)\n"
+	"      --virtio-irq edge|level\n"
+	"                         the virtio devices' interrupts: irqfd pulses (default)\n"
+	"                         or level with resample\n"
 	"  -h, --help             print usage\n";
 
 /* The control clients, for `kvmkit --help` and `kvmkit CMD --help`. */
