@@ -34,6 +34,7 @@
 #define KVMKIT_VIRTIO_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <kvmkit/vm.h>
@@ -121,6 +122,13 @@ struct kvmkit_virtio_info {
 };
 
 void kvmkit_virtio_get_info(const struct kvmkit_virtio *dev, struct kvmkit_virtio_info *out);
+
+/* Linux's command-line description of the device, for kernels without
+ * ACPI or device tree discovery (drivers/virtio/virtio_mmio.c):
+ * "virtio_mmio.device=0x200@0xd0000000:5". Returns what snprintf() does
+ * (the string is cut to @len - 1 bytes if longer). Linux takes the
+ * interrupt from it as edge-triggered. */
+int kvmkit_virtio_cmdline(const struct kvmkit_virtio_info *info, char *buf, size_t len);
 
 struct kvmkit_virtio_stats {
 	uint64_t notifies; /* queue notifications served (eventfd reads) */

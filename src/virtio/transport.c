@@ -395,6 +395,12 @@ void kvmkit_virtio_get_info(const struct kvmkit_virtio *dev, struct kvmkit_virti
 	out->uring = t->uring;
 }
 
+int kvmkit_virtio_cmdline(const struct kvmkit_virtio_info *info, char *buf, size_t len)
+{
+	return snprintf(buf, len, "virtio_mmio.device=0x%llx@0x%llx:%u",
+			(unsigned long long)info->size, (unsigned long long)info->base, info->gsi);
+}
+
 void kvmkit_virtio_get_stats(struct kvmkit_virtio *dev, struct kvmkit_virtio_stats *out)
 {
 	struct kvmk_virtio *t = &dev->t;

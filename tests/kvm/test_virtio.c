@@ -467,6 +467,13 @@ static void test_machine_devices(void **state)
 	assert_int_equal(rng.gsi, 5);
 	assert_int_equal(blk.gsi, 6);
 	assert_int_equal(rng.trigger, KVMKIT_VIRTIO_IRQ_EDGE);
+	{
+		char line[64];
+
+		assert_int_equal(kvmkit_virtio_cmdline(&blk, line, sizeof(line)),
+				 strlen("virtio_mmio.device=0x200@0xd0001000:6"));
+		assert_string_equal(line, "virtio_mmio.device=0x200@0xd0001000:6");
+	}
 	p[VDRV_P_MAGIC] = VDRV_MAGIC;
 	p[VDRV_P_RNG_BASE] = rng.base;
 	p[VDRV_P_RNG_PIN] = rng.gsi;
