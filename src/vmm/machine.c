@@ -7,8 +7,8 @@
 #define KVMK_LOG_MODULE "machine"
 #include "core/internal.h"
 #include "devices/devices_internal.h"
-#include "virtio/virtio_internal.h"
 #include "vmm/machine_internal.h"
+#include "vmm/machine_virtio.h"
 #include <kvmkit/kvmkit.h>
 
 struct kvmkit_machine {
@@ -20,9 +20,7 @@ struct kvmkit_machine {
 	struct kvmkit_fwcfg *fwcfg;
 	struct kvmkit_testdev *testdev;
 	struct kvmkit_line *testdev_lines[KVMKIT_TESTDEV_IRQ_LINES];
-	struct kvmkit_virtio *virtio[2 + KVMKIT_MACHINE_MAX_DISKS];
-	unsigned int nvirtio;
-	struct kvmkit_virtio *virtio_console; /* one of virtio[] */
+	struct kvmk_machine_virtio virtio;
 	unsigned int nr_created; /* devices[] entries created, in order */
 };
 
@@ -117,104 +115,40 @@ static void testdev_destroy(struct kvmkit_machine *m)
 		kvmkit_line_close(m->testdev_lines[n]);
 }
 
-/* virtio-mmio devices: the rng, the disks, the console, in slots 0, 1, ... */
+/* The virtio devices: machine_virtio.c. */
 static int virtio_create(struct kvmkit_machine *m, const struct kvmkit_machine_config *cfg)
 {
-	struct kvmkit_virtio_mmio_config vc;
-	int r = 0;
-
-	if (!cfg->virtio_rng && !cfg->ndisks && !cfg->virtio_console)
-		return 0;
-	if (cfg->ndisks > KVMKIT_MACHINE_MAX_DISKS)
-		return kvmk_err_param("kvmkit_machine_create", "ndisks", "at most 8", "%u",
-				      cfg->ndisks);
-	if (!cfg->irqchip)
-		return kvmk_err_param("kvmkit_machine_create", "irqchip",
-				      "virtio devices need an irqchip", "none");
-	kvmkit_virtio_mmio_config_init(&vc);
-	vc.trigger = cfg->virtio_trigger;
-	if (cfg->virtio_rng)
-		r = kvmkit_virtio_rng_create(m->vm, &vc, &m->virtio[m->nvirtio]);
-	m->nvirtio += !r && cfg->virtio_rng;
-	for (unsigned int i = 0; !r && i < cfg->ndisks; i++) {
-		struct kvmkit_virtio_blk_config bc = { cfg->disks[i].path, cfg->disks[i].read_only,
-						       cfg->disks[i].serial, false };
-
-		vc.slot = m->nvirtio;
-		r = kvmkit_virtio_blk_create(m->vm, &vc, &bc, &m->virtio[m->nvirtio]);
-		m->nvirtio += !r;
-	}
-	if (!r && cfg->virtio_console) {
-		vc.slot = m->nvirtio;
-		r = kvmkit_virtio_console_create(m->vm, &vc, cfg->console_fd,
-						 &m->virtio[m->nvirtio]);
-		if (!r)
-			m->virtio_console = m->virtio[m->nvirtio++];
-	}
-	return r;
+	return kvmk_machine_virtio_create(m->vm, cfg, &m->virtio);
 }
 
 static void virtio_destroy(struct kvmkit_machine *m)
 {
-	m->virtio_console = NULL;
-	while (m->nvirtio)
-		kvmkit_virtio_destroy(m->virtio[--m->nvirtio]);
+	kvmk_machine_virtio_destroy(&m->virtio);
 }
 
-/* u32 count, then per device u32 length and its state. */
 static int virtio_save(struct kvmkit_machine *m, struct kvmk_blob *out)
 {
-	struct kvmk_blob d = { 0 };
-	int r = kvmk_blob_put_u32(out, m->nvirtio);
-
-	for (unsigned int i = 0; !r && i < m->nvirtio; i++) {
-		d.len = 0;
-		r = kvmk_virtio_save(m->virtio[i], &d);
-		if (!r)
-			r = kvmk_blob_put_u32(out, (uint32_t)d.len);
-		if (!r)
-			r = kvmk_blob_put(out, d.data, d.len);
-	}
-	kvmk_blob_free(&d);
-	return r;
+	return kvmk_machine_virtio_save(&m->virtio, out);
 }
 
 static int virtio_restore(struct kvmkit_machine *m, const uint8_t *p, size_t len)
 {
-	struct kvmk_reader rd = { p, len, "virtio restore" };
-	uint32_t n, l;
-	int r = kvmk_reader_u32(&rd, &n, "virtio device count");
-
-	if (!r && n != m->nvirtio)
-		r = kvmk_err_format(rd.op, "%u virtio devices saved, this machine has %u", n,
-				    m->nvirtio);
-	for (unsigned int i = 0; !r && i < n; i++) {
-		r = kvmk_reader_u32(&rd, &l, "virtio state length");
-		if (!r && l > rd.left)
-			r = kvmk_err_format(rd.op, "virtio device %u: state truncated", i);
-		if (!r)
-			r = kvmk_virtio_restore(m->virtio[i], rd.p, l);
-		rd.p += r ? 0 : l;
-		rd.left -= r ? 0 : l;
-	}
-	if (!r && rd.left)
-		r = kvmk_err_format(rd.op, "%zu bytes past the virtio states", rd.left);
-	return r;
+	return kvmk_machine_virtio_restore(&m->virtio, p, len);
 }
 
 unsigned int kvmkit_machine_virtio_count(const struct kvmkit_machine *m)
 {
-	return m->nvirtio;
+	return m->virtio.n;
 }
 
 struct kvmkit_virtio *kvmkit_machine_virtio(struct kvmkit_machine *m, unsigned int i)
 {
-	return i < m->nvirtio ? m->virtio[i] : NULL;
+	return i < m->virtio.n ? m->virtio.dev[i] : NULL;
 }
 
 struct kvmkit_virtio *kvmkit_machine_virtio_console(struct kvmkit_machine *m)
 {
-	return m->virtio_console;
+	return m->virtio.console;
 }
 
 static int uart_save(struct kvmkit_machine *m, struct kvmk_blob *out)
@@ -427,7 +361,7 @@ static bool has_state(const struct kvmkit_machine *m, unsigned int i)
 {
 	return devices[i].save && i < m->nr_created &&
 	       (strcmp(devices[i].name, "testdev") || m->testdev) &&
-	       (strcmp(devices[i].name, "virtio") || m->nvirtio);
+	       (strcmp(devices[i].name, "virtio") || m->virtio.n);
 }
 
 int kvmkit_machine_save_devices(struct kvmkit_machine *m, void **buf, size_t *len)
