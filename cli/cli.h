@@ -93,7 +93,7 @@ struct kvmkit_vm;
 struct kvmkit_virtio;
 struct kvmkit_uart;
 /* Feeds stdin to the UART (raw terminal while running); NULL on failure. */
-/* Input goes to @vcon (a virtio-console) when not NULL, else to @uart. */
+/* Input goes to @vcon when not NULL (--console virtio), else to @uart. */
 struct console *console_start(struct kvmkit_vm *vm, struct kvmkit_uart *uart,
 			      struct kvmkit_virtio *vcon);
 void console_stop(struct console *c);

@@ -218,19 +218,6 @@ static bool add_vsock(struct kvmkit_machine_config *cfg, const char *arg)
 	return true;
 }
 
-/* The machine's virtio-console, for --console virtio's input. */
-static struct kvmkit_virtio *virtio_console_of(struct kvmkit_machine *m)
-{
-	struct kvmkit_virtio_info info;
-
-	for (unsigned int i = 0; i < kvmkit_machine_virtio_count(m); i++) {
-		kvmkit_virtio_get_info(kvmkit_machine_virtio(m, i), &info);
-		if (info.device_id == KVMKIT_VIRTIO_ID_CONSOLE)
-			return kvmkit_machine_virtio(m, i);
-	}
-	return NULL;
-}
-
 int cmd_run(int argc, char **argv)
 {
 	struct kvmkit_machine_config cfg;
@@ -330,17 +317,29 @@ int cmd_run(int argc, char **argv)
 			if (!add_net(&cfg, optarg))
 				return CLI_EXIT_USAGE;
 			break;
-		case 'V':
+		case 'K':
 			if (!add_vsock(&cfg, optarg))
 				return CLI_EXIT_USAGE;
 			break;
-		case 'O':
-			if (strcmp(optarg, "serial") && strcmp(optarg, "virtio")) {
+		case 'V':
+			if (!strcmp(optarg, "edge") || !strcmp(optarg, "level")) {
+				cfg.virtio_trigger = strcmp(optarg, "edge") ?
+							     KVMKIT_VIRTIO_IRQ_LEVEL :
+							     KVMKIT_VIRTIO_IRQ_EDGE;
+			} else {
+				fprintf(stderr, "kvmkit: --virtio-irq: '%s' is not edge or level\n",
+					optarg);
+				return CLI_EXIT_USAGE;
+			}
+			break;
+		case 'C':
+			if (!strcmp(optarg, "serial") || !strcmp(optarg, "virtio")) {
+				cfg.virtio_console = !strcmp(optarg, "virtio");
+			} else {
 				fprintf(stderr, "kvmkit: --console: '%s' is not serial or virtio\n",
 					optarg);
 				return CLI_EXIT_USAGE;
 			}
-			cfg.virtio_console = !strcmp(optarg, "virtio");
 			break;
 		case 'T':
 			if (!strcmp(optarg, "on")) {
@@ -366,13 +365,13 @@ int cmd_run(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 
-	if ((cfg.ndisks || cfg.virtio_rng) && set_chip && !cfg.irqchip) {
-		fprintf(stderr, "kvmkit: --disk and --rng need an irqchip (not --irqchip none)\n");
+	if ((cfg.ndisks || cfg.virtio_rng || cfg.virtio_console) && set_chip && !cfg.irqchip) {
+		fprintf(stderr, "kvmkit: --disk, --rng and --console virtio need an irqchip (not "
+				"--irqchip none)\n");
 		return CLI_EXIT_USAGE;
 	}
-	if ((cfg.net_tap || cfg.vsock_cid || cfg.virtio_console) && set_chip && !cfg.irqchip) {
-		fprintf(stderr, "kvmkit: --net, --vsock and --console virtio need an irqchip "
-				"(not --irqchip none)\n");
+	if ((cfg.net_tap || cfg.vsock_cid) && set_chip && !cfg.irqchip) {
+		fprintf(stderr, "kvmkit: --net and --vsock need an irqchip (not --irqchip none)\n");
 		return CLI_EXIT_USAGE;
 	}
 	if (restore) {
@@ -447,7 +446,8 @@ int cmd_run(int argc, char **argv)
 			return status;
 		}
 	}
-	con = console_start(kvmkit_machine_vm(m), kvmkit_machine_uart(m), virtio_console_of(m));
+	con = console_start(kvmkit_machine_vm(m), kvmkit_machine_uart(m),
+			    kvmkit_machine_virtio_console(m));
 	r = kvmkit_machine_run(m, timeout_s ? (int)(timeout_s * 1000) : -1, &info);
 	/* The server goes first: it may still be finishing a stop request. */
 	kvmkit_api_server_destroy(api);

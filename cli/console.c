@@ -172,6 +172,7 @@ void console_stop(struct console *c)
 	close(c->wake[0]);
 	close(c->wake[1]);
 	restore_terminal();
-	report_output(c->uart);
+	if (!c->vcon)
+		report_output(c->uart);
 	free(c);
 }

@@ -19,25 +19,16 @@ const struct option cli_global_options[] = {
 const char cli_global_shortopts[] = "+:h";
 
 const struct option cli_run_options[] = {
-	{ "kernel", required_argument, NULL, 'k' },
-	{ "mem", required_argument, NULL, 'm' },
-	{ "vcpus", required_argument, NULL, 'c' },
-	{ "timeout", required_argument, NULL, 't' },
-	{ "irqchip", required_argument, NULL, 'i' },
-	{ "irq-stats", no_argument, NULL, 's' },
-	{ "cpu", required_argument, NULL, 'u' },
-	{ "initrd", required_argument, NULL, 'I' },
-	{ "append", required_argument, NULL, 'a' },
-	{ "testdev", required_argument, NULL, 'T' },
-	{ "api", required_argument, NULL, 'A' },
-	{ "restore", required_argument, NULL, 'R' },
-	{ "disk", required_argument, NULL, 'D' },
-	{ "rng", no_argument, NULL, 'r' },
-	{ "net", required_argument, NULL, 'N' },
-	{ "vsock", required_argument, NULL, 'V' },
-	{ "console", required_argument, NULL, 'O' },
-	{ "help", no_argument, NULL, 'h' },
-	{ 0 },
+	{ "kernel", required_argument, NULL, 'k' },  { "mem", required_argument, NULL, 'm' },
+	{ "vcpus", required_argument, NULL, 'c' },   { "timeout", required_argument, NULL, 't' },
+	{ "irqchip", required_argument, NULL, 'i' }, { "irq-stats", no_argument, NULL, 's' },
+	{ "cpu", required_argument, NULL, 'u' },     { "initrd", required_argument, NULL, 'I' },
+	{ "append", required_argument, NULL, 'a' },  { "testdev", required_argument, NULL, 'T' },
+	{ "api", required_argument, NULL, 'A' },     { "restore", required_argument, NULL, 'R' },
+	{ "disk", required_argument, NULL, 'D' },    { "rng", no_argument, NULL, 'r' },
+	{ "console", required_argument, NULL, 'C' }, { "virtio-irq", required_argument, NULL, 'V' },
+	{ "net", required_argument, NULL, 'N' },     { "vsock", required_argument, NULL, 'K' },
+	{ "help", no_argument, NULL, 'h' },	     { 0 },
 };
 const char cli_run_shortopts[] = ":k:m:c:t:h";
 
@@ -101,11 +92,16 @@ static const char run_options_text[] =
 	"      --disk PATH[,ro]   a virtio-blk disk on a raw image (up to 8; ro:\n"
 	"                         read-only), virtio-mmio at 0xd0000000 + n * 0x1000\n"
 	"      --rng              a virtio-rng device (the first virtio-mmio window)\n"
-	"      --net tap=NAME[,vhost]  virtio-net on tap NAME (after the disks);\n"
-	"                         vhost: packets moved by /dev/vhost-net\n"
+	"      --console serial|virtio\n"
+	"                         the terminal on the UART (default) or on a\n"
+	"                         virtio-console after the disks (Linux: hvc0)\n"
+	"      --virtio-irq edge|level\n"
+	"                         the virtio devices' interrupts: irqfd pulses (default)\n"
+	"                         or level with resample\n"
+	"      --net tap=NAME[,vhost]\n"
+	"                         virtio-net on tap NAME (after the console); vhost:\n"
+	"                         packets moved by /dev/vhost-net\n"
 	"      --vsock cid=N      virtio-vsock through /dev/vhost-vsock, guest cid N\n"
-	"      --console serial|virtio  where the terminal goes (default serial);\n"
-	"                         virtio: a virtio-console (hvc0), the UART stays\n"
 	"  -h, --help             print usage\n";
 
 /* The control clients, for `kvmkit --help` and `kvmkit CMD --help`. */

@@ -65,19 +65,24 @@ struct kvmkit_machine_config {
 	const char *initrd_path; /* module 0's string; NULL: "initrd" */
 	const char *kernel_path; /* argv[0] of the command line; NULL: "kernel" */
 	/* virtio-mmio devices (need the irqchip), in window order from
-	 * KVMKIT_VIRTIO_MMIO_BASE: the rng first, then the disks. Each gets an
+	 * KVMKIT_VIRTIO_MMIO_BASE: the rng first, then the disks, then the
+	 * console (virtio_console below). Each gets an
 	 * IOAPIC pin from kvmkit_gsi_alloc_pin() and the trigger below. */
 	bool virtio_rng;
 	struct kvmkit_machine_disk disks[KVMKIT_MACHINE_MAX_DISKS];
 	unsigned int ndisks;
 	enum kvmkit_virtio_trigger virtio_trigger; /* default EDGE */
-	/* After the disks (virtio_io.h): virtio-net on the tap net_tap (NULL:
-	 * none; net_vhost: moved by vhost-net), a virtio-console whose output
-	 * goes to console_fd (the UART stays), virtio-vsock with the guest cid
-	 * vsock_cid (0: none). A machine with net or vsock cannot be saved. */
+	/* The console is a virtio-console (after the disks; Linux:
+	 * console=hvc0): console_fd gets its output and
+	 * kvmkit_machine_virtio_console() takes input; the UART's output is
+	 * then kept in memory only. */
+	bool virtio_console;
+	/* After those (virtio_io.h): virtio-net on the tap net_tap (NULL:
+	 * none; net_vhost: packets moved by vhost-net), then virtio-vsock with
+	 * the guest cid vsock_cid (0: none). A machine with either cannot be
+	 * saved. */
 	const char *net_tap;
 	bool net_vhost;
-	bool virtio_console;
 	uint64_t vsock_cid;
 };
 
@@ -98,6 +103,8 @@ struct kvmkit_irqchip *kvmkit_machine_irqchip(struct kvmkit_machine *m);
  * window base and size, GSI (IOAPIC pin) and trigger. */
 unsigned int kvmkit_machine_virtio_count(const struct kvmkit_machine *m);
 struct kvmkit_virtio *kvmkit_machine_virtio(struct kvmkit_machine *m, unsigned int i);
+/* The virtio-console, or NULL without virtio_console. */
+struct kvmkit_virtio *kvmkit_machine_virtio_console(struct kvmkit_machine *m);
 
 /* Starts the VM and waits until it stops or @timeout_ms passes (-1: no
  * limit; on timeout the VM is stopped and reason is TIMEOUT). Once per

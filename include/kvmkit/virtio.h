@@ -34,6 +34,7 @@
 #define KVMKIT_VIRTIO_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <kvmkit/vm.h>
@@ -49,6 +50,7 @@ extern "C" {
 
 /* Device ids (virtio 1.x 5). */
 #define KVMKIT_VIRTIO_ID_BLOCK 2
+#define KVMKIT_VIRTIO_ID_CONSOLE 3
 #define KVMKIT_VIRTIO_ID_RNG 4
 
 enum kvmkit_virtio_trigger {
@@ -89,13 +91,28 @@ int kvmkit_virtio_blk_create(struct kvmkit_vm *vm, const struct kvmkit_virtio_mm
 			     const struct kvmkit_virtio_blk_config *blk,
 			     struct kvmkit_virtio **out);
 
+/* virtio-console: one port, no feature bits. What the guest sends goes to
+ * @out_fd through a bounded buffer (16 KiB) and a writer thread of the
+ * device's own: while the buffer is full the guest's transmit buffers wait,
+ * and no vCPU ever waits for out_fd (borrowed, never closed, its file
+ * description never changed). -1: output only kept in memory. At destroy
+ * the writer has up to 1 s to drain; a write() stuck on @out_fd is then
+ * interrupted with the VM's kick signal (its pause_signal). */
+int kvmkit_virtio_console_create(struct kvmkit_vm *vm, const struct kvmkit_virtio_mmio_config *cfg,
+				 int out_fd, struct kvmkit_virtio **out);
+/* Queues input for the guest's receive buffers (at most 4 KiB waiting);
+ * returns the bytes taken. Any thread. */
+size_t kvmkit_virtio_console_feed(struct kvmkit_virtio *dev, const void *buf, size_t len);
+/* Copies what the guest has sent so far (the first 64 KiB). Any thread. */
+size_t kvmkit_virtio_console_output(struct kvmkit_virtio *dev, char *buf, size_t len);
+
 /* Unregisters the window, stops the thread (after requests in flight
  * finished), releases the ioeventfds, the irqfd and the pin. NULL: no-op. */
 void kvmkit_virtio_destroy(struct kvmkit_virtio *dev);
 
 /* What a machine needs to describe the device to the guest. */
 struct kvmkit_virtio_info {
-	const char *name; /* "virtio-rng", "virtio-blk" (static) */
+	const char *name; /* "virtio-rng", "virtio-blk", "virtio-console" (static) */
 	uint32_t device_id;
 	uint64_t base, size; /* the register window */
 	uint32_t gsi; /* x86: the IOAPIC pin */
@@ -105,6 +122,13 @@ struct kvmkit_virtio_info {
 };
 
 void kvmkit_virtio_get_info(const struct kvmkit_virtio *dev, struct kvmkit_virtio_info *out);
+
+/* Linux's command-line description of the device, for kernels without
+ * ACPI or device tree discovery (drivers/virtio/virtio_mmio.c):
+ * "virtio_mmio.device=0x200@0xd0000000:5". Returns what snprintf() does
+ * (the string is cut to @len - 1 bytes if longer). Linux takes the
+ * interrupt from it as edge-triggered. */
+int kvmkit_virtio_cmdline(const struct kvmkit_virtio_info *info, char *buf, size_t len);
 
 struct kvmkit_virtio_stats {
 	uint64_t notifies; /* queue notifications served (eventfd reads) */

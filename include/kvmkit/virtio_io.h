@@ -1,13 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * virtio devices that connect a guest to the host (virtio.h has the
- * transport, its config and the rng and blk devices):
+ * virtio devices that connect a guest to the host's network stack (virtio.h
+ * has the transport, its config and the rng, blk and console devices):
  *
  * - virtio-net over a tap interface, packets moved by the device's thread
  *   (the tap opened with a 12-byte vnet header, offloads set from what the
  *   driver negotiated), or by the kernel's vhost-net (vhost = true).
- * - virtio-console: one port (no multiport), output to a file descriptor,
- *   input fed by the caller.
  * - virtio-vsock through the kernel's vhost-vsock.
  *
  * With vhost the kernel reads the guest's rings and signals the device's
@@ -35,7 +33,6 @@ extern "C" {
 #endif
 
 #define KVMKIT_VIRTIO_ID_NET 1
-#define KVMKIT_VIRTIO_ID_CONSOLE 3
 #define KVMKIT_VIRTIO_ID_VSOCK 19
 
 /* virtio-net over the tap interface @tap (created if missing, as the
@@ -68,27 +65,6 @@ struct kvmkit_virtio_net_stats {
 
 /* -EINVAL if @dev is not a virtio-net device. */
 int kvmkit_virtio_net_stats(struct kvmkit_virtio *dev, struct kvmkit_virtio_net_stats *out);
-
-/* virtio-console, one port. Output (transmitq) goes to @out_fd (borrowed,
- * never closed; -1: discarded), written in pieces when poll() says it
- * takes them and dropped when it takes nothing for 100 ms, so a reader
- * that stalls never stalls the device for long. */
-struct kvmkit_virtio_console_config {
-	int out_fd;
-};
-
-int kvmkit_virtio_console_create(struct kvmkit_vm *vm, const struct kvmkit_virtio_mmio_config *cfg,
-				 const struct kvmkit_virtio_console_config *con,
-				 struct kvmkit_virtio **out);
-/* Queues input for the guest (receiveq); returns the bytes taken (fewer
- * when the 4 KiB input buffer is full: retry later). Any thread. */
-size_t kvmkit_virtio_console_feed(struct kvmkit_virtio *dev, const void *buf, size_t len);
-
-struct kvmkit_virtio_console_stats {
-	uint64_t out_bytes, out_dropped, in_bytes;
-};
-
-int kvmkit_virtio_console_stats(struct kvmkit_virtio *dev, struct kvmkit_virtio_console_stats *out);
 
 /* virtio-vsock with the guest's context id @cid (3 .. 0xfffffffe), through
  * /dev/vhost-vsock: rx and tx queues belong to the kernel, the event queue

@@ -51,6 +51,7 @@ struct blk {
 	struct kvmk_vq_seg *segs;
 	struct iovec *iovs;
 	bool starved; /* the queue waits for a free request */
+	unsigned int test_delay_ms; /* tests: the next blocking I/O waits first */
 	bool uring;
 #ifdef KVMKIT_HAVE_LIBURING
 	struct io_uring ring;
@@ -110,7 +111,11 @@ static int zero_range(int fd, uint64_t off, uint64_t len)
 static uint8_t do_sync(struct blk *b, struct blk_rq *rq)
 {
 	const struct kvmk_blk_req *r = &rq->req;
+	unsigned int delay = __atomic_exchange_n(&b->test_delay_ms, 0, __ATOMIC_RELAXED);
 	ssize_t n;
+
+	if (delay)
+		usleep(delay * 1000);
 
 	switch (r->op) {
 	case BLK_OP_READ:
@@ -173,7 +178,8 @@ static void start(struct kvmk_virtio *t, struct blk_rq *rq)
 			return;
 		}
 #ifdef KVMKIT_HAVE_LIBURING
-		if (b->uring && rq->req.len && submit_uring(b, rq)) {
+		if (b->uring && rq->req.len &&
+		    !__atomic_load_n(&b->test_delay_ms, __ATOMIC_RELAXED) && submit_uring(b, rq)) {
 			kvmk_virtio_inflight_get(t);
 			return;
 		}
@@ -469,4 +475,11 @@ int kvmkit_virtio_blk_create(struct kvmkit_vm *vm, const struct kvmkit_virtio_mm
 	pthread_mutex_unlock(&t->lock);
 	*out = kvmk_virtio_dev(t);
 	return 0;
+}
+
+void kvmk_virtio_blk_test_delay(struct kvmkit_virtio *dev, unsigned int ms)
+{
+	struct blk *b = dev->t.priv;
+
+	__atomic_store_n(&b->test_delay_ms, ms, __ATOMIC_RELAXED);
 }

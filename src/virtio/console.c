@@ -1,175 +1,300 @@
 // SPDX-License-Identifier: MIT
 /*
- * virtio-console (virtio 1.x 5.3), one port without MULTIPORT: receiveq 0
- * carries input to the guest, transmitq 1 its output. Output is written to
- * the caller's fd with the device lock released (the chain counted in
- * flight, so a reset waits for it), a piece at a time when poll() says the
- * fd takes it, and dropped after 100 ms without progress: a reader that
- * stalls costs the guest its output, never a stuck device. Input waits in
- * a 4 KiB buffer until the driver gives receive buffers.
+ * virtio-console (virtio 1.x 5.3) with one port, no feature bits: queue 0
+ * (receiveq) carries input to the guest, queue 1 (transmitq) its output.
+ *
+ * Output: the device thread copies each transmit chain into a bounded
+ * buffer and gives the chain back once all of it is copied; a writer thread
+ * of the device's own drains the buffer into out_fd. While the buffer is
+ * full the transmit queue waits (the guest's driver waits for its buffers,
+ * nothing is lost), and a vCPU never calls write() nor waits for one: a
+ * console nobody reads stalls only the guest's console output. At destroy
+ * the writer gets up to 1 s to drain, then a write() stuck on out_fd is
+ * interrupted with the VM's kick signal, as the UART does.
+ *
+ * Input: kvmkit_virtio_console_feed() queues bytes (up to 4 KiB) that fill
+ * the receive buffers the guest made available.
  */
+#include <fcntl.h>
 #include <poll.h>
-#include <stdio.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <kvmkit/virtio_io.h>
-
 #define KVMK_LOG_MODULE "virtio"
 #include "virtio/virtio_internal.h"
 
-#define RXQ 0
-#define TXQ 1
+#define TX_CAP 16384
+#define RX_CAP 4096
+#define KEEP_CAP 65536
+#define WRITE_MAX 4096
 #define BUDGET 256
-#define IN_BUF 4096
-#define OUT_CHUNK 4096
-#define STALL_MS 100
+#define DRAIN_MS 1000
 
-struct con {
+struct vcon {
 	int out_fd;
-	uint32_t qcap;
-	struct kvmk_vq_seg *scratch;
-	uint8_t in[IN_BUF]; /* a ring: in_len bytes from in_head */
-	size_t in_head, in_len;
-	struct kvmkit_virtio_console_stats st;
+	int kick_signal;
+	/* Under t->lock. */
+	uint8_t tx[TX_CAP];
+	size_t tx_head, tx_len;
+	uint8_t rx[RX_CAP];
+	size_t rx_head, rx_len;
+	char kept[KEEP_CAP]; /* what the guest sent, for kvmkit_virtio_console_output */
+	size_t kept_len;
+	struct kvmk_vq_chain txc; /* the transmit chain being copied */
+	bool tx_held, tx_starved;
+	uint64_t tx_off;
+	/* The writer thread. */
+	pthread_t writer;
+	pthread_cond_t tx_cond, done_cond;
+	bool have_writer, stopping, writer_done;
+	int out_error;
+	uint32_t cap;
+	struct kvmk_vq_seg seg[];
 };
 
-/* Without the lock. Returns the bytes that got out. */
-static size_t write_out(int fd, const uint8_t *p, size_t len)
+static void rx_queue(struct kvmk_virtio *t, struct vcon *v)
 {
-	size_t done = 0;
+	struct kvmk_vq *vq = &t->q[0].vq;
+	struct kvmk_vq_chain c = { .seg = v->seg, .cap = v->cap };
+	bool pushed = false;
 
-	while (done < len) {
-		struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-		size_t k = len - done < OUT_CHUNK ? len - done : OUT_CHUNK;
-		ssize_t w;
-
-		if (poll(&pfd, 1, STALL_MS) <= 0 || (pfd.revents & (POLLERR | POLLHUP | POLLNVAL)))
-			break;
-		w = write(fd, p + done, k);
-		if (w < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (w <= 0)
-			break;
-		done += (size_t)w;
-	}
-	return done;
-}
-
-static void tx_work(struct kvmk_virtio *t, struct con *c)
-{
-	struct kvmk_vq *vq = &t->q[TXQ].vq;
-	struct kvmk_vq_chain ch = { .seg = c->scratch, .cap = c->qcap };
-	unsigned int n = 0;
-
-	/* Live again after every unlocked stretch: a reset may have come. */
-	while (n < BUDGET && kvmk_virtio_queue_live(t, TXQ)) {
-		int r = kvmk_vq_pop(vq, &ch);
-		size_t out = 0;
+	while (v->rx_len) {
+		uint64_t done = 0;
+		int r = kvmk_vq_pop(vq, &c);
 
 		if (r < 0) {
-			kvmk_virtio_broken(t, TXQ);
-			return;
+			kvmk_virtio_broken(t, 0);
+			break;
 		}
 		if (r == 0) {
 			if (kvmk_vq_rearm(vq))
 				continue;
 			break;
 		}
-		if (ch.nseg != ch.nread) {
-			snprintf(vq->why, sizeof(vq->why),
-				 "chain %u: device-writable buffer in a transmit chain", ch.head);
-			vq->broken = true;
-			kvmk_virtio_broken(t, TXQ);
-			return;
+		while (v->rx_len && done < c.write_len) {
+			size_t n =
+				RX_CAP - v->rx_head < v->rx_len ? RX_CAP - v->rx_head : v->rx_len;
+
+			if (n > c.write_len - done)
+				n = c.write_len - done;
+			kvmk_chain_write(&c, &t->mem, done, v->rx + v->rx_head, n);
+			v->rx_head = (v->rx_head + n) % RX_CAP;
+			v->rx_len -= n;
+			done += n;
+		}
+		if (kvmk_vq_push(vq, &c, (uint32_t)done)) {
+			t->st.chains++;
+			pushed = true;
+		}
+	}
+	if (pushed)
+		kvmk_virtio_used(t, 0);
+}
+
+/* Copies what fits of the held chain; true once all of it is copied. */
+static bool tx_copy(struct vcon *v)
+{
+	while (v->tx_off < v->txc.read_len) {
+		size_t tail = (v->tx_head + v->tx_len) % TX_CAP, room = TX_CAP - v->tx_len, n;
+
+		if (v->out_fd < 0)
+			room = TX_CAP, tail = 0; /* no writer: only kept */
+		if (!room)
+			return false;
+		n = TX_CAP - tail < room ? TX_CAP - tail : room;
+		if (n > v->txc.read_len - v->tx_off)
+			n = v->txc.read_len - v->tx_off;
+		n = kvmk_chain_read(&v->txc, v->tx_off, v->tx + tail, n);
+		if (v->kept_len < KEEP_CAP) {
+			size_t k = n < KEEP_CAP - v->kept_len ? n : KEEP_CAP - v->kept_len;
+
+			memcpy(v->kept + v->kept_len, v->tx + tail, k);
+			v->kept_len += k;
+		}
+		if (v->out_fd >= 0 && !v->out_error) {
+			v->tx_len += n;
+			pthread_cond_signal(&v->tx_cond);
+		}
+		v->tx_off += n;
+	}
+	return true;
+}
+
+static void tx_queue(struct kvmk_virtio *t, struct vcon *v)
+{
+	struct kvmk_vq *vq = &t->q[1].vq;
+	unsigned int n = 0;
+	bool pushed = false;
+
+	while (n < BUDGET) {
+		if (!v->tx_held) {
+			int r = kvmk_vq_pop(vq, &v->txc);
+
+			if (r < 0) {
+				kvmk_virtio_broken(t, 1);
+				break;
+			}
+			if (r == 0) {
+				if (kvmk_vq_rearm(vq))
+					continue;
+				break;
+			}
+			v->tx_held = true;
+			v->tx_off = 0;
+		}
+		if (!tx_copy(v)) {
+			v->tx_starved = true; /* the writer kicks us when it drained */
+			break;
+		}
+		v->tx_held = false;
+		if (kvmk_vq_push(vq, &v->txc, 0)) {
+			t->st.chains++;
+			pushed = true;
 		}
 		n++;
-		kvmk_virtio_inflight_get(t);
-		pthread_mutex_unlock(&t->lock);
-		for (uint32_t i = 0; i < ch.nread && c->out_fd >= 0; i++) {
-			size_t k = ch.seg[i].len ?
-					   write_out(c->out_fd, ch.seg[i].hva, ch.seg[i].len) :
-					   0;
-
-			out += k;
-			if (k < ch.seg[i].len)
-				break;
-		}
-		pthread_mutex_lock(&t->lock);
-		c->st.out_bytes += out;
-		c->st.out_dropped += ch.read_len - out;
-		if (kvmk_vq_push(vq, &ch, 0)) {
-			t->st.chains++;
-			kvmk_virtio_used(t, TXQ);
-		}
-		kvmk_virtio_inflight_put(t);
 	}
 	if (n == BUDGET)
 		kvmk_virtio_kick(t);
-}
-
-static void rx_work(struct kvmk_virtio *t, struct con *c)
-{
-	struct kvmk_vq *vq = &t->q[RXQ].vq;
-	struct kvmk_vq_chain ch = { .seg = c->scratch, .cap = c->qcap };
-	bool pushed = false;
-
-	while (c->in_len) {
-		int r = kvmk_vq_pop(vq, &ch);
-		size_t want, first;
-
-		if (r < 0) {
-			kvmk_virtio_broken(t, RXQ);
-			break;
-		}
-		if (r == 0) {
-			if (kvmk_vq_rearm(vq))
-				continue;
-			break; /* the input waits for buffers */
-		}
-		if (ch.nread) {
-			snprintf(vq->why, sizeof(vq->why),
-				 "chain %u: device-readable buffer in a receive chain", ch.head);
-			vq->broken = true;
-			kvmk_virtio_broken(t, RXQ);
-			break;
-		}
-		want = c->in_len < ch.write_len ? c->in_len : (size_t)ch.write_len;
-		first = IN_BUF - c->in_head < want ? IN_BUF - c->in_head : want;
-		kvmk_chain_write(&ch, &t->mem, 0, c->in + c->in_head, first);
-		kvmk_chain_write(&ch, &t->mem, first, c->in, want - first);
-		c->in_head = (c->in_head + want) % IN_BUF;
-		c->in_len -= want;
-		c->st.in_bytes += want;
-		kvmk_vq_push(vq, &ch, (uint32_t)want);
-		t->st.chains++;
-		pushed = true;
-	}
 	if (pushed)
-		kvmk_virtio_used(t, RXQ);
+		kvmk_virtio_used(t, 1);
 }
 
 static void con_queue(struct kvmk_virtio *t, unsigned int q)
 {
-	struct con *c = t->priv;
-
-	if (q == TXQ)
-		tx_work(t, c);
+	if (q == 0)
+		rx_queue(t, t->priv);
 	else
-		rx_work(t, c);
+		tx_queue(t, t->priv);
 }
 
-static void free_con(struct con *c)
+static void con_reset(struct kvmk_virtio *t)
 {
-	if (c)
-		free(c->scratch);
-	free(c);
+	struct vcon *v = t->priv;
+
+	/* The chain being copied belonged to the old queue. */
+	v->tx_held = false;
+	v->tx_starved = false;
+}
+
+static void *writer_main(void *arg)
+{
+	struct kvmk_virtio *t = arg;
+	struct vcon *v = t->priv;
+	sigset_t set;
+
+	/* Created with every signal blocked; only the kick may interrupt a
+	 * write (so a closed reader is EPIPE, never SIGPIPE). */
+	sigemptyset(&set);
+	sigaddset(&set, v->kick_signal);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	pthread_mutex_lock(&t->lock);
+	while (!v->stopping) {
+		size_t n = v->tx_len < TX_CAP - v->tx_head ? v->tx_len : TX_CAP - v->tx_head;
+		const uint8_t *start = v->tx + v->tx_head;
+		ssize_t w;
+		int err;
+
+		if (!n) {
+			pthread_cond_broadcast(&v->done_cond);
+			pthread_cond_wait(&v->tx_cond, &t->lock);
+			continue;
+		}
+		if (n > WRITE_MAX)
+			n = WRITE_MAX;
+		/* The device thread only appends behind these bytes. */
+		pthread_mutex_unlock(&t->lock);
+		w = write(v->out_fd, start, n);
+		err = w < 0 ? errno : 0;
+		if (err == EAGAIN || err == EWOULDBLOCK) {
+			/* A non-blocking out_fd (not ours to change): wait
+			 * until it takes bytes, a while at most, so that a
+			 * stop is seen. */
+			struct pollfd p = { .fd = v->out_fd, .events = POLLOUT };
+
+			poll(&p, 1, 100);
+		}
+		pthread_mutex_lock(&t->lock);
+		if (w > 0) {
+			v->tx_head = (v->tx_head + (size_t)w) % TX_CAP;
+			v->tx_len -= (size_t)w;
+			if (v->tx_starved) {
+				v->tx_starved = false;
+				kvmk_virtio_kick(t);
+			}
+			continue;
+		}
+		if (err == EINTR || err == EAGAIN || err == EWOULDBLOCK)
+			continue;
+		/* Output is gone for good: the guest's output is kept in memory
+		 * only from now on, and nothing waits for the writer. */
+		v->out_error = w == 0 ? EIO : err;
+		v->tx_len = 0;
+		kvmk_warn("virtio-console: output ended: %s", strerror(v->out_error));
+		if (v->tx_starved) {
+			v->tx_starved = false;
+			kvmk_virtio_kick(t);
+		}
+		break;
+	}
+	v->writer_done = true;
+	pthread_cond_broadcast(&v->done_cond);
+	pthread_mutex_unlock(&t->lock);
+	return NULL;
+}
+
+static void deadline_ms(struct timespec *ts, unsigned int ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
+/* Lets the writer drain for up to DRAIN_MS, then stops it wherever it is;
+ * the signal repeats because one sent just before write() would be lost. */
+static void stop_writer(struct kvmk_virtio *t, struct vcon *v)
+{
+	struct timespec ts;
+
+	pthread_mutex_lock(&t->lock);
+	deadline_ms(&ts, DRAIN_MS);
+	while (v->tx_len && !v->writer_done &&
+	       pthread_cond_timedwait(&v->done_cond, &t->lock, &ts) != ETIMEDOUT)
+		;
+	v->stopping = true;
+	pthread_cond_signal(&v->tx_cond);
+	while (!v->writer_done) {
+		pthread_kill(v->writer, v->kick_signal);
+		deadline_ms(&ts, 10);
+		pthread_cond_timedwait(&v->done_cond, &t->lock, &ts);
+	}
+	pthread_mutex_unlock(&t->lock);
+	pthread_join(v->writer, NULL);
 }
 
 static void con_destroy(struct kvmk_virtio *t)
 {
-	free_con(t->priv);
+	struct vcon *v = t->priv;
+
+	if (!v)
+		return;
+	if (v->have_writer)
+		stop_writer(t, v);
+	pthread_cond_destroy(&v->tx_cond);
+	pthread_cond_destroy(&v->done_cond);
+	free(v);
+}
+
+static void con_destroy_unattached(struct vcon *v)
+{
+	pthread_cond_destroy(&v->tx_cond);
+	pthread_cond_destroy(&v->done_cond);
+	free(v);
 }
 
 static const struct kvmk_virtio_ops con_ops = {
@@ -177,36 +302,70 @@ static const struct kvmk_virtio_ops con_ops = {
 	.device_id = KVMKIT_VIRTIO_ID_CONSOLE,
 	.nqueues = 2,
 	.queue = con_queue,
+	.reset = con_reset,
 	.destroy = con_destroy,
 };
 
-int kvmkit_virtio_console_create(struct kvmkit_vm *vm, const struct kvmkit_virtio_mmio_config *cfg,
-				 const struct kvmkit_virtio_console_config *cc,
-				 struct kvmkit_virtio **out)
+static int start_writer(struct kvmk_virtio *t, struct vcon *v)
 {
-	const char *op = "kvmkit_virtio_console_create";
-	uint32_t qcap = cfg && cfg->queue_size ? cfg->queue_size : KVMK_VIRTIO_DEFAULT_QSIZE;
-	struct kvmk_virtio *t = NULL;
-	struct con *c;
+	struct sigaction sa;
+	sigset_t all, old;
 	int r;
 
-	if (qcap > KVMK_VQ_MAX_SIZE)
-		return kvmk_err_param(op, "queue_size", "a power of two up to 32768", "%u", qcap);
-	c = calloc(1, sizeof(*c));
-	if (c)
-		c->scratch = calloc(qcap, sizeof(*c->scratch));
-	if (!c || !c->scratch) {
-		free_con(c);
-		return kvmk_err_resource(op, ENOMEM, NULL);
+	/* The kick interrupts a blocked write() only through a handler that
+	 * does not restart it (the VM installs one for its vCPUs). */
+	if (sigaction(v->kick_signal, NULL, &sa) || (sa.sa_flags & SA_RESTART) ||
+	    (!(sa.sa_flags & SA_SIGINFO) && (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN)))
+		return kvmk_err_param("kvmkit_virtio_console_create", "kick signal",
+				      "needs a handler installed without SA_RESTART", "%d",
+				      v->kick_signal);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	r = pthread_create(&v->writer, NULL, writer_main, t);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r)
+		return kvmk_err_resource("kvmkit_virtio_console_create", r, "writer thread");
+	v->have_writer = true;
+	return 0;
+}
+
+int kvmkit_virtio_console_create(struct kvmkit_vm *vm, const struct kvmkit_virtio_mmio_config *cfg,
+				 int out_fd, struct kvmkit_virtio **out)
+{
+	uint32_t cap = cfg && cfg->queue_size ? cfg->queue_size : KVMK_VIRTIO_DEFAULT_QSIZE;
+	struct kvmk_virtio *t = NULL;
+	struct vcon *v;
+	int r;
+
+	if (out_fd >= 0 && fcntl(out_fd, F_GETFL) < 0)
+		return kvmk_err_param("kvmkit_virtio_console_create", "out_fd",
+				      "an open file descriptor", "%d", out_fd);
+	if (cap > KVMK_VQ_MAX_SIZE)
+		cap = KVMK_VQ_MAX_SIZE; /* refused by the transport anyway */
+	v = calloc(1, sizeof(*v) + cap * sizeof(v->seg[0]) * 2);
+	if (!v)
+		return kvmk_err_resource("kvmkit_virtio_console_create", ENOMEM, NULL);
+	v->out_fd = out_fd;
+	v->cap = cap;
+	/* The transmit chain has its own segments: it is held across calls. */
+	v->txc.seg = v->seg + cap;
+	v->txc.cap = cap;
+	v->kick_signal = kvmkit_vm_config(vm)->pause_signal;
+	kvmk_cond_init_monotonic(&v->tx_cond);
+	kvmk_cond_init_monotonic(&v->done_cond);
+	r = kvmk_virtio_create(vm, cfg, &con_ops, v, &t);
+	if (!r) {
+		pthread_mutex_lock(&t->lock);
+		t->config_len = 12; /* cols, rows, max_nr_ports, emerg_wr: none offered */
+		pthread_mutex_unlock(&t->lock);
+		if (out_fd >= 0)
+			r = start_writer(t, v);
 	}
-	c->qcap = qcap;
-	c->out_fd = cc ? cc->out_fd : -1;
-	r = kvmk_virtio_create(vm, cfg, &con_ops, c, &t);
 	if (r) {
 		if (t)
 			kvmkit_virtio_destroy(kvmk_virtio_dev(t));
 		else
-			free_con(c);
+			con_destroy_unattached(v);
 		return r;
 	}
 	*out = kvmk_virtio_dev(t);
@@ -216,32 +375,29 @@ int kvmkit_virtio_console_create(struct kvmkit_vm *vm, const struct kvmkit_virti
 size_t kvmkit_virtio_console_feed(struct kvmkit_virtio *dev, const void *buf, size_t len)
 {
 	struct kvmk_virtio *t = &dev->t;
-	struct con *c = t->priv;
-	size_t took = 0;
+	struct vcon *v = t->priv;
+	size_t n = 0;
 
-	if (t->ops != &con_ops)
-		return 0;
 	pthread_mutex_lock(&t->lock);
-	while (took < len && c->in_len < IN_BUF) {
-		c->in[(c->in_head + c->in_len) % IN_BUF] = ((const uint8_t *)buf)[took++];
-		c->in_len++;
+	while (n < len && v->rx_len < RX_CAP) {
+		v->rx[(v->rx_head + v->rx_len) % RX_CAP] = ((const uint8_t *)buf)[n++];
+		v->rx_len++;
 	}
 	pthread_mutex_unlock(&t->lock);
-	if (took)
+	if (n)
 		kvmk_virtio_kick(t);
-	return took;
+	return n;
 }
 
-int kvmkit_virtio_console_stats(struct kvmkit_virtio *dev, struct kvmkit_virtio_console_stats *out)
+size_t kvmkit_virtio_console_output(struct kvmkit_virtio *dev, char *buf, size_t len)
 {
 	struct kvmk_virtio *t = &dev->t;
-	struct con *c = t->priv;
+	struct vcon *v = t->priv;
+	size_t n;
 
-	if (t->ops != &con_ops)
-		return kvmk_err_param("kvmkit_virtio_console_stats", "dev",
-				      "a virtio-console device", "%s", t->ops->name);
 	pthread_mutex_lock(&t->lock);
-	*out = c->st;
+	n = v->kept_len < len ? v->kept_len : len;
+	memcpy(buf, v->kept, n);
 	pthread_mutex_unlock(&t->lock);
-	return 0;
+	return n;
 }

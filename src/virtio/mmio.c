@@ -331,8 +331,9 @@ static void mmio_read(void *opaque, uint64_t off, void *data, unsigned int size)
 		v = read_reg(t, off);
 	} else {
 		t->st.bad_accesses++;
-		kvmk_virtio_warn(t, "%u-byte read at 0x%03x: registers are 32-bit", size,
-				 (unsigned int)off);
+		kvmk_virtio_warn(t,
+				 "%u-byte read at 0x%03x: registers take aligned 32-bit accesses",
+				 size, (unsigned int)off);
 	}
 	pthread_mutex_unlock(&t->lock);
 	memset(data, 0, size);
@@ -354,8 +355,9 @@ static void mmio_write(void *opaque, uint64_t off, const void *data, unsigned in
 		write_reg(t, off, v);
 	} else {
 		t->st.bad_accesses++;
-		kvmk_virtio_warn(t, "%u-byte write at 0x%03x: registers are 32-bit", size,
-				 (unsigned int)off);
+		kvmk_virtio_warn(t,
+				 "%u-byte write at 0x%03x: registers take aligned 32-bit accesses",
+				 size, (unsigned int)off);
 	}
 	pthread_mutex_unlock(&t->lock);
 }

@@ -55,7 +55,9 @@ static void rng_queue(struct kvmk_virtio *t, unsigned int q)
 	unsigned int n = 0;
 	bool pushed = false;
 
-	while (n < BUDGET) {
+	/* Live again after every unlocked fill: a reset may have come. */
+	while (n < BUDGET && kvmk_virtio_queue_live(t, q)) {
+		uint32_t len;
 		int r = kvmk_vq_pop(vq, &c);
 
 		if (r < 0) {
@@ -67,10 +69,18 @@ static void rng_queue(struct kvmk_virtio *t, unsigned int q)
 				continue;
 			break;
 		}
-		/* Readable buffers have no meaning here; they are ignored. */
-		kvmk_vq_push(vq, &c, fill(t, &c));
-		t->st.chains++;
-		pushed = true;
+		/* Readable buffers have no meaning here; they are ignored. The
+		 * fill (up to 64 KiB) runs without the lock, so vCPUs reading
+		 * registers meanwhile do not wait for it. */
+		kvmk_virtio_inflight_get(t);
+		pthread_mutex_unlock(&t->lock);
+		len = fill(t, &c);
+		pthread_mutex_lock(&t->lock);
+		kvmk_virtio_inflight_put(t);
+		if (kvmk_vq_push(vq, &c, len)) {
+			t->st.chains++;
+			pushed = true;
+		}
 		n++;
 	}
 	if (n == BUDGET)

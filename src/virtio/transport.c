@@ -58,11 +58,30 @@ void kvmk_virtio_kick(struct kvmk_virtio *t)
 	eventfd_write(t->kick_fd, 1);
 }
 
+/* The irqfd is bound when first needed, not at creation: a machine
+ * restore brings back the irqchip (which must have no irqfd bound then)
+ * after creating the devices. */
+static int bind_irq(struct kvmk_virtio *t)
+{
+	int r;
+
+	if (t->irq_bound)
+		return 0;
+	r = kvmkit_irqfd_bind(t->chip, t->gsi, t->irq_fd, t->resample_fd);
+	t->irq_bound = !r;
+	return r;
+}
+
+int kvmk_virtio_bind_irq(struct kvmk_virtio *t)
+{
+	return bind_irq(t);
+}
+
 void kvmk_virtio_interrupt(struct kvmk_virtio *t, uint32_t bits)
 {
 	t->isr |= bits;
 	t->st.interrupts++;
-	if (kvmkit_irqfd_signal(t->chip, t->gsi, t->irq_fd) < 0)
+	if (bind_irq(t) || kvmkit_irqfd_signal(t->chip, t->gsi, t->irq_fd) < 0)
 		kvmk_virtio_warn(t, "interrupt lost: %s", kvmkit_strerror());
 }
 
@@ -128,9 +147,10 @@ static void *device_thread(void *opaque)
 {
 	struct kvmk_virtio *t = opaque;
 	struct epoll_event ev[8];
+	int timeout = -1; /* DEFER_MS while work waits for the VM to run */
 
 	for (;;) {
-		int n = epoll_wait(t->epoll_fd, ev, 8, t->pending ? DEFER_MS : -1);
+		int n = epoll_wait(t->epoll_fd, ev, 8, timeout);
 		uint32_t queues = 0;
 
 		if (n < 0 && errno != EINTR) {
@@ -167,6 +187,7 @@ static void *device_thread(void *opaque)
 		pthread_mutex_lock(&t->lock);
 		if (queues || t->pending)
 			serve(t, queues);
+		timeout = t->pending ? DEFER_MS : -1;
 		pthread_mutex_unlock(&t->lock);
 	}
 }
@@ -210,10 +231,11 @@ static int setup_irq(struct kvmk_virtio *t, int gsi)
 	r = new_eventfd(&t->irq_fd);
 	if (!r && t->trigger == KVMKIT_VIRTIO_IRQ_LEVEL)
 		r = new_eventfd(&t->resample_fd);
-	if (!r)
-		r = kvmkit_irqfd_bind(t->chip, t->gsi, t->irq_fd, t->resample_fd);
 	if (r)
 		return r;
+	/* The pin's route must exist for the bind later: check it now. */
+	if (!kvmkit_irq_route_count(t->chip, t->gsi))
+		return kvmk_err_param("kvmkit_virtio_create", "gsi", "a routed GSI", "%u", t->gsi);
 	return t->resample_fd >= 0 ? watch(t, t->resample_fd, TAG_RESAMPLE) : 0;
 }
 
@@ -355,7 +377,7 @@ void kvmkit_virtio_destroy(struct kvmkit_virtio *dev)
 	}
 	if (t->ops->destroy)
 		t->ops->destroy(t);
-	if (t->irq_fd >= 0)
+	if (t->irq_bound)
 		kvmkit_irqfd_unbind(t->chip, t->gsi, t->irq_fd);
 	if (t->gsi_allocated)
 		kvmkit_gsi_free(t->chip, t->gsi);
@@ -385,6 +407,12 @@ void kvmkit_virtio_get_info(const struct kvmkit_virtio *dev, struct kvmkit_virti
 	out->trigger = t->trigger;
 	out->ioeventfd = t->ops->nqueues && t->q[0].ioeventfd;
 	out->uring = t->uring;
+}
+
+int kvmkit_virtio_cmdline(const struct kvmkit_virtio_info *info, char *buf, size_t len)
+{
+	return snprintf(buf, len, "virtio_mmio.device=0x%llx@0x%llx:%u",
+			(unsigned long long)info->size, (unsigned long long)info->base, info->gsi);
 }
 
 void kvmkit_virtio_get_stats(struct kvmkit_virtio *dev, struct kvmkit_virtio_stats *out)

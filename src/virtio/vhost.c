@@ -129,6 +129,9 @@ int kvmk_vhost_start(struct kvmk_vhost *v, struct kvmk_virtio *t)
 		return kvmk_err_ioctl("vhost", errno, "VHOST_SET_FEATURES 0x%llx",
 				      (unsigned long long)f);
 	r = set_mem_table(v, t);
+	/* The call fd must reach the guest from the kernel's first signal. */
+	if (!r)
+		r = kvmk_virtio_bind_irq(t);
 	if (r)
 		return r;
 	for (i = 0; i < v->nq; i++) {

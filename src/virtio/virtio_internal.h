@@ -103,6 +103,7 @@ struct kvmk_virtio {
 	pthread_t thread;
 	bool thread_started;
 	int epoll_fd, kick_fd, stop_fd, irq_fd, resample_fd;
+	bool irq_bound; /* irq_fd bound to gsi (at the first interrupt) */
 
 	/* Log throttling (one line a second, with the count meanwhile). */
 	uint64_t log_ns;
@@ -116,6 +117,9 @@ int kvmk_virtio_create(struct kvmkit_vm *vm, const struct kvmkit_virtio_mmio_con
 		       const struct kvmk_virtio_ops *ops, void *priv, struct kvmk_virtio **out);
 /* Wakes the device thread to look at every ready queue. Any thread. */
 void kvmk_virtio_kick(struct kvmk_virtio *t);
+/* Binds the irqfd if it is not yet (it is at the first interrupt): for
+ * the kernel (vhost) to signal it directly (lock held). */
+int kvmk_virtio_bind_irq(struct kvmk_virtio *t);
 /* Raises InterruptStatus @bits and signals the irqfd (lock held). */
 void kvmk_virtio_interrupt(struct kvmk_virtio *t, uint32_t bits);
 /* After pushes on queue @q: a used-buffer interrupt if the driver wants
@@ -149,6 +153,10 @@ uint64_t kvmk_virtio_offered(const struct kvmk_virtio *t);
  * untrusted bytes, nothing changed on error. */
 int kvmk_virtio_save(struct kvmkit_virtio *dev, struct kvmk_blob *out);
 int kvmk_virtio_restore(struct kvmkit_virtio *dev, const uint8_t *p, size_t len);
+
+/* Tests: the next blocking I/O of virtio-blk @dev (synchronous, whatever
+ * the back end) sleeps @ms first, with the request in flight. */
+void kvmk_virtio_blk_test_delay(struct kvmkit_virtio *dev, unsigned int ms);
 
 /* The public handle is the transport. */
 struct kvmkit_virtio {

@@ -7,8 +7,8 @@
 #define KVMK_LOG_MODULE "machine"
 #include "core/internal.h"
 #include "devices/devices_internal.h"
-#include "virtio/virtio_internal.h"
 #include "vmm/machine_internal.h"
+#include "vmm/machine_virtio.h"
 #include <kvmkit/kvmkit.h>
 
 struct kvmkit_machine {
@@ -20,8 +20,7 @@ struct kvmkit_machine {
 	struct kvmkit_fwcfg *fwcfg;
 	struct kvmkit_testdev *testdev;
 	struct kvmkit_line *testdev_lines[KVMKIT_TESTDEV_IRQ_LINES];
-	struct kvmkit_virtio *virtio[1 + KVMKIT_MACHINE_MAX_DISKS + 3];
-	unsigned int nvirtio;
+	struct kvmk_machine_virtio virtio;
 	unsigned int nr_created; /* devices[] entries created, in order */
 };
 
@@ -43,7 +42,8 @@ struct machine_device {
 static int uart_create(struct kvmkit_machine *m, const struct kvmkit_machine_config *cfg)
 {
 	struct kvmkit_irqchip *chip = kvmkit_vm_irqchip(m->vm);
-	int r = kvmkit_uart_create(m->vm, KVMKIT_UART_COM1, cfg->console_fd, &m->uart);
+	int r = kvmkit_uart_create(m->vm, KVMKIT_UART_COM1,
+				   cfg->virtio_console ? -1 : cfg->console_fd, &m->uart);
 
 	if (r || !chip)
 		return r;
@@ -115,127 +115,40 @@ static void testdev_destroy(struct kvmkit_machine *m)
 		kvmkit_line_close(m->testdev_lines[n]);
 }
 
-/* virtio-net, virtio-console, virtio-vsock, in the slots after the disks. */
-static int virtio_io_create(struct kvmkit_machine *m, const struct kvmkit_machine_config *cfg,
-			    struct kvmkit_virtio_mmio_config *vc)
-{
-	struct kvmkit_virtio_net_config nc = { .tap = cfg->net_tap, .vhost = cfg->net_vhost };
-	struct kvmkit_virtio_console_config cc = { .out_fd = cfg->console_fd };
-	struct kvmkit_virtio_vsock_config sc = { .cid = cfg->vsock_cid };
-	int r = 0;
-
-	vc->slot = m->nvirtio;
-	if (cfg->net_tap)
-		r = kvmkit_virtio_net_create(m->vm, vc, &nc, &m->virtio[m->nvirtio]);
-	m->nvirtio += !r && cfg->net_tap;
-	vc->slot = m->nvirtio;
-	if (!r && cfg->virtio_console)
-		r = kvmkit_virtio_console_create(m->vm, vc, &cc, &m->virtio[m->nvirtio]);
-	m->nvirtio += !r && cfg->virtio_console;
-	vc->slot = m->nvirtio;
-	if (!r && cfg->vsock_cid)
-		r = kvmkit_virtio_vsock_create(m->vm, vc, &sc, &m->virtio[m->nvirtio]);
-	m->nvirtio += !r && cfg->vsock_cid;
-	return r;
-}
-
-/* virtio-mmio devices: the rng, then the disks, in slots 0, 1, ... */
+/* The virtio devices: machine_virtio.c. */
 static int virtio_create(struct kvmkit_machine *m, const struct kvmkit_machine_config *cfg)
 {
-	struct kvmkit_virtio_mmio_config vc;
-	int r = 0;
-
-	if (!cfg->virtio_rng && !cfg->ndisks && !cfg->net_tap && !cfg->virtio_console &&
-	    !cfg->vsock_cid)
-		return 0;
-	if (cfg->ndisks > KVMKIT_MACHINE_MAX_DISKS)
-		return kvmk_err_param("kvmkit_machine_create", "ndisks", "at most 8", "%u",
-				      cfg->ndisks);
-	if (!cfg->irqchip)
-		return kvmk_err_param("kvmkit_machine_create", "irqchip",
-				      "virtio devices need an irqchip", "none");
-	kvmkit_virtio_mmio_config_init(&vc);
-	vc.trigger = cfg->virtio_trigger;
-	if (cfg->virtio_rng)
-		r = kvmkit_virtio_rng_create(m->vm, &vc, &m->virtio[m->nvirtio]);
-	m->nvirtio += !r && cfg->virtio_rng;
-	for (unsigned int i = 0; !r && i < cfg->ndisks; i++) {
-		struct kvmkit_virtio_blk_config bc = { cfg->disks[i].path, cfg->disks[i].read_only,
-						       cfg->disks[i].serial, false };
-
-		vc.slot = m->nvirtio;
-		r = kvmkit_virtio_blk_create(m->vm, &vc, &bc, &m->virtio[m->nvirtio]);
-		m->nvirtio += !r;
-	}
-	return r ? r : virtio_io_create(m, cfg, &vc);
+	return kvmk_machine_virtio_create(m->vm, cfg, &m->virtio);
 }
 
 static void virtio_destroy(struct kvmkit_machine *m)
 {
-	while (m->nvirtio)
-		kvmkit_virtio_destroy(m->virtio[--m->nvirtio]);
+	kvmk_machine_virtio_destroy(&m->virtio);
 }
 
-/* u32 count, then per device u32 length and its state. */
 static int virtio_save(struct kvmkit_machine *m, struct kvmk_blob *out)
 {
-	struct kvmk_blob d = { 0 };
-	struct kvmkit_virtio_info info;
-	int r;
-
-	/* A tap's traffic and vhost's rings are outside the saved state. */
-	for (unsigned int i = 0; i < m->nvirtio; i++) {
-		kvmkit_virtio_get_info(m->virtio[i], &info);
-		if (info.device_id == KVMKIT_VIRTIO_ID_NET ||
-		    info.device_id == KVMKIT_VIRTIO_ID_VSOCK)
-			return kvmk_err_unsupported("snapshot", ENOTSUP, "%s cannot be saved (yet)",
-						    info.name);
-	}
-	r = kvmk_blob_put_u32(out, m->nvirtio);
-
-	for (unsigned int i = 0; !r && i < m->nvirtio; i++) {
-		d.len = 0;
-		r = kvmk_virtio_save(m->virtio[i], &d);
-		if (!r)
-			r = kvmk_blob_put_u32(out, (uint32_t)d.len);
-		if (!r)
-			r = kvmk_blob_put(out, d.data, d.len);
-	}
-	kvmk_blob_free(&d);
-	return r;
+	return kvmk_machine_virtio_save(&m->virtio, out);
 }
 
 static int virtio_restore(struct kvmkit_machine *m, const uint8_t *p, size_t len)
 {
-	struct kvmk_reader rd = { p, len, "virtio restore" };
-	uint32_t n, l;
-	int r = kvmk_reader_u32(&rd, &n, "virtio device count");
-
-	if (!r && n != m->nvirtio)
-		r = kvmk_err_format(rd.op, "%u virtio devices saved, this machine has %u", n,
-				    m->nvirtio);
-	for (unsigned int i = 0; !r && i < n; i++) {
-		r = kvmk_reader_u32(&rd, &l, "virtio state length");
-		if (!r && l > rd.left)
-			r = kvmk_err_format(rd.op, "virtio device %u: state truncated", i);
-		if (!r)
-			r = kvmk_virtio_restore(m->virtio[i], rd.p, l);
-		rd.p += r ? 0 : l;
-		rd.left -= r ? 0 : l;
-	}
-	if (!r && rd.left)
-		r = kvmk_err_format(rd.op, "%zu bytes past the virtio states", rd.left);
-	return r;
+	return kvmk_machine_virtio_restore(&m->virtio, p, len);
 }
 
 unsigned int kvmkit_machine_virtio_count(const struct kvmkit_machine *m)
 {
-	return m->nvirtio;
+	return m->virtio.n;
 }
 
 struct kvmkit_virtio *kvmkit_machine_virtio(struct kvmkit_machine *m, unsigned int i)
 {
-	return i < m->nvirtio ? m->virtio[i] : NULL;
+	return i < m->virtio.n ? m->virtio.dev[i] : NULL;
+}
+
+struct kvmkit_virtio *kvmkit_machine_virtio_console(struct kvmkit_machine *m)
+{
+	return m->virtio.console;
 }
 
 static int uart_save(struct kvmkit_machine *m, struct kvmk_blob *out)
@@ -448,7 +361,7 @@ static bool has_state(const struct kvmkit_machine *m, unsigned int i)
 {
 	return devices[i].save && i < m->nr_created &&
 	       (strcmp(devices[i].name, "testdev") || m->testdev) &&
-	       (strcmp(devices[i].name, "virtio") || m->nvirtio);
+	       (strcmp(devices[i].name, "virtio") || m->virtio.n);
 }
 
 int kvmkit_machine_save_devices(struct kvmkit_machine *m, void **buf, size_t *len)

@@ -15,6 +15,9 @@ if [ "$mode" = input ]; then
 	expect 2 "unknown option 'rw' (PATH\[,ro\])" -- "$kvmkit" run --disk "$img,rw"
 	expect 2 "no image path" -- "$kvmkit" run --disk ",ro"
 	expect 2 "need an irqchip" -- "$kvmkit" run --rng --irqchip none
+	expect 2 "need an irqchip" -- "$kvmkit" run --console virtio --irqchip none
+	expect 2 "'tty' is not serial or virtio" -- "$kvmkit" run --console tty
+	expect 2 "'msi' is not edge or level" -- "$kvmkit" run --rng --virtio-irq msi
 	expect 2 "at most 8 disks" -- "$kvmkit" run --disk "$img" --disk "$img" --disk "$img" \
 		--disk "$img" --disk "$img" --disk "$img" --disk "$img" --disk "$img" --disk "$img"
 	# A file that cannot be opened for writing, given as writable: root
@@ -40,6 +43,19 @@ fi
 # The demo guest ignores the devices; the machine builds, runs and tears
 # them down (a read-only disk too), in both irqchip modes.
 for chip in kernel split; do
-	expect 0 "" -- "$kvmkit" run --irqchip $chip --rng --disk "$img" --disk "$img,ro"
+	for irq in edge level; do
+		expect 0 "" -- "$kvmkit" run --irqchip $chip --virtio-irq $irq --rng \
+			--disk "$img" --disk "$img,ro"
+	done
 done
+# With the console on virtio the demo guest's UART banner stays in memory:
+# stdout (the virtio-console's) gets nothing, and the run still ends.
+expect 0 "" -- "$kvmkit" run --console virtio --rng
+if [ -s "$tmp/out" ]; then
+	echo "FAIL: --console virtio: the UART's output reached stdout"; fails=$((fails + 1))
+fi
+expect 0 "" -- "$kvmkit" run --console serial
+if ! grep -q "kvmkit demo guest" "$tmp/out"; then
+	echo "FAIL: --console serial: no banner on stdout"; fails=$((fails + 1))
+fi
 finish

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * virtio-net and virtio-console driven by a guest driver (tests/guest/
+ * virtio-net and virtio-vsock driven by a guest driver (tests/guest/
  * progs/vnet_drv.c). Net: over a tap this test creates (root and
  * /dev/net/tun needed, else a skip with the reason) and reads and writes
  * through an AF_PACKET socket on the tap's interface: the guest's frame
@@ -12,8 +12,9 @@
  * transmit chains end in NEEDS_RESET, its lying headers in dropped frames
  * that never reach the tap. vhost-net: the same exchange with the kernel
  * moving the packets (skipped where /dev/vhost-net is missing; it runs in
- * the emulated x86 host with --module vhost_net). Console: output to a
- * pipe, input fed before the guest had a buffer, echoed back.
+ * the emulated x86 host with --module vhost_net). vsock: a connection
+ * from the guest to a host AF_VSOCK listener through vhost-vsock (there
+ * too, --module vhost_vsock).
  */
 #include <fcntl.h>
 #include <linux/if_packet.h>
@@ -58,8 +59,6 @@ struct run {
 	struct kvmkit_virtio_net_stats at_stall, at_go; /* as the peer saw them */
 	unsigned int peer_frames; /* guest frames the peer saw, all as expected */
 	char peer_err[160];
-	char out[512]; /* console output */
-	size_t out_len;
 };
 
 struct peer {
@@ -538,62 +537,6 @@ static void test_net_bad_tap(void **state)
 	kvmkit_machine_destroy(m);
 }
 
-static void console_case(enum kvmkit_irqchip_mode mode, enum kvmkit_virtio_trigger trig)
-{
-	static const char want[] = VNET_CON_HELLO VNET_CON_ECHO VNET_CON_INPUT;
-	struct run r = { .mode = mode,
-			 .trigger = trig,
-			 .guest_mode = VNET_CONSOLE,
-			 .features = F(VIRTIO_RING_F_EVENT_IDX) };
-	struct kvmkit_virtio_console_config cc;
-	struct kvmkit_virtio_console_stats cs;
-	struct kvmkit_virtio_mmio_config vc;
-	struct kvmkit_virtio *dev = NULL;
-	struct kvmkit_machine *m;
-	struct kvmkit_stop_info info;
-	int p[2];
-	ssize_t n;
-
-	require_kvm();
-	assert_int_equal(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
-	m = make_machine(&r);
-	kvmkit_virtio_mmio_config_init(&vc);
-	vc.trigger = trig;
-	cc.out_fd = p[1];
-	if (kvmkit_virtio_console_create(kvmkit_machine_vm(m), &vc, &cc, &dev))
-		fail_msg("virtio-console: %s", kvmkit_strerror());
-	set_params(m, &r, dev);
-	/* Input before the guest has a buffer: it waits in the device. */
-	assert_int_equal(kvmkit_virtio_console_feed(dev, VNET_CON_INPUT, strlen(VNET_CON_INPUT)),
-			 strlen(VNET_CON_INPUT));
-	run_to_stop(m, &info);
-	collect(m, &r);
-	kvmkit_virtio_get_stats(dev, &r.vst);
-	assert_int_equal(kvmkit_virtio_console_stats(dev, &cs), 0);
-	kvmkit_virtio_destroy(dev);
-	kvmkit_machine_destroy(m);
-	n = read(p[0], r.out, sizeof(r.out) - 1);
-	close(p[0]);
-	close(p[1]);
-	r.out_len = n > 0 ? (size_t)n : 0;
-	printf("console %s/%s: guest irqs %u (+%u spurious), out %llu bytes, in %llu bytes\n",
-	       kvmkit_irqchip_mode_name(mode), trig == KVMKIT_VIRTIO_IRQ_LEVEL ? "level" : "edge",
-	       r.res[VNET_R_IRQS], r.res[VNET_R_SPURIOUS], (unsigned long long)cs.out_bytes,
-	       (unsigned long long)cs.in_bytes);
-	check_stop(&r, &info);
-	assert_int_equal(r.out_len, strlen(want));
-	assert_memory_equal(r.out, want, strlen(want));
-	assert_int_equal(cs.out_bytes, strlen(want));
-	assert_int_equal(cs.out_dropped, 0);
-	assert_int_equal(cs.in_bytes, strlen(VNET_CON_INPUT));
-	assert_int_equal(r.res[VNET_R_IN_LEN], strlen(VNET_CON_INPUT));
-	/* Two writes and one read, an interrupt each. */
-	assert_int_equal(r.res[VNET_R_TX], 2);
-	check_irqs(&r);
-	if (trig == KVMKIT_VIRTIO_IRQ_EDGE)
-		assert_int_equal(r.res[VNET_R_IRQS], 3);
-}
-
 struct vsock_peer {
 	int lfd;
 	bool got_ping;
@@ -728,8 +671,8 @@ static void test_vsock_bad_cid(void **state)
 	kvmkit_machine_destroy(m);
 }
 
-/* The machine builds net and console from its config after the disks, in
- * the next windows, and refuses to save a machine with a tap. */
+/* The machine builds net from its config after the console, in the next
+ * window, and refuses to save a machine with a tap. */
 static void test_machine_devices(void **state)
 {
 	struct kvmkit_machine_config cfg;
@@ -752,9 +695,9 @@ static void test_machine_devices(void **state)
 	assert_int_equal(kvmkit_machine_virtio_count(m), 3);
 	kvmkit_virtio_get_info(kvmkit_machine_virtio(m, 1), &a);
 	kvmkit_virtio_get_info(kvmkit_machine_virtio(m, 2), &b);
-	assert_string_equal(a.name, "virtio-net");
+	assert_string_equal(a.name, "virtio-console");
 	assert_int_equal(a.base, KVMKIT_VIRTIO_MMIO_BASE + KVMKIT_VIRTIO_MMIO_STRIDE);
-	assert_string_equal(b.name, "virtio-console");
+	assert_string_equal(b.name, "virtio-net");
 	assert_int_equal(b.base, KVMKIT_VIRTIO_MMIO_BASE + 2 * KVMKIT_VIRTIO_MMIO_STRIDE);
 	assert_true(a.gsi != b.gsi);
 	assert_int_equal(kvmkit_machine_save_devices(m, &buf, &len), -ENOTSUP);
@@ -762,16 +705,6 @@ static void test_machine_devices(void **state)
 	free(buf);
 	kvmkit_machine_destroy(m);
 	tap_remove(&tap);
-}
-
-static void test_console_kernel_edge(void **state)
-{
-	console_case(KVMKIT_IRQCHIP_KERNEL, KVMKIT_VIRTIO_IRQ_EDGE);
-}
-
-static void test_console_split_level(void **state)
-{
-	console_case(KVMKIT_IRQCHIP_SPLIT, KVMKIT_VIRTIO_IRQ_LEVEL);
 }
 
 int main(int argc, char **argv)
@@ -788,8 +721,6 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_vhost_vsock),
 		cmocka_unit_test(test_vsock_bad_cid),
 		cmocka_unit_test(test_machine_devices),
-		cmocka_unit_test(test_console_kernel_edge),
-		cmocka_unit_test(test_console_split_level),
 	};
 
 	test_args(argc, argv);

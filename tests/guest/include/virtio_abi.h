@@ -18,7 +18,7 @@
 
 /* Modes. */
 #define VDRV_NORMAL 0 /* rng requests, then blk write/flush/read/get-id/zeroes */
-#define VDRV_HOSTILE 1 /* garbage rings on rng, then a reset and normal use */
+#define VDRV_HOSTILE 1 /* garbage rings on rng (and blk), then a reset and normal use */
 
 /* Parameter block: u64 words at VDRV_PARAMS + 8 * index. */
 #define VDRV_P_MAGIC 0
@@ -32,6 +32,14 @@
 #define VDRV_P_BLK_RO 8 /* the disk is read-only: writes must fail */
 #define VDRV_P_FEATURES 9 /* bit 0: EVENT_IDX, bit 1: INDIRECT_DESC */
 #define VDRV_P_SERIAL 10 /* 24 bytes (3 words): GET_ID's expected 20 */
+#define VDRV_P_CON_BASE 13 /* 0: no console device */
+#define VDRV_P_CON_PIN 14
+#define VDRV_P_COUNT 15
+
+/* The console test: the host feeds VDRV_CON_INPUT, the guest answers
+ * VDRV_CON_REPLY followed by what it read. */
+#define VDRV_CON_INPUT "kvmkit-ping"
+#define VDRV_CON_REPLY "pong:"
 
 /* The blk test's layout: the pattern goes to sectors 8..15, sectors
  * 16..23 are written with the pattern then zeroed (WRITE_ZEROES). */
@@ -48,7 +56,16 @@
 #define VDRV_R_BLK_SPURIOUS 5
 #define VDRV_R_BLK_REQS 6
 #define VDRV_R_HOSTILE_CASES 7 /* hostile rings that ended in NEEDS_RESET */
-#define VDRV_R_DONE 8 /* VDRV_MAGIC once the guest got to the end */
+#define VDRV_R_BLK_CONFIG_IRQS 8
+/* Interrupts (spurious ones too) around the blk read a reset cut short:
+ * 0 or 1, never counted as a request's. */
+#define VDRV_R_BLK_RESET_IRQS 9
+/* 1 if that read had completed (used entry) before the reset, else 0. */
+#define VDRV_R_BLK_RESET_DONE 10
+#define VDRV_R_CON_IRQS 11
+#define VDRV_R_CON_SPURIOUS 12
+#define VDRV_R_CON_REQS 13
+#define VDRV_R_DONE 14 /* VDRV_MAGIC once the guest got to the end */
 
 /* Failed checks (the power-off status). */
 #define VDRV_FAIL_PARAMS 1
@@ -61,5 +78,6 @@
 #define VDRV_FAIL_HOSTILE 8 /* a hostile ring did not end in NEEDS_RESET */
 #define VDRV_FAIL_IRQ_COUNT 9
 #define VDRV_FAIL_REGS 10 /* a register rule (access size, legacy driver) */
+#define VDRV_FAIL_CONSOLE 11 /* the console's input or used lengths */
 
 #endif

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * vnet_drv (tests/guest/progs/vnet_drv.c): a minimal driver for kvmkit's
- * virtio-net and virtio-console that the host test (tests/kvm/
+ * virtio-net and virtio-vsock that the host test (tests/kvm/
  * test_vnet.c) runs. The host fills the parameter block before the guest
  * starts (and writes VNET_P_GO while it runs); the guest fills the result
  * block and powers off with 0 when every check it made passed, else with
@@ -19,7 +19,6 @@
 /* Modes. */
 #define VNET_NET 0 /* send one frame, then receive the host's after VNET_P_GO */
 #define VNET_NET_HOSTILE 1 /* garbage and lying transmit chains, then one good frame */
-#define VNET_CONSOLE 2 /* write a line, read the host's input, echo it */
 #define VNET_VSOCK 3 /* connect to the host's port, send a line, read its reply */
 
 /* Parameter block: u64 words at VNET_PARAMS + 8 * index. */
@@ -45,11 +44,6 @@
 #define VNET_RX_BYTE(i, j) ((uint8_t)((i)*31 + (j)))
 #define VNET_HOST_MAC 0x010000000002ull /* 02:00:00:00:00:01 as bytes 0..5 */
 
-/* Console text. */
-#define VNET_CON_HELLO "hello from virtio-console\n"
-#define VNET_CON_INPUT "ping from the host\n"
-#define VNET_CON_ECHO "echo: "
-
 /* vsock text. */
 #define VNET_VSOCK_PING "hello over vsock\n"
 #define VNET_VSOCK_PONG "pong from the host\n"
@@ -63,7 +57,7 @@
 #define VNET_R_RX 4 /* frames received and checked */
 #define VNET_R_RX_BUFS 5 /* receive buffers those frames took */
 #define VNET_R_HOSTILE 6 /* hostile chains that ended in NEEDS_RESET */
-#define VNET_R_IN_LEN 7 /* console bytes received */
+#define VNET_R_IN_LEN 7 /* vsock: bytes of the host's reply */
 #define VNET_R_STAGE 8 /* 1: sent, waiting for VNET_P_GO */
 #define VNET_R_DONE 9 /* VNET_MAGIC once the guest got to the end */
 
@@ -75,7 +69,6 @@
 #define VNET_FAIL_TX 5
 #define VNET_FAIL_RX 6 /* a frame's header, length or bytes */
 #define VNET_FAIL_HOSTILE 7
-#define VNET_FAIL_CONSOLE 8
 #define VNET_FAIL_VSOCK 9 /* config, or a packet the host's side did not send */
 
 #endif

@@ -76,11 +76,24 @@ struct dev {
 	volatile uint8_t *used;
 	uint16_t avail_idx, last_used;
 	volatile uint32_t irqs, spurious, config_irqs;
+	/* Interrupts of a request cut short by a reset: not a request's. */
+	uint32_t reset_irqs, reset_spurious;
 	uint32_t want_irqs; /* set before a request is published */
 	uint32_t reqs;
+	/* The fields above from desc to last_used are queue @cur's; the
+	 * other queue's wait here (select_q). */
+	struct qsave {
+		struct desc *desc;
+		volatile uint16_t *avail;
+		volatile uint8_t *used;
+		uint16_t avail_idx, last_used;
+	} saved[2];
+	unsigned int cur;
 };
 
-static uint8_t rings[2][3][4096] __attribute__((aligned(4096)));
+/* [device][queue][descriptors, driver area, device area] */
+static uint8_t rings[3][2][3][4096] __attribute__((aligned(4096)));
+static uint8_t cbuf[64];
 static struct desc itable[8] __attribute__((aligned(16)));
 static uint8_t wbuf[4096], rbuf[4096], rngbuf[3][64];
 static struct {
@@ -93,7 +106,7 @@ static struct {
 } range;
 static volatile uint8_t status;
 static char serial[24];
-static struct dev devs[2];
+static struct dev devs[3];
 static const volatile uint64_t *params = (const volatile uint64_t *)VDRV_PARAMS;
 static volatile uint32_t *results = (volatile uint32_t *)VDRV_RESULTS;
 
@@ -148,16 +161,62 @@ static void ioapic_route(unsigned int pin, unsigned int vector, bool level)
 	mmio_write32(IOAPIC_BASE + 0x10, vector | (level ? 1u << 15 : 0));
 }
 
+/* Makes queue @q the one submit() and complete() work on. */
+static void select_q(struct dev *d, unsigned int q)
+{
+	struct qsave *o = &d->saved[d->cur], *n = &d->saved[q];
+
+	o->desc = d->desc;
+	o->avail = d->avail;
+	o->used = d->used;
+	o->avail_idx = d->avail_idx;
+	o->last_used = d->last_used;
+	d->desc = n->desc;
+	d->avail = n->avail;
+	d->used = n->used;
+	d->avail_idx = n->avail_idx;
+	d->last_used = n->last_used;
+	d->cur = q;
+}
+
+static int dev_init_n(struct dev *d, unsigned int idx, uint32_t device_id, uint64_t want,
+		      unsigned int nq);
+
 /* Reset, negotiate @want (VERSION_1 always), set up queue 0. */
 static int dev_init(struct dev *d, unsigned int idx, uint32_t device_id, uint64_t want)
 {
-	uint64_t offered;
+	return dev_init_n(d, idx, device_id, want, 1);
+}
 
-	memset(rings[idx], 0, sizeof(rings[idx]));
-	d->desc = (struct desc *)rings[idx][0];
-	d->avail = (volatile uint16_t *)rings[idx][1];
-	d->used = rings[idx][2];
+static int queue_init(struct dev *d, unsigned int idx, unsigned int q)
+{
+	select_q(d, q);
+	memset(rings[idx][q], 0, sizeof(rings[idx][q]));
+	d->desc = (struct desc *)rings[idx][q][0];
+	d->avail = (volatile uint16_t *)rings[idx][q][1];
+	d->used = rings[idx][q][2];
 	d->avail_idx = d->last_used = 0;
+	wr(d, R_QUEUE_SEL, q);
+	CHECK(rd(d, R_QUEUE_READY) == 0 && rd(d, R_QUEUE_NUM_MAX) >= QN, VDRV_FAIL_INIT, 6,
+	      rd(d, R_QUEUE_NUM_MAX));
+	wr(d, R_QUEUE_NUM, QN);
+	wr(d, R_DESC, (uint32_t)(uint64_t)d->desc);
+	wr(d, R_DESC + 4, 0);
+	wr(d, R_DRIVER, (uint32_t)(uint64_t)d->avail);
+	wr(d, R_DRIVER + 4, 0);
+	wr(d, R_DEVICE, (uint32_t)(uint64_t)d->used);
+	wr(d, R_DEVICE + 4, 0);
+	wr(d, R_QUEUE_READY, 1);
+	CHECK(rd(d, R_QUEUE_READY) == 1, VDRV_FAIL_INIT, 7, 0);
+	return 0;
+}
+
+static int dev_init_n(struct dev *d, unsigned int idx, uint32_t device_id, uint64_t want,
+		      unsigned int nq)
+{
+	uint64_t offered;
+	int r;
+
 	wr(d, R_STATUS, 0);
 	CHECK(rd(d, R_STATUS) == 0, VDRV_FAIL_INIT, 1, rd(d, R_STATUS));
 	CHECK(rd(d, R_MAGIC) == 0x74726976 && rd(d, R_VERSION) == 2, VDRV_FAIL_INIT, 2,
@@ -177,18 +236,12 @@ static int dev_init(struct dev *d, unsigned int idx, uint32_t device_id, uint64_
 	wr(d, R_DRV_FEATURES, (uint32_t)(d->features >> 32));
 	wr(d, R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK);
 	CHECK(rd(d, R_STATUS) & S_FEATURES_OK, VDRV_FAIL_INIT, 5, rd(d, R_STATUS));
-	wr(d, R_QUEUE_SEL, 0);
-	CHECK(rd(d, R_QUEUE_READY) == 0 && rd(d, R_QUEUE_NUM_MAX) >= QN, VDRV_FAIL_INIT, 6,
-	      rd(d, R_QUEUE_NUM_MAX));
-	wr(d, R_QUEUE_NUM, QN);
-	wr(d, R_DESC, (uint32_t)(uint64_t)d->desc);
-	wr(d, R_DESC + 4, 0);
-	wr(d, R_DRIVER, (uint32_t)(uint64_t)d->avail);
-	wr(d, R_DRIVER + 4, 0);
-	wr(d, R_DEVICE, (uint32_t)(uint64_t)d->used);
-	wr(d, R_DEVICE + 4, 0);
-	wr(d, R_QUEUE_READY, 1);
-	CHECK(rd(d, R_QUEUE_READY) == 1, VDRV_FAIL_INIT, 7, 0);
+	for (unsigned int q = 0; q < nq; q++) {
+		r = queue_init(d, idx, q);
+		if (r)
+			return r;
+	}
+	select_q(d, 0);
 	wr(d, R_STATUS, S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
 	return 0;
 }
@@ -223,7 +276,7 @@ static void submit(struct dev *d, uint16_t head)
 	} else if (*(volatile uint16_t *)d->used & 1) {
 		return; /* VIRTQ_USED_F_NO_NOTIFY */
 	}
-	wr(d, R_QUEUE_NOTIFY, 0);
+	wr(d, R_QUEUE_NOTIFY, d->cur);
 }
 
 /* Waits for the request's used entry and its interrupt; *len: used len. */
@@ -474,6 +527,99 @@ static int hostile(struct dev *d)
 	return r ? r : rng_test(d);
 }
 
+#define BLK_WANT (1ull << 5 | 1ull << 9 | 1ull << 13 | 1ull << 14)
+
+/* virtio-console: a receive buffer gets the host's input, the transmit
+ * queue carries the reply; each completion is one interrupt. */
+static int console_test(struct dev *d, uint64_t want)
+{
+	static const char input[] = VDRV_CON_INPUT, reply[] = VDRV_CON_REPLY;
+	static char out[sizeof(reply) + sizeof(input)];
+	uint32_t len;
+	int r = dev_init_n(d, 2, 3, want, 2);
+
+	if (r)
+		return r;
+	/* Input: one receive buffer, bigger than the input. */
+	set_desc(d->desc, 0, cbuf, sizeof(cbuf), D_WRITE);
+	submit(d, 0);
+	r = complete(d, &len);
+	if (r)
+		return r;
+	CHECK(len == sizeof(input) - 1 && !memcmp(cbuf, input, len), VDRV_FAIL_CONSOLE, len, 0);
+	/* Output: the reply and the input, in two descriptors. */
+	memcpy(out, reply, sizeof(reply) - 1);
+	memcpy(out + sizeof(reply) - 1, cbuf, len);
+	select_q(d, 1);
+	set_desc(d->desc, 0, out, sizeof(reply) - 1, D_NEXT);
+	set_desc(d->desc, 1, out + sizeof(reply) - 1, len, 0);
+	submit(d, 0);
+	r = complete(d, &len);
+	select_q(d, 0);
+	if (r)
+		return r;
+	CHECK(len == 0, VDRV_FAIL_CONSOLE, len, 1);
+	return 0;
+}
+
+/* Waits for NEEDS_RESET and its config interrupt on @d. */
+static int wait_needs_reset(struct dev *d, uint32_t cfg, unsigned int c)
+{
+	unsigned int i;
+
+	for (i = 0; i < SPIN_LIMIT && (!(rd(d, R_STATUS) & S_NEEDS_RESET) || d->config_irqs == cfg);
+	     i++)
+		cpu_relax();
+	CHECK(i < SPIN_LIMIT, VDRV_FAIL_HOSTILE, c, rd(d, R_STATUS));
+	results[VDRV_R_HOSTILE_CASES]++;
+	return 0;
+}
+
+/* virtio-blk: a request with no byte for its status breaks the queue; a
+ * reset with a read in flight returns with the read finished (nothing
+ * lands in memory or the used ring afterwards); then the disk works. */
+static int blk_hostile(struct dev *d)
+{
+	uint32_t cfg = d->config_irqs, irqs, spurious;
+	uint16_t used;
+	int r = dev_init(d, 1, 2, BLK_WANT);
+
+	if (r)
+		return r;
+	hdr.type = 0;
+	hdr.sector = 0;
+	set_desc(d->desc, 0, &hdr, sizeof(hdr), D_NEXT);
+	set_desc(d->desc, 1, rbuf, 512, 0);
+	submit(d, 0);
+	r = wait_needs_reset(d, cfg, 100);
+	if (!r)
+		r = dev_init(d, 1, 2, BLK_WANT);
+	if (r)
+		return r;
+	irqs = d->irqs;
+	spurious = d->spurious;
+	hdr.type = 0;
+	hdr.sector = 0;
+	set_desc(d->desc, 0, &hdr, sizeof(hdr), D_NEXT);
+	set_desc(d->desc, 1, rbuf, sizeof(rbuf), D_NEXT | D_WRITE);
+	set_desc(d->desc, 2, &status, 1, D_WRITE);
+	submit(d, 0);
+	wr(d, R_STATUS, 0);
+	used = used_idx(d);
+	memset(rbuf, 0x55, sizeof(rbuf));
+	CHECK(rd(d, R_STATUS) == 0, VDRV_FAIL_HOSTILE, 101, rd(d, R_STATUS));
+	for (unsigned int i = 0; i < 10000000; i++)
+		cpu_relax();
+	CHECK(used_idx(d) == used, VDRV_FAIL_HOSTILE, 102, used_idx(d));
+	for (unsigned int i = 0; i < sizeof(rbuf); i++)
+		CHECK(rbuf[i] == 0x55, VDRV_FAIL_HOSTILE, 103, i);
+	results[VDRV_R_BLK_RESET_DONE] = used;
+	d->reset_irqs += d->irqs - irqs;
+	d->reset_spurious += d->spurious - spurious;
+	r = dev_init(d, 1, 2, BLK_WANT);
+	return r ? r : blk_test(d);
+}
+
 static int run(void)
 {
 	bool level = params[VDRV_P_LEVEL];
@@ -491,12 +637,14 @@ static int run(void)
 	devs[0].pin = (unsigned int)params[VDRV_P_RNG_PIN];
 	devs[1].base = params[VDRV_P_BLK_BASE];
 	devs[1].pin = (unsigned int)params[VDRV_P_BLK_PIN];
+	devs[2].base = params[VDRV_P_CON_BASE];
+	devs[2].pin = (unsigned int)params[VDRV_P_CON_PIN];
 	/* The PIC masked (pins below 16 reach it too), the LAPIC on. */
 	outb(0x21, 0xff);
 	outb(0xa1, 0xff);
 	mmio_write32(LAPIC_BASE + LAPIC_SVR, 0x1ff);
 	mmio_write32(LAPIC_BASE + LAPIC_TPR, 0);
-	for (unsigned int i = 0; i < 2; i++) {
+	for (unsigned int i = 0; i < 3; i++) {
 		if (!devs[i].base)
 			continue;
 		guest_irq_install(VEC_BASE + i, virtio_irq);
@@ -505,32 +653,42 @@ static int run(void)
 	local_irq_enable();
 	if (params[VDRV_P_MODE] == VDRV_HOSTILE) {
 		r = hostile(&devs[0]);
+		if (!r && devs[1].base)
+			r = blk_hostile(&devs[1]);
 	} else {
 		r = dev_init(&devs[0], 0, 4, want);
 		if (!r)
 			r = rng_test(&devs[0]);
 		/* blk: RO, FLUSH, DISCARD, WRITE_ZEROES where offered. */
 		if (!r && devs[1].base)
-			r = dev_init(&devs[1], 1, 2,
-				     want | 1u << 5 | 1u << 9 | 1u << 13 | 1u << 14);
+			r = dev_init(&devs[1], 1, 2, want | BLK_WANT);
 		if (!r && devs[1].base)
 			r = blk_test(&devs[1]);
+		if (!r && devs[2].base)
+			r = console_test(&devs[2], want);
 	}
 	local_irq_disable();
 	results[VDRV_R_RNG_IRQS] = devs[0].irqs;
 	results[VDRV_R_RNG_SPURIOUS] = devs[0].spurious;
 	results[VDRV_R_RNG_REQS] = devs[0].reqs;
 	results[VDRV_R_RNG_CONFIG_IRQS] = devs[0].config_irqs;
-	results[VDRV_R_BLK_IRQS] = devs[1].irqs;
-	results[VDRV_R_BLK_SPURIOUS] = devs[1].spurious;
+	results[VDRV_R_BLK_IRQS] = devs[1].irqs - devs[1].reset_irqs;
+	results[VDRV_R_BLK_SPURIOUS] = devs[1].spurious - devs[1].reset_spurious;
+	results[VDRV_R_BLK_CONFIG_IRQS] = devs[1].config_irqs;
+	results[VDRV_R_BLK_RESET_IRQS] = devs[1].reset_irqs + devs[1].reset_spurious;
 	results[VDRV_R_BLK_REQS] = devs[1].reqs;
+	results[VDRV_R_CON_IRQS] = devs[2].irqs;
+	results[VDRV_R_CON_SPURIOUS] = devs[2].spurious;
+	results[VDRV_R_CON_REQS] = devs[2].reqs;
 	if (r)
 		return r;
+	CHECK(devs[2].irqs == devs[2].reqs, VDRV_FAIL_IRQ_COUNT, devs[2].irqs, devs[2].reqs);
 	/* One interrupt per request (used_event asks for each), plus the
 	 * config interrupts of the hostile cases: no more, no fewer. */
 	CHECK(devs[0].irqs == devs[0].reqs + devs[0].config_irqs, VDRV_FAIL_IRQ_COUNT, devs[0].irqs,
 	      devs[0].reqs);
-	CHECK(devs[1].irqs == devs[1].reqs, VDRV_FAIL_IRQ_COUNT, devs[1].irqs, devs[1].reqs);
+	CHECK(devs[1].irqs - devs[1].reset_irqs == devs[1].reqs + devs[1].config_irqs,
+	      VDRV_FAIL_IRQ_COUNT, devs[1].irqs, devs[1].reqs);
 	results[VDRV_R_DONE] = VDRV_MAGIC;
 	return 0;
 }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * vnet_drv: a minimal virtio 1.x driver for kvmkit's virtio-net and
- * virtio-console over virtio-mmio, run at CPL3 (vnet_abi.h says what the
+ * virtio-vsock over virtio-mmio, run at CPL3 (vnet_abi.h says what the
  * host passes and reads back). Two queues of 16 entries; a CPL0 handler
  * counts interrupts after reading and acknowledging InterruptStatus.
  *
@@ -13,8 +13,7 @@
  * net: transmit chains the device must refuse with NEEDS_RESET, headers
  * that lie (the device must drop those frames and carry on), one good
  * frame, then a receive chain the device must refuse when the host's frame
- * comes. Console: a line out, the host's input in, and an echo out.
- * vsock: a stream connection to the host's listening port (REQUEST, then
+ * comes. vsock: a stream connection to the host's listening port (REQUEST, then
  * its RESPONSE), a line out (RW) and the host's reply in.
  */
 #include "guest.h"
@@ -84,7 +83,6 @@ static struct {
 
 static uint8_t rings[3][3][4096] __attribute__((aligned(4096)));
 static uint8_t rxbuf[QN][2048], txhdr[HDR], txframe[2048], frame[4096];
-static char conbuf[64];
 static const volatile uint64_t *params = (const volatile uint64_t *)VNET_PARAMS;
 static volatile uint32_t *results = (volatile uint32_t *)VNET_RESULTS;
 
@@ -453,49 +451,6 @@ static int net_hostile(void)
 	return r ? r : expect_rx_reset();
 }
 
-static int con_write(const char *s, uint32_t n, const char *s2, uint32_t n2)
-{
-	uint32_t irqs = dev.irqs, id, len;
-	int r;
-
-	set_desc(dev.q[1].desc, 0, s, n, n2 ? D_NEXT : 0);
-	if (n2)
-		set_desc(dev.q[1].desc, 1, s2, n2, 0);
-	submit(1, 0);
-	r = wait_used(1, &id, &len);
-	if (!r)
-		r = wait_irqs(irqs + 1);
-	if (r)
-		return r;
-	results[VNET_R_TX]++;
-	return 0;
-}
-
-static int console(void)
-{
-	static const char hello[] = VNET_CON_HELLO, want[] = VNET_CON_INPUT, echo[] = VNET_CON_ECHO;
-	uint32_t irqs, id, len;
-	int r = dev_init(3, params[VNET_P_FEATURES]);
-
-	if (!r)
-		r = con_write(hello, sizeof(hello) - 1, 0, 0);
-	if (r)
-		return r;
-	/* The host's input waited in the device for this buffer. */
-	irqs = dev.irqs;
-	set_desc(dev.q[0].desc, 0, conbuf, sizeof(conbuf), D_WRITE);
-	submit(0, 0);
-	r = wait_used(0, &id, &len);
-	if (!r)
-		r = wait_irqs(irqs + 1);
-	if (r)
-		return r;
-	results[VNET_R_IN_LEN] = len;
-	CHECK(id == 0 && len == sizeof(want) - 1 && !memcmp(conbuf, want, len), VNET_FAIL_CONSOLE,
-	      id, len);
-	return con_write(echo, sizeof(echo) - 1, conbuf, len);
-}
-
 /* struct virtio_vsock_hdr (virtio 1.x 5.10.6), 44 bytes, little-endian. */
 struct vsock_hdr {
 	uint64_t src_cid, dst_cid;
@@ -627,7 +582,7 @@ static int run(void)
 		r = vsock();
 		break;
 	default:
-		r = console();
+		r = fail(VNET_FAIL_PARAMS, params[VNET_P_MODE], 0);
 		break;
 	}
 	local_irq_disable();
