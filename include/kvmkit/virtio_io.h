@@ -12,10 +12,12 @@
  * irqfd itself. InterruptStatus then reads with the used-buffer bit set for
  * as long as vhost owns the queues (the kernel cannot set the register,
  * and a driver that found it clear would ignore its queues); a driver's
- * interrupt that finds no used buffer is harmless. The kernel writes guest
- * memory behind kvmkit's back there, so VMs with vhost devices cannot be
- * snapshotted (or migrated) and the transport's DEVICE_NEEDS_RESET
- * checks are the kernel's (it stops a queue it finds malformed).
+ * interrupt that finds no used buffer is harmless. The kernel checks the
+ * rings it serves; what it reports malformed (its vring error eventfd)
+ * sets DEVICE_NEEDS_RESET as kvmkit's own checks do. The kernel writes
+ * guest memory behind kvmkit's back, and a tap's traffic is outside any
+ * saved state: a machine with virtio-net or virtio-vsock refuses to be
+ * saved (or migrated).
  *
  * Lifetimes and threads: as virtio.h.
  */
