@@ -85,7 +85,7 @@ static bool has(const struct kvmk_virtio *t, unsigned int bit)
 /* Lock held (or before the thread starts). */
 static void watch_tap(struct net *n, bool on)
 {
-	struct epoll_event ev = { .events = on ? EPOLLIN : 0 };
+	struct epoll_event ev = { .events = on ? EPOLLIN : 0, .data.fd = n->tap };
 
 	if (n->tap_watched == on)
 		return;
@@ -477,7 +477,12 @@ static int net_poll_fd(struct kvmk_virtio *t)
 static void net_poll(struct kvmk_virtio *t)
 {
 	struct net *n = t->priv;
+	struct epoll_event ev[2];
+	int k = epoll_wait(n->ep, ev, 2, 0);
 
+	for (int i = 0; i < k; i++)
+		if (ev[i].data.fd == n->vhost.err_fd)
+			kvmk_vhost_error(&n->vhost, t);
 	pthread_mutex_lock(&t->lock);
 	n->st.tap_wakeups++;
 	if (!n->vhost.running)
@@ -578,7 +583,7 @@ static int open_tap(struct net *n, const char *name)
 
 static int alloc_net(struct net *n, uint32_t qcap)
 {
-	struct epoll_event ev = { .events = EPOLLIN };
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = n->tap };
 
 	n->qcap = qcap;
 	n->scratch = calloc(qcap, sizeof(*n->scratch));
@@ -598,6 +603,7 @@ static int alloc_net(struct net *n, uint32_t qcap)
 
 static int open_vhost(struct net *n, const char *path)
 {
+	struct epoll_event ev = { .events = EPOLLIN };
 	int r = kvmk_vhost_open(&n->vhost, path ? path : "/dev/vhost-net", 2);
 
 	if (!r && (n->vhost.features & VHOST_NEEDED) != VHOST_NEEDED)
@@ -605,6 +611,9 @@ static int open_vhost(struct net *n, const char *path)
 					 "vhost-net features 0x%llx lack 0x%llx",
 					 (unsigned long long)n->vhost.features,
 					 (unsigned long long)(VHOST_NEEDED & ~n->vhost.features));
+	ev.data.fd = n->vhost.err_fd;
+	if (!r && epoll_ctl(n->ep, EPOLL_CTL_ADD, n->vhost.err_fd, &ev) < 0)
+		r = kvmk_err_sys("kvmkit_virtio_net_create", errno, "epoll");
 	/* Until a driver says which path it gets, nobody reads the tap. */
 	if (!r)
 		watch_tap(n, false);
@@ -650,7 +659,7 @@ int kvmkit_virtio_net_create(struct kvmkit_vm *vm, const struct kvmkit_virtio_mm
 	if (!n)
 		return kvmk_err_resource(op, ENOMEM, NULL);
 	n->ep = -1;
-	n->vhost.fd = -1;
+	n->vhost.fd = n->vhost.err_fd = -1;
 	n->use_vhost = nc->vhost;
 	snprintf(n->name, sizeof(n->name), "%s", nc->tap);
 	r = open_tap(n, nc->tap);

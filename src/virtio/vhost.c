@@ -7,6 +7,7 @@
  */
 #include <fcntl.h>
 #include <linux/vhost.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -25,6 +26,9 @@ int kvmk_vhost_open(struct kvmk_vhost *v, const char *path, unsigned int nq)
 	memset(v, 0, sizeof(*v));
 	v->nq = nq;
 	v->fd = -1;
+	v->err_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (v->err_fd < 0)
+		return kvmk_err_sys(op, errno, "eventfd");
 	v->fd = open(path, O_RDWR | O_CLOEXEC);
 	if (v->fd < 0) {
 		int e = errno;
@@ -86,7 +90,8 @@ static int set_vring(struct kvmk_vhost *v, struct kvmk_virtio *t, unsigned int i
 		.avail_user_addr = (uint64_t)(uintptr_t)vq->avail,
 		.used_user_addr = (uint64_t)(uintptr_t)vq->used,
 	};
-	struct vhost_vring_file kick = { i, t->q[i].notify_fd }, call = { i, t->irq_fd };
+	struct vhost_vring_file kick = { i, t->q[i].notify_fd }, call = { i, t->irq_fd },
+				err = { i, v->err_fd };
 
 	if (ioctl(v->fd, VHOST_SET_VRING_NUM, &num) < 0)
 		return kvmk_err_ioctl("vhost", errno, "VHOST_SET_VRING_NUM %u", i);
@@ -96,6 +101,8 @@ static int set_vring(struct kvmk_vhost *v, struct kvmk_virtio *t, unsigned int i
 		return kvmk_err_ioctl("vhost", errno, "VHOST_SET_VRING_ADDR %u", i);
 	if (ioctl(v->fd, VHOST_SET_VRING_CALL, &call) < 0)
 		return kvmk_err_ioctl("vhost", errno, "VHOST_SET_VRING_CALL %u", i);
+	if (ioctl(v->fd, VHOST_SET_VRING_ERR, &err) < 0)
+		return kvmk_err_ioctl("vhost", errno, "VHOST_SET_VRING_ERR %u", i);
 	if (ioctl(v->fd, VHOST_SET_VRING_KICK, &kick) < 0)
 		return kvmk_err_ioctl("vhost", errno, "VHOST_SET_VRING_KICK %u", i);
 	return 0;
@@ -114,6 +121,7 @@ static void release(struct kvmk_vhost *v, struct kvmk_virtio *t, unsigned int n,
 		ioctl(v->fd, VHOST_GET_VRING_BASE, &base);
 		ioctl(v->fd, VHOST_SET_VRING_KICK, &off);
 		ioctl(v->fd, VHOST_SET_VRING_CALL, &off);
+		ioctl(v->fd, VHOST_SET_VRING_ERR, &off);
 		if (i < watched)
 			kvmk_virtio_queue_watch(t, i, true);
 	}
@@ -168,9 +176,28 @@ void kvmk_vhost_stop(struct kvmk_vhost *v, struct kvmk_virtio *t)
 	v->running = false;
 }
 
+void kvmk_vhost_error(struct kvmk_vhost *v, struct kvmk_virtio *t)
+{
+	eventfd_t n;
+
+	eventfd_read(v->err_fd, &n);
+	pthread_mutex_lock(&t->lock);
+	/* An error of a ring since taken back (a reset) is old news. */
+	if (v->running) {
+		struct kvmk_vq *vq = &t->q[0].vq;
+
+		snprintf(vq->why, sizeof(vq->why), "the kernel (vhost) found a ring malformed");
+		vq->broken = true;
+		kvmk_virtio_broken(t, 0);
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
 void kvmk_vhost_close(struct kvmk_vhost *v)
 {
 	if (v->fd >= 0)
 		close(v->fd);
-	v->fd = -1;
+	if (v->err_fd >= 0)
+		close(v->err_fd);
+	v->fd = v->err_fd = -1;
 }

@@ -9,7 +9,8 @@
  *
  * While vhost runs, the transport's thread leaves the queues' notify fds
  * alone and InterruptStatus reads with the used-buffer bit set
- * (virtio_io.h says why). Called with the transport's lock held, except
+ * (virtio_io.h says why). Each queue's error eventfd is err_fd, which the
+ * device watches: a ring the kernel finds malformed sets NEEDS_RESET. Called with the transport's lock held, except
  * kvmk_vhost_open() and kvmk_vhost_close().
  */
 #ifndef KVMKIT_VIRTIO_VHOST_H
@@ -22,6 +23,7 @@
 
 struct kvmk_vhost {
 	int fd;
+	int err_fd; /* eventfd: the kernel found a ring malformed (VHOST_SET_VRING_ERR) */
 	uint64_t features; /* what the kernel offers (VHOST_GET_FEATURES) */
 	unsigned int nq; /* queues 0 .. nq-1 go to the kernel */
 	bool running;
@@ -38,6 +40,10 @@ int kvmk_vhost_start(struct kvmk_vhost *v, struct kvmk_virtio *t);
 void kvmk_vhost_kick(struct kvmk_vhost *v, struct kvmk_virtio *t);
 /* Takes the queues back (the caller detached its backend first). */
 void kvmk_vhost_stop(struct kvmk_vhost *v, struct kvmk_virtio *t);
+/* After err_fd became readable (without the lock): takes the lock and,
+ * while the kernel owns the queues, sets DEVICE_NEEDS_RESET as for a
+ * malformed ring kvmkit found itself. */
+void kvmk_vhost_error(struct kvmk_vhost *v, struct kvmk_virtio *t);
 void kvmk_vhost_close(struct kvmk_vhost *v);
 
 #endif

@@ -68,6 +68,20 @@ static void vsock_reset(struct kvmk_virtio *t)
 	kvmk_vhost_stop(&v->vhost, t);
 }
 
+static int vsock_poll_fd(struct kvmk_virtio *t)
+{
+	struct vsock *v = t->priv;
+
+	return v->vhost.err_fd;
+}
+
+static void vsock_poll(struct kvmk_virtio *t)
+{
+	struct vsock *v = t->priv;
+
+	kvmk_vhost_error(&v->vhost, t);
+}
+
 static void free_vsock(struct vsock *v)
 {
 	if (v)
@@ -87,6 +101,8 @@ static const struct kvmk_virtio_ops vsock_ops = {
 	.nqueues = 3,
 	.queue = vsock_queue,
 	.reset = vsock_reset,
+	.poll_fd = vsock_poll_fd,
+	.poll = vsock_poll,
 	.destroy = vsock_destroy,
 };
 
@@ -124,7 +140,7 @@ int kvmkit_virtio_vsock_create(struct kvmkit_vm *vm, const struct kvmkit_virtio_
 	v = calloc(1, sizeof(*v));
 	if (!v)
 		return kvmk_err_resource(op, ENOMEM, NULL);
-	v->vhost.fd = -1;
+	v->vhost.fd = v->vhost.err_fd = -1;
 	v->cid = vc->cid;
 	r = open_vhost(v, vc);
 	if (r) {

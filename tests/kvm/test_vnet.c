@@ -216,6 +216,8 @@ static void *peer_thread(void *arg)
 	if (!guest_frame_ok(r, buf, n))
 		return NULL;
 	r->peer_frames++;
+	if (r->guest_mode == VNET_NET_HOSTILE_VHOST)
+		return NULL;
 	if (r->guest_mode == VNET_NET_HOSTILE) {
 		/* For the guest's malformed receive chain to be found. */
 		peer_send(p->tap, 0);
@@ -349,7 +351,7 @@ static void net_run(struct run *r)
 	run_to_stop(m, &info);
 	pthread_join(th, NULL);
 	collect(m, r);
-	if (r->guest_mode == VNET_NET_HOSTILE) {
+	if (r->guest_mode == VNET_NET_HOSTILE || r->guest_mode == VNET_NET_HOSTILE_VHOST) {
 		static uint8_t buf[4096];
 
 		/* Nothing after the good frame: the lies never left. */
@@ -504,6 +506,28 @@ static void test_vhost_net_split_level(void **state)
 
 	net_run(&r);
 	check_exchange(&r, 4);
+}
+
+/* A transmit chain with a device-writable buffer under vhost-net: the
+ * kernel reports it on the vring error eventfd, kvmkit sets NEEDS_RESET;
+ * after the driver's reset the kernel moves a good frame again. */
+static void test_vhost_net_hostile(void **state)
+{
+	struct run r = { .mode = KVMKIT_IRQCHIP_KERNEL,
+			 .guest_mode = VNET_NET_HOSTILE_VHOST,
+			 .vhost = true,
+			 .kernel = true,
+			 .features = BASIC | F(VIRTIO_NET_F_MRG_RXBUF) | F(VIRTIO_RING_F_EVENT_IDX),
+			 .rxbuf = 1526 };
+
+	net_run(&r);
+	assert_int_equal(r.res[VNET_R_HOSTILE], 1);
+	assert_int_equal(r.res[VNET_R_CONFIG_IRQS], 1);
+	assert_int_equal(r.vst.malformed, 1);
+	assert_int_equal(r.res[VNET_R_TX], 1);
+	assert_int_equal(r.peer_frames, 1);
+	assert_true(r.nst.vhost_running);
+	check_irqs(&r);
 }
 
 /* A driver without MRG_RXBUF keeps kvmkit's path even with vhost (older
@@ -717,6 +741,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_vhost_net_kernel_edge),
 		cmocka_unit_test(test_vhost_net_split_level),
 		cmocka_unit_test(test_vhost_net_no_mrg),
+		cmocka_unit_test(test_vhost_net_hostile),
 		cmocka_unit_test(test_net_bad_tap),
 		cmocka_unit_test(test_vhost_vsock),
 		cmocka_unit_test(test_vsock_bad_cid),

@@ -20,6 +20,7 @@
 #define VNET_NET 0 /* send one frame, then receive the host's after VNET_P_GO */
 #define VNET_NET_HOSTILE 1 /* garbage and lying transmit chains, then one good frame */
 #define VNET_VSOCK 3 /* connect to the host's port, send a line, read its reply */
+#define VNET_NET_HOSTILE_VHOST 4 /* a transmit chain vhost-net refuses, then a good frame */
 
 /* Parameter block: u64 words at VNET_PARAMS + 8 * index. */
 #define VNET_P_MAGIC 0

@@ -581,6 +581,13 @@ static int run(void)
 	case VNET_VSOCK:
 		r = vsock();
 		break;
+	case VNET_NET_HOSTILE_VHOST:
+		r = net_setup();
+		if (!r)
+			r = expect_reset(0);
+		if (!r)
+			r = send(VNET_TX_LEN);
+		break;
 	default:
 		r = fail(VNET_FAIL_PARAMS, params[VNET_P_MODE], 0);
 		break;
