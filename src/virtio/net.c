@@ -156,7 +156,8 @@ static void tx_one(struct kvmk_virtio *t, struct net *n, const struct kvmk_vq_ch
 	w = writev(n->tap, n->iov, niov);
 	if (w != (ssize_t)(frame + KVMK_NET_HDR_LEN)) {
 		n->st.tx_dropped++;
-		if (w < 0 && errno != EAGAIN)
+		/* EIO: the interface is down, the guest's frames go nowhere. */
+		if (w < 0 && errno != EAGAIN && errno != EIO)
 			kvmk_virtio_warn(t, "tap %s: write: %s", n->name, strerror(errno));
 		return;
 	}
