@@ -9,14 +9,7 @@
  *
  * Transmit: each chain's header is copied out and checked, then the frame
  * goes to the tap with one writev() straight from guest memory after the
- * checked header copy. Receive: the device thread reads one packet from
- * the tap into a buffer of its own, checks the header, takes as many
- * receive chains as it needs (one without MRG_RXBUF, several with it) and
- * copies it in. When the driver has not given enough buffers, the packet
- * waits and the tap is left unread (taken out of the epoll set the thread
- * watches), so the kernel queues and then drops; the driver's next
- * notification on the receive queue resumes. Chains taken but not yet
- * used stay held for the next packet.
+ * checked header copy. Receive, with its backpressure: net_rx.c.
  *
  * With vhost the kernel's vhost-net does both directions (vhost.c); this
  * file then only hands the queues over at DRIVER_OK and takes them back at
@@ -36,69 +29,9 @@
 #include <unistd.h>
 
 #define KVMK_LOG_MODULE "virtio"
-#include <kvmkit/virtio_io.h>
+#include "virtio/net_internal.h"
 
-#include "virtio/net_hdr.h"
-#include "virtio/vhost.h"
-#include "virtio/virtio_internal.h"
-
-#define RXQ 0
-#define TXQ 1
-#define RX_BUDGET 64
 #define TX_BUDGET 256
-#define PKT_BUF (KVMK_NET_HDR_LEN + KVMK_NET_MAX_FRAME + 64)
-
-/* A receive chain taken from the ring, not used yet: its writable
- * segments are pool[seg0 .. seg0 + nseg). */
-struct held {
-	uint16_t head;
-	uint32_t gen;
-	uint32_t seg0, nseg;
-};
-
-struct net {
-	int tap, ep; /* ep: an epoll set holding the tap, watched by the thread */
-	bool tap_watched;
-	char name[IFNAMSIZ];
-	uint32_t qcap; /* QueueNumMax: the most segments a chain may have */
-	struct kvmk_vq_seg *scratch; /* qcap: a chain as popped */
-	struct iovec *iov; /* KVMK_NET_MAX_IOV */
-	uint8_t *pkt; /* PKT_BUF: the packet read from the tap */
-	size_t pkt_len;
-	bool pkt_pending;
-	struct held *held; /* qcap */
-	uint64_t *caps; /* qcap: each held chain's writable bytes */
-	unsigned int nheld;
-	struct kvmk_vq_seg *pool; /* 2 * qcap */
-	uint32_t npool;
-	bool offloads_set;
-	bool use_vhost;
-	struct kvmk_vhost vhost;
-	struct kvmkit_virtio_net_stats st;
-};
-
-static bool has(const struct kvmk_virtio *t, unsigned int bit)
-{
-	return t->driver_features & (1ull << bit);
-}
-
-/* Lock held (or before the thread starts). */
-static void watch_tap(struct net *n, bool on)
-{
-	struct epoll_event ev = { .events = on ? EPOLLIN : 0, .data.fd = n->tap };
-
-	if (n->tap_watched == on)
-		return;
-	if (epoll_ctl(n->ep, EPOLL_CTL_MOD, n->tap, &ev) == 0)
-		n->tap_watched = on;
-}
-
-static void stall(struct net *n)
-{
-	if (n->tap_watched)
-		n->st.rx_stalls++;
-	watch_tap(n, false);
-}
 
 static void set_offloads(struct kvmk_virtio *t, struct net *n, unsigned int o)
 {
@@ -110,8 +43,7 @@ static void set_offloads(struct kvmk_virtio *t, struct net *n, unsigned int o)
 	n->st.offloads = o;
 }
 
-/* The driver's receive offloads reach the tap once it is DRIVER_OK. */
-static void ensure_offloads(struct kvmk_virtio *t, struct net *n)
+void kvmk_net_ensure_offloads(struct kvmk_virtio *t, struct net *n)
 {
 	if (n->offloads_set || !(t->status & VIRTIO_STATUS_DRIVER_OK))
 		return;
@@ -119,7 +51,7 @@ static void ensure_offloads(struct kvmk_virtio *t, struct net *n)
 	n->offloads_set = true;
 }
 
-static void queue_broken(struct kvmk_virtio *t, unsigned int q, const char *why, uint16_t head)
+void kvmk_net_queue_broken(struct kvmk_virtio *t, unsigned int q, const char *why, uint16_t head)
 {
 	struct kvmk_vq *vq = &t->q[q].vq;
 
@@ -185,12 +117,14 @@ static void tx_work(struct kvmk_virtio *t, struct net *n)
 		}
 		/* A transmit chain is all device-readable (5.1.6.2). */
 		if (c.nseg != c.nread) {
-			queue_broken(t, TXQ, "device-writable buffer in a transmit chain", c.head);
+			kvmk_net_queue_broken(t, TXQ, "device-writable buffer in a transmit chain",
+					      c.head);
 			break;
 		}
 		if (c.read_len < KVMK_NET_HDR_LEN) {
-			queue_broken(t, TXQ, "transmit chain shorter than the virtio-net header",
-				     c.head);
+			kvmk_net_queue_broken(t, TXQ,
+					      "transmit chain shorter than the virtio-net header",
+					      c.head);
 			break;
 		}
 		tx_one(t, n, &c);
@@ -202,191 +136,6 @@ static void tx_work(struct kvmk_virtio *t, struct net *n)
 		kvmk_virtio_kick(t);
 	if (done)
 		kvmk_virtio_used(t, TXQ);
-}
-
-/* ---- receive ----------------------------------------------------------- */
-
-static void drop_held(struct net *n)
-{
-	n->nheld = 0;
-	n->npool = 0;
-}
-
-static struct kvmk_vq_chain held_chain(struct net *n, unsigned int i)
-{
-	const struct held *h = &n->held[i];
-
-	return (struct kvmk_vq_chain){ .seg = n->pool + h->seg0,
-				       .cap = h->nseg,
-				       .nseg = h->nseg,
-				       .write_len = n->caps[i],
-				       .head = h->head,
-				       .gen = h->gen };
-}
-
-/* Takes one more receive chain: 1, 0 when the ring is empty, -1 when the
- * queue broke. */
-static int take_chain(struct kvmk_virtio *t, struct net *n)
-{
-	struct kvmk_vq *vq = &t->q[RXQ].vq;
-	struct kvmk_vq_chain c = { .seg = n->scratch, .cap = n->qcap };
-	int r;
-
-	do {
-		r = kvmk_vq_pop(vq, &c);
-		if (r < 0) {
-			kvmk_virtio_broken(t, RXQ);
-			return -1;
-		}
-	} while (r == 0 && kvmk_vq_rearm(vq));
-	if (r == 0)
-		return 0;
-	/* Receive buffers are device-writable and hold at least the header
-	 * (5.1.6.3). */
-	if (c.nread) {
-		queue_broken(t, RXQ, "device-readable buffer in a receive chain", c.head);
-		return -1;
-	}
-	if (c.write_len < KVMK_NET_HDR_LEN) {
-		queue_broken(t, RXQ, "receive chain shorter than the virtio-net header", c.head);
-		return -1;
-	}
-	memcpy(n->pool + n->npool, c.seg, c.nseg * sizeof(c.seg[0]));
-	n->held[n->nheld] = (struct held){ c.head, c.gen, n->npool, c.nseg };
-	n->caps[n->nheld] = c.write_len;
-	n->npool += c.nseg;
-	n->nheld++;
-	return 1;
-}
-
-/* Copies the pending packet into the first @k held chains. */
-static void place(struct kvmk_virtio *t, struct net *n, unsigned int k)
-{
-	struct kvmk_vq *vq = &t->q[RXQ].vq;
-	size_t off = 0;
-	uint32_t used = 0;
-
-	n->pkt[10] = (uint8_t)k; /* num_buffers, le16: k <= qcap <= 32768 */
-	n->pkt[11] = (uint8_t)(k >> 8);
-	for (unsigned int i = 0; i < k; i++) {
-		struct kvmk_vq_chain c = held_chain(n, i);
-		size_t len = n->pkt_len - off < n->caps[i] ? n->pkt_len - off : n->caps[i];
-
-		kvmk_chain_write(&c, &t->mem, 0, n->pkt + off, len);
-		kvmk_vq_push(vq, &c, (uint32_t)len);
-		t->st.chains++;
-		off += len;
-		used += n->held[i].nseg;
-	}
-	/* The rest move to the front, their segments with them. */
-	memmove(n->pool, n->pool + used, (n->npool - used) * sizeof(n->pool[0]));
-	memmove(n->held, n->held + k, (n->nheld - k) * sizeof(n->held[0]));
-	memmove(n->caps, n->caps + k, (n->nheld - k) * sizeof(n->caps[0]));
-	n->nheld -= k;
-	n->npool -= used;
-	for (unsigned int i = 0; i < n->nheld; i++)
-		n->held[i].seg0 -= used;
-	n->st.rx_packets++;
-	n->st.rx_bytes += n->pkt_len - KVMK_NET_HDR_LEN;
-}
-
-/* Delivers the pending packet: 1 done, 2 dropped, 0 waiting for buffers,
- * -1 queue broken. */
-static int deliver(struct kvmk_virtio *t, struct net *n)
-{
-	struct kvmk_vq *vq = &t->q[RXQ].vq;
-	bool mrg = has(t, VIRTIO_NET_F_MRG_RXBUF);
-	unsigned int k;
-
-	if (n->nheld && n->held[0].gen != vq->gen)
-		drop_held(n); /* the queue was stopped since: stale */
-	for (;;) {
-		int r;
-
-		k = kvmk_net_rx_fit(n->caps, n->nheld, n->pkt_len, mrg);
-		if (k)
-			break;
-		/* Without merging only the first chain counts; with it, a
-		 * packet more than every buffer the queue can hold is lost. */
-		if ((!mrg && n->nheld) || n->nheld == vq->size ||
-		    n->npool + n->qcap > 2 * n->qcap) {
-			n->st.rx_dropped++;
-			kvmk_virtio_warn(t,
-					 "received packet of %zu bytes dropped: larger than the "
-					 "receive buffers",
-					 n->pkt_len - KVMK_NET_HDR_LEN);
-			return 2;
-		}
-		r = take_chain(t, n);
-		if (r <= 0)
-			return r;
-	}
-	place(t, n, k);
-	return 1;
-}
-
-static bool rx_live(struct kvmk_virtio *t)
-{
-	return kvmk_virtio_queue_live(t, RXQ) && kvmkit_vm_state(t->vm) == KVMKIT_VM_RUNNING;
-}
-
-/* Moves packets from the tap to the guest until the tap is empty, the
- * guest has no buffers, or the budget is spent (the thread comes back:
- * its epoll is level-triggered). Lock held. */
-static void rx_work(struct kvmk_virtio *t, struct net *n)
-{
-	unsigned int done = 0;
-	bool pushed = false;
-
-	ensure_offloads(t, n);
-	while (done < RX_BUDGET) {
-		int r;
-
-		if (!rx_live(t)) {
-			/* Back through the transport's deferred queue work
-			 * once the VM runs, or DRIVER_OK's kick. */
-			if (kvmk_virtio_queue_live(t, RXQ))
-				t->pending |= 1u << RXQ;
-			stall(n);
-			break;
-		}
-		if (!n->pkt_pending) {
-			ssize_t got = read(n->tap, n->pkt, PKT_BUF);
-			const char *why;
-
-			n->st.tap_reads++;
-			if (got < 0) {
-				if (errno != EAGAIN && errno != EINTR)
-					kvmk_virtio_warn(t, "tap %s: read: %s", n->name,
-							 strerror(errno));
-				watch_tap(n, true);
-				break;
-			}
-			why = (size_t)got < KVMK_NET_HDR_LEN ?
-				      "shorter than its header" :
-				      kvmk_net_rx_check(n->pkt, (uint64_t)got - KVMK_NET_HDR_LEN,
-							t->driver_features);
-			done++;
-			if (why) {
-				n->st.rx_dropped++;
-				kvmk_virtio_warn(t, "packet from tap %s dropped: %s", n->name, why);
-				continue;
-			}
-			n->pkt_len = (size_t)got;
-			n->pkt_pending = true;
-		}
-		r = deliver(t, n);
-		if (r < 0)
-			break;
-		if (r == 0) {
-			stall(n);
-			break;
-		}
-		n->pkt_pending = false;
-		pushed |= r == 1;
-	}
-	if (pushed)
-		kvmk_virtio_used(t, RXQ);
 }
 
 /* ---- vhost ------------------------------------------------------------- */
@@ -408,13 +157,13 @@ static void vhost_try_start(struct kvmk_virtio *t, struct net *n)
 
 	if (n->vhost.running || !kvmk_virtio_queue_live(t, RXQ) || !kvmk_virtio_queue_live(t, TXQ))
 		return;
-	ensure_offloads(t, n);
+	kvmk_net_ensure_offloads(t, n);
 	/* From here the kernel reads the tap. */
-	watch_tap(n, false);
+	kvmk_net_watch_tap(n, false);
 	if (n->pkt_pending)
 		n->st.rx_dropped++;
 	n->pkt_pending = false;
-	drop_held(n);
+	kvmk_net_drop_held(n);
 	r = kvmk_vhost_start(&n->vhost, t);
 	if (!r) {
 		r = set_backend(n, n->tap);
@@ -453,7 +202,7 @@ static void vhost_stop(struct kvmk_virtio *t, struct net *n)
  * path instead. Linux's driver always takes MRG_RXBUF. */
 static bool kernel_path(const struct kvmk_virtio *t, const struct net *n)
 {
-	return n->use_vhost && has(t, VIRTIO_NET_F_MRG_RXBUF);
+	return n->use_vhost && kvmk_net_has(t, VIRTIO_NET_F_MRG_RXBUF);
 }
 
 static void net_queue(struct kvmk_virtio *t, unsigned int q)
@@ -465,7 +214,7 @@ static void net_queue(struct kvmk_virtio *t, unsigned int q)
 	else if (q == TXQ)
 		tx_work(t, n);
 	else
-		rx_work(t, n); /* buffers came: a waiting packet goes now */
+		kvmk_net_rx_work(t, n); /* buffers came: a waiting packet goes now */
 }
 
 static int net_poll_fd(struct kvmk_virtio *t)
@@ -487,7 +236,7 @@ static void net_poll(struct kvmk_virtio *t)
 	pthread_mutex_lock(&t->lock);
 	n->st.tap_wakeups++;
 	if (!n->vhost.running)
-		rx_work(t, n);
+		kvmk_net_rx_work(t, n);
 	pthread_mutex_unlock(&t->lock);
 }
 
@@ -499,7 +248,7 @@ static void net_reset(struct kvmk_virtio *t)
 	if (n->pkt_pending)
 		n->st.rx_dropped++;
 	n->pkt_pending = false;
-	drop_held(n);
+	kvmk_net_drop_held(n);
 	/* Until the next driver negotiates, nothing it may not take. */
 	if (n->offloads_set)
 		set_offloads(t, n, 0);
@@ -617,7 +366,7 @@ static int open_vhost(struct net *n, const char *path)
 		r = kvmk_err_sys("kvmkit_virtio_net_create", errno, "epoll");
 	/* Until a driver says which path it gets, nobody reads the tap. */
 	if (!r)
-		watch_tap(n, false);
+		kvmk_net_watch_tap(n, false);
 	return r;
 }
 
