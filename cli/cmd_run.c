@@ -165,7 +165,7 @@ static bool add_net(struct kvmkit_machine_config *cfg, char *arg)
 {
 	struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
 	char *spec = strdup(arg);
-	const char *bad;
+	const char *bad = NULL;
 	int fd, e = 0;
 
 	if (!spec || cli_parse_net(arg, &cfg->net_tap, &cfg->net_vhost, &bad)) {
