@@ -78,6 +78,15 @@ int cli_getopt(int argc, char **argv, const char *shortopts, const struct option
 int cli_parse_size(const char *s, uint64_t *out);
 /* Parses a decimal unsigned int in [min, max], digits only. */
 int cli_parse_uint(const char *s, unsigned int min, unsigned int max, unsigned int *out);
+/* --disk PATH[,ro]: cuts @arg at the first comma (PATH has none) and
+ * reads the options after it. -EINVAL for an empty path or an unknown
+ * option (then *bad points at it). */
+int cli_parse_disk(char *arg, bool *read_only, const char **bad);
+/* --net tap=NAME[,vhost]: *tap points into @arg (cut at the commas).
+ * -EINVAL without a tap or with an unknown option (then *bad names it). */
+int cli_parse_net(char *arg, const char **tap, bool *vhost, const char **bad);
+/* --vsock cid=N, N in 3 .. 2^32-2. */
+int cli_parse_vsock(const char *arg, uint64_t *cid);
 
 struct console;
 /* Feeds stdin to @m's UART (raw terminal while running): Ctrl-A x stops

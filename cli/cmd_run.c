@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: MIT
 /* `kvmkit run`: boot an ELF64 guest on a standard machine. */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -192,6 +196,103 @@ static int run_incoming(struct kvmkit_machine_config *cfg, const char *addr, uns
 	return 0;
 }
 
+/* --disk: one clear line for a missing image, or a writable disk on a file
+ * that cannot be written, before anything is built. */
+static bool add_disk(struct kvmkit_machine_config *cfg, char *arg)
+{
+	struct kvmkit_machine_disk *d = &cfg->disks[cfg->ndisks];
+	const char *bad;
+	int fd;
+
+	if (cfg->ndisks == KVMKIT_MACHINE_MAX_DISKS) {
+		fprintf(stderr, "kvmkit: --disk: at most %d disks\n", KVMKIT_MACHINE_MAX_DISKS);
+		return false;
+	}
+	if (cli_parse_disk(arg, &d->read_only, &bad)) {
+		if (bad)
+			fprintf(stderr, "kvmkit: --disk %s: unknown option '%s' (PATH[,ro])\n", arg,
+				bad);
+		else
+			fprintf(stderr, "kvmkit: --disk: no image path (PATH[,ro])\n");
+		return false;
+	}
+	fd = open(arg, (d->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (fd < 0) {
+		if (!d->read_only && (errno == EACCES || errno == EROFS || errno == EPERM) &&
+		    !access(arg, R_OK))
+			fprintf(stderr,
+				"kvmkit: --disk %s: read-only file given as writable (add ,ro)\n",
+				arg);
+		else
+			fprintf(stderr, "kvmkit: --disk %s: %s\n", arg, strerror(errno));
+		return false;
+	}
+	close(fd);
+	d->path = arg;
+	cfg->ndisks++;
+	return true;
+}
+
+/* --net tap=NAME[,vhost]: the tap opened once (a tap that did not exist
+ * is made and goes again when the fd closes) so that a tap kvmkit cannot
+ * have is one clear line before anything is built. */
+static bool add_net(struct kvmkit_machine_config *cfg, char *arg)
+{
+	struct ifreq ifr = { .ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR };
+	char *spec = strdup(arg);
+	const char *bad = NULL;
+	int fd, e = 0;
+
+	if (!spec || cli_parse_net(arg, &cfg->net_tap, &cfg->net_vhost, &bad)) {
+		fprintf(stderr, "kvmkit: --net %s: %s%s%s (tap=NAME[,vhost])\n", spec ? spec : arg,
+			bad ? "unknown option '" : "no tap", bad ? bad : "", bad ? "'" : "");
+		free(spec);
+		return false;
+	}
+	if (strlen(cfg->net_tap) >= IFNAMSIZ) {
+		fprintf(stderr, "kvmkit: --net %s: a tap name has at most %d bytes\n", spec,
+			IFNAMSIZ - 1);
+		free(spec);
+		return false;
+	}
+	if (cfg->net_vhost && access("/dev/vhost-net", R_OK | W_OK)) {
+		fprintf(stderr,
+			"kvmkit: --net %s: /dev/vhost-net: %s (load the vhost_net module, "
+			"or drop ,vhost)\n",
+			spec, strerror(errno));
+		free(spec);
+		return false;
+	}
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", cfg->net_tap);
+	fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (fd < 0 || ioctl(fd, TUNSETIFF, &ifr) < 0)
+		e = errno;
+	if (fd >= 0)
+		close(fd);
+	if (e)
+		fprintf(stderr, "kvmkit: --net %s: cannot open tap %s: %s (errno %d)\n", spec,
+			cfg->net_tap, strerror(e), e);
+	free(spec);
+	return !e;
+}
+
+static bool add_vsock(struct kvmkit_machine_config *cfg, const char *arg)
+{
+	if (cli_parse_vsock(arg, &cfg->vsock_cid)) {
+		fprintf(stderr, "kvmkit: --vsock %s: expected cid=N, N from 3 to 4294967294\n",
+			arg);
+		return false;
+	}
+	if (access("/dev/vhost-vsock", R_OK | W_OK)) {
+		fprintf(stderr,
+			"kvmkit: --vsock %s: /dev/vhost-vsock: %s (load the vhost_vsock "
+			"module)\n",
+			arg, strerror(errno));
+		return false;
+	}
+	return true;
+}
+
 int cmd_run(int argc, char **argv)
 {
 	struct kvmkit_machine_config cfg;
@@ -287,6 +388,45 @@ int cmd_run(int argc, char **argv)
 		case 'u':
 			cfg.vm.cpu_flags = optarg;
 			break;
+		case 'D':
+			if (!add_disk(&cfg, optarg))
+				return CLI_EXIT_USAGE;
+			break;
+		case 'r':
+			cfg.virtio_rng = true;
+			break;
+		case 'n':
+			if (cfg.net_tap) {
+				fprintf(stderr, "kvmkit: --net: one network device only\n");
+				return CLI_EXIT_USAGE;
+			}
+			if (!add_net(&cfg, optarg))
+				return CLI_EXIT_USAGE;
+			break;
+		case 'K':
+			if (!add_vsock(&cfg, optarg))
+				return CLI_EXIT_USAGE;
+			break;
+		case 'V':
+			if (!strcmp(optarg, "edge") || !strcmp(optarg, "level")) {
+				cfg.virtio_trigger = strcmp(optarg, "edge") ?
+							     KVMKIT_VIRTIO_IRQ_LEVEL :
+							     KVMKIT_VIRTIO_IRQ_EDGE;
+			} else {
+				fprintf(stderr, "kvmkit: --virtio-irq: '%s' is not edge or level\n",
+					optarg);
+				return CLI_EXIT_USAGE;
+			}
+			break;
+		case 'C':
+			if (!strcmp(optarg, "serial") || !strcmp(optarg, "virtio")) {
+				cfg.virtio_console = !strcmp(optarg, "virtio");
+			} else {
+				fprintf(stderr, "kvmkit: --console: '%s' is not serial or virtio\n",
+					optarg);
+				return CLI_EXIT_USAGE;
+			}
+			break;
 		case 'T':
 			if (!strcmp(optarg, "on")) {
 				cfg.testdev = KVMKIT_TESTDEV_ON;
@@ -311,6 +451,15 @@ int cmd_run(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 
+	if ((cfg.ndisks || cfg.virtio_rng || cfg.virtio_console) && set_chip && !cfg.irqchip) {
+		fprintf(stderr, "kvmkit: --disk, --rng and --console virtio need an irqchip (not "
+				"--irqchip none)\n");
+		return CLI_EXIT_USAGE;
+	}
+	if ((cfg.net_tap || cfg.vsock_cid) && set_chip && !cfg.irqchip) {
+		fprintf(stderr, "kvmkit: --net and --vsock need an irqchip (not --irqchip none)\n");
+		return CLI_EXIT_USAGE;
+	}
 	if (incoming) {
 		unsigned int adopt = (set_vcpus ? 0 : KVMKIT_INCOMING_ADOPT_VCPUS) |
 				     (set_mem ? 0 : KVMKIT_INCOMING_ADOPT_MEM) |

@@ -53,6 +53,7 @@ struct console {
 	struct kvmkit_vm *vm;
 	struct kvmkit_uart *uart;
 	const char *snapshot_dir;
+	struct kvmkit_virtio *vcon; /* --console virtio: input goes there */
 	pthread_t thread;
 	int wake[2];
 	bool running;
@@ -118,7 +119,9 @@ static void console_snapshot(struct console *c)
 static bool feed_all(struct console *c, const uint8_t *p, size_t n)
 {
 	for (size_t off = 0; off < n;) {
-		size_t took = kvmkit_uart_feed(c->uart, p + off, n - off);
+		/* The FIFO may be full: retry until the guest drains it. */
+		size_t took = c->vcon ? kvmkit_virtio_console_feed(c->vcon, p + off, n - off) :
+					kvmkit_uart_feed(c->uart, p + off, n - off);
 
 		off += took;
 		if (!took) {
@@ -196,6 +199,7 @@ struct console *console_start(struct kvmkit_machine *m, const char *snapshot_dir
 	c->vm = kvmkit_machine_vm(m);
 	c->uart = kvmkit_machine_uart(m);
 	c->snapshot_dir = snapshot_dir;
+	c->vcon = kvmkit_machine_virtio_console(m);
 	if (pipe2(c->wake, O_CLOEXEC) < 0) {
 		free(c);
 		return NULL;
@@ -252,6 +256,7 @@ void console_stop(struct console *c)
 	close(c->wake[0]);
 	close(c->wake[1]);
 	restore_terminal();
-	report_output(c->uart);
+	if (!c->vcon)
+		report_output(c->uart);
 	free(c);
 }

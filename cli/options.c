@@ -33,6 +33,12 @@ const struct option cli_run_options[] = {
 	{ "restore", required_argument, NULL, 'R' },
 	{ "snapshot-dir", required_argument, NULL, 'S' },
 	{ "incoming", required_argument, NULL, 'N' },
+	{ "disk", required_argument, NULL, 'D' },
+	{ "rng", no_argument, NULL, 'r' },
+	{ "console", required_argument, NULL, 'C' },
+	{ "virtio-irq", required_argument, NULL, 'V' },
+	{ "net", required_argument, NULL, 'n' },
+	{ "vsock", required_argument, NULL, 'K' },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -102,6 +108,19 @@ static const char run_options_text[] =
 	"      --incoming ADDR    wait on unix:PATH or tcp:HOST:PORT (port 0: any) for\n"
 	"                         one `kvmkit migrate` and run the guest it sends;\n"
 	"                         --vcpus, --mem, --irqchip default to the source's\n"
+	"      --disk PATH[,ro]   a virtio-blk disk on a raw image (up to 8; ro:\n"
+	"                         read-only), virtio-mmio at 0xd0000000 + n * 0x1000\n"
+	"      --rng              a virtio-rng device (the first virtio-mmio window)\n"
+	"      --console serial|virtio\n"
+	"                         the terminal on the UART (default) or on a\n"
+	"                         virtio-console after the disks (Linux: hvc0)\n"
+	"      --virtio-irq edge|level\n"
+	"                         the virtio devices' interrupts: irqfd pulses (default)\n"
+	"                         or level with resample\n"
+	"      --net tap=NAME[,vhost]\n"
+	"                         virtio-net on tap NAME (after the console); vhost:\n"
+	"                         packets moved by /dev/vhost-net\n"
+	"      --vsock cid=N      virtio-vsock through /dev/vhost-vsock, guest cid N\n"
 	"  -h, --help             print usage\n";
 
 /* The control clients, for `kvmkit --help` and `kvmkit CMD --help`. */

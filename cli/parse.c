@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 
@@ -73,5 +74,64 @@ int cli_parse_uint(const char *s, unsigned int min, unsigned int max, unsigned i
 	if (errno || *end || v < min || v > max)
 		return -EINVAL;
 	*out = (unsigned int)v;
+	return 0;
+}
+
+int cli_parse_disk(char *arg, bool *read_only, const char **bad)
+{
+	char *opt = strchr(arg, ',');
+
+	*read_only = false;
+	*bad = NULL;
+	if (opt)
+		*opt++ = 0;
+	while (opt) {
+		char *next = strchr(opt, ',');
+
+		if (next)
+			*next++ = 0;
+		if (strcmp(opt, "ro")) {
+			*bad = opt;
+			return -EINVAL;
+		}
+		*read_only = true;
+		opt = next;
+	}
+	return *arg ? 0 : -EINVAL;
+}
+
+int cli_parse_net(char *arg, const char **tap, bool *vhost, const char **bad)
+{
+	char *opt = arg;
+
+	*tap = NULL;
+	*vhost = false;
+	*bad = NULL;
+	while (opt) {
+		char *next = strchr(opt, ',');
+
+		if (next)
+			*next++ = 0;
+		if (!strncmp(opt, "tap=", 4) && opt[4] && !*tap) {
+			*tap = opt + 4;
+		} else if (!strcmp(opt, "vhost")) {
+			*vhost = true;
+		} else {
+			*bad = opt;
+			return -EINVAL;
+		}
+		opt = next;
+	}
+	return *tap ? 0 : -EINVAL;
+}
+
+int cli_parse_vsock(const char *arg, uint64_t *cid)
+{
+	unsigned int v;
+
+	/* 0-2 are the hypervisor, local and host; 2^32-1 is "any". */
+	if (strncmp(arg, "cid=", 4) || cli_parse_uint(arg + 4, 3, 0xfffffffeu, &v))
+		return -EINVAL;
+	*cid = v;
 	return 0;
 }

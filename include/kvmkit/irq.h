@@ -106,6 +106,14 @@ unsigned int kvmkit_irq_route_count(struct kvmkit_irqchip *chip, uint32_t gsi);
  * Exhaustion is -ENOSPC, never a shared GSI. */
 int kvmkit_gsi_alloc_line(struct kvmkit_irqchip *chip);
 int kvmkit_gsi_alloc_msi(struct kvmkit_irqchip *chip);
+/* An interrupt controller pin for a platform device (x86: a virtio-mmio
+ * device's IOAPIC pin, which firmware tables name): the lowest free pin
+ * from 5 up, skipping the PC's legacy pins 0, 1, 2, 4, 8, 12, 14 and 15,
+ * every pin a line handle is open on (kvmkit_line_open), and pins handed
+ * out before; then the device-line range. -ENOSPC when none is left.
+ * Freed with kvmkit_gsi_free(). Pins 5..15 also reach the PIC in kernel
+ * mode, as every ISA pin does. */
+int kvmkit_gsi_alloc_pin(struct kvmkit_irqchip *chip);
 /* -EBUSY while an irqfd is bound to @gsi. */
 int kvmkit_gsi_free(struct kvmkit_irqchip *chip, uint32_t gsi);
 

@@ -23,6 +23,8 @@
 #include <kvmkit/irq.h>
 #include <kvmkit/loader.h>
 #include <kvmkit/devices.h>
+#include <kvmkit/virtio.h>
+#include <kvmkit/virtio_io.h>
 #include <kvmkit/machine.h>
 #include <kvmkit/api.h>
 #include <kvmkit/snapshot.h>

@@ -25,6 +25,8 @@
 #include <kvmkit/vm.h>
 #include <kvmkit/devices.h>
 #include <kvmkit/irq.h>
+#include <kvmkit/virtio.h>
+#include <kvmkit/virtio_io.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -38,6 +40,15 @@ enum kvmkit_testdev_mode {
 	KVMKIT_TESTDEV_ON,
 	KVMKIT_TESTDEV_OFF,
 };
+
+/* A virtio-blk disk of the machine (virtio.h). */
+struct kvmkit_machine_disk {
+	const char *path; /* raw image */
+	bool read_only;
+	const char *serial; /* GET_ID; NULL: none */
+};
+
+#define KVMKIT_MACHINE_MAX_DISKS 8
 
 struct kvmkit_machine_config {
 	struct kvmkit_vm_config vm;
@@ -53,6 +64,26 @@ struct kvmkit_machine_config {
 	size_t initrd_len;
 	const char *initrd_path; /* module 0's string; NULL: "initrd" */
 	const char *kernel_path; /* argv[0] of the command line; NULL: "kernel" */
+	/* virtio-mmio devices (need the irqchip), in window order from
+	 * KVMKIT_VIRTIO_MMIO_BASE: the rng first, then the disks, then the
+	 * console (virtio_console below). Each gets an
+	 * IOAPIC pin from kvmkit_gsi_alloc_pin() and the trigger below. */
+	bool virtio_rng;
+	struct kvmkit_machine_disk disks[KVMKIT_MACHINE_MAX_DISKS];
+	unsigned int ndisks;
+	enum kvmkit_virtio_trigger virtio_trigger; /* default EDGE */
+	/* The console is a virtio-console (after the disks; Linux:
+	 * console=hvc0): console_fd gets its output and
+	 * kvmkit_machine_virtio_console() takes input; the UART's output is
+	 * then kept in memory only. */
+	bool virtio_console;
+	/* After those (virtio_io.h): virtio-net on the tap net_tap (NULL:
+	 * none; net_vhost: packets moved by vhost-net), then virtio-vsock with
+	 * the guest cid vsock_cid (0: none). A machine with either cannot be
+	 * saved. */
+	const char *net_tap;
+	bool net_vhost;
+	uint64_t vsock_cid;
 };
 
 struct kvmkit_machine;
@@ -67,6 +98,13 @@ struct kvmkit_uart *kvmkit_machine_uart(struct kvmkit_machine *m);
 struct kvmkit_report *kvmkit_machine_report(struct kvmkit_machine *m);
 /* NULL unless the config asked for an irqchip. */
 struct kvmkit_irqchip *kvmkit_machine_irqchip(struct kvmkit_machine *m);
+/* The machine's virtio-mmio devices, in window order (@i < count; NULL
+ * past it). Firmware tables describe each from kvmkit_virtio_get_info():
+ * window base and size, GSI (IOAPIC pin) and trigger. */
+unsigned int kvmkit_machine_virtio_count(const struct kvmkit_machine *m);
+struct kvmkit_virtio *kvmkit_machine_virtio(struct kvmkit_machine *m, unsigned int i);
+/* The virtio-console, or NULL without virtio_console. */
+struct kvmkit_virtio *kvmkit_machine_virtio_console(struct kvmkit_machine *m);
 
 /* Starts the VM and waits until it stops or @timeout_ms passes (-1: no
  * limit; on timeout the VM is stopped and reason is TIMEOUT). Once per

@@ -16,7 +16,8 @@
  * Saved: everything those calls save (see their headers): vCPU registers,
  * FPU/XSAVE, MSRs (TSC, TSC deadline, kvmclock), LAPIC, events, MP state;
  * the PIC, IOAPIC and PIT of either irqchip mode; UART registers and FIFO,
- * fw_cfg selection, report values, test device scratch; guest RAM.
+ * fw_cfg selection, report values, test device scratch, virtio devices'
+ * registers and queue indices (restore with the same virtio config); guest RAM.
  * Not saved: the guest image (a restore loads none), the console fd and
  * what the application added to the machine's VM itself (its own memory
  * regions make a snapshot it cannot restore: the layout is checked; its

@@ -107,6 +107,10 @@ struct kvmkit_irqchip {
 	struct kvm_irq_routing_entry *committed;
 	unsigned int ncommitted;
 	uint8_t allocated[KVMKIT_MAX_GSI];
+	/* Platform pins (below line_lo) kvmkit_gsi_alloc_pin() handed out,
+	 * and line handles open per GSI (that pin allocation skips). */
+	uint32_t pins_out;
+	uint16_t lines_open[KVMKIT_MAX_GSI];
 	uint16_t irqfds[KVMKIT_MAX_GSI];
 	/* The bound pairs (KVM's deassign succeeds for a pair it does not
 	 * have, so only this list can refuse an unknown unbind). */

@@ -112,6 +112,9 @@ int kvmkit_line_open(struct kvmkit_irqchip *chip, uint32_t gsi, struct kvmkit_li
 		return kvmk_err_resource("kvmkit_line_open", ENOMEM, NULL);
 	l->gsi = gsi;
 	kvmk_irq_handle_attach(chip, &l->h);
+	pthread_mutex_lock(&chip->lock);
+	chip->lines_open[gsi]++;
+	pthread_mutex_unlock(&chip->lock);
 	*out = l;
 	return 0;
 }
@@ -204,6 +207,11 @@ void kvmkit_line_close(struct kvmkit_line *l)
 	kvmk_err_save(&saved);
 	if (l->level && l->h.chip)
 		line_change(l, false, NULL);
+	if (l->h.chip) {
+		pthread_mutex_lock(&l->h.chip->lock);
+		l->h.chip->lines_open[l->gsi]--;
+		pthread_mutex_unlock(&l->h.chip->lock);
+	}
 	kvmk_irq_handle_detach(&l->h);
 	kvmk_err_restore(&saved);
 	free(l);

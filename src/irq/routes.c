@@ -230,12 +230,54 @@ int kvmkit_gsi_alloc_msi(struct kvmkit_irqchip *chip)
 	return alloc_in(chip, chip->msi_lo, hi, "MSI");
 }
 
+/* The ISA pins a PC platform uses (PIT, keyboard, cascade, COM1, RTC,
+ * mouse, IDE): never handed out, open line or not. */
+#define LEGACY_PINS                                                                            \
+	((1u << 0) | (1u << 1) | (1u << 2) | (1u << 4) | (1u << 8) | (1u << 12) | (1u << 14) | \
+	 (1u << 15))
+#define FIRST_PIN 5
+
+int kvmkit_gsi_alloc_pin(struct kvmkit_irqchip *chip)
+{
+	uint32_t hi = chip->line_hi < 32 ? chip->line_hi : 32;
+
+	pthread_mutex_lock(&chip->lock);
+	for (uint32_t g = FIRST_PIN; g < hi; g++) {
+		if ((LEGACY_PINS & (1u << g)) || chip->lines_open[g])
+			continue;
+		if (g < chip->line_lo ? (chip->pins_out & (1u << g)) : chip->allocated[g])
+			continue;
+		if (g < chip->line_lo)
+			chip->pins_out |= 1u << g;
+		else
+			chip->allocated[g] = 1;
+		memset(&chip->stats[g], 0, sizeof(chip->stats[g]));
+		pthread_mutex_unlock(&chip->lock);
+		return (int)g;
+	}
+	pthread_mutex_unlock(&chip->lock);
+	return kvmk_err_resource(
+		"kvmkit_gsi_alloc_pin", ENOSPC,
+		"no free interrupt pin in %u..%u (legacy pins and open lines skipped)", FIRST_PIN,
+		hi ? hi - 1 : 0);
+}
+
 int kvmkit_gsi_free(struct kvmkit_irqchip *chip, uint32_t gsi)
 {
 	int r = kvmk_irq_check_gsi("kvmkit_gsi_free", gsi);
 
 	if (r)
 		return r;
+	if (gsi < chip->line_lo && gsi < 32 && (chip->pins_out & (1u << gsi))) {
+		pthread_mutex_lock(&chip->lock);
+		r = chip->irqfds[gsi] ? kvmk_err_state("gsi", "has irqfds bound", "no irqfd bound",
+						       "gsi_free") :
+					0;
+		if (!r)
+			chip->pins_out &= ~(1u << gsi);
+		pthread_mutex_unlock(&chip->lock);
+		return r;
+	}
 	if (gsi < chip->line_lo)
 		return kvmk_err_param("kvmkit_gsi_free", "gsi", "platform GSIs are not allocated",
 				      "%u", gsi);

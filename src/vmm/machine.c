@@ -8,6 +8,7 @@
 #include "core/internal.h"
 #include "devices/devices_internal.h"
 #include "vmm/machine_internal.h"
+#include "vmm/machine_virtio.h"
 #include <kvmkit/kvmkit.h>
 
 struct kvmkit_machine {
@@ -19,6 +20,7 @@ struct kvmkit_machine {
 	struct kvmkit_fwcfg *fwcfg;
 	struct kvmkit_testdev *testdev;
 	struct kvmkit_line *testdev_lines[KVMKIT_TESTDEV_IRQ_LINES];
+	struct kvmk_machine_virtio virtio;
 	unsigned int nr_created; /* devices[] entries created, in order */
 };
 
@@ -40,7 +42,8 @@ struct machine_device {
 static int uart_create(struct kvmkit_machine *m, const struct kvmkit_machine_config *cfg)
 {
 	struct kvmkit_irqchip *chip = kvmkit_vm_irqchip(m->vm);
-	int r = kvmkit_uart_create(m->vm, KVMKIT_UART_COM1, cfg->console_fd, &m->uart);
+	int r = kvmkit_uart_create(m->vm, KVMKIT_UART_COM1,
+				   cfg->virtio_console ? -1 : cfg->console_fd, &m->uart);
 
 	if (r || !chip)
 		return r;
@@ -112,6 +115,42 @@ static void testdev_destroy(struct kvmkit_machine *m)
 		kvmkit_line_close(m->testdev_lines[n]);
 }
 
+/* The virtio devices: machine_virtio.c. */
+static int virtio_create(struct kvmkit_machine *m, const struct kvmkit_machine_config *cfg)
+{
+	return kvmk_machine_virtio_create(m->vm, cfg, &m->virtio);
+}
+
+static void virtio_destroy(struct kvmkit_machine *m)
+{
+	kvmk_machine_virtio_destroy(&m->virtio);
+}
+
+static int virtio_save(struct kvmkit_machine *m, struct kvmk_blob *out)
+{
+	return kvmk_machine_virtio_save(&m->virtio, out);
+}
+
+static int virtio_restore(struct kvmkit_machine *m, const uint8_t *p, size_t len)
+{
+	return kvmk_machine_virtio_restore(&m->virtio, p, len);
+}
+
+unsigned int kvmkit_machine_virtio_count(const struct kvmkit_machine *m)
+{
+	return m->virtio.n;
+}
+
+struct kvmkit_virtio *kvmkit_machine_virtio(struct kvmkit_machine *m, unsigned int i)
+{
+	return i < m->virtio.n ? m->virtio.dev[i] : NULL;
+}
+
+struct kvmkit_virtio *kvmkit_machine_virtio_console(struct kvmkit_machine *m)
+{
+	return m->virtio.console;
+}
+
 static int uart_save(struct kvmkit_machine *m, struct kvmk_blob *out)
 {
 	return kvmk_uart_save(m->uart, out);
@@ -157,6 +196,8 @@ static const struct machine_device devices[] = {
 	{ "isa-debug-exit", debug_exit_create, debug_exit_destroy, NULL, NULL },
 	{ "report", report_create, report_destroy, report_save, report_restore },
 	{ "fw_cfg", fwcfg_create, fwcfg_destroy, fwcfg_save, fwcfg_restore },
+	/* Before the test device, whose lines take every pin. */
+	{ "virtio", virtio_create, virtio_destroy, virtio_save, virtio_restore },
 	{ "testdev", testdev_create, testdev_destroy, testdev_save, testdev_restore },
 };
 
@@ -319,7 +360,8 @@ void kvmkit_machine_destroy(struct kvmkit_machine *m)
 static bool has_state(const struct kvmkit_machine *m, unsigned int i)
 {
 	return devices[i].save && i < m->nr_created &&
-	       (strcmp(devices[i].name, "testdev") || m->testdev);
+	       (strcmp(devices[i].name, "testdev") || m->testdev) &&
+	       (strcmp(devices[i].name, "virtio") || m->virtio.n);
 }
 
 int kvmkit_machine_save_devices(struct kvmkit_machine *m, void **buf, size_t *len)

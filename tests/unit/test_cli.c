@@ -350,9 +350,41 @@ static void test_usage_check_can_fail(void **state)
 	assert_false(in_table(cli_run_options, "irq", 3));
 }
 
+/* --net tap=NAME[,vhost] and --vsock cid=N. */
+static void test_net_vsock(void **state)
+{
+	char a[] = "tap=tap0,vhost", b[] = "vhost,tap=t1", c[] = "tap=", d[] = "tap=x,fast",
+	     e[] = "vhost", f[] = "tap=a,tap=b";
+	const char *tap, *bad;
+	uint64_t cid = 0;
+	bool vhost;
+
+	assert_int_equal(cli_parse_net(a, &tap, &vhost, &bad), 0);
+	assert_string_equal(tap, "tap0");
+	assert_true(vhost);
+	assert_int_equal(cli_parse_net(b, &tap, &vhost, &bad), 0);
+	assert_string_equal(tap, "t1");
+	assert_int_equal(cli_parse_net(c, &tap, &vhost, &bad), -EINVAL);
+	assert_string_equal(bad, "tap=");
+	assert_int_equal(cli_parse_net(d, &tap, &vhost, &bad), -EINVAL);
+	assert_string_equal(bad, "fast");
+	assert_int_equal(cli_parse_net(e, &tap, &vhost, &bad), -EINVAL);
+	assert_null(bad);
+	assert_int_equal(cli_parse_net(f, &tap, &vhost, &bad), -EINVAL);
+	assert_int_equal(cli_parse_vsock("cid=3", &cid), 0);
+	assert_int_equal(cid, 3);
+	assert_int_equal(cli_parse_vsock("cid=4294967294", &cid), 0);
+	assert_int_equal(cid, 4294967294u);
+	assert_int_equal(cli_parse_vsock("cid=2", &cid), -EINVAL);
+	assert_int_equal(cli_parse_vsock("cid=4294967295", &cid), -EINVAL);
+	assert_int_equal(cli_parse_vsock("cid=", &cid), -EINVAL);
+	assert_int_equal(cli_parse_vsock("3", &cid), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_net_vsock),
 		cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_sizes_sign_and_blanks),
 		cmocka_unit_test(test_uints),

@@ -48,6 +48,9 @@ struct fake {
 };
 
 static struct fake fk;
+/* The fake's device-line range starts here (FAKE_PINS: no line range,
+ * every pin is a platform pin). */
+static uint32_t fake_line_lo = 4;
 
 static bool in_table(uint32_t gsi)
 {
@@ -61,7 +64,7 @@ static int fake_create(struct kvmkit_irqchip *chip, const struct kvmkit_irqchip_
 {
 	chip->priv = &fk;
 	chip->pins = FAKE_PINS;
-	chip->line_lo = 4;
+	chip->line_lo = fake_line_lo;
 	chip->line_hi = FAKE_PINS;
 	chip->msi_lo = FAKE_PINS;
 	return 0;
@@ -351,6 +354,65 @@ static void test_allocator(void **state)
 	for (int i = FAKE_PINS + 1; i < FAKE_CAPACITY; i++)
 		assert_int_equal(kvmkit_gsi_alloc_msi(chip), i);
 	assert_int_equal(kvmkit_gsi_alloc_msi(chip), -ENOSPC);
+}
+
+/* Pins for platform devices (virtio-mmio): from 5 up, never a legacy pin
+ * (4 here), never a pin with an open line, from the line range too. */
+static void test_alloc_pin(void **state)
+{
+	struct kvmkit_irqchip *chip = *state;
+	struct kvmkit_line *l6;
+
+	assert_int_equal(kvmkit_gsi_alloc_pin(chip), 5);
+	assert_int_equal(kvmkit_line_open(chip, 6, &l6), 0);
+	assert_int_equal(kvmkit_gsi_alloc_pin(chip), 7);
+	assert_int_equal(kvmkit_gsi_alloc_pin(chip), -ENOSPC);
+	assert_int_equal(kvmkit_last_error()->kind, KVMKIT_ERR_RESOURCE);
+	kvmkit_line_close(l6);
+	assert_int_equal(kvmkit_gsi_alloc_pin(chip), 6);
+	/* The line allocator sees them taken; only 4 is left to it. */
+	assert_int_equal(kvmkit_gsi_alloc_line(chip), 4);
+	assert_int_equal(kvmkit_gsi_alloc_line(chip), -ENOSPC);
+	assert_int_equal(kvmkit_gsi_free(chip, 5), 0);
+	assert_int_equal(kvmkit_gsi_alloc_pin(chip), 5);
+}
+
+static int setup_platform_pins(void **state)
+{
+	fake_line_lo = FAKE_PINS;
+	return setup(state);
+}
+
+static int teardown_platform_pins(void **state)
+{
+	fake_line_lo = 4;
+	return teardown(state);
+}
+
+/* Below the line range the pins are the platform's: handed out once each,
+ * freed only if handed out, with the same skipping rules. */
+static void test_alloc_platform_pin(void **state)
+{
+	struct kvmkit_irqchip *chip = *state;
+	struct kvmkit_line *l;
+
+	assert_int_equal(kvmkit_gsi_alloc_line(chip), -ENOSPC);
+	assert_int_equal(kvmkit_gsi_alloc_pin(chip), 5);
+	assert_int_equal(kvmkit_gsi_alloc_pin(chip), 6);
+	assert_int_equal(kvmkit_gsi_alloc_pin(chip), 7);
+	assert_int_equal(kvmkit_gsi_alloc_pin(chip), -ENOSPC);
+	assert_int_equal(kvmkit_gsi_free(chip, 6), 0);
+	assert_int_equal(kvmkit_gsi_free(chip, 6), -EINVAL);
+	assert_int_equal(kvmkit_gsi_free(chip, 3), -EINVAL);
+	assert_int_equal(kvmkit_line_open(chip, 6, &l), 0);
+	assert_int_equal(kvmkit_gsi_alloc_pin(chip), -ENOSPC);
+	kvmkit_line_close(l);
+	assert_int_equal(kvmkit_gsi_alloc_pin(chip), 6);
+	/* A pin with an irqfd bound is not freed under it. */
+	assert_int_equal(kvmkit_irqfd_bind(chip, 6, 60, -1), 0);
+	assert_int_equal(kvmkit_gsi_free(chip, 6), -EBUSY);
+	assert_int_equal(kvmkit_irqfd_unbind(chip, 6, 60), 0);
+	assert_int_equal(kvmkit_gsi_free(chip, 6), 0);
 }
 
 static void test_irqfd_ordering(void **state)
@@ -773,6 +835,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_table_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_allocator, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_alloc_pin, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_alloc_platform_pin, setup_platform_pins,
+						teardown_platform_pins),
 		cmocka_unit_test_setup_teardown(test_irqfd_ordering, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_line_status_and_stats, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_line_handle, setup, teardown),
