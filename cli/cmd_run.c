@@ -117,6 +117,36 @@ static bool initrd_fits(const char *path, const struct kvmkit_machine_config *cf
 	return false;
 }
 
+/* The options whose machinery exists only on x86_64 (the CPU model, the
+ * split irqchip, the port-I/O test device, Multiboot): one line naming the
+ * first one given elsewhere. */
+static bool x86_only_ok(const struct kvmkit_machine_config *cfg, bool set_chip, const char *initrd)
+{
+#if defined(__x86_64__)
+	(void)cfg;
+	(void)set_chip;
+	(void)initrd;
+	return true;
+#else
+	const char *opt = NULL;
+
+	if (cfg->vm.cpu_flags)
+		opt = "--cpu";
+	else if (set_chip && cfg->irqchip && cfg->irqchip_mode == KVMKIT_IRQCHIP_SPLIT)
+		opt = "--irqchip split";
+	else if (cfg->testdev != KVMKIT_TESTDEV_AUTO)
+		opt = "--testdev";
+	else if (initrd)
+		opt = "--initrd";
+	else if (cfg->cmdline)
+		opt = "--append";
+	if (opt)
+		fprintf(stderr, "kvmkit: run: %s is x86_64-only (this kvmkit is built for %s)\n",
+			opt, "arm64");
+	return !opt;
+#endif
+}
+
 int cmd_run(int argc, char **argv)
 {
 	struct kvmkit_machine_config cfg;
@@ -225,6 +255,8 @@ int cmd_run(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 
+	if (!x86_only_ok(&cfg, set_chip, initrd))
+		return CLI_EXIT_USAGE;
 	if (restore) {
 		struct kvmkit_snapshot_info si;
 

@@ -131,8 +131,12 @@ void cli_run_usage(FILE *f)
 		"console: stdin goes to the guest's UART; Ctrl-A x stops the VM\n"
 		"CPU features for --cpu:",
 		run_options_text);
+#if defined(__x86_64__)
 	for (unsigned int i = 0; kvmkit_cpu_feature_name(i); i++)
 		fprintf(f, " %s", kvmkit_cpu_feature_name(i));
+#else
+	fprintf(f, " (x86_64 only: --cpu, --irqchip split, --testdev, --initrd, --append)");
+#endif
 	fprintf(f, "\n\n%s", run_exit_text);
 }
 

@@ -26,6 +26,7 @@
 #include <kvmkit/machine.h>
 #include <kvmkit/api.h>
 #include <kvmkit/snapshot.h>
+#include <kvmkit/arm64.h>
 
 #include <kvmkit/version.h> /* generated from meson.build's project version */
 

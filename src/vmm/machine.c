@@ -37,14 +37,23 @@ struct machine_device {
 	int (*restore)(struct kvmkit_machine *m, const uint8_t *p, size_t len);
 };
 
+/* x86: COM1's ports and IRQ 4; arm64: on MMIO, on SPI 1 (kvmkit/arm64.h). */
+#if defined(__aarch64__)
+#define UART_CREATE(vm, fd, out) kvmkit_uart_create_mmio(vm, KVMKIT_ARM64_UART, fd, out)
+#define UART_GSI KVMKIT_ARM64_UART_GSI
+#else
+#define UART_CREATE(vm, fd, out) kvmkit_uart_create(vm, KVMKIT_UART_COM1, fd, out)
+#define UART_GSI KVMKIT_UART_COM1_IRQ
+#endif
+
 static int uart_create(struct kvmkit_machine *m, const struct kvmkit_machine_config *cfg)
 {
 	struct kvmkit_irqchip *chip = kvmkit_vm_irqchip(m->vm);
-	int r = kvmkit_uart_create(m->vm, KVMKIT_UART_COM1, cfg->console_fd, &m->uart);
+	int r = UART_CREATE(m->vm, cfg->console_fd, &m->uart);
 
 	if (r || !chip)
 		return r;
-	r = kvmkit_line_open(chip, KVMKIT_UART_COM1_IRQ, &m->uart_line);
+	r = kvmkit_line_open(chip, UART_GSI, &m->uart_line);
 	return r ? r : kvmkit_uart_connect_irq(m->uart, m->uart_line);
 }
 
@@ -54,6 +63,18 @@ static void uart_destroy(struct kvmkit_machine *m)
 	kvmkit_line_close(m->uart_line);
 }
 
+static int uart_save(struct kvmkit_machine *m, struct kvmk_blob *out)
+{
+	return kvmk_uart_save(m->uart, out);
+}
+
+static int uart_restore(struct kvmkit_machine *m, const uint8_t *p, size_t len)
+{
+	return kvmk_uart_restore(m->uart, p, len);
+}
+
+/* Port devices: x86 only (arm64 has no port I/O). */
+#if defined(__x86_64__)
 static int debug_exit_create(struct kvmkit_machine *m, const struct kvmkit_machine_config *cfg)
 {
 	return kvmkit_debug_exit_create(m->vm, KVMKIT_DEBUG_EXIT_PORT, &m->debug_exit);
@@ -112,16 +133,6 @@ static void testdev_destroy(struct kvmkit_machine *m)
 		kvmkit_line_close(m->testdev_lines[n]);
 }
 
-static int uart_save(struct kvmkit_machine *m, struct kvmk_blob *out)
-{
-	return kvmk_uart_save(m->uart, out);
-}
-
-static int uart_restore(struct kvmkit_machine *m, const uint8_t *p, size_t len)
-{
-	return kvmk_uart_restore(m->uart, p, len);
-}
-
 static int report_save(struct kvmkit_machine *m, struct kvmk_blob *out)
 {
 	return kvmk_report_save(m->report, out);
@@ -152,12 +163,16 @@ static int testdev_restore(struct kvmkit_machine *m, const uint8_t *p, size_t le
 	return kvmk_testdev_restore(m->testdev, p, len);
 }
 
+#endif
+
 static const struct machine_device devices[] = {
 	{ "uart16550", uart_create, uart_destroy, uart_save, uart_restore },
+#if defined(__x86_64__)
 	{ "isa-debug-exit", debug_exit_create, debug_exit_destroy, NULL, NULL },
 	{ "report", report_create, report_destroy, report_save, report_restore },
 	{ "fw_cfg", fwcfg_create, fwcfg_destroy, fwcfg_save, fwcfg_restore },
 	{ "testdev", testdev_create, testdev_destroy, testdev_save, testdev_restore },
+#endif
 };
 
 extern const unsigned char kvmkit_demo_guest_elf[];
@@ -180,9 +195,7 @@ void kvmkit_machine_config_init(struct kvmkit_machine_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	kvmkit_vm_config_init(&cfg->vm);
 	cfg->console_fd = -1;
-#if defined(__x86_64__)
 	cfg->irqchip = true;
-#endif
 }
 
 /* Multiboot (an ELF32 image with a multiboot header) or ELF64. */

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * arm64: kvmkit's guest memory map, the vGIC's configuration and the
+ * vCPU calls that only exist on arm64. The map (src/arch/arm64/README.md
+ * has the table and the reasons):
+ *
+ *   0x0800_0000  GIC distributor, 64 KiB
+ *   0x0801_0000  GICv2 CPU interface, 8 KiB used (64 KiB reserved)
+ *   0x080a_0000  GICv3 redistributors, 2 x 64 KiB per vCPU, up to 123 vCPUs
+ *   0x0900_0000  16550 UART on MMIO (byte registers, stride 1), SPI 1
+ *   0x0a00_0000  free for devices (test devices, virtio-mmio to come)
+ *   0x8000_0000  RAM (mem_size bytes)
+ *
+ * Interrupt numbers: kvmkit's GSIs on arm64 are SPI numbers: GSI n is the
+ * SPI whose GIC INTID is n + 32 (the default route: GSI n -> irqchip 0,
+ * pin n). KVM_IRQ_LINE wants the raw INTID and KVM_IRQFD the route's pin:
+ * the vGIC back end converts in one place, callers only see GSIs.
+ *
+ * vCPU entry (kvmkit_boot_elf64 on arm64): vCPU 0 starts at the ELF entry
+ * at EL1h with DAIF masked and the MMU off, X0 = vCPU index (0), X1 = vCPU
+ * count, X2 = RAM size, X3 = RAM base; the others are powered off until the
+ * guest starts them with PSCI CPU_ON (their X0 is the call's context id).
+ * PSCI 0.2+ (SMCCC through HVC) is KVM's own: SYSTEM_OFF stops the VM with
+ * status 0, SYSTEM_RESET as a guest reset.
+ */
+#ifndef KVMKIT_ARM64_H
+#define KVMKIT_ARM64_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KVMKIT_ARM64_GIC_DIST 0x08000000ULL
+#define KVMKIT_ARM64_GIC_DIST_SIZE 0x10000ULL
+#define KVMKIT_ARM64_GICV2_CPU 0x08010000ULL
+#define KVMKIT_ARM64_GICV2_CPU_SIZE 0x2000ULL
+#define KVMKIT_ARM64_GICV3_REDIST 0x080a0000ULL
+#define KVMKIT_ARM64_GICV3_REDIST_SIZE 0x00f60000ULL
+#define KVMKIT_ARM64_GICV3_REDIST_STRIDE 0x20000ULL /* two 64 KiB frames */
+#define KVMKIT_ARM64_GICV3_MAX_VCPUS \
+	(KVMKIT_ARM64_GICV3_REDIST_SIZE / KVMKIT_ARM64_GICV3_REDIST_STRIDE)
+#define KVMKIT_ARM64_GICV2_MAX_VCPUS 8
+#define KVMKIT_ARM64_UART 0x09000000ULL
+#define KVMKIT_ARM64_UART_GSI 1 /* SPI 1, INTID 33 */
+#define KVMKIT_ARM64_DEV_BASE 0x0a000000ULL
+#define KVMKIT_ARM64_RAM_BASE 0x80000000ULL
+
+/* MPIDR's affinity fields (Aff3, Aff2..0): what PSCI CPU_ON's target and
+ * the GIC's routing take (bit 31 is RES1 in MPIDR, refused there). */
+#define KVMKIT_ARM64_MPIDR_AFF_MASK 0xff00ffffffULL
+
+/* First SPI's INTID: GSI n is INTID n + 32. */
+#define KVMKIT_ARM64_SPI_BASE 32
+
+/* The vGIC versions (kvmkit_irqchip_config.gic_version). */
+enum kvmkit_gic_version {
+	KVMKIT_GIC_AUTO = 0, /* GICv3, else GICv2 */
+	KVMKIT_GIC_V2 = 2,
+	KVMKIT_GIC_V3 = 3,
+};
+
+#if defined(__aarch64__)
+struct kvmkit_vm;
+struct kvmkit_vcpu;
+struct kvmkit_irqchip;
+
+/* KVM_GET_ONE_REG / KVM_SET_ONE_REG of register @id (KVM_REG_ARM64_*,
+ * 64-bit registers only). vcpu.h's register rule applies. */
+int kvmkit_vcpu_get_one_reg(struct kvmkit_vcpu *vcpu, uint64_t id, uint64_t *val);
+int kvmkit_vcpu_set_one_reg(struct kvmkit_vcpu *vcpu, uint64_t id, uint64_t val);
+/* The vCPU's MPIDR_EL1 (its affinity: PSCI CPU_ON's target, the GIC's
+ * routing), as KVM set it at the vCPU's creation. Any thread, any time. */
+uint64_t kvmkit_vcpu_mpidr(struct kvmkit_vcpu *vcpu);
+/* Sets PC to @pc and X0..X(n-1) to @x (n <= 8) of a vCPU that has not run. */
+int kvmkit_arm64_vcpu_set_entry(struct kvmkit_vcpu *vcpu, uint64_t pc, const uint64_t *x,
+				unsigned int n);
+/* The vGIC version created (2 or 3; 0 for another back end). */
+int kvmkit_irqchip_gic_version(const struct kvmkit_irqchip *chip);
+/* Which vGIC versions this host can create in @vm (KVM_CREATE_DEVICE_TEST;
+ * before any vCPU). */
+int kvmkit_arm64_gic_probe(struct kvmkit_vm *vm, bool *v2, bool *v3);
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+#endif
