@@ -7,6 +7,8 @@
  * every back end; the back end is chosen by the mode at creation:
  *   x86 KVMKIT_IRQCHIP_KERNEL  PIC pair, IOAPIC, LAPICs (and PIT) in KVM
  *   x86 KVMKIT_IRQCHIP_SPLIT   LAPICs in KVM; IOAPIC, PIC and PIT in kvmkit
+ *   arm64 KVMKIT_IRQCHIP_KERNEL  the vGIC (v3, else v2) through KVM_CREATE_DEVICE;
+ *                        GSI n is SPI n (INTID n + 32), see kvmkit/arm64.h
  * Devices raise interrupts through a line handle (kvmkit_line_*) or an MSI
  * handle (kvmkit_msi_*), never by knowing the back end.
  *
@@ -64,6 +66,11 @@ struct kvmkit_irqchip_config {
 	bool pit_reinject; /* kernel mode: lost-tick reinjection (off is recommended;
 			       * kvmkit's split-mode PIT never reinjects) */
 	unsigned int split_routes; /* split mode: GSIs reserved for IOAPIC pins (24) */
+	/* arm64 (the vGIC, kernel mode): interrupts incl. the 32 SGIs and
+	 * PPIs, a multiple of 32 in 64..1024 (256); version 0: GICv3, else
+	 * GICv2; 2 or 3: only that one (include/kvmkit/arm64.h). */
+	unsigned int gic_nr_irqs;
+	unsigned int gic_version;
 };
 
 void kvmkit_irqchip_config_init(struct kvmkit_irqchip_config *cfg);

@@ -1,0 +1,36 @@
+#!/bin/sh
+# Inside the emulated arm64 host: every arm64 guest test, then the CLI on
+# arm64. usage: run-in-host.sh TEST_BIN KVMKIT GUEST_DIR EXPECTED_GIC_VERSION
+set -u
+test_bin=$1 kvmkit=$2 guests=$3 gic=$4
+fail=0
+
+"$test_bin" --expect-gic "$gic" "$guests" || fail=1
+
+out=$("$kvmkit" run --kernel "$guests/hello.elf" --timeout 60 2>&1)
+st=$?
+case "$out" in
+*"hello from vCPU 0 of 1"*) [ $st -eq 0 ] && echo "ok   cli-run-hello" ;;
+esac
+if [ $st -ne 0 ] || ! echo "$out" | grep -q "hello from vCPU 0 of 1"; then
+	echo "FAIL cli-run-hello: status $st: $out"
+	fail=1
+fi
+
+out=$("$kvmkit" run --kernel "$guests/hello.elf" --cpu +x2apic 2>&1)
+st=$?
+if [ $st -eq 2 ] && [ "$out" = "kvmkit: run: --cpu is x86_64-only (this kvmkit is built for arm64)" ]; then
+	echo "ok   cli-x86-only-option"
+else
+	echo "FAIL cli-x86-only-option: status $st: $out"
+	fail=1
+fi
+
+out=$("$kvmkit" caps 2>&1)
+if echo "$out" | grep -q "vGIC: .*kvmkit creates GICv$gic"; then
+	echo "ok   cli-caps-vgic"
+else
+	echo "FAIL cli-caps-vgic: $out"
+	fail=1
+fi
+exit $fail

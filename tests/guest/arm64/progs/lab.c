@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The interrupt lab: every vCPU serves its mailbox (arm64_abi.h) until
+ * told to power off or reset; vCPU 0 starts the others on command.
+ */
+#include "a64.h"
+
+static uint64_t run(unsigned int cpu, uint64_t cmd, uint64_t a0, uint64_t a1, uint64_t a2)
+{
+	switch (cmd) {
+	case A64_CMD_GIC_INIT:
+		a64_gic_init(cpu, (unsigned int)a0);
+		return 0;
+	case A64_CMD_SPI_ENABLE:
+		a64_gic_spi_enable((uint32_t)a0, a1 != 0, (unsigned int)(a2 & 0xff), a2 >> 8);
+		return 0;
+	case A64_CMD_SPI_DISABLE:
+		a64_gic_spi_disable((uint32_t)a0);
+		return 0;
+	case A64_CMD_CPU_ON:
+		return (uint64_t)a64_psci(PSCI_CPU_ON, a0, (uint64_t)(uintptr_t)a64_secondary_entry,
+					  a1);
+	case A64_CMD_MPIDR:
+		return A64_SYSREG_READ("mpidr_el1");
+	case A64_CMD_SYSTEM_OFF:
+		a64_system_off();
+	case A64_CMD_SYSTEM_RESET:
+		a64_system_reset();
+	case A64_CMD_PSCI_VERSION:
+		return (uint64_t)a64_psci(PSCI_VERSION, 0, 0, 0);
+	case A64_CMD_GICD_READ:
+		return mmio_read32(A64_GICD + (a0 & 0xfffc));
+	default:
+		return ~0ull;
+	}
+}
+
+void a64_program(unsigned int cpu, unsigned int ncpus)
+{
+	volatile uint64_t *mb = abi64(A64_MBOX(cpu));
+	uint64_t done = mb[A64_MBOX_DONE / 8];
+
+	mb[A64_MBOX_ONLINE / 8] = A64_ONLINE_MAGIC;
+	for (;;) {
+		uint64_t seq = __atomic_load_n(&mb[A64_MBOX_SEQ / 8], __ATOMIC_ACQUIRE);
+		uint64_t r;
+
+		if (seq == done) {
+			__asm__ volatile("yield");
+			continue;
+		}
+		r = run(cpu, mb[A64_MBOX_CMD / 8], mb[A64_MBOX_ARG0 / 8], mb[A64_MBOX_ARG1 / 8],
+			mb[A64_MBOX_ARG2 / 8]);
+		mb[A64_MBOX_RESULT / 8] = r;
+		done = seq;
+		__atomic_store_n(&mb[A64_MBOX_DONE / 8], seq, __ATOMIC_RELEASE);
+	}
+}
