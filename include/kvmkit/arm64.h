@@ -62,6 +62,30 @@ enum kvmkit_gic_version {
 	KVMKIT_GIC_V3 = 3,
 };
 
+/*
+ * The device tree of kvmkit's arm64 platform (libfdt), built from a
+ * description: memory, the cpus (enable-method psci, reg = affinity), psci
+ * (0.2+, over HVC), the GIC (v3: distributor and one redistributor region;
+ * v2: distributor and CPU interface), the architected timer's PPIs (secure
+ * and non-secure physical 13/14, virtual 11, hypervisor 10; level), the
+ * UART (ns16550a, its SPI level-high: kvmkit drives it as a level line) and
+ * /chosen (bootargs, stdout-path). The description is checked (vCPU count
+ * for the GIC version, affinities, sizes, bootargs length): KVMKIT_ERR_PARAM.
+ * Pure: no KVM; builds on every host where libfdt was found (else
+ * -ENOTSUP). *dtb is malloc'ed, the caller frees it.
+ */
+struct kvmkit_arm64_platform {
+	unsigned int vcpus;
+	const uint64_t *mpidr; /* vcpus entries (affinity bits are used) */
+	uint64_t mem_base, mem_size;
+	unsigned int gic_version; /* 2 or 3 */
+	uint64_t uart_base; /* 0: no UART node */
+	uint32_t uart_gsi; /* its SPI */
+	const char *bootargs; /* NULL: none; at most 2047 bytes */
+};
+#define KVMKIT_ARM64_BOOTARGS_MAX 2047
+int kvmkit_arm64_fdt_build(const struct kvmkit_arm64_platform *p, void **dtb, size_t *len);
+
 #if defined(__aarch64__)
 struct kvmkit_vm;
 struct kvmkit_vcpu;
@@ -82,6 +106,10 @@ int kvmkit_irqchip_gic_version(const struct kvmkit_irqchip *chip);
 /* Which vGIC versions this host can create in @vm (KVM_CREATE_DEVICE_TEST;
  * before any vCPU). */
 int kvmkit_arm64_gic_probe(struct kvmkit_vm *vm, bool *v2, bool *v3);
+/* @vm's platform for kvmkit_arm64_fdt_build(): its vCPUs (all created) and
+ * their MPIDRs (valid while @vm lives), RAM, vGIC version and the UART of
+ * kvmkit's map; bootargs NULL. -EBUSY (state) without a vGIC or vCPUs. */
+int kvmkit_arm64_platform_of(struct kvmkit_vm *vm, struct kvmkit_arm64_platform *out);
 #endif
 
 #ifdef __cplusplus

@@ -23,6 +23,9 @@
 #include <unistd.h>
 
 #include <kvmkit/kvmkit.h>
+#if KVMK_HAVE_LIBFDT
+#include <libfdt.h>
+#endif
 
 #include "arm64_abi.h"
 
@@ -541,6 +544,43 @@ out:
 	kvmkit_vm_destroy(vm);
 }
 
+/* The device tree of a live VM: its vCPUs' affinities, its vGIC version.
+ * (tests/unit/test_arm64_fdt.c has dtc decompile the whole tree.) */
+static void t_fdt(void)
+{
+#if KVMK_HAVE_LIBFDT
+	struct kvmkit_arm64_platform p;
+	const fdt32_t *reg;
+	struct lab l;
+	void *dtb = NULL;
+	size_t len;
+	int node, n;
+
+	CHECK(lab_start(&l, 2, NULL, NULL, NULL) == 0, "lab");
+	CHECK(kvmkit_arm64_platform_of(l.vm, &p) == 0, "%s", kvmkit_strerror());
+	CHECK(kvmkit_arm64_fdt_build(&p, &dtb, &len) == 0, "%s", kvmkit_strerror());
+	CHECK(fdt_check_header(dtb) == 0 && fdt_totalsize(dtb) == len, "bad blob");
+	node = fdt_path_offset(dtb, "/cpus/cpu@1");
+	CHECK(node >= 0, "no /cpus/cpu@1: %s", fdt_strerror(node));
+	reg = fdt_getprop(dtb, node, "reg", &n);
+	CHECK(reg && n == 4 &&
+		      fdt32_to_cpu(*reg) == (kvmkit_vcpu_mpidr(kvmkit_vm_vcpu(l.vm, 1)) &
+					     KVMKIT_ARM64_MPIDR_AFF_MASK),
+	      "cpu@1 reg");
+	node = fdt_path_offset(dtb, "/intc@8000000");
+	CHECK(node >= 0 && fdt_node_check_compatible(dtb, node,
+						     l.gic == 3 ? "arm,gic-v3" :
+								  "arm,cortex-a15-gic") == 0,
+	      "GIC node for GICv%d", l.gic);
+	CHECK(lab_power_off(&l) == 0, "power off");
+out:
+	free(dtb);
+	lab_free(&l);
+#else
+	printf("  (built without libfdt)\n");
+#endif
+}
+
 /* What kvmkit refuses, with the error it records. */
 static void t_refusals(void)
 {
@@ -616,6 +656,7 @@ static const struct {
 	{ "spi_irqfd_level_resample", t_spi_irqfd_level_resample },
 	{ "routes_before_init", t_routes_before_init },
 	{ "smp_psci", t_smp_psci },
+	{ "fdt", t_fdt },
 	{ "refusals", t_refusals },
 };
 
