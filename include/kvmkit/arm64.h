@@ -101,6 +101,12 @@ uint64_t kvmkit_vcpu_mpidr(struct kvmkit_vcpu *vcpu);
 /* Sets PC to @pc and X0..X(n-1) to @x (n <= 8) of a vCPU that has not run. */
 int kvmkit_arm64_vcpu_set_entry(struct kvmkit_vcpu *vcpu, uint64_t pc, const uint64_t *x,
 				unsigned int n);
+/* Drives PPI @intid (16..31) of vCPU @vcpu to @level (KVM_IRQ_LINE's PPI
+ * type). PPIs are per vCPU, not GSIs: no route, no statistics. PPIs a KVM
+ * device owns (the timers' 27 and 30, 26, the PMU's when it is on) are
+ * refused by KVM. After every vCPU exists (the vGIC's init). */
+int kvmkit_irqchip_ppi(struct kvmkit_irqchip *chip, unsigned int vcpu, uint32_t intid,
+		       bool level);
 /* The vGIC version created (2 or 3; 0 for another back end). */
 int kvmkit_irqchip_gic_version(const struct kvmkit_irqchip *chip);
 /* Which vGIC versions this host can create in @vm (KVM_CREATE_DEVICE_TEST;

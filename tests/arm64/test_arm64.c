@@ -544,6 +544,100 @@ out:
 	kvmkit_vm_destroy(vm);
 }
 
+#define PPI_INTID 20 /* not one a KVM device owns (timers, PMU) */
+#define PPI_ROUNDS 16
+#define SGI_INTID 5
+#define SGI_ROUNDS 16
+#define VTIMER_ROUNDS 8
+
+/* vCPU @cpu started with PSCI CPU_ON from vCPU 0, its GIC interface on. */
+static int lab_bring_up(struct lab *l, unsigned int cpu)
+{
+	uint64_t aff = kvmkit_vcpu_mpidr(kvmkit_vm_vcpu(l->vm, cpu)) & KVMKIT_ARM64_MPIDR_AFF_MASK;
+	uint64_t r = 1;
+
+	CHECK(lab_cmd(l, 0, A64_CMD_CPU_ON, aff, cpu, 0, &r) == 0 && r == 0, "CPU_ON %u: %lld", cpu,
+	      (long long)r);
+	CHECK(wait_u64(mbox(l, cpu, A64_MBOX_ONLINE), A64_ONLINE_MAGIC) == 0, "vCPU %u never ran",
+	      cpu);
+	CHECK(lab_cmd(l, cpu, A64_CMD_GIC_INIT, (uint64_t)l->gic, 0, 0, NULL) == 0, "gic init");
+	return 0;
+out:
+	return -1;
+}
+
+/* A PPI through KVM_IRQ_LINE reaches the vCPU it names. KVM keeps PPIs
+ * level-sensitive: the line is held until the guest took it (its handler
+ * disables the PPI, as a driver quiets its source), then lowered and the
+ * PPI enabled again, so each assertion is counted once. */
+static void t_ppi_line(void)
+{
+	struct lab l;
+
+	CHECK(lab_start(&l, 2, NULL, NULL, NULL) == 0, "lab");
+	CHECK(lab_bring_up(&l, 1) == 0, "bring-up");
+	CHECK(lab_cmd(&l, 0, A64_CMD_PRIVATE_ENABLE, PPI_INTID, 2, 0, NULL) == 0, "ppi");
+	for (uint32_t i = 1; i <= PPI_ROUNDS; i++) {
+		CHECK(lab_cmd(&l, 1, A64_CMD_PRIVATE_ENABLE, PPI_INTID, 2, 0, NULL) == 0, "ppi");
+		CHECK(kvmkit_irqchip_ppi(l.chip, 1, PPI_INTID, true) == 0, "%s", kvmkit_strerror());
+		CHECK(wait_count(&l, 1, PPI_INTID, i) == 0, "round %u: count %u", i,
+		      count_of(&l, 1, PPI_INTID));
+		CHECK(kvmkit_irqchip_ppi(l.chip, 1, PPI_INTID, false) == 0, "%s",
+		      kvmkit_strerror());
+	}
+	CHECK(lab_cmd(&l, 1, A64_CMD_NOP, 0, 0, 0, NULL) == 0, "nop");
+	CHECK(count_of(&l, 1, PPI_INTID) == PPI_ROUNDS && count_of(&l, 0, PPI_INTID) == 0,
+	      "counts %u/%u", count_of(&l, 0, PPI_INTID), count_of(&l, 1, PPI_INTID));
+	CHECK(kvmkit_irqchip_ppi(l.chip, 1, 32, true) == -EINVAL, "INTID 32 accepted");
+	CHECK(kvmkit_irqchip_ppi(l.chip, 2, PPI_INTID, true) == -EINVAL, "vCPU 2 accepted");
+	CHECK(lab_power_off(&l) == 0, "power off");
+out:
+	lab_free(&l);
+}
+
+/* SGIs from vCPU 0 to vCPU 1 (ICC_SGI1R_EL1 or GICD_SGIR), each counted. */
+static void t_sgi(void)
+{
+	struct lab l;
+	uint64_t mpidr1;
+
+	CHECK(lab_start(&l, 2, NULL, NULL, NULL) == 0, "lab");
+	CHECK(lab_bring_up(&l, 1) == 0, "bring-up");
+	mpidr1 = kvmkit_vcpu_mpidr(kvmkit_vm_vcpu(l.vm, 1));
+	CHECK(lab_cmd(&l, 1, A64_CMD_PRIVATE_ENABLE, SGI_INTID, 1, 0, NULL) == 0, "sgi");
+	CHECK(lab_cmd(&l, 0, A64_CMD_PRIVATE_ENABLE, SGI_INTID, 1, 0, NULL) == 0, "sgi");
+	for (uint32_t i = 1; i <= SGI_ROUNDS; i++) {
+		CHECK(lab_cmd(&l, 0, A64_CMD_SGI, SGI_INTID, 1, mpidr1, NULL) == 0, "send");
+		CHECK(wait_count(&l, 1, SGI_INTID, i) == 0, "round %u: count %u", i,
+		      count_of(&l, 1, SGI_INTID));
+	}
+	CHECK(lab_cmd(&l, 1, A64_CMD_NOP, 0, 0, 0, NULL) == 0, "nop");
+	CHECK(count_of(&l, 1, SGI_INTID) == SGI_ROUNDS && count_of(&l, 0, SGI_INTID) == 0,
+	      "counts %u/%u", count_of(&l, 0, SGI_INTID), count_of(&l, 1, SGI_INTID));
+	CHECK(lab_power_off(&l) == 0, "power off");
+out:
+	lab_free(&l);
+}
+
+/* The virtual timer's PPI (KVM's own device), armed one shot at a time. */
+static void t_vtimer(void)
+{
+	struct lab l;
+
+	CHECK(lab_start(&l, 1, NULL, NULL, NULL) == 0, "lab");
+	for (uint32_t i = 1; i <= VTIMER_ROUNDS; i++) {
+		CHECK(lab_cmd(&l, 0, A64_CMD_VTIMER, 10000, 0, 0, NULL) == 0, "arm");
+		CHECK(wait_count(&l, 0, A64_VTIMER_INTID, i) == 0, "round %u: count %u", i,
+		      count_of(&l, 0, A64_VTIMER_INTID));
+	}
+	CHECK(lab_cmd(&l, 0, A64_CMD_NOP, 0, 0, 0, NULL) == 0, "nop");
+	CHECK(count_of(&l, 0, A64_VTIMER_INTID) == VTIMER_ROUNDS, "count %u",
+	      count_of(&l, 0, A64_VTIMER_INTID));
+	CHECK(lab_power_off(&l) == 0, "power off");
+out:
+	lab_free(&l);
+}
+
 /* The device tree of a live VM: its vCPUs' affinities, its vGIC version.
  * (tests/unit/test_arm64_fdt.c has dtc decompile the whole tree.) */
 static void t_fdt(void)
@@ -656,6 +750,9 @@ static const struct {
 	{ "spi_irqfd_level_resample", t_spi_irqfd_level_resample },
 	{ "routes_before_init", t_routes_before_init },
 	{ "smp_psci", t_smp_psci },
+	{ "ppi_line", t_ppi_line },
+	{ "sgi", t_sgi },
+	{ "vtimer", t_vtimer },
 	{ "fdt", t_fdt },
 	{ "refusals", t_refusals },
 };

@@ -452,6 +452,30 @@ const struct kvmk_irqchip_ops *kvmk_arch_irqchip_ops(enum kvmkit_irqchip_mode mo
 	return mode == KVMKIT_IRQCHIP_KERNEL ? &kvmk_arm64_vgic : NULL;
 }
 
+int kvmkit_irqchip_ppi(struct kvmkit_irqchip *chip, unsigned int vcpu, uint32_t intid, bool level)
+{
+	const char *op = "kvmkit_irqchip_ppi";
+	struct kvm_irq_level il = { .level = level };
+	struct vgic *g;
+
+	if (!chip || chip->ops != &kvmk_arm64_vgic)
+		return kvmk_err_param(op, "chip", "not a vGIC", "%p", (void *)chip);
+	g = chip->priv;
+	if (intid < 16 || intid > 31)
+		return kvmk_err_param(op, "intid", "a PPI is 16..31", "%u", intid);
+	/* The map's 123 vCPUs fit the 8-bit vcpu_index field. */
+	if (vcpu >= kvmkit_vm_config(chip->vm)->vcpus)
+		return kvmk_err_param(op, "vcpu", "no such vCPU", "%u", vcpu);
+	if (!is_ready(g))
+		return kvmk_err_state("vgic", "not initialised", "every vCPU created", op);
+	il.irq = (KVM_ARM_IRQ_TYPE_PPI << KVM_ARM_IRQ_TYPE_SHIFT) |
+		 (vcpu << KVM_ARM_IRQ_VCPU_SHIFT) | intid;
+	if (ioctl(g->vm_fd, KVM_IRQ_LINE, &il) < 0)
+		return kvmk_err_ioctl("KVM_IRQ_LINE", errno, "PPI %u of vCPU %u level %d", intid,
+				      vcpu, level);
+	return 0;
+}
+
 int kvmkit_irqchip_gic_version(const struct kvmkit_irqchip *chip)
 {
 	return chip && chip->ops == &kvmk_arm64_vgic ? ((struct vgic *)chip->priv)->version : 0;

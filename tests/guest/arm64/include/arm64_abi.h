@@ -69,5 +69,17 @@
 #define A64_CMD_PSCI_VERSION 8
 /* arg0 = a GICD register offset: result = its 32-bit value. */
 #define A64_CMD_GICD_READ 9
+/* arg0 = INTID 0..31 (SGI or PPI): enabled on this vCPU. arg1 = 1: a PPI
+ * is made edge-triggered where the GIC lets it (KVM keeps its PPIs level);
+ * arg1 = 2: the handler disables it again when it takes it (a driver
+ * quieting a level source), so a line held high counts once. */
+#define A64_CMD_PRIVATE_ENABLE 10
+/* arg0 = SGI INTID 0..15, arg1 = target vCPU index, arg2 = its MPIDR:
+ * one SGI from this vCPU to it. */
+#define A64_CMD_SGI 11
+/* arg0 = ticks: the virtual timer fires once that far ahead (its PPI,
+ * INTID 27, enabled first); the handler masks it again. */
+#define A64_CMD_VTIMER 12
+#define A64_VTIMER_INTID 27
 
 #endif

@@ -86,6 +86,8 @@ __attribute__((noreturn)) void a64_system_reset(void);
 void a64_gic_init(unsigned int cpu, unsigned int version);
 void a64_gic_spi_enable(uint32_t intid, bool edge, unsigned int cpu, uint64_t mpidr);
 void a64_gic_spi_disable(uint32_t intid);
+void a64_gic_private_enable(unsigned int cpu, uint32_t intid, bool edge, bool mask);
+void a64_gic_sgi(uint32_t intid, unsigned int cpu, uint64_t mpidr);
 
 /* The program: on each vCPU once the runtime is up (start.S). */
 void a64_program(unsigned int cpu, unsigned int ncpus);

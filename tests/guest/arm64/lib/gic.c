@@ -38,6 +38,13 @@
 #define PRIORITY 0xa0
 
 static unsigned int gic_version;
+/* Per vCPU: private INTIDs the handler disables when it takes them. */
+static uint32_t mask_on_take[A64_MAX_VCPUS];
+
+static uint64_t private_base(unsigned int cpu)
+{
+	return gic_version == 3 ? A64_GICR + (uint64_t)cpu * A64_GICR_STRIDE + GICR_SGI : A64_GICD;
+}
 
 /* The distributor's register writes take effect when RWP clears. */
 static void dist_wait(void)
@@ -112,6 +119,46 @@ void a64_gic_spi_disable(uint32_t intid)
 		dist_wait();
 }
 
+/* SGIs and PPIs are per vCPU: the redistributor's SGI frame (GICv3) or
+ * the distributor's banked first registers (GICv2). */
+void a64_gic_private_enable(unsigned int cpu, uint32_t intid, bool edge, bool mask)
+{
+	uint64_t base = private_base(cpu);
+	uint64_t cfg = base + GICD_ICFGR + 4;
+	uint32_t bit = 2u << (2 * (intid % 16));
+
+	mmio_write8(base + GICD_IPRIORITYR + intid, PRIORITY);
+	/* SGIs are always edge (ICFGR0 is read-only). */
+	if (intid >= 16)
+		mmio_write32(cfg, edge ? mmio_read32(cfg) | bit : mmio_read32(cfg) & ~bit);
+	if (mask)
+		mask_on_take[cpu] |= 1u << intid;
+	else
+		mask_on_take[cpu] &= ~(1u << intid);
+	mmio_write32(base + GICD_ISENABLER, 1u << intid);
+}
+
+#define GICD_SGIR 0xf00
+#define ICC_SGI1R_EL1 "S3_0_C12_C11_5"
+
+void a64_gic_sgi(uint32_t intid, unsigned int cpu, uint64_t mpidr)
+{
+	if (gic_version == 3) {
+		/* Aff3.Aff2.Aff1 of the target, its Aff0 as a bit of the
+		 * target list (Aff0 < 16 in kvmkit's vCPU numbering). */
+		uint64_t v = ((mpidr >> 32 & 0xff) << 48) | ((mpidr >> 16 & 0xff) << 32) |
+			     ((mpidr >> 8 & 0xff) << 16) | ((uint64_t)intid << 24) |
+			     (1ull << (mpidr & 0xf));
+
+		a64_dsb();
+		A64_SYSREG_WRITE(ICC_SGI1R_EL1, v);
+		a64_isb();
+	} else {
+		a64_dsb();
+		mmio_write32(A64_GICD + GICD_SGIR, (1u << (16 + cpu)) | intid);
+	}
+}
+
 /* From the IRQ vector (start.S): acknowledge, count, end. */
 void a64_irq(void);
 void a64_irq(void)
@@ -126,6 +173,11 @@ void a64_irq(void)
 	intid = iar & (gic_version == 3 ? 0xffffffu : 0x3ffu);
 	if (intid >= SPURIOUS && intid < 1024)
 		return;
+	/* A level interrupt the guest itself must quiet before the EOI. */
+	if (intid == A64_VTIMER_INTID)
+		A64_SYSREG_WRITE("cntv_ctl_el0", 2); /* IMASK, disabled */
+	if (intid < 32 && cpu < A64_MAX_VCPUS && (mask_on_take[cpu] & 1u << intid))
+		mmio_write32(private_base(cpu) + GICD_ICENABLER, 1u << intid);
 	if (intid < 1024 && cpu < A64_MAX_VCPUS) {
 		volatile uint32_t *c = (volatile uint32_t *)(uintptr_t)A64_COUNT(cpu, intid);
 

@@ -30,6 +30,18 @@ static uint64_t run(unsigned int cpu, uint64_t cmd, uint64_t a0, uint64_t a1, ui
 		return (uint64_t)a64_psci(PSCI_VERSION, 0, 0, 0);
 	case A64_CMD_GICD_READ:
 		return mmio_read32(A64_GICD + (a0 & 0xfffc));
+	case A64_CMD_PRIVATE_ENABLE:
+		a64_gic_private_enable(cpu, (uint32_t)a0 & 31, a1 == 1, a1 == 2);
+		return 0;
+	case A64_CMD_SGI:
+		a64_gic_sgi((uint32_t)a0 & 15, (unsigned int)a1, a2);
+		return 0;
+	case A64_CMD_VTIMER:
+		a64_gic_private_enable(cpu, A64_VTIMER_INTID, false, false);
+		A64_SYSREG_WRITE("cntv_tval_el0", a0);
+		A64_SYSREG_WRITE("cntv_ctl_el0", 1); /* enabled, not masked */
+		a64_isb();
+		return 0;
 	default:
 		return ~0ull;
 	}
