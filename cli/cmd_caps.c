@@ -13,23 +13,25 @@
 static void vgic_caps(struct kvmkit_vm *vm, json_object *root)
 {
 #if defined(__aarch64__)
-	bool v2 = false, v3 = false;
+	bool v2 = false, v3 = false, its = false;
 	int pick;
 
 	if (!vm)
 		return;
-	kvmkit_arm64_gic_probe(vm, &v2, &v3);
+	kvmkit_arm64_gic_probe(vm, &v2, &v3, &its);
 	pick = v3 ? 3 : v2 ? 2 : 0;
 	if (root) {
 		json_object *o = json_object_new_object();
 
 		json_object_object_add(o, "v3", json_object_new_boolean(v3));
 		json_object_object_add(o, "v2", json_object_new_boolean(v2));
+		json_object_object_add(o, "its", json_object_new_boolean(its));
 		json_object_object_add(o, "created", json_object_new_int(pick));
 		json_object_object_add(root, "vgic", o);
 	} else {
-		printf("\nvGIC: GICv3 %s, GICv2 %s; kvmkit creates %s%d\n", v3 ? "yes" : "no",
-		       v2 ? "yes" : "no", pick ? "GICv" : "none, ", pick);
+		printf("\nvGIC: GICv3 %s, GICv2 %s, ITS %s; kvmkit creates %s%d\n",
+		       v3 ? "yes" : "no", v2 ? "yes" : "no", its ? "yes" : "no",
+		       pick ? "GICv" : "none, ", pick);
 	}
 #else
 	(void)vm;

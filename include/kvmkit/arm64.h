@@ -6,6 +6,7 @@
  *
  *   0x0800_0000  GIC distributor, 64 KiB
  *   0x0801_0000  GICv2 CPU interface, 8 KiB used (64 KiB reserved)
+ *   0x0808_0000  GICv3 ITS, 128 KiB (with a GICv3 whose host has one)
  *   0x080a_0000  GICv3 redistributors, 2 x 64 KiB per vCPU, up to 123 vCPUs
  *   0x0900_0000  16550 UART on MMIO (byte registers, stride 1), SPI 1
  *   0x0a00_0000  free for devices (test devices, virtio-mmio to come)
@@ -37,6 +38,11 @@ extern "C" {
 #define KVMKIT_ARM64_GIC_DIST_SIZE 0x10000ULL
 #define KVMKIT_ARM64_GICV2_CPU 0x08010000ULL
 #define KVMKIT_ARM64_GICV2_CPU_SIZE 0x2000ULL
+#define KVMKIT_ARM64_GIC_ITS 0x08080000ULL
+#define KVMKIT_ARM64_GIC_ITS_SIZE 0x20000ULL
+/* Where MSIs are written: the ITS's GITS_TRANSLATER (data = event id,
+ * device id through KVM_MSI_VALID_DEVID). */
+#define KVMKIT_ARM64_GITS_TRANSLATER (KVMKIT_ARM64_GIC_ITS + 0x10040ULL)
 #define KVMKIT_ARM64_GICV3_REDIST 0x080a0000ULL
 #define KVMKIT_ARM64_GICV3_REDIST_SIZE 0x00f60000ULL
 #define KVMKIT_ARM64_GICV3_REDIST_STRIDE 0x20000ULL /* two 64 KiB frames */
@@ -66,7 +72,8 @@ enum kvmkit_gic_version {
  * The device tree of kvmkit's arm64 platform (libfdt), built from a
  * description: memory, the cpus (enable-method psci, reg = affinity), psci
  * (0.2+, over HVC), the GIC (v3: distributor and one redistributor region;
- * v2: distributor and CPU interface), the architected timer's PPIs (secure
+ * v2: distributor and CPU interface; an ITS child node as msi-controller),
+ * the architected timer's PPIs (secure
  * and non-secure physical 13/14, virtual 11, hypervisor 10; level), the
  * UART (ns16550a, its SPI level-high: kvmkit drives it as a level line) and
  * /chosen (bootargs, stdout-path). The description is checked (vCPU count
@@ -79,6 +86,7 @@ struct kvmkit_arm64_platform {
 	const uint64_t *mpidr; /* vcpus entries (affinity bits are used) */
 	uint64_t mem_base, mem_size;
 	unsigned int gic_version; /* 2 or 3 */
+	bool its; /* GICv3 only: an ITS node (msi-controller) in the GIC's */
 	uint64_t uart_base; /* 0: no UART node */
 	uint32_t uart_gsi; /* its SPI */
 	const char *bootargs; /* NULL: none; at most 2047 bytes */
@@ -105,13 +113,16 @@ int kvmkit_arm64_vcpu_set_entry(struct kvmkit_vcpu *vcpu, uint64_t pc, const uin
  * type). PPIs are per vCPU, not GSIs: no route, no statistics. PPIs a KVM
  * device owns (the timers' 27 and 30, 26, the PMU's when it is on) are
  * refused by KVM. After every vCPU exists (the vGIC's init). */
-int kvmkit_irqchip_ppi(struct kvmkit_irqchip *chip, unsigned int vcpu, uint32_t intid,
-		       bool level);
+int kvmkit_irqchip_ppi(struct kvmkit_irqchip *chip, unsigned int vcpu, uint32_t intid, bool level);
 /* The vGIC version created (2 or 3; 0 for another back end). */
 int kvmkit_irqchip_gic_version(const struct kvmkit_irqchip *chip);
+/* Whether the vGIC has an ITS (GICv3 where the host has one): then MSIs
+ * (kvmkit_signal_msi, MSI routes, kvmkit_msi handles) reach LPIs, with a
+ * device id (KVM_CAP_MSI_DEVID). */
+bool kvmkit_irqchip_has_its(const struct kvmkit_irqchip *chip);
 /* Which vGIC versions this host can create in @vm (KVM_CREATE_DEVICE_TEST;
  * before any vCPU). */
-int kvmkit_arm64_gic_probe(struct kvmkit_vm *vm, bool *v2, bool *v3);
+int kvmkit_arm64_gic_probe(struct kvmkit_vm *vm, bool *v2, bool *v3, bool *its);
 /* @vm's platform for kvmkit_arm64_fdt_build(): its vCPUs (all created) and
  * their MPIDRs (valid while @vm lives), RAM, vGIC version and the UART of
  * kvmkit's map; bootargs NULL. -EBUSY (state) without a vGIC or vCPUs. */

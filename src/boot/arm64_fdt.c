@@ -19,6 +19,7 @@
 #include <libfdt.h>
 
 #define GIC_PHANDLE 1
+#define ITS_PHANDLE 2
 #define FDT_BUF_SIZE (64 * 1024)
 /* GIC interrupt specifier: type, number, flags (arm,gic.yaml). */
 #define GIC_SPI 0
@@ -34,6 +35,8 @@ static int check(const struct kvmkit_arm64_platform *p)
 
 	if (p->gic_version != 2 && p->gic_version != 3)
 		return kvmk_err_param(op, "gic_version", "2 or 3", "%u", p->gic_version);
+	if (p->its && p->gic_version != 3)
+		return kvmk_err_param(op, "its", "an ITS needs a GICv3", "GICv%u", p->gic_version);
 	if (!p->vcpus || p->vcpus > max)
 		return kvmk_err_param(op, "vcpus", "1 up to the GIC's limit", "%u (GICv%u: %u)",
 				      p->vcpus, p->gic_version, max);
@@ -101,6 +104,24 @@ static int cpus(void *fdt, const struct kvmkit_arm64_platform *p)
 	return r ?: fdt_end_node(fdt);
 }
 
+/* arm,gic-v3-its: the MSI controller devices name with msi-parent. */
+static int its(void *fdt)
+{
+	uint64_t reg[2] = { KVMKIT_ARM64_GIC_ITS, KVMKIT_ARM64_GIC_ITS_SIZE };
+	char name[32];
+	int r;
+
+	snprintf(name, sizeof(name), "msi-controller@%llx",
+		 (unsigned long long)KVMKIT_ARM64_GIC_ITS);
+	r = fdt_begin_node(fdt, name);
+	r = r ?: fdt_property_string(fdt, "compatible", "arm,gic-v3-its");
+	r = r ?: fdt_property(fdt, "msi-controller", NULL, 0);
+	r = r ?: fdt_property_u32(fdt, "#msi-cells", 1);
+	r = r ?: prop_reg(fdt, reg, 1);
+	r = r ?: fdt_property_u32(fdt, "phandle", ITS_PHANDLE);
+	return r ?: fdt_end_node(fdt);
+}
+
 static int gic(void *fdt, const struct kvmkit_arm64_platform *p)
 {
 	uint64_t reg[4] = { KVMKIT_ARM64_GIC_DIST, KVMKIT_ARM64_GIC_DIST_SIZE };
@@ -132,6 +153,8 @@ static int gic(void *fdt, const struct kvmkit_arm64_platform *p)
 		r = r ?: fdt_property_u32(fdt, "#redistributor-regions", 1);
 	}
 	r = r ?: fdt_property_u32(fdt, "phandle", GIC_PHANDLE);
+	if (p->its)
+		r = r ?: its(fdt);
 	return r ?: fdt_end_node(fdt);
 }
 

@@ -638,6 +638,81 @@ out:
 	lab_free(&l);
 }
 
+#define ITS_DEV 5
+#define ITS_EVENT 3
+#define ITS_LPI (A64_LPI_BASE + 40)
+#define ITS_VEC_EVENT 4
+#define ITS_VEC_LPI (A64_LPI_BASE + 41)
+#define ITS_ROUNDS 16
+
+/* MSIs through the ITS, with a device id: one-shot (KVM_SIGNAL_MSI), and
+ * an MSI vector handle (an MSI route + irqfd); each LPI counted. An event
+ * the guest did not map reads MASKED (KVM: blocked). On a GICv2 there is
+ * no ITS and MSIs are refused as unsupported. */
+static void t_its_msi(void)
+{
+	struct kvmkit_irq_status st;
+	struct kvmkit_gsi_stats gs;
+	struct kvmkit_msi *vec = NULL;
+	struct lab l;
+	uint64_t r = 1;
+	int e;
+
+	CHECK(lab_start(&l, 1, NULL, NULL, NULL) == 0, "lab");
+	if (l.gic == 2) {
+		CHECK(!kvmkit_irqchip_has_its(l.chip), "an ITS with a GICv2");
+		e = kvmkit_signal_msi(l.chip, KVMKIT_ARM64_GITS_TRANSLATER, 0, -1, NULL);
+		CHECK(e == -ENOTSUP && kvmkit_last_error()->kind == KVMKIT_ERR_UNSUPPORTED,
+		      "MSI on GICv2: %d %s", e, kvmkit_strerror());
+		printf("  GICv2: no ITS, MSIs refused: %s\n", kvmkit_strerror());
+		CHECK(lab_power_off(&l) == 0, "power off");
+		goto out;
+	}
+	CHECK(kvmkit_irqchip_has_its(l.chip), "the GICv3 host has no ITS");
+	CHECK(kvmkit_vm_check_cap(l.vm, KVM_CAP_MSI_DEVID) > 0, "no KVM_CAP_MSI_DEVID");
+	CHECK(lab_cmd(&l, 0, A64_CMD_LPI_INIT, 0, 0, 0, NULL) == 0, "lpi init");
+	CHECK(lab_cmd(&l, 0, A64_CMD_ITS_INIT, 0, 0, 0, NULL) == 0, "its init");
+	CHECK(lab_cmd(&l, 0, A64_CMD_ITS_MAP, ITS_DEV, ITS_EVENT, ITS_LPI, &r) == 0 && r == 0,
+	      "its map: %llu", (unsigned long long)r);
+	for (uint32_t i = 1; i <= ITS_ROUNDS; i++) {
+		CHECK(kvmkit_signal_msi(l.chip, KVMKIT_ARM64_GITS_TRANSLATER, ITS_EVENT, ITS_DEV,
+					&st) == 0,
+		      "%s", kvmkit_strerror());
+		CHECK(st.result == KVMKIT_IRQ_DELIVERED, "status %s",
+		      kvmkit_irq_result_name(st.result));
+		CHECK(wait_count(&l, 0, ITS_LPI, i) == 0, "round %u: count %u", i,
+		      count_of(&l, 0, ITS_LPI));
+	}
+	/* Not mapped: KVM drops it and says so. */
+	CHECK(kvmkit_signal_msi(l.chip, KVMKIT_ARM64_GITS_TRANSLATER, 9, ITS_DEV, &st) == 0, "%s",
+	      kvmkit_strerror());
+	CHECK(st.result == KVMKIT_IRQ_MASKED, "unmapped event: %s",
+	      kvmkit_irq_result_name(st.result));
+
+	/* A device's vector: MSI route with the device id, irqfd, signals. */
+	CHECK(lab_cmd(&l, 0, A64_CMD_ITS_MAP, ITS_DEV, ITS_VEC_EVENT, ITS_VEC_LPI, &r) == 0 &&
+		      r == 0,
+	      "its map");
+	CHECK(kvmkit_msi_open(l.chip, &vec) == 0, "%s", kvmkit_strerror());
+	CHECK(kvmkit_msi_configure(vec, KVMKIT_ARM64_GITS_TRANSLATER, ITS_VEC_EVENT, ITS_DEV) == 0,
+	      "%s", kvmkit_strerror());
+	for (uint32_t i = 1; i <= ITS_ROUNDS; i++) {
+		CHECK(kvmkit_msi_signal(vec) == 0, "%s", kvmkit_strerror());
+		CHECK(wait_count(&l, 0, ITS_VEC_LPI, i) == 0, "vector round %u: count %u", i,
+		      count_of(&l, 0, ITS_VEC_LPI));
+	}
+	CHECK(lab_cmd(&l, 0, A64_CMD_NOP, 0, 0, 0, NULL) == 0, "nop");
+	CHECK(count_of(&l, 0, ITS_LPI) == ITS_ROUNDS && count_of(&l, 0, ITS_VEC_LPI) == ITS_ROUNDS,
+	      "counts %u/%u", count_of(&l, 0, ITS_LPI), count_of(&l, 0, ITS_VEC_LPI));
+	CHECK(kvmkit_irq_gsi_stats(l.chip, kvmkit_msi_gsi(vec), &gs) == 0 &&
+		      gs.irqfd_signals == ITS_ROUNDS,
+	      "vector signals %llu", (unsigned long long)gs.irqfd_signals);
+	CHECK(lab_power_off(&l) == 0, "power off");
+out:
+	kvmkit_msi_close(vec);
+	lab_free(&l);
+}
+
 /* The device tree of a live VM: its vCPUs' affinities, its vGIC version.
  * (tests/unit/test_arm64_fdt.c has dtc decompile the whole tree.) */
 static void t_fdt(void)
@@ -661,6 +736,8 @@ static void t_fdt(void)
 		      fdt32_to_cpu(*reg) == (kvmkit_vcpu_mpidr(kvmkit_vm_vcpu(l.vm, 1)) &
 					     KVMKIT_ARM64_MPIDR_AFF_MASK),
 	      "cpu@1 reg");
+	node = fdt_path_offset(dtb, "/intc@8000000/msi-controller@8080000");
+	CHECK((node >= 0) == kvmkit_irqchip_has_its(l.chip), "ITS node %d", node);
 	node = fdt_path_offset(dtb, "/intc@8000000");
 	CHECK(node >= 0 && fdt_node_check_compatible(dtb, node,
 						     l.gic == 3 ? "arm,gic-v3" :
@@ -753,6 +830,7 @@ static const struct {
 	{ "ppi_line", t_ppi_line },
 	{ "sgi", t_sgi },
 	{ "vtimer", t_vtimer },
+	{ "its_msi", t_its_msi },
 	{ "fdt", t_fdt },
 	{ "refusals", t_refusals },
 };

@@ -77,6 +77,7 @@ static void test_gicv3_two_cpus(void **state)
 	char *dts;
 
 	platform(&p, 3, 2, mpidr);
+	p.its = true;
 	p.bootargs = "console=ttyS0 earlycon";
 	assert_int_equal(kvmkit_arm64_fdt_build(&p, &dtb, &len), 0);
 	assert_int_equal(fdt_check_header(dtb), 0);
@@ -101,6 +102,9 @@ static void test_gicv3_two_cpus(void **state)
 		 "\t\t#interrupt-cells = <0x03>;\n\t\tinterrupt-controller;\n"
 		 "\t\treg = <0x00 0x8000000 0x00 0x10000 0x00 0x80a0000 0x00 0x40000>;");
 	HAS(dts, "phandle = <0x01>;");
+	HAS(dts, "msi-controller@8080000 {\n\t\t\tcompatible = \"arm,gic-v3-its\";\n"
+		 "\t\t\tmsi-controller;\n\t\t\t#msi-cells = <0x01>;\n"
+		 "\t\t\treg = <0x00 0x8080000 0x00 0x20000>;");
 	HAS(dts, "compatible = \"arm,armv8-timer\";\n\t\tinterrupts = <0x01 0x0d 0x04 0x01 "
 		 "0x0e 0x04 0x01 0x0b 0x04 0x01 0x0a 0x04>;");
 	HAS(dts, "serial@9000000 {\n\t\tcompatible = \"ns16550a\";\n"
@@ -132,6 +136,7 @@ static void test_gicv2(void **state)
 	assert_null(strstr(dts, "serial@"));
 	assert_null(strstr(dts, "stdout-path"));
 	assert_null(strstr(dts, "#redistributor-regions"));
+	assert_null(strstr(dts, "msi-controller"));
 	free(dts);
 	free(dtb);
 }
@@ -175,6 +180,9 @@ static void test_refusals(void **state)
 
 	platform(&p, 4, 1, mpidr);
 	refused(&p, "gic_version");
+	platform(&p, 2, 1, mpidr);
+	p.its = true;
+	refused(&p, "its");
 	platform(&p, 2, 9, mpidr);
 	refused(&p, "vcpus");
 	platform(&p, 3, 0, mpidr);

@@ -36,6 +36,7 @@ struct queued_irqfd {
 struct vgic {
 	int vm_fd;
 	int dev_fd;
+	int its_fd; /* the ITS (GICv3 with a host that has one), or -1 */
 	int version; /* 2 or 3 */
 	unsigned int nr_irqs;
 	bool resample; /* KVM_CAP_IRQFD_RESAMPLE */
@@ -52,7 +53,7 @@ static uint32_t spi_intid(uint32_t pin)
 	return pin + KVMKIT_ARM64_SPI_BASE;
 }
 
-static int set_attr(struct vgic *g, uint32_t group, uint64_t attr, void *val, const char *what)
+static int dev_attr(int fd, uint32_t group, uint64_t attr, void *val, const char *what)
 {
 	struct kvm_device_attr a = {
 		.group = group,
@@ -60,9 +61,31 @@ static int set_attr(struct vgic *g, uint32_t group, uint64_t attr, void *val, co
 		.addr = (uint64_t)(uintptr_t)val,
 	};
 
-	if (ioctl(g->dev_fd, KVM_SET_DEVICE_ATTR, &a) < 0)
-		return kvmk_err_ioctl("KVM_SET_DEVICE_ATTR", errno, "GICv%d %s", g->version, what);
+	if (ioctl(fd, KVM_SET_DEVICE_ATTR, &a) < 0)
+		return kvmk_err_ioctl("KVM_SET_DEVICE_ATTR", errno, "%s", what);
 	return 0;
+}
+
+static int set_attr(struct vgic *g, uint32_t group, uint64_t attr, void *val, const char *what)
+{
+	return dev_attr(g->dev_fd, group, attr, val, what);
+}
+
+/* A GICv3's ITS where the host has one (arm-vgic-its.rst): created and
+ * placed now, initialised with the vGIC. Its absence is not an error:
+ * MSIs are then refused. */
+static int create_its(struct vgic *g)
+{
+	struct kvm_create_device cd = { .type = KVM_DEV_TYPE_ARM_VGIC_ITS };
+	uint64_t base = KVMKIT_ARM64_GIC_ITS;
+
+	if (ioctl(g->vm_fd, KVM_CREATE_DEVICE, &cd) < 0) {
+		kvmk_debug("no ITS (%s): MSIs unavailable", strerror(errno));
+		return 0;
+	}
+	g->its_fd = (int)cd.fd;
+	return dev_attr(g->its_fd, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_ITS_ADDR_TYPE, &base,
+			"ITS address");
 }
 
 /* KVM_CREATE_DEVICE of one version; -errno (nothing recorded) on refusal. */
@@ -142,6 +165,7 @@ static int vgic_create(struct kvmkit_irqchip *chip, const struct kvmkit_irqchip_
 	chip->priv = g;
 	g->vm_fd = kvmkit_vm_fd(chip->vm);
 	g->dev_fd = -1;
+	g->its_fd = -1;
 	g->nr_irqs = cfg->gic_nr_irqs;
 	g->resample = kvmkit_vm_check_cap(chip->vm, KVM_CAP_IRQFD_RESAMPLE) > 0;
 	r = pick_version(g, cfg, vcpus);
@@ -155,6 +179,8 @@ static int vgic_create(struct kvmkit_irqchip *chip, const struct kvmkit_irqchip_
 		if (!r)
 			r = set_attr(g, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V3_ADDR_TYPE_REDIST,
 				     &other, "redistributor address");
+		if (!r)
+			r = create_its(g);
 	} else {
 		other = KVMKIT_ARM64_GICV2_CPU;
 		r = set_attr(g, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V2_ADDR_TYPE_DIST, &dist,
@@ -171,7 +197,8 @@ static int vgic_create(struct kvmkit_irqchip *chip, const struct kvmkit_irqchip_
 	chip->line_lo = 16;
 	chip->line_hi = chip->pins;
 	chip->msi_lo = chip->pins;
-	kvmk_info("GICv%d created: %u interrupts, %u vCPU(s)", g->version, g->nr_irqs, vcpus);
+	kvmk_info("GICv%d created: %u interrupts, %u vCPU(s)%s", g->version, g->nr_irqs, vcpus,
+		  g->its_fd >= 0 ? ", ITS" : "");
 	return 0;
 }
 
@@ -194,6 +221,8 @@ static void vgic_destroy(struct kvmkit_irqchip *chip)
 	if (!g)
 		return;
 	drop_queue(g);
+	if (g->its_fd >= 0)
+		close(g->its_fd);
 	if (g->dev_fd >= 0)
 		close(g->dev_fd);
 	free(g);
@@ -300,9 +329,30 @@ static int vgic_set_line(struct kvmkit_irqchip *chip, uint32_t gsi, bool level, 
 static int vgic_signal_msi(struct kvmkit_irqchip *chip, uint64_t address, uint32_t data,
 			   uint32_t flags, uint32_t devid, bool *failed)
 {
+	struct vgic *g = chip->priv;
+	struct kvm_msi msi = {
+		.address_lo = (uint32_t)address,
+		.address_hi = (uint32_t)(address >> 32),
+		.data = data,
+		.flags = flags,
+		.devid = devid,
+	};
+	int r;
+
 	*failed = true;
-	return kvmk_err_unsupported("kvmkit_signal_msi", ENOTSUP,
-				    "MSIs on arm64 need the ITS (not created yet)");
+	if (g->its_fd < 0)
+		return kvmk_err_unsupported("kvmkit_signal_msi", ENOTSUP,
+					    "MSIs on arm64 need an ITS (GICv%d%s)", g->version,
+					    g->version == 3 ? ", the host has none" : "");
+	if (!is_ready(g))
+		return kvmk_err_state("vgic", "not initialised", "every vCPU created",
+				      "kvmkit_signal_msi");
+	r = ioctl(g->vm_fd, KVM_SIGNAL_MSI, &msi);
+	if (r < 0)
+		return kvmk_err_ioctl("KVM_SIGNAL_MSI", errno, "address 0x%llx data 0x%x devid %u",
+				      (unsigned long long)address, data, devid);
+	*failed = false;
+	return r;
 }
 
 static int bind_now(struct vgic *g, uint32_t gsi, int fd, int resample_fd)
@@ -402,6 +452,9 @@ static int vgic_vcpus_ready(struct kvmkit_irqchip *chip)
 	if (!r)
 		r = set_attr(g, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_CTRL_INIT, NULL,
 			     "CTRL_INIT");
+	if (!r && g->its_fd >= 0)
+		r = dev_attr(g->its_fd, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_CTRL_INIT, NULL,
+			     "ITS CTRL_INIT");
 	if (!r) {
 		__atomic_store_n(&g->ready, true, __ATOMIC_RELEASE);
 		/* The init installed KVM's default table over an earlier one. */
@@ -481,7 +534,12 @@ int kvmkit_irqchip_gic_version(const struct kvmkit_irqchip *chip)
 	return chip && chip->ops == &kvmk_arm64_vgic ? ((struct vgic *)chip->priv)->version : 0;
 }
 
-int kvmkit_arm64_gic_probe(struct kvmkit_vm *vm, bool *v2, bool *v3)
+bool kvmkit_irqchip_has_its(const struct kvmkit_irqchip *chip)
+{
+	return chip && chip->ops == &kvmk_arm64_vgic && ((struct vgic *)chip->priv)->its_fd >= 0;
+}
+
+int kvmkit_arm64_gic_probe(struct kvmkit_vm *vm, bool *v2, bool *v3, bool *its)
 {
 	struct kvm_create_device cd = { .flags = KVM_CREATE_DEVICE_TEST };
 
@@ -489,5 +547,7 @@ int kvmkit_arm64_gic_probe(struct kvmkit_vm *vm, bool *v2, bool *v3)
 	*v3 = ioctl(kvmkit_vm_fd(vm), KVM_CREATE_DEVICE, &cd) == 0;
 	cd.type = KVM_DEV_TYPE_ARM_VGIC_V2;
 	*v2 = ioctl(kvmkit_vm_fd(vm), KVM_CREATE_DEVICE, &cd) == 0;
+	cd.type = KVM_DEV_TYPE_ARM_VGIC_ITS;
+	*its = ioctl(kvmkit_vm_fd(vm), KVM_CREATE_DEVICE, &cd) == 0;
 	return 0;
 }

@@ -26,6 +26,9 @@
 #define A64_GICC A64_U64(0x08010000) /* GICv2 CPU interface */
 #define A64_GICR A64_U64(0x080a0000) /* GICv3 redistributors */
 #define A64_GICR_STRIDE 0x20000
+#define A64_GITS A64_U64(0x08080000) /* GICv3 ITS */
+#define A64_GITS_TRANSLATER (A64_GITS + 0x10040)
+#define A64_LPI_BASE 8192
 
 /* The ABI area: 2 MiB into RAM, past the image. */
 #define A64_ABI (A64_RAM_BASE + 0x200000)
@@ -43,8 +46,22 @@
 /* A fault: vCPU c's ESR, ELR, FAR at A64_FAULT(c) + 0/8/16 before the
  * guest asks for a reset. */
 #define A64_FAULT(c) (A64_ABI + 0x1000 + (c)*32)
-/* Interrupts taken by vCPU c on INTID i: a u32 at A64_COUNT(c, i). */
-#define A64_COUNT(c, i) (A64_ABI + 0x2000 + (c)*0x1000 + (i)*4)
+/* Interrupts taken by vCPU c on INTID i: a u32 at A64_COUNT(c, i); INTIDs
+ * 0..1023 and LPIs 8192..9215 have a slot (others are not counted). */
+#define A64_COUNT_SLOT(i) ((i) < 1024 ? (i) : (i)-A64_LPI_BASE + 1024)
+#define A64_COUNT(c, i) (A64_ABI + 0x2000 + (c)*0x2000 + A64_COUNT_SLOT(i) * 4)
+/* The LPI tables the guest gives its GIC: 64 KiB each, from RAM + 4 MiB:
+ * properties, each vCPU's pending table, the ITS command queue, device
+ * table, collection table, then 4 KiB of ITT per device id (< 16). */
+#define A64_LPI_AREA (A64_RAM_BASE + 0x400000)
+#define A64_LPI_PROP A64_LPI_AREA
+#define A64_LPI_PEND(c) (A64_LPI_AREA + 0x10000 + (c)*0x10000)
+#define A64_ITS_CMDQ (A64_LPI_AREA + 0x90000)
+#define A64_ITS_DEVTAB (A64_LPI_AREA + 0xa0000)
+#define A64_ITS_COLLTAB (A64_LPI_AREA + 0xb0000)
+#define A64_ITS_ITT(d) (A64_LPI_AREA + 0xc0000 + (d)*0x1000)
+#define A64_ITS_MAX_DEVICES 16
+#define A64_ITS_EVENTS 32
 
 /* Commands (result in the mailbox; 0 unless said otherwise). */
 #define A64_CMD_NOP 0
@@ -81,5 +98,15 @@
  * INTID 27, enabled first); the handler masks it again. */
 #define A64_CMD_VTIMER 12
 #define A64_VTIMER_INTID 27
+/* GICv3: LPIs on for this vCPU (its redistributor's property and pending
+ * tables). */
+#define A64_CMD_LPI_INIT 13
+/* GICv3: the ITS on (device and collection tables, command queue). */
+#define A64_CMD_ITS_INIT 14
+/* arg0 = device id (< 16), arg1 = event id (< 32), arg2 = LPI INTID |
+ * target vCPU << 32: the ITS maps it (MAPC, MAPD once per device, MAPTI,
+ * SYNC), the LPI enabled. result = 0, or 1 if the ITS never consumed the
+ * commands. */
+#define A64_CMD_ITS_MAP 15
 
 #endif

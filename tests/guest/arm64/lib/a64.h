@@ -88,6 +88,10 @@ void a64_gic_spi_enable(uint32_t intid, bool edge, unsigned int cpu, uint64_t mp
 void a64_gic_spi_disable(uint32_t intid);
 void a64_gic_private_enable(unsigned int cpu, uint32_t intid, bool edge, bool mask);
 void a64_gic_sgi(uint32_t intid, unsigned int cpu, uint64_t mpidr);
+/* its.c (GICv3) */
+void a64_lpi_init(unsigned int cpu);
+void a64_its_init(void);
+int a64_its_map(uint32_t dev, uint32_t event, uint32_t lpi, unsigned int cpu);
 
 /* The program: on each vCPU once the runtime is up (start.S). */
 void a64_program(unsigned int cpu, unsigned int ncpus);

@@ -178,7 +178,8 @@ void a64_irq(void)
 		A64_SYSREG_WRITE("cntv_ctl_el0", 2); /* IMASK, disabled */
 	if (intid < 32 && cpu < A64_MAX_VCPUS && (mask_on_take[cpu] & 1u << intid))
 		mmio_write32(private_base(cpu) + GICD_ICENABLER, 1u << intid);
-	if (intid < 1024 && cpu < A64_MAX_VCPUS) {
+	if ((intid < 1024 || (intid >= A64_LPI_BASE && intid < A64_LPI_BASE + 1024)) &&
+	    cpu < A64_MAX_VCPUS) {
 		volatile uint32_t *c = (volatile uint32_t *)(uintptr_t)A64_COUNT(cpu, intid);
 
 		*c = *c + 1;

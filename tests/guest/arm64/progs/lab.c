@@ -36,6 +36,15 @@ static uint64_t run(unsigned int cpu, uint64_t cmd, uint64_t a0, uint64_t a1, ui
 	case A64_CMD_SGI:
 		a64_gic_sgi((uint32_t)a0 & 15, (unsigned int)a1, a2);
 		return 0;
+	case A64_CMD_LPI_INIT:
+		a64_lpi_init(cpu);
+		return 0;
+	case A64_CMD_ITS_INIT:
+		a64_its_init();
+		return 0;
+	case A64_CMD_ITS_MAP:
+		return (uint64_t)a64_its_map((uint32_t)a0, (uint32_t)a1, (uint32_t)a2,
+					     (unsigned int)(a2 >> 32));
 	case A64_CMD_VTIMER:
 		a64_gic_private_enable(cpu, A64_VTIMER_INTID, false, false);
 		A64_SYSREG_WRITE("cntv_tval_el0", a0);
