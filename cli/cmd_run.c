@@ -118,14 +118,13 @@ static bool initrd_fits(const char *path, const struct kvmkit_machine_config *cf
 }
 
 /* The options whose machinery exists only on x86_64 (the CPU model, the
- * split irqchip, the port-I/O test device, Multiboot): one line naming the
- * first one given elsewhere. */
-static bool x86_only_ok(const struct kvmkit_machine_config *cfg, bool set_chip, const char *initrd)
+ * split irqchip, the port-I/O test device): one line naming the first one
+ * given elsewhere. (--initrd and --append go with a Linux Image on arm64.) */
+static bool x86_only_ok(const struct kvmkit_machine_config *cfg, bool set_chip)
 {
 #if defined(__x86_64__)
 	(void)cfg;
 	(void)set_chip;
-	(void)initrd;
 	return true;
 #else
 	const char *opt = NULL;
@@ -136,10 +135,6 @@ static bool x86_only_ok(const struct kvmkit_machine_config *cfg, bool set_chip, 
 		opt = "--irqchip split";
 	else if (cfg->testdev != KVMKIT_TESTDEV_AUTO)
 		opt = "--testdev";
-	else if (initrd)
-		opt = "--initrd";
-	else if (cfg->cmdline)
-		opt = "--append";
 	if (opt)
 		fprintf(stderr, "kvmkit: run: %s is x86_64-only (this kvmkit is built for %s)\n",
 			opt, "arm64");
@@ -255,7 +250,7 @@ int cmd_run(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 
-	if (!x86_only_ok(&cfg, set_chip, initrd))
+	if (!x86_only_ok(&cfg, set_chip))
 		return CLI_EXIT_USAGE;
 	if (restore) {
 		struct kvmkit_snapshot_info si;

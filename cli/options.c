@@ -135,7 +135,7 @@ void cli_run_usage(FILE *f)
 	for (unsigned int i = 0; kvmkit_cpu_feature_name(i); i++)
 		fprintf(f, " %s", kvmkit_cpu_feature_name(i));
 #else
-	fprintf(f, " (x86_64 only: --cpu, --irqchip split, --testdev, --initrd, --append)");
+	fprintf(f, " (x86_64 only: --cpu, --irqchip split, --testdev)");
 #endif
 	fprintf(f, "\n\n%s", run_exit_text);
 }

@@ -28,6 +28,7 @@
 #define KVMKIT_ARM64_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -90,6 +91,9 @@ struct kvmkit_arm64_platform {
 	uint64_t uart_base; /* 0: no UART node */
 	uint32_t uart_gsi; /* its SPI */
 	const char *bootargs; /* NULL: none; at most 2047 bytes */
+	/* An initrd at [initrd_start, initrd_end) in RAM (/chosen
+	 * linux,initrd-*); initrd_end 0: none. */
+	uint64_t initrd_start, initrd_end;
 };
 #define KVMKIT_ARM64_BOOTARGS_MAX 2047
 int kvmkit_arm64_fdt_build(const struct kvmkit_arm64_platform *p, void **dtb, size_t *len);
@@ -127,6 +131,23 @@ int kvmkit_arm64_gic_probe(struct kvmkit_vm *vm, bool *v2, bool *v3, bool *its);
  * their MPIDRs (valid while @vm lives), RAM, vGIC version and the UART of
  * kvmkit's map; bootargs NULL. -EBUSY (state) without a vGIC or vCPUs. */
 int kvmkit_arm64_platform_of(struct kvmkit_vm *vm, struct kvmkit_arm64_platform *out);
+/*
+ * The arm64 Linux boot protocol (Linux's Documentation/arch/arm64/booting.rst):
+ * an uncompressed Image (64-byte header: "ARM\x64" magic at 0x38,
+ * text_offset, image_size, flags; little-endian, 4 KiB pages) at a 2 MiB
+ * aligned base in RAM plus text_offset; the device tree (kvmkit's platform,
+ * with @cmdline and the initrd) 8-byte aligned in the last 2 MiB of RAM; the
+ * initrd page-aligned right below it; vCPU 0 at the image with X0 = the
+ * DTB, X1..X3 = 0, the others left for PSCI CPU_ON. Everything is checked
+ * before anything is written (KVMKIT_ERR_FORMAT for the image,
+ * KVMKIT_ERR_PARAM when it does not fit).
+ */
+#define KVMKIT_ARM64_IMAGE_MAGIC 0x644d5241u /* "ARM\x64" at 0x38 */
+bool kvmkit_arm64_image_detect(const void *buf, size_t len);
+/* Loads an Image (kvmkit_arm64_image_detect), its initrd (NULL: none) and
+ * the device tree; every vCPU must exist, and a vGIC. */
+int kvmkit_boot_arm64_linux(struct kvmkit_vm *vm, const void *image, size_t len, const void *initrd,
+			    size_t initrd_len, const char *cmdline);
 #endif
 
 #ifdef __cplusplus

@@ -52,6 +52,11 @@ static int check(const struct kvmkit_arm64_platform *p)
 		return kvmk_err_param(op, "mem_size", "non-zero, not past 2^64", "0x%llx+0x%llx",
 				      (unsigned long long)p->mem_base,
 				      (unsigned long long)p->mem_size);
+	if (p->initrd_end && (p->initrd_end < p->initrd_start || p->initrd_start < p->mem_base ||
+			      p->initrd_end - p->mem_base > p->mem_size))
+		return kvmk_err_param(op, "initrd", "not inside RAM", "0x%llx-0x%llx",
+				      (unsigned long long)p->initrd_start,
+				      (unsigned long long)p->initrd_end);
 	if (p->bootargs && strlen(p->bootargs) > KVMKIT_ARM64_BOOTARGS_MAX)
 		return kvmk_err_param(op, "bootargs", "too long", "%zu bytes (max %d)",
 				      strlen(p->bootargs), KVMKIT_ARM64_BOOTARGS_MAX);
@@ -215,6 +220,10 @@ static int write_tree(void *fdt, const struct kvmkit_arm64_platform *p)
 	r = r ?: fdt_begin_node(fdt, "chosen");
 	if (p->bootargs)
 		r = r ?: fdt_property_string(fdt, "bootargs", p->bootargs);
+	if (p->initrd_end) {
+		r = r ?: fdt_property_u64(fdt, "linux,initrd-start", p->initrd_start);
+		r = r ?: fdt_property_u64(fdt, "linux,initrd-end", p->initrd_end);
+	}
 	if (p->uart_base)
 		r = r ?: fdt_property_string(fdt, "stdout-path", path);
 	r = r ?: fdt_end_node(fdt);

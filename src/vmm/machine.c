@@ -198,9 +198,18 @@ void kvmkit_machine_config_init(struct kvmkit_machine_config *cfg)
 	cfg->irqchip = true;
 }
 
-/* Multiboot (an ELF32 image with a multiboot header) or ELF64. */
+/* Multiboot (an ELF32 image with a multiboot header) or ELF64; on arm64
+ * also a Linux Image, which takes the command line and initrd. */
 static int check_guest(const struct kvmkit_machine_config *cfg)
 {
+#if defined(__aarch64__)
+	if (kvmkit_arm64_image_detect(cfg->kernel, cfg->kernel_len))
+		return 0; /* checked against the VM's RAM at boot */
+	if (cfg->initrd || (cfg->cmdline && cfg->cmdline[0]))
+		return kvmk_err_param("kvmkit_machine_create", "cmdline",
+				      "a command line or initrd needs a Linux Image",
+				      "the kernel is not an arm64 Image");
+#endif
 	if (kvmkit_multiboot_detect(cfg->kernel, cfg->kernel_len))
 		return kvmkit_boot_check_multiboot(cfg->kernel, cfg->kernel_len, cfg->vm.mem_size,
 						   cfg->initrd ? cfg->initrd_len : 0);
@@ -222,6 +231,11 @@ static int boot_guest(struct kvmkit_vm *vm, const struct kvmkit_machine_config *
 	char *line;
 	int r;
 
+#if defined(__aarch64__)
+	if (kvmkit_arm64_image_detect(cfg->kernel, cfg->kernel_len))
+		return kvmkit_boot_arm64_linux(vm, cfg->kernel, cfg->kernel_len, cfg->initrd,
+					       cfg->initrd_len, cfg->cmdline);
+#endif
 	if (!kvmkit_multiboot_detect(cfg->kernel, cfg->kernel_len))
 		return kvmkit_boot_elf64(vm, cfg->kernel, cfg->kernel_len);
 	if (asprintf(&line, "%s%s%s", argv0, append[0] ? " " : "", append) < 0)

@@ -26,6 +26,15 @@ else
 	fail=1
 fi
 
+out=$("$kvmkit" run --kernel "$guests/hello.elf" --append "x" 2>&1)
+st=$?
+if [ $st -eq 2 ] && echo "$out" | grep -q "needs a Linux Image"; then
+	echo "ok   cli-append-needs-image"
+else
+	echo "FAIL cli-append-needs-image: status $st: $out"
+	fail=1
+fi
+
 out=$("$kvmkit" caps 2>&1)
 if echo "$out" | grep -q "vGIC: .*kvmkit creates GICv$gic"; then
 	echo "ok   cli-caps-vgic"

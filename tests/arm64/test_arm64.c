@@ -752,6 +752,73 @@ out:
 #endif
 }
 
+/* A 64-byte arm64 Image header (booting.rst) followed by @len - 64 bytes. */
+static uint8_t *fake_image(size_t len, uint64_t text_offset, uint64_t image_size, uint64_t flags)
+{
+	uint8_t *b = calloc(1, len);
+
+	if (!b)
+		return NULL;
+	memcpy(b + 8, &text_offset, 8);
+	memcpy(b + 16, &image_size, 8);
+	memcpy(b + 24, &flags, 8);
+	memcpy(b + 0x38, "ARM\x64", 4);
+	return b;
+}
+
+/* The Linux loader checks the image and the room before writing. */
+static void t_linux_refusals(void)
+{
+	struct kvmkit_vm_config cfg;
+	struct kvmkit_vm *vm = NULL;
+	uint8_t *img = NULL;
+	int r;
+
+	kvmkit_vm_config_init(&cfg);
+	cfg.mem_size = 16 << 20;
+	CHECK(kvmkit_vm_create(&cfg, &vm) == 0, "%s", kvmkit_strerror());
+	CHECK(kvmkit_irqchip_create(vm, NULL, NULL) == 0, "%s", kvmkit_strerror());
+	CHECK(kvmkit_vm_create_vcpu(vm, 0, NULL) == 0, "%s", kvmkit_strerror());
+	img = fake_image(4096, 0, 8192, 2 /* LE, 4K pages */);
+	CHECK(img, "alloc");
+	CHECK(kvmkit_arm64_image_detect(img, 4096) && !kvmkit_arm64_image_detect(img, 63),
+	      "detect");
+	r = kvmkit_boot_arm64_linux(vm, img, 63, NULL, 0, NULL);
+	CHECK(r < 0 && kvmkit_last_error()->kind == KVMKIT_ERR_FORMAT, "truncated: %d", r);
+	img[0x38] = 'X';
+	r = kvmkit_boot_arm64_linux(vm, img, 4096, NULL, 0, NULL);
+	CHECK(r < 0 && kvmkit_last_error()->kind == KVMKIT_ERR_FORMAT, "bad magic: %d", r);
+	free(img);
+	img = fake_image(4096, 0, 8192, 1 /* big-endian */);
+	r = kvmkit_boot_arm64_linux(vm, img, 4096, NULL, 0, NULL);
+	CHECK(r < 0 && strstr(kvmkit_strerror(), "big-endian"), "BE: %s", kvmkit_strerror());
+	free(img);
+	img = fake_image(4096, 0, 8192, 3 << 1 /* 64K pages */);
+	r = kvmkit_boot_arm64_linux(vm, img, 4096, NULL, 0, NULL);
+	CHECK(r < 0 && strstr(kvmkit_strerror(), "64K"), "64K: %s", kvmkit_strerror());
+	free(img);
+	img = fake_image(4096, 0, 1ull << 40, 2); /* image_size past RAM */
+	r = kvmkit_boot_arm64_linux(vm, img, 4096, NULL, 0, NULL);
+	CHECK(r < 0 && kvmkit_last_error()->kind == KVMKIT_ERR_FORMAT, "huge: %d", r);
+	free(img);
+	img = fake_image(4096, 0x1001, 8192, 2); /* unaligned text_offset */
+	r = kvmkit_boot_arm64_linux(vm, img, 4096, NULL, 0, NULL);
+	CHECK(r < 0 && kvmkit_last_error()->kind == KVMKIT_ERR_FORMAT, "offset: %d", r);
+	free(img);
+	/* An initrd that leaves no room below the device tree's 2 MiB. */
+	img = fake_image(4096, 0, 8192, 2);
+	r = kvmkit_boot_arm64_linux(vm, img, 4096, img, 15 << 20, NULL);
+	CHECK(r < 0 && kvmkit_last_error()->kind == KVMKIT_ERR_PARAM &&
+		      strstr(kvmkit_strerror(), "initrd"),
+	      "initrd: %d %s", r, kvmkit_strerror());
+	/* And one that fits: loaded, vCPU 0 at the image, X0 at the DTB. */
+	CHECK(kvmkit_boot_arm64_linux(vm, img, 4096, img, 4096, "console=ttyS0") == 0, "%s",
+	      kvmkit_strerror());
+out:
+	free(img);
+	kvmkit_vm_destroy(vm);
+}
+
 /* What kvmkit refuses, with the error it records. */
 static void t_refusals(void)
 {
@@ -832,6 +899,7 @@ static const struct {
 	{ "vtimer", t_vtimer },
 	{ "its_msi", t_its_msi },
 	{ "fdt", t_fdt },
+	{ "linux_refusals", t_linux_refusals },
 	{ "refusals", t_refusals },
 };
 
