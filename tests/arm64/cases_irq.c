@@ -195,6 +195,44 @@ out:
 		close(rfd);
 }
 
+/* An irqfd stays bound while the guest moves its SPI from vCPU 0 to vCPU 1
+ * (GICD_IROUTER / GICD_ITARGETSR): each signal lands where the guest last
+ * routed it, and only there. */
+void t_spi_reroute_irqfd(void)
+{
+	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	struct lab l = { 0 };
+	uint32_t intid;
+	int gsi;
+
+	CHECK(fd >= 0, "eventfd: %s", strerror(errno));
+	CHECK(lab_start(&l, 2, NULL, NULL, NULL) == 0, "lab");
+	CHECK(lab_bring_up(&l, 1) == 0, "bring-up");
+	gsi = kvmkit_gsi_alloc_line(l.chip);
+	intid = (uint32_t)gsi + KVMKIT_ARM64_SPI_BASE;
+	CHECK(kvmkit_irqfd_bind(l.chip, (uint32_t)gsi, fd, -1) == 0, "%s", kvmkit_strerror());
+	for (uint32_t i = 0; i < 8; i++) {
+		unsigned int to = i % 2;
+
+		CHECK(lab_cmd(&l, 0, A64_CMD_SPI_ENABLE, intid, 1, spi_target(&l, to), NULL) == 0,
+		      "route to %u", to);
+		CHECK(kvmkit_irqfd_signal(l.chip, (uint32_t)gsi, fd) == 0, "%s", kvmkit_strerror());
+		CHECK(wait_count(&l, to, intid, i / 2 + 1) == 0, "signal %u: vCPU %u has %u", i, to,
+		      count_of(&l, to, intid));
+	}
+	CHECK(lab_cmd(&l, 0, A64_CMD_NOP, 0, 0, 0, NULL) == 0 &&
+		      lab_cmd(&l, 1, A64_CMD_NOP, 0, 0, 0, NULL) == 0,
+	      "nop");
+	CHECK(count_of(&l, 0, intid) == 4 && count_of(&l, 1, intid) == 4, "counts %u/%u",
+	      count_of(&l, 0, intid), count_of(&l, 1, intid));
+	CHECK(kvmkit_irqfd_unbind(l.chip, (uint32_t)gsi, fd) == 0, "%s", kvmkit_strerror());
+	CHECK(lab_power_off(&l) == 0, "power off");
+out:
+	lab_free(&l);
+	if (fd >= 0)
+		close(fd);
+}
+
 #define PPI_INTID 20 /* not one a KVM device owns (timers, PMU) */
 #define PPI_ROUNDS 16
 #define SGI_INTID 5

@@ -96,7 +96,8 @@ out:
 }
 
 /* vCPU 1 starts powered off; vCPU 0 starts it with PSCI CPU_ON; its MPIDR
- * is the one kvmkit reports; an SPI routed to it is taken there only. */
+ * is the one kvmkit reports; CPU_OFF stops it (AFFINITY_INFO: off) and
+ * CPU_ON brings it back; an SPI routed to it is taken there only. */
 static void t_smp_psci(void)
 {
 	struct kvmkit_vcpu *v1;
@@ -117,8 +118,22 @@ static void t_smp_psci(void)
 	CHECK(mpidr == kvmkit_vcpu_mpidr(v1), "guest MPIDR 0x%llx, kvmkit 0x%llx",
 	      (unsigned long long)mpidr, (unsigned long long)kvmkit_vcpu_mpidr(v1));
 	/* PSCI: ALREADY_ON (-4) for a running vCPU. */
+	r = 1;
 	CHECK(lab_cmd(&l, 0, A64_CMD_CPU_ON, aff, 1, 0, &r) == 0, "no answer");
 	CHECK((int64_t)r == -4, "second CPU_ON returned %lld", (long long)r);
+	/* CPU_OFF: AFFINITY_INFO says OFF (1); CPU_ON brings it back. */
+	CHECK(lab_cmd(&l, 0, A64_CMD_AFFINITY_INFO, aff, 0, 0, &r) == 0 && r == 0, "on: %lld",
+	      (long long)r);
+	*mbox(&l, 1, A64_MBOX_ONLINE) = 0;
+	lab_cmd(&l, 1, A64_CMD_CPU_OFF, 0, 0, 0, NULL);
+	for (uint64_t end = now_ms() + WAIT_MS; r != 1 && now_ms() < end; usleep(1000))
+		CHECK(lab_cmd(&l, 0, A64_CMD_AFFINITY_INFO, aff, 0, 0, &r) == 0, "no answer");
+	CHECK(r == 1, "AFFINITY_INFO after CPU_OFF: %lld", (long long)r);
+	CHECK(lab_cmd(&l, 0, A64_CMD_CPU_ON, aff, 1, 0, &r) == 0 && r == 0, "CPU_ON again: %lld",
+	      (long long)r);
+	CHECK(wait_u64(mbox(&l, 1, A64_MBOX_ONLINE), A64_ONLINE_MAGIC) == 0,
+	      "vCPU 1 did not come back");
+	CHECK(lab_cmd(&l, 1, A64_CMD_MPIDR, 0, 0, 0, &mpidr) == 0, "no answer after CPU_ON");
 	CHECK(lab_cmd(&l, 1, A64_CMD_GIC_INIT, (uint64_t)l.gic, 0, 0, NULL) == 0, "gic init 1");
 	gsi = kvmkit_gsi_alloc_line(l.chip);
 	intid = (uint32_t)gsi + KVMKIT_ARM64_SPI_BASE;
@@ -349,6 +364,7 @@ static const struct {
 	{ "spi_irqfd_level_resample", t_spi_irqfd_level_resample },
 	{ "routes_before_init", t_routes_before_init },
 	{ "smp_psci", t_smp_psci },
+	{ "spi_reroute_irqfd", t_spi_reroute_irqfd },
 	{ "ppi_line", t_ppi_line },
 	{ "sgi", t_sgi },
 	{ "vtimer", t_vtimer },

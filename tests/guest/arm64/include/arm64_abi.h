@@ -108,5 +108,10 @@
  * SYNC), the LPI enabled. result = 0, or 1 if the ITS never consumed the
  * commands. */
 #define A64_CMD_ITS_MAP 15
+/* PSCI CPU_OFF on this vCPU (no result: it stops; started again, it drops
+ * this command). */
+#define A64_CMD_CPU_OFF 16
+/* arg0 = an affinity: result = PSCI AFFINITY_INFO (0 on, 1 off, 2 pending). */
+#define A64_CMD_AFFINITY_INFO 17
 
 #endif

@@ -79,6 +79,8 @@ int64_t a64_psci(uint64_t fn, uint64_t a1, uint64_t a2, uint64_t a3);
 #define PSCI_CPU_ON 0xc4000003u
 #define PSCI_SYSTEM_OFF 0x84000008u
 #define PSCI_SYSTEM_RESET 0x84000009u
+#define PSCI_CPU_OFF 0x84000002u
+#define PSCI_AFFINITY_INFO 0xc4000004u
 __attribute__((noreturn)) void a64_system_off(void);
 __attribute__((noreturn)) void a64_system_reset(void);
 

@@ -26,6 +26,11 @@ static uint64_t run(unsigned int cpu, uint64_t cmd, uint64_t a0, uint64_t a1, ui
 		a64_system_off();
 	case A64_CMD_SYSTEM_RESET:
 		a64_system_reset();
+	case A64_CMD_CPU_OFF:
+		a64_psci(PSCI_CPU_OFF, 0, 0, 0);
+		return ~0ull; /* CPU_OFF returned: it failed */
+	case A64_CMD_AFFINITY_INFO:
+		return (uint64_t)a64_psci(PSCI_AFFINITY_INFO, a0, 0, 0);
 	case A64_CMD_PSCI_VERSION:
 		return (uint64_t)a64_psci(PSCI_VERSION, 0, 0, 0);
 	case A64_CMD_GICD_READ:
@@ -59,8 +64,11 @@ static uint64_t run(unsigned int cpu, uint64_t cmd, uint64_t a0, uint64_t a1, ui
 void a64_program(unsigned int cpu, unsigned int ncpus)
 {
 	volatile uint64_t *mb = abi64(A64_MBOX(cpu));
-	uint64_t done = mb[A64_MBOX_DONE / 8];
+	/* A vCPU started again after CPU_OFF drops the command that stopped
+	 * it: it never reported that one done. */
+	uint64_t done = __atomic_load_n(&mb[A64_MBOX_SEQ / 8], __ATOMIC_ACQUIRE);
 
+	__atomic_store_n(&mb[A64_MBOX_DONE / 8], done, __ATOMIC_RELEASE);
 	mb[A64_MBOX_ONLINE / 8] = A64_ONLINE_MAGIC;
 	for (;;) {
 		uint64_t seq = __atomic_load_n(&mb[A64_MBOX_SEQ / 8], __ATOMIC_ACQUIRE);
