@@ -74,7 +74,8 @@ enum kvmkit_gic_version {
  * description: memory, the cpus (enable-method psci, reg = affinity), psci
  * (0.2+, over HVC), the GIC (v3: distributor and one redistributor region;
  * v2: distributor and CPU interface; an ITS child node as msi-controller),
- * the architected timer's PPIs (secure
+ * every device of @devs (dma-coherent, its SPI edge-rising or
+ * level-high as it says), the architected timer's PPIs (secure
  * and non-secure physical 13/14, virtual 11, hypervisor 10; level), the
  * UART (ns16550a, its SPI level-high: kvmkit drives it as a level line) and
  * /chosen (bootargs, stdout-path). The description is checked (vCPU count
@@ -82,6 +83,18 @@ enum kvmkit_gic_version {
  * Pure: no KVM; builds on every host where libfdt was found (else
  * -ENOTSUP). *dtb is malloc'ed, the caller frees it.
  */
+/* A device on MMIO for the device tree (virtio-mmio and the like): its
+ * window, which must lie in [KVMKIT_ARM64_DEV_BASE, KVMKIT_ARM64_RAM_BASE),
+ * and its SPI with the trigger kvmkit signals it with (level: a line held
+ * or an irqfd with resample; edge: a pulse or a plain irqfd). */
+struct kvmkit_arm64_mmio_dev {
+	const char *compatible; /* e.g. "virtio,mmio" */
+	uint64_t base, size;
+	uint32_t gsi; /* SPI n = INTID n + 32 */
+	bool level;
+};
+#define KVMKIT_ARM64_FDT_MAX_DEVS 64
+
 struct kvmkit_arm64_platform {
 	unsigned int vcpus;
 	const uint64_t *mpidr; /* vcpus entries (affinity bits are used) */
@@ -94,6 +107,10 @@ struct kvmkit_arm64_platform {
 	/* An initrd at [initrd_start, initrd_end) in RAM (/chosen
 	 * linux,initrd-*); initrd_end 0: none. */
 	uint64_t initrd_start, initrd_end;
+	/* SPIs the GIC has (0: not checked); every GSI named must be below. */
+	unsigned int spis;
+	const struct kvmkit_arm64_mmio_dev *devs; /* ndevs entries */
+	unsigned int ndevs; /* at most KVMKIT_ARM64_FDT_MAX_DEVS */
 };
 #define KVMKIT_ARM64_BOOTARGS_MAX 2047
 int kvmkit_arm64_fdt_build(const struct kvmkit_arm64_platform *p, void **dtb, size_t *len);

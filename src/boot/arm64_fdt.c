@@ -24,6 +24,7 @@
 /* GIC interrupt specifier: type, number, flags (arm,gic.yaml). */
 #define GIC_SPI 0
 #define GIC_PPI 1
+#define IRQ_EDGE_RISING 1
 #define IRQ_LEVEL_HIGH 4
 #define UART_CLOCK 1843200 /* the 16550's classic 1.8432 MHz */
 
@@ -57,6 +58,31 @@ static int check(const struct kvmkit_arm64_platform *p)
 		return kvmk_err_param(op, "initrd", "not inside RAM", "0x%llx-0x%llx",
 				      (unsigned long long)p->initrd_start,
 				      (unsigned long long)p->initrd_end);
+	if (p->spis && p->uart_base && p->uart_gsi >= p->spis)
+		return kvmk_err_param(op, "uart_gsi", "beyond the GIC's SPIs", "%u (%u SPIs)",
+				      p->uart_gsi, p->spis);
+	if (p->ndevs > KVMKIT_ARM64_FDT_MAX_DEVS || (p->ndevs && !p->devs))
+		return kvmk_err_param(op, "ndevs", "at most 64, with devs", "%u", p->ndevs);
+	for (unsigned int i = 0; i < p->ndevs; i++) {
+		const struct kvmkit_arm64_mmio_dev *d = &p->devs[i];
+
+		if (!d->compatible || !d->compatible[0] || strlen(d->compatible) > 64)
+			return kvmk_err_param(op, "devs", "a compatible string of 1..64 bytes",
+					      "device %u", i);
+		if (!d->size || d->base < KVMKIT_ARM64_DEV_BASE ||
+		    d->base > KVMKIT_ARM64_RAM_BASE || d->size > KVMKIT_ARM64_RAM_BASE - d->base)
+			return kvmk_err_param(
+				op, "devs", "outside the device window", "device %u: 0x%llx+0x%llx",
+				i, (unsigned long long)d->base, (unsigned long long)d->size);
+		if (p->spis && d->gsi >= p->spis)
+			return kvmk_err_param(op, "devs", "GSI beyond the GIC's SPIs",
+					      "device %u: %u (%u SPIs)", i, d->gsi, p->spis);
+		for (unsigned int j = 0; j < i; j++)
+			if (d->base < p->devs[j].base + p->devs[j].size &&
+			    p->devs[j].base < d->base + d->size)
+				return kvmk_err_param(op, "devs", "two devices overlap",
+						      "device %u and %u", j, i);
+	}
 	if (p->bootargs && strlen(p->bootargs) > KVMKIT_ARM64_BOOTARGS_MAX)
 		return kvmk_err_param(op, "bootargs", "too long", "%zu bytes (max %d)",
 				      strlen(p->bootargs), KVMKIT_ARM64_BOOTARGS_MAX);
@@ -200,6 +226,25 @@ static int uart(void *fdt, const struct kvmkit_arm64_platform *p, const char *na
 	return r ?: fdt_end_node(fdt);
 }
 
+static int mmio_dev(void *fdt, const struct kvmkit_arm64_mmio_dev *d)
+{
+	uint64_t reg[2] = { d->base, d->size };
+	uint32_t irq[3] = { GIC_SPI, d->gsi, d->level ? IRQ_LEVEL_HIGH : IRQ_EDGE_RISING };
+	char name[96];
+	int r;
+
+	/* The node name is the compatible's device part: virtio_mmio@... */
+	snprintf(name, sizeof(name), "%s@%llx",
+		 strcmp(d->compatible, "virtio,mmio") ? "device" : "virtio_mmio",
+		 (unsigned long long)d->base);
+	r = fdt_begin_node(fdt, name);
+	r = r ?: fdt_property_string(fdt, "compatible", d->compatible);
+	r = r ?: prop_reg(fdt, reg, 1);
+	r = r ?: prop_cells(fdt, "interrupts", irq, 3);
+	r = r ?: fdt_property(fdt, "dma-coherent", NULL, 0);
+	return r ?: fdt_end_node(fdt);
+}
+
 static int write_tree(void *fdt, const struct kvmkit_arm64_platform *p)
 {
 	uint64_t mem[2] = { p->mem_base, p->mem_size };
@@ -243,6 +288,8 @@ static int write_tree(void *fdt, const struct kvmkit_arm64_platform *p)
 	r = r ?: timer(fdt, p);
 	if (p->uart_base)
 		r = r ?: uart(fdt, p, uart_name);
+	for (unsigned int i = 0; i < p->ndevs; i++)
+		r = r ?: mmio_dev(fdt, &p->devs[i]);
 	r = r ?: fdt_end_node(fdt);
 	return r ?: fdt_finish(fdt);
 }

@@ -76,7 +76,15 @@ static void test_gicv3_two_cpus(void **state)
 	size_t len;
 	char *dts;
 
+	static const struct kvmkit_arm64_mmio_dev devs[2] = {
+		{ "virtio,mmio", 0x0a000000, 0x200, 16, false },
+		{ "virtio,mmio", 0x0a000200, 0x200, 17, true },
+	};
+
 	platform(&p, 3, 2, mpidr);
+	p.spis = 224;
+	p.devs = devs;
+	p.ndevs = 2;
 	p.its = true;
 	p.bootargs = "console=ttyS0 earlycon";
 	assert_int_equal(kvmkit_arm64_fdt_build(&p, &dtb, &len), 0);
@@ -110,6 +118,12 @@ static void test_gicv3_two_cpus(void **state)
 	HAS(dts, "serial@9000000 {\n\t\tcompatible = \"ns16550a\";\n"
 		 "\t\treg = <0x00 0x9000000 0x00 0x08>;\n\t\tinterrupts = <0x00 0x01 0x04>;");
 	HAS(dts, "reg-io-width = <0x01>;");
+	/* Each device's SPI with the trigger kvmkit signals it with. */
+	HAS(dts, "virtio_mmio@a000000 {\n\t\tcompatible = \"virtio,mmio\";\n"
+		 "\t\treg = <0x00 0xa000000 0x00 0x200>;\n\t\tinterrupts = <0x00 0x10 0x01>;\n"
+		 "\t\tdma-coherent;");
+	HAS(dts, "virtio_mmio@a000200 {\n\t\tcompatible = \"virtio,mmio\";\n"
+		 "\t\treg = <0x00 0xa000200 0x00 0x200>;\n\t\tinterrupts = <0x00 0x11 0x04>;");
 	free(dts);
 	free(dtb);
 }
@@ -202,6 +216,36 @@ static void test_refusals(void **state)
 	p.mem_base = ~0ull - 4095;
 	p.mem_size = 8192;
 	refused(&p, "mem_size");
+	{
+		struct kvmkit_arm64_mmio_dev d[2] = {
+			{ "virtio,mmio", 0x0a000000, 0x200, 16, false },
+			{ "virtio,mmio", 0x0a000100, 0x200, 17, false },
+		};
+
+		platform(&p, 3, 2, mpidr);
+		p.devs = d;
+		p.ndevs = 2;
+		refused(&p, "overlap");
+		d[1].base = 0x09000000; /* below the device window (the UART's) */
+		refused(&p, "device window");
+		d[1].base = 0x7ffffe00;
+		d[1].size = 0x400; /* into RAM */
+		refused(&p, "device window");
+		d[1].size = 0x200;
+		d[1].gsi = 224;
+		p.spis = 224;
+		refused(&p, "SPIs");
+		d[1].gsi = 17;
+		d[1].compatible = "";
+		refused(&p, "compatible");
+		d[1].compatible = "virtio,mmio";
+		p.ndevs = 65;
+		refused(&p, "ndevs");
+		p.ndevs = 2;
+		p.uart_gsi = 300;
+		refused(&p, "uart_gsi");
+	}
+	mpidr[1] = 1;
 	memset(longargs, 'a', sizeof(longargs) - 1);
 	platform(&p, 3, 2, mpidr);
 	p.bootargs = longargs;

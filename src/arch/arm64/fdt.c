@@ -27,6 +27,7 @@ int kvmkit_arm64_platform_of(struct kvmkit_vm *vm, struct kvmkit_arm64_platform 
 	out->mem_size = kvmkit_vm_ram_size(vm);
 	out->gic_version = (unsigned int)kvmkit_irqchip_gic_version(chip);
 	out->its = kvmkit_irqchip_has_its(chip);
+	out->spis = kvmkit_irqchip_pins(chip);
 	out->uart_base = KVMKIT_ARM64_UART;
 	out->uart_gsi = KVMKIT_ARM64_UART_GSI;
 	return 0;
