@@ -291,6 +291,11 @@ int cmd_run(int argc, char **argv)
 		cfg.kernel_path = kernel;
 	} else {
 		cfg.kernel = kvmkit_demo_guest(&cfg.kernel_len);
+		if (!cfg.kernel_len) {
+			fprintf(stderr, "kvmkit: run: no demo guest on this architecture: give "
+					"--kernel FILE\n");
+			return CLI_EXIT_USAGE;
+		}
 	}
 	cfg.console_fd = STDOUT_FILENO;
 	if (!restore && initrd && !initrd_fits(initrd, &cfg)) {

@@ -65,10 +65,24 @@ const struct option cli_migrate_options[] = {
 };
 const char cli_migrate_shortopts[] = ":h";
 
+/* What --kernel, --initrd and --append take on this architecture. */
+#if defined(__aarch64__)
+#define KERNEL_TEXT                                                                \
+	"  -k, --kernel FILE      guest image: AArch64 ELF64, or a Linux arm64 Image\n" \
+	"                         (required: there is no demo guest on arm64)\n"
+#define INITRD_TEXT "      --initrd FILE      the initrd of a Linux Image\n"
+#define APPEND_TEXT "      --append \"ARGS\"    the command line of a Linux Image\n"
+#else
+#define KERNEL_TEXT                                                              \
+	"  -k, --kernel FILE      guest image: ELF64 x86_64, or Multiboot v1 ELF32\n" \
+	"                         (default: the embedded demo guest)\n"
+#define INITRD_TEXT "      --initrd FILE      Multiboot module 0\n"
+#define APPEND_TEXT "      --append \"ARGS\"    Multiboot command line after the kernel path\n"
+#endif
+
 /* One line per option of cli_run_options, in the same order. */
 static const char run_options_text[] =
-	"  -k, --kernel FILE      guest image: ELF64 x86_64, or Multiboot v1 ELF32\n"
-	"                         (default: the embedded demo guest)\n"
+	KERNEL_TEXT
 	"  -m, --mem SIZE         guest RAM, e.g. 256M, 1G (default 128M)\n"
 	"  -c, --vcpus N          vCPUs, 1..4096 (default 1)\n"
 	"  -t, --timeout SEC      stop the guest after SEC seconds (exit status 124)\n"
@@ -76,8 +90,8 @@ static const char run_options_text[] =
 	"                         or none\n"
 	"      --irq-stats        per-GSI interrupt counts on stderr at exit\n"
 	"      --cpu +F,-F,...    switch CPU features on or off (names: run --help)\n"
-	"      --initrd FILE      Multiboot module 0\n"
-	"      --append \"ARGS\"    Multiboot command line after the kernel path\n"
+	INITRD_TEXT
+	APPEND_TEXT
 	"      --testdev on|off   the test device (default: on for Multiboot images,\n"
 	"                         off for others)\n"
 	"      --api PATH         serve the control API on unix socket PATH\n"

@@ -35,6 +35,15 @@ else
 	fail=1
 fi
 
+out=$("$kvmkit" run 2>&1)
+st=$?
+if [ $st -eq 2 ] && [ "$out" = "kvmkit: run: no demo guest on this architecture: give --kernel FILE" ]; then
+	echo "ok   cli-no-demo-guest"
+else
+	echo "FAIL cli-no-demo-guest: status $st: $out"
+	fail=1
+fi
+
 out=$("$kvmkit" caps 2>&1)
 if echo "$out" | grep -q "vGIC: .*kvmkit creates GICv$gic"; then
 	echo "ok   cli-caps-vgic"
