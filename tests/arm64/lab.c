@@ -101,7 +101,8 @@ int lab_cmd(struct lab *l, unsigned int cpu, uint64_t cmd, uint64_t a0, uint64_t
 	*mbox(l, cpu, A64_MBOX_ARG1) = a1;
 	*mbox(l, cpu, A64_MBOX_ARG2) = a2;
 	__atomic_store_n(mbox(l, cpu, A64_MBOX_SEQ), seq, __ATOMIC_RELEASE);
-	if (cmd == A64_CMD_SYSTEM_OFF || cmd == A64_CMD_SYSTEM_RESET || cmd == A64_CMD_CPU_OFF)
+	if (cmd == A64_CMD_SYSTEM_OFF || cmd == A64_CMD_SYSTEM_RESET || cmd == A64_CMD_CPU_OFF ||
+	    cmd == A64_CMD_BAD_MMIO)
 		return 0;
 	if (wait_u64(mbox(l, cpu, A64_MBOX_DONE), seq))
 		return -1;

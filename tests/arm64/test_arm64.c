@@ -77,6 +77,30 @@ out:
 	lab_free(&l);
 }
 
+/* A guest access KVM cannot hand to userspace (a load pair from MMIO: no
+ * syndrome) stops the VM, saying where; kvmkit itself
+ * goes on (the next case runs in the same process). Hosts without
+ * KVM_CAP_ARM_NISV_TO_USER: KVM_RUN's ENOSYS, an internal error. */
+static void t_bad_mmio(void)
+{
+	struct kvmkit_stop_info info;
+	struct lab l;
+
+	CHECK(lab_start(&l, 1, NULL, NULL, NULL) == 0, "lab");
+	lab_cmd(&l, 0, A64_CMD_BAD_MMIO, 0, 0, 0, NULL);
+	CHECK(kvmkit_vm_wait(l.vm, WAIT_MS, &info) == 0, "%s", kvmkit_strerror());
+	if (kvmkit_vm_check_cap(l.vm, KVM_CAP_ARM_NISV_TO_USER) > 0)
+		CHECK(info.reason == KVMKIT_STOP_UNHANDLED_EXIT &&
+			      strstr(info.detail, "MMIO access at 0x9000000"),
+		      "stop %s: %s", kvmkit_stop_reason_name(info.reason), info.detail);
+	else
+		CHECK(info.reason == KVMKIT_STOP_INTERNAL_ERROR, "stop %s: %s",
+		      kvmkit_stop_reason_name(info.reason), info.detail);
+	printf("  %s\n", info.detail);
+out:
+	lab_free(&l);
+}
+
 /* The vGIC version created, and what the guest's distributor says. */
 static void t_gic_version(void)
 {
@@ -470,6 +494,7 @@ static const struct {
 } cases[] = {
 	{ "hello", t_hello },
 	{ "psci_reset", t_psci_reset },
+	{ "bad_mmio", t_bad_mmio },
 	{ "gic_version", t_gic_version },
 	{ "gic_forced", t_gic_forced },
 	{ "spi_line_edge", t_spi_line_edge },

@@ -48,6 +48,9 @@ struct vgic {
 
 extern const struct kvmk_irqchip_ops kvmk_arm64_vgic;
 
+/* SPIs one line may fan out to (a GSI with several irqchip routes). */
+#define MAX_LINE_ROUTES 16
+
 static uint32_t spi_intid(uint32_t pin)
 {
 	return pin + KVMKIT_ARM64_SPI_BASE;
@@ -192,7 +195,8 @@ static int vgic_create(struct kvmkit_irqchip *chip, const struct kvmkit_irqchip_
 	if (r)
 		return r;
 	/* GSIs are SPIs; 0..15 are the platform's fixed lines (the UART's is
-	 * 1), devices get theirs from 16 up; MSIs (the ITS, to come) past. */
+	 * 1), devices get theirs from 16 up; MSI GSIs (routes to the ITS)
+	 * past the SPIs. */
 	chip->pins = g->nr_irqs - KVMKIT_ARM64_SPI_BASE;
 	chip->line_lo = 16;
 	chip->line_hi = chip->pins;
@@ -292,7 +296,7 @@ static int vgic_commit(struct kvmkit_irqchip *chip, const struct kvm_irq_routing
 
 static int vgic_set_line(struct kvmkit_irqchip *chip, uint32_t gsi, bool level, bool *failed)
 {
-	struct kvm_irq_routing_entry e[4];
+	struct kvm_irq_routing_entry e[MAX_LINE_ROUTES + 1];
 	struct vgic *g = chip->priv;
 	unsigned int n, lines = 0;
 
@@ -304,6 +308,12 @@ static int vgic_set_line(struct kvmkit_irqchip *chip, uint32_t gsi, bool level, 
 	/* KVM_IRQ_LINE bypasses routing: follow kvmkit's routes here, so a
 	 * line and an irqfd on one GSI reach the same SPI. */
 	n = kvmk_irq_routes_of(chip, gsi, e, KVMKIT_ARRAY_SIZE(e));
+	if (n > MAX_LINE_ROUTES) {
+		*failed = true;
+		return kvmk_err_param("kvmkit_irq_line", "gsi",
+				      "has more GIC routes than a line drives", "%u (max %d)", gsi,
+				      MAX_LINE_ROUTES);
+	}
 	for (unsigned int i = 0; i < n; i++) {
 		struct kvm_irq_level il = { .level = level };
 

@@ -4,6 +4,7 @@
  * memory map (include/kvmkit/arm64.h), RAM at 2 GiB, and the vCPU target
  * every vCPU is initialised with (KVM_ARM_PREFERRED_TARGET, PSCI 0.2+).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
 
@@ -12,6 +13,7 @@
 #include "kvm/arch.h"
 #include "arch/arm64/arm64_vm.h"
 #include <kvmkit/arm64.h>
+#include <kvmkit/vcpu.h>
 
 /* KVM's IPA size for VM type 0 (api.rst 4.2, KVM_CREATE_VM). */
 #define DEFAULT_IPA_BITS 40
@@ -82,9 +84,38 @@ int kvmk_arch_vm_type(const struct kvmkit_vm_config *cfg, struct kvmkit_system *
 	return (int)KVM_VM_TYPE_ARM_IPA_SIZE(a->ipa_bits);
 }
 
+/*
+ * An MMIO access KVM cannot decode for userspace (no ISV in the syndrome:
+ * a load/store pair, writeback, ...). Without KVM_CAP_ARM_NISV_TO_USER,
+ * KVM_RUN fails with ENOSYS and says nothing of where; with it the exit
+ * carries the address, so the stop says what the guest did.
+ */
+static int nisv_exit(struct kvmkit_vcpu *v, struct kvm_run *run, void *opaque)
+{
+	char detail[256];
+
+	/* The registers: kvmkit run prints every vCPU's for this stop. */
+	snprintf(detail, sizeof(detail),
+		 "vCPU %u: MMIO access at 0x%llx that KVM cannot decode (no syndrome: e.g. a "
+		 "load/store pair to a device)",
+		 kvmkit_vcpu_id(v), (unsigned long long)run->arm_nisv.fault_ipa);
+	kvmkit_vm_request_stop(kvmkit_vcpu_vm(v), KVMKIT_STOP_UNHANDLED_EXIT, 0, detail);
+	return -1;
+}
+
 int kvmk_arch_vm_init(struct kvmkit_vm *vm, struct kvmk_arch_vm *a)
 {
 	int r;
+
+	if (kvmkit_vm_check_cap(vm, KVM_CAP_ARM_NISV_TO_USER) > 0) {
+		struct kvm_enable_cap cap = { .cap = KVM_CAP_ARM_NISV_TO_USER };
+
+		if (ioctl(kvmkit_vm_fd(vm), KVM_ENABLE_CAP, &cap) < 0)
+			return kvmk_err_ioctl("KVM_ENABLE_CAP", errno, "KVM_CAP_ARM_NISV_TO_USER");
+		r = kvmkit_vm_add_exit_handler(vm, KVM_EXIT_ARM_NISV, nisv_exit, NULL);
+		if (r)
+			return r;
+	}
 
 	if (ioctl(kvmkit_vm_fd(vm), KVM_ARM_PREFERRED_TARGET, &a->init) < 0)
 		return kvmk_err_ioctl("KVM_ARM_PREFERRED_TARGET", errno, NULL);

@@ -113,5 +113,8 @@
 #define A64_CMD_CPU_OFF 16
 /* arg0 = an affinity: result = PSCI AFFINITY_INFO (0 on, 1 off, 2 pending). */
 #define A64_CMD_AFFINITY_INFO 17
+/* A load pair from the UART: an MMIO access KVM cannot decode for
+ * userspace (no ISV), which must stop the VM, not kvmkit. */
+#define A64_CMD_BAD_MMIO 18
 
 #endif

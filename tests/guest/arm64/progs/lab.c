@@ -31,6 +31,12 @@ static uint64_t run(unsigned int cpu, uint64_t cmd, uint64_t a0, uint64_t a1, ui
 		return ~0ull; /* CPU_OFF returned: it failed */
 	case A64_CMD_AFFINITY_INFO:
 		return (uint64_t)a64_psci(PSCI_AFFINITY_INFO, a0, 0, 0);
+	case A64_CMD_BAD_MMIO: {
+		uint64_t x, y;
+
+		__asm__ volatile("ldp %0, %1, [%2]" : "=r"(x), "=r"(y) : "r"(A64_UART) : "memory");
+		return x ^ y;
+	}
 	case A64_CMD_PSCI_VERSION:
 		return (uint64_t)a64_psci(PSCI_VERSION, 0, 0, 0);
 	case A64_CMD_GICD_READ:
