@@ -44,6 +44,23 @@ else
 	fail=1
 fi
 
+# The control API on arm64: the lab guest serves its mailbox until stopped.
+sock=/tmp/kvmkit-arm64-api.sock
+"$kvmkit" run --kernel "$guests/lab.elf" --api "$sock" --timeout 60 >/tmp/kvmkit-api-run.out 2>&1 &
+pid=$!
+i=0
+while [ ! -S "$sock" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+q=$("$kvmkit" query "$sock" 2>&1)
+"$kvmkit" stop "$sock" >/dev/null 2>&1
+wait $pid
+st=$?
+if [ $st -eq 0 ] && echo "$q" | grep -q "running" && echo "$q" | grep -q "kernel"; then
+	echo "ok   cli-api-query-stop"
+else
+	echo "FAIL cli-api-query-stop: run status $st; query: $q; run: $(cat /tmp/kvmkit-api-run.out)"
+	fail=1
+fi
+
 out=$("$kvmkit" caps 2>&1)
 if echo "$out" | grep -q "vGIC: .*kvmkit creates GICv$gic"; then
 	echo "ok   cli-caps-vgic"
