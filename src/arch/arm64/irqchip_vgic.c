@@ -15,6 +15,8 @@
  * p + 32. KVM_IRQFD takes the GSI (KVM applies the route), KVM_IRQ_LINE
  * takes the raw INTID (routing does not apply to it, api.rst 4.25/4.52):
  * spi_intid() is the one place that adds the 32.
+ *
+ * The ITS (created here, with the GICv3), MSIs and PPIs: vgic_its.c.
  */
 #include <fcntl.h>
 #include <stdlib.h>
@@ -24,29 +26,8 @@
 
 #define KVMK_LOG_MODULE "vgic"
 #include "core/internal.h"
-#include "irq/irq_backend.h"
+#include "arch/arm64/vgic.h"
 #include <kvmkit/arm64.h>
-
-struct queued_irqfd {
-	uint32_t gsi;
-	int caller_fd; /* the fd number the caller bound (and will unbind) */
-	int fd, resample_fd; /* our dups: the eventfds stay alive until bound */
-};
-
-struct vgic {
-	int vm_fd;
-	int dev_fd;
-	int its_fd; /* the ITS (GICv3 with a host that has one), or -1 */
-	int version; /* 2 or 3 */
-	unsigned int nr_irqs;
-	bool resample; /* KVM_CAP_IRQFD_RESAMPLE */
-	bool ready; /* CTRL_INIT done (atomic: set_line reads it unlocked) */
-	bool table_pending; /* a table was committed before the init */
-	struct queued_irqfd *queue; /* under chip->lock */
-	unsigned int nqueue;
-};
-
-extern const struct kvmk_irqchip_ops kvmk_arm64_vgic;
 
 /* SPIs one line may fan out to (a GSI with several irqchip routes). */
 #define MAX_LINE_ROUTES 16
@@ -56,39 +37,9 @@ static uint32_t spi_intid(uint32_t pin)
 	return pin + KVMKIT_ARM64_SPI_BASE;
 }
 
-static int dev_attr(int fd, uint32_t group, uint64_t attr, void *val, const char *what)
-{
-	struct kvm_device_attr a = {
-		.group = group,
-		.attr = attr,
-		.addr = (uint64_t)(uintptr_t)val,
-	};
-
-	if (ioctl(fd, KVM_SET_DEVICE_ATTR, &a) < 0)
-		return kvmk_err_ioctl("KVM_SET_DEVICE_ATTR", errno, "%s", what);
-	return 0;
-}
-
 static int set_attr(struct vgic *g, uint32_t group, uint64_t attr, void *val, const char *what)
 {
-	return dev_attr(g->dev_fd, group, attr, val, what);
-}
-
-/* A GICv3's ITS where the host has one (arm-vgic-its.rst): created and
- * placed now, initialised with the vGIC. Its absence is not an error:
- * MSIs are then refused. */
-static int create_its(struct vgic *g)
-{
-	struct kvm_create_device cd = { .type = KVM_DEV_TYPE_ARM_VGIC_ITS };
-	uint64_t base = KVMKIT_ARM64_GIC_ITS;
-
-	if (ioctl(g->vm_fd, KVM_CREATE_DEVICE, &cd) < 0) {
-		kvmk_debug("no ITS (%s): MSIs unavailable", strerror(errno));
-		return 0;
-	}
-	g->its_fd = (int)cd.fd;
-	return dev_attr(g->its_fd, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_ITS_ADDR_TYPE, &base,
-			"ITS address");
+	return kvmk_vgic_dev_attr(g->dev_fd, group, attr, val, what);
 }
 
 /* KVM_CREATE_DEVICE of one version; -errno (nothing recorded) on refusal. */
@@ -183,7 +134,7 @@ static int vgic_create(struct kvmkit_irqchip *chip, const struct kvmkit_irqchip_
 			r = set_attr(g, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V3_ADDR_TYPE_REDIST,
 				     &other, "redistributor address");
 		if (!r)
-			r = create_its(g);
+			r = kvmk_vgic_create_its(g);
 	} else {
 		other = KVMKIT_ARM64_GICV2_CPU;
 		r = set_attr(g, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_VGIC_V2_ADDR_TYPE_DIST, &dist,
@@ -276,17 +227,12 @@ static int send_table(struct vgic *g, const struct kvm_irq_routing_entry *tab, u
 	return r;
 }
 
-static bool is_ready(struct vgic *g)
-{
-	return __atomic_load_n(&g->ready, __ATOMIC_ACQUIRE);
-}
-
 static int vgic_commit(struct kvmkit_irqchip *chip, const struct kvm_irq_routing_entry *tab,
 		       unsigned int n)
 {
 	struct vgic *g = chip->priv;
 
-	if (!is_ready(g)) {
+	if (!kvmk_vgic_ready(g)) {
 		/* kvmkit's committed copy is the table; KVM gets it at init. */
 		g->table_pending = true;
 		return 0;
@@ -300,7 +246,7 @@ static int vgic_set_line(struct kvmkit_irqchip *chip, uint32_t gsi, bool level, 
 	struct vgic *g = chip->priv;
 	unsigned int n, lines = 0;
 
-	if (!is_ready(g)) {
+	if (!kvmk_vgic_ready(g)) {
 		*failed = true;
 		return kvmk_err_state("vgic", "not initialised", "every vCPU created",
 				      "kvmkit_irq_line");
@@ -334,35 +280,6 @@ static int vgic_set_line(struct kvmkit_irqchip *chip, uint32_t gsi, bool level, 
 	}
 	/* The vGIC reports no delivery status: accepted counts as one CPU. */
 	return 1;
-}
-
-static int vgic_signal_msi(struct kvmkit_irqchip *chip, uint64_t address, uint32_t data,
-			   uint32_t flags, uint32_t devid, bool *failed)
-{
-	struct vgic *g = chip->priv;
-	struct kvm_msi msi = {
-		.address_lo = (uint32_t)address,
-		.address_hi = (uint32_t)(address >> 32),
-		.data = data,
-		.flags = flags,
-		.devid = devid,
-	};
-	int r;
-
-	*failed = true;
-	if (g->its_fd < 0)
-		return kvmk_err_unsupported("kvmkit_signal_msi", ENOTSUP,
-					    "MSIs on arm64 need an ITS (GICv%d%s)", g->version,
-					    g->version == 3 ? ", the host has none" : "");
-	if (!is_ready(g))
-		return kvmk_err_state("vgic", "not initialised", "every vCPU created",
-				      "kvmkit_signal_msi");
-	r = ioctl(g->vm_fd, KVM_SIGNAL_MSI, &msi);
-	if (r < 0)
-		return kvmk_err_ioctl("KVM_SIGNAL_MSI", errno, "address 0x%llx data 0x%x devid %u",
-				      (unsigned long long)address, data, devid);
-	*failed = false;
-	return r;
 }
 
 static int bind_now(struct vgic *g, uint32_t gsi, int fd, int resample_fd)
@@ -463,8 +380,8 @@ static int vgic_vcpus_ready(struct kvmkit_irqchip *chip)
 		r = set_attr(g, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_CTRL_INIT, NULL,
 			     "CTRL_INIT");
 	if (!r && g->its_fd >= 0)
-		r = dev_attr(g->its_fd, KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_CTRL_INIT, NULL,
-			     "ITS CTRL_INIT");
+		r = kvmk_vgic_dev_attr(g->its_fd, KVM_DEV_ARM_VGIC_GRP_CTRL,
+				       KVM_DEV_ARM_VGIC_CTRL_INIT, NULL, "ITS CTRL_INIT");
 	if (!r) {
 		__atomic_store_n(&g->ready, true, __ATOMIC_RELEASE);
 		/* The init installed KVM's default table over an earlier one. */
@@ -501,7 +418,7 @@ const struct kvmk_irqchip_ops kvmk_arm64_vgic = {
 	.check_route = vgic_check_route,
 	.commit = vgic_commit,
 	.set_line = vgic_set_line,
-	.signal_msi = vgic_signal_msi,
+	.signal_msi = kvmk_vgic_signal_msi,
 	.irqfd_bind = vgic_irqfd_bind,
 	.irqfd_unbind = vgic_irqfd_unbind,
 	.irqfds_in_kernel = vgic_irqfds_in_kernel,
@@ -515,49 +432,7 @@ const struct kvmk_irqchip_ops *kvmk_arch_irqchip_ops(enum kvmkit_irqchip_mode mo
 	return mode == KVMKIT_IRQCHIP_KERNEL ? &kvmk_arm64_vgic : NULL;
 }
 
-int kvmkit_irqchip_ppi(struct kvmkit_irqchip *chip, unsigned int vcpu, uint32_t intid, bool level)
-{
-	const char *op = "kvmkit_irqchip_ppi";
-	struct kvm_irq_level il = { .level = level };
-	struct vgic *g;
-
-	if (!chip || chip->ops != &kvmk_arm64_vgic)
-		return kvmk_err_param(op, "chip", "not a vGIC", "%p", (void *)chip);
-	g = chip->priv;
-	if (intid < 16 || intid > 31)
-		return kvmk_err_param(op, "intid", "a PPI is 16..31", "%u", intid);
-	/* The map's 123 vCPUs fit the 8-bit vcpu_index field. */
-	if (vcpu >= kvmkit_vm_config(chip->vm)->vcpus)
-		return kvmk_err_param(op, "vcpu", "no such vCPU", "%u", vcpu);
-	if (!is_ready(g))
-		return kvmk_err_state("vgic", "not initialised", "every vCPU created", op);
-	il.irq = (KVM_ARM_IRQ_TYPE_PPI << KVM_ARM_IRQ_TYPE_SHIFT) |
-		 (vcpu << KVM_ARM_IRQ_VCPU_SHIFT) | intid;
-	if (ioctl(g->vm_fd, KVM_IRQ_LINE, &il) < 0)
-		return kvmk_err_ioctl("KVM_IRQ_LINE", errno, "PPI %u of vCPU %u level %d", intid,
-				      vcpu, level);
-	return 0;
-}
-
 int kvmkit_irqchip_gic_version(const struct kvmkit_irqchip *chip)
 {
 	return chip && chip->ops == &kvmk_arm64_vgic ? ((struct vgic *)chip->priv)->version : 0;
-}
-
-bool kvmkit_irqchip_has_its(const struct kvmkit_irqchip *chip)
-{
-	return chip && chip->ops == &kvmk_arm64_vgic && ((struct vgic *)chip->priv)->its_fd >= 0;
-}
-
-int kvmkit_arm64_gic_probe(struct kvmkit_vm *vm, bool *v2, bool *v3, bool *its)
-{
-	struct kvm_create_device cd = { .flags = KVM_CREATE_DEVICE_TEST };
-
-	cd.type = KVM_DEV_TYPE_ARM_VGIC_V3;
-	*v3 = ioctl(kvmkit_vm_fd(vm), KVM_CREATE_DEVICE, &cd) == 0;
-	cd.type = KVM_DEV_TYPE_ARM_VGIC_V2;
-	*v2 = ioctl(kvmkit_vm_fd(vm), KVM_CREATE_DEVICE, &cd) == 0;
-	cd.type = KVM_DEV_TYPE_ARM_VGIC_ITS;
-	*its = ioctl(kvmkit_vm_fd(vm), KVM_CREATE_DEVICE, &cd) == 0;
-	return 0;
 }
