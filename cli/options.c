@@ -67,20 +67,22 @@ const char cli_migrate_shortopts[] = ":h";
 
 /* What --kernel, --initrd and --append take on this architecture. */
 #if defined(__aarch64__)
-#define KERNEL_TEXT                                                                \
+#define KERNEL_TEXT                                                                     \
 	"  -k, --kernel FILE      guest image: AArch64 ELF64, or a Linux arm64 Image\n" \
 	"                         (required: there is no demo guest on arm64)\n"
 #define INITRD_TEXT "      --initrd FILE      the initrd of a Linux Image\n"
 #define APPEND_TEXT "      --append \"ARGS\"    the command line of a Linux Image\n"
 #else
-#define KERNEL_TEXT                                                              \
+#define KERNEL_TEXT                                                                   \
 	"  -k, --kernel FILE      guest image: ELF64 x86_64, or Multiboot v1 ELF32\n" \
 	"                         (default: the embedded demo guest)\n"
 #define INITRD_TEXT "      --initrd FILE      Multiboot module 0\n"
 #define APPEND_TEXT "      --append \"ARGS\"    Multiboot command line after the kernel path\n"
 #endif
 
-/* One line per option of cli_run_options, in the same order. */
+/* One line per option of cli_run_options, in the same order (kept one
+ * per line around the per-architecture macros). */
+/* clang-format off */
 static const char run_options_text[] =
 	KERNEL_TEXT
 	"  -m, --mem SIZE         guest RAM, e.g. 256M, 1G (default 128M)\n"
@@ -101,6 +103,7 @@ static const char run_options_text[] =
 	"                         --vcpus, --mem, --irqchip default to the snapshot's\n"
 	"                         and must match it; no --kernel/--initrd/--append\n"
 	"  -h, --help             print usage\n";
+/* clang-format on */
 
 /* The control clients, for `kvmkit --help` and `kvmkit CMD --help`. */
 static const char ctl_text[] =
