@@ -59,8 +59,12 @@ extern "C" {
  * the GIC's routing take (bit 31 is RES1 in MPIDR, refused there). */
 #define KVMKIT_ARM64_MPIDR_AFF_MASK 0xff00ffffffULL
 
-/* First SPI's INTID: GSI n is INTID n + 32. */
+/* First SPI's INTID: GSI n is INTID n + 32. SPIs end below INTID 1020
+ * (1020..1023 are special), so a GIC of 1024 interrupts has 988. */
 #define KVMKIT_ARM64_SPI_BASE 32
+#define KVMKIT_ARM64_SPI_END 1020
+/* The most interrupts KVM's vGIC takes (a multiple of 32 below 1020). */
+#define KVMKIT_GIC_MAX_IRQS 992
 
 /* The vGIC versions (kvmkit_irqchip_config.gic_version). */
 enum kvmkit_gic_version {

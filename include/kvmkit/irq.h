@@ -67,7 +67,8 @@ struct kvmkit_irqchip_config {
 			       * kvmkit's split-mode PIT never reinjects) */
 	unsigned int split_routes; /* split mode: GSIs reserved for IOAPIC pins (24) */
 	/* arm64 (the vGIC, kernel mode): interrupts incl. the 32 SGIs and
-	 * PPIs, a multiple of 32 in 64..1024 (256); version 0: GICv3, else
+	 * PPIs, a multiple of 32 in 64..992 (256; KVM takes no more than 992
+	 * although its docs say 1024); version 0: GICv3, else
 	 * GICv2; 2 or 3: only that one (include/kvmkit/arm64.h). */
 	unsigned int gic_nr_irqs;
 	unsigned int gic_version;

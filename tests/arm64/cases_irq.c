@@ -250,6 +250,46 @@ out:
 		close(fd);
 }
 
+/* The number of interrupts configured: 64 (32 SPIs, the fewest) and 992
+ * (960 SPIs, the most KVM takes), the last SPI of each taken, the next
+ * GSI refused as a route target, and the allocator exhausted exactly. */
+void t_nr_irqs(void)
+{
+	static const unsigned int sizes[] = { 64, 992 };
+	struct kvmkit_irqchip_config icfg;
+	struct lab l = { 0 };
+	uint64_t typer = 0;
+
+	for (unsigned int k = 0; k < 2; k++) {
+		unsigned int spis = (sizes[k] < 1020 ? sizes[k] : 1020) - 32;
+		uint32_t last = spis - 1, intid = last + KVMKIT_ARM64_SPI_BASE;
+		int g, n = 0;
+
+		kvmkit_irqchip_config_init(&icfg);
+		icfg.gic_nr_irqs = sizes[k];
+		CHECK(lab_start(&l, 1, &icfg, NULL, NULL) == 0, "lab with %u", sizes[k]);
+		CHECK(kvmkit_irqchip_pins(l.chip) == spis, "%u interrupts: %u pins", sizes[k],
+		      kvmkit_irqchip_pins(l.chip));
+		CHECK(lab_cmd(&l, 0, A64_CMD_GICD_READ, 0x4, 0, 0, &typer) == 0, "no answer");
+		CHECK((typer & 0x1f) == sizes[k] / 32 - 1, "GICD_TYPER 0x%llx for %u",
+		      (unsigned long long)typer, sizes[k]);
+		CHECK(kvmkit_irq_route_irqchip(l.chip, 40, 0, spis) == -EINVAL,
+		      "pin %u accepted with %u interrupts", spis, sizes[k]);
+		while ((g = kvmkit_gsi_alloc_line(l.chip)) >= 0)
+			n++;
+		CHECK(g == -ENOSPC && n == (int)spis - 16, "%d device lines of %u SPIs, then %d", n,
+		      spis, g);
+		CHECK(lab_cmd(&l, 0, A64_CMD_SPI_ENABLE, intid, 1, spi_target(&l, 0), NULL) == 0,
+		      "spi");
+		CHECK(kvmkit_irq_pulse(l.chip, last, NULL) == 0, "%s", kvmkit_strerror());
+		CHECK(wait_count(&l, 0, intid, 1) == 0, "INTID %u not taken", intid);
+		CHECK(lab_power_off(&l) == 0, "power off");
+		lab_free(&l);
+	}
+out:
+	lab_free(&l);
+}
+
 #define PPI_INTID 20 /* not one a KVM device owns (timers, PMU) */
 #define PPI_ROUNDS 16
 #define SGI_INTID 5

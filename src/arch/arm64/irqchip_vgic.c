@@ -60,8 +60,13 @@ static int check_config(const struct kvmkit_irqchip_config *cfg, unsigned int vc
 {
 	const char *op = "kvmkit_irqchip_create";
 
-	if (cfg->gic_nr_irqs < 64 || cfg->gic_nr_irqs > 1024 || cfg->gic_nr_irqs % 32)
-		return kvmk_err_param(op, "gic_nr_irqs", "a multiple of 32 in 64..1024", "%u",
+	/* The kernel docs say 64..1024, but KVM refuses more than 1023
+	 * (VGIC_MAX_RESERVED: INTIDs 1020..1023 are special), so the largest
+	 * count it takes is 992 (measured on 6.1: 1024 fails NR_IRQS). */
+	if (cfg->gic_nr_irqs < 64 || cfg->gic_nr_irqs > KVMKIT_GIC_MAX_IRQS ||
+	    cfg->gic_nr_irqs % 32)
+		return kvmk_err_param(op, "gic_nr_irqs",
+				      "a multiple of 32 in 64..992 (KVM's largest)", "%u",
 				      cfg->gic_nr_irqs);
 	if (cfg->gic_version != KVMKIT_GIC_AUTO && cfg->gic_version != KVMKIT_GIC_V2 &&
 	    cfg->gic_version != KVMKIT_GIC_V3)
@@ -148,7 +153,10 @@ static int vgic_create(struct kvmkit_irqchip *chip, const struct kvmkit_irqchip_
 	/* GSIs are SPIs; 0..15 are the platform's fixed lines (the UART's is
 	 * 1), devices get theirs from 16 up; MSI GSIs (routes to the ITS)
 	 * past the SPIs. */
-	chip->pins = g->nr_irqs - KVMKIT_ARM64_SPI_BASE;
+	/* INTIDs 1020..1023 are special (spurious, ...): with 1024 interrupts
+	 * the last SPI is 1019. */
+	chip->pins = (g->nr_irqs < KVMKIT_ARM64_SPI_END ? g->nr_irqs : KVMKIT_ARM64_SPI_END) -
+		     KVMKIT_ARM64_SPI_BASE;
 	chip->line_lo = 16;
 	chip->line_hi = chip->pins;
 	chip->msi_lo = chip->pins;
