@@ -213,10 +213,13 @@ int kvmkit_irq_gsi_stats(struct kvmkit_irqchip *chip, uint32_t gsi, struct kvmki
  * it): kvmkit's routing table and GSI allocator, and the controller's
  * registers (x86 kernel mode: PIC pair, IOAPIC and PIT through
  * KVM_GET_IRQCHIP/KVM_GET_PIT2; split mode: kvmkit's IOAPIC, PIC and PIT
- * models). Not saved: the LAPICs (per vCPU state), irqfds and line or MSI
+ * models; arm64: a GICv3's distributor, redistributors, line levels and CPU
+ * interfaces, refused for a GICv2 or with LPIs on). Not saved: the LAPICs
+ * (per vCPU state), irqfds and line or MSI
  * handles (devices re-create them after a restore). Save with the VM
  * paused or stopped. Restore into a new irqchip of the same mode and
- * configuration with no irqfd bound, before its VM runs; a blob of another
+ * configuration with no irqfd bound, before its VM runs (arm64: once every
+ * vCPU exists, the vGIC being initialised then); a blob of another
  * version or mode, truncated or inconsistent, is refused (KVMKIT_ERR_FORMAT)
  * and nothing changes. */
 int kvmkit_irqchip_save(struct kvmkit_irqchip *chip, void **buf, size_t *len);

@@ -513,6 +513,7 @@ static const struct {
 	{ "its_msi", t_its_msi },
 	{ "fdt", t_fdt },
 	{ "vcpu_state", t_vcpu_state },
+	{ "gic_state", t_gic_state },
 	{ "linux_refusals", t_linux_refusals },
 	{ "refusals", t_refusals },
 };

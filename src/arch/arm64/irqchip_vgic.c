@@ -406,18 +406,6 @@ static int vgic_vcpus_ready(struct kvmkit_irqchip *chip)
 	return r;
 }
 
-static int vgic_save(struct kvmkit_irqchip *chip, struct kvmk_blob *out)
-{
-	return kvmk_err_unsupported("kvmkit_irqchip_save", ENOTSUP,
-				    "the vGIC's state is not saved yet");
-}
-
-static int vgic_restore(struct kvmkit_irqchip *chip, const uint8_t *p, size_t len)
-{
-	return kvmk_err_unsupported("kvmkit_irqchip_restore", ENOTSUP,
-				    "the vGIC's state is not restored yet");
-}
-
 const struct kvmk_irqchip_ops kvmk_arm64_vgic = {
 	.name = "vgic",
 	.create = vgic_create,
@@ -431,8 +419,8 @@ const struct kvmk_irqchip_ops kvmk_arm64_vgic = {
 	.irqfd_unbind = vgic_irqfd_unbind,
 	.irqfds_in_kernel = vgic_irqfds_in_kernel,
 	.vcpus_ready = vgic_vcpus_ready,
-	.save = vgic_save,
-	.restore = vgic_restore,
+	.save = kvmk_vgic_save,
+	.restore = kvmk_vgic_restore,
 };
 
 const struct kvmk_irqchip_ops *kvmk_arch_irqchip_ops(enum kvmkit_irqchip_mode mode)

@@ -44,4 +44,8 @@ int kvmk_vgic_create_its(struct vgic *g);
 int kvmk_vgic_signal_msi(struct kvmkit_irqchip *chip, uint64_t address, uint32_t data,
 			 uint32_t flags, uint32_t devid, bool *failed);
 
+/* The save and restore ops (vgic_state.c): a GICv3 without LPIs. */
+int kvmk_vgic_save(struct kvmkit_irqchip *chip, struct kvmk_blob *out);
+int kvmk_vgic_restore(struct kvmkit_irqchip *chip, const uint8_t *p, size_t len);
+
 #endif
