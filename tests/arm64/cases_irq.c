@@ -379,6 +379,81 @@ out:
 	lab_free(&b);
 }
 
+/* A machine snapshot (kvmkit_machine_snapshot, then _restore in place of
+ * the first machine): the lab guest on 2 vCPUs, vCPU 1 started by PSCI,
+ * an enabled SPI; after the restore both vCPUs serve their mailboxes, the
+ * counts go on, the SPI is delivered. */
+void t_machine_snapshot(void)
+{
+	struct kvmkit_machine_config cfg;
+	struct kvmkit_machine *m = NULL;
+	char dir[] = "/tmp/kvmkit-a64-snap-XXXXXX";
+	struct lab l = { 0 };
+	uint64_t x = 0;
+	void *img = NULL;
+	size_t len;
+	uint32_t intid;
+	int gsi;
+
+	CHECK(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
+	CHECK(read_guest("lab", &img, &len) == 0, "%s", kvmkit_strerror());
+	kvmkit_machine_config_init(&cfg);
+	cfg.vm.vcpus = 2;
+	cfg.vm.mem_size = 64 << 20;
+	cfg.kernel = img;
+	cfg.kernel_len = len;
+	CHECK(kvmkit_machine_create(&cfg, &m) == 0, "%s", kvmkit_strerror());
+	l.vm = kvmkit_machine_vm(m);
+	l.chip = kvmkit_machine_irqchip(m);
+	l.gic = kvmkit_irqchip_gic_version(l.chip);
+	l.ncpus = 2;
+	CHECK(kvmkit_vm_start(l.vm) == 0, "%s", kvmkit_strerror());
+	CHECK(wait_u64(mbox(&l, 0, A64_MBOX_ONLINE), A64_ONLINE_MAGIC) == 0, "no guest");
+	CHECK(lab_cmd(&l, 0, A64_CMD_GIC_INIT, (uint64_t)l.gic, 0, 0, NULL) == 0, "gic");
+	CHECK(lab_bring_up(&l, 1) == 0, "bring-up");
+	gsi = kvmkit_gsi_alloc_line(l.chip);
+	intid = (uint32_t)gsi + KVMKIT_ARM64_SPI_BASE;
+	CHECK(lab_cmd(&l, 0, A64_CMD_SPI_ENABLE, intid, 1, spi_target(&l, 1), NULL) == 0, "spi");
+	CHECK(kvmkit_irq_pulse(l.chip, (uint32_t)gsi, NULL) == 0, "%s", kvmkit_strerror());
+	CHECK(wait_count(&l, 1, intid, 1) == 0, "not taken before the snapshot");
+	CHECK(kvmkit_vm_pause(l.vm) == 0, "%s", kvmkit_strerror());
+	if (l.gic == 2) {
+		CHECK(kvmkit_machine_snapshot(m, dir) == -ENOTSUP, "GICv2 snapshot: %s",
+		      kvmkit_strerror());
+		printf("  GICv2: %s\n", kvmkit_strerror());
+		goto out;
+	}
+	CHECK(kvmkit_machine_snapshot(m, dir) == 0, "%s", kvmkit_strerror());
+	kvmkit_machine_destroy(m);
+	m = NULL;
+	memset(&l, 0, sizeof(l));
+
+	CHECK(kvmkit_machine_restore(&cfg, dir, &m) == 0, "%s", kvmkit_strerror());
+	l.vm = kvmkit_machine_vm(m);
+	l.chip = kvmkit_machine_irqchip(m);
+	l.gic = kvmkit_irqchip_gic_version(l.chip);
+	l.ncpus = 2;
+	CHECK(kvmkit_vm_start(l.vm) == 0, "%s", kvmkit_strerror());
+	CHECK(lab_cmd(&l, 1, A64_CMD_MPIDR, 0, 0, 0, &x) == 0 &&
+		      x == kvmkit_vcpu_mpidr(kvmkit_vm_vcpu(l.vm, 1)),
+	      "vCPU 1 after the restore: 0x%llx", (unsigned long long)x);
+	CHECK(lab_cmd(&l, 0, A64_CMD_NOP, 0, 0, 0, NULL) == 0, "vCPU 0 after the restore");
+	CHECK(count_of(&l, 1, intid) == 1, "count %u", count_of(&l, 1, intid));
+	CHECK(kvmkit_irq_pulse(l.chip, (uint32_t)gsi, NULL) == 0, "%s", kvmkit_strerror());
+	CHECK(wait_count(&l, 1, intid, 2) == 0, "the SPI was not delivered after the restore");
+	CHECK(lab_power_off(&l) == 0, "power off");
+out:
+	kvmkit_machine_destroy(m);
+	free(img);
+	{
+		char cmd[128];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+		if (system(cmd))
+			printf("  (could not remove %s)\n", dir);
+	}
+}
+
 #define PPI_INTID 20 /* not one a KVM device owns (timers, PMU) */
 #define PPI_ROUNDS 16
 #define SGI_INTID 5

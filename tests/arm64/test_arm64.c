@@ -514,6 +514,7 @@ static const struct {
 	{ "fdt", t_fdt },
 	{ "vcpu_state", t_vcpu_state },
 	{ "gic_state", t_gic_state },
+	{ "machine_snapshot", t_machine_snapshot },
 	{ "linux_refusals", t_linux_refusals },
 	{ "refusals", t_refusals },
 };
