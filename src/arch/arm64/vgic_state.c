@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * Saving and restoring a GICv3's state (the back end's part of
+ * Saving and restoring the vGIC's state (the back end's part of
  * kvmkit_irqchip_save/restore) through the vGIC device's register groups
- * (devices/arm-vgic-v3.rst): the distributor, each vCPU's redistributor
+ * (devices/arm-vgic-v3.rst, arm-vgic.rst). A GICv3: the distributor, each vCPU's redistributor
  * (both as 32-bit registers; the 64-bit ones as two halves), the input
  * levels of the SPIs (GRP_LEVEL_INFO: ISPENDR through this interface is
  * only the latch), and each vCPU's ICC_* system registers.
@@ -18,9 +18,13 @@
  * this chip expects, so untrusted bytes can only carry values, which KVM
  * checks.
  *
- * Not saved: a GICv2's state, and LPIs/the ITS (their tables live in
- * guest RAM and need the ITS save sequence): a guest that enabled either
- * is refused, so a snapshot never silently drops interrupts.
+ * A GICv2 the same way through its distributor (banked registers per
+ * vCPU index) and CPU interface groups; KVM has no line-level group for
+ * it, so an SPI input held high at save time is not carried over.
+ *
+ * Not saved: LPIs and the ITS (their tables live in guest RAM and need the
+ * ITS save sequence): a guest that enabled either is refused, so a
+ * snapshot never silently drops interrupts.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +105,71 @@ static bool sysreg_present(struct vgic *g, uint64_t attr)
 	return ioctl(g->dev_fd, KVM_GET_DEVICE_ATTR, &a) == 0;
 }
 
+/* A GICv2's registers readable through the device: the banked ones of
+ * each vCPU, the CPU interface's, in the same dependency order as below.
+ * Only the ones KVM reads go in (both ways the same list). */
+#define GICD_ITARGETSR 0x800
+#define GICD_SPENDSGIR 0xf20
+#define GICC_CTLR 0x0
+#define GICC_PMR 0x4
+#define GICC_BPR 0x8
+#define GICC_ABPR 0x1c
+#define GICC_APR 0xd0
+
+static int add_if(struct vgic *g, struct list *l, uint32_t group, uint64_t attr)
+{
+	uint32_t v;
+	struct kvm_device_attr a = { .group = group,
+				     .attr = attr,
+				     .addr = (uint64_t)(uintptr_t)&v };
+
+	return ioctl(g->dev_fd, KVM_GET_DEVICE_ATTR, &a) == 0 ? add(l, group, attr) : 0;
+}
+
+static int build_v2(struct kvmkit_irqchip *chip, struct list *l)
+{
+	const uint32_t C = KVM_DEV_ARM_VGIC_GRP_CPU_REGS;
+	struct vgic *g = chip->priv;
+	unsigned int nv = kvmkit_vm_config(chip->vm)->vcpus, nirq = g->nr_irqs;
+	/* arm-vgic.rst: GICD_IGROUPR writes are ignored until GICD_IIDR
+	 * has been written. */
+	int e = add_if(g, l, D, GICD_IIDR);
+
+	e = e ?: add_if(g, l, D, GICD_CTLR);
+	for (unsigned int i = 32; !e && i < nirq; i += 32) {
+		e = add_if(g, l, D, GICD_IGROUPR + i / 8);
+		for (unsigned int k = 0; !e && k < 2; k++)
+			e = add_if(g, l, D, GICD_ICFGR + i / 4 + 4 * k);
+		for (unsigned int k = 0; !e && k < 8; k++)
+			e = add_if(g, l, D, GICD_IPRIORITYR + i + 4 * k);
+		for (unsigned int k = 0; !e && k < 8; k++)
+			e = add_if(g, l, D, GICD_ITARGETSR + i + 4 * k);
+		e = e ?: add_if(g, l, D, GICD_ISPENDR + i / 8);
+		e = e ?: add_if(g, l, D, GICD_ISACTIVER + i / 8);
+		e = e ?: add_if(g, l, D, GICD_ISENABLER + i / 8);
+	}
+	for (unsigned int c = 0; !e && c < nv; c++) {
+		uint64_t m = (uint64_t)c << KVM_DEV_ARM_VGIC_CPUID_SHIFT;
+
+		e = add_if(g, l, D, m | GICD_IGROUPR);
+		e = e ?: add_if(g, l, D, m | (GICD_ICFGR + 4));
+		for (unsigned int k = 0; !e && k < 8; k++)
+			e = add_if(g, l, D, m | (GICD_IPRIORITYR + 4 * k));
+		for (unsigned int k = 0; !e && k < 4; k++)
+			e = add_if(g, l, D, m | (GICD_SPENDSGIR + 4 * k));
+		e = e ?: add_if(g, l, D, m | GICD_ISPENDR);
+		e = e ?: add_if(g, l, D, m | GICD_ISACTIVER);
+		e = e ?: add_if(g, l, D, m | GICD_ISENABLER);
+		e = e ?: add_if(g, l, C, m | GICC_CTLR);
+		e = e ?: add_if(g, l, C, m | GICC_PMR);
+		e = e ?: add_if(g, l, C, m | GICC_BPR);
+		e = e ?: add_if(g, l, C, m | GICC_ABPR);
+		for (unsigned int k = 0; !e && k < 4; k++)
+			e = add_if(g, l, C, m | (GICC_APR + 4 * k));
+	}
+	return e;
+}
+
 /* Every (group, attr) of this chip, in restore order. */
 static int build(struct kvmkit_irqchip *chip, struct list *l)
 {
@@ -117,8 +186,11 @@ static int build(struct kvmkit_irqchip *chip, struct list *l)
 	};
 	struct vgic *g = chip->priv;
 	unsigned int nv = kvmkit_vm_config(chip->vm)->vcpus, nirq = g->nr_irqs;
-	int e = add(l, D, GICD_IIDR);
+	int e;
 
+	if (g->version == 2)
+		return build_v2(chip, l);
+	e = add(l, D, GICD_IIDR);
 	for (unsigned int c = 0; !e && c < nv; c++) {
 		uint64_t m = mpidr_field(kvmkit_vcpu_mpidr(kvmkit_vm_vcpu(chip->vm, c)));
 
@@ -217,8 +289,6 @@ int kvmk_vgic_save(struct kvmkit_irqchip *chip, struct kvmk_blob *out)
 	struct list l = { 0 };
 	int e;
 
-	if (g->version != 3)
-		return kvmk_err_unsupported(OP_SAVE, ENOTSUP, "a GICv2's state is not saved yet");
 	if (!kvmk_vgic_ready(g))
 		return kvmk_err_state("vgic", "not initialised", "every vCPU created", "save");
 	e = build(chip, &l);
@@ -245,9 +315,6 @@ int kvmk_vgic_restore(struct kvmkit_irqchip *chip, const uint8_t *p, size_t len)
 	uint32_t n = 0, w[5];
 	int e;
 
-	if (g->version != 3)
-		return kvmk_err_unsupported(OP_RESTORE, ENOTSUP,
-					    "a GICv2's state is not restored yet");
 	if (!kvmk_vgic_ready(g))
 		return kvmk_err_state("vgic", "not initialised", "every vCPU created", "restore");
 	e = build(chip, &l);
