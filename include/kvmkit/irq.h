@@ -214,7 +214,8 @@ int kvmkit_irq_gsi_stats(struct kvmkit_irqchip *chip, uint32_t gsi, struct kvmki
  * registers (x86 kernel mode: PIC pair, IOAPIC and PIT through
  * KVM_GET_IRQCHIP/KVM_GET_PIT2; split mode: kvmkit's IOAPIC, PIC and PIT
  * models; arm64: the vGIC's distributor, redistributors or banked
- * registers, line levels (GICv3) and CPU interfaces; refused with LPIs on). Not saved: the LAPICs
+ * registers, line levels (GICv3), CPU interfaces and ITS registers, its
+ * tables and the LPIs' pending bits written into guest RAM first). Not saved: the LAPICs
  * (per vCPU state), irqfds and line or MSI
  * handles (devices re-create them after a restore). Save with the VM
  * paused or stopped. Restore into a new irqchip of the same mode and

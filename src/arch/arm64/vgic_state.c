@@ -22,9 +22,11 @@
  * vCPU index) and CPU interface groups; KVM has no line-level group for
  * it, so an SPI input held high at save time is not carried over.
  *
- * Not saved: LPIs and the ITS (their tables live in guest RAM and need the
- * ITS save sequence): a guest that enabled either is refused, so a
- * snapshot never silently drops interrupts.
+ * LPIs and the ITS: their state lives in guest RAM tables. A save first
+ * has KVM write the LPIs' pending bits and the ITS's device, collection
+ * and translation tables there (SAVE_PENDING_TABLES, ITS_SAVE_TABLES), so
+ * the RAM saved after it holds them; the ITS's registers go in the list,
+ * and a restore loads the tables back (RESTORE_TABLES) before enabling it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +55,6 @@
 #define GICR_PROPBASER 0x70
 #define GICR_PENDBASER 0x78
 #define GICR_SGI 0x10000
-#define GICR_CTLR_ENABLE_LPIS 1u
 #define GITS_CTLR 0x0
 #define D KVM_DEV_ARM_VGIC_GRP_DIST_REGS
 #define R KVM_DEV_ARM_VGIC_GRP_REDIST_REGS
@@ -118,12 +119,13 @@ static bool sysreg_present(struct vgic *g, uint64_t attr)
 
 static int add_if(struct vgic *g, struct list *l, uint32_t group, uint64_t attr)
 {
-	uint32_t v;
+	uint64_t v; /* ITS registers read 64 bits, the others 32 */
 	struct kvm_device_attr a = { .group = group,
 				     .attr = attr,
 				     .addr = (uint64_t)(uintptr_t)&v };
+	int fd = group == KVM_DEV_ARM_VGIC_GRP_ITS_REGS ? g->its_fd : g->dev_fd;
 
-	return ioctl(g->dev_fd, KVM_GET_DEVICE_ATTR, &a) == 0 ? add(l, group, attr) : 0;
+	return ioctl(fd, KVM_GET_DEVICE_ATTR, &a) == 0 ? add(l, group, attr) : 0;
 }
 
 static int build_v2(struct kvmkit_irqchip *chip, struct list *l)
@@ -170,6 +172,34 @@ static int build_v2(struct kvmkit_irqchip *chip, struct list *l)
 	return e;
 }
 
+/* The ITS (arm-vgic-its.rst, restore order): GITS_CBASER, the other
+ * GITS_* registers but GITS_CTLR (IIDR, the ABI revision, among them;
+ * CREADR after CBASER), then the tables back from guest RAM (a step, not
+ * a register: GRP_CTRL RESTORE_TABLES), then GITS_CTLR. */
+#define GITS_IIDR 0x4
+#define GITS_CBASER 0x80
+#define GITS_CWRITER 0x88
+#define GITS_CREADR 0x90
+#define GITS_BASER 0x100
+#define ITS_STEP KVM_DEV_ARM_VGIC_GRP_CTRL
+
+static int build_its(struct vgic *g, struct list *l)
+{
+	const uint32_t I = KVM_DEV_ARM_VGIC_GRP_ITS_REGS;
+	int e;
+
+	if (g->its_fd < 0)
+		return 0;
+	e = add_if(g, l, I, GITS_CBASER);
+	e = e ?: add_if(g, l, I, GITS_IIDR);
+	e = e ?: add_if(g, l, I, GITS_CREADR);
+	e = e ?: add_if(g, l, I, GITS_CWRITER);
+	for (unsigned int n = 0; !e && n < 8; n++)
+		e = add_if(g, l, I, GITS_BASER + 8 * n);
+	e = e ?: add(l, ITS_STEP, KVM_DEV_ARM_ITS_RESTORE_TABLES);
+	return e ?: add_if(g, l, I, GITS_CTLR);
+}
+
 /* Every (group, attr) of this chip, in restore order. */
 static int build(struct kvmkit_irqchip *chip, struct list *l)
 {
@@ -200,6 +230,7 @@ static int build(struct kvmkit_irqchip *chip, struct list *l)
 			e = add(l, R, m | (GICR_PENDBASER + o));
 		e = e ?: add(l, R, m | GICR_CTLR);
 	}
+	e = e ?: build_its(g, l);
 	e = e ?: add(l, D, GICD_CTLR);
 	for (unsigned int i = 32; !e && i < nirq; i += 32) {
 		e = add(l, D, GICD_IGROUPR + i / 8);
@@ -246,14 +277,22 @@ static int build(struct kvmkit_irqchip *chip, struct list *l)
 static int reg_io(struct vgic *g, struct reg *r, bool write, const char *op)
 {
 	uint32_t v32 = (uint32_t)r->val;
-	bool wide = r->group == KVM_DEV_ARM_VGIC_GRP_CPU_SYSREGS;
+	bool its = r->group == KVM_DEV_ARM_VGIC_GRP_ITS_REGS || r->group == ITS_STEP;
+	bool wide = r->group == KVM_DEV_ARM_VGIC_GRP_CPU_SYSREGS || its;
 	struct kvm_device_attr a = {
 		.group = r->group,
 		.attr = r->attr,
 		.addr = (uint64_t)(uintptr_t)(wide ? (void *)&r->val : (void *)&v32),
 	};
 
-	if (ioctl(g->dev_fd, write ? KVM_SET_DEVICE_ATTR : KVM_GET_DEVICE_ATTR, &a) < 0)
+	if (r->group == ITS_STEP) {
+		/* Restore the tables from guest RAM; nothing to read. */
+		if (!write)
+			return 0;
+		a.addr = 0;
+	}
+	if (ioctl(its ? g->its_fd : g->dev_fd, write ? KVM_SET_DEVICE_ATTR : KVM_GET_DEVICE_ATTR,
+		  &a) < 0)
 		return kvmk_err_ioctl(write ? "KVM_SET_DEVICE_ATTR" : "KVM_GET_DEVICE_ATTR", errno,
 				      "%s: vGIC group %u attr 0x%llx", op, r->group,
 				      (unsigned long long)r->attr);
@@ -262,24 +301,20 @@ static int reg_io(struct vgic *g, struct reg *r, bool write, const char *op)
 	return 0;
 }
 
-/* LPIs or an enabled ITS: their state is in guest RAM tables this does
- * not save. */
-static int check_no_lpis(struct vgic *g, const struct list *l)
+/* Before the registers are read: the LPIs' pending bits and the ITS's
+ * tables into guest RAM (which a snapshot saves after this). */
+static int flush_to_ram(struct vgic *g)
 {
-	struct kvm_device_attr a = { .group = KVM_DEV_ARM_VGIC_GRP_ITS_REGS, .attr = GITS_CTLR };
-	uint64_t its_ctlr = 0;
+	struct kvm_device_attr a = { .group = KVM_DEV_ARM_VGIC_GRP_CTRL };
 
-	for (unsigned int i = 0; i < l->n; i++)
-		if (l->r[i].group == KVM_DEV_ARM_VGIC_GRP_REDIST_REGS &&
-		    (l->r[i].attr & 0xffffffff) == GICR_CTLR &&
-		    (l->r[i].val & GICR_CTLR_ENABLE_LPIS))
-			return kvmk_err_unsupported(OP_SAVE, ENOTSUP,
-						    "the guest enabled LPIs: their state is not "
-						    "saved yet");
-	a.addr = (uint64_t)(uintptr_t)&its_ctlr;
-	if (g->its_fd >= 0 && ioctl(g->its_fd, KVM_GET_DEVICE_ATTR, &a) == 0 && (its_ctlr & 1))
-		return kvmk_err_unsupported(
-			OP_SAVE, ENOTSUP, "the guest enabled the ITS: its state is not saved yet");
+	if (g->version != 3)
+		return 0;
+	a.attr = KVM_DEV_ARM_VGIC_SAVE_PENDING_TABLES;
+	if (ioctl(g->dev_fd, KVM_SET_DEVICE_ATTR, &a) < 0)
+		return kvmk_err_ioctl("KVM_SET_DEVICE_ATTR", errno, "SAVE_PENDING_TABLES");
+	a.attr = KVM_DEV_ARM_ITS_SAVE_TABLES;
+	if (g->its_fd >= 0 && ioctl(g->its_fd, KVM_SET_DEVICE_ATTR, &a) < 0)
+		return kvmk_err_ioctl("KVM_SET_DEVICE_ATTR", errno, "ITS_SAVE_TABLES");
 	return 0;
 }
 
@@ -291,10 +326,10 @@ int kvmk_vgic_save(struct kvmkit_irqchip *chip, struct kvmk_blob *out)
 
 	if (!kvmk_vgic_ready(g))
 		return kvmk_err_state("vgic", "not initialised", "every vCPU created", "save");
-	e = build(chip, &l);
+	e = flush_to_ram(g);
+	e = e ?: build(chip, &l);
 	for (unsigned int i = 0; !e && i < l.n; i++)
 		e = reg_io(g, &l.r[i], false, OP_SAVE);
-	e = e ?: check_no_lpis(g, &l);
 	e = e ?: kvmk_blob_put_u32(out, l.n);
 	for (unsigned int i = 0; !e && i < l.n; i++) {
 		e = kvmk_blob_put_u32(out, l.r[i].group);
