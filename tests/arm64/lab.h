@@ -75,6 +75,7 @@ void t_spi_irqfd_level_resample(void);
 void t_spi_reroute_irqfd(void);
 void t_nr_irqs(void);
 void t_gic_state(void);
+void t_vcpu_state(void);
 void t_machine_snapshot(void);
 void t_ppi_line(void);
 void t_sgi(void);

@@ -6,8 +6,9 @@
  * with resample, irqfds bound before the vGIC's init), and the refusals.
  * Every interrupt count is what the guest's handler counted (arm64_abi.h).
  *
- * The platform cases are here, the interrupt cases in cases_irq.c, the lab
- * and the small harness (no static libcmocka in Debian) in lab.c.
+ * The platform cases are here, the interrupt cases in cases_irq.c, the
+ * saved-state cases in cases_state.c, the lab and the small harness (no
+ * static libcmocka in Debian) in lab.c.
  *
  * usage: test-arm64 [-v] [--expect-gic 2|3] [--only NAME] [GUEST_DIR]
  */
@@ -244,119 +245,6 @@ out:
 #else
 	printf("  (built without libfdt)\n");
 #endif
-}
-
-#define CORE_REG(field) \
-	(KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_CORE | KVM_REG_ARM_CORE_REG(field))
-
-/* The value bytes of register @id in a vCPU state blob, or NULL. */
-static uint8_t *blob_reg(uint8_t *b, size_t len, uint64_t id)
-{
-	uint32_t n;
-	size_t off = 24;
-
-	if (len < 24)
-		return NULL;
-	memcpy(&n, b + 16, 4);
-	for (uint32_t i = 0; i < n && off + 8 <= len; i++) {
-		uint64_t rid;
-		size_t sz;
-
-		memcpy(&rid, b + off, 8);
-		sz = (size_t)1 << ((rid & KVM_REG_SIZE_MASK) >> KVM_REG_SIZE_SHIFT);
-		if (rid == id)
-			return off + 8 + sz <= len ? b + off + 8 : NULL;
-		off += 8 + sz;
-	}
-	return NULL;
-}
-
-/* A vCPU's state: saved from a paused guest, restored into the same vCPU
- * (the guest goes on), and into a fresh VM's vCPU (the registers arrive);
- * hostile blobs refused with nothing changed, and a value KVM refuses
- * rolled back. */
-static void t_vcpu_state(void)
-{
-	struct kvmkit_vm_config cfg;
-	struct kvmkit_vm *vm2 = NULL;
-	struct kvmkit_vcpu *v, *v2;
-	uint64_t pc = 0, pc2 = 0, vbar = 0, vbar2 = 0, x;
-	uint8_t *blob = NULL, *bad = NULL, *p;
-	size_t len = 0;
-	struct lab l;
-	int r;
-
-	CHECK(lab_start(&l, 1, NULL, NULL, NULL) == 0, "lab");
-	v = kvmkit_vm_vcpu(l.vm, 0);
-	CHECK(kvmkit_vm_pause(l.vm) == 0, "%s", kvmkit_strerror());
-	CHECK(kvmkit_vcpu_save(v, (void **)&blob, &len) == 0, "%s", kvmkit_strerror());
-	CHECK(kvmkit_vcpu_get_one_reg(v, CORE_REG(regs.pc), &pc) == 0, "%s", kvmkit_strerror());
-	CHECK(kvmkit_vcpu_get_one_reg(v, ARM64_SYS_REG(3, 0, 12, 0, 0), &vbar) == 0, "%s",
-	      kvmkit_strerror());
-	CHECK(vbar == A64_RAM_BASE + 0x800, "VBAR_EL1 0x%llx", (unsigned long long)vbar);
-	printf("  %zu bytes of state, PC 0x%llx\n", len, (unsigned long long)pc);
-	/* Into the same vCPU; the guest goes on serving its mailbox. */
-	CHECK(kvmkit_vcpu_restore(v, blob, len) == 0, "%s", kvmkit_strerror());
-	CHECK(kvmkit_vm_resume(l.vm) == 0, "%s", kvmkit_strerror());
-	CHECK(lab_cmd(&l, 0, A64_CMD_MPIDR, 0, 0, 0, &x) == 0, "guest gone after the restore");
-
-	/* Into a fresh VM's vCPU 0, which has not run. */
-	kvmkit_vm_config_init(&cfg);
-	cfg.mem_size = 64 << 20;
-	CHECK(kvmkit_vm_create(&cfg, &vm2) == 0, "%s", kvmkit_strerror());
-	CHECK(kvmkit_irqchip_create(vm2, NULL, NULL) == 0, "%s", kvmkit_strerror());
-	CHECK(kvmkit_vm_create_vcpu(vm2, 0, &v2) == 0, "%s", kvmkit_strerror());
-	CHECK(kvmkit_vcpu_restore(v2, blob, len) == 0, "%s", kvmkit_strerror());
-	CHECK(kvmkit_vcpu_get_one_reg(v2, CORE_REG(regs.pc), &pc2) == 0 && pc2 == pc,
-	      "PC 0x%llx, saved 0x%llx", (unsigned long long)pc2, (unsigned long long)pc);
-	CHECK(kvmkit_vcpu_get_one_reg(v2, ARM64_SYS_REG(3, 0, 12, 0, 0), &vbar2) == 0 &&
-		      vbar2 == vbar,
-	      "VBAR 0x%llx", (unsigned long long)vbar2);
-
-	/* Hostile blobs: every truncation, a wrong vCPU, an unknown register,
-	 * bytes past the end; the vCPU keeps its PC. */
-	bad = malloc(len + 8);
-	CHECK(bad, "alloc");
-	for (size_t cut = 0; cut < len; cut += (cut < 64 ? 1 : 97)) {
-		r = kvmkit_vcpu_restore(v2, blob, cut);
-		CHECK(r < 0 && kvmkit_last_error()->kind == KVMKIT_ERR_FORMAT, "cut at %zu: %d",
-		      cut, r);
-	}
-	memcpy(bad, blob, len);
-	bad[8] = 1; /* vCPU 1's */
-	CHECK(kvmkit_vcpu_restore(v2, bad, len) < 0 && strstr(kvmkit_strerror(), "vCPU 1"), "%s",
-	      kvmkit_strerror());
-	memcpy(bad, blob, len);
-	bad[24 + 5] ^= 0x40; /* the first register id: one KVM does not list */
-	CHECK(kvmkit_vcpu_restore(v2, bad, len) < 0 &&
-		      kvmkit_last_error()->kind == KVMKIT_ERR_FORMAT,
-	      "unknown register: %s", kvmkit_strerror());
-	memcpy(bad, blob, len);
-	memset(bad + len, 0, 8);
-	CHECK(kvmkit_vcpu_restore(v2, bad, len + 1) < 0 && strstr(kvmkit_strerror(), "past"), "%s",
-	      kvmkit_strerror());
-	/* KVM refuses PSTATE with EL2h (no nested virtualisation): the PC,
-	 * written before it, is put back. */
-	memcpy(bad, blob, len);
-	p = blob_reg(bad, len, CORE_REG(regs.pc));
-	CHECK(p, "no PC in the blob");
-	x = 0x1234;
-	memcpy(p, &x, 8);
-	p = blob_reg(bad, len, CORE_REG(regs.pstate));
-	CHECK(p, "no PSTATE in the blob");
-	x = 0x3c9; /* DAIF, EL2h */
-	memcpy(p, &x, 8);
-	r = kvmkit_vcpu_restore(v2, bad, len);
-	CHECK(r < 0 && kvmkit_last_error()->kind == KVMKIT_ERR_IOCTL, "EL2h accepted: %d %s", r,
-	      kvmkit_strerror());
-	CHECK(kvmkit_vcpu_get_one_reg(v2, CORE_REG(regs.pc), &pc2) == 0 && pc2 == pc,
-	      "PC 0x%llx after a refused restore", (unsigned long long)pc2);
-	CHECK(lab_power_off(&l) == 0, "power off");
-out:
-	free(blob);
-	free(bad);
-	kvmkit_vm_destroy(vm2);
-	lab_free(&l);
 }
 
 /* A 64-byte arm64 Image header (booting.rst) followed by @len - 64 bytes. */
