@@ -8,6 +8,37 @@
 
 #include "cli.h"
 
+/* arm64: which vGIC versions the host creates, and the one kvmkit picks
+ * (v3, else v2): into @root with --json, else printed. */
+static void vgic_caps(struct kvmkit_vm *vm, json_object *root)
+{
+#if defined(__aarch64__)
+	bool v2 = false, v3 = false, its = false;
+	int pick;
+
+	if (!vm)
+		return;
+	kvmkit_arm64_gic_probe(vm, &v2, &v3, &its);
+	pick = v3 ? 3 : v2 ? 2 : 0;
+	if (root) {
+		json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "v3", json_object_new_boolean(v3));
+		json_object_object_add(o, "v2", json_object_new_boolean(v2));
+		json_object_object_add(o, "its", json_object_new_boolean(its));
+		json_object_object_add(o, "created", json_object_new_int(pick));
+		json_object_object_add(root, "vgic", o);
+	} else {
+		printf("\nvGIC: GICv3 %s, GICv2 %s, ITS %s; kvmkit creates %s%d\n",
+		       v3 ? "yes" : "no", v2 ? "yes" : "no", its ? "yes" : "no",
+		       pick ? "GICv" : "none, ", pick);
+	}
+#else
+	(void)vm;
+	(void)root;
+#endif
+}
+
 int cmd_caps(int argc, char **argv)
 {
 	struct kvmkit_vm_config vcfg;
@@ -73,6 +104,7 @@ int cmd_caps(int argc, char **argv)
 			json_object_array_add(arr, o);
 		}
 		json_object_object_add(root, "capabilities", arr);
+		vgic_caps(vm, root);
 		printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY));
 		json_object_put(root);
 	} else {
@@ -87,6 +119,7 @@ int cmd_caps(int argc, char **argv)
 			printf("%-32s %-9s %8d %8s  %s\n", caps[i].name, caps[i].area,
 			       kvmkit_system_check_cap(sys, caps[i].id), vmv, caps[i].summary);
 		}
+		vgic_caps(vm, NULL);
 	}
 	kvmkit_vm_destroy(vm);
 	kvmkit_system_close(sys);

@@ -293,6 +293,31 @@ static bool add_vsock(struct kvmkit_machine_config *cfg, const char *arg)
 	return true;
 }
 
+/* The options whose machinery exists only on x86_64 (the CPU model, the
+ * split irqchip, the port-I/O test device): one line naming the first one
+ * given elsewhere. (--initrd and --append go with a Linux Image on arm64.) */
+static bool x86_only_ok(const struct kvmkit_machine_config *cfg, bool set_chip)
+{
+#if defined(__x86_64__)
+	(void)cfg;
+	(void)set_chip;
+	return true;
+#else
+	const char *opt = NULL;
+
+	if (cfg->vm.cpu_flags)
+		opt = "--cpu";
+	else if (set_chip && cfg->irqchip && cfg->irqchip_mode == KVMKIT_IRQCHIP_SPLIT)
+		opt = "--irqchip split";
+	else if (cfg->testdev != KVMKIT_TESTDEV_AUTO)
+		opt = "--testdev";
+	if (opt)
+		fprintf(stderr, "kvmkit: run: %s is x86_64-only (this kvmkit is built for %s)\n",
+			opt, "arm64");
+	return !opt;
+#endif
+}
+
 int cmd_run(int argc, char **argv)
 {
 	struct kvmkit_machine_config cfg;
@@ -460,6 +485,8 @@ int cmd_run(int argc, char **argv)
 		fprintf(stderr, "kvmkit: --net and --vsock need an irqchip (not --irqchip none)\n");
 		return CLI_EXIT_USAGE;
 	}
+	if (!x86_only_ok(&cfg, set_chip))
+		return CLI_EXIT_USAGE;
 	if (incoming) {
 		unsigned int adopt = (set_vcpus ? 0 : KVMKIT_INCOMING_ADOPT_VCPUS) |
 				     (set_mem ? 0 : KVMKIT_INCOMING_ADOPT_MEM) |
@@ -513,6 +540,11 @@ int cmd_run(int argc, char **argv)
 		cfg.kernel_path = kernel;
 	} else {
 		cfg.kernel = kvmkit_demo_guest(&cfg.kernel_len);
+		if (!cfg.kernel_len) {
+			fprintf(stderr, "kvmkit: run: no demo guest on this architecture: give "
+					"--kernel FILE\n");
+			return CLI_EXIT_USAGE;
+		}
 	}
 	cfg.console_fd = STDOUT_FILENO;
 	if (!restore && initrd && !initrd_fits(initrd, &cfg)) {

@@ -80,10 +80,26 @@ const struct option cli_migrate_options[] = {
 };
 const char cli_migrate_shortopts[] = ":h";
 
-/* One line per option of cli_run_options, in the same order. */
-static const char run_options_text[] =
-	"  -k, --kernel FILE      guest image: ELF64 x86_64, or Multiboot v1 ELF32\n"
+/* What --kernel, --initrd and --append take on this architecture. */
+#if defined(__aarch64__)
+#define KERNEL_TEXT                                                                     \
+	"  -k, --kernel FILE      guest image: AArch64 ELF64, or a Linux arm64 Image\n" \
+	"                         (required: there is no demo guest on arm64)\n"
+#define INITRD_TEXT "      --initrd FILE      the initrd of a Linux Image\n"
+#define APPEND_TEXT "      --append \"ARGS\"    the command line of a Linux Image\n"
+#else
+#define KERNEL_TEXT                                                                   \
+	"  -k, --kernel FILE      guest image: ELF64 x86_64, or Multiboot v1 ELF32\n" \
 	"                         (default: the embedded demo guest)\n"
+#define INITRD_TEXT "      --initrd FILE      Multiboot module 0\n"
+#define APPEND_TEXT "      --append \"ARGS\"    Multiboot command line after the kernel path\n"
+#endif
+
+/* One line per option of cli_run_options, in the same order (kept one
+ * per line around the per-architecture macros). */
+/* clang-format off */
+static const char run_options_text[] =
+	KERNEL_TEXT
 	"  -m, --mem SIZE         guest RAM, e.g. 256M, 1G (default 128M)\n"
 	"  -c, --vcpus N          vCPUs, 1..4096 (default 1)\n"
 	"  -t, --timeout SEC      stop the guest after SEC seconds (exit status 124)\n"
@@ -91,8 +107,8 @@ static const char run_options_text[] =
 	"                         or none\n"
 	"      --irq-stats        per-GSI interrupt counts on stderr at exit\n"
 	"      --cpu +F,-F,...    switch CPU features on or off (names: run --help)\n"
-	"      --initrd FILE      Multiboot module 0\n"
-	"      --append \"ARGS\"    Multiboot command line after the kernel path\n"
+	INITRD_TEXT
+	APPEND_TEXT
 	"      --testdev on|off   the test device (default: on for Multiboot images,\n"
 	"                         off for others)\n"
 	"      --api PATH         serve the control API on unix socket PATH\n"
@@ -122,6 +138,7 @@ static const char run_options_text[] =
 	"                         packets moved by /dev/vhost-net\n"
 	"      --vsock cid=N      virtio-vsock through /dev/vhost-vsock, guest cid N\n"
 	"  -h, --help             print usage\n";
+/* clang-format on */
 
 /* The control clients, for `kvmkit --help` and `kvmkit CMD --help`. */
 static const char ctl_text[] =
@@ -168,8 +185,12 @@ void cli_run_usage(FILE *f)
 		"console: stdin goes to the guest's UART; Ctrl-A x stops the VM\n"
 		"CPU features for --cpu:",
 		run_options_text);
+#if defined(__x86_64__)
 	for (unsigned int i = 0; kvmkit_cpu_feature_name(i); i++)
 		fprintf(f, " %s", kvmkit_cpu_feature_name(i));
+#else
+	fprintf(f, " (x86_64 only: --cpu, --irqchip split, --testdev)");
+#endif
 	fprintf(f, "\n\n%s", run_exit_text);
 }
 

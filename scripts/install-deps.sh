@@ -7,10 +7,14 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 # clang + libclang-rt-14-dev: the libFuzzer and ThreadSanitizer builds.
 # liburing (virtio-blk), libfdt (arm64 device trees), libseccomp (sandbox);
 # acpica-tools (iasl) and device-tree-compiler (dtc) decompile what the
-# tests check.
+# tests check. The :arm64 -dev packages: the static arm64 cross build
+# (cross/aarch64-linux-gnu.ini; gcc-aarch64-linux-gnu is in tests/hosts/deps.txt).
+# Not libfdt-dev:arm64: it cannot be installed beside libfdt-dev (amd64),
+# which it would remove; scripts/arm64-libfdt.sh unpacks it instead.
 pkgs="gcc make meson ninja-build pkg-config python3 libcmocka-dev libjson-c-dev
 zlib1g-dev clang libclang-rt-14-dev valgrind qemu-system-x86 busybox-static cpio
-liburing-dev libfdt-dev libseccomp-dev acpica-tools device-tree-compiler"
+liburing-dev libfdt-dev libseccomp-dev acpica-tools device-tree-compiler
+libjson-c-dev:arm64 zlib1g-dev:arm64"
 if [ -f "$here/tests/hosts/deps.txt" ]; then
 	pkgs="$pkgs $(grep -v '^#' "$here/tests/hosts/deps.txt" | tr '\n' ' ')"
 fi

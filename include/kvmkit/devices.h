@@ -89,6 +89,10 @@ size_t kvmkit_report_values(struct kvmkit_report *dev, uint64_t *out, size_t max
 struct kvmkit_uart;
 struct kvmkit_line;
 int kvmkit_uart_create(struct kvmkit_vm *vm, uint16_t port, int out_fd, struct kvmkit_uart **out);
+/* The same UART on the MMIO bus at @gpa: 8 byte registers at stride 1
+ * (arm64's machine has it at KVMKIT_ARM64_UART). */
+int kvmkit_uart_create_mmio(struct kvmkit_vm *vm, uint64_t gpa, int out_fd,
+			    struct kvmkit_uart **out);
 void kvmkit_uart_destroy(struct kvmkit_uart *uart);
 /* Queues received bytes (up to the 16-byte FIFO plus a 4 KiB buffer);
  * returns the number accepted. */

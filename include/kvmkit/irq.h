@@ -7,6 +7,8 @@
  * every back end; the back end is chosen by the mode at creation:
  *   x86 KVMKIT_IRQCHIP_KERNEL  PIC pair, IOAPIC, LAPICs (and PIT) in KVM
  *   x86 KVMKIT_IRQCHIP_SPLIT   LAPICs in KVM; IOAPIC, PIC and PIT in kvmkit
+ *   arm64 KVMKIT_IRQCHIP_KERNEL  the vGIC (v3, else v2) through KVM_CREATE_DEVICE;
+ *                        GSI n is SPI n (INTID n + 32), see kvmkit/arm64.h
  * Devices raise interrupts through a line handle (kvmkit_line_*) or an MSI
  * handle (kvmkit_msi_*), never by knowing the back end.
  *
@@ -64,6 +66,12 @@ struct kvmkit_irqchip_config {
 	bool pit_reinject; /* kernel mode: lost-tick reinjection (off is recommended;
 			       * kvmkit's split-mode PIT never reinjects) */
 	unsigned int split_routes; /* split mode: GSIs reserved for IOAPIC pins (24) */
+	/* arm64 (the vGIC, kernel mode): interrupts incl. the 32 SGIs and
+	 * PPIs, a multiple of 32 in 64..992 (256; KVM takes no more than 992
+	 * although its docs say 1024); version 0: GICv3, else
+	 * GICv2; 2 or 3: only that one (include/kvmkit/arm64.h). */
+	unsigned int gic_nr_irqs;
+	unsigned int gic_version;
 };
 
 void kvmkit_irqchip_config_init(struct kvmkit_irqchip_config *cfg);
@@ -213,10 +221,14 @@ int kvmkit_irq_gsi_stats(struct kvmkit_irqchip *chip, uint32_t gsi, struct kvmki
  * it): kvmkit's routing table and GSI allocator, and the controller's
  * registers (x86 kernel mode: PIC pair, IOAPIC and PIT through
  * KVM_GET_IRQCHIP/KVM_GET_PIT2; split mode: kvmkit's IOAPIC, PIC and PIT
- * models). Not saved: the LAPICs (per vCPU state), irqfds and line or MSI
+ * models; arm64: the vGIC's distributor, redistributors or banked
+ * registers, line levels (GICv3), CPU interfaces and ITS registers, its
+ * tables and the LPIs' pending bits written into guest RAM first). Not saved: the LAPICs
+ * (per vCPU state), irqfds and line or MSI
  * handles (devices re-create them after a restore). Save with the VM
  * paused or stopped. Restore into a new irqchip of the same mode and
- * configuration with no irqfd bound, before its VM runs; a blob of another
+ * configuration with no irqfd bound, before its VM runs (arm64: once every
+ * vCPU exists, the vGIC being initialised then); a blob of another
  * version or mode, truncated or inconsistent, is refused (KVMKIT_ERR_FORMAT)
  * and nothing changes. */
 int kvmkit_irqchip_save(struct kvmkit_irqchip *chip, void **buf, size_t *len);

@@ -29,6 +29,7 @@
 #include <kvmkit/api.h>
 #include <kvmkit/snapshot.h>
 #include <kvmkit/migrate.h>
+#include <kvmkit/arm64.h>
 
 #include <kvmkit/version.h> /* generated from meson.build's project version */
 

@@ -61,7 +61,10 @@ int kvmkit_vcpu_dump(struct kvmkit_vcpu *vcpu, char *buf, size_t len);
  * KVM_VCPUEVENT_VALID_* flags and the exception payload where the VM enabled
  * it) and, with an irqchip, the LAPIC registers. Not here: guest memory, the
  * irqchip (kvmkit_irqchip_save), devices, the VM clock, CPUID (set by the
- * VM's config at vCPU creation). arm64: -ENOTSUP for now.
+ * VM's config at vCPU creation). On arm64: every register KVM_GET_REG_LIST
+ * names (core, FP/SIMD, system registers, timers, firmware registers)
+ * through ONE_REG, and the MP state (src/arch/arm64/vcpu_state.c); the
+ * vGIC's state is not saved yet.
  *
  * The blob is versioned and little-endian and records the vCPU id and the
  * size of each part (src/arch/x86/vcpu_state.h); *buf is malloc'ed, free()

@@ -54,7 +54,7 @@ struct kvmk_uart_hooks {
 	int flush_ms;
 };
 
-int kvmk_uart_create_on(struct kvmkit_bus *pio, uint16_t port, int out_fd,
+int kvmk_uart_create_on(struct kvmkit_bus *pio, uint64_t port, int out_fd,
 			const struct kvmk_uart_hooks *hooks, struct kvmkit_uart **out);
 
 /* Saved state of each device with some (the machine frames them): append

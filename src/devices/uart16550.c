@@ -72,7 +72,7 @@ enum {
 #define STALL_NS 100000000ull /* no byte out for this long: stuck */
 
 struct kvmkit_uart {
-	uint16_t port;
+	uint64_t port; /* a port, or an MMIO address (kvmkit_uart_create_mmio) */
 	int out_fd;
 	pthread_mutex_t lock;
 	uint8_t ier, lcr, mcr, scr, dll, dlm, fcr;
@@ -470,7 +470,7 @@ static int start_writer(struct kvmkit_uart *u)
 	return 0;
 }
 
-int kvmk_uart_create_on(struct kvmkit_bus *pio, uint16_t port, int out_fd,
+int kvmk_uart_create_on(struct kvmkit_bus *pio, uint64_t port, int out_fd,
 			const struct kvmk_uart_hooks *hooks, struct kvmkit_uart **out)
 {
 	struct kvmkit_uart *u = calloc(1, sizeof(*u));
@@ -511,7 +511,8 @@ static void vm_host_error(void *ctx, const char *detail)
 	kvmkit_vm_request_stop(ctx, KVMKIT_STOP_HOST_ERROR, 0, detail);
 }
 
-int kvmkit_uart_create(struct kvmkit_vm *vm, uint16_t port, int out_fd, struct kvmkit_uart **out)
+static int create_on_vm(struct kvmkit_vm *vm, struct kvmkit_bus *bus, uint64_t addr, int out_fd,
+			struct kvmkit_uart **out)
 {
 	struct kvmk_uart_hooks hooks = {
 		.ctx = vm,
@@ -521,7 +522,18 @@ int kvmkit_uart_create(struct kvmkit_vm *vm, uint16_t port, int out_fd, struct k
 		.flush_ms = FLUSH_MS,
 	};
 
-	return kvmk_uart_create_on(kvmkit_vm_pio_bus(vm), port, out_fd, &hooks, out);
+	return kvmk_uart_create_on(bus, addr, out_fd, &hooks, out);
+}
+
+int kvmkit_uart_create(struct kvmkit_vm *vm, uint16_t port, int out_fd, struct kvmkit_uart **out)
+{
+	return create_on_vm(vm, kvmkit_vm_pio_bus(vm), port, out_fd, out);
+}
+
+int kvmkit_uart_create_mmio(struct kvmkit_vm *vm, uint64_t gpa, int out_fd,
+			    struct kvmkit_uart **out)
+{
+	return create_on_vm(vm, kvmkit_vm_mmio_bus(vm), gpa, out_fd, out);
 }
 
 void kvmkit_uart_destroy(struct kvmkit_uart *u)

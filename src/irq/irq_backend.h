@@ -65,6 +65,9 @@ struct kvmk_irqchip_ops {
 	 * injected it itself (the eventfd is left alone), 0 if the eventfd
 	 * must be written, -errno (recorded) on failure. */
 	int (*irqfd_signal)(struct kvmkit_irqchip *chip, uint32_t gsi, int fd);
+	/* Optional. Once every configured vCPU exists (arm64: the vGIC's
+	 * NR_IRQS and CTRL_INIT, then what was held back until then). */
+	int (*vcpus_ready)(struct kvmkit_irqchip *chip);
 	/* Appends the controller's registers to @out (state.c frames them). */
 	int (*save)(struct kvmkit_irqchip *chip, struct kvmk_blob *out);
 	/* Loads what save wrote; @p is untrusted: check every byte, change

@@ -46,6 +46,7 @@ void kvmkit_irqchip_config_init(struct kvmkit_irqchip_config *cfg)
 	cfg->pic = true;
 	cfg->pit_reinject = false; /* api.rst 4.99: !reinject is recommended */
 	cfg->split_routes = KVMKIT_IOAPIC_PINS;
+	cfg->gic_nr_irqs = 256; /* KVM's own default (VGIC_NR_IRQS_LEGACY) */
 }
 
 void kvmk_irq_handle_attach(struct kvmkit_irqchip *chip, struct kvmk_irq_handle *h)
@@ -148,6 +149,11 @@ int kvmk_irqchip_new(struct kvmkit_vm *vm, const struct kvmk_irqchip_ops *ops,
 fail:
 	kvmk_irqchip_free(chip);
 	return r;
+}
+
+int kvmk_irqchip_vcpus_ready(struct kvmkit_irqchip *chip)
+{
+	return chip && chip->ops->vcpus_ready ? chip->ops->vcpus_ready(chip) : 0;
 }
 
 static void irqchip_teardown(void *opaque)

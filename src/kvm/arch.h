@@ -21,6 +21,10 @@ enum kvmkit_arch kvmk_arch_host(void);
 /* Validates the arch-specific parts of @cfg and allocates the arch state;
  * before KVM_CREATE_VM. */
 int kvmk_arch_vm_prepare(const struct kvmkit_vm_config *cfg, struct kvmk_arch_vm **out);
+/* The machine type argument of KVM_CREATE_VM for @cfg (x86: 0; arm64: the
+ * IPA size the RAM needs), or a negative error, recorded. */
+int kvmk_arch_vm_type(const struct kvmkit_vm_config *cfg, struct kvmkit_system *sys,
+		      struct kvmk_arch_vm *arch);
 /* After KVM_CREATE_VM, before any vCPU: VM-wide set-up ioctls and the RAM
  * layout (calls kvmkit_vm_add_memory). */
 int kvmk_arch_vm_init(struct kvmkit_vm *vm, struct kvmk_arch_vm *arch);

@@ -11,12 +11,14 @@
 #define KVMK_LOG_MODULE "vcpu"
 #include "core/internal.h"
 #include "kvm/kvm_internal.h"
+#include "kvm/vm_ext.h"
 
 int kvmkit_vm_create_vcpu(struct kvmkit_vm *vm, unsigned int id, struct kvmkit_vcpu **out)
 {
 	const char *op = "kvmkit_vm_create_vcpu";
 	struct kvmkit_vcpu *v;
 	enum kvmkit_vm_state st = kvmkit_vm_state(vm);
+	bool all;
 	int r;
 
 	if (st != KVMKIT_VM_CREATED)
@@ -64,10 +66,13 @@ int kvmkit_vm_create_vcpu(struct kvmkit_vm *vm, unsigned int id, struct kvmkit_v
 	kvmk_vcpu_take_hooks(v);
 	vm->vcpus[id] = v;
 	vm->nr_created++;
+	all = vm->nr_created == vm->cfg.vcpus;
 	pthread_mutex_unlock(&vm->lock);
 	if (out)
 		*out = v;
-	return 0;
+	/* An irqchip may need every vCPU before it can be initialised (the
+	 * arm64 vGIC); if that fails the VM cannot take interrupts. */
+	return all ? kvmk_irqchip_vcpus_ready(vm->irqchip) : 0;
 }
 
 void kvmk_vcpu_free(struct kvmkit_vcpu *v)

@@ -170,9 +170,12 @@ int kvmkit_vm_create(const struct kvmkit_vm_config *cfg, struct kvmkit_vm **out)
 	r = kvmkit_system_open(cfg->kvm_path, &vm->sys);
 	if (r)
 		goto fail;
-	vm->fd = ioctl(kvmkit_system_fd(vm->sys), KVM_CREATE_VM, 0);
+	r = kvmk_arch_vm_type(cfg, vm->sys, vm->arch);
+	if (r < 0)
+		goto fail;
+	vm->fd = ioctl(kvmkit_system_fd(vm->sys), KVM_CREATE_VM, (unsigned long)r);
 	if (vm->fd < 0) {
-		r = kvmk_err_ioctl("KVM_CREATE_VM", errno, NULL);
+		r = kvmk_err_ioctl("KVM_CREATE_VM", errno, "type 0x%x", r);
 		goto fail;
 	}
 	/* The dirty ring must be enabled before any vCPU exists. */

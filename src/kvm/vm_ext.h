@@ -15,6 +15,9 @@ struct kvmkit_irqchip;
  * on the VM's teardown list. -EBUSY if one is set or a vCPU exists. */
 int kvmk_vm_attach_irqchip(struct kvmkit_vm *vm, struct kvmkit_irqchip *chip,
 			   kvmkit_teardown_fn release, void *opaque);
+/* Called by kvmkit_vm_create_vcpu() once the last configured vCPU exists:
+ * the irqchip's set-up that needs every vCPU (src/irq/irqchip.c). */
+int kvmk_irqchip_vcpus_ready(struct kvmkit_irqchip *chip);
 /* Removes every pre-run hook and exit handler registered with @opaque
  * (a component going away before the VM). Only while no vCPU thread runs
  * (the VM is CREATED or its threads are joined): the vCPU loop reads the

@@ -173,8 +173,11 @@ int kvmk_snap_gather(struct kvmkit_machine *m, struct kvmk_snap *s)
 							   reg[i].flags, (uint32_t)reg[i].slot };
 		off += reg[i].size;
 	}
+#if defined(__x86_64__)
 	if (ioctl(kvmkit_vm_fd(vm), KVM_GET_CLOCK, &clock) < 0)
 		return kvmk_err_ioctl("KVM_GET_CLOCK", errno, NULL);
+#endif
+	/* arm64 has no VM clock: its timers' counters are vCPU registers. */
 	s->clock = clock.clock;
 	s->clock_flags = 0; /* restored as a plain value: see snapshot.h */
 	s->vcpu = calloc(s->vcpus, sizeof(*s->vcpu));
@@ -390,8 +393,12 @@ int kvmk_snap_apply(struct kvmkit_machine *m, const struct kvmk_snap *s)
 		r = kvmkit_vcpu_restore(kvmkit_vm_vcpu(vm, i), s->vcpu[i].p, s->vcpu[i].len);
 	if (!r)
 		r = kvmkit_machine_restore_devices(m, s->devices_blob.p, s->devices_blob.len);
+#if defined(__x86_64__)
 	if (!r && ioctl(kvmkit_vm_fd(vm), KVM_SET_CLOCK, &clock) < 0)
 		r = kvmk_err_ioctl("KVM_SET_CLOCK", errno, "%llu", (unsigned long long)s->clock);
+#else
+	(void)clock;
+#endif
 	return r;
 }
 

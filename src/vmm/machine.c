@@ -39,15 +39,23 @@ struct machine_device {
 	int (*restore)(struct kvmkit_machine *m, const uint8_t *p, size_t len);
 };
 
+/* x86: COM1's ports and IRQ 4; arm64: on MMIO, on SPI 1 (kvmkit/arm64.h). */
+#if defined(__aarch64__)
+#define UART_CREATE(vm, fd, out) kvmkit_uart_create_mmio(vm, KVMKIT_ARM64_UART, fd, out)
+#define UART_GSI KVMKIT_ARM64_UART_GSI
+#else
+#define UART_CREATE(vm, fd, out) kvmkit_uart_create(vm, KVMKIT_UART_COM1, fd, out)
+#define UART_GSI KVMKIT_UART_COM1_IRQ
+#endif
+
 static int uart_create(struct kvmkit_machine *m, const struct kvmkit_machine_config *cfg)
 {
 	struct kvmkit_irqchip *chip = kvmkit_vm_irqchip(m->vm);
-	int r = kvmkit_uart_create(m->vm, KVMKIT_UART_COM1,
-				   cfg->virtio_console ? -1 : cfg->console_fd, &m->uart);
+	int r = UART_CREATE(m->vm, cfg->virtio_console ? -1 : cfg->console_fd, &m->uart);
 
 	if (r || !chip)
 		return r;
-	r = kvmkit_line_open(chip, KVMKIT_UART_COM1_IRQ, &m->uart_line);
+	r = kvmkit_line_open(chip, UART_GSI, &m->uart_line);
 	return r ? r : kvmkit_uart_connect_irq(m->uart, m->uart_line);
 }
 
@@ -57,6 +65,18 @@ static void uart_destroy(struct kvmkit_machine *m)
 	kvmkit_line_close(m->uart_line);
 }
 
+static int uart_save(struct kvmkit_machine *m, struct kvmk_blob *out)
+{
+	return kvmk_uart_save(m->uart, out);
+}
+
+static int uart_restore(struct kvmkit_machine *m, const uint8_t *p, size_t len)
+{
+	return kvmk_uart_restore(m->uart, p, len);
+}
+
+/* Port devices: x86 only (arm64 has no port I/O). */
+#if defined(__x86_64__)
 static int debug_exit_create(struct kvmkit_machine *m, const struct kvmkit_machine_config *cfg)
 {
 	return kvmkit_debug_exit_create(m->vm, KVMKIT_DEBUG_EXIT_PORT, &m->debug_exit);
@@ -151,16 +171,6 @@ struct kvmkit_virtio *kvmkit_machine_virtio_console(struct kvmkit_machine *m)
 	return m->virtio.console;
 }
 
-static int uart_save(struct kvmkit_machine *m, struct kvmk_blob *out)
-{
-	return kvmk_uart_save(m->uart, out);
-}
-
-static int uart_restore(struct kvmkit_machine *m, const uint8_t *p, size_t len)
-{
-	return kvmk_uart_restore(m->uart, p, len);
-}
-
 static int report_save(struct kvmkit_machine *m, struct kvmk_blob *out)
 {
 	return kvmk_report_save(m->report, out);
@@ -191,14 +201,18 @@ static int testdev_restore(struct kvmkit_machine *m, const uint8_t *p, size_t le
 	return kvmk_testdev_restore(m->testdev, p, len);
 }
 
+#endif
+
 static const struct machine_device devices[] = {
 	{ "uart16550", uart_create, uart_destroy, uart_save, uart_restore },
+#if defined(__x86_64__)
 	{ "isa-debug-exit", debug_exit_create, debug_exit_destroy, NULL, NULL },
 	{ "report", report_create, report_destroy, report_save, report_restore },
 	{ "fw_cfg", fwcfg_create, fwcfg_destroy, fwcfg_save, fwcfg_restore },
 	/* Before the test device, whose lines take every pin. */
 	{ "virtio", virtio_create, virtio_destroy, virtio_save, virtio_restore },
 	{ "testdev", testdev_create, testdev_destroy, testdev_save, testdev_restore },
+#endif
 };
 
 extern const unsigned char kvmkit_demo_guest_elf[];
@@ -221,14 +235,21 @@ void kvmkit_machine_config_init(struct kvmkit_machine_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	kvmkit_vm_config_init(&cfg->vm);
 	cfg->console_fd = -1;
-#if defined(__x86_64__)
 	cfg->irqchip = true;
-#endif
 }
 
-/* Multiboot (an ELF32 image with a multiboot header) or ELF64. */
+/* Multiboot (an ELF32 image with a multiboot header) or ELF64; on arm64
+ * also a Linux Image, which takes the command line and initrd. */
 static int check_guest(const struct kvmkit_machine_config *cfg)
 {
+#if defined(__aarch64__)
+	if (kvmkit_arm64_image_detect(cfg->kernel, cfg->kernel_len))
+		return 0; /* checked against the VM's RAM at boot */
+	if (cfg->initrd || (cfg->cmdline && cfg->cmdline[0]))
+		return kvmk_err_param("kvmkit_machine_create", "cmdline",
+				      "a command line or initrd needs a Linux Image",
+				      "the kernel is not an arm64 Image");
+#endif
 	if (kvmkit_multiboot_detect(cfg->kernel, cfg->kernel_len))
 		return kvmkit_boot_check_multiboot(cfg->kernel, cfg->kernel_len, cfg->vm.mem_size,
 						   cfg->initrd ? cfg->initrd_len : 0);
@@ -250,6 +271,11 @@ static int boot_guest(struct kvmkit_vm *vm, const struct kvmkit_machine_config *
 	char *line;
 	int r;
 
+#if defined(__aarch64__)
+	if (kvmkit_arm64_image_detect(cfg->kernel, cfg->kernel_len))
+		return kvmkit_boot_arm64_linux(vm, cfg->kernel, cfg->kernel_len, cfg->initrd,
+					       cfg->initrd_len, cfg->cmdline);
+#endif
 	if (!kvmkit_multiboot_detect(cfg->kernel, cfg->kernel_len))
 		return kvmkit_boot_elf64(vm, cfg->kernel, cfg->kernel_len);
 	if (asprintf(&line, "%s%s%s", argv0, append[0] ? " " : "", append) < 0)

@@ -33,6 +33,12 @@ int kvmk_arch_vm_prepare(const struct kvmkit_vm_config *cfg, struct kvmk_arch_vm
 	return 0;
 }
 
+int kvmk_arch_vm_type(const struct kvmkit_vm_config *cfg, struct kvmkit_system *sys,
+		      struct kvmk_arch_vm *a)
+{
+	return 0;
+}
+
 int kvmk_arch_vm_init(struct kvmkit_vm *vm, struct kvmk_arch_vm *a)
 {
 	const struct kvmkit_vm_config *cfg = kvmkit_vm_config(vm);

@@ -1,0 +1,39 @@
+#!/bin/sh
+# The arm64 Linux boot test: the emulated arm64 host's own Debian kernel
+# (an uncompressed Image) boots under `kvmkit run` inside that host, with a
+# busybox initramfs whose /init prints /proc/interrupts and powers off.
+# usage: linux-boot.sh RUNNER KVMKIT MK_INITRAMFS WORKDIR GIC(3|2)
+set -u
+runner=$1 kvmkit=$2 mkinit=$3 work=$4 gic=$5
+cache=${KVMKIT_HOSTS_CACHE:-$HOME/.cache/kvmkit-hosts}/arm64
+qemu_args=""
+[ "$gic" = 2 ] && qemu_args="--qemu-arg=-M --qemu-arg=virt,gic-version=2"
+
+newest() { ls -d "$cache/$1"/*/.complete 2>/dev/null | sed 's,/.complete$,,' | tail -1; }
+# The kernel and busybox are the runner's downloads: a first boot fetches them.
+if [ -z "$(newest kernel)" ] || [ -z "$(newest busybox)" ]; then
+	"$runner" --arch arm64 -- true >/dev/null || exit 1
+fi
+kdir=$(newest kernel) bdir=$(newest busybox)
+image=$(ls "$kdir"/boot/vmlinuz-* | head -1)
+mkdir -p "$work"
+python3 "$mkinit" "$bdir/bin/busybox" "$work/initramfs.cpio" || exit 1
+
+# shellcheck disable=SC2086
+out=$("$runner" --arch arm64 --smp 1 --mem 2G --timeout 600 $qemu_args \
+	--payload "$kvmkit" --payload "$image" --payload "$work/initramfs.cpio" -- \
+	"$kvmkit run --kernel $image --initrd $work/initramfs.cpio --mem 512M --vcpus 2 \
+	 --timeout 500 --append 'console=ttyS0 panic=-1'; echo kvmkit-status \$?" 2>&1)
+echo "$out" | tail -25
+chip=GICv3
+[ "$gic" = 2 ] && chip=GIC-0
+fail=0
+check() {
+	if echo "$out" | grep -Eq "$1"; then echo "ok   $2"; else echo "FAIL $2"; fail=1; fi
+}
+check 'KVMKIT-LINUX-INIT cpus=2' "both vCPUs up (PSCI CPU_ON)"
+check "$chip +27 +Level +arch_timer" "the virtual timer's PPI on the $chip"
+check "$chip +33 +Level +ttyS0" "the UART on SPI 1 (INTID 33), level"
+check 'KVMKIT-LINUX-DONE' "init ran to its end"
+check '^kvmkit-status 0$' "poweroff: PSCI SYSTEM_OFF, status 0"
+exit $fail

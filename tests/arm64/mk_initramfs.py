@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Writes the initramfs of the arm64 Linux boot test: a static busybox, a
+/dev/console node (without it the kernel gives init no console) and an
+/init that reports what the test checks, then powers off (PSCI SYSTEM_OFF).
+
+usage: mk_initramfs.py BUSYBOX OUTPUT
+"""
+import os
+import stat
+import sys
+
+INIT = """#!/bin/busybox sh
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t sysfs sys /sys
+echo "KVMKIT-LINUX-INIT cpus=$(/bin/busybox grep -c ^processor /proc/cpuinfo)"
+/bin/busybox cat /proc/interrupts
+echo KVMKIT-LINUX-DONE
+/bin/busybox poweroff -f
+"""
+
+
+def entry(name, mode, data=b"", rdev=(0, 0), ino=[0]):
+    ino[0] += 1
+    hdr = "070701" + "".join("%08x" % v for v in (
+        ino[0], mode, 0, 0, 1, 0, len(data), 0, 0, rdev[0], rdev[1],
+        len(name) + 1, 0))
+    out = hdr.encode() + name.encode() + b"\0"
+    out += b"\0" * (-len(out) % 4)
+    out += data + b"\0" * (-len(data) % 4)
+    return out
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    with open(sys.argv[1], "rb") as f:
+        busybox = f.read()
+    blob = b""
+    for d in ("bin", "dev", "proc", "sys"):
+        blob += entry(d, stat.S_IFDIR | 0o755)
+    blob += entry("dev/console", stat.S_IFCHR | 0o600, rdev=(5, 1))
+    blob += entry("bin/busybox", stat.S_IFREG | 0o755, busybox)
+    blob += entry("init", stat.S_IFREG | 0o755, INIT.encode())
+    blob += entry("TRAILER!!!", 0)
+    blob += b"\0" * (-len(blob) % 512)
+    tmp = sys.argv[2] + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(blob)
+    os.replace(tmp, sys.argv[2])
+
+
+main()
