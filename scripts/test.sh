@@ -76,6 +76,20 @@ if [ -z "${KVMKIT_TEST_QUICK:-}" ]; then
 	fi
 fi
 
+# arm64: a static cross build whose guest tests and Linux boot run in the
+# emulated arm64 host (GICv3, and a GICv2 host for the fallback).
+if [ -z "${KVMKIT_TEST_QUICK:-}" ]; then
+	fdt=${KVMKIT_ARM64_LIBFDT:-$HOME/.cache/kvmkit-arm64-libfdt}
+	if sh scripts/arm64-libfdt.sh "$fdt" >/dev/null &&
+		run_build build-arm64 --cross-file cross/aarch64-linux-gnu.ini -Dlibfdt_dir="$fdt"; then
+		run_suites build-arm64 hosts-arm64
+	else
+		status=1
+		echo '{"name": "build-arm64", "result": "FAIL"}' >/tmp/kvmkit-arm64fail.json
+		logs="$logs /tmp/kvmkit-arm64fail.json"
+	fi
+fi
+
 # libFuzzer smoke runs of the parsers and guest-facing models (clang)
 if CC=clang run_build build-fuzz -Dfuzz=true -Dtests=false -Dbench=false; then
 	run_suites build-fuzz fuzz
