@@ -7,7 +7,7 @@
 # Prints INFO lines, the per-repetition lines and the RESULT lines.
 build=${1:?usage: migrate.sh BUILD_DIR [REPS] [QEMU_ACCEL]}
 reps=${2:-5}
-accel=${3:-tcg}
+accel=${3:-kvm}
 here=$(dirname "$0")
 elf=$build/tests/guest/mig_loop.elf
 rom=$build/bench/bootrom.bin

@@ -93,7 +93,8 @@ static void put(struct stream *s, const void *p, size_t len)
 		s->p = realloc(s->p, s->cap);
 		assert_non_null(s->p);
 	}
-	memcpy(s->p + s->len, p, len);
+	if (len) /* records without a body pass NULL */
+		memcpy(s->p + s->len, p, len);
 	s->len += len;
 }
 
