@@ -87,12 +87,14 @@ const char cli_migrate_shortopts[] = ":h";
 	"                         (required: there is no demo guest on arm64)\n"
 #define INITRD_TEXT "      --initrd FILE      the initrd of a Linux Image\n"
 #define APPEND_TEXT "      --append \"ARGS\"    the command line of a Linux Image\n"
+#define VIRTIO_BASE_TEXT "0x0a000000"
 #else
 #define KERNEL_TEXT                                                                   \
 	"  -k, --kernel FILE      guest image: ELF64 x86_64, or Multiboot v1 ELF32\n" \
 	"                         (default: the embedded demo guest)\n"
 #define INITRD_TEXT "      --initrd FILE      Multiboot module 0\n"
 #define APPEND_TEXT "      --append \"ARGS\"    Multiboot command line after the kernel path\n"
+#define VIRTIO_BASE_TEXT "0xd0000000"
 #endif
 
 /* One line per option of cli_run_options, in the same order (kept one
@@ -125,7 +127,7 @@ static const char run_options_text[] =
 	"                         one `kvmkit migrate` and run the guest it sends;\n"
 	"                         --vcpus, --mem, --irqchip default to the source's\n"
 	"      --disk PATH[,ro]   a virtio-blk disk on a raw image (up to 8; ro:\n"
-	"                         read-only), virtio-mmio at 0xd0000000 + n * 0x1000\n"
+	"                         read-only), virtio-mmio at " VIRTIO_BASE_TEXT " + n * 0x1000\n"
 	"      --rng              a virtio-rng device (the first virtio-mmio window)\n"
 	"      --console serial|virtio\n"
 	"                         the terminal on the UART (default) or on a\n"

@@ -9,7 +9,9 @@
  *   0x0808_0000  GICv3 ITS, 128 KiB (with a GICv3 whose host has one)
  *   0x080a_0000  GICv3 redistributors, 2 x 64 KiB per vCPU, up to 123 vCPUs
  *   0x0900_0000  16550 UART on MMIO (byte registers, stride 1), SPI 1
- *   0x0a00_0000  free for devices (test devices, virtio-mmio to come)
+ *   0x0a00_0000  virtio-mmio windows: 0x0a00_0000 + n * 0x1000, n < 32
+ *                (kvmkit/virtio.h), each 0x200 bytes, an SPI from 16 up
+ *   0x0a02_0000  free for devices (test devices)
  *   0x8000_0000  RAM (mem_size bytes)
  *
  * Interrupt numbers: kvmkit's GSIs on arm64 are SPI numbers: GSI n is the
@@ -53,6 +55,9 @@ extern "C" {
 #define KVMKIT_ARM64_UART 0x09000000ULL
 #define KVMKIT_ARM64_UART_GSI 1 /* SPI 1, INTID 33 */
 #define KVMKIT_ARM64_DEV_BASE 0x0a000000ULL
+/* virtio-mmio: KVMKIT_VIRTIO_MMIO_BASE (= this) + slot * 0x1000, 32 slots. */
+#define KVMKIT_ARM64_VIRTIO_MMIO 0x0a000000ULL
+#define KVMKIT_ARM64_VIRTIO_MMIO_END 0x0a020000ULL
 #define KVMKIT_ARM64_RAM_BASE 0x80000000ULL
 
 /* MPIDR's affinity fields (Aff3, Aff2..0): what PSCI CPU_ON's target and
@@ -149,8 +154,9 @@ bool kvmkit_irqchip_has_its(const struct kvmkit_irqchip *chip);
  * before any vCPU). */
 int kvmkit_arm64_gic_probe(struct kvmkit_vm *vm, bool *v2, bool *v3, bool *its);
 /* @vm's platform for kvmkit_arm64_fdt_build(): its vCPUs (all created) and
- * their MPIDRs (valid while @vm lives), RAM, vGIC version and the UART of
- * kvmkit's map; bootargs NULL. -EBUSY (state) without a vGIC or vCPUs. */
+ * their MPIDRs (valid while @vm lives), RAM, vGIC version, the UART of
+ * kvmkit's map and a machine's virtio-mmio devices (kvmkit_machine_create
+ * adds them: window, SPI, trigger); bootargs NULL. -EBUSY (state) without a vGIC or vCPUs. */
 int kvmkit_arm64_platform_of(struct kvmkit_vm *vm, struct kvmkit_arm64_platform *out);
 /*
  * The arm64 Linux boot protocol (Linux's Documentation/arch/arm64/booting.rst):

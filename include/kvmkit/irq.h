@@ -120,7 +120,9 @@ int kvmkit_gsi_alloc_msi(struct kvmkit_irqchip *chip);
  * every pin a line handle is open on (kvmkit_line_open), and pins handed
  * out before; then the device-line range. -ENOSPC when none is left.
  * Freed with kvmkit_gsi_free(). Pins 5..15 also reach the PIC in kernel
- * mode, as every ISA pin does. */
+ * mode, as every ISA pin does. arm64 (vGIC): there are no legacy pins,
+ * every device interrupt is an SPI: the lowest free device line (SPI 16
+ * up, INTID 48 up) no line handle is open on. */
 int kvmkit_gsi_alloc_pin(struct kvmkit_irqchip *chip);
 /* -EBUSY while an irqfd is bound to @gsi. */
 int kvmkit_gsi_free(struct kvmkit_irqchip *chip, uint32_t gsi);

@@ -55,19 +55,20 @@ struct kvmkit_machine_config {
 	const void *kernel; /* ELF64 image in memory */
 	size_t kernel_len;
 	int console_fd; /* where UART output goes; -1: kept only in memory */
-	bool irqchip;	/* an irqchip (x86); the UART gets IRQ 4 */
+	bool irqchip; /* an irqchip (x86); the UART gets IRQ 4 */
 	enum kvmkit_irqchip_mode irqchip_mode; /* kernel or split (both with PIC and PIT) */
 	enum kvmkit_testdev_mode testdev; /* default AUTO */
 	/* Multiboot images only (an ELF64 guest with these is refused): */
-	const char *cmdline;	 /* appended after kernel_path; NULL: none */
-	const void *initrd;	 /* module 0, NULL: none */
+	const char *cmdline; /* appended after kernel_path; NULL: none */
+	const void *initrd; /* module 0, NULL: none */
 	size_t initrd_len;
 	const char *initrd_path; /* module 0's string; NULL: "initrd" */
 	const char *kernel_path; /* argv[0] of the command line; NULL: "kernel" */
 	/* virtio-mmio devices (need the irqchip), in window order from
 	 * KVMKIT_VIRTIO_MMIO_BASE: the rng first, then the disks, then the
 	 * console (virtio_console below). Each gets an
-	 * IOAPIC pin from kvmkit_gsi_alloc_pin() and the trigger below. */
+	 * IOAPIC pin (arm64: an SPI, named in the device tree) from
+	 * kvmkit_gsi_alloc_pin() and the trigger below. */
 	bool virtio_rng;
 	struct kvmkit_machine_disk disks[KVMKIT_MACHINE_MAX_DISKS];
 	unsigned int ndisks;

@@ -7,7 +7,8 @@
  *
  * Each device has a 0x200-byte register window in the MMIO bus at
  * KVMKIT_VIRTIO_MMIO_BASE + slot * KVMKIT_VIRTIO_MMIO_STRIDE and one
- * interrupt pin (by default from kvmkit_gsi_alloc_pin()). Queue
+ * interrupt pin (by default from kvmkit_gsi_alloc_pin(): an IOAPIC pin on
+ * x86, an SPI on arm64). Queue
  * notifications reach the device through one ioeventfd per queue (KVM
  * signals an eventfd on a write of the queue's index to QueueNotify; the
  * vCPU does not leave KVM), and a thread owned by the device serves them,
@@ -43,7 +44,13 @@
 extern "C" {
 #endif
 
+/* x86: below the 4 GiB PCI hole's top; arm64: the device window of
+ * kvmkit's map (kvmkit/arm64.h), each device's interrupt an SPI. */
+#if defined(__aarch64__)
+#define KVMKIT_VIRTIO_MMIO_BASE 0x0a000000ULL
+#else
 #define KVMKIT_VIRTIO_MMIO_BASE 0xd0000000ULL
+#endif
 #define KVMKIT_VIRTIO_MMIO_STRIDE 0x1000ULL
 #define KVMKIT_VIRTIO_MMIO_SIZE 0x200ULL
 #define KVMKIT_VIRTIO_MMIO_SLOTS 32
@@ -115,7 +122,7 @@ struct kvmkit_virtio_info {
 	const char *name; /* "virtio-rng", "virtio-blk", "virtio-console" (static) */
 	uint32_t device_id;
 	uint64_t base, size; /* the register window */
-	uint32_t gsi; /* x86: the IOAPIC pin */
+	uint32_t gsi; /* x86: the IOAPIC pin; arm64: the SPI (INTID gsi + 32) */
 	enum kvmkit_virtio_trigger trigger;
 	bool ioeventfd; /* notifications through ioeventfds (else MMIO exits) */
 	bool uring; /* virtio-blk: io_uring in use */

@@ -98,6 +98,10 @@ struct kvmkit_irqchip {
 	unsigned int pins; /* controller input pins */
 	/* GSI ranges: device lines [line_lo, line_hi), MSIs [msi_lo, capacity). */
 	uint32_t line_lo, line_hi, msi_lo;
+	/* The controller has no platform pins of its own (arm64's vGIC: every
+	 * device interrupt is an SPI): kvmkit_gsi_alloc_pin() hands out device
+	 * lines instead of x86's ISA-numbered pins. */
+	bool pins_are_lines;
 	bool has_msi_devid; /* KVM_CAP_MSI_DEVID, asked once */
 
 	pthread_mutex_t lock;

@@ -237,10 +237,30 @@ int kvmkit_gsi_alloc_msi(struct kvmkit_irqchip *chip)
 	 (1u << 15))
 #define FIRST_PIN 5
 
+/* A device line no line handle is open on (lines_open: see above). */
+static int alloc_pin_line(struct kvmkit_irqchip *chip)
+{
+	pthread_mutex_lock(&chip->lock);
+	for (uint32_t g = chip->line_lo; g < chip->line_hi; g++) {
+		if (chip->allocated[g] || chip->lines_open[g])
+			continue;
+		chip->allocated[g] = 1;
+		memset(&chip->stats[g], 0, sizeof(chip->stats[g]));
+		pthread_mutex_unlock(&chip->lock);
+		return (int)g;
+	}
+	pthread_mutex_unlock(&chip->lock);
+	return kvmk_err_resource("kvmkit_gsi_alloc_pin", ENOSPC,
+				 "no free interrupt line in %u..%u (open lines skipped)",
+				 chip->line_lo, chip->line_hi ? chip->line_hi - 1 : 0);
+}
+
 int kvmkit_gsi_alloc_pin(struct kvmkit_irqchip *chip)
 {
 	uint32_t hi = chip->line_hi < 32 ? chip->line_hi : 32;
 
+	if (chip->pins_are_lines)
+		return alloc_pin_line(chip);
 	pthread_mutex_lock(&chip->lock);
 	for (uint32_t g = FIRST_PIN; g < hi; g++) {
 		if ((LEGACY_PINS & (1u << g)) || chip->lines_open[g])

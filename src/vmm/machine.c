@@ -10,6 +10,9 @@
 #include "vmm/machine_internal.h"
 #include "vmm/machine_virtio.h"
 #include <kvmkit/kvmkit.h>
+#if defined(__aarch64__)
+#include "arch/arm64/arm64_vm.h"
+#endif
 
 struct kvmkit_machine {
 	struct kvmkit_vm *vm;
@@ -188,7 +191,44 @@ static int testdev_restore(struct kvmkit_machine *m, const uint8_t *p, size_t le
 
 #endif
 
-/* No virtio devices on arm64 yet: none to find there. */
+/* arm64: the virtio devices (machine_virtio.c), each also named in the
+ * device tree the Linux boot builds: its window and SPI, edge or level as
+ * the device signals it. */
+#if defined(__aarch64__)
+static int arm64_virtio_create(struct kvmkit_machine *m, const struct kvmkit_machine_config *cfg)
+{
+	struct kvmkit_virtio_info info;
+	int r = kvmk_machine_virtio_create(m->vm, cfg, &m->virtio);
+
+	for (unsigned int i = 0; !r && i < m->virtio.n; i++) {
+		struct kvmkit_arm64_mmio_dev d = { "virtio,mmio" };
+
+		kvmkit_virtio_get_info(m->virtio.dev[i], &info);
+		d.base = info.base;
+		d.size = info.size;
+		d.gsi = info.gsi;
+		d.level = info.trigger == KVMKIT_VIRTIO_IRQ_LEVEL;
+		r = kvmk_arm64_fdt_add_dev(m->vm, &d);
+	}
+	return r;
+}
+
+static void arm64_virtio_destroy(struct kvmkit_machine *m)
+{
+	kvmk_machine_virtio_destroy(&m->virtio);
+}
+
+static int arm64_virtio_save(struct kvmkit_machine *m, struct kvmk_blob *out)
+{
+	return kvmk_machine_virtio_save(&m->virtio, out);
+}
+
+static int arm64_virtio_restore(struct kvmkit_machine *m, const uint8_t *p, size_t len)
+{
+	return kvmk_machine_virtio_restore(&m->virtio, p, len);
+}
+#endif
+
 unsigned int kvmkit_machine_virtio_count(const struct kvmkit_machine *m)
 {
 	return m->virtio.n;
@@ -213,6 +253,10 @@ static const struct machine_device devices[] = {
 	/* Before the test device, whose lines take every pin. */
 	{ "virtio", virtio_create, virtio_destroy, virtio_save, virtio_restore },
 	{ "testdev", testdev_create, testdev_destroy, testdev_save, testdev_restore },
+#endif
+#if defined(__aarch64__)
+	{ "virtio", arm64_virtio_create, arm64_virtio_destroy, arm64_virtio_save,
+	  arm64_virtio_restore },
 #endif
 };
 

@@ -2,6 +2,11 @@
 # The arm64 Linux boot test: the emulated arm64 host's own Debian kernel
 # (an uncompressed Image) boots under `kvmkit run` inside that host, with a
 # busybox initramfs whose /init prints /proc/interrupts and powers off.
+# The machine has a virtio-rng and a virtio-blk disk (virtio-mmio, named in
+# kvmkit's device tree; Debian's virtio_mmio, virtio_blk and virtio-rng
+# modules are in the initramfs): the guest reads the disk's pattern and
+# random bytes, its /proc/interrupts shows both devices' SPIs, edge on the
+# GICv3 host, level (irqfd + resample) on the GICv2 one.
 # usage: linux-boot.sh RUNNER KVMKIT MK_INITRAMFS WORKDIR GIC(3|2)
 set -u
 runner=$1 kvmkit=$2 mkinit=$3 work=$4 gic=$5
@@ -16,15 +21,26 @@ if [ -z "$(newest kernel)" ] || [ -z "$(newest busybox)" ]; then
 fi
 kdir=$(newest kernel) bdir=$(newest busybox)
 image=$(ls "$kdir"/boot/vmlinuz-* | head -1)
+mods=$(ls -d "$kdir"/lib/modules/*/kernel | head -1)
 mkdir -p "$work"
-python3 "$mkinit" "$bdir/bin/busybox" "$work/initramfs.cpio" || exit 1
+python3 "$mkinit" "$bdir/bin/busybox" "$work/initramfs.cpio" \
+	"$mods/drivers/block/virtio_blk.ko" "$mods/drivers/char/hw_random/virtio-rng.ko" \
+	"$mods/drivers/virtio/virtio_mmio.ko" || exit 1
+# 4 MiB of zeros with 32 known bytes at 1 MiB.
+pattern='kvmkit-arm64-virtio-blk-pattern!'
+dd if=/dev/zero of="$work/disk.img" bs=1M count=4 2>/dev/null || exit 1
+printf '%s' "$pattern" | dd of="$work/disk.img" bs=1M seek=1 conv=notrunc 2>/dev/null || exit 1
+trig=edge trig_dt=Edge
+[ "$gic" = 2 ] && trig=level trig_dt=Level
 
 # shellcheck disable=SC2086
 out=$("$runner" --arch arm64 --smp 1 --mem 2G --timeout 600 $qemu_args \
-	--payload "$kvmkit" --payload "$image" --payload "$work/initramfs.cpio" -- \
+	--payload "$kvmkit" --payload "$image" --payload "$work/initramfs.cpio" \
+	--payload "$work/disk.img" -- \
 	"$kvmkit run --kernel $image --initrd $work/initramfs.cpio --mem 512M --vcpus 2 \
+	 --rng --disk $work/disk.img --virtio-irq $trig \
 	 --timeout 500 --append 'console=ttyS0 panic=-1'; echo kvmkit-status \$?" 2>&1)
-echo "$out" | tail -25
+echo "$out" | tail -40
 chip=GICv3
 [ "$gic" = 2 ] && chip=GIC-0
 fail=0
@@ -34,6 +50,11 @@ check() {
 check 'KVMKIT-LINUX-INIT cpus=2' "both vCPUs up (PSCI CPU_ON)"
 check "$chip +27 +Level +arch_timer" "the virtual timer's PPI on the $chip"
 check "$chip +33 +Level +ttyS0" "the UART on SPI 1 (INTID 33), level"
+check "KVMKIT-VDA \\[$pattern\\]" "the disk's pattern read from /dev/vda (virtio-blk)"
+check 'KVMKIT-HWRNG 16 bytes' "16 bytes from /dev/hwrng (virtio-rng)"
+# rng in window 0 on SPI 16 (INTID 48), the disk in window 1 on SPI 17.
+check "$chip +48 +$trig_dt +virtio[0-9]" "virtio-rng on SPI 16 (INTID 48), $trig"
+check "$chip +49 +$trig_dt +virtio[0-9]" "virtio-blk on SPI 17 (INTID 49), $trig"
 check 'KVMKIT-LINUX-DONE' "init ran to its end"
 check '^kvmkit-status 0$' "poweroff: PSCI SYSTEM_OFF, status 0"
 exit $fail

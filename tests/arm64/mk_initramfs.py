@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """Writes the initramfs of the arm64 Linux boot test: a static busybox, a
-/dev/console node (without it the kernel gives init no console) and an
-/init that reports what the test checks, then powers off (PSCI SYSTEM_OFF).
+/dev/console node (without it the kernel gives init no console), the
+kernel modules given (loaded by /init in that order: Debian builds the
+virtio-mmio transport and its drivers as modules) and an /init that reports
+what the test checks, then powers off (PSCI SYSTEM_OFF). With virtio
+devices, /init reads the disk's pattern (32 bytes at 1 MiB of /dev/vda) and
+16 bytes of /dev/hwrng.
 
-usage: mk_initramfs.py BUSYBOX OUTPUT
+usage: mk_initramfs.py BUSYBOX OUTPUT [MODULE.ko]...
 """
 import os
 import stat
@@ -14,6 +18,20 @@ INIT = """#!/bin/busybox sh
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sys /sys
 echo "KVMKIT-LINUX-INIT cpus=$(/bin/busybox grep -c ^processor /proc/cpuinfo)"
+for m in /modules/*.ko; do
+	[ -e "$m" ] && /bin/busybox insmod "$m" && echo "KVMKIT-INSMOD ${m##*/}"
+done
+/bin/busybox mount -t devtmpfs dev /dev
+n=0
+while [ ! -b /dev/vda ] && [ $n -lt 5 ] && [ -d /modules ]; do
+	/bin/busybox sleep 1; n=$((n + 1))
+done
+if [ -b /dev/vda ]; then
+	echo "KVMKIT-VDA [$(/bin/busybox dd if=/dev/vda bs=32 skip=32768 count=1 2>/dev/null)]"
+fi
+if [ -c /dev/hwrng ]; then
+	echo "KVMKIT-HWRNG $(/bin/busybox dd if=/dev/hwrng bs=16 count=1 2>/dev/null | /bin/busybox wc -c) bytes"
+fi
 /bin/busybox cat /proc/interrupts
 echo KVMKIT-LINUX-DONE
 /bin/busybox poweroff -f
@@ -32,7 +50,7 @@ def entry(name, mode, data=b"", rdev=(0, 0), ino=[0]):
 
 
 def main():
-    if len(sys.argv) != 3:
+    if len(sys.argv) < 3:
         sys.exit(__doc__)
     with open(sys.argv[1], "rb") as f:
         busybox = f.read()
@@ -41,6 +59,13 @@ def main():
         blob += entry(d, stat.S_IFDIR | 0o755)
     blob += entry("dev/console", stat.S_IFCHR | 0o600, rdev=(5, 1))
     blob += entry("bin/busybox", stat.S_IFREG | 0o755, busybox)
+    if sys.argv[3:]:
+        blob += entry("modules", stat.S_IFDIR | 0o755)
+    # Numbered: /init loads them in the order given.
+    for i, path in enumerate(sys.argv[3:]):
+        with open(path, "rb") as f:
+            blob += entry("modules/%02d-%s" % (i, os.path.basename(path)),
+                          stat.S_IFREG | 0o644, f.read())
     blob += entry("init", stat.S_IFREG | 0o755, INIT.encode())
     blob += entry("TRAILER!!!", 0)
     blob += b"\0" * (-len(blob) % 512)

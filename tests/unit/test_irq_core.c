@@ -51,6 +51,8 @@ static struct fake fk;
 /* The fake's device-line range starts here (FAKE_PINS: no line range,
  * every pin is a platform pin). */
 static uint32_t fake_line_lo = 4;
+/* Like arm64's vGIC: no platform pins, alloc_pin hands out device lines. */
+static bool fake_pins_are_lines;
 
 static bool in_table(uint32_t gsi)
 {
@@ -67,6 +69,7 @@ static int fake_create(struct kvmkit_irqchip *chip, const struct kvmkit_irqchip_
 	chip->line_lo = fake_line_lo;
 	chip->line_hi = FAKE_PINS;
 	chip->msi_lo = FAKE_PINS;
+	chip->pins_are_lines = fake_pins_are_lines;
 	return 0;
 }
 
@@ -413,6 +416,39 @@ static void test_alloc_platform_pin(void **state)
 	assert_int_equal(kvmkit_gsi_free(chip, 6), -EBUSY);
 	assert_int_equal(kvmkit_irqfd_unbind(chip, 6, 60), 0);
 	assert_int_equal(kvmkit_gsi_free(chip, 6), 0);
+}
+
+static int setup_pins_are_lines(void **state)
+{
+	fake_pins_are_lines = true;
+	return setup(state);
+}
+
+static int teardown_pins_are_lines(void **state)
+{
+	fake_pins_are_lines = false;
+	return teardown(state);
+}
+
+/* A controller without platform pins (arm64's SPIs): alloc_pin hands out
+ * device lines from line_lo (4 here, which the x86 rules skip as legacy),
+ * skipping open lines and lines the line allocator gave out. */
+static void test_alloc_pin_lines(void **state)
+{
+	struct kvmkit_irqchip *chip = *state;
+	struct kvmkit_line *l5;
+
+	assert_int_equal(kvmkit_gsi_alloc_pin(chip), 4);
+	assert_int_equal(kvmkit_line_open(chip, 5, &l5), 0);
+	assert_int_equal(kvmkit_gsi_alloc_pin(chip), 6);
+	assert_int_equal(kvmkit_gsi_alloc_line(chip), 5); /* then allocated: skipped too */
+	assert_int_equal(kvmkit_gsi_alloc_pin(chip), 7);
+	assert_int_equal(kvmkit_gsi_alloc_pin(chip), -ENOSPC);
+	assert_int_equal(kvmkit_last_error()->kind, KVMKIT_ERR_RESOURCE);
+	kvmkit_line_close(l5);
+	assert_int_equal(kvmkit_gsi_free(chip, 6), 0);
+	assert_int_equal(kvmkit_gsi_alloc_pin(chip), 6);
+	assert_int_equal(kvmkit_gsi_free(chip, 3), -EINVAL); /* below the lines: none handed out */
 }
 
 static void test_irqfd_ordering(void **state)
@@ -838,6 +874,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_alloc_pin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_alloc_platform_pin, setup_platform_pins,
 						teardown_platform_pins),
+		cmocka_unit_test_setup_teardown(test_alloc_pin_lines, setup_pins_are_lines,
+						teardown_pins_are_lines),
 		cmocka_unit_test_setup_teardown(test_irqfd_ordering, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_line_status_and_stats, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_line_handle, setup, teardown),

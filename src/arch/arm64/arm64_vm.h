@@ -6,6 +6,10 @@
 #include <stdbool.h>
 #include <linux/kvm.h>
 
+#include <kvmkit/arm64.h>
+
+struct kvmkit_vm;
+
 struct kvmk_arch_vm {
 	unsigned int ipa_bits; /* the guest physical address size chosen */
 	struct kvm_vcpu_init init; /* KVM_ARM_PREFERRED_TARGET + PSCI 0.2 */
@@ -13,6 +17,15 @@ struct kvmk_arch_vm {
 	 * kvmkit_vcpu_mpidr() then works while the vCPU runs. */
 	uint64_t *mpidr;
 	unsigned int nr_vcpus;
+	/* MMIO devices the device tree names (the machine's virtio-mmio
+	 * devices): kvmkit_arm64_platform_of() hands them to the builder. */
+	struct kvmkit_arm64_mmio_dev devs[KVMKIT_ARM64_FDT_MAX_DEVS];
+	unsigned int ndevs;
 };
+
+/* Adds @d (its compatible string must outlive the VM: a literal) to the
+ * devices @vm's device tree names; before the tree is built (boot).
+ * -ENOSPC past KVMKIT_ARM64_FDT_MAX_DEVS. The builder checks the rest. */
+int kvmk_arm64_fdt_add_dev(struct kvmkit_vm *vm, const struct kvmkit_arm64_mmio_dev *d);
 
 #endif

@@ -30,5 +30,19 @@ int kvmkit_arm64_platform_of(struct kvmkit_vm *vm, struct kvmkit_arm64_platform 
 	out->spis = kvmkit_irqchip_pins(chip);
 	out->uart_base = KVMKIT_ARM64_UART;
 	out->uart_gsi = KVMKIT_ARM64_UART_GSI;
+	out->devs = a->devs;
+	out->ndevs = a->ndevs;
+	return 0;
+}
+
+int kvmk_arm64_fdt_add_dev(struct kvmkit_vm *vm, const struct kvmkit_arm64_mmio_dev *d)
+{
+	struct kvmk_arch_vm *a = kvmk_vm_arch(vm);
+
+	if (a->ndevs >= KVMKIT_ARM64_FDT_MAX_DEVS)
+		return kvmk_err_resource("arm64_fdt_add_dev", ENOSPC,
+					 "more than %u devices in the device tree",
+					 KVMKIT_ARM64_FDT_MAX_DEVS);
+	a->devs[a->ndevs++] = *d;
 	return 0;
 }

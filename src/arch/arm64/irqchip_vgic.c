@@ -159,6 +159,7 @@ static int vgic_create(struct kvmkit_irqchip *chip, const struct kvmkit_irqchip_
 		     KVMKIT_ARM64_SPI_BASE;
 	chip->line_lo = 16;
 	chip->line_hi = chip->pins;
+	chip->pins_are_lines = true; /* virtio-mmio and the like get SPIs from 16 */
 	chip->msi_lo = chip->pins;
 	kvmk_info("GICv%d created: %u interrupts, %u vCPU(s)%s", g->version, g->nr_irqs, vcpus,
 		  g->its_fd >= 0 ? ", ITS" : "");
