@@ -293,29 +293,34 @@ static bool add_vsock(struct kvmkit_machine_config *cfg, const char *arg)
 	return true;
 }
 
-/* The options whose machinery exists only on x86_64 (the CPU model, the
- * split irqchip, the port-I/O test device): one line naming the first one
- * given elsewhere. (--initrd and --append go with a Linux Image on arm64.) */
-static bool x86_only_ok(const struct kvmkit_machine_config *cfg, bool set_chip)
+/* The options whose machinery exists only on one architecture: x86_64's
+ * split irqchip and port-I/O test device, arm64's vGIC options (@arm_opt:
+ * the first of those given, or NULL). One line naming the first one given
+ * elsewhere. (--initrd and --append go with a Linux Image on arm64; --cpu
+ * takes each architecture's names.) */
+static bool arch_only_ok(const struct kvmkit_machine_config *cfg, bool set_chip,
+			 const char *arm_opt)
 {
+	const char *opt = NULL;
+
 #if defined(__x86_64__)
 	(void)cfg;
 	(void)set_chip;
-	return true;
+	opt = arm_opt;
+	if (opt)
+		fprintf(stderr, "kvmkit: run: %s is arm64-only (this kvmkit is built for %s)\n",
+			opt, "x86_64");
 #else
-	const char *opt = NULL;
-
-	if (cfg->vm.cpu_flags)
-		opt = "--cpu";
-	else if (set_chip && cfg->irqchip && cfg->irqchip_mode == KVMKIT_IRQCHIP_SPLIT)
+	(void)arm_opt;
+	if (set_chip && cfg->irqchip && cfg->irqchip_mode == KVMKIT_IRQCHIP_SPLIT)
 		opt = "--irqchip split";
 	else if (cfg->testdev != KVMKIT_TESTDEV_AUTO)
 		opt = "--testdev";
 	if (opt)
 		fprintf(stderr, "kvmkit: run: %s is x86_64-only (this kvmkit is built for %s)\n",
 			opt, "arm64");
-	return !opt;
 #endif
+	return !opt;
 }
 
 int cmd_run(int argc, char **argv)
@@ -332,6 +337,7 @@ int cmd_run(int argc, char **argv)
 	void *initrd_buf = NULL;
 	unsigned int timeout_s = 0;
 	bool irq_stats = false;
+	const char *arm_opt = NULL; /* the first arm64-only option given */
 	struct console *con;
 	void *image = NULL;
 	size_t image_len = 0;
@@ -463,6 +469,26 @@ int cmd_run(int argc, char **argv)
 				return CLI_EXIT_USAGE;
 			}
 			break;
+		case 'G':
+			if (!strcmp(optarg, "auto") || !strcmp(optarg, "v2") ||
+			    !strcmp(optarg, "v3")) {
+				cfg.gic_version =
+					optarg[0] == 'v' ? (unsigned int)(optarg[1] - '0') : 0;
+			} else {
+				fprintf(stderr, "kvmkit: --gic: '%s' is not v2, v3 or auto\n",
+					optarg);
+				return CLI_EXIT_USAGE;
+			}
+			arm_opt = arm_opt ? arm_opt : "--gic";
+			break;
+		case 'Q':
+			/* The vGIC checks the rest (a multiple of 32 in 64..992). */
+			if (cli_parse_uint(optarg, 1, 4096, &cfg.gic_nr_irqs)) {
+				fprintf(stderr, "kvmkit: --gic-irqs: invalid count '%s'\n", optarg);
+				return CLI_EXIT_USAGE;
+			}
+			arm_opt = arm_opt ? arm_opt : "--gic-irqs";
+			break;
 		case 'h':
 			cli_run_usage(stdout);
 			return 0;
@@ -485,7 +511,7 @@ int cmd_run(int argc, char **argv)
 		fprintf(stderr, "kvmkit: --net and --vsock need an irqchip (not --irqchip none)\n");
 		return CLI_EXIT_USAGE;
 	}
-	if (!x86_only_ok(&cfg, set_chip))
+	if (!arch_only_ok(&cfg, set_chip, arm_opt))
 		return CLI_EXIT_USAGE;
 	if (incoming) {
 		unsigned int adopt = (set_vcpus ? 0 : KVMKIT_INCOMING_ADOPT_VCPUS) |

@@ -39,6 +39,8 @@ const struct option cli_run_options[] = {
 	{ "virtio-irq", required_argument, NULL, 'V' },
 	{ "net", required_argument, NULL, 'n' },
 	{ "vsock", required_argument, NULL, 'K' },
+	{ "gic", required_argument, NULL, 'G' },
+	{ "gic-irqs", required_argument, NULL, 'Q' },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -139,6 +141,9 @@ static const char run_options_text[] =
 	"                         virtio-net on tap NAME (after the console); vhost:\n"
 	"                         packets moved by /dev/vhost-net\n"
 	"      --vsock cid=N      virtio-vsock through /dev/vhost-vsock, guest cid N\n"
+	"      --gic v2|v3|auto   arm64: the vGIC version (auto: GICv3, else GICv2)\n"
+	"      --gic-irqs N       arm64: the vGIC's interrupts, a multiple of 32 in\n"
+	"                         64..992 (default 256)\n"
 	"  -h, --help             print usage\n";
 /* clang-format on */
 
@@ -190,8 +195,10 @@ void cli_run_usage(FILE *f)
 #if defined(__x86_64__)
 	for (unsigned int i = 0; kvmkit_cpu_feature_name(i); i++)
 		fprintf(f, " %s", kvmkit_cpu_feature_name(i));
+	fprintf(f, "\n(arm64 only: --gic, --gic-irqs)");
 #else
-	fprintf(f, " (x86_64 only: --cpu, --irqchip split, --testdev)");
+	fprintf(f, " pmu sve (arm64: off unless named, refused where KVM has\n"
+		   "not got them; x86_64 only: --irqchip split, --testdev)");
 #endif
 	fprintf(f, "\n\n%s", run_exit_text);
 }

@@ -68,6 +68,8 @@ extern "C" {
  * (1020..1023 are special), so a GIC of 1024 interrupts has 988. */
 #define KVMKIT_ARM64_SPI_BASE 32
 #define KVMKIT_ARM64_SPI_END 1020
+/* The guest PMU's overflow interrupt (kvmkit run --cpu pmu): PPI 7. */
+#define KVMKIT_ARM64_PMU_PPI 23
 /* The most interrupts KVM's vGIC takes (a multiple of 32 below 1020). */
 #define KVMKIT_GIC_MAX_IRQS 992
 
@@ -118,6 +120,7 @@ struct kvmkit_arm64_platform {
 	uint64_t initrd_start, initrd_end;
 	/* SPIs the GIC has (0: not checked); every GSI named must be below. */
 	unsigned int spis;
+	bool pmu; /* a PMUv3 node (arm,armv8-pmuv3) on PPI 7, INTID 23 */
 	const struct kvmkit_arm64_mmio_dev *devs; /* ndevs entries */
 	unsigned int ndevs; /* at most KVMKIT_ARM64_FDT_MAX_DEVS */
 };

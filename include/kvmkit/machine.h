@@ -85,6 +85,11 @@ struct kvmkit_machine_config {
 	const char *net_tap;
 	bool net_vhost;
 	uint64_t vsock_cid;
+	/* arm64 only (elsewhere they must stay 0): the vGIC's version (0
+	 * auto: GICv3, else GICv2; 2 or 3: only that one) and interrupt count
+	 * (0: 256), as kvmkit_irqchip_config's gic_version and gic_nr_irqs. */
+	unsigned int gic_version;
+	unsigned int gic_nr_irqs;
 };
 
 struct kvmkit_machine;

@@ -61,7 +61,7 @@ struct kvmkit_vm_config {
 	const char *kvm_path;	 /* NULL: $KVMKIT_KVM_PATH, else /dev/kvm */
 	int pause_signal;	 /* signal used to kick vCPUs; 0: SIGRTMIN + 1 */
 	bool exit_timing;	 /* measure user_ns per exit (two clock reads per exit) */
-	const char *cpu_flags;	 /* x86 CPU features, "+x2apic,-avx" (vcpu.h) */
+	const char *cpu_flags;	 /* "+x2apic,-avx" (vcpu.h); arm64: "pmu,sve" */
 	/* Dirty-page tracking (dirty.h). 0: the bitmap. Otherwise a dirty ring
 	 * of this many entries per vCPU (a power of two; 4096 = 64 KiB is a
 	 * good size), enabled right after KVM_CREATE_VM where the host has

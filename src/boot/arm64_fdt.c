@@ -211,6 +211,20 @@ static int timer(void *fdt, const struct kvmkit_arm64_platform *p)
 	return r ?: fdt_end_node(fdt);
 }
 
+/* The PMUv3's overflow interrupt: PPI 7 (INTID 23), level, on every CPU. */
+static int pmu(void *fdt, const struct kvmkit_arm64_platform *p)
+{
+	uint32_t cells[3] = { GIC_PPI, KVMKIT_ARM64_PMU_PPI - 16, IRQ_LEVEL_HIGH };
+	int r;
+
+	if (p->gic_version == 2)
+		cells[2] |= ((1u << p->vcpus) - 1) << 8;
+	r = fdt_begin_node(fdt, "pmu");
+	r = r ?: fdt_property_string(fdt, "compatible", "arm,armv8-pmuv3");
+	r = r ?: prop_cells(fdt, "interrupts", cells, 3);
+	return r ?: fdt_end_node(fdt);
+}
+
 static int uart(void *fdt, const struct kvmkit_arm64_platform *p, const char *name)
 {
 	uint64_t reg[2] = { p->uart_base, 8 };
@@ -286,6 +300,8 @@ static int write_tree(void *fdt, const struct kvmkit_arm64_platform *p)
 	r = r ?: fdt_end_node(fdt);
 	r = r ?: gic(fdt, p);
 	r = r ?: timer(fdt, p);
+	if (p->pmu)
+		r = r ?: pmu(fdt, p);
 	if (p->uart_base)
 		r = r ?: uart(fdt, p, uart_name);
 	for (unsigned int i = 0; i < p->ndevs; i++)

@@ -346,6 +346,12 @@ static int create(const struct kvmkit_machine_config *cfg, bool boot, struct kvm
 	r = boot ? check_guest(cfg) : 0;
 	if (r)
 		return r;
+#if !defined(__aarch64__)
+	if (cfg->gic_version || cfg->gic_nr_irqs)
+		return kvmk_err_param("kvmkit_machine_create", "gic_version",
+				      "the vGIC options are arm64-only", "%u/%u", cfg->gic_version,
+				      cfg->gic_nr_irqs);
+#endif
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return kvmk_err_resource("kvmkit_machine_create", ENOMEM, NULL);
@@ -358,6 +364,9 @@ static int create(const struct kvmkit_machine_config *cfg, bool boot, struct kvm
 
 		kvmkit_irqchip_config_init(&icfg);
 		icfg.mode = cfg->irqchip_mode;
+		icfg.gic_version = cfg->gic_version;
+		if (cfg->gic_nr_irqs)
+			icfg.gic_nr_irqs = cfg->gic_nr_irqs;
 		r = kvmkit_irqchip_create(m->vm, &icfg, NULL);
 		if (r)
 			goto fail;

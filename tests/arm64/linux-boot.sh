@@ -30,15 +30,17 @@ python3 "$mkinit" "$bdir/bin/busybox" "$work/initramfs.cpio" \
 pattern='kvmkit-arm64-virtio-blk-pattern!'
 dd if=/dev/zero of="$work/disk.img" bs=1M count=4 2>/dev/null || exit 1
 printf '%s' "$pattern" | dd of="$work/disk.img" bs=1M seek=1 conv=notrunc 2>/dev/null || exit 1
-trig=edge trig_dt=Edge
-[ "$gic" = 2 ] && trig=level trig_dt=Level
+# GICv3 host: edge virtio interrupts, the PMU and SVE asked for; GICv2
+# host: level, and neither (they are off unless asked for).
+trig=edge trig_dt=Edge cpu="--cpu pmu,sve"
+[ "$gic" = 2 ] && trig=level trig_dt=Level cpu=""
 
 # shellcheck disable=SC2086
 out=$("$runner" --arch arm64 --smp 1 --mem 2G --timeout 600 $qemu_args \
 	--payload "$kvmkit" --payload "$image" --payload "$work/initramfs.cpio" \
 	--payload "$work/disk.img" -- \
 	"$kvmkit run --kernel $image --initrd $work/initramfs.cpio --mem 512M --vcpus 2 \
-	 --rng --disk $work/disk.img --virtio-irq $trig \
+	 --rng --disk $work/disk.img --virtio-irq $trig $cpu \
 	 --timeout 500 --append 'console=ttyS0 panic=-1'; echo kvmkit-status \$?" 2>&1)
 echo "$out" | tail -40
 chip=GICv3
@@ -55,6 +57,17 @@ check 'KVMKIT-HWRNG 16 bytes' "16 bytes from /dev/hwrng (virtio-rng)"
 # rng in window 0 on SPI 16 (INTID 48), the disk in window 1 on SPI 17.
 check "$chip +48 +$trig_dt +virtio[0-9]" "virtio-rng on SPI 16 (INTID 48), $trig"
 check "$chip +49 +$trig_dt +virtio[0-9]" "virtio-blk on SPI 17 (INTID 49), $trig"
+if [ -n "$cpu" ]; then
+	check "KVMKIT-FEATURES .* sve( |\\])" "SVE in the guest's /proc/cpuinfo (--cpu sve)"
+	check "$chip +23 +Level +arm-pmu" "the PMU on PPI 7 (INTID 23), level (--cpu pmu)"
+else
+	absent() {
+		if echo "$out" | grep -Eq "$1"; then echo "FAIL $2"; fail=1; else echo "ok   $2"; fi
+	}
+	check "KVMKIT-FEATURES \\[Features" "/proc/cpuinfo read"
+	absent "KVMKIT-FEATURES .* sve( |\\])" "no SVE without --cpu sve"
+	absent "arm-pmu" "no PMU without --cpu pmu"
+fi
 check 'KVMKIT-LINUX-DONE' "init ran to its end"
 check '^kvmkit-status 0$' "poweroff: PSCI SYSTEM_OFF, status 0"
 exit $fail

@@ -32,6 +32,7 @@ fi
 if [ -c /dev/hwrng ]; then
 	echo "KVMKIT-HWRNG $(/bin/busybox dd if=/dev/hwrng bs=16 count=1 2>/dev/null | /bin/busybox wc -c) bytes"
 fi
+echo "KVMKIT-FEATURES [$(/bin/busybox grep -m 1 ^Features /proc/cpuinfo)]"
 /bin/busybox cat /proc/interrupts
 echo KVMKIT-LINUX-DONE
 /bin/busybox poweroff -f

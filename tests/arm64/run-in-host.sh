@@ -17,14 +17,55 @@ if [ $st -ne 0 ] || ! echo "$out" | grep -q "hello from vCPU 0 of 1"; then
 	fail=1
 fi
 
-out=$("$kvmkit" run --kernel "$guests/hello.elf" --cpu +x2apic 2>&1)
+out=$("$kvmkit" run --kernel "$guests/hello.elf" --testdev on 2>&1)
 st=$?
-if [ $st -eq 2 ] && [ "$out" = "kvmkit: run: --cpu is x86_64-only (this kvmkit is built for arm64)" ]; then
+if [ $st -eq 2 ] && [ "$out" = "kvmkit: run: --testdev is x86_64-only (this kvmkit is built for arm64)" ]; then
 	echo "ok   cli-x86-only-option"
 else
 	echo "FAIL cli-x86-only-option: status $st: $out"
 	fail=1
 fi
+
+# expect NAME STATUS PATTERN -- COMMAND...: its status, its output matching.
+expect() {
+	name=$1 want=$2 pat=$3
+	shift 4
+	out=$("$@" 2>&1)
+	st=$?
+	if [ $st -eq "$want" ] && echo "$out" | grep -Eq -- "$pat"; then
+		echo "ok   $name"
+	else
+		echo "FAIL $name: status $st (want $want): $out"
+		fail=1
+	fi
+}
+hello="hello from vCPU 0 of 1"
+# The vGIC's options: the host's version runs, the other is refused, saying so.
+other=$((5 - gic))
+expect cli-gic-v$gic 0 "$hello" -- "$kvmkit" run --kernel "$guests/hello.elf" --gic "v$gic"
+expect cli-gic-auto 0 "$hello" -- "$kvmkit" run --kernel "$guests/hello.elf" --gic auto
+expect cli-gic-v$other-refused 120 "^kvmkit: .*GICv$other" -- \
+	"$kvmkit" run --kernel "$guests/hello.elf" --gic "v$other"
+expect cli-gic-irqs-992 0 "$hello" -- "$kvmkit" run --kernel "$guests/hello.elf" --gic-irqs 992
+expect cli-gic-irqs-100-refused 2 "^kvmkit: .*multiple of 32" -- \
+	"$kvmkit" run --kernel "$guests/hello.elf" --gic-irqs 100
+expect cli-gic-irqs-1024-refused 2 "^kvmkit: .*multiple of 32" -- \
+	"$kvmkit" run --kernel "$guests/hello.elf" --gic-irqs 1024
+# PMU and SVE: off unless named; where KVM has them the guest runs with
+# them, else a clear refusal naming the capability.
+expect cli-cpu-unknown 2 "^kvmkit: .*cpu_flags '[+]x2apic': pmu or sve" -- \
+	"$kvmkit" run --kernel "$guests/hello.elf" --cpu +x2apic
+caps=$("$kvmkit" caps 2>&1)
+for f in pmu:KVM_CAP_ARM_PMU_V3 sve:KVM_CAP_ARM_SVE; do
+	name=${f%%:*} cap=${f#*:}
+	v=$(echo "$caps" | awk -v c="$cap" '$1 == c { print $4 }')
+	if [ "${v:-0}" -gt 0 ]; then
+		expect cli-cpu-$name 0 "$hello" -- "$kvmkit" run --kernel "$guests/hello.elf" --cpu "+$name"
+	else
+		expect cli-cpu-$name-refused 120 "^kvmkit: .*$name: this host's KVM has no .*\\($cap\\)" -- \
+			"$kvmkit" run --kernel "$guests/hello.elf" --cpu "+$name"
+	fi
+done
 
 out=$("$kvmkit" run --kernel "$guests/hello.elf" --append "x" 2>&1)
 st=$?

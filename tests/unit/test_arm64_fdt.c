@@ -86,6 +86,7 @@ static void test_gicv3_two_cpus(void **state)
 	p.devs = devs;
 	p.ndevs = 2;
 	p.its = true;
+	p.pmu = true;
 	p.bootargs = "console=ttyS0 earlycon";
 	assert_int_equal(kvmkit_arm64_fdt_build(&p, &dtb, &len), 0);
 	assert_int_equal(fdt_check_header(dtb), 0);
@@ -115,6 +116,8 @@ static void test_gicv3_two_cpus(void **state)
 		 "\t\t\treg = <0x00 0x8080000 0x00 0x20000>;");
 	HAS(dts, "compatible = \"arm,armv8-timer\";\n\t\tinterrupts = <0x01 0x0d 0x04 0x01 "
 		 "0x0e 0x04 0x01 0x0b 0x04 0x01 0x0a 0x04>;");
+	HAS(dts, "pmu {\n\t\tcompatible = \"arm,armv8-pmuv3\";\n"
+		 "\t\tinterrupts = <0x01 0x07 0x04>;");
 	HAS(dts, "serial@9000000 {\n\t\tcompatible = \"ns16550a\";\n"
 		 "\t\treg = <0x00 0x9000000 0x00 0x08>;\n\t\tinterrupts = <0x00 0x01 0x04>;");
 	HAS(dts, "reg-io-width = <0x01>;");
@@ -138,6 +141,7 @@ static void test_gicv2(void **state)
 
 	platform(&p, 2, 4, mpidr);
 	p.uart_base = 0; /* no UART node, no stdout-path */
+	p.pmu = true;
 	assert_int_equal(kvmkit_arm64_fdt_build(&p, &dtb, &len), 0);
 	dts = decompile(dtb, len);
 	if (strstr(dts, "Warning") || strstr(dts, "ERROR"))
@@ -147,6 +151,7 @@ static void test_gicv2(void **state)
 	/* GICv2 PPI specifiers carry the CPU mask: 4 CPUs, 0xf << 8. */
 	HAS(dts, "interrupts = <0x01 0x0d 0xf04 0x01 0x0e 0xf04 0x01 0x0b 0xf04 0x01 0x0a 0xf04>;");
 	HAS(dts, "cpu@3 {");
+	HAS(dts, "compatible = \"arm,armv8-pmuv3\";\n\t\tinterrupts = <0x01 0x07 0xf04>;");
 	assert_null(strstr(dts, "serial@"));
 	assert_null(strstr(dts, "stdout-path"));
 	assert_null(strstr(dts, "#redistributor-regions"));
@@ -167,6 +172,7 @@ static void test_aff3(void **state)
 	platform(&p, 3, 2, mpidr);
 	assert_int_equal(kvmkit_arm64_fdt_build(&p, &dtb, &len), 0);
 	dts = decompile(dtb, len);
+	assert_null(strstr(dts, "pmu")); /* only when the platform has one */
 	HAS(dts, "#address-cells = <0x02>;\n\t\t#size-cells = <0x00>;");
 	HAS(dts, "cpu@100000000 {");
 	HAS(dts, "reg = <0x01 0x00>;");

@@ -9,6 +9,7 @@
 #include <kvmkit/arm64.h>
 
 struct kvmkit_vm;
+struct kvmkit_vcpu;
 
 struct kvmk_arch_vm {
 	unsigned int ipa_bits; /* the guest physical address size chosen */
@@ -17,6 +18,9 @@ struct kvmk_arch_vm {
 	 * kvmkit_vcpu_mpidr() then works while the vCPU runs. */
 	uint64_t *mpidr;
 	unsigned int nr_vcpus;
+	/* Optional vCPU features asked for in cpu_flags ("pmu", "sve"), off
+	 * otherwise; checked against KVM's capabilities at creation. */
+	bool pmu, sve;
 	/* MMIO devices the device tree names (the machine's virtio-mmio
 	 * devices): kvmkit_arm64_platform_of() hands them to the builder. */
 	struct kvmkit_arm64_mmio_dev devs[KVMKIT_ARM64_FDT_MAX_DEVS];
@@ -26,6 +30,10 @@ struct kvmk_arch_vm {
 /* Adds @d (its compatible string must outlive the VM: a literal) to the
  * devices @vm's device tree names; before the tree is built (boot).
  * -ENOSPC past KVMKIT_ARM64_FDT_MAX_DEVS. The builder checks the rest. */
+/* Sets up vCPU @v's PMU (KVM_ARM_VCPU_PMU_V3_CTRL: its PPI with a vGIC,
+ * then INIT): after the vGIC's init, before the vCPU first runs. */
+int kvmk_arm64_pmu_init(struct kvmkit_vcpu *v, bool with_vgic);
+
 int kvmk_arm64_fdt_add_dev(struct kvmkit_vm *vm, const struct kvmkit_arm64_mmio_dev *d);
 
 #endif

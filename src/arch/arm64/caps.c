@@ -13,10 +13,10 @@
 static const struct kvmkit_cap_info caps[] = {
 	CAP(ARM_PSCI_0_2, "arm64", "PSCI 0.2 in the kernel"),
 	CAP(ARM_VM_IPA_SIZE, "arm64", "largest guest physical address size (bits)"),
-	CAP(ARM_SVE, "arm64", "SVE for guests (kvmkit leaves it off)"),
+	CAP(ARM_SVE, "arm64", "SVE for guests (off unless --cpu sve)"),
 	CAP(ARM_PTRAUTH_ADDRESS, "arm64", "pointer authentication (kvmkit leaves it off)"),
 	CAP(ARM_IRQ_LINE_LAYOUT_2, "arm64", "KVM_IRQ_LINE vcpu2_index for >256 vCPUs"),
-	CAP(ARM_PMU_V3, "arm64", "virtual PMUv3"),
+	CAP(ARM_PMU_V3, "arm64", "virtual PMUv3 (off unless --cpu pmu)"),
 };
 
 const struct kvmkit_cap_info *kvmk_arch_caps(size_t *count)

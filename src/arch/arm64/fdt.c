@@ -30,6 +30,7 @@ int kvmkit_arm64_platform_of(struct kvmkit_vm *vm, struct kvmkit_arm64_platform 
 	out->spis = kvmkit_irqchip_pins(chip);
 	out->uart_base = KVMKIT_ARM64_UART;
 	out->uart_gsi = KVMKIT_ARM64_UART_GSI;
+	out->pmu = a->pmu;
 	out->devs = a->devs;
 	out->ndevs = a->ndevs;
 	return 0;

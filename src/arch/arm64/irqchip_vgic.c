@@ -26,6 +26,8 @@
 
 #define KVMK_LOG_MODULE "vgic"
 #include "core/internal.h"
+#include "kvm/arch.h"
+#include "arch/arm64/arm64_vm.h"
 #include "arch/arm64/vgic.h"
 #include <kvmkit/arm64.h>
 
@@ -391,6 +393,10 @@ static int vgic_vcpus_ready(struct kvmkit_irqchip *chip)
 	if (!r && g->its_fd >= 0)
 		r = kvmk_vgic_dev_attr(g->its_fd, KVM_DEV_ARM_VGIC_GRP_CTRL,
 				       KVM_DEV_ARM_VGIC_CTRL_INIT, NULL, "ITS CTRL_INIT");
+	/* A PMU needs the initialised vGIC for its PPI (pmu-emul.c). */
+	for (unsigned int i = 0;
+	     !r && kvmk_vm_arch(chip->vm)->pmu && i < kvmkit_vm_vcpu_count(chip->vm); i++)
+		r = kvmk_arm64_pmu_init(kvmkit_vm_vcpu(chip->vm, i), true);
 	if (!r) {
 		__atomic_store_n(&g->ready, true, __ATOMIC_RELEASE);
 		/* The init installed KVM's default table over an earlier one. */

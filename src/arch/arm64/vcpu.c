@@ -14,6 +14,7 @@
 #include "kvm/arch.h"
 #include "arch/arm64/arm64_vm.h"
 #include <kvmkit/arm64.h>
+#include <kvmkit/irq.h>
 
 #define CORE_REG(field) \
 	(KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_CORE | KVM_REG_ARM_CORE_REG(field))
@@ -37,6 +38,23 @@ int kvmk_arch_vcpu_init(struct kvmkit_vcpu *v, struct kvmk_arch_vm *a)
 	if (ioctl(kvmkit_vcpu_fd(v), KVM_ARM_VCPU_INIT, &init) < 0)
 		return kvmk_err_ioctl("KVM_ARM_VCPU_INIT", errno, "vcpu %u target %u",
 				      kvmkit_vcpu_id(v), init.target);
+	/* SVE's vector lengths are KVM's default (all the host has); the
+	 * vCPU cannot run, nor list its registers, before this. */
+	if (a->sve) {
+		int feature = KVM_ARM_VCPU_SVE;
+
+		if (ioctl(kvmkit_vcpu_fd(v), KVM_ARM_VCPU_FINALIZE, &feature) < 0)
+			return kvmk_err_ioctl("KVM_ARM_VCPU_FINALIZE", errno, "vcpu %u SVE",
+					      kvmkit_vcpu_id(v));
+	}
+	/* Without a vGIC the PMU has no interrupt and is set up now; with
+	 * one, after the vGIC's init (irqchip_vgic.c). */
+	if (a->pmu && !kvmkit_vm_irqchip(kvmkit_vcpu_vm(v))) {
+		int r = kvmk_arm64_pmu_init(v, false);
+
+		if (r)
+			return r;
+	}
 	/* KVM derives it from the vCPU id; kept for PSCI targets and GIC
 	 * routing, readable while the vCPU runs. */
 	return kvmkit_vcpu_get_one_reg(v, REG_MPIDR, &a->mpidr[kvmkit_vcpu_id(v)]);
@@ -66,6 +84,26 @@ int kvmkit_vcpu_set_one_reg(struct kvmkit_vcpu *v, uint64_t id, uint64_t val)
 		return kvmk_err_ioctl("KVM_SET_ONE_REG", errno, "vcpu %u reg 0x%llx",
 				      kvmkit_vcpu_id(v), (unsigned long long)id);
 	return 0;
+}
+
+static int pmu_attr(struct kvmkit_vcpu *v, uint64_t attr, const void *val, const char *what)
+{
+	struct kvm_device_attr a = { .group = KVM_ARM_VCPU_PMU_V3_CTRL,
+				     .attr = attr,
+				     .addr = (uint64_t)(uintptr_t)val };
+
+	if (ioctl(kvmkit_vcpu_fd(v), KVM_SET_DEVICE_ATTR, &a) < 0)
+		return kvmk_err_ioctl("KVM_SET_DEVICE_ATTR", errno, "vcpu %u PMU %s",
+				      kvmkit_vcpu_id(v), what);
+	return 0;
+}
+
+int kvmk_arm64_pmu_init(struct kvmkit_vcpu *v, bool with_vgic)
+{
+	int irq = KVMKIT_ARM64_PMU_PPI;
+	int r = with_vgic ? pmu_attr(v, KVM_ARM_VCPU_PMU_V3_IRQ, &irq, "IRQ") : 0;
+
+	return r ? r : pmu_attr(v, KVM_ARM_VCPU_PMU_V3_INIT, NULL, "INIT");
 }
 
 uint64_t kvmkit_vcpu_mpidr(struct kvmkit_vcpu *v)

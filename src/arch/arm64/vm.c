@@ -6,6 +6,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/ioctl.h>
 
 #define KVMK_LOG_MODULE "vm"
@@ -24,16 +25,47 @@ enum kvmkit_arch kvmk_arch_host(void)
 	return KVMKIT_ARCH_ARM64;
 }
 
+/*
+ * cpu_flags on arm64: the optional vCPU features, "pmu" and "sve", each as
+ * NAME or +NAME (on) or -NAME (off, the default), comma-separated.
+ */
+static int parse_cpu_flags(const char *flags, bool *pmu, bool *sve)
+{
+	const char *p = flags;
+
+	while (p && *p) {
+		size_t n = strcspn(p, ",");
+		bool on = *p != '-';
+		const char *name = p + (*p == '+' || *p == '-');
+		size_t len = n - (size_t)(name - p);
+
+		if (len == 3 && !strncmp(name, "pmu", 3))
+			*pmu = on;
+		else if (len == 3 && !strncmp(name, "sve", 3))
+			*sve = on;
+		else
+			return kvmk_err_param("kvmkit_vm_create", "cpu_flags",
+					      "pmu or sve (NAME, +NAME, -NAME; arm64)", "%.*s",
+					      (int)n, p);
+		p += n + (p[n] == ',');
+	}
+	return 0;
+}
+
 int kvmk_arch_vm_prepare(const struct kvmkit_vm_config *cfg, struct kvmk_arch_vm **out)
 {
-	if (cfg->cpu_flags && cfg->cpu_flags[0])
-		return kvmk_err_unsupported("kvmkit_vm_create", ENOTSUP,
-					    "CPU feature flags are x86_64-only");
+	bool pmu = false, sve = false;
+	int r = parse_cpu_flags(cfg->cpu_flags, &pmu, &sve);
+
+	if (r)
+		return r;
 	*out = calloc(1, sizeof(**out));
 	if (*out)
 		(*out)->mpidr = calloc(cfg->vcpus ? cfg->vcpus : 1, sizeof(uint64_t));
 	if (*out && (*out)->mpidr) {
 		(*out)->nr_vcpus = cfg->vcpus;
+		(*out)->pmu = pmu;
+		(*out)->sve = sve;
 		return 0;
 	}
 	kvmk_arch_vm_free(*out);
@@ -124,6 +156,20 @@ int kvmk_arch_vm_init(struct kvmkit_vm *vm, struct kvmk_arch_vm *a)
 		return kvmk_err_unsupported("kvmkit_vm_create", ENOTSUP,
 					    "KVM_CAP_ARM_PSCI_0_2 (PSCI 0.2 in the kernel)");
 	a->init.features[0] |= 1u << KVM_ARM_VCPU_PSCI_0_2;
+	/* Optional features: only when asked for, and refused, saying which
+	 * capability is missing, where KVM cannot give them. */
+	if (a->pmu && kvmkit_vm_check_cap(vm, KVM_CAP_ARM_PMU_V3) <= 0)
+		return kvmk_err_unsupported("kvmkit_vm_create", ENOTSUP,
+					    "pmu: this host's KVM has no guest PMU "
+					    "(KVM_CAP_ARM_PMU_V3)");
+	if (a->sve && kvmkit_vm_check_cap(vm, KVM_CAP_ARM_SVE) <= 0)
+		return kvmk_err_unsupported(
+			"kvmkit_vm_create", ENOTSUP,
+			"sve: this host's KVM has no guest SVE (KVM_CAP_ARM_SVE)");
+	if (a->pmu)
+		a->init.features[0] |= 1u << KVM_ARM_VCPU_PMU_V3;
+	if (a->sve)
+		a->init.features[0] |= 1u << KVM_ARM_VCPU_SVE;
 	r = kvmk_vm_add_ram(vm, KVMKIT_ARM64_RAM_BASE, kvmkit_vm_config(vm)->mem_size, 0);
 	return r < 0 ? r : 0;
 }
