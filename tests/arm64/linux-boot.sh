@@ -25,15 +25,17 @@ mods=$(ls -d "$kdir"/lib/modules/*/kernel | head -1)
 mkdir -p "$work"
 python3 "$mkinit" "$bdir/bin/busybox" "$work/initramfs.cpio" \
 	"$mods/drivers/block/virtio_blk.ko" "$mods/drivers/char/hw_random/virtio-rng.ko" \
+	"$mods/drivers/char/virtio_console.ko" \
 	"$mods/drivers/virtio/virtio_mmio.ko" || exit 1
 # 4 MiB of zeros with 32 known bytes at 1 MiB.
 pattern='kvmkit-arm64-virtio-blk-pattern!'
 dd if=/dev/zero of="$work/disk.img" bs=1M count=4 2>/dev/null || exit 1
 printf '%s' "$pattern" | dd of="$work/disk.img" bs=1M seek=1 conv=notrunc 2>/dev/null || exit 1
 # GICv3 host: edge virtio interrupts, the PMU and SVE asked for; GICv2
-# host: level, and neither (they are off unless asked for).
+# host: level, neither PMU nor SVE (off unless asked for), and the terminal
+# on a virtio console (the guest's init writes to /dev/hvc0).
 trig=edge trig_dt=Edge cpu="--cpu pmu,sve"
-[ "$gic" = 2 ] && trig=level trig_dt=Level cpu=""
+[ "$gic" = 2 ] && trig=level trig_dt=Level cpu="--console virtio"
 
 # shellcheck disable=SC2086
 out=$("$runner" --arch arm64 --smp 1 --mem 2G --timeout 600 $qemu_args \
@@ -57,7 +59,7 @@ check 'KVMKIT-HWRNG 16 bytes' "16 bytes from /dev/hwrng (virtio-rng)"
 # rng in window 0 on SPI 16 (INTID 48), the disk in window 1 on SPI 17.
 check "$chip +48 +$trig_dt +virtio[0-9]" "virtio-rng on SPI 16 (INTID 48), $trig"
 check "$chip +49 +$trig_dt +virtio[0-9]" "virtio-blk on SPI 17 (INTID 49), $trig"
-if [ -n "$cpu" ]; then
+if [ "$gic" = 3 ]; then
 	check "KVMKIT-FEATURES .* sve( |\\])" "SVE in the guest's /proc/cpuinfo (--cpu sve)"
 	check "$chip +23 +Level +arm-pmu" "the PMU on PPI 7 (INTID 23), level (--cpu pmu)"
 else
@@ -67,6 +69,9 @@ else
 	check "KVMKIT-FEATURES \\[Features" "/proc/cpuinfo read"
 	absent "KVMKIT-FEATURES .* sve( |\\])" "no SVE without --cpu sve"
 	absent "arm-pmu" "no PMU without --cpu pmu"
+	check "^KVMKIT-HVC0" "the guest's output through /dev/hvc0 (virtio-console)"
+	check "$chip +50 +$trig_dt +virtio[0-9]" "virtio-console on SPI 18 (INTID 50), $trig"
+	absent "virtio_blk virtio[0-9]: .*logical blocks" "no kernel log: the UART is not the terminal"
 fi
 check 'KVMKIT-LINUX-DONE' "init ran to its end"
 check '^kvmkit-status 0$' "poweroff: PSCI SYSTEM_OFF, status 0"

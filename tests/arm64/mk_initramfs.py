@@ -5,7 +5,8 @@
 kernel modules given (loaded by /init in that order: Debian builds the
 virtio-mmio transport and its drivers as modules) and an /init that reports
 what the test checks, then powers off (PSCI SYSTEM_OFF). With virtio
-devices, /init reads the disk's pattern (32 bytes at 1 MiB of /dev/vda) and
+devices, /init moves its output to /dev/hvc0 if there is a virtio console,
+reads the disk's pattern (32 bytes at 1 MiB of /dev/vda) and
 16 bytes of /dev/hwrng.
 
 usage: mk_initramfs.py BUSYBOX OUTPUT [MODULE.ko]...
@@ -17,7 +18,6 @@ import sys
 INIT = """#!/bin/busybox sh
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sys /sys
-echo "KVMKIT-LINUX-INIT cpus=$(/bin/busybox grep -c ^processor /proc/cpuinfo)"
 for m in /modules/*.ko; do
 	[ -e "$m" ] && /bin/busybox insmod "$m" && echo "KVMKIT-INSMOD ${m##*/}"
 done
@@ -26,6 +26,15 @@ n=0
 while [ ! -b /dev/vda ] && [ $n -lt 5 ] && [ -d /modules ]; do
 	/bin/busybox sleep 1; n=$((n + 1))
 done
+# With a virtio console (kvmkit run --console virtio) the terminal is on
+# it, not on the UART: the rest goes there.
+hvc=0
+if [ -c /dev/hvc0 ]; then
+	exec >/dev/hvc0 2>&1
+	hvc=1
+	echo KVMKIT-HVC0
+fi
+echo "KVMKIT-LINUX-INIT cpus=$(/bin/busybox grep -c ^processor /proc/cpuinfo)"
 if [ -b /dev/vda ]; then
 	echo "KVMKIT-VDA [$(/bin/busybox dd if=/dev/vda bs=32 skip=32768 count=1 2>/dev/null)]"
 fi
@@ -35,6 +44,9 @@ fi
 echo "KVMKIT-FEATURES [$(/bin/busybox grep -m 1 ^Features /proc/cpuinfo)]"
 /bin/busybox cat /proc/interrupts
 echo KVMKIT-LINUX-DONE
+# The virtio console's queue is served by kvmkit's device thread: a moment
+# for it before the power goes.
+[ $hvc = 1 ] && /bin/busybox sleep 1
 /bin/busybox poweroff -f
 """
 
