@@ -70,6 +70,7 @@ uint64_t spi_target(struct lab *l, unsigned int cpu);
 extern int expect_gic;
 void t_spi_line_edge(void);
 void t_spi_masked(void); /* cases_mask.c */
+void t_virtio_rng(void); /* cases_virtio.c */
 void t_spi_irqfd_edge_early(void);
 void t_routes_before_init(void);
 void t_spi_irqfd_level_resample(void);

@@ -390,6 +390,7 @@ static const struct {
 	{ "gic_forced", t_gic_forced },
 	{ "spi_line_edge", t_spi_line_edge },
 	{ "spi_masked", t_spi_masked },
+	{ "virtio_rng", t_virtio_rng },
 	{ "spi_irqfd_edge_early", t_spi_irqfd_edge_early },
 	{ "spi_irqfd_level_resample", t_spi_irqfd_level_resample },
 	{ "routes_before_init", t_routes_before_init },

@@ -116,5 +116,19 @@
 /* A load pair from the UART: an MMIO access KVM cannot decode for
  * userspace (no ISV), which must stop the VM, not kvmkit. */
 #define A64_CMD_BAD_MMIO 18
+/* arg0 = a virtio-rng's virtio-mmio window, arg1 = requests (n), arg2 =
+ * its INTID: the guest's driver (lib/virtio.c) sets the device up, makes
+ * n requests of 16 bytes one at a time, each time waiting for the used
+ * buffer and one more interrupt counted on that INTID (then acknowledging
+ * InterruptStatus), and resets it. result = n, or an A64_VIRTIO_ERR_*. */
+#define A64_CMD_VIRTIO_RNG 19
+#define A64_VIRTIO_ERR_ID A64_U64(0xfff1) /* not a version 2 virtio-rng */
+#define A64_VIRTIO_ERR_FEATURES A64_U64(0xfff2)
+#define A64_VIRTIO_ERR_QUEUE A64_U64(0xfff3)
+#define A64_VIRTIO_ERR_TIMEOUT A64_U64(0xfff4) /* no used buffer or interrupt */
+#define A64_VIRTIO_ERR_LEN A64_U64(0xfff5)
+#define A64_VIRTIO_ERR_DATA A64_U64(0xfff6) /* 16 zero bytes */
+/* The driver's queue (descriptors, rings, buffers): 8 KiB at RAM + 3 MiB. */
+#define A64_VIRTIO_AREA (A64_RAM_BASE + 0x300000)
 
 #endif

@@ -96,6 +96,7 @@ void a64_its_init(void);
 int a64_its_map(uint32_t dev, uint32_t event, uint32_t lpi, unsigned int cpu);
 
 /* The program: on each vCPU once the runtime is up (start.S). */
+uint64_t a64_virtio_rng(unsigned int cpu, uint64_t base, unsigned int n, uint32_t intid);
 void a64_program(unsigned int cpu, unsigned int ncpus);
 extern void a64_secondary_entry(void);
 

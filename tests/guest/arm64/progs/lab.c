@@ -37,6 +37,8 @@ static uint64_t run(unsigned int cpu, uint64_t cmd, uint64_t a0, uint64_t a1, ui
 		__asm__ volatile("ldp %0, %1, [%2]" : "=r"(x), "=r"(y) : "r"(A64_UART) : "memory");
 		return x ^ y;
 	}
+	case A64_CMD_VIRTIO_RNG:
+		return a64_virtio_rng(cpu, a0, (unsigned int)a1, (uint32_t)a2);
 	case A64_CMD_PSCI_VERSION:
 		return (uint64_t)a64_psci(PSCI_VERSION, 0, 0, 0);
 	case A64_CMD_GICD_READ:
