@@ -19,13 +19,21 @@ const struct option cli_global_options[] = {
 const char cli_global_shortopts[] = "+:h";
 
 const struct option cli_run_options[] = {
-	{ "kernel", required_argument, NULL, 'k' },  { "mem", required_argument, NULL, 'm' },
-	{ "vcpus", required_argument, NULL, 'c' },   { "timeout", required_argument, NULL, 't' },
-	{ "irqchip", required_argument, NULL, 'i' }, { "irq-stats", no_argument, NULL, 's' },
-	{ "cpu", required_argument, NULL, 'u' },     { "initrd", required_argument, NULL, 'I' },
-	{ "append", required_argument, NULL, 'a' },  { "testdev", required_argument, NULL, 'T' },
-	{ "api", required_argument, NULL, 'A' },     { "restore", required_argument, NULL, 'R' },
-	{ "help", no_argument, NULL, 'h' },	     { 0 },
+	{ "kernel", required_argument, NULL, 'k' },
+	{ "mem", required_argument, NULL, 'm' },
+	{ "vcpus", required_argument, NULL, 'c' },
+	{ "timeout", required_argument, NULL, 't' },
+	{ "irqchip", required_argument, NULL, 'i' },
+	{ "irq-stats", no_argument, NULL, 's' },
+	{ "cpu", required_argument, NULL, 'u' },
+	{ "initrd", required_argument, NULL, 'I' },
+	{ "append", required_argument, NULL, 'a' },
+	{ "testdev", required_argument, NULL, 'T' },
+	{ "api", required_argument, NULL, 'A' },
+	{ "restore", required_argument, NULL, 'R' },
+	{ "virtio-mmio-cmdline", no_argument, NULL, 'V' },
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 },
 };
 const char cli_run_shortopts[] = ":k:m:c:t:h";
 
@@ -67,8 +75,9 @@ const char cli_migrate_shortopts[] = ":h";
 
 /* One line per option of cli_run_options, in the same order. */
 static const char run_options_text[] =
-	"  -k, --kernel FILE      guest image: ELF64 x86_64, or Multiboot v1 ELF32\n"
-	"                         (default: the embedded demo guest)\n"
+	"  -k, --kernel FILE      guest image: Linux bzImage or PVH vmlinux, ELF64\n"
+	"                         x86_64, or Multiboot v1 ELF32 (default: the\n"
+	"                         embedded demo guest)\n"
 	"  -m, --mem SIZE         guest RAM, e.g. 256M, 1G (default 128M)\n"
 	"  -c, --vcpus N          vCPUs, 1..4096 (default 1)\n"
 	"  -t, --timeout SEC      stop the guest after SEC seconds (exit status 124)\n"
@@ -76,8 +85,9 @@ static const char run_options_text[] =
 	"                         or none\n"
 	"      --irq-stats        per-GSI interrupt counts on stderr at exit\n"
 	"      --cpu +F,-F,...    switch CPU features on or off (names: run --help)\n"
-	"      --initrd FILE      Multiboot module 0\n"
-	"      --append \"ARGS\"    Multiboot command line after the kernel path\n"
+	"      --initrd FILE      Linux initrd, or Multiboot module 0\n"
+	"      --append \"ARGS\"    Linux command line, or Multiboot command line\n"
+	"                         after the kernel path\n"
 	"      --testdev on|off   the test device (default: on for Multiboot images,\n"
 	"                         off for others)\n"
 	"      --api PATH         serve the control API on unix socket PATH\n"
@@ -86,6 +96,9 @@ static const char run_options_text[] =
 	"      --restore DIR      continue the guest saved in DIR (kvmkit snapshot);\n"
 	"                         --vcpus, --mem, --irqchip default to the snapshot's\n"
 	"                         and must match it; no --kernel/--initrd/--append\n"
+	"      --virtio-mmio-cmdline\n"
+	"                         Linux: also list the virtio-mmio devices as\n"
+	"                         virtio_mmio.device= on the command line\n"
 	"  -h, --help             print usage\n";
 
 /* The control clients, for `kvmkit --help` and `kvmkit CMD --help`. */

@@ -2,7 +2,10 @@
 /*
  * A machine: a VM with its vCPUs, the standard devices (16550 UART on COM1,
  * isa-debug-exit, report device, fw_cfg, the test device if configured)
- * and a loaded guest (ELF64 or multiboot). This is what `kvmkit run`
+ * and a loaded guest: ELF64, Multiboot, or Linux (a bzImage or a PVH
+ * vmlinux, linux_boot.h), which also gets ACPI tables and the ACPI
+ * power-management device (poweroff: GUEST_EXIT status 0; reboot:
+ * GUEST_RESET; docs/PLATFORM.md). This is what `kvmkit run`
  * assembles; library users may build their own instead.
  *
  * Threads: create, run and destroy come from the application's threads,
@@ -44,15 +47,21 @@ struct kvmkit_machine_config {
 	const void *kernel; /* ELF64 image in memory */
 	size_t kernel_len;
 	int console_fd; /* where UART output goes; -1: kept only in memory */
-	bool irqchip;	/* an irqchip (x86); the UART gets IRQ 4 */
+	bool irqchip; /* an irqchip (x86); the UART gets IRQ 4 */
 	enum kvmkit_irqchip_mode irqchip_mode; /* kernel or split (both with PIC and PIT) */
 	enum kvmkit_testdev_mode testdev; /* default AUTO */
-	/* Multiboot images only (an ELF64 guest with these is refused): */
-	const char *cmdline;	 /* appended after kernel_path; NULL: none */
-	const void *initrd;	 /* module 0, NULL: none */
+	/* Multiboot and Linux images only (an ELF64 guest with these is
+	 * refused): */
+	const char *cmdline; /* Multiboot: after kernel_path; Linux: the
+				  * kernel's command line; NULL: none */
+	const void *initrd; /* Multiboot module 0 or Linux initrd, NULL: none */
 	size_t initrd_len;
 	const char *initrd_path; /* module 0's string; NULL: "initrd" */
 	const char *kernel_path; /* argv[0] of the command line; NULL: "kernel" */
+	/* Linux: also name each virtio-mmio device on the command line
+	 * ("virtio_mmio.device=SIZE@BASE:GSI", for kernels built with
+	 * CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES), besides the ACPI DSDT. */
+	bool virtio_mmio_cmdline;
 };
 
 struct kvmkit_machine;

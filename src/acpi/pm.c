@@ -39,6 +39,7 @@ static void pm_write(void *opaque, uint64_t off, const void *data, unsigned int 
 	uint8_t v;
 
 	memcpy(&v, data, 1);
+	kvmk_debug("write 0x%x to port 0x%llx", v, (unsigned long long)(KVMK_ACPI_PM_PORT + off));
 	switch (off) {
 	case KVMK_ACPI_SLEEP_CONTROL - KVMK_ACPI_PM_PORT:
 		if (!(v & KVMK_ACPI_SLP_EN))
@@ -74,6 +75,7 @@ static void kbd_cmd_write(void *opaque, uint64_t off, const void *data, unsigned
 	uint8_t v;
 
 	memcpy(&v, data, 1);
+	kvmk_debug("i8042 command 0x%x", v);
 	if (v == KVMK_I8042_RESET)
 		kvmkit_vm_request_stop(pm->vm, KVMKIT_STOP_GUEST_RESET, 0,
 				       "i8042 reset (command 0xfe)");

@@ -7,6 +7,7 @@
 #define KVMK_LOG_MODULE "machine"
 #include "core/internal.h"
 #include "devices/devices_internal.h"
+#include "acpi/acpi.h"
 #include "vmm/machine_internal.h"
 #include <kvmkit/kvmkit.h>
 
@@ -19,6 +20,7 @@ struct kvmkit_machine {
 	struct kvmkit_fwcfg *fwcfg;
 	struct kvmkit_testdev *testdev;
 	struct kvmkit_line *testdev_lines[KVMKIT_TESTDEV_IRQ_LINES];
+	struct kvmk_acpi_pm *acpi_pm; /* Linux guests: the FADT's registers */
 	unsigned int nr_created; /* devices[] entries created, in order */
 };
 
@@ -112,6 +114,19 @@ static void testdev_destroy(struct kvmkit_machine *m)
 		kvmkit_line_close(m->testdev_lines[n]);
 }
 
+/* Poweroff and reboot for the ACPI tables of a Linux guest. */
+static int acpi_pm_create(struct kvmkit_machine *m, const struct kvmkit_machine_config *cfg)
+{
+	if (!cfg->kernel || !kvmkit_linux_detect(cfg->kernel, cfg->kernel_len))
+		return 0;
+	return kvmk_acpi_pm_create(m->vm, &m->acpi_pm);
+}
+
+static void acpi_pm_destroy(struct kvmkit_machine *m)
+{
+	kvmk_acpi_pm_destroy(m->acpi_pm);
+}
+
 static int uart_save(struct kvmkit_machine *m, struct kvmk_blob *out)
 {
 	return kvmk_uart_save(m->uart, out);
@@ -158,6 +173,7 @@ static const struct machine_device devices[] = {
 	{ "report", report_create, report_destroy, report_save, report_restore },
 	{ "fw_cfg", fwcfg_create, fwcfg_destroy, fwcfg_save, fwcfg_restore },
 	{ "testdev", testdev_create, testdev_destroy, testdev_save, testdev_restore },
+	{ "acpi-pm", acpi_pm_create, acpi_pm_destroy, NULL, NULL },
 };
 
 extern const unsigned char kvmkit_demo_guest_elf[];
@@ -185,16 +201,24 @@ void kvmkit_machine_config_init(struct kvmkit_machine_config *cfg)
 #endif
 }
 
-/* Multiboot (an ELF32 image with a multiboot header) or ELF64. */
+/* Linux (bzImage or PVH vmlinux), Multiboot (an ELF32 image with a
+ * multiboot header) or ELF64, in that order. */
 static int check_guest(const struct kvmkit_machine_config *cfg)
 {
+	if (kvmkit_linux_detect(cfg->kernel, cfg->kernel_len))
+		return kvmk_machine_check_linux(cfg);
 	if (kvmkit_multiboot_detect(cfg->kernel, cfg->kernel_len))
 		return kvmkit_boot_check_multiboot(cfg->kernel, cfg->kernel_len, cfg->vm.mem_size,
 						   cfg->initrd ? cfg->initrd_len : 0);
+	if (cfg->kernel_len >= 16 && memcmp(cfg->kernel, "\177ELF", 4))
+		return kvmk_err_format(
+			"kvmkit_machine_create",
+			"not a kernel: not an ELF file (vmlinux, Multiboot, ELF64) or a bzImage");
 	if (cfg->initrd || (cfg->cmdline && cfg->cmdline[0]))
-		return kvmk_err_param("kvmkit_machine_create", "cmdline",
-				      "a command line or initrd needs a multiboot image",
-				      "the kernel is not an ELF32 multiboot image");
+		return kvmk_err_param(
+			"kvmkit_machine_create", "cmdline",
+			"a command line or initrd needs a multiboot image or Linux",
+			"the kernel is not an ELF32 multiboot image, bzImage or PVH vmlinux");
 	return kvmkit_boot_check_elf64(cfg->kernel, cfg->kernel_len, cfg->vm.mem_size);
 }
 
@@ -209,6 +233,9 @@ static int boot_guest(struct kvmkit_vm *vm, const struct kvmkit_machine_config *
 	char *line;
 	int r;
 
+	/* No MMIO device declares itself yet: the virtio devices will. */
+	if (kvmkit_linux_detect(cfg->kernel, cfg->kernel_len))
+		return kvmk_machine_boot_linux(vm, cfg, NULL, 0);
 	if (!kvmkit_multiboot_detect(cfg->kernel, cfg->kernel_len))
 		return kvmkit_boot_elf64(vm, cfg->kernel, cfg->kernel_len);
 	if (asprintf(&line, "%s%s%s", argv0, append[0] ? " " : "", append) < 0)

@@ -1,0 +1,33 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# The Linux boot test (meson: x86-linux-boot): Debian's kernel, the one the
+# emulated x86 host itself runs (tests/hosts caches its package), boots
+# under `kvmkit run` inside that host, once per variant in one host boot
+# (tests/linux/run-in-host.sh), with a busybox initramfs built here.
+# usage: test_linux_boot.sh RUNNER KVMKIT SRCDIR OUTDIR
+runner=$1 kvmkit=$2 src=$3 out=$4
+cache=${KVMKIT_HOSTS_CACHE:-$HOME/.cache/kvmkit-hosts}
+
+find_kernel() {
+	for k in "$cache"/x86_64/kernel/*/boot/vmlinuz-*; do
+		[ -f "$k" ] && echo "$k" && return 0
+	done
+	return 1
+}
+
+kernel=${KVMKIT_LINUX_KERNEL:-$(find_kernel)}
+if [ -z "$kernel" ]; then
+	# The runner fetches and unpacks the kernel package on its first use.
+	"$runner" --arch x86_64 --smp 1 -- true || exit $?
+	kernel=$(find_kernel) || { echo "no Debian kernel in $cache"; exit 1; }
+fi
+# The runner unpacks the ELF vmlinux beside it (it boots the host with it).
+pvh=$(ls "$(dirname "$kernel")"/kvmkit-vmlinuz-*.pvh 2>/dev/null | head -n 1)
+mkdir -p "$out"
+python3 "$src/mkinitramfs.py" "$src/init" "$out/linux-test.cpio" || exit 1
+echo "kernel: $kernel${pvh:+, PVH: $pvh}"
+set -- --payload "$kvmkit" --payload "$kernel" --payload "$out/linux-test.cpio" \
+	--payload "$src/run-in-host.sh"
+[ -n "$pvh" ] && set -- "$@" --payload "$pvh"
+exec "$runner" --arch x86_64 --smp 1 --timeout 1200 "$@" -- \
+	sh "$src/run-in-host.sh" "$kvmkit" "$kernel" "$out/linux-test.cpio" $pvh
