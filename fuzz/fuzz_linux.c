@@ -140,6 +140,7 @@ static size_t assemble_pvh(struct in *in, uint8_t *f)
 	uint32_t hdr[3] = { 4, 8, KVMKIT_PVH_NOTE_PHYS32_ENTRY };
 	size_t note_off = 0x200 + (size_t)take(in, 1) * 4;
 	uint64_t entry = MIB + take(in, 3);
+	bool first_load = true;
 
 	memset(f, 0, MAX_FILE);
 	memcpy(eh.e_ident, ELFMAG, SELFMAG);
@@ -156,10 +157,15 @@ static size_t assemble_pvh(struct in *in, uint8_t *f)
 		Elf64_Phdr ph = { 0 };
 
 		ph.p_type = take(in, 1) & 1 ? PT_LOAD : PT_NOTE;
-		ph.p_offset = take(in, 2);
-		ph.p_paddr = MIB + take(in, 3);
-		ph.p_filesz = take(in, 2);
+		ph.p_offset = take(in, 2) % len; /* mostly inside the file */
+		ph.p_paddr = MIB + take(in, 2) * 16; /* mostly inside RAM */
+		ph.p_filesz = take(in, 2) % 0x2000;
 		ph.p_memsz = ph.p_filesz + take(in, 2);
+		/* Often the entry lies in the first segment. */
+		if (ph.p_type == PT_LOAD && first_load && take(in, 1) & 1) {
+			entry = ph.p_paddr + take(in, 1);
+			first_load = false;
+		}
 		if (ph.p_type == PT_NOTE && take(in, 1) & 1) {
 			ph.p_offset = note_off;
 			ph.p_filesz = 24 + take(in, 1) % 8;
