@@ -30,7 +30,10 @@ struct kvmkit_vm;
 #define KVMK_ACPI_SLEEP_STATUS (KVMK_ACPI_PM_PORT + 1) /* WAK_STS (0x80) */
 #define KVMK_ACPI_RESET_REG (KVMK_ACPI_PM_PORT + 2)
 #define KVMK_ACPI_RESET_VALUE 0x01
-#define KVMK_ACPI_PM_LEN 3
+#define KVMK_ACPI_PVPANIC (KVMK_ACPI_PM_PORT + 4) /* QEMU's pvpanic protocol */
+#define KVMK_ACPI_PM_LEN 5
+#define KVMK_PVPANIC_PANICKED 0x01
+#define KVMK_PVPANIC_CRASH_LOADED 0x02
 #define KVMK_ACPI_S5_TYPE 5 /* SLP_TYP of \_S5 */
 #define KVMK_ACPI_SLP_EN 0x20
 #define KVMK_I8042_DATA 0x60
@@ -49,6 +52,7 @@ struct kvmk_acpi_mmio_dev {
 struct kvmk_acpi_config {
 	unsigned int vcpus; /* APIC ids 0..vcpus-1 */
 	bool com1; /* the 16550 at 0x3f8, IRQ 4 */
+	bool pvpanic; /* QEMU0001 at KVMK_ACPI_PVPANIC */
 	const struct kvmk_acpi_mmio_dev *devs;
 	unsigned int ndevs;
 };
@@ -75,9 +79,9 @@ int kvmk_acpi_virtio_cmdline(const struct kvmk_acpi_mmio_dev *devs, unsigned int
 			     size_t size);
 
 /* The power-management device: sleep control/status and reset registers
- * at KVMK_ACPI_PM_PORT, and the i8042's ports answering "ready" with
- * command 0xfe as a reset. S5 stops the VM as GUEST_EXIT status 0, a
- * reset as GUEST_RESET. */
+ * at KVMK_ACPI_PM_PORT, a pvpanic register, and the i8042's ports
+ * answering "ready" with command 0xfe as a reset. S5 stops the VM as
+ * GUEST_EXIT status 0, a reset as GUEST_RESET, a panic as GUEST_CRASH. */
 struct kvmk_acpi_pm;
 int kvmk_acpi_pm_create(struct kvmkit_vm *vm, struct kvmk_acpi_pm **out);
 void kvmk_acpi_pm_destroy(struct kvmk_acpi_pm *pm);

@@ -2,8 +2,9 @@
 /*
  * The registers the FADT points at, and the i8042's reset: a guest's
  * poweroff (S5 through the sleep control register) and reboot (the reset
- * register, or command 0xfe to the keyboard controller) stop the VM with
- * the reason `kvmkit run` maps to its exit status (0 and 118).
+ * register, or command 0xfe to the keyboard controller) and panic (QEMU's
+ * pvpanic protocol) stop the VM with the reason `kvmkit run` maps to its
+ * exit status (0, 118 and 119).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,9 @@ static void pm_read(void *opaque, uint64_t off, void *data, unsigned int size)
 	 * does not have (only S5 is declared) does not wait for good. */
 	if (off == KVMK_ACPI_SLEEP_STATUS - KVMK_ACPI_PM_PORT)
 		v = WAK_STS;
+	/* pvpanic: the events this device takes. */
+	if (off == KVMK_ACPI_PVPANIC - KVMK_ACPI_PM_PORT)
+		v = KVMK_PVPANIC_PANICKED | KVMK_PVPANIC_CRASH_LOADED;
 	memset(data, 0, size);
 	memcpy(data, &v, 1);
 }
@@ -55,6 +59,13 @@ static void pm_write(void *opaque, uint64_t off, const void *data, unsigned int 
 		if (v == KVMK_ACPI_RESET_VALUE)
 			kvmkit_vm_request_stop(pm->vm, KVMKIT_STOP_GUEST_RESET, 0,
 					       "ACPI reset register");
+		return;
+	case KVMK_ACPI_PVPANIC - KVMK_ACPI_PM_PORT:
+		if (v & KVMK_PVPANIC_PANICKED)
+			kvmkit_vm_request_stop(pm->vm, KVMKIT_STOP_GUEST_CRASH, 0,
+					       "pvpanic: the guest kernel panicked");
+		else if (v & KVMK_PVPANIC_CRASH_LOADED)
+			kvmk_info("pvpanic: the guest loaded its crash kernel");
 		return;
 	default:
 		return; /* writes to the status register clear nothing kvmkit keeps */

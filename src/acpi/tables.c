@@ -151,6 +151,21 @@ static void dsdt_body(struct kvmk_aml *a, const struct kvmk_acpi_config *cfg)
 		crs(a, &res);
 		kvmk_aml_end(a, dev);
 	}
+	if (cfg->pvpanic) {
+		struct kvmk_aml res;
+
+		/* QEMU's pvpanic device: Linux's pvpanic-mmio driver takes its
+		 * I/O port from _CRS. */
+		kvmk_aml_init(&res);
+		dev = kvmk_aml_device_begin(a, "PEVT");
+		kvmk_aml_name_decl(a, "_HID");
+		kvmk_aml_string(a, "QEMU0001");
+		kvmk_aml_name_decl(a, "_UID");
+		kvmk_aml_integer(a, 0);
+		kvmk_aml_res_io(&res, KVMK_ACPI_PVPANIC, KVMK_ACPI_PVPANIC, 1, 1);
+		crs(a, &res);
+		kvmk_aml_end(a, dev);
+	}
 	for (unsigned int i = 0; i < cfg->ndevs; i++) {
 		const struct kvmk_acpi_mmio_dev *d = &cfg->devs[i];
 		struct kvmk_aml res;

@@ -38,7 +38,7 @@ int kvmk_machine_check_linux(const struct kvmkit_machine_config *cfg)
 int kvmk_machine_boot_linux(struct kvmkit_vm *vm, const struct kvmkit_machine_config *cfg,
 			    const struct kvmk_acpi_mmio_dev *devs, unsigned int ndevs)
 {
-	struct kvmk_acpi_config acfg = { kvmkit_vm_config(vm)->vcpus, true, devs, ndevs };
+	struct kvmk_acpi_config acfg = { kvmkit_vm_config(vm)->vcpus, true, true, devs, ndevs };
 	struct kvmkit_linux_boot boot = { cfg->kernel,	   cfg->kernel_len, cfg->initrd,
 					  cfg->initrd_len, cfg->cmdline,    KVMK_ACPI_BASE };
 	size_t area = KVMK_ACPI_END - KVMK_ACPI_BASE;

@@ -2,10 +2,12 @@
 # SPDX-License-Identifier: MIT
 """Builds the Linux boot tests' initramfs: a cpio "newc" archive (written
 here, so that /dev/console needs no mknod and no root) holding a static
-busybox and tests/linux/init as /init.
+busybox, tests/linux/init as /init, and files added into /lib (kernel
+modules the init loads).
 
-usage: mkinitramfs.py INIT_SCRIPT OUT.cpio [BUSYBOX]
+usage: mkinitramfs.py INIT_SCRIPT OUT.cpio [--busybox PATH] [--lib FILE]...
 """
+import argparse
 import os
 import shutil
 import stat
@@ -23,28 +25,35 @@ def entry(out, ino, name, mode, data=b'', rmaj=0, rmin=0):
 
 
 def main(argv):
-    if len(argv) not in (3, 4):
-        sys.exit(__doc__)
-    init, out_path = argv[1], argv[2]
-    busybox = argv[3] if len(argv) == 4 else (shutil.which('busybox') or '/bin/busybox')
-    with open(busybox, 'rb') as f:
+    ap = argparse.ArgumentParser(usage=__doc__)
+    ap.add_argument('init')
+    ap.add_argument('out')
+    ap.add_argument('--busybox', default=shutil.which('busybox') or '/bin/busybox')
+    ap.add_argument('--lib', action='append', default=[])
+    args = ap.parse_args(argv[1:])
+    out_path = args.out
+    with open(args.busybox, 'rb') as f:
         bb = f.read()
     if bb[:4] != b'\x7fELF':
-        sys.exit('%s: not an ELF file' % busybox)
+        sys.exit('%s: not an ELF file' % args.busybox)
     # A static binary has no PT_INTERP: the string would name the loader.
     if b'ld-linux' in bb[:4096]:
-        sys.exit('%s: dynamically linked; install busybox-static' % busybox)
-    with open(init, 'rb') as f:
+        sys.exit('%s: dynamically linked; install busybox-static' % args.busybox)
+    with open(args.init, 'rb') as f:
         init_data = f.read()
     items = [
         ('bin', stat.S_IFDIR | 0o755, b''),
         ('dev', stat.S_IFDIR | 0o755, b''),
+        ('lib', stat.S_IFDIR | 0o755, b''),
         ('proc', stat.S_IFDIR | 0o755, b''),
         ('sys', stat.S_IFDIR | 0o755, b''),
         ('bin/busybox', stat.S_IFREG | 0o755, bb),
         ('bin/sh', stat.S_IFLNK | 0o777, b'busybox'),
         ('init', stat.S_IFREG | 0o755, init_data),
     ]
+    for path in args.lib:
+        with open(path, 'rb') as f:
+            items.append(('lib/' + os.path.basename(path), stat.S_IFREG | 0o644, f.read()))
     tmp = out_path + '.tmp'
     with open(tmp, 'wb') as out:
         ino = 1

@@ -66,6 +66,12 @@ boot "reboot, 1 vCPU" "$kernel" 1 kernel 118 " kvmkit.reboot" \
 	"^kvmkit: guest stopped: guest reset: i8042 reset"
 boot "reboot=acpi, 1 vCPU, split irqchip" "$kernel" 1 split 118 " kvmkit.reboot reboot=acpi" \
 	"^kvmkit: guest stopped: guest reset: ACPI reset register"
+if [ -z "${KVMKIT_LINUX_NO_PVPANIC:-}" ]; then
+	boot "panic, 1 vCPU" "$kernel" 1 kernel 119 " kvmkit.panic" \
+		"^kvmkit: guest stopped: guest crash: pvpanic: the guest kernel panicked"
+else
+	echo "skip: panic: the kernel package has no pvpanic modules"
+fi
 if [ -n "$pvh" ]; then
 	boot "PVH vmlinux, 2 vCPUs, kernel irqchip" "$pvh" 2 kernel 0 ""
 fi

@@ -23,11 +23,18 @@ if [ -z "$kernel" ]; then
 fi
 # The runner unpacks the ELF vmlinux beside it (it boots the host with it).
 pvh=$(ls "$(dirname "$kernel")"/kvmkit-vmlinuz-*.pvh 2>/dev/null | head -n 1)
+# The kernel's own pvpanic modules, for the panic variant.
+pvmods=
+for m in "$(dirname "$kernel")"/../lib/modules/*/kernel/drivers/misc/pvpanic/pvpanic.ko \
+	"$(dirname "$kernel")"/../lib/modules/*/kernel/drivers/misc/pvpanic/pvpanic-mmio.ko; do
+	[ -f "$m" ] && pvmods="$pvmods --lib $m"
+done
 mkdir -p "$out"
-python3 "$src/mkinitramfs.py" "$src/init" "$out/linux-test.cpio" || exit 1
+python3 "$src/mkinitramfs.py" "$src/init" "$out/linux-test.cpio" $pvmods || exit 1
 echo "kernel: $kernel${pvh:+, PVH: $pvh}"
 set -- --payload "$kvmkit" --payload "$kernel" --payload "$out/linux-test.cpio" \
 	--payload "$src/run-in-host.sh"
 [ -n "$pvh" ] && set -- "$@" --payload "$pvh"
+[ -z "$pvmods" ] && set -- "$@" --env KVMKIT_LINUX_NO_PVPANIC=1
 exec "$runner" --arch x86_64 --smp 1 --timeout 1200 "$@" -- \
 	sh "$src/run-in-host.sh" "$kvmkit" "$kernel" "$out/linux-test.cpio" $pvh

@@ -193,7 +193,7 @@ static uint64_t rd64(const uint8_t *p)
 static void test_tables_layout(void **state)
 {
 	static uint8_t buf[KVMK_ACPI_END - KVMK_ACPI_BASE];
-	struct kvmk_acpi_config cfg = { 3, true, devs, 3 };
+	struct kvmk_acpi_config cfg = { 3, true, true, devs, 3 };
 	struct kvmk_acpi_tables t;
 	const uint64_t base = KVMK_ACPI_BASE;
 
@@ -333,7 +333,7 @@ static const char *after(const char *text, const char *start)
 static void test_iasl(void **state)
 {
 	static uint8_t buf[KVMK_ACPI_END - KVMK_ACPI_BASE];
-	struct kvmk_acpi_config cfg = { 2, true, devs, 3 };
+	struct kvmk_acpi_config cfg = { 2, true, true, devs, 3 };
 	struct kvmk_acpi_tables t;
 	char *dsl, *log, *madt, *fadt;
 	const char *p;
@@ -359,6 +359,9 @@ static void test_iasl(void **state)
 	expect_in(p, "COM1", "IO (Decode16,\n                    0x03F8,");
 	expect_in(p, "COM1", "0x08,               // Length");
 	expect_in(p, "COM1", "IRQNoFlags ()\n                    {4}");
+	p = after(dsl, "Device (PEVT)");
+	expect_in(p, "PEVT", "Name (_HID, \"QEMU0001\")");
+	expect_in(p, "PEVT", "IO (Decode16,\n                    0x0604,");
 	for (unsigned int i = 0; i < 3; i++) {
 		char dev[32], win[64], irq[160];
 
