@@ -42,6 +42,19 @@ enum kvmkit_testdev_mode {
 	KVMKIT_TESTDEV_OFF,
 };
 
+/* An MMIO device a Linux guest learns of from the DSDT (virtio-mmio: hid
+ * "LNRO0005"): a window below 4 GiB and an IOAPIC pin (0..23), level for
+ * a device that holds its line until the guest's EOI (irqfd + resample),
+ * edge otherwise. The caller registers the device itself on
+ * kvmkit_vm_mmio_bus(kvmkit_machine_vm(m)) before the machine runs. */
+struct kvmkit_machine_mmio_dev {
+	uint64_t base;
+	uint32_t size;
+	uint32_t gsi;
+	bool level;
+	const char *hid; /* 1-8 characters, A-Z 0-9 */
+};
+
 struct kvmkit_machine_config {
 	struct kvmkit_vm_config vm;
 	const void *kernel; /* ELF64 image in memory */
@@ -62,6 +75,10 @@ struct kvmkit_machine_config {
 	 * ("virtio_mmio.device=SIZE@BASE:GSI", for kernels built with
 	 * CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES), besides the ACPI DSDT. */
 	bool virtio_mmio_cmdline;
+	/* Linux: more MMIO devices to declare, after the machine's own (at
+	 * most 256 in all). */
+	const struct kvmkit_machine_mmio_dev *mmio_devs;
+	unsigned int n_mmio_devs;
 };
 
 struct kvmkit_machine;

@@ -21,6 +21,10 @@ struct kvmkit_machine {
 	struct kvmkit_testdev *testdev;
 	struct kvmkit_line *testdev_lines[KVMKIT_TESTDEV_IRQ_LINES];
 	struct kvmk_acpi_pm *acpi_pm; /* Linux guests: the FADT's registers */
+	/* MMIO devices of this machine a Linux guest finds in the DSDT
+	 * (kvmk_machine_declare_mmio: the virtio-mmio transports). */
+	struct kvmk_acpi_mmio_dev acpi_devs[KVMK_ACPI_MAX_DEVS];
+	unsigned int n_acpi_devs;
 	unsigned int nr_created; /* devices[] entries created, in order */
 };
 
@@ -224,8 +228,18 @@ static int check_guest(const struct kvmkit_machine_config *cfg)
 
 /* Multiboot command line: "<kernel path> <append>", argv[0] first as QEMU
  * passes it. */
-static int boot_guest(struct kvmkit_vm *vm, const struct kvmkit_machine_config *cfg)
+int kvmk_machine_declare_mmio(struct kvmkit_machine *m, const struct kvmk_acpi_mmio_dev *dev)
 {
+	if (m->n_acpi_devs == KVMK_ACPI_MAX_DEVS)
+		return kvmk_err_resource("kvmk_machine_declare_mmio", ENOSPC, "%d devices",
+					 KVMK_ACPI_MAX_DEVS);
+	m->acpi_devs[m->n_acpi_devs++] = *dev;
+	return 0;
+}
+
+static int boot_guest(struct kvmkit_machine *m, const struct kvmkit_machine_config *cfg)
+{
+	struct kvmkit_vm *vm = m->vm;
 	struct kvmkit_multiboot_module mod = { cfg->initrd, cfg->initrd_len,
 					       cfg->initrd_path ? cfg->initrd_path : "initrd" };
 	const char *argv0 = cfg->kernel_path ? cfg->kernel_path : "kernel";
@@ -233,9 +247,21 @@ static int boot_guest(struct kvmkit_vm *vm, const struct kvmkit_machine_config *
 	char *line;
 	int r;
 
-	/* No MMIO device declares itself yet: the virtio devices will. */
-	if (kvmkit_linux_detect(cfg->kernel, cfg->kernel_len))
-		return kvmk_machine_boot_linux(vm, cfg, NULL, 0);
+	if (kvmkit_linux_detect(cfg->kernel, cfg->kernel_len)) {
+		if (cfg->n_mmio_devs && !cfg->mmio_devs)
+			return kvmk_err_param("kvmkit_machine_create", "mmio_devs",
+					      "NULL with a count", "%u", cfg->n_mmio_devs);
+		for (unsigned int i = 0; i < cfg->n_mmio_devs; i++) {
+			const struct kvmkit_machine_mmio_dev *d = &cfg->mmio_devs[i];
+			struct kvmk_acpi_mmio_dev a = { d->base, d->size, d->gsi, d->level,
+							d->hid };
+
+			r = kvmk_machine_declare_mmio(m, &a);
+			if (r)
+				return r;
+		}
+		return kvmk_machine_boot_linux(vm, cfg, m->acpi_devs, m->n_acpi_devs);
+	}
 	if (!kvmkit_multiboot_detect(cfg->kernel, cfg->kernel_len))
 		return kvmkit_boot_elf64(vm, cfg->kernel, cfg->kernel_len);
 	if (asprintf(&line, "%s%s%s", argv0, append[0] ? " " : "", append) < 0)
@@ -290,7 +316,7 @@ static int create(const struct kvmkit_machine_config *cfg, bool boot, struct kvm
 			goto fail;
 		}
 	}
-	r = boot ? boot_guest(m->vm, cfg) : 0;
+	r = boot ? boot_guest(m, cfg) : 0;
 	if (r)
 		goto fail;
 	*out = m;

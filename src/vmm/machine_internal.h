@@ -23,6 +23,9 @@ bool kvmk_machine_has_testdev(const struct kvmkit_machine *m);
 struct kvmk_acpi_mmio_dev;
 struct kvmkit_vm;
 int kvmk_machine_check_linux(const struct kvmkit_machine_config *cfg);
+/* Adds an MMIO device to those a Linux guest finds in the DSDT; from a
+ * device's create (machine.c's table), before the guest is loaded. */
+int kvmk_machine_declare_mmio(struct kvmkit_machine *m, const struct kvmk_acpi_mmio_dev *dev);
 int kvmk_machine_boot_linux(struct kvmkit_vm *vm, const struct kvmkit_machine_config *cfg,
 			    const struct kvmk_acpi_mmio_dev *devs, unsigned int ndevs);
 

@@ -30,9 +30,15 @@ boot() {
 	variant=$1 image=$2 vcpus=$3 chip=$4 want=$5 extra=$6 errpat=$7
 	case "$variant" in *"${KVMKIT_LINUX_ONLY:-}"*) ;; *) return ;; esac
 	t0=$(uptime_s)
-	"$kvmkit" run --kernel "$image" --initrd "$initrd" --mem 512M --vcpus "$vcpus" \
-		--irqchip "$chip" --timeout "${KVMKIT_LINUX_TIMEOUT:-300}" --append "$append$extra" \
-		>"$tmp/out" 2>"$tmp/err" </dev/null
+	if [ "$image" = probe ]; then
+		# The library's machine with two virtio-mmio devices declared.
+		"$KVMKIT_LINUX_PROBE" "$kernel" "$initrd" "$vcpus" "$chip" "$append$extra" \
+			>"$tmp/out" 2>"$tmp/err" </dev/null
+	else
+		"$kvmkit" run --kernel "$image" --initrd "$initrd" --mem 512M --vcpus "$vcpus" \
+			--irqchip "$chip" --timeout "${KVMKIT_LINUX_TIMEOUT:-300}" \
+			--append "$append$extra" >"$tmp/out" 2>"$tmp/err" </dev/null
+	fi
 	st=$?
 	t1=$(uptime_s)
 	secs=$(awk "BEGIN { printf \"%.1f\", $t1 - $t0 }")
@@ -44,6 +50,12 @@ boot() {
 	check "ACPI: the kernel found the IOAPIC (MADT)" grep -q "IOAPIC\[0\]: apic_id 0, .*address 0xfec00000, GSI 0-23" "$tmp/out"
 	check "ttyS0 on IO-APIC pin 4 (DSDT/MADT)" grep -qE "IO-APIC +4-edge +ttyS0" "$tmp/out"
 	check "COM1 from the DSDT (PNP0501)" grep -q "PNP0501:00" "$tmp/out"
+	if [ "$image" = probe ]; then
+		check "LNRO0005:00 from the DSDT" grep -q "LNRO0005:00" "$tmp/out"
+		check "LNRO0005:01 from the DSDT" grep -q "LNRO0005:01" "$tmp/out"
+		check "window of LNRO0005:00 (Memory32Fixed)" grep -q "d0000000-d00001ff : LNRO0005:00" "$tmp/out"
+		check "window of LNRO0005:01 (Memory32Fixed)" grep -q "d0001000-d00011ff : LNRO0005:01" "$tmp/out"
+	fi
 	if [ -n "$errpat" ]; then
 		check "kvmkit says: $errpat" grep -q "$errpat" "$tmp/err"
 	elif [ -z "${KVMKIT_LOG:-}" ]; then
@@ -71,6 +83,9 @@ if [ -z "${KVMKIT_LINUX_NO_PVPANIC:-}" ]; then
 		"^kvmkit: guest stopped: guest crash: pvpanic: the guest kernel panicked"
 else
 	echo "skip: panic: the kernel package has no pvpanic modules"
+fi
+if [ -n "${KVMKIT_LINUX_PROBE:-}" ]; then
+	boot "library machine with 2 virtio-mmio devices, 2 vCPUs, split irqchip" probe 2 split 0 ""
 fi
 if [ -n "$pvh" ]; then
 	boot "PVH vmlinux, 2 vCPUs, kernel irqchip" "$pvh" 2 kernel 0 ""

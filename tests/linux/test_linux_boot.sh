@@ -4,8 +4,8 @@
 # emulated x86 host itself runs (tests/hosts caches its package), boots
 # under `kvmkit run` inside that host, once per variant in one host boot
 # (tests/linux/run-in-host.sh), with a busybox initramfs built here.
-# usage: test_linux_boot.sh RUNNER KVMKIT SRCDIR OUTDIR
-runner=$1 kvmkit=$2 src=$3 out=$4
+# usage: test_linux_boot.sh RUNNER KVMKIT SRCDIR OUTDIR LINUX_PROBE
+runner=$1 kvmkit=$2 src=$3 out=$4 probe=$5
 cache=${KVMKIT_HOSTS_CACHE:-$HOME/.cache/kvmkit-hosts}
 
 find_kernel() {
@@ -32,9 +32,10 @@ done
 mkdir -p "$out"
 python3 "$src/mkinitramfs.py" "$src/init" "$out/linux-test.cpio" $pvmods || exit 1
 echo "kernel: $kernel${pvh:+, PVH: $pvh}"
-set -- --payload "$kvmkit" --payload "$kernel" --payload "$out/linux-test.cpio" \
-	--payload "$src/run-in-host.sh"
+set -- --payload "$kvmkit" --payload "$probe" --payload "$kernel" \
+	--payload "$out/linux-test.cpio" --payload "$src/run-in-host.sh"
 [ -n "$pvh" ] && set -- "$@" --payload "$pvh"
 [ -z "$pvmods" ] && set -- "$@" --env KVMKIT_LINUX_NO_PVPANIC=1
+set -- "$@" --env KVMKIT_LINUX_PROBE="$probe"
 exec "$runner" --arch x86_64 --smp 1 --timeout 1200 "$@" -- \
 	sh "$src/run-in-host.sh" "$kvmkit" "$kernel" "$out/linux-test.cpio" $pvh
