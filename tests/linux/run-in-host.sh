@@ -9,6 +9,7 @@
 kvmkit=$1 kernel=$2 initrd=$3 pvh=$4
 append=${KVMKIT_LINUX_APPEND:-console=ttyS0 quiet}
 fails=0
+mem=512M
 tmp=$(mktemp -d)
 
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
@@ -35,7 +36,7 @@ boot() {
 		"$KVMKIT_LINUX_PROBE" "$kernel" "$initrd" "$vcpus" "$chip" "$append$extra" \
 			>"$tmp/out" 2>"$tmp/err" </dev/null
 	else
-		"$kvmkit" run --kernel "$image" --initrd "$initrd" --mem 512M --vcpus "$vcpus" \
+		"$kvmkit" run --kernel "$image" --initrd "$initrd" --mem "$mem" --vcpus "$vcpus" \
 			--irqchip "$chip" --timeout "${KVMKIT_LINUX_TIMEOUT:-300}" \
 			--append "$append$extra" >"$tmp/out" 2>"$tmp/err" </dev/null
 	fi
@@ -43,13 +44,20 @@ boot() {
 	t1=$(uptime_s)
 	secs=$(awk "BEGIN { printf \"%.1f\", $t1 - $t0 }")
 	init_at=$(sed -n 's/.*KVMKIT-LINUX-INIT uptime \([0-9.]*\).*/\1/p' "$tmp/out" | tr -d '\r')
-	echo "time: $variant: kvmkit run ${secs} s (start to exit), guest uptime at /init ${init_at:-?} s"
+	memtotal=$(sed -n 's/^MemTotal: *\([0-9]*\) kB.*/\1/p' "$tmp/out" | tr -d '\r')
+	echo "time: $variant: kvmkit run ${secs} s (start to exit), guest uptime at /init ${init_at:-?} s, MemTotal ${memtotal:-?} kB"
 	check "exit status $want (got $st)" test "$st" -eq "$want"
 	check "marker on the serial console" grep -q KVMKIT-LINUX-DONE "$tmp/out"
 	check "$vcpus CPU(s) online" grep -q "KVMKIT-LINUX-NPROC $vcpus" "$tmp/out"
 	check "ACPI: the kernel found the IOAPIC (MADT)" grep -q "IOAPIC\[0\]: apic_id 0, .*address 0xfec00000, GSI 0-23" "$tmp/out"
 	check "ttyS0 on IO-APIC pin 4 (DSDT/MADT)" grep -qE "IO-APIC +4-edge +ttyS0" "$tmp/out"
 	check "COM1 from the DSDT (PNP0501)" grep -q "PNP0501:00" "$tmp/out"
+	if [ "$mem" = 4608M ]; then
+		# MemTotal counts RAM from both e820 ranges (less what the kernel
+		# keeps): more than 4 GiB means the part above 4 GiB is in use.
+		check "RAM above 4 GiB in use (MemTotal > 4 GiB)" \
+			awk '/MemTotal/ { big = $2 > 4194304 } END { exit !big }' "$tmp/out"
+	fi
 	if [ "$image" = probe ]; then
 		check "LNRO0005:00 from the DSDT" grep -q "LNRO0005:00" "$tmp/out"
 		check "LNRO0005:01 from the DSDT" grep -q "LNRO0005:01" "$tmp/out"
@@ -84,6 +92,10 @@ if [ -z "${KVMKIT_LINUX_NO_PVPANIC:-}" ]; then
 else
 	echo "skip: panic: the kernel package has no pvpanic modules"
 fi
+# 4.5 GiB: 3 GiB below the 32-bit MMIO gap, 1.5 GiB from 4 GiB (e820).
+mem=4608M
+boot "4.5 GiB of RAM, 1 vCPU" "$kernel" 1 kernel 0 ""
+mem=512M
 if [ -n "${KVMKIT_LINUX_PROBE:-}" ]; then
 	boot "library machine with 2 virtio-mmio devices, 2 vCPUs, split irqchip" probe 2 split 0 ""
 fi

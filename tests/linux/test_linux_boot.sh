@@ -37,5 +37,5 @@ set -- --payload "$kvmkit" --payload "$probe" --payload "$kernel" \
 [ -n "$pvh" ] && set -- "$@" --payload "$pvh"
 [ -z "$pvmods" ] && set -- "$@" --env KVMKIT_LINUX_NO_PVPANIC=1
 set -- "$@" --env KVMKIT_LINUX_PROBE="$probe"
-exec "$runner" --arch x86_64 --smp 1 --timeout 1200 "$@" -- \
+exec "$runner" --arch x86_64 --smp 1 --mem 6G --timeout 1200 "$@" -- \
 	sh "$src/run-in-host.sh" "$kvmkit" "$kernel" "$out/linux-test.cpio" $pvh
