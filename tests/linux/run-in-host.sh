@@ -10,6 +10,7 @@ kvmkit=$1 kernel=$2 initrd=$3 pvh=$4
 append=${KVMKIT_LINUX_APPEND:-console=ttyS0 quiet}
 fails=0
 mem=512M
+input=
 tmp=$(mktemp -d)
 
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
@@ -35,12 +36,30 @@ boot() {
 		# The library's machine with two virtio-mmio devices declared.
 		"$KVMKIT_LINUX_PROBE" "$kernel" "$initrd" "$vcpus" "$chip" "$append$extra" \
 			>"$tmp/out" 2>"$tmp/err" </dev/null
+		probe_st=$?
+	elif [ -n "$input" ]; then
+		# stdin is a FIFO: a line goes in once the guest asks for it.
+		rm -f "$tmp/in"
+		mkfifo "$tmp/in"
+		"$kvmkit" run --kernel "$image" --initrd "$initrd" --mem "$mem" --vcpus "$vcpus" \
+			--irqchip "$chip" --timeout "${KVMKIT_LINUX_TIMEOUT:-300}" \
+			--append "$append$extra" >"$tmp/out" 2>"$tmp/err" <"$tmp/in" &
+		pid=$!
+		exec 3>"$tmp/in"
+		while kill -0 "$pid" 2>/dev/null && ! grep -q KVMKIT-LINUX-WANT-INPUT "$tmp/out"; do
+			sleep 0.2
+		done
+		echo "$input" >&3
+		wait "$pid"
+		st=$?
+		exec 3>&-
 	else
 		"$kvmkit" run --kernel "$image" --initrd "$initrd" --mem "$mem" --vcpus "$vcpus" \
 			--irqchip "$chip" --timeout "${KVMKIT_LINUX_TIMEOUT:-300}" \
 			--append "$append$extra" >"$tmp/out" 2>"$tmp/err" </dev/null
+		st=$?
 	fi
-	st=$?
+	[ "$image" = probe ] && st=$probe_st
 	t1=$(uptime_s)
 	secs=$(awk "BEGIN { printf \"%.1f\", $t1 - $t0 }")
 	init_at=$(sed -n 's/.*KVMKIT-LINUX-INIT uptime \([0-9.]*\).*/\1/p' "$tmp/out" | tr -d '\r')
@@ -57,6 +76,10 @@ boot() {
 		# keeps): more than 4 GiB means the part above 4 GiB is in use.
 		check "RAM above 4 GiB in use (MemTotal > 4 GiB)" \
 			awk '/MemTotal/ { big = $2 > 4194304 } END { exit !big }' "$tmp/out"
+	fi
+	if [ -n "$input" ]; then
+		check "the line typed on the console reached the guest (UART in, IRQ 4)" \
+			grep -q "KVMKIT-LINUX-GOT \[$input\]" "$tmp/out"
 	fi
 	if [ "$image" = probe ]; then
 		check "LNRO0005:00 from the DSDT" grep -q "LNRO0005:00" "$tmp/out"
@@ -78,7 +101,9 @@ boot() {
 
 boot "1 vCPU, kernel irqchip" "$kernel" 1 kernel 0 ""
 boot "2 vCPUs, kernel irqchip" "$kernel" 2 kernel 0 ""
-boot "2 vCPUs, split irqchip" "$kernel" 2 split 0 ""
+input="ping-$$"
+boot "2 vCPUs, split irqchip, console input" "$kernel" 2 split 0 " kvmkit.input"
+input=
 # Linux's default reboot with a hardware-reduced FADT ends at the reset
 # vector (kvmkit's stub there resets through the i8042); reboot=acpi uses
 # the FADT's reset register first.
