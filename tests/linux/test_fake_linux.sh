@@ -4,8 +4,10 @@
 # a stand-in kernel (fake_linux.S wrapped as a bzImage): kvmkit's 64-bit
 # entry state and boot_params as the guest sees them, the RSDP, and the
 # ACPI poweroff, reset register and i8042 reset ending the run (0, 118).
-# usage: test_fake_linux.sh KVMKIT FAKE_BZIMAGE
-kvmkit=$1 bz=$2
+# The PVH stand-in (fake_pvh.S) checks the 32-bit PVH entry and
+# hvm_start_info the same way.
+# usage: test_fake_linux.sh KVMKIT FAKE_BZIMAGE FAKE_PVH
+kvmkit=$1 bz=$2 pvh=$3
 . "$(dirname "$0")/../cli/cli_lib.sh"
 
 if [ ! -c "${KVMKIT_KVM_PATH:-/dev/kvm}" ]; then
@@ -28,4 +30,9 @@ expect 118 "guest reset: i8042 reset" -- run --initrd "$tmp/rd" --append "k" --i
 # an unknown command letter check 9 (isa-debug-exit: (n << 1) | 1).
 expect 15 "" -- run --initrd "$tmp/bad.rd" --append "p"
 expect 19 "" -- run --initrd "$tmp/rd" --append "x"
+pvh() { "$kvmkit" run --kernel "$pvh" --mem 512M --timeout 60 "$@"; }
+expect 0 "" -- pvh --initrd "$tmp/rd" --append "p"
+expect 0 "" -- pvh --initrd "$tmp/rd" --append "p" --vcpus 2 --irqchip split
+expect 9 "" -- pvh --initrd "$tmp/bad.rd" --append "p"
+expect 15 "" -- pvh --initrd "$tmp/rd" --append "x"
 finish
