@@ -26,40 +26,61 @@ check() { # check WHAT COMMAND...
 	fi
 }
 
+# watchdog PID SECONDS: a run that outlives its own --timeout is a hang:
+# say where its threads wait, then kill it (the variant then fails).
+watchdog() {
+	i=0
+	while [ "$i" -lt "$2" ] && kill -0 "$1" 2>/dev/null; do
+		sleep 1
+		i=$((i + 1))
+	done
+	kill -0 "$1" 2>/dev/null || return 0
+	echo "FAIL: $variant: still running after $2 s; its threads:"
+	for t in /proc/$1/task/*; do
+		echo "  $(cat "$t/comm" 2>/dev/null) $(cat "$t/wchan" 2>/dev/null) $(grep State "$t/status" 2>/dev/null)"
+	done
+	tail -n 20 "$tmp/out"
+	kill -9 "$1"
+}
+
 # boot NAME IMAGE VCPUS IRQCHIP WANT_STATUS EXTRA_APPEND [STDERR_PATTERN]
 # (without a pattern kvmkit's stderr must be empty)
 boot() {
 	variant=$1 image=$2 vcpus=$3 chip=$4 want=$5 extra=$6 errpat=$7
 	case "$variant" in *"${KVMKIT_LINUX_ONLY:-}"*) ;; *) return ;; esac
 	t0=$(uptime_s)
+	limit=${KVMKIT_LINUX_TIMEOUT:-300}
+	# stdin: a FIFO for the console-input variant (opened read-write here
+	# first, so that no open blocks and no write meets a closed reader).
+	rm -f "$tmp/in"
+	mkfifo "$tmp/in"
+	# Emptied here, not only by the run's redirection: the wait for the
+	# guest's prompt below must not find the last variant's.
+	: >"$tmp/out"
+	exec 3<>"$tmp/in"
 	if [ "$image" = probe ]; then
 		# The library's machine with two virtio-mmio devices declared.
 		"$KVMKIT_LINUX_PROBE" "$kernel" "$initrd" "$vcpus" "$chip" "$append$extra" \
-			>"$tmp/out" 2>"$tmp/err" </dev/null
-		probe_st=$?
-	elif [ -n "$input" ]; then
-		# stdin is a FIFO: a line goes in once the guest asks for it.
-		rm -f "$tmp/in"
-		mkfifo "$tmp/in"
+			>"$tmp/out" 2>"$tmp/err" <"$tmp/in" &
+	else
 		"$kvmkit" run --kernel "$image" --initrd "$initrd" --mem "$mem" --vcpus "$vcpus" \
-			--irqchip "$chip" --timeout "${KVMKIT_LINUX_TIMEOUT:-300}" \
-			--append "$append$extra" >"$tmp/out" 2>"$tmp/err" <"$tmp/in" &
-		pid=$!
-		exec 3>"$tmp/in"
+			--irqchip "$chip" --timeout "$limit" --append "$append$extra" \
+			>"$tmp/out" 2>"$tmp/err" <"$tmp/in" &
+	fi
+	pid=$!
+	watchdog "$pid" $((limit + 60)) &
+	wd=$!
+	if [ -n "$input" ]; then
+		# A line goes in once the guest asks for it.
 		while kill -0 "$pid" 2>/dev/null && ! grep -q KVMKIT-LINUX-WANT-INPUT "$tmp/out"; do
 			sleep 0.2
 		done
 		echo "$input" >&3
-		wait "$pid"
-		st=$?
-		exec 3>&-
-	else
-		"$kvmkit" run --kernel "$image" --initrd "$initrd" --mem "$mem" --vcpus "$vcpus" \
-			--irqchip "$chip" --timeout "${KVMKIT_LINUX_TIMEOUT:-300}" \
-			--append "$append$extra" >"$tmp/out" 2>"$tmp/err" </dev/null
-		st=$?
 	fi
-	[ "$image" = probe ] && st=$probe_st
+	wait "$pid"
+	st=$?
+	wait "$wd"
+	exec 3>&-
 	t1=$(uptime_s)
 	secs=$(awk "BEGIN { printf \"%.1f\", $t1 - $t0 }")
 	init_at=$(sed -n 's/.*KVMKIT-LINUX-INIT uptime \([0-9.]*\).*/\1/p' "$tmp/out" | tr -d '\r')
