@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* `kvmkit run`: boot an ELF64 guest on a standard machine. */
+/* `kvmkit run`: boot a guest (ELF64, Multiboot, Linux) on a standard machine. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_tun.h>
@@ -107,6 +107,18 @@ static bool initrd_fits(const char *path, const struct kvmkit_machine_config *cf
 	uint64_t start;
 	struct stat st;
 
+#if defined(__x86_64__)
+	/* Linux: the loader's own placement says whether it fits. */
+	if (kvmkit_linux_detect(cfg->kernel, cfg->kernel_len)) {
+		if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) ||
+		    kvmkit_boot_check_linux(cfg->kernel, cfg->kernel_len, mem, cfg->cmdline, 0) ||
+		    !kvmkit_boot_check_linux(cfg->kernel, cfg->kernel_len, mem, cfg->cmdline,
+					     (size_t)st.st_size))
+			return true;
+		fprintf(stderr, "kvmkit: --initrd %s: %s\n", path, kvmkit_strerror());
+		return false;
+	}
+#endif
 	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) ||
 	    !kvmkit_multiboot_detect(cfg->kernel, cfg->kernel_len) ||
 	    kvmkit_multiboot_parse(cfg->kernel, cfg->kernel_len, &img) ||
@@ -294,9 +306,9 @@ static bool add_vsock(struct kvmkit_machine_config *cfg, const char *arg)
 }
 
 /* The options whose machinery exists only on one architecture: x86_64's
- * split irqchip and port-I/O test device, arm64's vGIC options (@arm_opt:
- * the first of those given, or NULL). One line naming the first one given
- * elsewhere. (--initrd and --append go with a Linux Image on arm64; --cpu
+ * split irqchip, port-I/O test device and virtio-mmio command line,
+ * arm64's vGIC options (@arm_opt: the first of those given, or NULL). One
+ * line naming the first one given elsewhere. (--initrd and --append go with a Linux Image on arm64; --cpu
  * takes each architecture's names.) */
 static bool arch_only_ok(const struct kvmkit_machine_config *cfg, bool set_chip,
 			 const char *arm_opt)
@@ -316,6 +328,8 @@ static bool arch_only_ok(const struct kvmkit_machine_config *cfg, bool set_chip,
 		opt = "--irqchip split";
 	else if (cfg->testdev != KVMKIT_TESTDEV_AUTO)
 		opt = "--testdev";
+	else if (cfg->virtio_mmio_cmdline) /* the device tree names them */
+		opt = "--virtio-mmio-cmdline";
 	if (opt)
 		fprintf(stderr, "kvmkit: run: %s is x86_64-only (this kvmkit is built for %s)\n",
 			opt, "arm64");
@@ -415,6 +429,9 @@ int cmd_run(int argc, char **argv)
 			break;
 		case 's':
 			irq_stats = true;
+			break;
+		case 'L':
+			cfg.virtio_mmio_cmdline = true;
 			break;
 		case 'u':
 			cfg.vm.cpu_flags = optarg;

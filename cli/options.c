@@ -39,6 +39,7 @@ const struct option cli_run_options[] = {
 	{ "virtio-irq", required_argument, NULL, 'V' },
 	{ "net", required_argument, NULL, 'n' },
 	{ "vsock", required_argument, NULL, 'K' },
+	{ "virtio-mmio-cmdline", no_argument, NULL, 'L' },
 	{ "gic", required_argument, NULL, 'G' },
 	{ "gic-irqs", required_argument, NULL, 'Q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -92,10 +93,13 @@ const char cli_migrate_shortopts[] = ":h";
 #define VIRTIO_BASE_TEXT "0x0a000000"
 #else
 #define KERNEL_TEXT                                                                   \
-	"  -k, --kernel FILE      guest image: ELF64 x86_64, or Multiboot v1 ELF32\n" \
-	"                         (default: the embedded demo guest)\n"
-#define INITRD_TEXT "      --initrd FILE      Multiboot module 0\n"
-#define APPEND_TEXT "      --append \"ARGS\"    Multiboot command line after the kernel path\n"
+	"  -k, --kernel FILE      guest image: Linux bzImage or PVH vmlinux, ELF64\n" \
+	"                         x86_64, or Multiboot v1 ELF32 (default: the\n"     \
+	"                         embedded demo guest)\n"
+#define INITRD_TEXT "      --initrd FILE      Linux initrd, or Multiboot module 0\n"
+#define APPEND_TEXT                                                       \
+	"      --append \"ARGS\"    Linux command line, or Multiboot command line\n" \
+	"                         after the kernel path\n"
 #define VIRTIO_BASE_TEXT "0xd0000000"
 #endif
 
@@ -141,6 +145,9 @@ static const char run_options_text[] =
 	"                         virtio-net on tap NAME (after the console); vhost:\n"
 	"                         packets moved by /dev/vhost-net\n"
 	"      --vsock cid=N      virtio-vsock through /dev/vhost-vsock, guest cid N\n"
+	"      --virtio-mmio-cmdline\n"
+	"                         Linux: also list the virtio-mmio devices as\n"
+	"                         virtio_mmio.device= on the command line\n"
 	"      --gic v2|v3|auto   arm64: the vGIC version (auto: GICv3, else GICv2)\n"
 	"      --gic-irqs N       arm64: the vGIC's interrupts, a multiple of 32 in\n"
 	"                         64..992 (default 256)\n"
@@ -171,8 +178,9 @@ static const char run_exit_text[] =
 	"  0..117   the guest's own status except 2: power-off status V, or\n"
 	"           (V << 1) | 1 for isa-debug-exit\n"
 	"  2        bad input (one line on stderr)\n"
-	"  118      the guest asked for a reset (kvmkit does not reboot it)\n"
-	"  119      the guest reported a crash\n"
+	"  118      the guest asked for a reset, e.g. a Linux reboot (kvmkit does not\n"
+	"           reboot it)\n"
+	"  119      the guest reported a crash (a Linux panic, through pvpanic)\n"
 	"  120      KVM or the host failed\n"
 	"  121      triple fault\n"
 	"  122      unhandled exit or KVM internal error\n"
@@ -198,7 +206,8 @@ void cli_run_usage(FILE *f)
 	fprintf(f, "\n(arm64 only: --gic, --gic-irqs)");
 #else
 	fprintf(f, " pmu sve (arm64: off unless named, refused where KVM has\n"
-		   "not got them; x86_64 only: --irqchip split, --testdev)");
+		   "not got them; x86_64 only: --irqchip split, --testdev,\n"
+		   "--virtio-mmio-cmdline)");
 #endif
 	fprintf(f, "\n\n%s", run_exit_text);
 }

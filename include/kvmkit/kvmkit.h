@@ -22,6 +22,7 @@
 #include <kvmkit/vcpu.h>
 #include <kvmkit/irq.h>
 #include <kvmkit/loader.h>
+#include <kvmkit/linux_boot.h>
 #include <kvmkit/devices.h>
 #include <kvmkit/virtio.h>
 #include <kvmkit/virtio_io.h>

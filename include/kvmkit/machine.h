@@ -2,7 +2,10 @@
 /*
  * A machine: a VM with its vCPUs, the standard devices (16550 UART on COM1,
  * isa-debug-exit, report device, fw_cfg, the test device if configured)
- * and a loaded guest (ELF64 or multiboot). This is what `kvmkit run`
+ * and a loaded guest: ELF64, Multiboot, or Linux (a bzImage or a PVH
+ * vmlinux, linux_boot.h), which also gets ACPI tables and the ACPI
+ * power-management device (poweroff: GUEST_EXIT status 0; reboot:
+ * GUEST_RESET; docs/PLATFORM.md). This is what `kvmkit run`
  * assembles; library users may build their own instead.
  *
  * Threads: create, run and destroy come from the application's threads,
@@ -50,6 +53,19 @@ struct kvmkit_machine_disk {
 
 #define KVMKIT_MACHINE_MAX_DISKS 8
 
+/* An MMIO device a Linux guest learns of from the DSDT (virtio-mmio: hid
+ * "LNRO0005"): a window below 4 GiB and an IOAPIC pin (0..23), level for
+ * a device that holds its line until the guest's EOI (irqfd + resample),
+ * edge otherwise. The caller registers the device itself on
+ * kvmkit_vm_mmio_bus(kvmkit_machine_vm(m)) before the machine runs. */
+struct kvmkit_machine_mmio_dev {
+	uint64_t base;
+	uint32_t size;
+	uint32_t gsi;
+	bool level;
+	const char *hid; /* 1-8 characters, A-Z 0-9 */
+};
+
 struct kvmkit_machine_config {
 	struct kvmkit_vm_config vm;
 	const void *kernel; /* ELF64 image in memory */
@@ -58,9 +74,11 @@ struct kvmkit_machine_config {
 	bool irqchip; /* an irqchip (x86); the UART gets IRQ 4 */
 	enum kvmkit_irqchip_mode irqchip_mode; /* kernel or split (both with PIC and PIT) */
 	enum kvmkit_testdev_mode testdev; /* default AUTO */
-	/* Multiboot images only (an ELF64 guest with these is refused): */
-	const char *cmdline; /* appended after kernel_path; NULL: none */
-	const void *initrd; /* module 0, NULL: none */
+	/* Multiboot and Linux images only (an ELF64 guest with these is
+	 * refused): */
+	const char *cmdline; /* Multiboot: after kernel_path; Linux: the
+				  * kernel's command line; NULL: none */
+	const void *initrd; /* Multiboot module 0 or Linux initrd, NULL: none */
 	size_t initrd_len;
 	const char *initrd_path; /* module 0's string; NULL: "initrd" */
 	const char *kernel_path; /* argv[0] of the command line; NULL: "kernel" */
@@ -85,6 +103,14 @@ struct kvmkit_machine_config {
 	const char *net_tap;
 	bool net_vhost;
 	uint64_t vsock_cid;
+	/* Linux: also name each virtio-mmio device on the command line
+	 * ("virtio_mmio.device=SIZE@BASE:GSI", for kernels built with
+	 * CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES), besides the ACPI DSDT. */
+	bool virtio_mmio_cmdline;
+	/* Linux: more MMIO devices to declare, after the machine's own (at
+	 * most 256 in all). */
+	const struct kvmkit_machine_mmio_dev *mmio_devs;
+	unsigned int n_mmio_devs;
 	/* arm64 only (elsewhere they must stay 0): the vGIC's version (0
 	 * auto: GICv3, else GICv2; 2 or 3: only that one) and interrupt count
 	 * (0: 256), as kvmkit_irqchip_config's gic_version and gic_nr_irqs. */

@@ -12,6 +12,10 @@
 #include <stdint.h>
 
 #include <kvmkit/loader.h>
+#include <kvmkit/linux_boot.h>
+#if defined(__x86_64__)
+#include "boot/x86_boot.h"
+#endif
 
 struct kvmk_guest_ram {
 	/* Host address of [gpa, gpa + len) if the range lies wholly inside one
@@ -51,5 +55,31 @@ int kvmk_multiboot_load(const struct kvmk_guest_ram *ram, const void *image, siz
 			const char *cmdline, const struct kvmkit_multiboot_module *mods,
 			unsigned int nmods, struct kvmkit_multiboot_layout *layout,
 			uint32_t *entry);
+
+/* ---- Linux (linux.c, pvh.c) ---------------------------------------------- */
+struct kvmkit_bzimage;
+struct kvmkit_linux_boot;
+struct kvmkit_linux_layout;
+
+/* Command line and initrd placement shared by the bzImage and PVH: the
+ * command line at most min(@cmdline_size, KVMKIT_LINUX_CMDLINE_MAX - 1)
+ * bytes; the initrd page aligned as high as min(@initrd_top, end of low
+ * RAM) allows, at or above @kernel_end. */
+int kvmk_linux_place_common(const char *op, uint64_t mem_size, uint64_t kernel_end,
+			    uint64_t initrd_top, size_t cmdline_len, uint64_t cmdline_size,
+			    size_t initrd_len, struct kvmkit_linux_layout *out);
+/* boot_params for a placed bzImage into the 4096 bytes at @zp. */
+void kvmk_linux_zero_page(uint8_t *zp, const void *image, const struct kvmkit_bzimage *img,
+			  const struct kvmkit_linux_layout *lay, uint64_t mem_size, uint64_t rsdp);
+/* Parse, place and load a bzImage (boot area with the 64-bit GDT, zero
+ * page, command line, kernel, initrd) into @ram; nothing is written unless
+ * everything fits. */
+int kvmk_linux_load_bzimage(const struct kvmk_guest_ram *ram, const struct kvmkit_linux_boot *boot,
+			    struct kvmkit_linux_layout *lay);
+/* The same for a PVH vmlinux (32-bit GDT, hvm_start_info). */
+int kvmk_pvh_place(const void *buf, size_t len, uint64_t mem_size, size_t cmdline_len,
+		   size_t initrd_len, struct kvmkit_linux_layout *lay);
+int kvmk_linux_load_pvh(const struct kvmk_guest_ram *ram, const struct kvmkit_linux_boot *boot,
+			struct kvmkit_linux_layout *lay);
 
 #endif

@@ -12,7 +12,6 @@
 #include "boot/boot_internal.h"
 #include "boot/x86_boot.h"
 
-#if defined(__x86_64__)
 #include <elf.h>
 
 #define PTE_P (1ull << 0)
@@ -33,21 +32,20 @@
 #define EFER_LME (1ull << 8)
 #define EFER_LMA (1ull << 10)
 
-#define GDT_CODE64 0x00af9a000000ffffull /* P, DPL0, exec/read, L=1, G=1 */
-#define GDT_DATA 0x00cf92000000ffffull /* P, DPL0, read/write, D/B=1, G=1 */
-
-int kvmkit_x86_write_boot_area(struct kvmkit_vm *vm)
+int kvmk_x86_boot_area(const struct kvmk_guest_ram *ram, const uint64_t *gdt, unsigned int n)
 {
-	uint64_t gdt[3] = { 0, GDT_CODE64, GDT_DATA };
-	uint64_t *pml4, *pdpt, *pd;
+	uint64_t *pml4, *pdpt, *pd, *g;
 
-	pml4 = kvmkit_vm_gpa_to_hva(vm, KVMKIT_X86_BOOT_PML4, 4096);
-	pdpt = kvmkit_vm_gpa_to_hva(vm, KVMKIT_X86_BOOT_PDPT, 4096);
-	pd = kvmkit_vm_gpa_to_hva(vm, KVMKIT_X86_BOOT_PD, 4 * 4096);
-	if (!pml4 || !pdpt || !pd || kvmkit_vm_write(vm, KVMKIT_X86_BOOT_GDT, gdt, sizeof(gdt)))
+	pml4 = ram->hva(ram, KVMKIT_X86_BOOT_PML4, 4096);
+	pdpt = ram->hva(ram, KVMKIT_X86_BOOT_PDPT, 4096);
+	pd = ram->hva(ram, KVMKIT_X86_BOOT_PD, 4 * 4096);
+	g = ram->hva(ram, KVMKIT_X86_BOOT_GDT, 4096);
+	if (!pml4 || !pdpt || !pd || !g || n > 4096 / 8)
 		return kvmk_err_param("kvmkit_x86_write_boot_area", "mem_size",
 				      "RAM does not cover the boot area", "%llu",
-				      (unsigned long long)kvmkit_vm_ram_size(vm));
+				      (unsigned long long)ram->size);
+	memset(g, 0, 4096);
+	memcpy(g, gdt, n * sizeof(*gdt));
 	memset(pml4, 0, 4096);
 	memset(pdpt, 0, 4096);
 	pml4[0] = KVMKIT_X86_BOOT_PDPT | PTE_P | PTE_RW | PTE_US;
@@ -57,10 +55,20 @@ int kvmkit_x86_write_boot_area(struct kvmkit_vm *vm)
 	for (uint64_t i = 0; i < 2048; i++)
 		pd[i] = (i << 21) | PTE_P | PTE_RW | PTE_US | PTE_PS;
 	/* Written through pointers: tell dirty logging (dirty.h). */
-	kvmkit_vm_mark_dirty(vm, KVMKIT_X86_BOOT_PML4, 4096);
-	kvmkit_vm_mark_dirty(vm, KVMKIT_X86_BOOT_PDPT, 4096);
-	kvmkit_vm_mark_dirty(vm, KVMKIT_X86_BOOT_PD, 4 * 4096);
+	if (ram->wrote)
+		ram->wrote(ram, KVMKIT_X86_BOOT_AREA_START,
+			   KVMKIT_X86_BOOT_AREA_END - KVMKIT_X86_BOOT_AREA_START);
 	return 0;
+}
+
+#if defined(__x86_64__)
+int kvmkit_x86_write_boot_area(struct kvmkit_vm *vm)
+{
+	const uint64_t gdt[3] = { 0, KVMK_GDT_CODE64, KVMK_GDT_DATA };
+	struct kvmk_guest_ram ram;
+
+	kvmk_guest_ram_of_vm(&ram, vm);
+	return kvmk_x86_boot_area(&ram, gdt, 3);
 }
 
 void kvmk_x86_flat_segment(struct kvm_segment *s, uint16_t sel, uint8_t type, bool long_code)
@@ -78,21 +86,20 @@ void kvmk_x86_flat_segment(struct kvm_segment *s, uint16_t sel, uint8_t type, bo
 	s->db = long_code ? 0 : 1;
 }
 
-int kvmkit_x86_vcpu_setup_long_mode(struct kvmkit_vcpu *vcpu, uint64_t entry)
+int kvmk_x86_vcpu_long_mode(struct kvmkit_vcpu *vcpu, uint16_t cs, uint16_t ds,
+			    unsigned int gdt_entries, const struct kvm_regs *regs)
 {
-	struct kvmkit_vm *vm = kvmkit_vcpu_vm(vcpu);
 	struct kvm_sregs s;
-	struct kvm_regs r;
 	int ret;
 
 	ret = kvmkit_vcpu_get_sregs(vcpu, &s);
 	if (ret)
 		return ret;
-	kvmk_x86_flat_segment(&s.cs, 0x08, 0xb, true);
-	kvmk_x86_flat_segment(&s.ds, 0x10, 0x3, false);
+	kvmk_x86_flat_segment(&s.cs, cs, 0xb, true);
+	kvmk_x86_flat_segment(&s.ds, ds, 0x3, false);
 	s.es = s.fs = s.gs = s.ss = s.ds;
 	s.gdt.base = KVMKIT_X86_BOOT_GDT;
-	s.gdt.limit = 3 * 8 - 1;
+	s.gdt.limit = (uint16_t)(gdt_entries * 8 - 1);
 	s.idt.base = 0;
 	s.idt.limit = 0;
 	s.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG;
@@ -102,6 +109,14 @@ int kvmkit_x86_vcpu_setup_long_mode(struct kvmkit_vcpu *vcpu, uint64_t entry)
 	ret = kvmkit_vcpu_set_sregs(vcpu, &s);
 	if (ret)
 		return ret;
+	return kvmkit_vcpu_set_regs(vcpu, regs);
+}
+
+int kvmkit_x86_vcpu_setup_long_mode(struct kvmkit_vcpu *vcpu, uint64_t entry)
+{
+	struct kvmkit_vm *vm = kvmkit_vcpu_vm(vcpu);
+	struct kvm_regs r;
+
 	if (kvmkit_vm_irqchip(vm)) {
 		/* With an in-kernel LAPIC, APs wait for INIT/SIPI; a direct boot
 		 * starts every vCPU at the entry point. */
@@ -117,7 +132,7 @@ int kvmkit_x86_vcpu_setup_long_mode(struct kvmkit_vcpu *vcpu, uint64_t entry)
 	r.rdi = kvmkit_vcpu_id(vcpu);
 	r.rsi = kvmkit_vm_config(vm)->vcpus;
 	r.rdx = kvmkit_vm_ram_size(vm);
-	return kvmkit_vcpu_set_regs(vcpu, &r);
+	return kvmk_x86_vcpu_long_mode(vcpu, 0x08, 0x10, 3, &r);
 }
 
 static int check_x86_64(const struct kvmkit_elf_image *img)

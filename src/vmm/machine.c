@@ -7,6 +7,7 @@
 #define KVMK_LOG_MODULE "machine"
 #include "core/internal.h"
 #include "devices/devices_internal.h"
+#include "acpi/acpi.h"
 #include "vmm/machine_internal.h"
 #include "vmm/machine_virtio.h"
 #include <kvmkit/kvmkit.h>
@@ -24,6 +25,11 @@ struct kvmkit_machine {
 	struct kvmkit_testdev *testdev;
 	struct kvmkit_line *testdev_lines[KVMKIT_TESTDEV_IRQ_LINES];
 	struct kvmk_machine_virtio virtio;
+	struct kvmk_acpi_pm *acpi_pm; /* Linux guests: the FADT's registers */
+	/* MMIO devices of this machine a Linux guest finds in the DSDT
+	 * (kvmk_machine_declare_mmio: the virtio-mmio transports). */
+	struct kvmk_acpi_mmio_dev acpi_devs[KVMK_ACPI_MAX_DEVS];
+	unsigned int n_acpi_devs;
 	unsigned int nr_created; /* devices[] entries created, in order */
 };
 
@@ -138,10 +144,37 @@ static void testdev_destroy(struct kvmkit_machine *m)
 		kvmkit_line_close(m->testdev_lines[n]);
 }
 
+/* Poweroff and reboot for the ACPI tables of a Linux guest. */
+static int acpi_pm_create(struct kvmkit_machine *m, const struct kvmkit_machine_config *cfg)
+{
+	if (!cfg->kernel || !kvmkit_linux_detect(cfg->kernel, cfg->kernel_len))
+		return 0;
+	return kvmk_acpi_pm_create(m->vm, &m->acpi_pm);
+}
+
+static void acpi_pm_destroy(struct kvmkit_machine *m)
+{
+	kvmk_acpi_pm_destroy(m->acpi_pm);
+}
+
 /* The virtio devices: machine_virtio.c. */
 static int virtio_create(struct kvmkit_machine *m, const struct kvmkit_machine_config *cfg)
 {
-	return kvmk_machine_virtio_create(m->vm, cfg, &m->virtio);
+	int r = kvmk_machine_virtio_create(m->vm, cfg, &m->virtio);
+
+	/* Each transport in the DSDT of a Linux guest, with the trigger the
+	 * device signals (edge: irqfd; level: irqfd + resample). */
+	for (unsigned int i = 0; !r && i < m->virtio.n; i++) {
+		struct kvmkit_virtio_info info;
+		struct kvmk_acpi_mmio_dev a;
+
+		kvmkit_virtio_get_info(m->virtio.dev[i], &info);
+		a = (struct kvmk_acpi_mmio_dev){ info.base, (uint32_t)info.size, info.gsi,
+						 info.trigger == KVMKIT_VIRTIO_IRQ_LEVEL,
+						 "LNRO0005" };
+		r = kvmk_machine_declare_mmio(m, &a);
+	}
+	return r;
 }
 
 static void virtio_destroy(struct kvmkit_machine *m)
@@ -253,6 +286,7 @@ static const struct machine_device devices[] = {
 	/* Before the test device, whose lines take every pin. */
 	{ "virtio", virtio_create, virtio_destroy, virtio_save, virtio_restore },
 	{ "testdev", testdev_create, testdev_destroy, testdev_save, testdev_restore },
+	{ "acpi-pm", acpi_pm_create, acpi_pm_destroy, NULL, NULL },
 #endif
 #if defined(__aarch64__)
 	{ "virtio", arm64_virtio_create, arm64_virtio_destroy, arm64_virtio_save,
@@ -294,21 +328,39 @@ static int check_guest(const struct kvmkit_machine_config *cfg)
 		return kvmk_err_param("kvmkit_machine_create", "cmdline",
 				      "a command line or initrd needs a Linux Image",
 				      "the kernel is not an arm64 Image");
+#else
+	if (kvmkit_linux_detect(cfg->kernel, cfg->kernel_len))
+		return kvmk_machine_check_linux(cfg);
 #endif
 	if (kvmkit_multiboot_detect(cfg->kernel, cfg->kernel_len))
 		return kvmkit_boot_check_multiboot(cfg->kernel, cfg->kernel_len, cfg->vm.mem_size,
 						   cfg->initrd ? cfg->initrd_len : 0);
+	if (cfg->kernel_len >= 16 && memcmp(cfg->kernel, "\177ELF", 4))
+		return kvmk_err_format(
+			"kvmkit_machine_create",
+			"not a kernel: not an ELF file (vmlinux, Multiboot, ELF64) or a bzImage");
 	if (cfg->initrd || (cfg->cmdline && cfg->cmdline[0]))
-		return kvmk_err_param("kvmkit_machine_create", "cmdline",
-				      "a command line or initrd needs a multiboot image",
-				      "the kernel is not an ELF32 multiboot image");
+		return kvmk_err_param(
+			"kvmkit_machine_create", "cmdline",
+			"a command line or initrd needs a multiboot image or Linux",
+			"the kernel is not an ELF32 multiboot image, bzImage or PVH vmlinux");
 	return kvmkit_boot_check_elf64(cfg->kernel, cfg->kernel_len, cfg->vm.mem_size);
 }
 
 /* Multiboot command line: "<kernel path> <append>", argv[0] first as QEMU
  * passes it. */
-static int boot_guest(struct kvmkit_vm *vm, const struct kvmkit_machine_config *cfg)
+int kvmk_machine_declare_mmio(struct kvmkit_machine *m, const struct kvmk_acpi_mmio_dev *dev)
 {
+	if (m->n_acpi_devs == KVMK_ACPI_MAX_DEVS)
+		return kvmk_err_resource("kvmk_machine_declare_mmio", ENOSPC, "%d devices",
+					 KVMK_ACPI_MAX_DEVS);
+	m->acpi_devs[m->n_acpi_devs++] = *dev;
+	return 0;
+}
+
+static int boot_guest(struct kvmkit_machine *m, const struct kvmkit_machine_config *cfg)
+{
+	struct kvmkit_vm *vm = m->vm;
 	struct kvmkit_multiboot_module mod = { cfg->initrd, cfg->initrd_len,
 					       cfg->initrd_path ? cfg->initrd_path : "initrd" };
 	const char *argv0 = cfg->kernel_path ? cfg->kernel_path : "kernel";
@@ -320,6 +372,22 @@ static int boot_guest(struct kvmkit_vm *vm, const struct kvmkit_machine_config *
 	if (kvmkit_arm64_image_detect(cfg->kernel, cfg->kernel_len))
 		return kvmkit_boot_arm64_linux(vm, cfg->kernel, cfg->kernel_len, cfg->initrd,
 					       cfg->initrd_len, cfg->cmdline);
+#else
+	if (kvmkit_linux_detect(cfg->kernel, cfg->kernel_len)) {
+		if (cfg->n_mmio_devs && !cfg->mmio_devs)
+			return kvmk_err_param("kvmkit_machine_create", "mmio_devs",
+					      "NULL with a count", "%u", cfg->n_mmio_devs);
+		for (unsigned int i = 0; i < cfg->n_mmio_devs; i++) {
+			const struct kvmkit_machine_mmio_dev *d = &cfg->mmio_devs[i];
+			struct kvmk_acpi_mmio_dev a = { d->base, d->size, d->gsi, d->level,
+							d->hid };
+
+			r = kvmk_machine_declare_mmio(m, &a);
+			if (r)
+				return r;
+		}
+		return kvmk_machine_boot_linux(vm, cfg, m->acpi_devs, m->n_acpi_devs);
+	}
 #endif
 	if (!kvmkit_multiboot_detect(cfg->kernel, cfg->kernel_len))
 		return kvmkit_boot_elf64(vm, cfg->kernel, cfg->kernel_len);
@@ -384,7 +452,7 @@ static int create(const struct kvmkit_machine_config *cfg, bool boot, struct kvm
 			goto fail;
 		}
 	}
-	r = boot ? boot_guest(m->vm, cfg) : 0;
+	r = boot ? boot_guest(m, cfg) : 0;
 	if (r)
 		goto fail;
 	*out = m;

@@ -51,6 +51,9 @@ expect cli-gic-irqs-100-refused 2 "^kvmkit: .*multiple of 32" -- \
 	"$kvmkit" run --kernel "$guests/hello.elf" --gic-irqs 100
 expect cli-gic-irqs-1024-refused 2 "^kvmkit: .*multiple of 32" -- \
 	"$kvmkit" run --kernel "$guests/hello.elf" --gic-irqs 1024
+expect cli-virtio-mmio-cmdline-x86-only 2 \
+	"^kvmkit: run: --virtio-mmio-cmdline is x86_64-only" -- \
+	"$kvmkit" run --kernel "$guests/hello.elf" --virtio-mmio-cmdline
 # PMU and SVE: off unless named; where KVM has them the guest runs with
 # them, else a clear refusal naming the capability.
 expect cli-cpu-unknown 2 "^kvmkit: .*cpu_flags '[+]x2apic': pmu or sve" -- \

@@ -5,6 +5,9 @@
 # Usage: run-in-host.sh KVMKIT GUEST_DIR CLI_SCRIPT TEST_BIN...
 kvmkit=$1 guests=$2 cli=$3
 shift 3
+# Loopback for the tests that use TCP on 127.0.0.1 (the host's init leaves
+# every interface down).
+ip link set lo up 2>/dev/null || true
 pass=0 fail=0
 for t in "$@"; do
 	echo "=== $t"
