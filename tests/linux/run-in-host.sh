@@ -173,7 +173,10 @@ virtio_setup() {
 	if [ ! -e /sys/class/net/kvtap0 ]; then
 		# iproute2's ip (busybox's has no tuntap).
 		ip=${KVMKIT_LINUX_IP:-ip}
-		$ip tuntap add dev kvtap0 mode tap || echo "FAIL: ip tuntap add kvtap0"
+		if ! $ip tuntap add dev kvtap0 mode tap; then
+			echo "FAIL: ip tuntap add dev kvtap0 mode tap"
+			fails=$((fails + 1))
+		fi
 		$ip addr add 10.0.2.1/24 dev kvtap0
 		$ip link set kvtap0 up
 	fi
