@@ -160,7 +160,17 @@ static void acpi_pm_destroy(struct kvmkit_machine *m)
 /* The virtio devices: machine_virtio.c. */
 static int virtio_create(struct kvmkit_machine *m, const struct kvmkit_machine_config *cfg)
 {
-	int r = kvmk_machine_virtio_create(m->vm, cfg, &m->virtio);
+	struct kvmkit_irqchip *chip = kvmkit_vm_irqchip(m->vm);
+	struct kvmkit_line *sci = NULL;
+	int r;
+
+	/* Pin 9 is the SCI in the MADT (level, active high): Linux cannot
+	 * register an edge device there. A line on it while the pins are
+	 * handed out keeps the devices off it. */
+	if (chip && kvmkit_line_open(chip, KVMK_ACPI_SCI_IRQ, &sci))
+		sci = NULL;
+	r = kvmk_machine_virtio_create(m->vm, cfg, &m->virtio);
+	kvmkit_line_close(sci);
 
 	/* Each transport in the DSDT of a Linux guest, with the trigger the
 	 * device signals (edge: irqfd; level: irqfd + resample). */

@@ -11,6 +11,8 @@ append=${KVMKIT_LINUX_APPEND:-console=ttyS0 quiet}
 fails=0
 mem=512M
 input=
+vargs= # kvmkit run's virtio options (the virtio variants)
+virq=  # their interrupt type in /proc/interrupts: edge or fasteoi (level)
 tmp=$(mktemp -d)
 
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
@@ -65,7 +67,7 @@ boot() {
 			>"$tmp/out" 2>"$tmp/err" <"$tmp/in" &
 	else
 		"$kvmkit" run --kernel "$image" --initrd "$initrd" --mem "$mem" --vcpus "$vcpus" \
-			--irqchip "$chip" --timeout "$limit" --append "$append$extra" \
+			--irqchip "$chip" --timeout "$limit" --append "$append$extra" $vargs \
 			>"$tmp/out" 2>"$tmp/err" <"$tmp/in" &
 	fi
 	pid=$!
@@ -109,6 +111,7 @@ boot() {
 		check "window of LNRO0005:00 (Memory32Fixed)" grep -q "d0000000-d00001ff : LNRO0005:00" "$tmp/out"
 		check "window of LNRO0005:01 (Memory32Fixed)" grep -q "d0001000-d00011ff : LNRO0005:01" "$tmp/out"
 	fi
+	[ -n "$vargs" ] && check_virtio
 	if [ -n "$errpat" ]; then
 		check "kvmkit says: $errpat" grep -q "$errpat" "$tmp/err"
 	elif [ -z "${KVMKIT_LOG:-}" ]; then
@@ -118,6 +121,64 @@ boot() {
 		: >"$tmp/shown"
 		echo "--- $variant: console ---"; tr -d '\r' <"$tmp/out" | tail -n 60
 		echo "--- $variant: stderr ---"; cat "$tmp/err"
+	fi
+}
+
+# check_virtio: what init-virtio.sh saw of kvmkit's virtio-mmio devices.
+check_virtio() {
+	o=$tmp/out.txt
+	tr -d '\r' <"$tmp/out" >"$o"
+	# Each device (virtio ids: 2 block, twice; 1 net; 4 rng; 19 vsock)
+	# on an IO-APIC line of its own with the variant's trigger type.
+	for id in 0x0002 0x0001 0x0004 0x0013; do
+		want=1
+		[ "$id" = 0x0002 ] && want=2
+		check "$want device(s) $id on its own IO-APIC line, $virq" test "$(grep -cE \
+			"^KVMKIT-VIRTIO-IRQ after virtio[0-9]+ $id IO-APIC [0-9]+-$virq [0-9]+\$" "$o")" -eq "$want"
+	done
+	# The count rises with I/O on the rw disk, the net and the rng (the
+	# read-only disk and vsock may see none).
+	for drv in virtio_blk virtio_net virtio_rng; do
+		check "$drv: interrupt count rose with I/O" awk -v drv="$drv" '
+			$1 == "KVMKIT-VIRTIO-DRIVER" && $3 == drv { d[$2] = 1 }
+			$1 == "KVMKIT-VIRTIO-IRQ" && $2 == "before" { b[$3] = $7 }
+			$1 == "KVMKIT-VIRTIO-IRQ" && $2 == "after" { a[$3] = $7 }
+			END { for (n in d) if (a[n] > b[n]) ok = 1; exit !ok }' "$o"
+	done
+	check "no virtio module failed to load" test -z "$(grep INSMOD-FAILED "$o")"
+	check "virtio-blk: the pattern written (dd conv=fsync)" grep -qx KVMKIT-BLK-WROTE "$o"
+	sum=$(sed -n 's/^KVMKIT-BLK-SUM //p' "$o")
+	check "virtio-blk: read back $sum = the pattern's sum $blk_want" test "$sum" = "$blk_want"
+	check "virtio-blk: the image file holds the pattern" \
+		test "$(head -c 65536 "$tmp/disk.img" | md5sum | cut -d' ' -f1)" = "$blk_want"
+	check "virtio-blk: read-only disk flagged ro" grep -qx "KVMKIT-BLK-RO-FLAG 1" "$o"
+	check "virtio-blk: read-only disk refused the write" grep -qx KVMKIT-BLK-RO-REFUSED "$o"
+	check "virtio-blk: read-only image unchanged" \
+		test "$(md5sum <"$tmp/ro.img" | cut -d' ' -f1)" = "$ro_sum"
+	check "virtio-rng: 64 bytes from /dev/hwrng, not all zero" \
+		grep -qE "^KVMKIT-RNG virtio_rng.0 bytes 64 nonzero [1-9]" "$o"
+	check "virtio-net: 3 pings to the host's tap, 0% loss" grep -qx \
+		"KVMKIT-PING 3 packets transmitted, 3 packets received, 0% packet loss" "$o"
+	check "vsock: the virtio transport bound" grep -qE "^KVMKIT-VSOCK virtio[0-9]+" "$o"
+	# For the log: each device's line after the I/O (id, chip, pin, count).
+	grep -E "^KVMKIT-(VIRTIO-IRQ after|PING)" "$o" | sed "s/^/info: $variant: /"
+}
+
+# virtio_setup: fresh images and the tap (host 10.0.2.1, guest 10.0.2.2).
+virtio_setup() {
+	dd if=/dev/zero of="$tmp/disk.img" bs=1M count=1 2>/dev/null
+	yes KVMKIT-RO-IMAGE | head -c 1048576 >"$tmp/ro.img"
+	ro_sum=$(md5sum <"$tmp/ro.img" | cut -d' ' -f1)
+	blk_want=$(yes KVMKIT-VIRTIO-BLK-PATTERN | head -c 65536 | md5sum | cut -d' ' -f1)
+	if [ ! -e /sys/class/net/kvtap0 ]; then
+		# iproute2's ip (busybox's has no tuntap).
+		ip=${KVMKIT_LINUX_IP:-ip}
+		if ! $ip tuntap add dev kvtap0 mode tap; then
+			echo "FAIL: ip tuntap add dev kvtap0 mode tap"
+			fails=$((fails + 1))
+		fi
+		$ip addr add 10.0.2.1/24 dev kvtap0
+		$ip link set kvtap0 up
 	fi
 }
 
@@ -146,6 +207,20 @@ mem=512M
 if [ -n "${KVMKIT_LINUX_PROBE:-}" ]; then
 	boot "library machine with 2 virtio-mmio devices, 2 vCPUs, split irqchip" probe 2 split 0 ""
 fi
+# Debian's kernel with kvmkit's virtio-mmio devices (ACPI LNRO0005): a
+# disk, a read-only disk, the rng, a tap, vsock; both irqchips, edge and
+# level interrupts.
+virtio_setup
+vargs="--disk $tmp/disk.img --disk $tmp/ro.img,ro --rng --net tap=kvtap0 --vsock cid=3"
+virq=edge
+boot "virtio devices, 1 vCPU, kernel irqchip, edge" "$kernel" 1 kernel 0 \
+	" kvmkit.virtio kvmkit.net=10.0.2.2,10.0.2.1"
+virtio_setup
+vargs="$vargs --virtio-irq level"
+virq=fasteoi
+boot "virtio devices, 2 vCPUs, split irqchip, level" "$kernel" 2 split 0 \
+	" kvmkit.virtio kvmkit.net=10.0.2.2,10.0.2.1"
+vargs=
 if [ -n "$pvh" ]; then
 	boot "PVH vmlinux, 2 vCPUs, kernel irqchip" "$pvh" 2 kernel 0 ""
 fi

@@ -29,15 +29,33 @@ for m in "$(dirname "$kernel")"/../lib/modules/*/kernel/drivers/misc/pvpanic/pvp
 	"$(dirname "$kernel")"/../lib/modules/*/kernel/drivers/misc/pvpanic/pvpanic-mmio.ko; do
 	[ -f "$m" ] && pvmods="$pvmods --lib $m"
 done
+# The virtio modules (all modules in Debian's config: CONFIG_VIRTIO_MMIO=m,
+# ...; hw_random itself is built in) with their dependencies (modinfo
+# depends=): init-virtio.sh loads them in this order.
+vmods=
+kmods=$(ls -d "$(dirname "$kernel")"/../lib/modules/*/kernel | head -n 1)
+for m in drivers/virtio/virtio_ring drivers/virtio/virtio drivers/virtio/virtio_mmio \
+	drivers/block/virtio_blk net/core/failover drivers/net/net_failover drivers/net/virtio_net \
+	drivers/char/hw_random/virtio-rng net/vmw_vsock/vsock \
+	net/vmw_vsock/vmw_vsock_virtio_transport_common net/vmw_vsock/vmw_vsock_virtio_transport; do
+	[ -f "$kmods/$m.ko" ] || { echo "no $m.ko under $kmods"; exit 1; }
+	vmods="$vmods --lib $kmods/$m.ko"
+done
 mkdir -p "$out"
-python3 "$src/mkinitramfs.py" "$src/init" "$out/linux-test.cpio" $pvmods || exit 1
+python3 "$src/mkinitramfs.py" "$src/init" "$out/linux-test.cpio" $pvmods $vmods \
+	--lib "$src/init-virtio.sh" || exit 1
 echo "kernel: $kernel${pvh:+, PVH: $pvh}"
 set -- --payload "$kvmkit" --payload "$probe" --payload "$kernel" \
 	--payload "$out/linux-test.cpio" --payload "$src/run-in-host.sh"
 [ -n "$pvh" ] && set -- "$@" --payload "$pvh"
 [ -z "$pvmods" ] && set -- "$@" --env KVMKIT_LINUX_NO_PVPANIC=1
 set -- "$@" --env KVMKIT_LINUX_PROBE="$probe"
-# A run takes 2-4 minutes (400 s at most here); the emulated host's kernel sometimes stops
+[ -n "${KVMKIT_LINUX_ONLY:-}" ] && set -- "$@" --env KVMKIT_LINUX_ONLY
+# The virtio variants: a tap (made persistent with iproute2's ip, which
+# busybox's lacks) and vhost-vsock in the host.
+ipbin=$(command -v ip) || { echo "no iproute2 ip (tests/hosts/deps.txt)"; exit 1; }
+set -- "$@" --payload "$ipbin" --env KVMKIT_LINUX_IP="$ipbin" --module tun --module vhost_vsock
+# A run takes 2-4 minutes (154 s with eleven variants; 400 s at most here); the emulated host's kernel sometimes stops
 # scheduling altogether (docs/ARCHITECTURE.md, "Known quirk"): the wrapper
 # retries such a host, never a failing test (whose hang the watchdog in
 # run-in-host.sh reports).

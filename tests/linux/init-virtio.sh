@@ -1,0 +1,71 @@
+# SPDX-License-Identifier: MIT
+# Sourced by the Linux boot tests' /init (tests/linux/init) when the command
+# line has kvmkit.virtio: loads the Debian kernel's virtio modules (in the
+# initramfs's /lib, dependencies first), then drives each virtio-mmio device
+# kvmkit gave it and prints what it saw, one KVMKIT- line per fact, for
+# run-in-host.sh to check: each device's /proc/interrupts line before and
+# after the I/O, the disk's checksum, the read-only disk's refusal, bytes
+# from the hardware RNG, ping's summary, the vsock driver's device.
+# kvmkit.net=GUEST_ADDR,HOST_ADDR sets up eth0 and pings the host's tap.
+bb=busybox
+for m in virtio_ring virtio virtio_mmio virtio_blk failover net_failover virtio_net \
+	virtio-rng vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport; do
+	[ -f "/lib/$m.ko" ] || continue
+	$bb insmod "/lib/$m.ko" || echo "KVMKIT-VIRTIO-INSMOD-FAILED $m"
+done
+$bb mount -t devtmpfs dev /dev
+
+# virq TAG: per virtio device, its id, its interrupt chip, pin-type and the
+# count summed over the CPUs, from its own /proc/interrupts line ("none" if
+# it has none of its own).
+virq() {
+	for d in /sys/bus/virtio/devices/virtio*; do
+		[ -e "$d" ] || continue
+		$bb awk -v n="${d##*/}" -v id="$($bb cat "$d/device")" -v tag="$1" '
+			$NF == n && NF >= 4 {
+				s = 0
+				for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++)
+					s += $i
+				print "KVMKIT-VIRTIO-IRQ", tag, n, id, $i, $(i + 1), s
+				f = 1
+			}
+			END { if (!f) print "KVMKIT-VIRTIO-IRQ", tag, n, id, "none" }' /proc/interrupts
+		echo "KVMKIT-VIRTIO-DRIVER ${d##*/} $($bb basename "$($bb readlink "$d/driver")")"
+	done
+}
+
+virq before
+if [ -b /dev/vda ]; then
+	# 64 KiB of a known text; the test compares the sum with the image file.
+	$bb yes KVMKIT-VIRTIO-BLK-PATTERN | $bb head -c 65536 >/pattern
+	$bb dd if=/pattern of=/dev/vda bs=4096 conv=fsync 2>/dev/null && echo "KVMKIT-BLK-WROTE"
+	$bb sync
+	# Read back from the device, not the page cache.
+	$bb blockdev --flushbufs /dev/vda
+	echo 3 >/proc/sys/vm/drop_caches
+	echo "KVMKIT-BLK-SUM $($bb dd if=/dev/vda bs=4096 count=16 2>/dev/null | $bb md5sum | $bb cut -d' ' -f1)"
+fi
+if [ -b /dev/vdb ]; then
+	echo "KVMKIT-BLK-RO-FLAG $($bb cat /sys/block/vdb/ro)"
+	if $bb dd if=/pattern of=/dev/vdb bs=4096 count=1 conv=fsync 2>/dev/null; then
+		echo "KVMKIT-BLK-RO-WRITTEN"
+	else
+		echo "KVMKIT-BLK-RO-REFUSED"
+	fi
+fi
+if [ -c /dev/hwrng ]; then
+	n=$($bb head -c 64 /dev/hwrng | $bb wc -c)
+	nz=$($bb head -c 64 /dev/hwrng | $bb tr -d '\000' | $bb wc -c)
+	echo "KVMKIT-RNG $($bb cat /sys/class/misc/hw_random/rng_current) bytes $n nonzero $nz"
+fi
+net=$($bb sed -n 's/.*kvmkit\.net=\([0-9.,]*\).*/\1/p' /proc/cmdline)
+if [ -n "$net" ]; then
+	$bb ip link set lo up
+	$bb ip link set eth0 up
+	$bb ip addr add "${net%,*}/24" dev eth0
+	echo "KVMKIT-PING $($bb ping -c 3 -w 30 "${net#*,}" | $bb grep 'packets transmitted')"
+fi
+for v in /sys/bus/virtio/drivers/vmw_vsock_virtio_transport/virtio*; do
+	[ -e "$v" ] && echo "KVMKIT-VSOCK ${v##*/}"
+done
+virq after
