@@ -234,10 +234,13 @@ static inline unsigned int api_fd_count(void)
 static inline bool api_fds_back_to(unsigned int want)
 {
 	int64_t deadline = api_now_ms() + API_WAIT_MS;
+	unsigned int n;
 
-	while (api_fd_count() != want && api_now_ms() < deadline)
+	/* One count per check: the server thread may hold a passing fd, and a
+	 * second read could see it after the first saw the right number. */
+	while ((n = api_fd_count()) != want && api_now_ms() < deadline)
 		usleep(1000);
-	return api_fd_count() == want;
+	return n == want;
 }
 
 #endif
