@@ -13,6 +13,7 @@ sh scripts/install-deps.sh || exit 1
 
 status=0
 logs=""
+timings=""
 
 run_build() { # name, meson options...
 	dir=$1
@@ -29,9 +30,12 @@ run_suites() { # dir, suites...
 	shift
 	args=""
 	for s in "$@"; do args="$args --suite $s"; done
+	t0=$(date +%s)
 	# shellcheck disable=SC2086
 	meson test -C "$dir" --print-errorlogs $args || status=1
 	logs="$logs $dir/meson-logs/testlog.json"
+	timings="$timings
+$dir ($*): $(($(date +%s) - t0)) s"
 }
 
 if run_build build; then
@@ -97,10 +101,12 @@ else
 	status=1
 fi
 
+echo "time per test run:$timings"
 # shellcheck disable=SC2086
 python3 - $logs <<'PY'
 import json, sys
 p = f = s = 0
+failed = []
 for path in sys.argv[1:]:
     try:
         lines = open(path).read().splitlines()
@@ -111,13 +117,23 @@ for path in sys.argv[1:]:
     for line in lines:
         if not line.strip():
             continue
-        r = json.loads(line).get("result", "")
+        t = json.loads(line)
+        r = t.get("result", "")
         if r in ("OK", "EXPECTEDFAIL"):
             p += 1
         elif r == "SKIP":
             s += 1
         else:
             f += 1
+            failed.append((path, t))
+# The failures again at the very end, where a reader of only the tail of a
+# long CI log sees them: which test, how it ended, its last output lines.
+for path, t in failed:
+    print(f"=== FAILED: {t.get('name', '?')} ({r if (r := t.get('result')) else '?'}, "
+          f"{t.get('duration', 0):.0f} s, {path})")
+    out = (t.get("stdout") or "") + (t.get("stderr") or "")
+    for l in out.splitlines()[-40:]:
+        print("    " + l)
 print(f"{p} passed, {f} failed, {s} skipped")
 sys.exit(1 if f else 0)
 PY
