@@ -2,8 +2,11 @@
 # SPDX-License-Identifier: MIT
 # Runs inside the emulated x86 host (tests/hosts): boots the Linux kernel
 # under `kvmkit run` once per variant, one after the other in the same host,
-# and checks what the guest's /init (tests/linux/init) printed on the serial
-# console and how kvmkit ended. Prints one "ok:"/"FAIL:" line per check and
+# and checks what the guest's /init (tests/linux/init) printed on its
+# console (the UART, or hvc0 with --console virtio) and how kvmkit ended;
+# for the virtio variants also what the host's ends of the guest's TCP and
+# vsock transfers got (kvmkit runs in a network namespace holding the tap,
+# the TCP peers in it too). Prints one "ok:"/"FAIL:" line per check and
 # each variant's boot time.
 # usage: run-in-host.sh KVMKIT BZIMAGE INITRD [PVH_VMLINUX]
 kvmkit=$1 kernel=$2 initrd=$3 pvh=$4

@@ -61,7 +61,9 @@ set -- "$@" --env KVMKIT_LINUX_PROBE="$probe"
 # busybox's has neither netns nor tuntap) and vhost-vsock in the host.
 ipbin=$(command -v ip) || { echo "no iproute2 ip (tests/hosts/deps.txt)"; exit 1; }
 set -- "$@" --payload "$ipbin" --env KVMKIT_LINUX_IP="$ipbin" --module tun --module vhost_vsock
-# A run takes 2-4 minutes (154 s with eleven variants; 400 s at most here); the emulated host's kernel sometimes stops
+# A run takes 3-4 minutes (183 s and 241 s with eleven variants, the
+# virtio ones with TCP and vsock transfers; 400 s at most here); the
+# emulated host's kernel sometimes stops
 # scheduling altogether (docs/ARCHITECTURE.md, "Known quirk"): the wrapper
 # retries such a host, never a failing test (whose hang the watchdog in
 # run-in-host.sh reports).
