@@ -5,12 +5,17 @@
 # kvmkit gave it and prints what it saw, one KVMKIT- line per fact, for
 # run-in-host.sh to check: each device's /proc/interrupts line before and
 # after the I/O, the disk's checksum, the read-only disk's refusal, bytes
-# from the hardware RNG, ping's summary, the vsock driver's device.
-# kvmkit.net=GUEST_ADDR,HOST_ADDR sets up eth0 and pings the host's tap.
+# from the hardware RNG, ping's summary, the TCP transfers' sizes and
+# checksums, the vsock driver's device and its round trip.
+# kvmkit.net=GUEST_ADDR,HOST_ADDR sets up eth0 and pings the host's tap;
+# kvmkit.tcp= and kvmkit.vsock= (below) ask for the transfers.
 bb=busybox
 for m in virtio_ring virtio virtio_mmio virtio_blk failover net_failover virtio_net \
-	virtio-rng vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport; do
+	virtio-rng vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport \
+	virtio_console; do
 	[ -f "/lib/$m.ko" ] || continue
+	# Those /init loaded already for console=hvc0 stay.
+	[ -d "/sys/module/$(echo $m | $bb tr - _)" ] && continue
 	$bb insmod "/lib/$m.ko" || echo "KVMKIT-VIRTIO-INSMOD-FAILED $m"
 done
 $bb mount -t devtmpfs dev /dev
@@ -65,7 +70,41 @@ if [ -n "$net" ]; then
 	$bb ip addr add "${net%,*}/24" dev eth0
 	echo "KVMKIT-PING $($bb ping -c 3 -w 30 "${net#*,}" | $bb grep 'packets transmitted')"
 fi
+tcp=$($bb sed -n 's/.*kvmkit\.tcp=\([0-9,]*\).*/\1/p' /proc/cmdline)
+if [ -n "$net" ] && [ -n "$tcp" ]; then
+	# kvmkit.tcp=PORT,BYTES: TCP with busybox nc both ways through the
+	# host's tap: BYTES from /dev/urandom to HOST:PORT (listening there),
+	# then the host's BYTES from HOST:PORT+1; each side's md5 goes to the
+	# test. nc shuts its sending side at the end of its stdin and exits
+	# at the end of the socket's data, so the receiving end's stdin is a
+	# FIFO held open (it must not end first).
+	port=${tcp%,*} bytes=${tcp#*,} host=${net#*,}
+	md5() { $bb md5sum "$1" | $bb cut -d' ' -f1; }
+	# For the log: seconds since $t0.
+	since() { $bb awk -v t0="$t0" '{ printf "%.1f", $1 - t0 }' /proc/uptime; }
+	$bb mkfifo /tcp-hold
+	$bb head -c "$bytes" /dev/urandom >/tcp-out
+	virq tcp-before
+	t0=$($bb cut -d' ' -f1 /proc/uptime)
+	$bb timeout 120 $bb nc "$host" "$port" </tcp-out >/dev/null
+	st=$? secs=$(since)
+	echo "KVMKIT-TCP-SENT status $st bytes $($bb wc -c </tcp-out) md5 $(md5 /tcp-out) in $secs s"
+	t0=$($bb cut -d' ' -f1 /proc/uptime)
+	$bb timeout 120 $bb nc "$host" $((port + 1)) <>/tcp-hold >/tcp-in
+	st=$? secs=$(since)
+	echo "KVMKIT-TCP-RECEIVED status $st bytes $($bb wc -c </tcp-in) md5 $(md5 /tcp-in) in $secs s"
+	virq tcp-after
+	$bb rm -f /tcp-out /tcp-in
+fi
 for v in /sys/bus/virtio/drivers/vmw_vsock_virtio_transport/virtio*; do
 	[ -e "$v" ] && echo "KVMKIT-VSOCK ${v##*/}"
 done
+vsock=$($bb sed -n 's/.*kvmkit\.vsock=\([^ ]*\).*/\1/p' /proc/cmdline)
+if [ -n "$vsock" ]; then
+	# kvmkit.vsock=PORT,MSG,LEN: a round trip to the host (CID 2), whose
+	# vsock_echo serves PORT (tests/linux/vsock_echo.c).
+	port=${vsock%%,*} len=${vsock##*,} msg=${vsock#*,}
+	/bin/vsock_echo connect 2 "$port" "${msg%,*}" "$len"
+	echo "KVMKIT-VSOCK-STATUS $?"
+fi
 virq after

@@ -2,10 +2,11 @@
 # SPDX-License-Identifier: MIT
 """Builds the Linux boot tests' initramfs: a cpio "newc" archive (written
 here, so that /dev/console needs no mknod and no root) holding a static
-busybox, tests/linux/init as /init, and files added into /lib (kernel
-modules the init loads).
+busybox, tests/linux/init as /init, files added into /lib (kernel
+modules the init loads) and programs into /bin (static test helpers).
 
 usage: mkinitramfs.py INIT_SCRIPT OUT.cpio [--busybox PATH] [--lib FILE]...
+                      [--bin FILE]...
 """
 import argparse
 import os
@@ -30,6 +31,7 @@ def main(argv):
     ap.add_argument('out')
     ap.add_argument('--busybox', default=shutil.which('busybox') or '/bin/busybox')
     ap.add_argument('--lib', action='append', default=[])
+    ap.add_argument('--bin', action='append', default=[])
     args = ap.parse_args(argv[1:])
     out_path = args.out
     with open(args.busybox, 'rb') as f:
@@ -54,6 +56,9 @@ def main(argv):
     for path in args.lib:
         with open(path, 'rb') as f:
             items.append(('lib/' + os.path.basename(path), stat.S_IFREG | 0o644, f.read()))
+    for path in args.bin:
+        with open(path, 'rb') as f:
+            items.append(('bin/' + os.path.basename(path), stat.S_IFREG | 0o755, f.read()))
     tmp = out_path + '.tmp'
     with open(tmp, 'wb') as out:
         ino = 1

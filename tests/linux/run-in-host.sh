@@ -2,8 +2,11 @@
 # SPDX-License-Identifier: MIT
 # Runs inside the emulated x86 host (tests/hosts): boots the Linux kernel
 # under `kvmkit run` once per variant, one after the other in the same host,
-# and checks what the guest's /init (tests/linux/init) printed on the serial
-# console and how kvmkit ended. Prints one "ok:"/"FAIL:" line per check and
+# and checks what the guest's /init (tests/linux/init) printed on its
+# console (the UART, or hvc0 with --console virtio) and how kvmkit ended;
+# for the virtio variants also what the host's ends of the guest's TCP and
+# vsock transfers got (kvmkit runs in a network namespace holding the tap,
+# the TCP peers in it too). Prints one "ok:"/"FAIL:" line per check and
 # each variant's boot time.
 # usage: run-in-host.sh KVMKIT BZIMAGE INITRD [PVH_VMLINUX]
 kvmkit=$1 kernel=$2 initrd=$3 pvh=$4
@@ -13,7 +16,15 @@ mem=512M
 input=
 vargs= # kvmkit run's virtio options (the virtio variants)
 virq=  # their interrupt type in /proc/interrupts: edge or fasteoi (level)
+vcon=  # set: --console virtio, the guest's console is hvc0
 tmp=$(mktemp -d)
+# iproute2's ip (busybox's has neither netns nor tuntap); the virtio
+# variants' tap lives in the network namespace $ns only, and kvmkit runs
+# there.
+ip=${KVMKIT_LINUX_IP:-ip}
+ns=kvmkit-linux
+tcp_port=5001 tcp_bytes=4194304
+vsock_port=5100 vsock_msg="kvmkit-vsock-$$-" vsock_len=100000
 
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
 
@@ -65,9 +76,15 @@ boot() {
 		# The library's machine with two virtio-mmio devices declared.
 		"$KVMKIT_LINUX_PROBE" "$kernel" "$initrd" "$vcpus" "$chip" "$append$extra" \
 			>"$tmp/out" 2>"$tmp/err" <"$tmp/in" &
+	elif [ -n "$vargs" ]; then
+		# The peers of the guest's TCP and vsock transfers wait first.
+		peers_start
+		"$ip" netns exec "$ns" "$kvmkit" run --kernel "$image" --initrd "$initrd" \
+			--mem "$mem" --vcpus "$vcpus" --irqchip "$chip" --timeout "$limit" \
+			--append "$append$extra" $vargs >"$tmp/out" 2>"$tmp/err" <"$tmp/in" &
 	else
 		"$kvmkit" run --kernel "$image" --initrd "$initrd" --mem "$mem" --vcpus "$vcpus" \
-			--irqchip "$chip" --timeout "$limit" --append "$append$extra" $vargs \
+			--irqchip "$chip" --timeout "$limit" --append "$append$extra" \
 			>"$tmp/out" 2>"$tmp/err" <"$tmp/in" &
 	fi
 	pid=$!
@@ -83,6 +100,7 @@ boot() {
 	wait "$pid"
 	st=$?
 	wait "$wd"
+	[ -n "$vargs" ] && peers_stop
 	exec 3>&-
 	t1=$(uptime_s)
 	secs=$(awk "BEGIN { printf \"%.1f\", $t1 - $t0 }")
@@ -93,7 +111,12 @@ boot() {
 	check "marker on the serial console" grep -q KVMKIT-LINUX-DONE "$tmp/out"
 	check "$vcpus CPU(s) online" grep -q "KVMKIT-LINUX-NPROC $vcpus" "$tmp/out"
 	check "ACPI: the kernel found the IOAPIC (MADT)" grep -q "IOAPIC\[0\]: apic_id 0, .*address 0xfec00000, GSI 0-23" "$tmp/out"
-	check "ttyS0 on IO-APIC pin 4 (DSDT/MADT)" grep -qE "IO-APIC +4-edge +ttyS0" "$tmp/out"
+	if [ -n "$vcon" ]; then
+		check "the kernel's console is hvc0 (virtio-console)" \
+			grep -qE "^KVMKIT-LINUX-CONSOLE hvc0 " "$tmp/out"
+	else
+		check "ttyS0 on IO-APIC pin 4 (DSDT/MADT)" grep -qE "IO-APIC +4-edge +ttyS0" "$tmp/out"
+	fi
 	check "COM1 from the DSDT (PNP0501)" grep -q "PNP0501:00" "$tmp/out"
 	if [ "$mem" = 4608M ]; then
 		# MemTotal counts RAM from both e820 ranges (less what the kernel
@@ -102,7 +125,9 @@ boot() {
 			awk '/MemTotal/ { big = $2 > 4194304 } END { exit !big }' "$tmp/out"
 	fi
 	if [ -n "$input" ]; then
-		check "the line typed on the console reached the guest (UART in, IRQ 4)" \
+		how="UART in, IRQ 4"
+		[ -n "$vcon" ] && how="virtio-console's receiveq, hvc0"
+		check "the line typed on the console reached the guest ($how)" \
 			grep -q "KVMKIT-LINUX-GOT \[$input\]" "$tmp/out"
 	fi
 	if [ "$image" = probe ]; then
@@ -128,23 +153,31 @@ boot() {
 check_virtio() {
 	o=$tmp/out.txt
 	tr -d '\r' <"$tmp/out" >"$o"
-	# Each device (virtio ids: 2 block, twice; 1 net; 4 rng; 19 vsock)
-	# on an IO-APIC line of its own with the variant's trigger type.
-	for id in 0x0002 0x0001 0x0004 0x0013; do
+	# Each device (virtio ids: 2 block, twice; 1 net; 4 rng; 19 vsock;
+	# 3 console) on an IO-APIC line of its own with the variant's trigger
+	# type.
+	for id in 0x0002 0x0001 0x0004 0x0013 ${vcon:+0x0003}; do
 		want=1
 		[ "$id" = 0x0002 ] && want=2
 		check "$want device(s) $id on its own IO-APIC line, $virq" test "$(grep -cE \
 			"^KVMKIT-VIRTIO-IRQ after virtio[0-9]+ $id IO-APIC [0-9]+-$virq [0-9]+\$" "$o")" -eq "$want"
 	done
-	# The count rises with I/O on the rw disk, the net and the rng (the
-	# read-only disk and vsock may see none).
-	for drv in virtio_blk virtio_net virtio_rng; do
-		check "$drv: interrupt count rose with I/O" awk -v drv="$drv" '
-			$1 == "KVMKIT-VIRTIO-DRIVER" && $3 == drv { d[$2] = 1 }
-			$1 == "KVMKIT-VIRTIO-IRQ" && $2 == "before" { b[$3] = $7 }
-			$1 == "KVMKIT-VIRTIO-IRQ" && $2 == "after" { a[$3] = $7 }
-			END { for (n in d) if (a[n] > b[n]) ok = 1; exit !ok }' "$o"
+	# The count rises with I/O on the rw disk, the net, the rng and vsock
+	# (the read-only disk may see none); the net's across the TCP
+	# transfers alone too.
+	for drv in virtio_blk virtio_net virtio_rng vmw_vsock_virtio_transport; do
+		check "$drv: interrupt count rose with I/O" rose "$drv" before after "$o"
 	done
+	check "virtio_net: interrupt count rose during the TCP transfers" \
+		rose virtio_net tcp-before tcp-after "$o"
+	if [ -n "$vcon" ]; then
+		# Its output needs no interrupt (Linux polls the transmit queue);
+		# the typed line came in through one.
+		check "virtio_console: interrupts taken (the input)" awk '
+			$1 == "KVMKIT-VIRTIO-DRIVER" && $3 == "virtio_console" { d[$2] = 1 }
+			$1 == "KVMKIT-VIRTIO-IRQ" && $2 == "after" { a[$3] = $7 }
+			END { for (n in d) if (a[n] > 0) ok = 1; exit !ok }' "$o"
+	fi
 	check "no virtio module failed to load" test -z "$(grep INSMOD-FAILED "$o")"
 	check "virtio-blk: the pattern written (dd conv=fsync)" grep -qx KVMKIT-BLK-WROTE "$o"
 	sum=$(sed -n 's/^KVMKIT-BLK-SUM //p' "$o")
@@ -159,26 +192,102 @@ check_virtio() {
 		grep -qE "^KVMKIT-RNG virtio_rng.0 bytes 64 nonzero [1-9]" "$o"
 	check "virtio-net: 3 pings to the host's tap, 0% loss" grep -qx \
 		"KVMKIT-PING 3 packets transmitted, 3 packets received, 0% packet loss" "$o"
+	check "virtio-net: the tap is in the netns $ns only" \
+		sh -c "test ! -e /sys/class/net/kvtap0 && \"$ip\" -n $ns link show kvtap0"
+	# TCP: each side's md5 of what went over.
+	sent=$(sed -n 's/^KVMKIT-TCP-SENT status 0 bytes '$tcp_bytes' md5 \([0-9a-f]*\) .*/\1/p' "$o")
+	check "TCP guest -> netns: $tcp_bytes bytes, guest's md5 ${sent:-?} = the host's $(md5 "$tmp/tcp-in")" \
+		same_data "$sent" "$tmp/tcp-in"
+	got=$(sed -n 's/^KVMKIT-TCP-RECEIVED status 0 bytes '$tcp_bytes' md5 \([0-9a-f]*\) .*/\1/p' "$o")
+	check "TCP netns -> guest: $tcp_bytes bytes, guest's md5 ${got:-?} = the host's $tcp_out_sum" \
+		test "$got" = "$tcp_out_sum"
 	check "vsock: the virtio transport bound" grep -qE "^KVMKIT-VSOCK virtio[0-9]+" "$o"
+	check "vsock: the host got $vsock_len bytes from the guest's CID 3 as sent" grep -qx \
+		"KVMKIT-VSOCK-SERVER peer cid 3 got $vsock_len bytes, as sent" "$tmp/vsock.out"
+	check "vsock: the guest got its $vsock_len bytes echoed" grep -qx \
+		"KVMKIT-VSOCK-CLIENT sent $vsock_len bytes, echo $vsock_len bytes, as sent" "$o"
+	check "vsock: the guest's vsock_echo exited 0" grep -qx "KVMKIT-VSOCK-STATUS 0" "$o"
 	# For the log: each device's line after the I/O (id, chip, pin, count).
-	grep -E "^KVMKIT-(VIRTIO-IRQ after|PING)" "$o" | sed "s/^/info: $variant: /"
+	grep -E "^KVMKIT-(VIRTIO-IRQ after|PING|TCP)" "$o" | sed "s/^/info: $variant: /"
+	sed "s/^/info: $variant: host: /" "$tmp/vsock.out"
 }
 
-# virtio_setup: fresh images and the tap (host 10.0.2.1, guest 10.0.2.2).
+# rose DRIVER TAG1 TAG2 FILE: the interrupt count of DRIVER's device grew
+# from the snapshot TAG1 to TAG2 (init-virtio.sh's KVMKIT-VIRTIO-IRQ lines).
+rose() {
+	awk -v drv="$1" -v t1="$2" -v t2="$3" '
+		$1 == "KVMKIT-VIRTIO-DRIVER" && $3 == drv { d[$2] = 1 }
+		$1 == "KVMKIT-VIRTIO-IRQ" && $2 == t1 { b[$3] = $7 }
+		$1 == "KVMKIT-VIRTIO-IRQ" && $2 == t2 { a[$3] = $7 }
+		END { for (n in d) if (a[n] > b[n]) ok = 1; exit !ok }' "$4"
+}
+
+md5() { md5sum <"$1" | cut -d' ' -f1; }
+
+# same_data SUM FILE: FILE has $tcp_bytes bytes whose md5 is SUM.
+same_data() {
+	[ -n "$1" ] && [ "$1" = "$(md5 "$2")" ] && [ "$(wc -c <"$2")" -eq "$tcp_bytes" ]
+}
+
+# peers_start: the host's ends of the guest's transfers, listening before
+# the guest boots: busybox nc in the netns, one receiving on $tcp_port
+# (its stdin a FIFO held open: nc stops at the end of either), one
+# sending $tmp/tcp-out on $tcp_port + 1; vsock_echo on $vsock_port.
+peers_start() {
+	rm -f "$tmp/hold" "$tmp/tcp-in" "$tmp/vsock.out"
+	mkfifo "$tmp/hold"
+	"$ip" netns exec "$ns" busybox nc -l -p "$tcp_port" <>"$tmp/hold" >"$tmp/tcp-in" &
+	nc_in=$!
+	"$ip" netns exec "$ns" busybox nc -l -p $((tcp_port + 1)) <"$tmp/tcp-out" >/dev/null &
+	nc_out=$!
+	"$KVMKIT_LINUX_VSOCK_ECHO" serve "$vsock_port" "$vsock_msg" "$vsock_len" \
+		>"$tmp/vsock.out" 2>&1 &
+	vs=$!
+	# Listening: both ports in the netns's /proc/net/tcp6 or tcp (state
+	# 0A; busybox nc takes IPv6 when it can), and vsock_echo's line.
+	ports=$(printf ':%04X :%04X' "$tcp_port" $((tcp_port + 1)))
+	i=0
+	while [ "$i" -lt 100 ]; do
+		n=$("$ip" netns exec "$ns" cat /proc/net/tcp /proc/net/tcp6 | awk -v p="$ports" '
+			BEGIN { split(p, w, " ") }
+			$4 == "0A" { for (k in w) if (substr($2, length($2) - 4) == w[k]) n++ }
+			END { print n + 0 }')
+		[ "$n" -eq 2 ] && grep -q KVMKIT-VSOCK-LISTENING "$tmp/vsock.out" && return
+		sleep 0.1
+		i=$((i + 1))
+	done
+	echo "FAIL: $variant: the host's TCP and vsock peers are not listening after 10 s"
+	fails=$((fails + 1))
+}
+
+# peers_stop: those still waiting (the guest never came) are stopped.
+peers_stop() {
+	for p in $nc_in $nc_out $vs; do
+		kill "$p" 2>/dev/null
+		wait "$p"
+	done
+}
+
+# virtio_setup: fresh images, the TCP data and the netns with the tap (host
+# 10.0.2.1, guest 10.0.2.2).
 virtio_setup() {
 	dd if=/dev/zero of="$tmp/disk.img" bs=1M count=1 2>/dev/null
 	yes KVMKIT-RO-IMAGE | head -c 1048576 >"$tmp/ro.img"
 	ro_sum=$(md5sum <"$tmp/ro.img" | cut -d' ' -f1)
 	blk_want=$(yes KVMKIT-VIRTIO-BLK-PATTERN | head -c 65536 | md5sum | cut -d' ' -f1)
-	if [ ! -e /sys/class/net/kvtap0 ]; then
-		# iproute2's ip (busybox's has no tuntap).
-		ip=${KVMKIT_LINUX_IP:-ip}
-		if ! $ip tuntap add dev kvtap0 mode tap; then
-			echo "FAIL: ip tuntap add dev kvtap0 mode tap"
+	head -c "$tcp_bytes" /dev/urandom >"$tmp/tcp-out"
+	tcp_out_sum=$(md5 "$tmp/tcp-out")
+	if ! "$ip" -n "$ns" link show kvtap0 >/dev/null 2>&1; then
+		# The tap made persistent inside the netns: it never appears in
+		# the host's own namespace.
+		mkdir -p /var/run/netns
+		if ! { "$ip" netns add "$ns" && "$ip" -n "$ns" link set lo up &&
+			"$ip" -n "$ns" tuntap add dev kvtap0 mode tap &&
+			"$ip" -n "$ns" addr add 10.0.2.1/24 dev kvtap0 &&
+			"$ip" -n "$ns" link set kvtap0 up; }; then
+			echo "FAIL: network namespace $ns with the tap kvtap0"
 			fails=$((fails + 1))
 		fi
-		$ip addr add 10.0.2.1/24 dev kvtap0
-		$ip link set kvtap0 up
 	fi
 }
 
@@ -208,19 +317,26 @@ if [ -n "${KVMKIT_LINUX_PROBE:-}" ]; then
 	boot "library machine with 2 virtio-mmio devices, 2 vCPUs, split irqchip" probe 2 split 0 ""
 fi
 # Debian's kernel with kvmkit's virtio-mmio devices (ACPI LNRO0005): a
-# disk, a read-only disk, the rng, a tap, vsock; both irqchips, edge and
-# level interrupts.
+# disk, a read-only disk, the rng, a tap in a netns (ping, TCP both ways),
+# vsock (a round trip); both irqchips, edge and level interrupts; the
+# second also with the console on virtio-console (hvc0), both ways.
+vguest=" kvmkit.virtio kvmkit.net=10.0.2.2,10.0.2.1 kvmkit.tcp=$tcp_port,$tcp_bytes"
+vguest="$vguest kvmkit.vsock=$vsock_port,$vsock_msg,$vsock_len"
 virtio_setup
 vargs="--disk $tmp/disk.img --disk $tmp/ro.img,ro --rng --net tap=kvtap0 --vsock cid=3"
 virq=edge
-boot "virtio devices, 1 vCPU, kernel irqchip, edge" "$kernel" 1 kernel 0 \
-	" kvmkit.virtio kvmkit.net=10.0.2.2,10.0.2.1"
+boot "virtio devices, 1 vCPU, kernel irqchip, edge" "$kernel" 1 kernel 0 "$vguest"
 virtio_setup
-vargs="$vargs --virtio-irq level"
+vargs="$vargs --virtio-irq level --console virtio"
 virq=fasteoi
-boot "virtio devices, 2 vCPUs, split irqchip, level" "$kernel" 2 split 0 \
-	" kvmkit.virtio kvmkit.net=10.0.2.2,10.0.2.1"
-vargs=
+vcon=1
+input="hvc-$$"
+serial_append=$append
+append=$(echo "$append" | sed 's/console=ttyS0/console=hvc0/')
+boot "virtio devices, 2 vCPUs, split irqchip, level, console on hvc0" "$kernel" 2 split 0 \
+	"$vguest kvmkit.input"
+append=$serial_append
+vargs= vcon= input=
 if [ -n "$pvh" ]; then
 	boot "PVH vmlinux, 2 vCPUs, kernel irqchip" "$pvh" 2 kernel 0 ""
 fi

@@ -4,8 +4,10 @@
 # emulated x86 host itself runs (tests/hosts caches its package), boots
 # under `kvmkit run` inside that host, once per variant in one host boot
 # (tests/linux/run-in-host.sh), with a busybox initramfs built here.
-# usage: test_linux_boot.sh RUNNER KVMKIT SRCDIR OUTDIR LINUX_PROBE
-runner=$1 kvmkit=$2 src=$3 out=$4 probe=$5
+# usage: test_linux_boot.sh RUNNER KVMKIT SRCDIR OUTDIR LINUX_PROBE VSOCK_ECHO
+# (VSOCK_ECHO: tests/linux/vsock_echo.c built static, in the host and in
+# the initramfs's /bin)
+runner=$1 kvmkit=$2 src=$3 out=$4 probe=$5 vsock_echo=$6
 cache=${KVMKIT_HOSTS_CACHE:-$HOME/.cache/kvmkit-hosts}
 
 find_kernel() {
@@ -30,37 +32,41 @@ for m in "$(dirname "$kernel")"/../lib/modules/*/kernel/drivers/misc/pvpanic/pvp
 	[ -f "$m" ] && pvmods="$pvmods --lib $m"
 done
 # The virtio modules (all modules in Debian's config: CONFIG_VIRTIO_MMIO=m,
-# ...; hw_random itself is built in) with their dependencies (modinfo
-# depends=): init-virtio.sh loads them in this order.
+# ...; hw_random itself is built in, and the hvc layer virtio_console
+# uses) with their dependencies (modinfo depends=): init-virtio.sh loads
+# them in this order (/init the first three and virtio_console for
+# console=hvc0).
 vmods=
 kmods=$(ls -d "$(dirname "$kernel")"/../lib/modules/*/kernel | head -n 1)
 for m in drivers/virtio/virtio_ring drivers/virtio/virtio drivers/virtio/virtio_mmio \
 	drivers/block/virtio_blk net/core/failover drivers/net/net_failover drivers/net/virtio_net \
 	drivers/char/hw_random/virtio-rng net/vmw_vsock/vsock \
-	net/vmw_vsock/vmw_vsock_virtio_transport_common net/vmw_vsock/vmw_vsock_virtio_transport; do
+	net/vmw_vsock/vmw_vsock_virtio_transport_common net/vmw_vsock/vmw_vsock_virtio_transport \
+	drivers/char/virtio_console; do
 	[ -f "$kmods/$m.ko" ] || { echo "no $m.ko under $kmods"; exit 1; }
 	vmods="$vmods --lib $kmods/$m.ko"
 done
 mkdir -p "$out"
 python3 "$src/mkinitramfs.py" "$src/init" "$out/linux-test.cpio" $pvmods $vmods \
-	--lib "$src/init-virtio.sh" || exit 1
+	--lib "$src/init-virtio.sh" --bin "$vsock_echo" || exit 1
 echo "kernel: $kernel${pvh:+, PVH: $pvh}"
 set -- --payload "$kvmkit" --payload "$probe" --payload "$kernel" \
-	--payload "$out/linux-test.cpio" --payload "$src/run-in-host.sh"
+	--payload "$out/linux-test.cpio" --payload "$src/run-in-host.sh" \
+	--payload "$vsock_echo" --env KVMKIT_LINUX_VSOCK_ECHO="$vsock_echo"
 [ -n "$pvh" ] && set -- "$@" --payload "$pvh"
 [ -z "$pvmods" ] && set -- "$@" --env KVMKIT_LINUX_NO_PVPANIC=1
 set -- "$@" --env KVMKIT_LINUX_PROBE="$probe"
 [ -n "${KVMKIT_LINUX_ONLY:-}" ] && set -- "$@" --env KVMKIT_LINUX_ONLY
-# The virtio variants: a tap (made persistent with iproute2's ip, which
-# busybox's lacks) and vhost-vsock in the host.
+# The virtio variants: a network namespace with a tap in it (iproute2's ip:
+# busybox's has neither netns nor tuntap) and vhost-vsock in the host.
 ipbin=$(command -v ip) || { echo "no iproute2 ip (tests/hosts/deps.txt)"; exit 1; }
 set -- "$@" --payload "$ipbin" --env KVMKIT_LINUX_IP="$ipbin" --module tun --module vhost_vsock
-# A run takes 2-4 minutes (136-175 s with eleven variants here); the limit
-# leaves room for a machine several times slower. The emulated host's kernel
-# sometimes stops scheduling altogether (docs/ARCHITECTURE.md, "Known
-# quirk"): the runner sees its heartbeat stop and the wrapper retries such a
-# host, never a failing test (whose hang the watchdog in run-in-host.sh
-# reports).
+# A run takes 3-4 minutes (183 s and 241 s with eleven variants, the virtio
+# ones with TCP and vsock transfers); the limit leaves room for a machine
+# several times slower. The emulated host's kernel sometimes stops
+# scheduling altogether (docs/ARCHITECTURE.md, "Known quirk"): the runner
+# sees its heartbeat stop and the wrapper retries such a host, never a
+# failing test (whose hang the watchdog in run-in-host.sh reports).
 exec sh "$src/../hosts/retry-on-host-lockup.sh" \
 	"$runner" --arch x86_64 --smp 1 --mem 6G --timeout 900 "$@" -- \
 	sh "$src/run-in-host.sh" "$kvmkit" "$kernel" "$out/linux-test.cpio" $pvh
