@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <dirent.h>
 #include <execinfo.h>
@@ -118,6 +119,31 @@ static inline void test_args(int argc, char **argv)
 	"reads 0 in the handler), so a level interrupt with a deferred EOI is "     \
 	"delivered over and over"
 
+/*
+ * The irqchip mode the running test asks for. A test that depends on it
+ * runs in a group per mode (run_chip_groups()), whose setup sets it.
+ */
+static enum kvmkit_irqchip_mode chip_mode = KVMKIT_IRQCHIP_KERNEL;
+
+static inline int use_kernel(void **state)
+{
+	(void)state;
+	chip_mode = KVMKIT_IRQCHIP_KERNEL;
+	return 0;
+}
+
+static inline int use_split(void **state)
+{
+	(void)state;
+	chip_mode = KVMKIT_IRQCHIP_SPLIT;
+	return 0;
+}
+
+/* Runs @tests as group NAME-kernel, then as NAME-split; the failures. */
+#define run_chip_groups(name, tests)                                            \
+	(cmocka_run_group_tests_name(name "-kernel", tests, use_kernel, NULL) + \
+	 cmocka_run_group_tests_name(name "-split", tests, use_split, NULL))
+
 static inline char *guest_path(const char *name)
 {
 	static char buf[512];
@@ -159,6 +185,15 @@ static inline void run_to_stop(struct kvmkit_machine *m, struct kvmkit_stop_info
 		fail_msg("run: %s", kvmkit_strerror());
 	if (info->reason == KVMKIT_STOP_TIMEOUT)
 		fail_msg("guest did not stop within the %d ms watchdog", GUEST_WATCHDOG_MS);
+}
+
+/* Milliseconds of CLOCK_MONOTONIC, for deadlines and reported durations. */
+static inline uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* Polls guest memory until the 64-bit word at @gpa equals @want; bounded by

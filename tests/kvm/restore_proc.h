@@ -62,7 +62,7 @@ static inline void lab_restore(struct lab *r, const char *dir, unsigned int vcpu
 	cfg.vm.vcpus = vcpus;
 	cfg.vm.mem_size = 64 << 20;
 	cfg.irqchip = true;
-	cfg.irqchip_mode = lab_mode;
+	cfg.irqchip_mode = chip_mode;
 	cfg.testdev = KVMKIT_TESTDEV_ON;
 	memset(r, 0, sizeof(*r));
 	if (kvmkit_machine_restore(&cfg, dir, &r->m))
@@ -70,7 +70,7 @@ static inline void lab_restore(struct lab *r, const char *dir, unsigned int vcpu
 	r->vm = kvmkit_machine_vm(r->m);
 	r->chip = kvmkit_machine_irqchip(r->m);
 	r->vcpus = vcpus;
-	assert_int_equal(kvmkit_irqchip_mode(r->chip), lab_mode);
+	assert_int_equal(kvmkit_irqchip_mode(r->chip), chip_mode);
 	if (kvmkit_vm_start(r->vm))
 		fail_msg("start: %s", kvmkit_strerror());
 }
@@ -100,7 +100,7 @@ static inline int proc_main(int argc, char **argv)
 			proc_restored_case = &proc_cases[i];
 	if (!proc_restored_case)
 		return 2;
-	lab_mode = !strcmp(argv[3], "split") ? KVMKIT_IRQCHIP_SPLIT : KVMKIT_IRQCHIP_KERNEL;
+	chip_mode = !strcmp(argv[3], "split") ? KVMKIT_IRQCHIP_SPLIT : KVMKIT_IRQCHIP_KERNEL;
 	proc_restored_dir = argv[4];
 	for (int i = 0; i < PROC_NARGS; i++)
 		proc_args[i] = strtoull(argv[5 + i], NULL, 0);
@@ -127,7 +127,7 @@ static inline void proc_run_case(const struct proc_case *c, enum kvmkit_irqchip_
 	pid_t pid;
 	int status;
 
-	lab_mode = mode;
+	chip_mode = mode;
 	memset(proc_args, 0, sizeof(proc_args));
 	lab_start(&l, c->vcpus ? c->vcpus : 1);
 	c->before(&l);

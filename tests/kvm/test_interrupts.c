@@ -497,7 +497,7 @@ static void test_ioapic_no_lost_eoi(void **state)
 	struct lab l;
 	struct chaos c = { .l = &l, .rng = CHAOS_SEED };
 	const char *seed = getenv("KVMKIT_TEST_SEED");
-	bool split = lab_mode == KVMKIT_IRQCHIP_SPLIT, pvm = host_is_kvm_pvm();
+	bool split = chip_mode == KVMKIT_IRQCHIP_SPLIT, pvm = host_is_kvm_pvm();
 	uint64_t total = 0, guest_total = 0;
 	pthread_t dev;
 
@@ -851,7 +851,7 @@ static void expect_irqfd_side(struct lab *l, int gsi, bool kernel)
 	struct kvmkit_gsi_stats st;
 
 	assert_int_equal(kvmkit_irq_gsi_stats(l->chip, (uint32_t)gsi, &st), 0);
-	if (lab_mode == KVMKIT_IRQCHIP_KERNEL)
+	if (chip_mode == KVMKIT_IRQCHIP_KERNEL)
 		kernel = true;
 	assert_int_equal(st.irqfds_kernel, kernel);
 	assert_int_equal(st.irqfds_thread, !kernel);
@@ -1004,18 +1004,6 @@ static void test_uart_rx_interrupt(void **state)
 	lab_finish(&l);
 }
 
-static int use_kernel(void **state)
-{
-	lab_mode = KVMKIT_IRQCHIP_KERNEL;
-	return 0;
-}
-
-static int use_split(void **state)
-{
-	lab_mode = KVMKIT_IRQCHIP_SPLIT;
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	/* Every test in both modes: KVM's PIC, IOAPIC and PIT, or kvmkit's. */
@@ -1043,7 +1031,6 @@ int main(int argc, char **argv)
 
 	test_args(argc, argv);
 	require_kvm();
-	fails += cmocka_run_group_tests_name("interrupts-kernel", both, use_kernel, NULL);
-	fails += cmocka_run_group_tests_name("interrupts-split", both, use_split, NULL);
+	fails += run_chip_groups("interrupts", both);
 	return fails;
 }

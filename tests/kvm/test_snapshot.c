@@ -27,16 +27,6 @@
 #define MEM (64ull << 20)
 #define WAIT_MS 20000
 
-static enum kvmkit_irqchip_mode chip_mode = KVMKIT_IRQCHIP_KERNEL;
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static volatile void *snap_field(struct kvmkit_vm *vm, unsigned int cpu, unsigned int off,
 				 unsigned int len)
 {
@@ -353,18 +343,6 @@ static void test_hostile(void **state)
 	free(dir);
 }
 
-static int use_kernel(void **state)
-{
-	chip_mode = KVMKIT_IRQCHIP_KERNEL;
-	return 0;
-}
-
-static int use_split(void **state)
-{
-	chip_mode = KVMKIT_IRQCHIP_SPLIT;
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest both[] = {
@@ -375,7 +353,6 @@ int main(int argc, char **argv)
 
 	test_args(argc, argv);
 	require_kvm();
-	fails += cmocka_run_group_tests_name("snapshot-kernel", both, use_kernel, NULL);
-	fails += cmocka_run_group_tests_name("snapshot-split", both, use_split, NULL);
+	fails += run_chip_groups("snapshot", both);
 	return fails ? 1 : 0;
 }

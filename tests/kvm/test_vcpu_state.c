@@ -37,21 +37,11 @@
 #define MSR_TSC 0x10
 #define MSR_TSC_DEADLINE 0x6e0
 
-static enum kvmkit_irqchip_mode chip_mode = KVMKIT_IRQCHIP_KERNEL;
-
 #define PVM_NO_TSC_WRITE                                                             \
 	"KVM-PVM keeps the guest TSC at the host's and ignores KVM_SET_MSRS of the " \
 	"TSC, so a restore's TSC and TSC-deadline order cannot show there"
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static volatile uint64_t *snap64(struct kvmkit_vm *vm, unsigned int cpu, unsigned int off)
 {
@@ -838,18 +828,6 @@ static void test_hostile_blobs(void **state)
 	free(after);
 }
 
-static int use_kernel(void **state)
-{
-	chip_mode = KVMKIT_IRQCHIP_KERNEL;
-	return 0;
-}
-
-static int use_split(void **state)
-{
-	chip_mode = KVMKIT_IRQCHIP_SPLIT;
-	return 0;
-}
-
 /*
  * The TSC's rate travels in the blob (TSC_KHZ, where KVM reports it) and
  * a restore sets it when the vCPU's differs: a rate 100 ppm off (the same
@@ -944,8 +922,7 @@ int main(int argc, char **argv)
 
 	test_args(argc, argv);
 	require_kvm();
-	fails += cmocka_run_group_tests_name("vcpu-state-kernel", both, use_kernel, NULL);
-	fails += cmocka_run_group_tests_name("vcpu-state-split", both, use_split, NULL);
+	fails += run_chip_groups("vcpu-state", both);
 	fails += cmocka_run_group_tests_name("vcpu-state", once, use_kernel, NULL);
 	return fails ? 1 : 0;
 }

@@ -255,14 +255,6 @@ static void wait_halt(struct kvmkit_vm *vm)
 	assert_int_equal(info.reason, KVMKIT_STOP_HALT);
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Waits up to @ms for *@flag (a handler is kicked by signals meanwhile, so
  * the clock bounds the wait, not one sleep). Returns the flag. */
 static int wait_flag(int *flag, unsigned int ms)
