@@ -11,8 +11,7 @@
  * and the restore, and proc_args[PROC_REST] says how long it waited (ns).
  * A case runs on `vcpus` vCPUs (0: one).
  *
- * A binary defines proc_cases/proc_ncases, then calls proc_main() first in
- * main(): it returns -1 unless this is the restored process.
+ * A binary's main() is proc_test_main() with its cases and its tests.
  */
 #ifndef KVMKIT_TESTS_RESTORE_PROC_H
 #define KVMKIT_TESTS_RESTORE_PROC_H
@@ -108,6 +107,22 @@ static inline int proc_main(int argc, char **argv)
 	printf("restored process: %s, %s irqchip\n", argv[2], argv[3]);
 	return cmocka_run_group_tests_name("restored", t, NULL, NULL);
 }
+
+/* main() of a binary of such cases: the restored process's verdict when
+ * this is one, else the failures of @tests run as group @name. */
+#define proc_test_main(argc, argv, cases, name, tests)                             \
+	({                                                                         \
+		int r_;                                                            \
+		proc_cases = (cases);                                              \
+		proc_ncases = sizeof(cases) / sizeof((cases)[0]);                  \
+		r_ = proc_main(argc, argv);                                        \
+		if (r_ < 0) {                                                      \
+			test_args(argc, argv);                                     \
+			require_kvm();                                             \
+			r_ = cmocka_run_group_tests_name(name, tests, NULL, NULL); \
+		}                                                                  \
+		r_;                                                                \
+	})
 
 /* Runs case @c in @mode: before, snapshot, then the restored process. */
 static inline void proc_run_case(const struct proc_case *c, enum kvmkit_irqchip_mode mode)
