@@ -152,29 +152,44 @@ static inline char *guest_path(const char *name)
 	return buf;
 }
 
-/* Creates a standard machine running guest @name; asserts success. */
-static inline struct kvmkit_machine *machine_for(const char *name, unsigned int vcpus,
-						 uint64_t mem)
+/* A default configuration running guest @name on @vcpus vCPUs with @mem
+ * bytes of RAM. The image is read into a buffer machine_from() frees. */
+static inline void guest_config(struct kvmkit_machine_config *cfg, const char *name,
+				unsigned int vcpus, uint64_t mem)
 {
-	struct kvmkit_machine_config cfg;
-	struct kvmkit_machine *m = NULL;
 	void *image;
 	size_t len;
-	int r;
 
-	r = kvmkit_read_file(guest_path(name), &image, &len);
-	if (r)
+	if (kvmkit_read_file(guest_path(name), &image, &len))
 		fail_msg("reading %s: %s", guest_path(name), kvmkit_strerror());
-	kvmkit_machine_config_init(&cfg);
-	cfg.vm.vcpus = vcpus;
-	cfg.vm.mem_size = mem;
-	cfg.kernel = image;
-	cfg.kernel_len = len;
-	r = kvmkit_machine_create(&cfg, &m);
-	free(image); /* the image is copied into guest memory */
+	kvmkit_machine_config_init(cfg);
+	cfg->vm.vcpus = vcpus;
+	cfg->vm.mem_size = mem;
+	cfg->kernel = image;
+	cfg->kernel_len = len;
+}
+
+/* Creates the machine @cfg (from guest_config()) describes and frees its
+ * image (copied into guest memory); asserts success. */
+static inline struct kvmkit_machine *machine_from(struct kvmkit_machine_config *cfg)
+{
+	struct kvmkit_machine *m = NULL;
+	int r = kvmkit_machine_create(cfg, &m);
+
+	free((void *)cfg->kernel);
+	cfg->kernel = NULL;
 	if (r)
-		fail_msg("machine for %s: %s", name, kvmkit_strerror());
+		fail_msg("machine: %s", kvmkit_strerror());
 	return m;
+}
+
+/* Creates a standard machine running guest @name; asserts success. */
+static inline struct kvmkit_machine *machine_for(const char *name, unsigned int vcpus, uint64_t mem)
+{
+	struct kvmkit_machine_config cfg;
+
+	guest_config(&cfg, name, vcpus, mem);
+	return machine_from(&cfg);
 }
 
 static inline void run_to_stop(struct kvmkit_machine *m, struct kvmkit_stop_info *info)

@@ -117,24 +117,14 @@ static inline void lab_expect_count(struct lab *l, unsigned int cpu, unsigned in
 static inline void lab_start(struct lab *l, unsigned int vcpus)
 {
 	struct kvmkit_machine_config cfg;
-	void *image;
-	size_t len;
 
 	memset(l, 0, sizeof(*l));
-	if (kvmkit_read_file(guest_path("irq_lab"), &image, &len))
-		fail_msg("%s", kvmkit_strerror());
-	kvmkit_machine_config_init(&cfg);
-	cfg.vm.vcpus = vcpus;
-	cfg.vm.mem_size = 64 << 20;
-	cfg.kernel = image;
-	cfg.kernel_len = len;
+	guest_config(&cfg, "irq_lab", vcpus, 64 << 20);
 	cfg.irqchip = true; /* kernel mode: with the PIT */
 	cfg.irqchip_mode = chip_mode;
 	/* Handler programs drive lines through the test device's ports. */
 	cfg.testdev = KVMKIT_TESTDEV_ON;
-	if (kvmkit_machine_create(&cfg, &l->m))
-		fail_msg("machine: %s", kvmkit_strerror());
-	free(image);
+	l->m = machine_from(&cfg);
 	l->vm = kvmkit_machine_vm(l->m);
 	l->chip = kvmkit_machine_irqchip(l->m);
 	l->vcpus = vcpus;

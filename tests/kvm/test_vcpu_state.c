@@ -153,21 +153,11 @@ static struct kvmkit_machine *snap_machine(uint32_t mode, unsigned int vcpus, bo
 	struct kvmkit_machine_config cfg;
 	struct kvmkit_machine *m = NULL;
 	struct kvmkit_vm *vm;
-	void *image;
-	size_t len;
 
-	if (kvmkit_read_file(guest_path("snap_loop"), &image, &len))
-		fail_msg("%s", kvmkit_strerror());
-	kvmkit_machine_config_init(&cfg);
-	cfg.vm.vcpus = vcpus;
-	cfg.vm.mem_size = MEM;
-	cfg.kernel = image;
-	cfg.kernel_len = len;
+	guest_config(&cfg, "snap_loop", vcpus, MEM);
 	cfg.irqchip = irqchip;
 	cfg.irqchip_mode = chip_mode;
-	if (kvmkit_machine_create(&cfg, &m))
-		fail_msg("machine: %s", kvmkit_strerror());
-	free(image);
+	m = machine_from(&cfg);
 	vm = kvmkit_machine_vm(m);
 	assert_int_equal(kvmkit_vm_write(vm, GUEST_SNAP_MODE, &mode, 4), 0);
 	if (dev) {
