@@ -585,6 +585,17 @@ static void test_ioapic_no_lost_eoi(void **state)
 	lab_finish(&l);
 }
 
+/* irq_lab on one vCPU with its LAPIC on and LVT LINT0 in ExtINT mode,
+ * unmasked, and the PIC pair at vectors 0x50/0x58 with the interrupt mask
+ * @imr (master in the low byte). */
+static void pic_lab_start(struct lab *l, uint16_t imr)
+{
+	lab_start(l, 1);
+	lab_cmd(l, 0, GUEST_LAB_LAPIC_ENABLE, 0, 0, 0);
+	lab_cmd(l, 0, GUEST_LAB_LAPIC_WRITE, 0x350, 0x700, 0);
+	lab_cmd(l, 0, GUEST_LAB_PIC_INIT, 0x50, 0x58, imr);
+}
+
 /* 8259 PIC delivery through LINT0 (ExtINT), and coalescing: a second edge
  * before the first is acknowledged reports coalesced and yields no second
  * interrupt. In split mode the PIC is kvmkit's and the vector reaches the
@@ -594,11 +605,7 @@ static void test_pic_extint_and_coalescing(void **state)
 	struct lab l;
 	struct kvmkit_gsi_stats st;
 
-	lab_start(&l, 1);
-	lab_cmd(&l, 0, GUEST_LAB_LAPIC_ENABLE, 0, 0, 0);
-	/* LVT LINT0 = ExtINT, unmasked; the PIC at vectors 0x50/0x58, IRQ3 open. */
-	lab_cmd(&l, 0, GUEST_LAB_LAPIC_WRITE, 0x350, 0x700, 0);
-	lab_cmd(&l, 0, GUEST_LAB_PIC_INIT, 0x50, 0x58, 0xfff3); /* IRQ2 (cascade) and IRQ3 open */
+	pic_lab_start(&l, 0xfff3); /* IRQ2 (cascade) and IRQ3 open */
 	lab_cmd(&l, 0, GUEST_LAB_EOI_MODE, 0x53, GUEST_LAB_EOI_AUTO, GUEST_LAB_EOI_TO_PIC);
 	/* Interrupts off: both edges arrive before the CPU can take the first. */
 	lab_cmd(&l, 0, GUEST_LAB_CLI, 0, 0, 0);
@@ -627,11 +634,8 @@ static void test_pic_pit_and_cascade(void **state)
 	struct lab l;
 	struct kvmkit_gsi_stats st;
 
-	lab_start(&l, 1);
-	lab_cmd(&l, 0, GUEST_LAB_LAPIC_ENABLE, 0, 0, 0);
-	lab_cmd(&l, 0, GUEST_LAB_LAPIC_WRITE, 0x350, 0x700, 0); /* LINT0 ExtINT */
 	/* Master: IRQ 0 and the cascade open; slave: IRQ 10 open. */
-	lab_cmd(&l, 0, GUEST_LAB_PIC_INIT, 0x50, 0x58, 0xfbfa);
+	pic_lab_start(&l, 0xfbfa);
 	lab_cmd(&l, 0, GUEST_LAB_EOI_MODE, 0x50, GUEST_LAB_EOI_AUTO, GUEST_LAB_EOI_TO_PIC);
 	lab_cmd(&l, 0, GUEST_LAB_EOI_MODE, 0x5a, GUEST_LAB_EOI_AUTO, GUEST_LAB_EOI_TO_PIC_BOTH);
 	lab_cmd(&l, 0, GUEST_LAB_STI, 0, 0, 0);
@@ -662,10 +666,7 @@ static void test_pic_level_resample(void **state)
 	struct lab l;
 	int efd = eventfd(0, EFD_CLOEXEC), rfd = eventfd(0, EFD_CLOEXEC);
 
-	lab_start(&l, 1);
-	lab_cmd(&l, 0, GUEST_LAB_LAPIC_ENABLE, 0, 0, 0);
-	lab_cmd(&l, 0, GUEST_LAB_LAPIC_WRITE, 0x350, 0x700, 0); /* LINT0 ExtINT */
-	lab_cmd(&l, 0, GUEST_LAB_PIC_INIT, 0x50, 0x58, 0xffdf); /* IRQ 5 open */
+	pic_lab_start(&l, 0xffdf); /* IRQ 5 open */
 	lab_cmd(&l, 0, GUEST_LAB_OUTB, 0x4d0, 0x20, 0); /* ELCR: IRQ 5 level */
 	lab_cmd(&l, 0, GUEST_LAB_EOI_MODE, 0x55, GUEST_LAB_EOI_AUTO, GUEST_LAB_EOI_TO_PIC);
 	lab_cmd(&l, 0, GUEST_LAB_STI, 0, 0, 0);
