@@ -39,6 +39,12 @@ int kvmk_arch_vcpu_init(struct kvmkit_vcpu *vcpu, struct kvmk_arch_vm *arch);
  * KVMK_ARCH_MAX_CAPS), appended to the generic table. */
 #define KVMK_ARCH_MAX_CAPS 32
 const struct kvmkit_cap_info *kvmk_arch_caps(size_t *count);
+/* An entry of such a table: KVM_CAP_<id>, its name, an area and what it
+ * means, as `kvmkit caps` prints them. */
+#define KVMK_CAP(id, area, summary)                         \
+	{                                                   \
+		KVM_CAP_##id, "KVM_CAP_" #id, area, summary \
+	}
 
 /* The arch state of @vm (for the arch's public calls). */
 struct kvmk_arch_vm *kvmk_vm_arch(struct kvmkit_vm *vm);
