@@ -85,29 +85,19 @@ static int check_phdrs(size_t len, uint64_t phoff, uint64_t phnum, uint64_t phen
 	return 0;
 }
 
-/* What the parser reads of the ELF header and of a program header; the
- * two classes name these fields alike. */
-struct ehdr_fields {
-	uint64_t type, machine, entry, phoff, phnum, phentsize;
-};
-
-struct phdr_fields {
-	uint64_t type, flags, paddr, offset, filesz, memsz;
-};
-
 #define EHDR_FIELDS(h)                                                                            \
-	(struct ehdr_fields)                                                                      \
+	(struct kvmk_elf_ehdr)                                                                    \
 	{                                                                                         \
 		(h).e_type, (h).e_machine, (h).e_entry, (h).e_phoff, (h).e_phnum, (h).e_phentsize \
 	}
-#define PHDR_FIELDS(h)                                                                        \
-	(struct phdr_fields)                                                                  \
-	{                                                                                     \
-		(h).p_type, (h).p_flags, (h).p_paddr, (h).p_offset, (h).p_filesz, (h).p_memsz \
+#define PHDR_FIELDS(h)                                                                         \
+	(struct kvmk_elf_phdr)                                                                 \
+	{                                                                                      \
+		(h).p_type, (h).p_flags, (h).p_vaddr, (h).p_paddr, (h).p_offset, (h).p_filesz, \
+			(h).p_memsz                                                            \
 	}
 
-/* An ELF header of class @cls (32 or 64) at @buf, whole. */
-static struct ehdr_fields read_ehdr(const uint8_t *buf, unsigned int cls)
+struct kvmk_elf_ehdr kvmk_elf_ehdr(const uint8_t *buf, unsigned int cls)
 {
 	Elf64_Ehdr h64;
 	Elf32_Ehdr h32;
@@ -120,17 +110,17 @@ static struct ehdr_fields read_ehdr(const uint8_t *buf, unsigned int cls)
 	return EHDR_FIELDS(h32);
 }
 
-/* A program header of class @cls at @buf, whole. */
-static struct phdr_fields read_phdr(const uint8_t *buf, unsigned int cls)
+struct kvmk_elf_phdr kvmk_elf_phdr(const uint8_t *buf, unsigned int cls,
+				   const struct kvmk_elf_ehdr *eh, unsigned int i)
 {
 	Elf64_Phdr h64;
 	Elf32_Phdr h32;
 
 	if (cls == 64) {
-		memcpy(&h64, buf, sizeof(h64));
+		memcpy(&h64, buf + eh->phoff + (uint64_t)i * sizeof(h64), sizeof(h64));
 		return PHDR_FIELDS(h64);
 	}
-	memcpy(&h32, buf, sizeof(h32));
+	memcpy(&h32, buf + eh->phoff + (uint64_t)i * sizeof(h32), sizeof(h32));
 	return PHDR_FIELDS(h32);
 }
 
@@ -140,12 +130,12 @@ static int parse(const uint8_t *buf, size_t len, struct kvmkit_elf_image *img)
 	unsigned int cls = img->elf_class;
 	size_t ehsize = cls == 64 ? sizeof(Elf64_Ehdr) : sizeof(Elf32_Ehdr);
 	size_t phsize = cls == 64 ? sizeof(Elf64_Phdr) : sizeof(Elf32_Phdr);
-	struct ehdr_fields eh;
+	struct kvmk_elf_ehdr eh;
 	int r;
 
 	if (len < ehsize)
 		return kvmk_err_format(OP, "truncated ELF%u header (%zu bytes)", cls, len);
-	eh = read_ehdr(buf, cls);
+	eh = kvmk_elf_ehdr(buf, cls);
 	if (eh.type != ET_EXEC)
 		return kvmk_err_format(OP, "not an executable (e_type %u)", (unsigned int)eh.type);
 	img->machine = (unsigned int)eh.machine;
@@ -154,7 +144,7 @@ static int parse(const uint8_t *buf, size_t len, struct kvmkit_elf_image *img)
 	if (r)
 		return r;
 	for (unsigned int i = 0; i < eh.phnum; i++) {
-		struct phdr_fields ph = read_phdr(buf + eh.phoff + (uint64_t)i * phsize, cls);
+		struct kvmk_elf_phdr ph = kvmk_elf_phdr(buf, cls, &eh, i);
 
 		if (ph.type != PT_LOAD)
 			continue;
