@@ -53,5 +53,9 @@ struct kvmk_arch_vm *kvmk_vm_arch(struct kvmkit_vm *vm);
  * completed it yet (src/kvm/vcpu.c), so that its registers can be read or
  * replaced whole. Only while no other thread runs the vCPU. */
 int kvmk_vcpu_complete_exit(struct kvmkit_vcpu *vcpu);
+/* Whether the VM is in a state where a vCPU's state may be saved (created,
+ * paused or stopped) or, with @restore, replaced (created or paused);
+ * else the state error naming vcpu_save or vcpu_restore (vcpu.c). */
+int kvmk_vcpu_state_check(struct kvmkit_vcpu *vcpu, bool restore);
 
 #endif
