@@ -225,6 +225,20 @@ static inline int wait_for_u64(struct kvmkit_vm *vm, uint64_t gpa, uint64_t want
 	return -1;
 }
 
+/* Entries of directory @path, "." and ".." included (the fds under
+ * /proc/self/fd, the threads under /proc/self/task). */
+static inline unsigned int count_entries(const char *path)
+{
+	unsigned int n = 0;
+	DIR *d = opendir(path);
+
+	assert_non_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
 /* Removes a flat directory a test made (snapshot directories). */
 static inline void rm_dir(const char *dir)
 {

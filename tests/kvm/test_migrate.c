@@ -547,18 +547,6 @@ static void test_no_confirmation(void **state)
 
 /* ---- refusals ------------------------------------------------------------------ */
 
-static unsigned int count_entries(const char *path)
-{
-	unsigned int n = 0;
-	DIR *d = opendir(path);
-
-	assert_non_null(d);
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
-
 /* The threads of this process once the joined ones are gone: a thread
  * pthread_join() returned for may stay listed for a moment while the
  * kernel finishes its exit (seen in the slow emulated host). Bounded. */
