@@ -6,6 +6,7 @@
 #include <net/if.h>
 #include <sys/ioctl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -606,18 +607,21 @@ int cmd_run(int argc, char **argv)
 	}
 
 	r = m ? 0 : kvmkit_machine_create(&cfg, &m);
+	free(image); /* copied into guest RAM, as the initrd */
+	free(initrd_buf);
+	image = initrd_buf = NULL;
 	if (r) {
 		cli_fail(kernel ? kernel : "demo guest");
-		free(image);
-		free(initrd_buf);
 		return failure_status();
 	}
+#ifdef __GLIBC__
+	/* Freed heap pages stay resident: give them back before the run. */
+	malloc_trim(0);
+#endif
 	if (api_path) {
 		status = cli_api_start(m, api_path, &api);
 		if (status) {
 			kvmkit_machine_destroy(m);
-			free(image);
-			free(initrd_buf);
 			return status;
 		}
 	}
@@ -638,7 +642,5 @@ int cmd_run(int argc, char **argv)
 	if (irq_stats)
 		print_irq_stats(kvmkit_machine_irqchip(m));
 	kvmkit_machine_destroy(m);
-	free(image);
-	free(initrd_buf);
 	return status;
 }

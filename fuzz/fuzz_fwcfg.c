@@ -20,20 +20,6 @@
 #include "devices/devices_internal.h"
 #include <kvmkit/kvmkit.h>
 
-struct in {
-	const uint8_t *p;
-	size_t n;
-};
-
-static uint64_t take(struct in *in, unsigned int bytes)
-{
-	uint64_t v = 0;
-
-	for (unsigned int i = 0; i < bytes && in->n; i++, in->p++, in->n--)
-		v |= (uint64_t)*in->p << (8 * i);
-	return v;
-}
-
 /* The reference: items as bytes, the selection, the offset. */
 struct model {
 	uint8_t item[0x20][8];
@@ -51,7 +37,7 @@ static void item(struct model *m, uint16_t key, uint64_t v, uint8_t len)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct in in = { data, size };
+	struct fuzz_in in = { data, size };
 	struct kvmkit_fwcfg_config cfg;
 	struct model m = { .cur = -1 };
 	struct kvmkit_fwcfg *fw = NULL;
@@ -59,10 +45,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint64_t max_ram;
 
 	memset(&cfg, 0, sizeof(cfg));
-	cfg.ram_size = take(&in, 8);
-	cfg.nb_cpus = (uint16_t)take(&in, 2);
-	cfg.max_cpus = (uint16_t)take(&in, 2);
-	cfg.max_ram = take(&in, 1) & 1 ? take(&in, 8) : 0;
+	cfg.ram_size = fuzz_take(&in, 8);
+	cfg.nb_cpus = (uint16_t)fuzz_take(&in, 2);
+	cfg.max_cpus = (uint16_t)fuzz_take(&in, 2);
+	cfg.max_ram = fuzz_take(&in, 1) & 1 ? fuzz_take(&in, 8) : 0;
 	max_ram = cfg.max_ram;
 	if (!max_ram)
 		max_ram = cfg.ram_size <= KVMKIT_X86_MMIO_HOLE ?
@@ -78,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(kvmkit_bus_create(KVMKIT_BUS_PIO, &bus) == 0);
 	CHECK(kvmk_fwcfg_create_on(bus, &cfg, &fw) == 0);
 	while (in.n) {
-		uint8_t op = (uint8_t)take(&in, 1);
+		uint8_t op = (uint8_t)fuzz_take(&in, 1);
 		unsigned int sz = op & 0xf; /* 0..15; the bus refuses 0 and > 8 */
 		uint64_t port = KVMKIT_FWCFG_PORT - 2 + ((op >> 4) & 7);
 		bool write = op & 0x80;
@@ -91,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			sz = 9;
 		memset(buf, 0xa5, sizeof(buf));
 		if (write) {
-			uint64_t v = take(&in, 8);
+			uint64_t v = fuzz_take(&in, 8);
 
 			/* Keys the device knows, mostly. */
 			if (!(op & 8))

@@ -31,36 +31,12 @@
 #define MAX_FILE 0x4000u
 #define MIB (1ull << 20)
 
-struct in {
-	const uint8_t *p;
-	size_t n;
-};
-
-static uint64_t take(struct in *in, unsigned int bytes)
-{
-	uint64_t v = 0;
-
-	for (unsigned int i = 0; i < bytes; i++) {
-		v |= (uint64_t)(in->n ? *in->p : 0) << (8 * i);
-		if (in->n) {
-			in->p++;
-			in->n--;
-		}
-	}
-	return v;
-}
-
-static bool overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
-{
-	return alen && blen && a < b + blen && b < a + alen;
-}
-
 /* A bzImage template with 4 setup sectors, then up to 16 field writes
  * (offset in the setup header, width, value) from the input. */
-static size_t assemble_bz(struct in *in, uint8_t *f)
+static size_t assemble_bz(struct fuzz_in *in, uint8_t *f)
 {
-	size_t len = 0xa00 + 0x400 + (size_t)take(in, 2) % (MAX_FILE - 0xe00);
-	unsigned int writes = (unsigned int)take(in, 1) % 17;
+	size_t len = 0xa00 + 0x400 + (size_t)fuzz_take(in, 2) % (MAX_FILE - 0xe00);
+	unsigned int writes = (unsigned int)fuzz_take(in, 1) % 17;
 	uint32_t v32;
 
 	memset(f, 0, MAX_FILE);
@@ -89,9 +65,9 @@ static size_t assemble_bz(struct in *in, uint8_t *f)
 	v32 = 0x100000;
 	memcpy(f + 0x260, &v32, 4);
 	for (unsigned int i = 0; i < writes; i++) {
-		size_t off = 0x1f1 + (size_t)take(in, 1) % (0x290 - 0x1f1);
-		unsigned int w = 1u << (take(in, 1) % 4);
-		uint64_t v = take(in, w);
+		size_t off = 0x1f1 + (size_t)fuzz_take(in, 1) % (0x290 - 0x1f1);
+		unsigned int w = 1u << (fuzz_take(in, 1) % 4);
+		uint64_t v = fuzz_take(in, w);
 
 		if (off + w <= len)
 			memcpy(f + off, &v, w);
@@ -132,14 +108,14 @@ static void check_bz(const uint8_t *mem, uint64_t ram, const uint8_t *f, size_t 
 
 /* An ELF64 header and up to 4 program headers from the input, a PVH note
  * somewhere in the file, the rest input bytes. */
-static size_t assemble_pvh(struct in *in, uint8_t *f)
+static size_t assemble_pvh(struct fuzz_in *in, uint8_t *f)
 {
-	size_t len = 0x400 + (size_t)take(in, 2) % (MAX_FILE - 0x400);
-	unsigned int nph = (unsigned int)take(in, 1) % 5;
+	size_t len = 0x400 + (size_t)fuzz_take(in, 2) % (MAX_FILE - 0x400);
+	unsigned int nph = (unsigned int)fuzz_take(in, 1) % 5;
 	Elf64_Ehdr eh = { 0 };
 	uint32_t hdr[3] = { 4, 8, KVMKIT_PVH_NOTE_PHYS32_ENTRY };
-	size_t note_off = 0x200 + (size_t)take(in, 1) * 4;
-	uint64_t entry = MIB + take(in, 3);
+	size_t note_off = 0x200 + (size_t)fuzz_take(in, 1) * 4;
+	uint64_t entry = MIB + fuzz_take(in, 3);
 	bool first_load = true;
 
 	memset(f, 0, MAX_FILE);
@@ -156,19 +132,19 @@ static size_t assemble_pvh(struct in *in, uint8_t *f)
 	for (unsigned int i = 0; i < nph; i++) {
 		Elf64_Phdr ph = { 0 };
 
-		ph.p_type = take(in, 1) & 1 ? PT_LOAD : PT_NOTE;
-		ph.p_offset = take(in, 2) % len; /* mostly inside the file */
-		ph.p_paddr = MIB + take(in, 2) * 16; /* mostly inside RAM */
-		ph.p_filesz = take(in, 2) % 0x2000;
-		ph.p_memsz = ph.p_filesz + take(in, 2);
+		ph.p_type = fuzz_take(in, 1) & 1 ? PT_LOAD : PT_NOTE;
+		ph.p_offset = fuzz_take(in, 2) % len; /* mostly inside the file */
+		ph.p_paddr = MIB + fuzz_take(in, 2) * 16; /* mostly inside RAM */
+		ph.p_filesz = fuzz_take(in, 2) % 0x2000;
+		ph.p_memsz = ph.p_filesz + fuzz_take(in, 2);
 		/* Often the entry lies in the first segment. */
-		if (ph.p_type == PT_LOAD && first_load && take(in, 1) & 1) {
-			entry = ph.p_paddr + take(in, 1);
+		if (ph.p_type == PT_LOAD && first_load && fuzz_take(in, 1) & 1) {
+			entry = ph.p_paddr + fuzz_take(in, 1);
 			first_load = false;
 		}
-		if (ph.p_type == PT_NOTE && take(in, 1) & 1) {
+		if (ph.p_type == PT_NOTE && fuzz_take(in, 1) & 1) {
 			ph.p_offset = note_off;
-			ph.p_filesz = 24 + take(in, 1) % 8;
+			ph.p_filesz = 24 + fuzz_take(in, 1) % 8;
 		}
 		memcpy(f + sizeof(eh) + i * sizeof(ph), &ph, sizeof(ph));
 	}
@@ -178,7 +154,7 @@ static size_t assemble_pvh(struct in *in, uint8_t *f)
 		memcpy(f + note_off + 16, &entry, 8);
 	}
 	for (size_t i = 0x200 + 256 * 4 + 24; i < len && in->n; i++)
-		f[i] = (uint8_t)take(in, 1);
+		f[i] = (uint8_t)fuzz_take(in, 1);
 	return len;
 }
 
@@ -187,11 +163,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static uint8_t file[MAX_FILE];
 	static char cmdline[4096];
 	static const uint8_t initrd[0x20000];
-	struct in in = { data, size };
-	uint64_t ram = MIB / 2 + (take(&in, 1) % 16) * (MIB / 2);
-	size_t clen = (size_t)take(&in, 2) % sizeof(cmdline);
-	size_t rdlen = (size_t)take(&in, 3) % (sizeof(initrd) + 1);
-	bool pvh = take(&in, 1) & 1;
+	struct fuzz_in in = { data, size };
+	uint64_t ram = MIB / 2 + (fuzz_take(&in, 1) % 16) * (MIB / 2);
+	size_t clen = (size_t)fuzz_take(&in, 2) % sizeof(cmdline);
+	size_t rdlen = (size_t)fuzz_take(&in, 3) % (sizeof(initrd) + 1);
+	bool pvh = fuzz_take(&in, 1) & 1;
 	struct kvmkit_linux_boot boot = { file, 0, rdlen ? initrd : NULL, rdlen, cmdline, 0xe0000 };
 	struct kvmkit_linux_layout lay;
 	struct kvmk_guest_ram gram;
@@ -219,7 +195,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(lay.kernel >= MIB && lay.kernel_end <= ram);
 			CHECK(!rdlen ||
 			      (lay.initrd >= lay.kernel_end && lay.initrd + rdlen <= ram));
-			CHECK(!overlap(lay.info, 4096, lay.kernel, lay.kernel_end - lay.kernel));
+			CHECK(!fuzz_overlap(lay.info, 4096, lay.kernel,
+					    lay.kernel_end - lay.kernel));
 		}
 	} else {
 		r = kvmk_linux_load_bzimage(&gram, &boot, &lay);

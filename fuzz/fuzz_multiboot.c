@@ -32,40 +32,16 @@
 #define MAX_FILE 0x6000u
 #define MAX_MODS 4
 
-struct in {
-	const uint8_t *p;
-	size_t n;
-};
-
-static uint64_t take(struct in *in, unsigned int bytes)
-{
-	uint64_t v = 0;
-
-	for (unsigned int i = 0; i < bytes; i++) {
-		v |= (uint64_t)(in->n ? *in->p : 0) << (8 * i);
-		if (in->n) {
-			in->p++;
-			in->n--;
-		}
-	}
-	return v;
-}
-
-static bool overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
-{
-	return alen && blen && a < b + blen && b < a + alen;
-}
-
 /* An ELF32 i386 image with a Multiboot header after its program headers;
  * the fields come from the input. Returns its length. */
-static size_t assemble(struct in *in, uint8_t *f)
+static size_t assemble(struct fuzz_in *in, uint8_t *f)
 {
-	unsigned int nph = (unsigned int)take(in, 1) % 6;
-	uint32_t flags = (uint32_t)take(in, 1) & 0x7;
+	unsigned int nph = (unsigned int)fuzz_take(in, 1) % 6;
+	uint32_t flags = (uint32_t)fuzz_take(in, 1) & 0x7;
 	size_t hdr = sizeof(Elf32_Ehdr) + nph * sizeof(Elf32_Phdr);
-	size_t len = 0x2000 + (size_t)take(in, 2) % (MAX_FILE - 0x2000);
+	size_t len = 0x2000 + (size_t)fuzz_take(in, 2) % (MAX_FILE - 0x2000);
 	Elf32_Ehdr eh = { 0 };
-	uint32_t entry_seg = (uint32_t)take(in, 1), entry_off = (uint32_t)take(in, 2);
+	uint32_t entry_seg = (uint32_t)fuzz_take(in, 1), entry_off = (uint32_t)fuzz_take(in, 2);
 
 	memset(f, 0, MAX_FILE);
 	memcpy(eh.e_ident, ELFMAG, SELFMAG);
@@ -78,17 +54,19 @@ static size_t assemble(struct in *in, uint8_t *f)
 	eh.e_phentsize = sizeof(Elf32_Phdr);
 	eh.e_phnum = (uint16_t)nph;
 	for (unsigned int i = 0; i < nph; i++) {
-		uint8_t shape = (uint8_t)take(in, 1);
+		uint8_t shape = (uint8_t)fuzz_take(in, 1);
 		Elf32_Phdr ph = { 0 };
 
 		ph.p_type = (shape & 1) ? PT_NOTE : PT_LOAD;
 		/* Mostly low and page-granular, so that RAM of a few MiB holds it. */
-		ph.p_paddr = (shape & 2) ? (uint32_t)take(in, 4) : (uint32_t)take(in, 2) << 6;
+		ph.p_paddr =
+			(shape & 2) ? (uint32_t)fuzz_take(in, 4) : (uint32_t)fuzz_take(in, 2) << 6;
 		ph.p_vaddr = (shape & 4) ? ph.p_paddr + 0xc0000000u : ph.p_paddr;
-		ph.p_offset = (shape & 8) ? (uint32_t)take(in, 4) : (uint32_t)take(in, 2) % len;
-		ph.p_filesz = (uint32_t)take(in, 2);
-		ph.p_memsz = (shape & 16) ? (uint32_t)take(in, 4) :
-					    ph.p_filesz + ((uint32_t)take(in, 2) << 4);
+		ph.p_offset =
+			(shape & 8) ? (uint32_t)fuzz_take(in, 4) : (uint32_t)fuzz_take(in, 2) % len;
+		ph.p_filesz = (uint32_t)fuzz_take(in, 2);
+		ph.p_memsz = (shape & 16) ? (uint32_t)fuzz_take(in, 4) :
+					    ph.p_filesz + ((uint32_t)fuzz_take(in, 2) << 4);
 		if (i == entry_seg % (nph ? nph : 1))
 			eh.e_entry = ph.p_vaddr + entry_off;
 		memcpy(f + sizeof(eh) + i * sizeof(ph), &ph, sizeof(ph));
@@ -100,7 +78,7 @@ static size_t assemble(struct in *in, uint8_t *f)
 	memcpy(f + hdr + 8, &(uint32_t){ 0u - (KVMKIT_MULTIBOOT_MAGIC + flags) }, 4);
 	/* The rest of the input is the segments' bytes. */
 	for (size_t i = hdr + 12; i < len && in->n; i++)
-		f[i] = (uint8_t)take(in, 1);
+		f[i] = (uint8_t)fuzz_take(in, 1);
 	return len;
 }
 
@@ -136,19 +114,19 @@ static void check_layout(const struct kvmkit_multiboot_image *img,
 	for (unsigned int i = 0; i < img->elf.nsegs; i++) {
 		const struct kvmkit_elf_segment *s = &img->elf.segs[i];
 
-		CHECK(!overlap(s->paddr, s->memsz, lay->area, lay->area_size));
+		CHECK(!fuzz_overlap(s->paddr, s->memsz, lay->area, lay->area_size));
 		for (unsigned int m = 0; m < nmods; m++)
-			CHECK(!overlap(s->paddr, s->memsz, lay->mods[m].start,
-				       lay->mods[m].end - lay->mods[m].start));
+			CHECK(!fuzz_overlap(s->paddr, s->memsz, lay->mods[m].start,
+					    lay->mods[m].end - lay->mods[m].start));
 	}
 	for (unsigned int m = 0; m < nmods; m++) {
 		const struct kvmkit_multiboot_placed *p = &lay->mods[m];
 
 		CHECK(p->start % 4096 == 0 && p->start >= (1u << 20));
 		CHECK(p->end - p->start == mod_len[m] && p->end <= low && p->end >= p->start);
-		CHECK(!overlap(p->start, mod_len[m], lay->area, lay->area_size));
+		CHECK(!fuzz_overlap(p->start, mod_len[m], lay->area, lay->area_size));
 		for (unsigned int o = 0; o < m; o++)
-			CHECK(!overlap(p->start, mod_len[m], lay->mods[o].start, mod_len[o]));
+			CHECK(!fuzz_overlap(p->start, mod_len[m], lay->mods[o].start, mod_len[o]));
 	}
 }
 
@@ -241,9 +219,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct kvmkit_multiboot_layout lay;
 	struct kvmkit_multiboot_image img;
 	struct kvmk_guest_ram ram;
-	struct in in = { data, size };
+	struct fuzz_in in = { data, size };
 	struct corruption cor = { 0 };
-	uint8_t mode = (uint8_t)take(&in, 1);
+	uint8_t mode = (uint8_t)fuzz_take(&in, 1);
 	uint64_t mem;
 	unsigned int nmods;
 	size_t clen, len;
@@ -253,30 +231,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	bool placed;
 
 	/* Mostly RAM the load can run with; sometimes many GiB (placement). */
-	mem = (mode & 2) ? take(&in, 2) << 20 : (1u << 20) + (take(&in, 2) % 0x301) * 4096;
-	clen = (mode & 4) ? take(&in, 2) % sizeof(cmdline) : take(&in, 1);
+	mem = (mode & 2) ? fuzz_take(&in, 2) << 20 :
+			   (1u << 20) + (fuzz_take(&in, 2) % 0x301) * 4096;
+	clen = (mode & 4) ? fuzz_take(&in, 2) % sizeof(cmdline) : fuzz_take(&in, 1);
 	for (size_t i = 0; i < clen; i++)
-		cmdline[i] = (char)(take(&in, 1) % 94 + 33);
+		cmdline[i] = (char)(fuzz_take(&in, 1) % 94 + 33);
 	cmdline[clen] = 0;
-	nmods = (unsigned int)take(&in, 1) % (MAX_MODS + 1);
+	nmods = (unsigned int)fuzz_take(&in, 1) % (MAX_MODS + 1);
 	for (unsigned int m = 0; m < nmods; m++) {
-		size_t nlen = take(&in, 1) % sizeof(names[m]);
+		size_t nlen = fuzz_take(&in, 1) % sizeof(names[m]);
 
-		mod_len[m] = take(&in, 2) % sizeof(modbuf[m]);
+		mod_len[m] = fuzz_take(&in, 2) % sizeof(modbuf[m]);
 		for (size_t i = 0; i < mod_len[m]; i++)
 			modbuf[m][i] = (uint8_t)(i * 31 + m);
 		for (size_t i = 0; i < nlen; i++)
-			names[m][i] = (char)(take(&in, 1) % 94 + 33);
+			names[m][i] = (char)(fuzz_take(&in, 1) % 94 + 33);
 		names[m][nlen] = 0;
 		mod_data[m] = modbuf[m];
 		mods[m] = (struct kvmkit_multiboot_module){ modbuf[m], mod_len[m], names[m] };
 	}
 	if (mode & 8) {
-		cor.seg = (uint8_t)take(&in, 1);
-		cor.which = (uint8_t)take(&in, 1);
-		cor.how = (uint8_t)take(&in, 1);
-		cor.delta = (int16_t)take(&in, 2);
-		cor.raw = take(&in, 8);
+		cor.seg = (uint8_t)fuzz_take(&in, 1);
+		cor.which = (uint8_t)fuzz_take(&in, 1);
+		cor.how = (uint8_t)fuzz_take(&in, 1);
+		cor.delta = (int16_t)fuzz_take(&in, 2);
+		cor.raw = fuzz_take(&in, 8);
 	}
 	if (mode & 1) {
 		image = in.p;

@@ -24,20 +24,6 @@
 
 #define PORT KVMKIT_REPORT_PORT
 
-struct in {
-	const uint8_t *p;
-	size_t n;
-};
-
-static uint64_t take(struct in *in, unsigned int bytes)
-{
-	uint64_t v = 0;
-
-	for (unsigned int i = 0; i < bytes && in->n; i++, in->p++, in->n--)
-		v |= (uint64_t)*in->p << (8 * i);
-	return v;
-}
-
 struct seen {
 	unsigned int power_offs;
 	uint32_t status;
@@ -56,7 +42,7 @@ static uint64_t values[KVMKIT_REPORT_MAX + 2];
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static uint64_t kept[KVMKIT_REPORT_MAX];
-	struct in in = { data, size };
+	struct fuzz_in in = { data, size };
 	struct seen seen = { 0 };
 	struct kvmk_report_hooks hooks = { &seen, power_off };
 	struct kvmkit_report *rep = NULL;
@@ -66,9 +52,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(kvmkit_bus_create(KVMKIT_BUS_PIO, &bus) == 0);
 	CHECK(kvmk_report_create_on(bus, PORT, &hooks, &rep) == 0);
 	while (in.n) {
-		uint8_t op = (uint8_t)take(&in, 1);
+		uint8_t op = (uint8_t)fuzz_take(&in, 1);
 		unsigned int sz = op & 0xf;
-		uint64_t port = PORT - 4 + ((op >> 4) & 3) * 4 + (take(&in, 1) % 16);
+		uint64_t port = PORT - 4 + ((op >> 4) & 3) * 4 + (fuzz_take(&in, 1) % 16);
 		bool claimed =
 			sz >= 1 && sz <= 8 && port >= PORT && port + sz <= PORT + KVMKIT_REPORT_LEN;
 		uint64_t off = port - PORT;
@@ -78,12 +64,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			sz = 9;
 		memset(buf, 0xa5, sizeof(buf));
 		if (op & 0x80) {
-			uint64_t v = take(&in, 8);
+			uint64_t v = fuzz_take(&in, 8);
 			unsigned int times = 1, before = seen.power_offs;
 
 			/* Bursts of one value, to run past the kept maximum. */
 			if ((op & 0x40) && claimed && off == 0)
-				times = (unsigned int)take(&in, 2) % (2 * KVMKIT_REPORT_MAX);
+				times = (unsigned int)fuzz_take(&in, 2) % (2 * KVMKIT_REPORT_MAX);
 			memcpy(buf, &v, 8);
 			for (unsigned int t = 0; t < times; t++)
 				kvmkit_bus_dispatch(bus, port, buf, sz, true);

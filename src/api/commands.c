@@ -31,6 +31,37 @@ static struct json_object *u64(uint64_t v)
 	return json_object_new_uint64(v);
 }
 
+/* A number a reply carries, under its name. */
+struct num {
+	const char *key;
+	uint64_t v;
+};
+
+/* @n numbers into @o; nonzero if any could not be put. */
+static int put_nums(struct json_object *o, const struct num *nums, size_t n)
+{
+	int bad = 0;
+
+	for (size_t i = 0; i < n; i++)
+		bad |= kvmk_api_put(o, nums[i].key, u64(nums[i].v));
+	return bad;
+}
+
+/* put_nums() of the { key, value } pairs that follow @o. */
+#define PUT_NUMS(o, ...)                                 \
+	put_nums(o, (const struct num[]){ __VA_ARGS__ }, \
+		 sizeof((const struct num[]){ __VA_ARGS__ }) / sizeof(struct num))
+
+/* Appends @o (NULL: it could not be made) to @list, which then owns it;
+ * nonzero if it could not. */
+static int append(struct json_object *list, struct json_object *o)
+{
+	if (o && !json_object_array_add(list, o))
+		return 0;
+	json_object_put(o);
+	return 1;
+}
+
 static int query_vcpus(struct kvmkit_vm *vm, struct json_object *reply)
 {
 	struct json_object *list = json_object_new_array();
@@ -45,18 +76,11 @@ static int query_vcpus(struct kvmkit_vm *vm, struct json_object *reply)
 			continue;
 		kvmkit_vcpu_get_stats(v, &st);
 		o = json_object_new_object();
-		bad |= kvmk_api_put(o, "id", json_object_new_int((int)i));
-		bad |= kvmk_api_put(o, "runs", u64(st.runs));
-		bad |= kvmk_api_put(o, "exits_io", u64(st.exits_io));
-		bad |= kvmk_api_put(o, "exits_mmio", u64(st.exits_mmio));
-		bad |= kvmk_api_put(o, "exits_hlt", u64(st.exits_hlt));
-		bad |= kvmk_api_put(o, "exits_intr", u64(st.exits_intr));
-		bad |= kvmk_api_put(o, "exits_other", u64(st.exits_other));
-		bad |= kvmk_api_put(o, "user_ns", u64(st.user_ns));
-		if (!o || json_object_array_add(list, o)) {
-			json_object_put(o);
-			bad = 1;
-		}
+		bad |= PUT_NUMS(o, { "id", i }, { "runs", st.runs }, { "exits_io", st.exits_io },
+				{ "exits_mmio", st.exits_mmio }, { "exits_hlt", st.exits_hlt },
+				{ "exits_intr", st.exits_intr }, { "exits_other", st.exits_other },
+				{ "user_ns", st.user_ns });
+		bad |= append(list, o);
 	}
 	bad |= kvmk_api_put(reply, "vcpu_count", u64(kvmkit_vm_vcpu_count(vm)));
 	bad |= kvmk_api_put(reply, "vcpus", list);
@@ -81,17 +105,13 @@ static int query_memory(struct kvmkit_vm *vm, struct json_object *reply)
 
 		total += e->size;
 		o = json_object_new_object();
-		bad |= kvmk_api_put(o, "slot", u64(e->slot));
-		bad |= kvmk_api_put(o, "gpa", u64(e->gpa));
-		bad |= kvmk_api_put(o, "size", u64(e->size));
+		bad |= PUT_NUMS(o, { "slot", (uint64_t)e->slot }, { "gpa", e->gpa },
+				{ "size", e->size });
 		bad |= kvmk_api_put(o, "readonly",
 				    json_object_new_boolean(!!(e->flags & KVMKIT_MEM_READONLY)));
 		bad |= kvmk_api_put(o, "dirty_log",
 				    json_object_new_boolean(!!(e->flags & KVMKIT_MEM_LOG_DIRTY)));
-		if (!o || json_object_array_add(list, o)) {
-			json_object_put(o);
-			bad = 1;
-		}
+		bad |= append(list, o);
 	}
 	bad |= kvmk_api_put(mem, "total", u64(total));
 	bad |= kvmk_api_put(mem, "regions", list);
@@ -123,18 +143,12 @@ static int query_irqchip(struct kvmkit_vm *vm, struct json_object *reply)
 		if (kvmkit_irq_gsi_stats(chip, gsi, &st) || !gsi_active(&st))
 			continue;
 		o = json_object_new_object();
-		bad |= kvmk_api_put(o, "gsi", u64(gsi));
-		bad |= kvmk_api_put(o, "asserts", u64(st.asserts));
-		bad |= kvmk_api_put(o, "deliveries", u64(st.deliveries));
-		bad |= kvmk_api_put(o, "coalesced", u64(st.coalesced));
-		bad |= kvmk_api_put(o, "masked", u64(st.masked));
-		bad |= kvmk_api_put(o, "irqfd_signals", u64(st.irqfd_signals));
-		bad |= kvmk_api_put(o, "irqfds_kernel", u64(st.irqfds_kernel));
-		bad |= kvmk_api_put(o, "irqfds_thread", u64(st.irqfds_thread));
-		if (!o || json_object_array_add(list, o)) {
-			json_object_put(o);
-			bad = 1;
-		}
+		bad |= PUT_NUMS(o, { "gsi", gsi }, { "asserts", st.asserts },
+				{ "deliveries", st.deliveries }, { "coalesced", st.coalesced },
+				{ "masked", st.masked }, { "irqfd_signals", st.irqfd_signals },
+				{ "irqfds_kernel", st.irqfds_kernel },
+				{ "irqfds_thread", st.irqfds_thread });
+		bad |= append(list, o);
 	}
 	bad |= kvmk_api_put(irq, "gsis", list);
 	bad |= kvmk_api_put(reply, "irqchip", irq);
@@ -253,13 +267,10 @@ static int do_migrate(struct kvmkit_vm *vm, struct kvmkit_machine *m,
 	if (r)
 		return r;
 	bad |= kvmk_api_put(reply, "to", json_object_new_string(req->arg));
-	bad |= kvmk_api_put(reply, "downtime_us", u64(st.downtime_us));
-	bad |= kvmk_api_put(reply, "source_downtime_us", u64(st.source_downtime_us));
-	bad |= kvmk_api_put(reply, "total_us", u64(st.total_us));
-	bad |= kvmk_api_put(reply, "bytes", u64(st.bytes));
-	bad |= kvmk_api_put(reply, "pages", u64(st.pages));
-	bad |= kvmk_api_put(reply, "zero_pages", u64(st.zero_pages));
-	bad |= kvmk_api_put(reply, "passes", u64(st.passes));
+	bad |= PUT_NUMS(reply, { "downtime_us", st.downtime_us },
+			{ "source_downtime_us", st.source_downtime_us },
+			{ "total_us", st.total_us }, { "bytes", st.bytes }, { "pages", st.pages },
+			{ "zero_pages", st.zero_pages }, { "passes", st.passes });
 	if (bad)
 		return kvmk_err_resource("migrate", ENOMEM, "building the reply");
 	return put_state(vm, reply, "migrate");

@@ -34,6 +34,23 @@ void kvmk_guest_ram_of_vm(struct kvmk_guest_ram *ram, struct kvmkit_vm *vm);
  * the 3 GiB hole, so that it is all low RAM). */
 void kvmk_guest_ram_of_buffer(struct kvmk_guest_ram *ram, void *buf, uint64_t size);
 
+/* What the loaders read of an ELF header and of a program header, the
+ * same for both classes (whose structures name these fields alike). */
+struct kvmk_elf_ehdr {
+	uint64_t type, machine, entry, phoff, phnum, phentsize;
+};
+
+struct kvmk_elf_phdr {
+	uint64_t type, flags, vaddr, paddr, offset, filesz, memsz;
+};
+
+/* The header of an ELF file of class @cls (32 or 64) at @buf, which holds
+ * it whole, and its program header @i (the table checked to lie in the
+ * buffer, with entries of the class's size, as kvmkit_elf_parse does). */
+struct kvmk_elf_ehdr kvmk_elf_ehdr(const uint8_t *buf, unsigned int cls);
+struct kvmk_elf_phdr kvmk_elf_phdr(const uint8_t *buf, unsigned int cls,
+				   const struct kvmk_elf_ehdr *eh, unsigned int i);
+
 /* The checks kvmkit_elf_parse makes, repeated on a description that may
  * not come from it: segment count, filesz <= memsz, file range inside
  * @file_len bytes (SIZE_MAX: no file to check against), no address wrap, no

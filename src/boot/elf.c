@@ -85,62 +85,75 @@ static int check_phdrs(size_t len, uint64_t phoff, uint64_t phnum, uint64_t phen
 	return 0;
 }
 
-static int parse64(const uint8_t *buf, size_t len, struct kvmkit_elf_image *img)
-{
-	Elf64_Ehdr eh;
-	int r;
-
-	if (len < sizeof(eh))
-		return kvmk_err_format(OP, "truncated ELF64 header (%zu bytes)", len);
-	memcpy(&eh, buf, sizeof(eh));
-	if (eh.e_type != ET_EXEC)
-		return kvmk_err_format(OP, "not an executable (e_type %u)", eh.e_type);
-	img->machine = eh.e_machine;
-	img->entry = eh.e_entry;
-	r = check_phdrs(len, eh.e_phoff, eh.e_phnum, eh.e_phentsize, sizeof(Elf64_Phdr));
-	if (r)
-		return r;
-	for (unsigned int i = 0; i < eh.e_phnum; i++) {
-		Elf64_Phdr ph;
-
-		memcpy(&ph, buf + eh.e_phoff + (uint64_t)i * sizeof(ph), sizeof(ph));
-		if (ph.p_type != PT_LOAD)
-			continue;
-		r = add_segment(img, len, ph.p_paddr, ph.p_offset, ph.p_filesz, ph.p_memsz,
-				ph.p_flags, i);
-		if (r)
-			return r;
+#define EHDR_FIELDS(h)                                                                            \
+	(struct kvmk_elf_ehdr)                                                                    \
+	{                                                                                         \
+		(h).e_type, (h).e_machine, (h).e_entry, (h).e_phoff, (h).e_phnum, (h).e_phentsize \
 	}
-	return 0;
+#define PHDR_FIELDS(h)                                                                         \
+	(struct kvmk_elf_phdr)                                                                 \
+	{                                                                                      \
+		(h).p_type, (h).p_flags, (h).p_vaddr, (h).p_paddr, (h).p_offset, (h).p_filesz, \
+			(h).p_memsz                                                            \
+	}
+
+struct kvmk_elf_ehdr kvmk_elf_ehdr(const uint8_t *buf, unsigned int cls)
+{
+	Elf64_Ehdr h64;
+	Elf32_Ehdr h32;
+
+	if (cls == 64) {
+		memcpy(&h64, buf, sizeof(h64));
+		return EHDR_FIELDS(h64);
+	}
+	memcpy(&h32, buf, sizeof(h32));
+	return EHDR_FIELDS(h32);
 }
 
-static int parse32(const uint8_t *buf, size_t len, struct kvmkit_elf_image *img)
+struct kvmk_elf_phdr kvmk_elf_phdr(const uint8_t *buf, unsigned int cls,
+				   const struct kvmk_elf_ehdr *eh, unsigned int i)
 {
-	Elf32_Ehdr eh;
+	Elf64_Phdr h64;
+	Elf32_Phdr h32;
+
+	if (cls == 64) {
+		memcpy(&h64, buf + eh->phoff + (uint64_t)i * sizeof(h64), sizeof(h64));
+		return PHDR_FIELDS(h64);
+	}
+	memcpy(&h32, buf + eh->phoff + (uint64_t)i * sizeof(h32), sizeof(h32));
+	return PHDR_FIELDS(h32);
+}
+
+/* The header and the PT_LOAD segments of an ELF file of img->elf_class. */
+static int parse(const uint8_t *buf, size_t len, struct kvmkit_elf_image *img)
+{
+	unsigned int cls = img->elf_class;
+	size_t ehsize = cls == 64 ? sizeof(Elf64_Ehdr) : sizeof(Elf32_Ehdr);
+	size_t phsize = cls == 64 ? sizeof(Elf64_Phdr) : sizeof(Elf32_Phdr);
+	struct kvmk_elf_ehdr eh;
 	int r;
 
-	if (len < sizeof(eh))
-		return kvmk_err_format(OP, "truncated ELF32 header (%zu bytes)", len);
-	memcpy(&eh, buf, sizeof(eh));
-	if (eh.e_type != ET_EXEC)
-		return kvmk_err_format(OP, "not an executable (e_type %u)", eh.e_type);
-	img->machine = eh.e_machine;
-	img->entry = eh.e_entry;
-	r = check_phdrs(len, eh.e_phoff, eh.e_phnum, eh.e_phentsize, sizeof(Elf32_Phdr));
+	if (len < ehsize)
+		return kvmk_err_format(OP, "truncated ELF%u header (%zu bytes)", cls, len);
+	eh = kvmk_elf_ehdr(buf, cls);
+	if (eh.type != ET_EXEC)
+		return kvmk_err_format(OP, "not an executable (e_type %u)", (unsigned int)eh.type);
+	img->machine = (unsigned int)eh.machine;
+	img->entry = eh.entry;
+	r = check_phdrs(len, eh.phoff, eh.phnum, eh.phentsize, phsize);
 	if (r)
 		return r;
-	for (unsigned int i = 0; i < eh.e_phnum; i++) {
-		Elf32_Phdr ph;
+	for (unsigned int i = 0; i < eh.phnum; i++) {
+		struct kvmk_elf_phdr ph = kvmk_elf_phdr(buf, cls, &eh, i);
 
-		memcpy(&ph, buf + eh.e_phoff + (uint64_t)i * sizeof(ph), sizeof(ph));
-		if (ph.p_type != PT_LOAD)
+		if (ph.type != PT_LOAD)
 			continue;
 		/* 32-bit guests address at most 4 GiB. */
-		if ((uint64_t)ph.p_paddr + ph.p_memsz > (1ull << 32))
+		if (cls == 32 && ph.paddr + ph.memsz > (1ull << 32))
 			return kvmk_err_format(OP, "segment %u: 0x%x+0x%x crosses 4 GiB", i,
-					       ph.p_paddr, ph.p_memsz);
-		r = add_segment(img, len, ph.p_paddr, ph.p_offset, ph.p_filesz, ph.p_memsz,
-				ph.p_flags, i);
+					       (unsigned int)ph.paddr, (unsigned int)ph.memsz);
+		r = add_segment(img, len, ph.paddr, ph.offset, ph.filesz, ph.memsz,
+				(uint32_t)ph.flags, i);
 		if (r)
 			return r;
 	}
@@ -164,15 +177,14 @@ int kvmkit_elf_parse(const void *buf, size_t len, struct kvmkit_elf_image *img)
 	switch (b[EI_CLASS]) {
 	case ELFCLASS64:
 		img->elf_class = 64;
-		r = parse64(b, len, img);
 		break;
 	case ELFCLASS32:
 		img->elf_class = 32;
-		r = parse32(b, len, img);
 		break;
 	default:
 		return kvmk_err_format(OP, "unknown ELF class %u", b[EI_CLASS]);
 	}
+	r = parse(b, len, img);
 	if (r)
 		return r;
 	if (img->nsegs == 0)

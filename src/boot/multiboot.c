@@ -68,7 +68,7 @@ bool kvmkit_multiboot_detect(const void *buf, size_t len)
 static int resolve_entry(const uint8_t *b, size_t len, struct kvmkit_multiboot_image *out)
 {
 	const struct kvmkit_elf_image *e = &out->elf;
-	Elf32_Ehdr eh;
+	struct kvmk_elf_ehdr eh;
 
 	for (unsigned int i = 0; i < e->nsegs; i++)
 		if (e->entry >= e->segs[i].paddr &&
@@ -76,15 +76,14 @@ static int resolve_entry(const uint8_t *b, size_t len, struct kvmkit_multiboot_i
 			out->entry = (uint32_t)e->entry;
 			return 0;
 		}
-	memcpy(&eh, b, sizeof(eh)); /* kvmkit_elf_parse checked the table bounds */
-	for (unsigned int i = 0; i < eh.e_phnum; i++) {
-		Elf32_Phdr ph;
+	eh = kvmk_elf_ehdr(b, 32); /* kvmkit_elf_parse checked the table bounds */
+	for (unsigned int i = 0; i < eh.phnum; i++) {
+		struct kvmk_elf_phdr ph = kvmk_elf_phdr(b, 32, &eh, i);
 
-		memcpy(&ph, b + eh.e_phoff + (uint64_t)i * sizeof(ph), sizeof(ph));
-		if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
+		if (ph.type != PT_LOAD || ph.memsz == 0)
 			continue;
-		if (e->entry >= ph.p_vaddr && e->entry - ph.p_vaddr < ph.p_memsz) {
-			out->entry = (uint32_t)(e->entry - ph.p_vaddr + ph.p_paddr);
+		if (e->entry >= ph.vaddr && e->entry - ph.vaddr < ph.memsz) {
+			out->entry = (uint32_t)(e->entry - ph.vaddr + ph.paddr);
 			return 0;
 		}
 	}

@@ -91,32 +91,14 @@ static uint32_t scan_notes(const uint8_t *b, size_t len, uint64_t off, uint64_t 
  * header and that the program header table lies in the file. */
 static uint32_t find_note(const uint8_t *b, size_t len, unsigned int elf_class)
 {
-	if (elf_class == 64) {
-		Elf64_Ehdr eh;
+	struct kvmk_elf_ehdr eh = kvmk_elf_ehdr(b, elf_class);
 
-		memcpy(&eh, b, sizeof(eh));
-		for (unsigned int i = 0; i < eh.e_phnum; i++) {
-			Elf64_Phdr ph;
-			uint32_t e;
+	for (unsigned int i = 0; i < eh.phnum; i++) {
+		struct kvmk_elf_phdr ph = kvmk_elf_phdr(b, elf_class, &eh, i);
+		uint32_t e;
 
-			memcpy(&ph, b + eh.e_phoff + (uint64_t)i * sizeof(ph), sizeof(ph));
-			if (ph.p_type == PT_NOTE &&
-			    (e = scan_notes(b, len, ph.p_offset, ph.p_filesz)))
-				return e;
-		}
-	} else {
-		Elf32_Ehdr eh;
-
-		memcpy(&eh, b, sizeof(eh));
-		for (unsigned int i = 0; i < eh.e_phnum; i++) {
-			Elf32_Phdr ph;
-			uint32_t e;
-
-			memcpy(&ph, b + eh.e_phoff + (uint64_t)i * sizeof(ph), sizeof(ph));
-			if (ph.p_type == PT_NOTE &&
-			    (e = scan_notes(b, len, ph.p_offset, ph.p_filesz)))
-				return e;
-		}
+		if (ph.type == PT_NOTE && (e = scan_notes(b, len, ph.offset, ph.filesz)))
+			return e;
 	}
 	return 0;
 }

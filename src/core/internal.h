@@ -17,6 +17,12 @@
 
 #define KVMKIT_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Zeroed memory whose pages become resident only as they are written, for
+ * large, sparsely used tables (zalloc.c; small sizes and ASan builds use
+ * calloc). NULL when out of memory. kvmk_zfree() needs the same size. */
+void *kvmk_zalloc(size_t size);
+void kvmk_zfree(void *p, size_t size);
+
 /* Each records the thread's error and returns -errno (negative). */
 int kvmk_err_ioctl(const char *op, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int kvmk_err_sys(const char *op, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

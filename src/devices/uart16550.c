@@ -79,9 +79,7 @@ struct kvmkit_uart {
 	bool overrun;
 	bool thre_pending; /* THR-empty interrupt latched, cleared by IIR read or THR write */
 	struct kvmkit_line *line; /* NULL: no interrupt line (not owned) */
-	uint8_t rx[RX_CAP];
 	size_t rx_head, rx_len;
-	char out[OUT_LOG];
 	size_t out_len;
 
 	/* Transmit path, with out_fd only. The writer owns tx_head; vCPUs
@@ -97,6 +95,11 @@ struct kvmkit_uart {
 	uint64_t held_since;
 	struct kvmkit_uart_stats st;
 	size_t tx_head, tx_len;
+
+	/* The buffers last, after the fields every access touches: their
+	 * pages are only made as they fill (kvmk_zalloc()). */
+	uint8_t rx[RX_CAP];
+	char out[OUT_LOG];
 	uint8_t tx[TX_CAP];
 };
 
@@ -473,7 +476,9 @@ static int start_writer(struct kvmkit_uart *u)
 int kvmk_uart_create_on(struct kvmkit_bus *pio, uint64_t port, int out_fd,
 			const struct kvmk_uart_hooks *hooks, struct kvmkit_uart **out)
 {
-	struct kvmkit_uart *u = calloc(1, sizeof(*u));
+	/* 84 KiB of buffers (the output log, the transmit ring) that fill
+	 * only as the guest writes: their pages are made as they are used. */
+	struct kvmkit_uart *u = kvmk_zalloc(sizeof(*u));
 	int r;
 
 	if (!u)
@@ -502,7 +507,7 @@ fail:
 		pthread_cond_destroy(&u->done_cond);
 	}
 	pthread_mutex_destroy(&u->lock);
-	free(u);
+	kvmk_zfree(u, sizeof(*u));
 	return r;
 }
 
@@ -548,7 +553,7 @@ void kvmkit_uart_destroy(struct kvmkit_uart *u)
 		pthread_cond_destroy(&u->done_cond);
 	}
 	pthread_mutex_destroy(&u->lock);
-	free(u);
+	kvmk_zfree(u, sizeof(*u));
 }
 
 size_t kvmkit_uart_flush(struct kvmkit_uart *u, int timeout_ms)

@@ -105,19 +105,21 @@ void kvmk_irqchip_free(struct kvmkit_irqchip *chip)
 	orphan_handles(chip);
 	if (chip->ops && chip->ops->destroy)
 		chip->ops->destroy(chip);
-	free(chip->staged);
-	free(chip->committed);
+	kvmk_zfree(chip->staged, chip->capacity * sizeof(*chip->staged));
+	kvmk_zfree(chip->committed, chip->capacity * sizeof(*chip->committed));
 	free(chip->bindings);
 	pthread_mutex_destroy(&chip->lock);
 	pthread_mutex_destroy(&chip->line_lock);
-	free(chip);
+	kvmk_zfree(chip, sizeof(*chip));
 }
 
 int kvmk_irqchip_new(struct kvmkit_vm *vm, const struct kvmk_irqchip_ops *ops,
 		     const struct kvmkit_irqchip_config *cfg, unsigned int capacity,
 		     struct kvmkit_irqchip **out)
 {
-	struct kvmkit_irqchip *chip = calloc(1, sizeof(*chip));
+	/* Its per-GSI tables and the route tables (KVM takes 4096 routes)
+	 * are mostly never written: only the pages in use are resident. */
+	struct kvmkit_irqchip *chip = kvmk_zalloc(sizeof(*chip));
 	int r;
 
 	if (!chip)
@@ -128,8 +130,8 @@ int kvmk_irqchip_new(struct kvmkit_vm *vm, const struct kvmk_irqchip_ops *ops,
 	chip->capacity = capacity < MAX_ROUTES ? capacity : MAX_ROUTES;
 	pthread_mutex_init(&chip->lock, NULL);
 	pthread_mutex_init(&chip->line_lock, NULL);
-	chip->staged = calloc(chip->capacity, sizeof(*chip->staged));
-	chip->committed = calloc(chip->capacity, sizeof(*chip->committed));
+	chip->staged = kvmk_zalloc(chip->capacity * sizeof(*chip->staged));
+	chip->committed = kvmk_zalloc(chip->capacity * sizeof(*chip->committed));
 	if (!chip->staged || !chip->committed) {
 		r = kvmk_err_resource("create_irqchip", ENOMEM, "%u routes", chip->capacity);
 		goto fail;

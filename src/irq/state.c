@@ -150,10 +150,10 @@ int kvmkit_irqchip_restore(struct kvmkit_irqchip *chip, const void *buf, size_t 
 	if (r)
 		return r;
 	tab = calloc(n ? n : 1, sizeof(*tab));
-	old = calloc(chip->capacity, sizeof(*old));
+	old = kvmk_zalloc(chip->capacity * sizeof(*old));
 	if (!tab || !old) {
 		free(tab);
-		free(old);
+		kvmk_zfree(old, chip->capacity * sizeof(*old));
 		return kvmk_err_resource(rd.op, ENOMEM, "%u routes", n);
 	}
 	for (uint32_t i = 0; !r && i < n; i++)
@@ -209,6 +209,6 @@ int kvmkit_irqchip_restore(struct kvmkit_irqchip *chip, const void *buf, size_t 
 	}
 out:
 	free(tab);
-	free(old);
+	kvmk_zfree(old, chip->capacity * sizeof(*old));
 	return r;
 }

@@ -39,6 +39,12 @@ int kvmk_arch_vcpu_init(struct kvmkit_vcpu *vcpu, struct kvmk_arch_vm *arch);
  * KVMK_ARCH_MAX_CAPS), appended to the generic table. */
 #define KVMK_ARCH_MAX_CAPS 32
 const struct kvmkit_cap_info *kvmk_arch_caps(size_t *count);
+/* An entry of such a table: KVM_CAP_<id>, its name, an area and what it
+ * means, as `kvmkit caps` prints them. */
+#define KVMK_CAP(id, area, summary)                         \
+	{                                                   \
+		KVM_CAP_##id, "KVM_CAP_" #id, area, summary \
+	}
 
 /* The arch state of @vm (for the arch's public calls). */
 struct kvmk_arch_vm *kvmk_vm_arch(struct kvmkit_vm *vm);
@@ -47,5 +53,9 @@ struct kvmk_arch_vm *kvmk_vm_arch(struct kvmkit_vm *vm);
  * completed it yet (src/kvm/vcpu.c), so that its registers can be read or
  * replaced whole. Only while no other thread runs the vCPU. */
 int kvmk_vcpu_complete_exit(struct kvmkit_vcpu *vcpu);
+/* Whether the VM is in a state where a vCPU's state may be saved (created,
+ * paused or stopped) or, with @restore, replaced (created or paused);
+ * else the state error naming vcpu_save or vcpu_restore (vcpu.c). */
+int kvmk_vcpu_state_check(struct kvmkit_vcpu *vcpu, bool restore);
 
 #endif

@@ -111,35 +111,30 @@ bool kvmkit_kvm_available(void)
 	return true;
 }
 
-#define CAP(id, area, summary)                              \
-	{                                                   \
-		KVM_CAP_##id, "KVM_CAP_" #id, area, summary \
-	}
-
 /* Capabilities that matter to kvmkit; `kvmkit caps` prints these. */
 static const struct kvmkit_cap_info caps[] = {
-	CAP(USER_MEMORY, "memory", "guest memory slots from user memory"),
-	CAP(NR_MEMSLOTS, "memory", "number of memory slots"),
-	CAP(READONLY_MEM, "memory", "read-only slots (writes exit as MMIO)"),
-	CAP(SYNC_MMU, "memory", "host MMU notifiers keep guest mappings in sync"),
-	CAP(NR_VCPUS, "vcpu", "recommended maximum vCPUs"),
-	CAP(MAX_VCPUS, "vcpu", "maximum vCPUs per VM"),
-	CAP(MAX_VCPU_ID, "vcpu", "maximum vCPU id + 1"),
-	CAP(IMMEDIATE_EXIT, "vcpu", "kvm_run.immediate_exit for race-free pause"),
-	CAP(COALESCED_MMIO, "io", "coalesced MMIO ring (page offset)"),
-	CAP(IOEVENTFD, "io", "ioeventfd: guest writes signal an eventfd"),
-	CAP(IOEVENTFD_ANY_LENGTH, "io", "ioeventfd with len 0 (any access size)"),
-	CAP(IRQCHIP, "irq", "in-kernel interrupt controller"),
-	CAP(IRQ_ROUTING, "irq", "GSI routing table (value: max routes)"),
-	CAP(IRQ_INJECT_STATUS, "irq", "KVM_IRQ_LINE_STATUS reports delivery"),
-	CAP(IRQFD, "irq", "irqfd: an eventfd injects a GSI"),
-	CAP(IRQFD_RESAMPLE, "irq", "irqfd resamplefd for level interrupts"),
-	CAP(SIGNAL_MSI, "irq", "KVM_SIGNAL_MSI"),
-	CAP(MSI_DEVID, "irq", "MSI routes carry a device id (per VM)"),
-	CAP(SET_GUEST_DEBUG, "debug", "single step and breakpoints"),
-	CAP(DIRTY_LOG_RING, "migration", "per-vCPU dirty GFN rings (value: max bytes)"),
-	CAP(MANUAL_DIRTY_LOG_PROTECT2, "migration", "KVM_CLEAR_DIRTY_LOG"),
-	CAP(DEVICE_CTRL, "device", "KVM_CREATE_DEVICE"),
+	KVMK_CAP(USER_MEMORY, "memory", "guest memory slots from user memory"),
+	KVMK_CAP(NR_MEMSLOTS, "memory", "number of memory slots"),
+	KVMK_CAP(READONLY_MEM, "memory", "read-only slots (writes exit as MMIO)"),
+	KVMK_CAP(SYNC_MMU, "memory", "host MMU notifiers keep guest mappings in sync"),
+	KVMK_CAP(NR_VCPUS, "vcpu", "recommended maximum vCPUs"),
+	KVMK_CAP(MAX_VCPUS, "vcpu", "maximum vCPUs per VM"),
+	KVMK_CAP(MAX_VCPU_ID, "vcpu", "maximum vCPU id + 1"),
+	KVMK_CAP(IMMEDIATE_EXIT, "vcpu", "kvm_run.immediate_exit for race-free pause"),
+	KVMK_CAP(COALESCED_MMIO, "io", "coalesced MMIO ring (page offset)"),
+	KVMK_CAP(IOEVENTFD, "io", "ioeventfd: guest writes signal an eventfd"),
+	KVMK_CAP(IOEVENTFD_ANY_LENGTH, "io", "ioeventfd with len 0 (any access size)"),
+	KVMK_CAP(IRQCHIP, "irq", "in-kernel interrupt controller"),
+	KVMK_CAP(IRQ_ROUTING, "irq", "GSI routing table (value: max routes)"),
+	KVMK_CAP(IRQ_INJECT_STATUS, "irq", "KVM_IRQ_LINE_STATUS reports delivery"),
+	KVMK_CAP(IRQFD, "irq", "irqfd: an eventfd injects a GSI"),
+	KVMK_CAP(IRQFD_RESAMPLE, "irq", "irqfd resamplefd for level interrupts"),
+	KVMK_CAP(SIGNAL_MSI, "irq", "KVM_SIGNAL_MSI"),
+	KVMK_CAP(MSI_DEVID, "irq", "MSI routes carry a device id (per VM)"),
+	KVMK_CAP(SET_GUEST_DEBUG, "debug", "single step and breakpoints"),
+	KVMK_CAP(DIRTY_LOG_RING, "migration", "per-vCPU dirty GFN rings (value: max bytes)"),
+	KVMK_CAP(MANUAL_DIRTY_LOG_PROTECT2, "migration", "KVM_CLEAR_DIRTY_LOG"),
+	KVMK_CAP(DEVICE_CTRL, "device", "KVM_CREATE_DEVICE"),
 };
 
 /* The generic table followed by the architecture's (src/arch/<arch>/caps.c),

@@ -344,6 +344,18 @@ int kvmk_vcpu_complete_exit(struct kvmkit_vcpu *v)
 	return 0;
 }
 
+int kvmk_vcpu_state_check(struct kvmkit_vcpu *v, bool restore)
+{
+	enum kvmkit_vm_state st = kvmkit_vm_state(kvmkit_vcpu_vm(v));
+
+	if (st == KVMKIT_VM_CREATED || st == KVMKIT_VM_PAUSED ||
+	    (!restore && st == KVMKIT_VM_STOPPED))
+		return 0;
+	return kvmk_err_state("vm", kvmkit_vm_state_name(st),
+			      restore ? "created or paused" : "created, paused or stopped",
+			      restore ? "vcpu_restore" : "vcpu_save");
+}
+
 int kvmkit_vcpu_run_once(struct kvmkit_vcpu *vcpu)
 {
 	enum kvmkit_vm_state st;

@@ -14,7 +14,6 @@
 
 #define KVMK_LOG_MODULE "migrate"
 #include "core/internal.h"
-#include "kvm/arch.h"
 #include "migration/machine_state.h"
 #include "migration/mig_net.h"
 #include "migration/mig_wire.h"
@@ -99,9 +98,27 @@ static int sink_state(void *ctx, const uint8_t *buf, size_t len)
 	return r;
 }
 
-static const char *chip_name(uint32_t v)
+_Static_assert(KVMK_MIG_MAX_REGIONS <= KVMK_SNAP_MAX_REGIONS,
+	       "a hello's regions fit a description");
+
+/* The source's machine, for the checks a restore makes too. */
+static void describe(const struct kvmk_mig_hello *h, struct kvmk_saved_machine *d)
 {
-	return v ? kvmkit_irqchip_mode_name((enum kvmkit_irqchip_mode)(v - 1)) : "none";
+	*d = (struct kvmk_saved_machine){
+		.op = OP,
+		.whose = "source",
+		.place = "from the source",
+		.kind = "a machine",
+		.arch = h->arch,
+		.vcpus = h->vcpus,
+		.irqchip = h->irqchip,
+		.mem_size = h->mem_size,
+		.nr_regions = h->nr_regions,
+	};
+	for (uint32_t i = 0; i < h->nr_regions; i++) {
+		d->gpa[i] = h->regions[i].gpa;
+		d->size[i] = h->regions[i].size;
+	}
 }
 
 /* The source's machine against @cfg; what @adopt names is taken from the
@@ -109,7 +126,8 @@ static const char *chip_name(uint32_t v)
 static int check_config(const struct kvmk_mig_hello *h, const struct kvmkit_machine_config *cfg,
 			unsigned int adopt, struct kvmkit_machine_config *c)
 {
-	uint32_t chip;
+	struct kvmk_saved_machine d;
+	int r;
 
 	*c = *cfg;
 	if (adopt & KVMKIT_INCOMING_ADOPT_VCPUS)
@@ -121,22 +139,10 @@ static int check_config(const struct kvmk_mig_hello *h, const struct kvmkit_mach
 		c->irqchip_mode = h->irqchip ? (enum kvmkit_irqchip_mode)(h->irqchip - 1) :
 					       KVMKIT_IRQCHIP_KERNEL;
 	}
-	chip = c->irqchip ? 1 + (uint32_t)c->irqchip_mode : 0;
-	if (h->arch != (uint32_t)kvmk_arch_host())
-		return kvmk_err_format(OP, "a machine of architecture %u, this host is %u", h->arch,
-				       (unsigned int)kvmk_arch_host());
-	if (h->vcpus != c->vm.vcpus)
-		return kvmk_err_param(OP, "vcpus", "differs from the source's",
-				      "%u here, %u from the source", c->vm.vcpus, h->vcpus);
-	if (h->mem_size != c->vm.mem_size)
-		return kvmk_err_param(OP, "mem_size", "differs from the source's",
-				      "%llu here, %llu from the source",
-				      (unsigned long long)c->vm.mem_size,
-				      (unsigned long long)h->mem_size);
-	if (chip != h->irqchip)
-		return kvmk_err_param(OP, "irqchip", "differs from the source's",
-				      "%s here, %s from the source", chip_name(chip),
-				      chip_name(h->irqchip));
+	describe(h, &d);
+	r = kvmk_saved_check_config(&d, c);
+	if (r)
+		return r;
 	c->kernel = NULL;
 	c->kernel_len = 0;
 	c->initrd = NULL;
@@ -150,22 +156,10 @@ static int check_config(const struct kvmk_mig_hello *h, const struct kvmkit_mach
 
 static int check_layout(struct kvmkit_vm *vm, const struct kvmk_mig_hello *h)
 {
-	struct kvmkit_mem_region reg[KVMK_MIG_MAX_REGIONS];
-	unsigned int n = kvmkit_vm_memory_regions(vm, reg, KVMK_MIG_MAX_REGIONS);
+	struct kvmk_saved_machine d;
 
-	if (n != h->nr_regions)
-		return kvmk_err_format(OP, "%u memory regions from the source, %u here",
-				       h->nr_regions, n);
-	for (unsigned int i = 0; i < n; i++)
-		if (reg[i].gpa != h->regions[i].gpa || reg[i].size != h->regions[i].size)
-			return kvmk_err_format(OP,
-					       "memory region %u: gpa 0x%llx size 0x%llx from "
-					       "the source, gpa 0x%llx size 0x%llx here",
-					       i, (unsigned long long)h->regions[i].gpa,
-					       (unsigned long long)h->regions[i].size,
-					       (unsigned long long)reg[i].gpa,
-					       (unsigned long long)reg[i].size);
-	return 0;
+	describe(h, &d);
+	return kvmk_saved_check_layout(&d, vm);
 }
 
 static int send_rec(struct receiver *rc, uint32_t type, const void *p, size_t len)

@@ -306,53 +306,24 @@ int kvmkit_snapshot_info(const char *dir, struct kvmkit_snapshot_info *info)
 	return 0;
 }
 
-static const char *chip_name(uint32_t v)
+/* The state file's machine, for the checks a migration target makes too. */
+static void describe(const struct kvmk_snap *s, struct kvmk_saved_machine *d)
 {
-	return v ? kvmkit_irqchip_mode_name((enum kvmkit_irqchip_mode)(v - 1)) : "none";
-}
-
-/* The snapshot's machine against the one @cfg describes. */
-static int check_config(const struct kvmk_snap *s, const struct kvmkit_machine_config *cfg)
-{
-	uint32_t chip = cfg->irqchip ? 1 + (uint32_t)cfg->irqchip_mode : 0;
-
-	if (s->arch != (uint32_t)kvmk_arch_host())
-		return kvmk_err_format(REST_OP, "snapshot of architecture %u, this host is %u",
-				       s->arch, (unsigned int)kvmk_arch_host());
-	if (s->vcpus != cfg->vm.vcpus)
-		return kvmk_err_param(REST_OP, "vcpus", "differs from the snapshot's",
-				      "%u here, %u in the snapshot", cfg->vm.vcpus, s->vcpus);
-	if (s->mem_size != cfg->vm.mem_size)
-		return kvmk_err_param(REST_OP, "mem_size", "differs from the snapshot's",
-				      "%llu here, %llu in the snapshot",
-				      (unsigned long long)cfg->vm.mem_size,
-				      (unsigned long long)s->mem_size);
-	if (chip != s->irqchip)
-		return kvmk_err_param(REST_OP, "irqchip", "differs from the snapshot's",
-				      "%s here, %s in the snapshot", chip_name(chip),
-				      chip_name(s->irqchip));
-	return 0;
-}
-
-/* The new VM's RAM regions are the snapshot's, in the same order. */
-static int check_layout(struct kvmkit_vm *vm, const struct kvmk_snap *s)
-{
-	struct kvmkit_mem_region reg[KVMK_SNAP_MAX_REGIONS];
-	unsigned int n = kvmkit_vm_memory_regions(vm, reg, KVMK_SNAP_MAX_REGIONS);
-
-	if (n != s->nr_regions)
-		return kvmk_err_format(REST_OP, "%u memory regions in the snapshot, %u here",
-				       s->nr_regions, n);
-	for (unsigned int i = 0; i < n; i++)
-		if (reg[i].gpa != s->regions[i].gpa || reg[i].size != s->regions[i].size)
-			return kvmk_err_format(
-				REST_OP,
-				"memory region %u: gpa 0x%llx size 0x%llx in the snapshot, "
-				"gpa 0x%llx size 0x%llx here",
-				i, (unsigned long long)s->regions[i].gpa,
-				(unsigned long long)s->regions[i].size,
-				(unsigned long long)reg[i].gpa, (unsigned long long)reg[i].size);
-	return 0;
+	*d = (struct kvmk_saved_machine){
+		.op = REST_OP,
+		.whose = "snapshot",
+		.place = "in the snapshot",
+		.kind = "snapshot",
+		.arch = s->arch,
+		.vcpus = s->vcpus,
+		.irqchip = s->irqchip,
+		.mem_size = s->mem_size,
+		.nr_regions = s->nr_regions,
+	};
+	for (uint32_t i = 0; i < s->nr_regions; i++) {
+		d->gpa[i] = s->regions[i].gpa;
+		d->size[i] = s->regions[i].size;
+	}
 }
 
 /* Opens DIR/memory and checks it holds exactly the regions' bytes. */
@@ -407,6 +378,7 @@ int kvmkit_machine_restore(const struct kvmkit_machine_config *cfg, const char *
 {
 	struct kvmkit_machine_config c;
 	struct kvmkit_machine *m = NULL;
+	struct kvmk_saved_machine d;
 	struct kvmk_snap s;
 	void *buf;
 	int fd = -1, r;
@@ -416,7 +388,8 @@ int kvmkit_machine_restore(const struct kvmkit_machine_config *cfg, const char *
 	r = load_state(dir, &buf, &s);
 	if (r)
 		return r;
-	r = check_config(&s, cfg);
+	describe(&s, &d);
+	r = kvmk_saved_check_config(&d, cfg);
 	if (!r)
 		r = open_memory(dir, &s, &fd);
 	if (!r) {
@@ -432,7 +405,7 @@ int kvmkit_machine_restore(const struct kvmkit_machine_config *cfg, const char *
 	if (fd >= 0)
 		close(fd); /* the RAM mappings keep the file */
 	if (!r)
-		r = check_layout(kvmkit_machine_vm(m), &s);
+		r = kvmk_saved_check_layout(&d, kvmkit_machine_vm(m));
 	if (!r)
 		r = kvmk_snap_apply(m, &s);
 	if (r) {

@@ -102,7 +102,7 @@ static uint32_t read_queue(struct kvmk_virtio *t, uint64_t off)
 	case REG_QUEUE_DEVICE_HIGH:
 		return (uint32_t)(q->vq.used_gpa >> 32);
 	}
-	return 0;
+	return 0; /* not a queue register */
 }
 
 static uint32_t read_reg(struct kvmk_virtio *t, uint64_t off)
@@ -129,18 +129,9 @@ static uint32_t read_reg(struct kvmk_virtio *t, uint64_t off)
 		return t->status;
 	case REG_CONFIG_GENERATION:
 		return t->config_gen;
-	case REG_QUEUE_NUM_MAX:
-	case REG_QUEUE_NUM:
-	case REG_QUEUE_READY:
-	case REG_QUEUE_DESC_LOW:
-	case REG_QUEUE_DESC_HIGH:
-	case REG_QUEUE_DRIVER_LOW:
-	case REG_QUEUE_DRIVER_HIGH:
-	case REG_QUEUE_DEVICE_LOW:
-	case REG_QUEUE_DEVICE_HIGH:
-		return read_queue(t, off);
 	}
-	return 0; /* write-only and reserved registers */
+	/* The selected queue's registers; 0 for write-only and reserved ones. */
+	return read_queue(t, off);
 }
 
 static void set_queue_ready(struct kvmk_virtio *t, struct kvmk_virtio_queue *q, uint32_t v)
@@ -171,6 +162,15 @@ static void set_queue_ready(struct kvmk_virtio *t, struct kvmk_virtio_queue *q, 
 		kvmk_virtio_warn(t, "queue %u not made ready: %s", t->queue_sel, vq->why);
 }
 
+/* The low or @high 32 bits of a 64-bit value the driver writes in halves. */
+static void set_half(uint64_t *x, bool high, uint32_t v)
+{
+	if (high)
+		*x = (*x & 0xffffffffull) | (uint64_t)v << 32;
+	else
+		*x = (*x & ~0xffffffffull) | v;
+}
+
 static void write_queue(struct kvmk_virtio *t, uint64_t off, uint32_t v)
 {
 	struct kvmk_virtio_queue *q = selected(t);
@@ -196,22 +196,16 @@ static void write_queue(struct kvmk_virtio *t, uint64_t off, uint32_t v)
 		vq->size = v <= KVMK_VQ_MAX_SIZE ? (uint16_t)v : 0;
 		break;
 	case REG_QUEUE_DESC_LOW:
-		vq->desc_gpa = (vq->desc_gpa & ~0xffffffffull) | v;
-		break;
 	case REG_QUEUE_DESC_HIGH:
-		vq->desc_gpa = (vq->desc_gpa & 0xffffffffull) | (uint64_t)v << 32;
+		set_half(&vq->desc_gpa, off == REG_QUEUE_DESC_HIGH, v);
 		break;
 	case REG_QUEUE_DRIVER_LOW:
-		vq->avail_gpa = (vq->avail_gpa & ~0xffffffffull) | v;
-		break;
 	case REG_QUEUE_DRIVER_HIGH:
-		vq->avail_gpa = (vq->avail_gpa & 0xffffffffull) | (uint64_t)v << 32;
+		set_half(&vq->avail_gpa, off == REG_QUEUE_DRIVER_HIGH, v);
 		break;
 	case REG_QUEUE_DEVICE_LOW:
-		vq->used_gpa = (vq->used_gpa & ~0xffffffffull) | v;
-		break;
 	case REG_QUEUE_DEVICE_HIGH:
-		vq->used_gpa = (vq->used_gpa & 0xffffffffull) | (uint64_t)v << 32;
+		set_half(&vq->used_gpa, off == REG_QUEUE_DEVICE_HIGH, v);
 		break;
 	}
 }
@@ -268,11 +262,8 @@ static void write_reg(struct kvmk_virtio *t, uint64_t off, uint32_t v)
 			kvmk_virtio_warn(t, "DriverFeatures written outside negotiation");
 			break;
 		}
-		if (t->drv_feat_sel == 0)
-			t->driver_features = (t->driver_features & ~0xffffffffull) | v;
-		else if (t->drv_feat_sel == 1)
-			t->driver_features = (t->driver_features & 0xffffffffull) | (uint64_t)v
-											    << 32;
+		if (t->drv_feat_sel <= 1)
+			set_half(&t->driver_features, t->drv_feat_sel == 1, v);
 		else if (v)
 			kvmk_virtio_warn(t, "feature bits 0x%x in page %u: none offered", v,
 					 t->drv_feat_sel);

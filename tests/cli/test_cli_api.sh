@@ -10,9 +10,6 @@ if [ "$part" != clients ] && ! [ -c "${KVMKIT_KVM_PATH:-/dev/kvm}" ]; then
 	exit 77
 fi
 . "$(dirname "$0")/cli_lib.sh"
-
-ok() { echo "ok: $1"; passes=$((passes + 1)); }
-bad() { echo "FAIL: $1"; fails=$((fails + 1)); }
 # has FILE PATTERN WHAT: FILE has a line matching PATTERN.
 has() { if grep -q -- "$2" "$1"; then ok "$3"; else bad "$3"; sed 's/^/  /' "$1"; fi; }
 
@@ -41,19 +38,8 @@ fi
 [ "$part" = clients ] && { finish; exit; }
 
 sock=$tmp/sock
-# start_run ARGS...: `kvmkit run ARGS` in the background ($run), until its
-# socket is there (bounded).
-start_run() {
-	"$kvmkit" run "$@" </dev/null >"$tmp/run.out" 2>"$tmp/run.err" &
-	run=$!
-	i=0
-	while ! [ -S "$sock" ] && [ $i -lt 600 ] && kill -0 $run 2>/dev/null; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-}
 
-start_run --kernel "$guests/pause_loop.elf" --api "$sock" --timeout 120
+start_run "$sock" --kernel "$guests/pause_loop.elf" --api "$sock" --timeout 120
 case $(ls -l "$sock" 2>/dev/null) in
 srw-------*) ok "socket $sock is owner-only" ;;
 *) bad "socket mode: $(ls -l "$sock" 2>&1)" ;;
@@ -108,7 +94,7 @@ expect 2 "^kvmkit: --api: $tmp/nodir/sock: No such file or directory" -- \
 	"$kvmkit" run --api "$tmp/nodir/sock"
 
 # A run killed outright leaves its socket; the next run takes it over.
-start_run --kernel "$guests/pause_loop.elf" --api "$sock" --timeout 120
+start_run "$sock" --kernel "$guests/pause_loop.elf" --api "$sock" --timeout 120
 kill -9 $run
 wait $run 2>/dev/null
 if [ -S "$sock" ]; then ok "stale socket after kill -9"; else bad "no stale socket"; fi

@@ -5,11 +5,8 @@
 # hang into exit 137 instead of a stuck suite.
 # Usage: test_cli_console.sh KVMKIT GUEST_DIR
 kvmkit=$1 guests=$2
-if ! [ -c "${KVMKIT_KVM_PATH:-/dev/kvm}" ]; then
-	echo "skipped: no /dev/kvm"
-	exit 77
-fi
 . "$(dirname "$0")/cli_lib.sh"
+need_kvm
 
 ok() { echo "ok: $1"; passes=$((passes + 1)); }
 bad() {

@@ -9,18 +9,12 @@
 # and the guest runs on; Ctrl-A x still stops it.
 # Usage: test_cli_escape.sh KVMKIT GUEST_DIR
 kvmkit=$1 guests=$2
-if ! [ -c "${KVMKIT_KVM_PATH:-/dev/kvm}" ]; then
-	echo "skipped: no /dev/kvm"
-	exit 77
-fi
+. "$(dirname "$0")/cli_lib.sh"
+need_kvm
 if ! command -v script >/dev/null 2>&1 || ! command -v mkfifo >/dev/null 2>&1; then
 	echo "skipped: no script(1) or mkfifo for a pseudo-terminal"
 	exit 77
 fi
-. "$(dirname "$0")/cli_lib.sh"
-
-ok() { echo "ok: $1"; passes=$((passes + 1)); }
-bad() { echo "FAIL: $1"; fails=$((fails + 1)); }
 
 # wait_out PATTERN: until the console output holds PATTERN (bounded, 20 s).
 wait_out() {

@@ -12,14 +12,8 @@
 # socket file goes), bad addresses, conflicting options.
 # Usage: test_cli_migrate.sh KVMKIT GUEST_DIR
 kvmkit=$1 guests=$2
-if ! [ -c "${KVMKIT_KVM_PATH:-/dev/kvm}" ]; then
-	echo "skipped: no /dev/kvm"
-	exit 77
-fi
 . "$(dirname "$0")/cli_lib.sh"
-
-ok() { echo "ok: $1"; passes=$((passes + 1)); }
-bad() { echo "FAIL: $1"; fails=$((fails + 1)); }
+need_kvm
 
 # mig_loop's blocks (tests/guest/include/mig_abi.h): GPA = offset in a
 # snapshot's memory file.
@@ -27,17 +21,6 @@ mig_base=$((0x200000 + 0x40000))
 cmd_off=$((mig_base + 0x10))
 cpu0=$((mig_base + 0x100))
 cpu1=$((mig_base + 0x140))
-u64() { od -An -t u8 -j "$2" -N 8 "$1" | tr -d ' '; }
-u32() { od -An -t u4 -j "$2" -N 4 "$1" | tr -d ' '; }
-
-# wait_file PATH: until PATH exists (bounded, 60 s).
-wait_file() {
-	i=0
-	while ! [ -e "$1" ] && [ $i -lt 600 ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-}
 
 s1=$tmp/s1 s2=$tmp/s2 in=$tmp/in
 "$kvmkit" run --kernel "$guests/mig_loop.elf" --vcpus 2 --irqchip split --api "$s1" \
@@ -91,7 +74,7 @@ else
 	bad "target memory: passes $p0 $p1, errors $e0 $e1, ticks $t0"
 fi
 # The guest's own verdict: FINISH in its command word.
-printf '\001' | dd of="$tmp/d1/memory" bs=1 seek=$cmd_off conv=notrunc 2>/dev/null
+poke "$tmp/d1/memory" $cmd_off 001
 expect 0 "" -- "$kvmkit" run --restore "$tmp/d1" --timeout 60
 
 # A target of another configuration refuses; the source runs on.

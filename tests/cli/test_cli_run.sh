@@ -7,15 +7,12 @@
 # that part is its own meson entry and reports a skip there. "main" is the
 # rest; "all" (the default, used inside the emulated host) is both.
 kvmkit=$1 guests=$2 part=${3:-all}
-if ! [ -c "${KVMKIT_KVM_PATH:-/dev/kvm}" ]; then
-	echo "skipped: no /dev/kvm"
-	exit 77
-fi
 if [ "$part" = cpl0 ] && [ -e /sys/module/kvm_pvm ]; then
 	echo "skipped: KVM-PVM cannot emulate a triple fault or 32-bit CPL0 iret (a host KVM limit, not kvmkit's; the emulated x86 host runs this test)"
 	exit 77
 fi
 . "$(dirname "$0")/cli_lib.sh"
+need_kvm
 main() { [ "$part" != cpl0 ]; }
 cpl0() { [ "$part" != main ]; }
 

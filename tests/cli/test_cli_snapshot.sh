@@ -9,14 +9,8 @@
 # state file, a missing directory.
 # Usage: test_cli_snapshot.sh KVMKIT GUEST_DIR
 kvmkit=$1 guests=$2
-if ! [ -c "${KVMKIT_KVM_PATH:-/dev/kvm}" ]; then
-	echo "skipped: no /dev/kvm"
-	exit 77
-fi
 . "$(dirname "$0")/cli_lib.sh"
-
-ok() { echo "ok: $1"; passes=$((passes + 1)); }
-bad() { echo "FAIL: $1"; fails=$((fails + 1)); }
+need_kvm
 
 # snap_loop's blocks (tests/guest/include/guest_abi.h): GPA = offset in the
 # memory file for RAM below the MMIO hole.
@@ -24,23 +18,6 @@ snap_base=$((0x200000 + 0x30000))
 cmd_off=$((snap_base + 4))
 cpu0=$((snap_base + 0x100))
 cpu1=$((snap_base + 0x140))
-# u64 FILE OFFSET / u32 FILE OFFSET: a little-endian value in a file.
-u64() { od -An -t u8 -j "$2" -N 8 "$1" | tr -d ' '; }
-u32() { od -An -t u4 -j "$2" -N 4 "$1" | tr -d ' '; }
-
-# start_run SOCK ARGS...: `kvmkit run ARGS` in the background ($run) until
-# SOCK is there (bounded).
-start_run() {
-	s=$1
-	shift
-	"$kvmkit" run "$@" </dev/null >"$tmp/run.out" 2>"$tmp/run.err" &
-	run=$!
-	i=0
-	while ! [ -S "$s" ] && [ $i -lt 600 ] && kill -0 $run 2>/dev/null; do
-		sleep 0.1
-		i=$((i + 1))
-	done
-}
 
 # snap_until SOCK DIR [--paused]: snapshots until both vCPUs have counted
 # (the guest may not have reached its loop yet), at most 50 tries.
@@ -98,7 +75,7 @@ rc=$?
 # The guest's own verdict: FINISH (2) in the memory file's command word.
 mkdir "$tmp/d3"
 cp "$tmp/d1/state" "$tmp/d1/memory" "$tmp/d3/"
-printf '\002' | dd of="$tmp/d3/memory" bs=1 seek=$cmd_off conv=notrunc 2>/dev/null
+poke "$tmp/d3/memory" $cmd_off 002
 expect 0 "" -- "$kvmkit" run --restore "$tmp/d3" --vcpus 2 --irqchip split --timeout 60
 
 # Refusals: one line, exit 2, nothing run.
@@ -108,7 +85,7 @@ expect 2 "^kvmkit: --restore: .*irqchip.*kernel here, split in the snapshot" -- 
 	"$kvmkit" run --restore "$tmp/d1" --irqchip kernel
 expect 2 "^kvmkit: --restore: the snapshot holds the guest" -- \
 	"$kvmkit" run --restore "$tmp/d1" --kernel "$guests/snap_loop.elf"
-printf '\377' | dd of="$tmp/d3/state" bs=1 seek=100 conv=notrunc 2>/dev/null
+poke "$tmp/d3/state" 100 377
 expect 2 "^kvmkit: --restore: .*CRC-32" -- "$kvmkit" run --restore "$tmp/d3"
 expect 2 "^kvmkit: --restore: .*No such file" -- "$kvmkit" run --restore "$tmp/none"
 finish

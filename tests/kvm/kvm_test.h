@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <dirent.h>
 #include <execinfo.h>
@@ -118,6 +119,31 @@ static inline void test_args(int argc, char **argv)
 	"reads 0 in the handler), so a level interrupt with a deferred EOI is "     \
 	"delivered over and over"
 
+/*
+ * The irqchip mode the running test asks for. A test that depends on it
+ * runs in a group per mode (run_chip_groups()), whose setup sets it.
+ */
+static enum kvmkit_irqchip_mode chip_mode = KVMKIT_IRQCHIP_KERNEL;
+
+static inline int use_kernel(void **state)
+{
+	(void)state;
+	chip_mode = KVMKIT_IRQCHIP_KERNEL;
+	return 0;
+}
+
+static inline int use_split(void **state)
+{
+	(void)state;
+	chip_mode = KVMKIT_IRQCHIP_SPLIT;
+	return 0;
+}
+
+/* Runs @tests as group NAME-kernel, then as NAME-split; the failures. */
+#define run_chip_groups(name, tests)                                            \
+	(cmocka_run_group_tests_name(name "-kernel", tests, use_kernel, NULL) + \
+	 cmocka_run_group_tests_name(name "-split", tests, use_split, NULL))
+
 static inline char *guest_path(const char *name)
 {
 	static char buf[512];
@@ -126,29 +152,44 @@ static inline char *guest_path(const char *name)
 	return buf;
 }
 
-/* Creates a standard machine running guest @name; asserts success. */
-static inline struct kvmkit_machine *machine_for(const char *name, unsigned int vcpus,
-						 uint64_t mem)
+/* A default configuration running guest @name on @vcpus vCPUs with @mem
+ * bytes of RAM. The image is read into a buffer machine_from() frees. */
+static inline void guest_config(struct kvmkit_machine_config *cfg, const char *name,
+				unsigned int vcpus, uint64_t mem)
 {
-	struct kvmkit_machine_config cfg;
-	struct kvmkit_machine *m = NULL;
 	void *image;
 	size_t len;
-	int r;
 
-	r = kvmkit_read_file(guest_path(name), &image, &len);
-	if (r)
+	if (kvmkit_read_file(guest_path(name), &image, &len))
 		fail_msg("reading %s: %s", guest_path(name), kvmkit_strerror());
-	kvmkit_machine_config_init(&cfg);
-	cfg.vm.vcpus = vcpus;
-	cfg.vm.mem_size = mem;
-	cfg.kernel = image;
-	cfg.kernel_len = len;
-	r = kvmkit_machine_create(&cfg, &m);
-	free(image); /* the image is copied into guest memory */
+	kvmkit_machine_config_init(cfg);
+	cfg->vm.vcpus = vcpus;
+	cfg->vm.mem_size = mem;
+	cfg->kernel = image;
+	cfg->kernel_len = len;
+}
+
+/* Creates the machine @cfg (from guest_config()) describes and frees its
+ * image (copied into guest memory); asserts success. */
+static inline struct kvmkit_machine *machine_from(struct kvmkit_machine_config *cfg)
+{
+	struct kvmkit_machine *m = NULL;
+	int r = kvmkit_machine_create(cfg, &m);
+
+	free((void *)cfg->kernel);
+	cfg->kernel = NULL;
 	if (r)
-		fail_msg("machine for %s: %s", name, kvmkit_strerror());
+		fail_msg("machine: %s", kvmkit_strerror());
 	return m;
+}
+
+/* Creates a standard machine running guest @name; asserts success. */
+static inline struct kvmkit_machine *machine_for(const char *name, unsigned int vcpus, uint64_t mem)
+{
+	struct kvmkit_machine_config cfg;
+
+	guest_config(&cfg, name, vcpus, mem);
+	return machine_from(&cfg);
 }
 
 static inline void run_to_stop(struct kvmkit_machine *m, struct kvmkit_stop_info *info)
@@ -159,6 +200,15 @@ static inline void run_to_stop(struct kvmkit_machine *m, struct kvmkit_stop_info
 		fail_msg("run: %s", kvmkit_strerror());
 	if (info->reason == KVMKIT_STOP_TIMEOUT)
 		fail_msg("guest did not stop within the %d ms watchdog", GUEST_WATCHDOG_MS);
+}
+
+/* Milliseconds of CLOCK_MONOTONIC, for deadlines and reported durations. */
+static inline uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* Polls guest memory until the 64-bit word at @gpa equals @want; bounded by
@@ -173,6 +223,20 @@ static inline int wait_for_u64(struct kvmkit_vm *vm, uint64_t gpa, uint64_t want
 		usleep(1000);
 	}
 	return -1;
+}
+
+/* Entries of directory @path, "." and ".." included (the fds under
+ * /proc/self/fd, the threads under /proc/self/task). */
+static inline unsigned int count_entries(const char *path)
+{
+	unsigned int n = 0;
+	DIR *d = opendir(path);
+
+	assert_non_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
 }
 
 /* Removes a flat directory a test made (snapshot directories). */

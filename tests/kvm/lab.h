@@ -10,9 +10,6 @@
 
 #include "kvm_test.h"
 
-/* The irqchip mode the lab tests run in (main() runs each group per mode). */
-static enum kvmkit_irqchip_mode lab_mode = KVMKIT_IRQCHIP_KERNEL;
-
 struct lab {
 	struct kvmkit_machine *m;
 	struct kvmkit_vm *vm;
@@ -116,33 +113,23 @@ static inline void lab_expect_count(struct lab *l, unsigned int cpu, unsigned in
 	assert_int_equal(lab_count(l, cpu, vector), want);
 }
 
-/* Starts irq_lab on @vcpus vCPUs with an irqchip in lab_mode and waits until every vCPU's command loop runs. */
+/* Starts irq_lab on @vcpus vCPUs with an irqchip in chip_mode and waits until every vCPU's command loop runs. */
 static inline void lab_start(struct lab *l, unsigned int vcpus)
 {
 	struct kvmkit_machine_config cfg;
-	void *image;
-	size_t len;
 
 	memset(l, 0, sizeof(*l));
-	if (kvmkit_read_file(guest_path("irq_lab"), &image, &len))
-		fail_msg("%s", kvmkit_strerror());
-	kvmkit_machine_config_init(&cfg);
-	cfg.vm.vcpus = vcpus;
-	cfg.vm.mem_size = 64 << 20;
-	cfg.kernel = image;
-	cfg.kernel_len = len;
+	guest_config(&cfg, "irq_lab", vcpus, 64 << 20);
 	cfg.irqchip = true; /* kernel mode: with the PIT */
-	cfg.irqchip_mode = lab_mode;
+	cfg.irqchip_mode = chip_mode;
 	/* Handler programs drive lines through the test device's ports. */
 	cfg.testdev = KVMKIT_TESTDEV_ON;
-	if (kvmkit_machine_create(&cfg, &l->m))
-		fail_msg("machine: %s", kvmkit_strerror());
-	free(image);
+	l->m = machine_from(&cfg);
 	l->vm = kvmkit_machine_vm(l->m);
 	l->chip = kvmkit_machine_irqchip(l->m);
 	l->vcpus = vcpus;
 	assert_non_null(l->chip);
-	assert_int_equal(kvmkit_irqchip_mode(l->chip), lab_mode);
+	assert_int_equal(kvmkit_irqchip_mode(l->chip), chip_mode);
 	if (kvmkit_vm_start(l->vm))
 		fail_msg("start: %s", kvmkit_strerror());
 	for (unsigned int c = 0; c < vcpus; c++)

@@ -11,8 +11,7 @@
  * and the restore, and proc_args[PROC_REST] says how long it waited (ns).
  * A case runs on `vcpus` vCPUs (0: one).
  *
- * A binary defines proc_cases/proc_ncases, then calls proc_main() first in
- * main(): it returns -1 unless this is the restored process.
+ * A binary's main() is proc_test_main() with its cases and its tests.
  */
 #ifndef KVMKIT_TESTS_RESTORE_PROC_H
 #define KVMKIT_TESTS_RESTORE_PROC_H
@@ -62,7 +61,7 @@ static inline void lab_restore(struct lab *r, const char *dir, unsigned int vcpu
 	cfg.vm.vcpus = vcpus;
 	cfg.vm.mem_size = 64 << 20;
 	cfg.irqchip = true;
-	cfg.irqchip_mode = lab_mode;
+	cfg.irqchip_mode = chip_mode;
 	cfg.testdev = KVMKIT_TESTDEV_ON;
 	memset(r, 0, sizeof(*r));
 	if (kvmkit_machine_restore(&cfg, dir, &r->m))
@@ -70,7 +69,7 @@ static inline void lab_restore(struct lab *r, const char *dir, unsigned int vcpu
 	r->vm = kvmkit_machine_vm(r->m);
 	r->chip = kvmkit_machine_irqchip(r->m);
 	r->vcpus = vcpus;
-	assert_int_equal(kvmkit_irqchip_mode(r->chip), lab_mode);
+	assert_int_equal(kvmkit_irqchip_mode(r->chip), chip_mode);
 	if (kvmkit_vm_start(r->vm))
 		fail_msg("start: %s", kvmkit_strerror());
 }
@@ -100,7 +99,7 @@ static inline int proc_main(int argc, char **argv)
 			proc_restored_case = &proc_cases[i];
 	if (!proc_restored_case)
 		return 2;
-	lab_mode = !strcmp(argv[3], "split") ? KVMKIT_IRQCHIP_SPLIT : KVMKIT_IRQCHIP_KERNEL;
+	chip_mode = !strcmp(argv[3], "split") ? KVMKIT_IRQCHIP_SPLIT : KVMKIT_IRQCHIP_KERNEL;
 	proc_restored_dir = argv[4];
 	for (int i = 0; i < PROC_NARGS; i++)
 		proc_args[i] = strtoull(argv[5 + i], NULL, 0);
@@ -108,6 +107,22 @@ static inline int proc_main(int argc, char **argv)
 	printf("restored process: %s, %s irqchip\n", argv[2], argv[3]);
 	return cmocka_run_group_tests_name("restored", t, NULL, NULL);
 }
+
+/* main() of a binary of such cases: the restored process's verdict when
+ * this is one, else the failures of @tests run as group @name. */
+#define proc_test_main(argc, argv, cases, name, tests)                             \
+	({                                                                         \
+		int r_;                                                            \
+		proc_cases = (cases);                                              \
+		proc_ncases = sizeof(cases) / sizeof((cases)[0]);                  \
+		r_ = proc_main(argc, argv);                                        \
+		if (r_ < 0) {                                                      \
+			test_args(argc, argv);                                     \
+			require_kvm();                                             \
+			r_ = cmocka_run_group_tests_name(name, tests, NULL, NULL); \
+		}                                                                  \
+		r_;                                                                \
+	})
 
 /* Runs case @c in @mode: before, snapshot, then the restored process. */
 static inline void proc_run_case(const struct proc_case *c, enum kvmkit_irqchip_mode mode)
@@ -127,7 +142,7 @@ static inline void proc_run_case(const struct proc_case *c, enum kvmkit_irqchip_
 	pid_t pid;
 	int status;
 
-	lab_mode = mode;
+	chip_mode = mode;
 	memset(proc_args, 0, sizeof(proc_args));
 	lab_start(&l, c->vcpus ? c->vcpus : 1);
 	c->before(&l);

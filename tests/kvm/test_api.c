@@ -27,23 +27,13 @@ static void api_vm_open(struct api_vm *a, unsigned int vcpus, enum kvmkit_irqchi
 {
 	struct kvmkit_machine_config cfg;
 	struct kvmkit_api_config acfg;
-	void *image;
-	size_t len;
 
 	snprintf(a->dir, sizeof(a->dir), "/tmp/kvmkit-api-XXXXXX");
 	assert_non_null(mkdtemp(a->dir));
 	snprintf(a->path, sizeof(a->path), "%s/sock", a->dir);
-	if (kvmkit_read_file(guest_path("pause_loop"), &image, &len))
-		fail_msg("reading pause_loop: %s", kvmkit_strerror());
-	kvmkit_machine_config_init(&cfg);
-	cfg.vm.vcpus = vcpus;
-	cfg.vm.mem_size = MEM;
+	guest_config(&cfg, "pause_loop", vcpus, MEM);
 	cfg.irqchip_mode = mode;
-	cfg.kernel = image;
-	cfg.kernel_len = len;
-	if (kvmkit_machine_create(&cfg, &a->m))
-		fail_msg("machine: %s", kvmkit_strerror());
-	free(image);
+	a->m = machine_from(&cfg);
 	a->vm = kvmkit_machine_vm(a->m);
 	kvmkit_api_config_init(&acfg);
 	acfg.path = a->path;

@@ -19,19 +19,10 @@ static struct kvmkit_machine *flood_machine(int out_fd, uint64_t bytes)
 {
 	struct kvmkit_machine_config cfg;
 	struct kvmkit_machine *m = NULL;
-	void *image;
-	size_t len;
 
-	if (kvmkit_read_file(guest_path("uart_flood"), &image, &len))
-		fail_msg("%s", kvmkit_strerror());
-	kvmkit_machine_config_init(&cfg);
-	cfg.vm.mem_size = 64 << 20;
-	cfg.kernel = image;
-	cfg.kernel_len = len;
+	guest_config(&cfg, "uart_flood", 1, 64 << 20);
 	cfg.console_fd = out_fd;
-	if (kvmkit_machine_create(&cfg, &m))
-		fail_msg("%s", kvmkit_strerror());
-	free(image);
+	m = machine_from(&cfg);
 	assert_int_equal(kvmkit_vm_write(kvmkit_machine_vm(m), GUEST_FLOOD_BYTES_ADDR, &bytes, 8),
 			 0);
 	return m;

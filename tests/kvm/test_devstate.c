@@ -14,19 +14,10 @@ static struct kvmkit_machine *new_machine(void)
 {
 	struct kvmkit_machine_config cfg;
 	struct kvmkit_machine *m = NULL;
-	void *image;
-	size_t len;
 
-	if (kvmkit_read_file(guest_path("hello"), &image, &len))
-		fail_msg("reading hello: %s", kvmkit_strerror());
-	kvmkit_machine_config_init(&cfg);
-	cfg.vm.mem_size = 16 << 20;
-	cfg.kernel = image;
-	cfg.kernel_len = len;
+	guest_config(&cfg, "hello", 1, 16 << 20);
 	cfg.testdev = KVMKIT_TESTDEV_ON;
-	if (kvmkit_machine_create(&cfg, &m))
-		fail_msg("machine: %s", kvmkit_strerror());
-	free(image);
+	m = machine_from(&cfg);
 	return m;
 }
 

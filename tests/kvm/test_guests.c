@@ -516,18 +516,10 @@ static void cpu_probe(const char *flags, uint64_t rep[4])
 	struct kvmkit_machine_config cfg;
 	struct kvmkit_machine *m;
 	struct kvmkit_stop_info info;
-	void *image;
-	size_t len;
 
-	assert_int_equal(kvmkit_read_file(guest_path("cpuid_probe"), &image, &len), 0);
-	kvmkit_machine_config_init(&cfg);
-	cfg.vm.mem_size = 64 << 20;
+	guest_config(&cfg, "cpuid_probe", 1, 64 << 20);
 	cfg.vm.cpu_flags = flags;
-	cfg.kernel = image;
-	cfg.kernel_len = len;
-	if (kvmkit_machine_create(&cfg, &m))
-		fail_msg("%s", kvmkit_strerror());
-	free(image);
+	m = machine_from(&cfg);
 	run_to_stop(m, &info);
 	assert_int_equal(info.reason, KVMKIT_STOP_GUEST_EXIT);
 	assert_int_equal(info.status, 0);

@@ -497,7 +497,7 @@ static void test_ioapic_no_lost_eoi(void **state)
 	struct lab l;
 	struct chaos c = { .l = &l, .rng = CHAOS_SEED };
 	const char *seed = getenv("KVMKIT_TEST_SEED");
-	bool split = lab_mode == KVMKIT_IRQCHIP_SPLIT, pvm = host_is_kvm_pvm();
+	bool split = chip_mode == KVMKIT_IRQCHIP_SPLIT, pvm = host_is_kvm_pvm();
 	uint64_t total = 0, guest_total = 0;
 	pthread_t dev;
 
@@ -585,6 +585,17 @@ static void test_ioapic_no_lost_eoi(void **state)
 	lab_finish(&l);
 }
 
+/* irq_lab on one vCPU with its LAPIC on and LVT LINT0 in ExtINT mode,
+ * unmasked, and the PIC pair at vectors 0x50/0x58 with the interrupt mask
+ * @imr (master in the low byte). */
+static void pic_lab_start(struct lab *l, uint16_t imr)
+{
+	lab_start(l, 1);
+	lab_cmd(l, 0, GUEST_LAB_LAPIC_ENABLE, 0, 0, 0);
+	lab_cmd(l, 0, GUEST_LAB_LAPIC_WRITE, 0x350, 0x700, 0);
+	lab_cmd(l, 0, GUEST_LAB_PIC_INIT, 0x50, 0x58, imr);
+}
+
 /* 8259 PIC delivery through LINT0 (ExtINT), and coalescing: a second edge
  * before the first is acknowledged reports coalesced and yields no second
  * interrupt. In split mode the PIC is kvmkit's and the vector reaches the
@@ -594,11 +605,7 @@ static void test_pic_extint_and_coalescing(void **state)
 	struct lab l;
 	struct kvmkit_gsi_stats st;
 
-	lab_start(&l, 1);
-	lab_cmd(&l, 0, GUEST_LAB_LAPIC_ENABLE, 0, 0, 0);
-	/* LVT LINT0 = ExtINT, unmasked; the PIC at vectors 0x50/0x58, IRQ3 open. */
-	lab_cmd(&l, 0, GUEST_LAB_LAPIC_WRITE, 0x350, 0x700, 0);
-	lab_cmd(&l, 0, GUEST_LAB_PIC_INIT, 0x50, 0x58, 0xfff3); /* IRQ2 (cascade) and IRQ3 open */
+	pic_lab_start(&l, 0xfff3); /* IRQ2 (cascade) and IRQ3 open */
 	lab_cmd(&l, 0, GUEST_LAB_EOI_MODE, 0x53, GUEST_LAB_EOI_AUTO, GUEST_LAB_EOI_TO_PIC);
 	/* Interrupts off: both edges arrive before the CPU can take the first. */
 	lab_cmd(&l, 0, GUEST_LAB_CLI, 0, 0, 0);
@@ -627,11 +634,8 @@ static void test_pic_pit_and_cascade(void **state)
 	struct lab l;
 	struct kvmkit_gsi_stats st;
 
-	lab_start(&l, 1);
-	lab_cmd(&l, 0, GUEST_LAB_LAPIC_ENABLE, 0, 0, 0);
-	lab_cmd(&l, 0, GUEST_LAB_LAPIC_WRITE, 0x350, 0x700, 0); /* LINT0 ExtINT */
 	/* Master: IRQ 0 and the cascade open; slave: IRQ 10 open. */
-	lab_cmd(&l, 0, GUEST_LAB_PIC_INIT, 0x50, 0x58, 0xfbfa);
+	pic_lab_start(&l, 0xfbfa);
 	lab_cmd(&l, 0, GUEST_LAB_EOI_MODE, 0x50, GUEST_LAB_EOI_AUTO, GUEST_LAB_EOI_TO_PIC);
 	lab_cmd(&l, 0, GUEST_LAB_EOI_MODE, 0x5a, GUEST_LAB_EOI_AUTO, GUEST_LAB_EOI_TO_PIC_BOTH);
 	lab_cmd(&l, 0, GUEST_LAB_STI, 0, 0, 0);
@@ -662,10 +666,7 @@ static void test_pic_level_resample(void **state)
 	struct lab l;
 	int efd = eventfd(0, EFD_CLOEXEC), rfd = eventfd(0, EFD_CLOEXEC);
 
-	lab_start(&l, 1);
-	lab_cmd(&l, 0, GUEST_LAB_LAPIC_ENABLE, 0, 0, 0);
-	lab_cmd(&l, 0, GUEST_LAB_LAPIC_WRITE, 0x350, 0x700, 0); /* LINT0 ExtINT */
-	lab_cmd(&l, 0, GUEST_LAB_PIC_INIT, 0x50, 0x58, 0xffdf); /* IRQ 5 open */
+	pic_lab_start(&l, 0xffdf); /* IRQ 5 open */
 	lab_cmd(&l, 0, GUEST_LAB_OUTB, 0x4d0, 0x20, 0); /* ELCR: IRQ 5 level */
 	lab_cmd(&l, 0, GUEST_LAB_EOI_MODE, 0x55, GUEST_LAB_EOI_AUTO, GUEST_LAB_EOI_TO_PIC);
 	lab_cmd(&l, 0, GUEST_LAB_STI, 0, 0, 0);
@@ -687,6 +688,34 @@ static void test_pic_level_resample(void **state)
 static uint64_t msi_addr(unsigned int dest, bool logical)
 {
 	return 0xfee00000ull | ((uint64_t)dest << 12) | (logical ? 1u << 2 : 0);
+}
+
+/* Routes @gsi to an MSI with @vector for vCPU 0 and commits the table. */
+static void route_msi(struct lab *l, int gsi, unsigned int vector)
+{
+	assert_int_equal(
+		kvmkit_irq_route_msi(l->chip, (uint32_t)gsi, msi_addr(0, false), vector, -1), 0);
+	assert_int_equal(kvmkit_irq_routes_commit(l->chip), 0);
+}
+
+/* Routes @gsi to IOAPIC pin @pin and commits the table. */
+static void route_pin(struct lab *l, int gsi, int pin)
+{
+	assert_int_equal(kvmkit_irq_route_irqchip(l->chip, (uint32_t)gsi, KVMKIT_IRQCHIP_IOAPIC,
+						  (uint32_t)pin),
+			 0);
+	assert_int_equal(kvmkit_irq_routes_commit(l->chip), 0);
+}
+
+/* The irqfds bound on @gsi: @kernel injected by KVM, @thread served by
+ * kvmkit's interrupt thread. */
+static void expect_irqfds(struct lab *l, int gsi, uint64_t kernel, uint64_t thread)
+{
+	struct kvmkit_gsi_stats st;
+
+	assert_int_equal(kvmkit_irq_gsi_stats(l->chip, (uint32_t)gsi, &st), 0);
+	assert_int_equal(st.irqfds_kernel, kernel);
+	assert_int_equal(st.irqfds_thread, thread);
 }
 
 /* MSIs to a chosen APIC id on a 2-vCPU guest: the other vCPU gets nothing.
@@ -711,9 +740,7 @@ static void test_msi_destinations(void **state)
 	lab_expect_count(&l, 0, 0x60, 0);
 	/* MSI route + irqfd, physical destination 0. */
 	gsi = kvmkit_gsi_alloc_msi(l.chip);
-	assert_int_equal(kvmkit_irq_route_msi(l.chip, (uint32_t)gsi, msi_addr(0, false), 0x61, -1),
-			 0);
-	assert_int_equal(kvmkit_irq_routes_commit(l.chip), 0);
+	route_msi(&l, gsi, 0x61);
 	assert_int_equal(kvmkit_irqfd_bind(l.chip, (uint32_t)gsi, efd, -1), 0);
 	efd_signal(efd);
 	lab_expect_count(&l, 0, 0x61, 1);
@@ -766,15 +793,10 @@ static void test_rerouting(void **state)
 	assert_int_equal(kvmkit_irqfd_bind(l.chip, (uint32_t)gsi, efd, -1), 0);
 	signal_and_count(&l, efd, 0x70, N);
 	/* To the other pin. */
-	assert_int_equal(kvmkit_irq_route_irqchip(l.chip, (uint32_t)gsi, KVMKIT_IRQCHIP_IOAPIC,
-						  (uint32_t)other),
-			 0);
-	assert_int_equal(kvmkit_irq_routes_commit(l.chip), 0);
+	route_pin(&l, gsi, other);
 	signal_and_count(&l, efd, 0x71, N);
 	/* To an MSI. */
-	assert_int_equal(kvmkit_irq_route_msi(l.chip, (uint32_t)gsi, msi_addr(0, false), 0x72, -1),
-			 0);
-	assert_int_equal(kvmkit_irq_routes_commit(l.chip), 0);
+	route_msi(&l, gsi, 0x72);
 	signal_and_count(&l, efd, 0x72, N);
 	/* Old targets got nothing after their commit. */
 	lab_expect_count(&l, 0, 0x70, N);
@@ -793,7 +815,6 @@ static void test_msi_irqfd_rerouting(void **state)
 {
 	enum { N = 4 };
 	struct lab l;
-	struct kvmkit_gsi_stats st;
 	int efd = eventfd(0, EFD_CLOEXEC);
 	int gsi, pin;
 
@@ -803,43 +824,27 @@ static void test_msi_irqfd_rerouting(void **state)
 	pin = kvmkit_gsi_alloc_line(l.chip);
 	assert_true(gsi >= 24 && pin >= 16);
 	lab_cmd(&l, 0, GUEST_LAB_IOAPIC_WRITE, (uint64_t)pin, rte(0x75, 0, false), 0);
-	assert_int_equal(kvmkit_irq_route_msi(l.chip, (uint32_t)gsi, msi_addr(0, false), 0x73, -1),
-			 0);
-	assert_int_equal(kvmkit_irq_routes_commit(l.chip), 0);
+	route_msi(&l, gsi, 0x73);
 	assert_int_equal(kvmkit_irqfd_bind(l.chip, (uint32_t)gsi, efd, -1), 0);
-	assert_int_equal(kvmkit_irq_gsi_stats(l.chip, (uint32_t)gsi, &st), 0);
-	assert_int_equal(st.irqfds_kernel, 1);
-	assert_int_equal(st.irqfds_thread, 0);
+	expect_irqfds(&l, gsi, 1, 0);
 	signal_and_count(&l, efd, 0x73, N);
 	/* Another MSI: the kernel's route changes under the bound irqfd. */
-	assert_int_equal(kvmkit_irq_route_msi(l.chip, (uint32_t)gsi, msi_addr(0, false), 0x74, -1),
-			 0);
-	assert_int_equal(kvmkit_irq_routes_commit(l.chip), 0);
+	route_msi(&l, gsi, 0x74);
 	signal_and_count(&l, efd, 0x74, N);
 	/* To an IOAPIC pin. */
-	assert_int_equal(kvmkit_irq_route_irqchip(l.chip, (uint32_t)gsi, KVMKIT_IRQCHIP_IOAPIC,
-						  (uint32_t)pin),
-			 0);
-	assert_int_equal(kvmkit_irq_routes_commit(l.chip), 0);
-	assert_int_equal(kvmkit_irq_gsi_stats(l.chip, (uint32_t)gsi, &st), 0);
-	assert_int_equal(st.irqfds_kernel, 1);
-	assert_int_equal(st.irqfds_thread, 0);
+	route_pin(&l, gsi, pin);
+	expect_irqfds(&l, gsi, 1, 0);
 	signal_and_count(&l, efd, 0x75, N);
 	/* Back to an MSI. */
-	assert_int_equal(kvmkit_irq_route_msi(l.chip, (uint32_t)gsi, msi_addr(0, false), 0x76, -1),
-			 0);
-	assert_int_equal(kvmkit_irq_routes_commit(l.chip), 0);
-	assert_int_equal(kvmkit_irq_gsi_stats(l.chip, (uint32_t)gsi, &st), 0);
-	assert_int_equal(st.irqfds_kernel, 1); /* split mode: back in the kernel */
-	assert_int_equal(st.irqfds_thread, 0);
+	route_msi(&l, gsi, 0x76);
+	expect_irqfds(&l, gsi, 1, 0); /* split mode: back in the kernel */
 	signal_and_count(&l, efd, 0x76, N);
 	lab_expect_count(&l, 0, 0x73, N);
 	lab_expect_count(&l, 0, 0x74, N);
 	lab_expect_count(&l, 0, 0x75, N);
 	assert_int_equal(lab_total(&l, 0), 4 * N);
 	assert_int_equal(kvmkit_irqfd_unbind(l.chip, (uint32_t)gsi, efd), 0);
-	assert_int_equal(kvmkit_irq_gsi_stats(l.chip, (uint32_t)gsi, &st), 0);
-	assert_int_equal(st.irqfds_kernel + st.irqfds_thread, 0);
+	expect_irqfds(&l, gsi, 0, 0);
 	lab_finish(&l);
 	close(efd);
 }
@@ -848,13 +853,9 @@ static void test_msi_irqfd_rerouting(void **state)
  * thread (split mode, when the pin needs kvmkit's IOAPIC model). */
 static void expect_irqfd_side(struct lab *l, int gsi, bool kernel)
 {
-	struct kvmkit_gsi_stats st;
-
-	assert_int_equal(kvmkit_irq_gsi_stats(l->chip, (uint32_t)gsi, &st), 0);
-	if (lab_mode == KVMKIT_IRQCHIP_KERNEL)
+	if (chip_mode == KVMKIT_IRQCHIP_KERNEL)
 		kernel = true;
-	assert_int_equal(st.irqfds_kernel, kernel);
-	assert_int_equal(st.irqfds_thread, !kernel);
+	expect_irqfds(l, gsi, kernel, !kernel);
 }
 
 /*
@@ -868,7 +869,6 @@ static void test_ioapic_edge_irqfd_follows_entry(void **state)
 {
 	enum { N = 3 };
 	struct lab l;
-	struct kvmkit_gsi_stats st;
 	int efd = eventfd(0, EFD_CLOEXEC);
 	int gsi, other;
 
@@ -900,10 +900,7 @@ static void test_ioapic_edge_irqfd_follows_entry(void **state)
 	/* Re-routed to a masked pin, then that pin unmasked. */
 	lab_cmd(&l, 0, GUEST_LAB_IOAPIC_WRITE, (uint64_t)other, rte(0x4c, 0, false) | RTE_MASKED,
 		0);
-	assert_int_equal(kvmkit_irq_route_irqchip(l.chip, (uint32_t)gsi, KVMKIT_IRQCHIP_IOAPIC,
-						  (uint32_t)other),
-			 0);
-	assert_int_equal(kvmkit_irq_routes_commit(l.chip), 0);
+	route_pin(&l, gsi, other);
 	expect_irqfd_side(&l, gsi, false);
 	lab_cmd(&l, 0, GUEST_LAB_IOAPIC_WRITE, (uint64_t)other, rte(0x4c, 0, false), 0);
 	expect_irqfd_side(&l, gsi, true);
@@ -912,8 +909,7 @@ static void test_ioapic_edge_irqfd_follows_entry(void **state)
 	lab_expect_count(&l, 0, 0x4b, N);
 	assert_int_equal(lab_total(&l, 0), 5 * N);
 	assert_int_equal(kvmkit_irqfd_unbind(l.chip, (uint32_t)gsi, efd), 0);
-	assert_int_equal(kvmkit_irq_gsi_stats(l.chip, (uint32_t)gsi, &st), 0);
-	assert_int_equal(st.irqfds_kernel + st.irqfds_thread, 0);
+	expect_irqfds(&l, gsi, 0, 0);
 	lab_finish(&l);
 	close(efd);
 }
@@ -1004,18 +1000,6 @@ static void test_uart_rx_interrupt(void **state)
 	lab_finish(&l);
 }
 
-static int use_kernel(void **state)
-{
-	lab_mode = KVMKIT_IRQCHIP_KERNEL;
-	return 0;
-}
-
-static int use_split(void **state)
-{
-	lab_mode = KVMKIT_IRQCHIP_SPLIT;
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	/* Every test in both modes: KVM's PIC, IOAPIC and PIT, or kvmkit's. */
@@ -1043,7 +1027,6 @@ int main(int argc, char **argv)
 
 	test_args(argc, argv);
 	require_kvm();
-	fails += cmocka_run_group_tests_name("interrupts-kernel", both, use_kernel, NULL);
-	fails += cmocka_run_group_tests_name("interrupts-split", both, use_split, NULL);
+	fails += run_chip_groups("interrupts", both);
 	return fails;
 }

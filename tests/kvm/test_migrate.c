@@ -43,16 +43,6 @@
 #define NCPU 2
 #define WAIT_MS 30000
 
-static enum kvmkit_irqchip_mode chip_mode = KVMKIT_IRQCHIP_KERNEL;
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static uint64_t ld(struct kvmkit_vm *vm, uint64_t gpa)
 {
 	volatile uint64_t *p = kvmkit_vm_gpa_to_hva(vm, gpa, 8);
@@ -557,18 +547,6 @@ static void test_no_confirmation(void **state)
 
 /* ---- refusals ------------------------------------------------------------------ */
 
-static unsigned int count_entries(const char *path)
-{
-	unsigned int n = 0;
-	DIR *d = opendir(path);
-
-	assert_non_null(d);
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
-
 /* The threads of this process once the joined ones are gone: a thread
  * pthread_join() returned for may stay listed for a moment while the
  * kernel finishes its exit (seen in the slow emulated host). Bounded. */
@@ -797,18 +775,6 @@ static void test_bad_address(void **state)
 	assert_null(m);
 }
 
-static int use_kernel(void **state)
-{
-	chip_mode = KVMKIT_IRQCHIP_KERNEL;
-	return 0;
-}
-
-static int use_split(void **state)
-{
-	chip_mode = KVMKIT_IRQCHIP_SPLIT;
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest both[] = {
@@ -829,7 +795,6 @@ int main(int argc, char **argv)
 	require_kvm();
 	signal(SIGPIPE, SIG_IGN);
 	fails += cmocka_run_group_tests_name("migrate", once, NULL, NULL);
-	fails += cmocka_run_group_tests_name("migrate-kernel", both, use_kernel, NULL);
-	fails += cmocka_run_group_tests_name("migrate-split", both, use_split, NULL);
+	fails += run_chip_groups("migrate", both);
 	return fails ? 1 : 0;
 }

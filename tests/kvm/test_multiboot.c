@@ -13,7 +13,6 @@
 #define APPEND "alpha beta=2 -- gamma"
 
 /* Set by the group setup functions: the irqchip the probes run with. */
-static enum kvmkit_irqchip_mode mode;
 
 struct run {
 	const char *guest;
@@ -43,7 +42,7 @@ static void boot_probe(struct run *r, const char *guest, unsigned int vcpus, uin
 	kvmkit_machine_config_init(&cfg);
 	cfg.vm.vcpus = vcpus;
 	cfg.vm.mem_size = mem;
-	cfg.irqchip_mode = mode;
+	cfg.irqchip_mode = chip_mode;
 	cfg.kernel = image;
 	cfg.kernel_len = len;
 	cfg.kernel_path = guest_path(guest);
@@ -72,7 +71,7 @@ static void check_irq_lines(struct kvmkit_machine *m)
 	struct kvmkit_gsi_stats st;
 
 	assert_non_null(chip);
-	assert_int_equal(kvmkit_irqchip_mode(chip), mode);
+	assert_int_equal(kvmkit_irqchip_mode(chip), chip_mode);
 	/* Host side: every raise was a new assertion delivered to one CPU. */
 	assert_int_equal(kvmkit_irq_gsi_stats(chip, MB_PROBE_IRQ_A, &st), 0);
 	assert_int_equal(st.asserts, MB_PROBE_IRQ_ROUNDS);
@@ -329,18 +328,6 @@ static void test_refused(void **state)
 	assert_non_null(strstr(kvmkit_strerror(), "multiboot"));
 }
 
-static int use_kernel(void **state)
-{
-	mode = KVMKIT_IRQCHIP_KERNEL;
-	return 0;
-}
-
-static int use_split(void **state)
-{
-	mode = KVMKIT_IRQCHIP_SPLIT;
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	/* The probes in both irqchip modes; the refusals do not depend on it. */
@@ -361,10 +348,8 @@ int main(int argc, char **argv)
 
 	test_args(argc, argv);
 	require_kvm();
-	fails += cmocka_run_group_tests_name("multiboot-kernel", probes, use_kernel, NULL);
-	fails += cmocka_run_group_tests_name("multiboot-split", probes, use_split, NULL);
+	fails += run_chip_groups("multiboot", probes);
 	fails += cmocka_run_group_tests_name("multiboot", other, NULL, NULL);
-	fails += cmocka_run_group_tests_name("multiboot-high-kernel", high, use_kernel, NULL);
-	fails += cmocka_run_group_tests_name("multiboot-high-split", high, use_split, NULL);
+	fails += run_chip_groups("multiboot-high", high);
 	return fails;
 }

@@ -29,7 +29,7 @@ static void level_across_snapshot(enum kvmkit_irqchip_mode mode)
 	size_t len;
 	int gsi;
 
-	lab_mode = mode;
+	chip_mode = mode;
 	lab_start(&l, 1);
 	lab_cmd(&l, 0, GUEST_LAB_LAPIC_ENABLE, 0, 0, 0);
 	lab_cmd(&l, 0, GUEST_LAB_STI, 0, 0, 0);

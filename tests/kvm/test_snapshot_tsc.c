@@ -202,14 +202,6 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_tsc_kernel),
 		cmocka_unit_test(test_tsc_split),
 	};
-	int r;
 
-	proc_cases = cases;
-	proc_ncases = sizeof(cases) / sizeof(cases[0]);
-	r = proc_main(argc, argv);
-	if (r >= 0)
-		return r;
-	test_args(argc, argv);
-	require_kvm();
-	return cmocka_run_group_tests_name("snapshot_tsc", tests, NULL, NULL);
+	return proc_test_main(argc, argv, cases, "snapshot_tsc", tests);
 }

@@ -119,19 +119,10 @@ static struct kvmkit_machine *flush_machine(uint64_t mem, enum kvmkit_testdev_mo
 {
 	struct kvmkit_machine_config cfg;
 	struct kvmkit_machine *m = NULL;
-	void *image;
-	size_t len;
 
-	if (kvmkit_read_file(guest_path("flush_storm"), &image, &len))
-		fail_msg("reading %s: %s", guest_path("flush_storm"), kvmkit_strerror());
-	kvmkit_machine_config_init(&cfg);
-	cfg.vm.mem_size = mem;
-	cfg.kernel = image;
-	cfg.kernel_len = len;
+	guest_config(&cfg, "flush_storm", 1, mem);
 	cfg.testdev = testdev;
-	if (kvmkit_machine_create(&cfg, &m))
-		fail_msg("machine: %s", kvmkit_strerror());
-	free(image);
+	m = machine_from(&cfg);
 	return m;
 }
 
@@ -460,20 +451,11 @@ static bool has_testdev(const char *guest, enum kvmkit_testdev_mode mode)
 	struct kvmkit_machine_config cfg;
 	struct kvmkit_machine *m = NULL;
 	struct kvmkit_vm *vm;
-	void *image;
-	size_t len;
 	bool pio, mmio;
 
-	if (kvmkit_read_file(guest_path(guest), &image, &len))
-		fail_msg("reading %s: %s", guest_path(guest), kvmkit_strerror());
-	kvmkit_machine_config_init(&cfg);
-	cfg.vm.mem_size = 64 * MIB;
-	cfg.kernel = image;
-	cfg.kernel_len = len;
+	guest_config(&cfg, guest, 1, 64 * MIB);
 	cfg.testdev = mode;
-	if (kvmkit_machine_create(&cfg, &m))
-		fail_msg("machine for %s: %s", guest, kvmkit_strerror());
-	free(image);
+	m = machine_from(&cfg);
 	vm = kvmkit_machine_vm(m);
 	pio = kvmkit_bus_lookup(kvmkit_vm_pio_bus(vm), KVMKIT_TESTDEV_FLUSH_PAGE) != NULL;
 	mmio = kvmkit_bus_lookup(kvmkit_vm_mmio_bus(vm), KVMKIT_TESTDEV_MMIO) != NULL;

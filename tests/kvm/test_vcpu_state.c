@@ -37,21 +37,11 @@
 #define MSR_TSC 0x10
 #define MSR_TSC_DEADLINE 0x6e0
 
-static enum kvmkit_irqchip_mode chip_mode = KVMKIT_IRQCHIP_KERNEL;
-
 #define PVM_NO_TSC_WRITE                                                             \
 	"KVM-PVM keeps the guest TSC at the host's and ignores KVM_SET_MSRS of the " \
 	"TSC, so a restore's TSC and TSC-deadline order cannot show there"
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static volatile uint64_t *snap64(struct kvmkit_vm *vm, unsigned int cpu, unsigned int off)
 {
@@ -163,21 +153,11 @@ static struct kvmkit_machine *snap_machine(uint32_t mode, unsigned int vcpus, bo
 	struct kvmkit_machine_config cfg;
 	struct kvmkit_machine *m = NULL;
 	struct kvmkit_vm *vm;
-	void *image;
-	size_t len;
 
-	if (kvmkit_read_file(guest_path("snap_loop"), &image, &len))
-		fail_msg("%s", kvmkit_strerror());
-	kvmkit_machine_config_init(&cfg);
-	cfg.vm.vcpus = vcpus;
-	cfg.vm.mem_size = MEM;
-	cfg.kernel = image;
-	cfg.kernel_len = len;
+	guest_config(&cfg, "snap_loop", vcpus, MEM);
 	cfg.irqchip = irqchip;
 	cfg.irqchip_mode = chip_mode;
-	if (kvmkit_machine_create(&cfg, &m))
-		fail_msg("machine: %s", kvmkit_strerror());
-	free(image);
+	m = machine_from(&cfg);
 	vm = kvmkit_machine_vm(m);
 	assert_int_equal(kvmkit_vm_write(vm, GUEST_SNAP_MODE, &mode, 4), 0);
 	if (dev) {
@@ -838,18 +818,6 @@ static void test_hostile_blobs(void **state)
 	free(after);
 }
 
-static int use_kernel(void **state)
-{
-	chip_mode = KVMKIT_IRQCHIP_KERNEL;
-	return 0;
-}
-
-static int use_split(void **state)
-{
-	chip_mode = KVMKIT_IRQCHIP_SPLIT;
-	return 0;
-}
-
 /*
  * The TSC's rate travels in the blob (TSC_KHZ, where KVM reports it) and
  * a restore sets it when the vCPU's differs: a rate 100 ppm off (the same
@@ -944,8 +912,7 @@ int main(int argc, char **argv)
 
 	test_args(argc, argv);
 	require_kvm();
-	fails += cmocka_run_group_tests_name("vcpu-state-kernel", both, use_kernel, NULL);
-	fails += cmocka_run_group_tests_name("vcpu-state-split", both, use_split, NULL);
+	fails += run_chip_groups("vcpu-state", both);
 	fails += cmocka_run_group_tests_name("vcpu-state", once, use_kernel, NULL);
 	return fails ? 1 : 0;
 }

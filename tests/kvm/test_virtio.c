@@ -66,19 +66,10 @@ static void run_guest(struct run *r)
 	struct kvmkit_machine *m = NULL;
 	struct kvmkit_stop_info info;
 	uint64_t p[VDRV_P_COUNT] = { 0 };
-	void *image;
-	size_t len;
 
-	assert_int_equal(kvmkit_read_file(guest_path("virtio_drv"), &image, &len), 0);
-	kvmkit_machine_config_init(&cfg);
-	cfg.vm.vcpus = 1;
-	cfg.vm.mem_size = 64 << 20;
-	cfg.kernel = image;
-	cfg.kernel_len = len;
+	guest_config(&cfg, "virtio_drv", 1, 64 << 20);
 	cfg.irqchip_mode = r->mode;
-	if (kvmkit_machine_create(&cfg, &m))
-		fail_msg("machine: %s", kvmkit_strerror());
-	free(image);
+	m = machine_from(&cfg);
 
 	kvmkit_virtio_mmio_config_init(&vc);
 	vc.trigger = r->trigger;

@@ -248,19 +248,10 @@ static struct kvmkit_machine *make_machine(struct run *r)
 {
 	struct kvmkit_machine_config cfg;
 	struct kvmkit_machine *m = NULL;
-	void *image;
-	size_t len;
 
-	assert_int_equal(kvmkit_read_file(guest_path("vnet_drv"), &image, &len), 0);
-	kvmkit_machine_config_init(&cfg);
-	cfg.vm.vcpus = 1;
-	cfg.vm.mem_size = 64 << 20;
-	cfg.kernel = image;
-	cfg.kernel_len = len;
+	guest_config(&cfg, "vnet_drv", 1, 64 << 20);
 	cfg.irqchip_mode = r->mode;
-	if (kvmkit_machine_create(&cfg, &m))
-		fail_msg("machine: %s", kvmkit_strerror());
-	free(image);
+	m = machine_from(&cfg);
 	return m;
 }
 

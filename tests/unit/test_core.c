@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include <kvmkit/kvmkit.h>
@@ -263,6 +265,41 @@ static void test_vm_config_errors(void **state)
 	assert_null(vm);
 }
 
+/* kvmk_zalloc(): zeroed; a large table's pages are made as they are
+ * written (outside ASan builds, which keep the heap); small ones too. */
+static void test_zalloc(void **state)
+{
+	const size_t big = 256 * 1024, page = (size_t)sysconf(_SC_PAGESIZE);
+	unsigned char vec[256 * 1024 / 4096];
+	unsigned char *p = kvmk_zalloc(big), *small = kvmk_zalloc(100);
+	unsigned int resident = 0;
+	bool asan = false;
+
+#if defined(__SANITIZE_ADDRESS__)
+	asan = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+	asan = true;
+#endif
+#endif
+	assert_non_null(p);
+	assert_non_null(small);
+	p[big / 2] = 1;
+	if (!asan && page == 4096) {
+		assert_int_equal(mincore(p, big, vec), 0);
+		for (size_t i = 0; i < sizeof(vec); i++)
+			resident += vec[i] & 1;
+		assert_int_equal(resident, 1);
+	}
+	for (size_t i = 0; i < big; i += 997)
+		assert_int_equal(p[i], i == big / 2);
+	for (size_t i = 0; i < 100; i++)
+		assert_int_equal(small[i], 0);
+	kvmk_zfree(p, big);
+	kvmk_zfree(small, 100);
+	kvmk_zfree(NULL, big);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -270,7 +307,7 @@ int main(void)
 		cmocka_unit_test(test_error_lines),	 cmocka_unit_test(test_error_thread_local),
 		cmocka_unit_test(test_logging),		 cmocka_unit_test(test_no_kvm_path),
 		cmocka_unit_test(test_vm_config_errors), cmocka_unit_test(test_log_sink_reentry),
-		cmocka_unit_test(test_state_error_code),
+		cmocka_unit_test(test_state_error_code), cmocka_unit_test(test_zalloc),
 	};
 
 	return cmocka_run_group_tests_name("core", tests, NULL, NULL);

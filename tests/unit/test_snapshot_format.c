@@ -67,6 +67,19 @@ static void test_round_trip(void **state)
 	kvmk_blob_free(&b);
 }
 
+/* The built file's CRC-32 is zlib's (the format's definition, and what
+ * files written by kvmkit versions that used zlib carry). */
+static void test_crc_is_zlibs(void **state)
+{
+	struct kvmk_blob b;
+	uint32_t trailer;
+
+	build(&b, 2);
+	memcpy(&trailer, b.data + b.len - 4, 4);
+	assert_int_equal(trailer, (uint32_t)crc32(0, b.data, (uInt)(b.len - 4)));
+	kvmk_blob_free(&b);
+}
+
 /* Every shorter file and every single-bit flip is refused. */
 static void test_truncated_and_flipped(void **state)
 {
@@ -168,6 +181,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_crc_is_zlibs),
 		cmocka_unit_test(test_truncated_and_flipped),
 		cmocka_unit_test(test_structure),
 	};

@@ -5,18 +5,13 @@
 #include "core/internal.h"
 #include "kvm/arch.h"
 
-#define CAP(id, area, summary)                              \
-	{                                                   \
-		KVM_CAP_##id, "KVM_CAP_" #id, area, summary \
-	}
-
 static const struct kvmkit_cap_info caps[] = {
-	CAP(ARM_PSCI_0_2, "arm64", "PSCI 0.2 in the kernel"),
-	CAP(ARM_VM_IPA_SIZE, "arm64", "largest guest physical address size (bits)"),
-	CAP(ARM_SVE, "arm64", "SVE for guests (off unless --cpu sve)"),
-	CAP(ARM_PTRAUTH_ADDRESS, "arm64", "pointer authentication (kvmkit leaves it off)"),
-	CAP(ARM_IRQ_LINE_LAYOUT_2, "arm64", "KVM_IRQ_LINE vcpu2_index for >256 vCPUs"),
-	CAP(ARM_PMU_V3, "arm64", "virtual PMUv3 (off unless --cpu pmu)"),
+	KVMK_CAP(ARM_PSCI_0_2, "arm64", "PSCI 0.2 in the kernel"),
+	KVMK_CAP(ARM_VM_IPA_SIZE, "arm64", "largest guest physical address size (bits)"),
+	KVMK_CAP(ARM_SVE, "arm64", "SVE for guests (off unless --cpu sve)"),
+	KVMK_CAP(ARM_PTRAUTH_ADDRESS, "arm64", "pointer authentication (kvmkit leaves it off)"),
+	KVMK_CAP(ARM_IRQ_LINE_LAYOUT_2, "arm64", "KVM_IRQ_LINE vcpu2_index for >256 vCPUs"),
+	KVMK_CAP(ARM_PMU_V3, "arm64", "virtual PMUv3 (off unless --cpu pmu)"),
 };
 
 const struct kvmkit_cap_info *kvmk_arch_caps(size_t *count)

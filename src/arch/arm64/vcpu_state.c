@@ -116,18 +116,6 @@ static int gather(struct kvmkit_vcpu *v, struct regs *r)
 	return 0;
 }
 
-static int check_state(struct kvmkit_vcpu *v, bool restore)
-{
-	enum kvmkit_vm_state st = kvmkit_vm_state(kvmkit_vcpu_vm(v));
-
-	if (st == KVMKIT_VM_CREATED || st == KVMKIT_VM_PAUSED ||
-	    (!restore && st == KVMKIT_VM_STOPPED))
-		return 0;
-	return kvmk_err_state("vm", kvmkit_vm_state_name(st),
-			      restore ? "created or paused" : "created, paused or stopped",
-			      restore ? "vcpu_restore" : "vcpu_save");
-}
-
 int kvmkit_vcpu_save(struct kvmkit_vcpu *v, void **buf, size_t *len)
 {
 	struct kvmk_blob b = { 0 };
@@ -136,7 +124,7 @@ int kvmkit_vcpu_save(struct kvmkit_vcpu *v, void **buf, size_t *len)
 
 	if (!buf || !len)
 		return kvmk_err_param(OP_SAVE, buf ? "len" : "buf", "must not be NULL", "NULL");
-	e = check_state(v, false);
+	e = kvmk_vcpu_state_check(v, false);
 	if (!e)
 		e = kvmk_vcpu_complete_exit(v);
 	if (!e)
@@ -248,7 +236,7 @@ int kvmkit_vcpu_restore(struct kvmkit_vcpu *v, const void *buf, size_t len)
 
 	if (!buf)
 		return kvmk_err_param(OP_RESTORE, "buf", "must not be NULL", "NULL");
-	e = check_state(v, true);
+	e = kvmk_vcpu_state_check(v, true);
 	/* A pending exit would be completed into the restored registers. */
 	e = e ?: kvmk_vcpu_complete_exit(v);
 	e = e ?: gather(v, &old);

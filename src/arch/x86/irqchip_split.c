@@ -259,7 +259,7 @@ static int split_commit(struct kvmkit_irqchip *chip, const struct kvm_irq_routin
 
 	if (r)
 		return r;
-	kr = calloc(chip->capacity, sizeof(*kr));
+	kr = kvmk_zalloc(chip->capacity * sizeof(*kr));
 	if (!kr)
 		return kvmk_err_resource("kvmkit_irq_routes_commit", ENOMEM, "split routes");
 	for (unsigned int i = 0; i < n; i++)
@@ -277,7 +277,7 @@ static int split_commit(struct kvmkit_irqchip *chip, const struct kvm_irq_routin
 		s->kroutes = old;
 		s->nkroutes = nold;
 	}
-	free(r ? kr : old);
+	kvmk_zfree(r ? kr : old, chip->capacity * sizeof(*kr));
 	if (!r)
 		kvmk_split_irqfds_after_commit(s, tab, n);
 	return r;
@@ -319,7 +319,7 @@ static int split_create(struct kvmkit_irqchip *chip, const struct kvmkit_irqchip
 	if (ioctl(s->vm_fd, KVM_ENABLE_CAP, &cap) < 0)
 		return kvmk_err_ioctl("KVM_ENABLE_CAP", errno, "KVM_CAP_SPLIT_IRQCHIP, %u routes",
 				      s->split_routes);
-	s->kroutes = calloc(chip->capacity, sizeof(*s->kroutes));
+	s->kroutes = kvmk_zalloc(chip->capacity * sizeof(*s->kroutes));
 	if (!s->kroutes)
 		return kvmk_err_resource("create_irqchip", ENOMEM, "split irqchip routes");
 	icfg.opaque = s;
@@ -364,7 +364,7 @@ static void split_destroy(struct kvmkit_irqchip *chip)
 	if (s->wake[1] >= 0)
 		close(s->wake[1]);
 	kvmk_ioapic_destroy(s->ioapic);
-	free(s->kroutes);
+	kvmk_zfree(s->kroutes, chip->capacity * sizeof(*s->kroutes));
 	free(s);
 	chip->priv = NULL;
 }

@@ -434,18 +434,6 @@ static int apply(struct kvmkit_vcpu *v, const struct kvmk_vs_state *s,
 	return r;
 }
 
-static int check_state(struct kvmkit_vcpu *v, bool restore)
-{
-	enum kvmkit_vm_state st = kvmkit_vm_state(kvmkit_vcpu_vm(v));
-
-	if (st == KVMKIT_VM_CREATED || st == KVMKIT_VM_PAUSED ||
-	    (!restore && st == KVMKIT_VM_STOPPED))
-		return 0;
-	return kvmk_err_state("vm", kvmkit_vm_state_name(st),
-			      restore ? "created or paused" : "created, paused or stopped",
-			      restore ? "vcpu_restore" : "vcpu_save");
-}
-
 int kvmkit_vcpu_save(struct kvmkit_vcpu *v, void **buf, size_t *len)
 {
 	struct kvmk_blob b = { 0 };
@@ -454,7 +442,7 @@ int kvmkit_vcpu_save(struct kvmkit_vcpu *v, void **buf, size_t *len)
 
 	if (!buf || !len)
 		return kvmk_err_param(OP_SAVE, buf ? "len" : "buf", "must not be NULL", "NULL");
-	r = check_state(v, false);
+	r = kvmk_vcpu_state_check(v, false);
 	if (!r)
 		r = kvmk_vcpu_complete_exit(v);
 	if (!r)
@@ -481,7 +469,7 @@ int kvmkit_vcpu_restore(struct kvmkit_vcpu *v, const void *buf, size_t len)
 
 	if (!buf)
 		return kvmk_err_param(OP_RESTORE, "buf", "must not be NULL", "NULL");
-	r = check_state(v, true);
+	r = kvmk_vcpu_state_check(v, true);
 	/* A pending exit (kvmkit_vcpu_run_once) would otherwise be completed
 	 * into the restored registers at the next KVM_RUN. */
 	if (!r)
