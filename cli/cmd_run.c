@@ -180,7 +180,7 @@ static void incoming_guard(const char *addr, bool on)
  * line's --vcpus, --mem and --irqchip must match the source's; those it
  * leaves out are the source's. */
 static int run_incoming(struct kvmkit_machine_config *cfg, const char *addr, unsigned int adopt,
-			struct kvmkit_machine **m)
+			unsigned int wait_s, struct kvmkit_machine **m)
 {
 	struct kvmkit_incoming_params p;
 	int r;
@@ -191,6 +191,7 @@ static int run_incoming(struct kvmkit_machine_config *cfg, const char *addr, uns
 	}
 	kvmkit_incoming_params_init(&p);
 	p.adopt = adopt;
+	p.accept_timeout_ms = wait_s ? (int)(wait_s * 1000) : -1;
 	p.listening = say_listening;
 	incoming_guard(addr, true);
 	r = kvmkit_machine_incoming(cfg, addr, &p, NULL, m);
@@ -199,6 +200,9 @@ static int run_incoming(struct kvmkit_machine_config *cfg, const char *addr, uns
 		const struct kvmkit_error *e = kvmkit_last_error();
 
 		cli_fail("--incoming");
+		if (e->kind == KVMKIT_ERR_SYSCALL && e->err == ETIMEDOUT && wait_s &&
+		    strstr(e->reason, "no source connected"))
+			return CLI_EXIT_TIMEOUT;
 		/* An address that cannot be listened on is the user's to fix. */
 		if (e->kind == KVMKIT_ERR_SYSCALL &&
 		    (e->err == EEXIST || e->err == EADDRINUSE || e->err == EADDRNOTAVAIL ||
@@ -350,7 +354,7 @@ int cmd_run(int argc, char **argv)
 	const char *kernel = NULL;
 	const char *initrd = NULL;
 	void *initrd_buf = NULL;
-	unsigned int timeout_s = 0;
+	unsigned int timeout_s = 0, incoming_wait_s = 0;
 	bool irq_stats = false;
 	const char *arm_opt = NULL; /* the first arm64-only option given */
 	struct console *con;
@@ -424,6 +428,13 @@ int cmd_run(int argc, char **argv)
 			break;
 		case 'N':
 			incoming = optarg;
+			break;
+		case 'W':
+			if (cli_parse_uint(optarg, 1, 86400, &incoming_wait_s)) {
+				fprintf(stderr, "kvmkit: --incoming-timeout: invalid seconds '%s'\n",
+					optarg);
+				return CLI_EXIT_USAGE;
+			}
 			break;
 		case 'a':
 			cfg.cmdline = optarg;
@@ -542,7 +553,7 @@ int cmd_run(int argc, char **argv)
 			return CLI_EXIT_USAGE;
 		}
 		cfg.console_fd = STDOUT_FILENO;
-		status = run_incoming(&cfg, incoming, adopt, &m);
+		status = run_incoming(&cfg, incoming, adopt, incoming_wait_s, &m);
 		if (status)
 			return status;
 	} else if (restore) {

@@ -33,6 +33,7 @@ const struct option cli_run_options[] = {
 	{ "restore", required_argument, NULL, 'R' },
 	{ "snapshot-dir", required_argument, NULL, 'S' },
 	{ "incoming", required_argument, NULL, 'N' },
+	{ "incoming-timeout", required_argument, NULL, 'W' },
 	{ "disk", required_argument, NULL, 'D' },
 	{ "rng", no_argument, NULL, 'r' },
 	{ "console", required_argument, NULL, 'C' },
@@ -132,6 +133,9 @@ static const char run_options_text[] =
 	"      --incoming ADDR    wait on unix:PATH or tcp:HOST:PORT (port 0: any) for\n"
 	"                         one `kvmkit migrate` and run the guest it sends;\n"
 	"                         --vcpus, --mem, --irqchip default to the source's\n"
+	"      --incoming-timeout SEC\n"
+	"                         give up (status 124) when no source connected\n"
+	"                         within SEC seconds (default: wait for ever)\n"
 	"      --disk PATH[,ro]   a virtio-blk disk on a raw image (up to 8; ro:\n"
 	"                         read-only), virtio-mmio at " VIRTIO_BASE_TEXT " + n * 0x1000\n"
 	"      --rng              a virtio-rng device (the first virtio-mmio window)\n"

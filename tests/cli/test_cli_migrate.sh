@@ -9,7 +9,8 @@
 # snapshot, told to finish, runs to the guest's own verdict (its checksum
 # and pattern checks). Then the refusals: a target of another
 # configuration (the source runs on), a target killed while it waits (its
-# socket file goes), bad addresses, conflicting options.
+# socket file goes), a target given up by --incoming-timeout, bad
+# addresses, conflicting options.
 # Usage: test_cli_migrate.sh KVMKIT GUEST_DIR
 kvmkit=$1 guests=$2
 . "$(dirname "$0")/cli_lib.sh"
@@ -111,6 +112,18 @@ rc=$?
 	bad "SIGTERM while waiting: exit $rc, socket $(ls "$tmp/in3" 2>&1)"
 
 # Bad input: one line, exit 2, nothing run.
+# --incoming-timeout: no source within it ends the wait with 124, its
+# reason on the last line, the socket file removed.
+"$kvmkit" run --incoming "unix:$tmp/late" --incoming-timeout 1 >"$tmp/out" 2>"$tmp/err"
+rc=$?
+if [ $rc -eq 124 ] && [ "$(wc -l <"$tmp/err")" -eq 2 ] &&
+	tail -n 1 "$tmp/err" | grep -q "no source connected within 1000 ms" && ! [ -e "$tmp/late" ]; then
+	ok "--incoming-timeout 1: gave up with 124, the socket removed"
+else
+	bad "--incoming-timeout 1: exit $rc"; sed 's/^/  stderr: /' "$tmp/err"
+fi
+expect 2 "^kvmkit: --incoming-timeout: invalid seconds '0'" -- \
+	"$kvmkit" run --incoming "unix:$tmp/late" --incoming-timeout 0
 expect 2 "^kvmkit: --incoming 'tcp:x': tcp: needs HOST:PORT" -- "$kvmkit" run --incoming tcp:x
 expect 2 "^kvmkit: --incoming 'unix:': unix: needs a path" -- "$kvmkit" run --incoming unix:
 expect 2 "^kvmkit: --incoming: the source sends the guest" -- \
