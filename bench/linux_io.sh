@@ -122,6 +122,7 @@ if [ "${1:-}" = --inner ]; then
 		cat "$tmp/out.mem" 2>/dev/null
 		sed -n "s/^KVMKIT-BENCH-IRQ /INFO irq $name rep=$rep /p" "$o"
 		sed -n "s/^KVMKIT-BENCH-TCP /INFO guest-tcp $name rep=$rep /p" "$o"
+		sed -n "s/^KVMKIT-BENCH-BLK /INFO guest-blk $name rep=$rep /p" "$o"
 		if [ "$net" = yes ]; then
 			# The tap's counters over the boot (host side: RX = from the guest).
 			$ip -s link show kvtap0 | awk -v name="$name" -v rep="$rep" -v old="$(awk '
