@@ -182,6 +182,10 @@ static int randread(const char *dev, double secs, int nproc, uint64_t seed)
 		int st;
 
 		if (wait(&st) < 0 || !WIFEXITED(st) || WEXITSTATUS(st)) {
+			for (int j = 0; j < nproc; j++)
+				if (slots[j].err)
+					fprintf(stderr, "iobench: randread: reader %d: %s\n", j,
+						strerror(slots[j].err));
 			fprintf(stderr, "iobench: randread: a reader failed\n");
 			return 1;
 		}
