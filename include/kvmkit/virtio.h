@@ -83,7 +83,10 @@ int kvmkit_virtio_rng_create(struct kvmkit_vm *vm, const struct kvmkit_virtio_mm
 
 /* virtio-blk over a raw image file (its size rounded down to 512-byte
  * sectors). Reads and writes go through io_uring where the host has it
- * (liburing), else pread/pwrite on the device's thread. Offers FLUSH
+ * (liburing), else pread/pwrite on the device's thread, as they do for an
+ * image on tmpfs, ramfs or hugetlbfs (io_uring would only hand them to
+ * worker threads there: those file systems cannot do I/O without
+ * blocking). Offers FLUSH
  * (fdatasync), DISCARD (punching holes) and WRITE_ZEROES (zeroing ranges)
  * and GET_ID. read_only opens the file O_RDONLY and offers
  * VIRTIO_BLK_F_RO: writes, discards and zeroing then fail with IOERR. */

@@ -4,7 +4,9 @@
  * Requests are parsed by blk_req.c; reads and writes go to io_uring where
  * the host allows it (completions come back on the device thread through
  * the ring's eventfd), else preadv/pwritev on the device thread with the
- * transport's lock released. Flush, discard and write-zeroes run on the
+ * transport's lock released. An image on a memory file system (tmpfs)
+ * always takes the synchronous path: io_uring could only pass its requests
+ * to worker threads there. Flush, discard and write-zeroes run on the
  * device thread the same way. Every request started is counted in
  * t->inflight until it completes, so a reset waits for its data to land.
  * At most QueueNumMax requests are in flight: past that the queue is left
@@ -18,6 +20,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 #ifdef KVMKIT_HAVE_LIBURING
 #include <liburing.h>
@@ -28,9 +31,15 @@
 #include "virtio/virtio_internal.h"
 
 #define BUDGET 256
+/* statfs(2) f_type of the memory file systems (linux/magic.h). */
+#define FS_TMPFS 0x01021994
+#define FS_RAMFS 0x858458f6
+#define FS_HUGETLBFS 0x958458f6
 /* Segments per request the driver may use (config seg_max + header and
- * status), bounded by the queue size. */
-#define SEG_CAP 128
+ * status), bounded by the queue size: 256 lets Linux send a 1 MiB request
+ * of scattered pages as one request (seg_max 254, as QEMU's with a
+ * 256-entry queue), not three. */
+#define SEG_CAP 256
 
 struct blk_rq {
 	struct kvmk_vq_chain c;
@@ -51,6 +60,7 @@ struct blk {
 	struct kvmk_vq_seg *segs;
 	struct iovec *iovs;
 	bool starved; /* the queue waits for a free request */
+	bool in_memory; /* the image is on tmpfs, ramfs or hugetlbfs */
 	unsigned int test_delay_ms; /* tests: the next blocking I/O waits first */
 	bool uring;
 #ifdef KVMKIT_HAVE_LIBURING
@@ -376,6 +386,7 @@ static void fill_config(struct kvmk_virtio *t, const struct blk *b)
 static int open_image(const struct kvmkit_virtio_blk_config *bc, struct blk *b)
 {
 	const char *op = "kvmkit_virtio_blk_create";
+	struct statfs fs;
 	struct stat st;
 	uint64_t size;
 
@@ -399,6 +410,9 @@ static int open_image(const struct kvmkit_virtio_blk_config *bc, struct blk *b)
 	} else {
 		return kvmk_err_param(op, "path", "a regular file or block device", "%s", bc->path);
 	}
+	if (S_ISREG(st.st_mode) && !fstatfs(b->fd, &fs) &&
+	    (fs.f_type == FS_TMPFS || fs.f_type == FS_RAMFS || fs.f_type == FS_HUGETLBFS))
+		b->in_memory = true;
 	b->sectors = size / BLK_SECTOR;
 	if (!b->sectors)
 		return kvmk_err_param(op, "path", "an image of at least 512 bytes",
@@ -458,8 +472,14 @@ int kvmkit_virtio_blk_create(struct kvmkit_vm *vm, const struct kvmkit_virtio_mm
 		return r;
 	}
 #ifdef KVMKIT_HAVE_LIBURING
-	if (!bc->sync_io)
+	/* A file in memory never waits for a device, and its file system
+	 * cannot read or write without blocking (no RWF_NOWAIT), so io_uring
+	 * would hand every request to a worker thread: two context switches
+	 * and an eventfd round trip more than the copy done here. */
+	if (!bc->sync_io && !b->in_memory)
 		uring_init(b, qmax);
+	else if (b->in_memory)
+		kvmk_debug("virtio-blk: %s is in memory (tmpfs): synchronous I/O", bc->path);
 #endif
 	r = kvmk_virtio_create(vm, cfg, b->ro ? &blk_ops_ro : &blk_ops, b, &t);
 	if (r) {

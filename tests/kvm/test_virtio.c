@@ -9,6 +9,7 @@
  */
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 
 #include "kvm_test.h"
@@ -32,6 +33,7 @@ struct run {
 	bool blk, ro, no_ioeventfd, sync_io, con;
 	bool con_stuck; /* the console's out_fd is a full pipe nobody reads */
 	uint64_t features; /* VDRV_P_FEATURES */
+	const char *disk_dir; /* where the image goes (NULL: /tmp) */
 	/* out */
 	uint32_t res[VDRV_R_DONE + 1];
 	struct kvmkit_virtio_stats rng_st, blk_st;
@@ -48,7 +50,8 @@ static void make_disk(struct run *r)
 	static uint8_t buf[DISK_SECTORS * 512];
 	int fd;
 
-	snprintf(r->disk, sizeof(r->disk), "/tmp/kvmkit-virtio-XXXXXX");
+	snprintf(r->disk, sizeof(r->disk), "%s/kvmkit-virtio-XXXXXX",
+		 r->disk_dir ? r->disk_dir : "/tmp");
 	fd = mkstemp(r->disk);
 	assert_true(fd >= 0);
 	memset(buf, DISK_FILL, sizeof(buf));
@@ -274,6 +277,27 @@ static void test_io_sync(void **state)
 	};
 
 	require_kvm();
+	run_guest(&r);
+	assert_false(r.blk_info.uring);
+	assert_int_equal(r.res[VDRV_R_BLK_REQS], 9);
+	check_counts(&r);
+	check_disk(&r);
+}
+
+/* An image on tmpfs takes the synchronous path without being asked: io_uring
+ * could only hand each request to a worker thread there. */
+static void test_io_tmpfs(void **state)
+{
+	struct run r = {
+		.mode = KVMKIT_IRQCHIP_KERNEL, .features = 3, .blk = true, .disk_dir = "/dev/shm"
+	};
+	struct statfs fs;
+
+	require_kvm();
+	if (statfs("/dev/shm", &fs) || fs.f_type != 0x01021994 /* TMPFS_MAGIC */) {
+		printf("skipped: /dev/shm is not a tmpfs\n");
+		skip();
+	}
 	run_guest(&r);
 	assert_false(r.blk_info.uring);
 	assert_int_equal(r.res[VDRV_R_BLK_REQS], 9);
@@ -560,6 +584,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_io_split_edge),
 		cmocka_unit_test(test_io_split_level),
 		cmocka_unit_test(test_io_sync),
+		cmocka_unit_test(test_io_tmpfs),
 		cmocka_unit_test(test_io_read_only),
 		cmocka_unit_test(test_io_plain_mmio_notify),
 		cmocka_unit_test(test_console_kernel_edge),
