@@ -9,28 +9,15 @@ shift 3
 # every interface down).
 ip link set lo up 2>/dev/null || true
 pass=0 fail=0
-# watchdog PID SECONDS NAME: a test program that outlives its limit hangs:
-# say where its threads wait, then kill it (retry-on-host-lockup.sh knows
-# the line and never retries it). Each program's own test timeouts are
+# watchdog PID SECONDS LABEL: a test program that outlives its limit
+# hangs (tests/hosts/watchdog.sh). Each program's own test timeouts are
 # shorter; the longest takes about 30 s here.
-watchdog() {
-	i=0
-	while [ "$i" -lt "$2" ] && kill -0 "$1" 2>/dev/null; do
-		sleep 1
-		i=$((i + 1))
-	done
-	kill -0 "$1" 2>/dev/null || return 0
-	echo "=== test binary watchdog fired: $3 still running after $2 s; its threads:"
-	for th in /proc/$1/task/*; do
-		echo "  $(cat "$th/comm" 2>/dev/null) $(cat "$th/wchan" 2>/dev/null) $(grep State "$th/status" 2>/dev/null)"
-	done
-	kill -9 "$1"
-}
+. "$(dirname "$0")/../hosts/watchdog.sh"
 for t in "$@"; do
 	echo "=== $t"
 	"$t" &
 	pid=$!
-	watchdog "$pid" "${KVMKIT_TEST_LIMIT:-300}" "$t" &
+	watchdog "$pid" "${KVMKIT_TEST_LIMIT:-300}" "=== $t:" &
 	wd=$!
 	wait "$pid"
 	rc=$?

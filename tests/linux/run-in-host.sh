@@ -39,23 +39,9 @@ check() { # check WHAT COMMAND...
 	fi
 }
 
-# watchdog PID SECONDS: a run that outlives its own --timeout is a hang:
-# say where its threads wait, then kill it (the variant then fails).
-watchdog() {
-	i=0
-	while [ "$i" -lt "$2" ] && kill -0 "$1" 2>/dev/null; do
-		sleep 1
-		i=$((i + 1))
-	done
-	kill -0 "$1" 2>/dev/null || return 0
-	# The line retry-on-host-lockup.sh knows: a hang in a healthy host.
-	echo "FAIL: $variant: test binary watchdog fired: still running after $2 s; its threads:"
-	for t in /proc/$1/task/*; do
-		echo "  $(cat "$t/comm" 2>/dev/null) $(cat "$t/wchan" 2>/dev/null) $(grep State "$t/status" 2>/dev/null)"
-	done
-	tail -n 20 "$tmp/out"
-	kill -9 "$1"
-}
+# watchdog PID SECONDS LABEL [LOG] (a run that outlives its own --timeout
+# is a hang; the variant then fails).
+. "$(dirname "$0")/../hosts/watchdog.sh"
 
 # boot NAME IMAGE VCPUS IRQCHIP WANT_STATUS EXTRA_APPEND [STDERR_PATTERN]
 # (without a pattern kvmkit's stderr must be empty)
@@ -88,7 +74,7 @@ boot() {
 			>"$tmp/out" 2>"$tmp/err" <"$tmp/in" &
 	fi
 	pid=$!
-	watchdog "$pid" $((limit + 60)) &
+	watchdog "$pid" $((limit + 60)) "FAIL: $variant:" "$tmp/out" &
 	wd=$!
 	if [ -n "$input" ]; then
 		# A line goes in once the guest asks for it.

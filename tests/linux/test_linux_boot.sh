@@ -51,7 +51,7 @@ python3 "$src/mkinitramfs.py" "$src/init" "$out/linux-test.cpio" $pvmods $vmods 
 	--lib "$src/init-virtio.sh" --bin "$vsock_echo" || exit 1
 echo "kernel: $kernel${pvh:+, PVH: $pvh}"
 set -- --payload "$kvmkit" --payload "$probe" --payload "$kernel" \
-	--payload "$out/linux-test.cpio" --payload "$src/run-in-host.sh" \
+	--payload "$out/linux-test.cpio" --payload "$src/run-in-host.sh" --payload "$src/../hosts/watchdog.sh" \
 	--payload "$vsock_echo" --env KVMKIT_LINUX_VSOCK_ECHO="$vsock_echo"
 [ -n "$pvh" ] && set -- "$@" --payload "$pvh"
 [ -z "$pvmods" ] && set -- "$@" --env KVMKIT_LINUX_NO_PVPANIC=1
