@@ -219,7 +219,6 @@ static void test_reader_gone(void **state)
 	teardown(&f);
 }
 
-/* Without out_fd: no thread, THRE always set, output only in memory. */
 /* Resident memory means nothing under valgrind (its own allocator). */
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
@@ -283,6 +282,7 @@ static void test_buffers_on_demand(void **state)
 	kvmkit_bus_destroy(bus);
 }
 
+/* Without out_fd: no thread, THRE always set, output only in memory. */
 static void test_no_out_fd(void **state)
 {
 	struct kvmk_uart_hooks hooks = { 0 };
