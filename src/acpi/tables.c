@@ -132,24 +132,36 @@ static void crs(struct kvmk_aml *a, struct kvmk_aml *res)
 	kvmk_aml_free(res);
 }
 
+/* Device(@name) { _HID (an EISA id if @eisa, else a string), _UID @uid,
+ * _CRS from @res }. */
+static void device(struct kvmk_aml *a, const char *name, const char *hid, bool eisa, uint64_t uid,
+		   struct kvmk_aml *res)
+{
+	size_t dev = kvmk_aml_device_begin(a, name);
+
+	kvmk_aml_name_decl(a, "_HID");
+	if (eisa)
+		kvmk_aml_eisaid(a, hid);
+	else
+		kvmk_aml_string(a, hid);
+	kvmk_aml_name_decl(a, "_UID");
+	kvmk_aml_integer(a, uid);
+	crs(a, res);
+	kvmk_aml_end(a, dev);
+}
+
 static void dsdt_body(struct kvmk_aml *a, const struct kvmk_acpi_config *cfg)
 {
-	size_t sb, dev, pkg;
+	size_t sb, pkg;
 
 	sb = kvmk_aml_scope_begin(a, "\\_SB");
 	if (cfg->com1) {
 		struct kvmk_aml res;
 
 		kvmk_aml_init(&res);
-		dev = kvmk_aml_device_begin(a, "COM1");
-		kvmk_aml_name_decl(a, "_HID");
-		kvmk_aml_eisaid(a, "PNP0501");
-		kvmk_aml_name_decl(a, "_UID");
-		kvmk_aml_integer(a, 0);
 		kvmk_aml_res_io(&res, 0x3f8, 0x3f8, 1, 8);
 		kvmk_aml_res_irq_noflags(&res, 4);
-		crs(a, &res);
-		kvmk_aml_end(a, dev);
+		device(a, "COM1", "PNP0501", true, 0, &res);
 	}
 	if (cfg->pvpanic) {
 		struct kvmk_aml res;
@@ -157,14 +169,8 @@ static void dsdt_body(struct kvmk_aml *a, const struct kvmk_acpi_config *cfg)
 		/* QEMU's pvpanic device: Linux's pvpanic-mmio driver takes its
 		 * I/O port from _CRS. */
 		kvmk_aml_init(&res);
-		dev = kvmk_aml_device_begin(a, "PEVT");
-		kvmk_aml_name_decl(a, "_HID");
-		kvmk_aml_string(a, "QEMU0001");
-		kvmk_aml_name_decl(a, "_UID");
-		kvmk_aml_integer(a, 0);
 		kvmk_aml_res_io(&res, KVMK_ACPI_PVPANIC, KVMK_ACPI_PVPANIC, 1, 1);
-		crs(a, &res);
-		kvmk_aml_end(a, dev);
+		device(a, "PEVT", "QEMU0001", false, 0, &res);
 	}
 	for (unsigned int i = 0; i < cfg->ndevs; i++) {
 		const struct kvmk_acpi_mmio_dev *d = &cfg->devs[i];
@@ -174,15 +180,9 @@ static void dsdt_body(struct kvmk_aml *a, const struct kvmk_acpi_config *cfg)
 		/* V000..V0FF: one device each, numbered as the machine lists them. */
 		snprintf(name, sizeof(name), "V%03X", i & 0xfff);
 		kvmk_aml_init(&res);
-		dev = kvmk_aml_device_begin(a, name);
-		kvmk_aml_name_decl(a, "_HID");
-		kvmk_aml_string(a, d->hid);
-		kvmk_aml_name_decl(a, "_UID");
-		kvmk_aml_integer(a, i);
 		kvmk_aml_res_mem32_fixed(&res, (uint32_t)d->base, d->size, true);
 		kvmk_aml_res_ext_irq(&res, d->gsi, d->level);
-		crs(a, &res);
-		kvmk_aml_end(a, dev);
+		device(a, name, d->hid, false, i, &res);
 	}
 	kvmk_aml_end(a, sb);
 	/* \_S5: SLP_TYPa, SLP_TYPb, reserved, reserved. */
