@@ -30,6 +30,23 @@ static void expect_bytes(struct kvmk_aml *a, const uint8_t *want, size_t n)
 	kvmk_aml_free(a);
 }
 
+/* Each of @bad, passed to @emit, fails the buffer: kvmk_aml_finish()
+ * then refuses it. */
+static void expect_refused(void (*emit)(struct kvmk_aml *, const char *), const char *what,
+			   const char *const *bad, size_t n)
+{
+	struct kvmk_aml a;
+
+	for (size_t i = 0; i < n; i++) {
+		kvmk_aml_init(&a);
+		emit(&a, bad[i]);
+		if (!a.failed)
+			fail_msg("%s '%s' accepted", what, bad[i]);
+		assert_int_equal(kvmk_aml_finish(&a), -EINVAL);
+		kvmk_aml_free(&a);
+	}
+}
+
 static void test_pkglength(void **state)
 {
 	uint8_t b[4];
@@ -92,14 +109,7 @@ static void test_names(void **state)
 	kvmk_aml_name(&a, "^^FOO");
 	kvmk_aml_name(&a, "\\");
 	expect_bytes(&a, want, sizeof(want));
-	for (unsigned int i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		kvmk_aml_init(&a);
-		kvmk_aml_name(&a, bad[i]);
-		if (!a.failed)
-			fail_msg("name '%s' accepted", bad[i]);
-		assert_int_equal(kvmk_aml_finish(&a), -EINVAL);
-		kvmk_aml_free(&a);
-	}
+	expect_refused(kvmk_aml_name, "name", bad, sizeof(bad) / sizeof(bad[0]));
 }
 
 static void test_eisaid_string(void **state)
@@ -113,13 +123,7 @@ static void test_eisaid_string(void **state)
 	kvmk_aml_eisaid(&a, "PNP0501");
 	kvmk_aml_string(&a, "LNRO0005");
 	expect_bytes(&a, want, sizeof(want));
-	for (unsigned int i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		kvmk_aml_init(&a);
-		kvmk_aml_eisaid(&a, bad[i]);
-		if (!a.failed)
-			fail_msg("EISA id '%s' accepted", bad[i]);
-		kvmk_aml_free(&a);
-	}
+	expect_refused(kvmk_aml_eisaid, "EISA id", bad, sizeof(bad) / sizeof(bad[0]));
 	kvmk_aml_init(&a);
 	kvmk_aml_string(&a, "caf\xc3\xa9");
 	assert_non_null(a.failed);
