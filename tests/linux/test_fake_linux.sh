@@ -10,11 +10,7 @@
 kvmkit=$1 bz=$2 pvh=$3
 . "$(dirname "$0")/../cli/cli_lib.sh"
 
-if [ ! -c "${KVMKIT_KVM_PATH:-/dev/kvm}" ]; then
-	[ -n "${KVMKIT_REQUIRE_KVM:-}" ] && { echo "FAIL: no /dev/kvm"; exit 1; }
-	echo "skipped: no /dev/kvm"
-	exit 77
-fi
+need_kvm
 printf 'INRD' >"$tmp/rd"
 head -c 4092 /dev/zero >>"$tmp/rd"
 printf 'XXXX' >"$tmp/bad.rd"
