@@ -152,6 +152,11 @@ check_virtio() {
 		check "$want device(s) $id on its own IO-APIC line, $virq" test "$(grep -cE \
 			"^KVMKIT-VIRTIO-IRQ after virtio[0-9]+ $id IO-APIC [0-9]+-$virq [0-9]+\$" "$o")" -eq "$want"
 	done
+	# ... and no two on the same pin (the counts above cannot tell).
+	check "each virtio device on a pin of its own" awk '
+		$1 == "KVMKIT-VIRTIO-IRQ" && $2 == "after" && NF == 7 {
+			split($6, p, "-"); if (pin[p[1]]++) dup = 1; n++ }
+		END { exit dup || !n }' "$o"
 	# The count rises with I/O on the rw disk, the net, the rng and vsock
 	# (the read-only disk may see none); the net's across the TCP
 	# transfers alone too.
