@@ -129,7 +129,7 @@ for path in sys.argv[1:]:
 # The failures again at the very end, where a reader of only the tail of a
 # long CI log sees them: which test, how it ended, its last output lines.
 for path, t in failed:
-    print(f"=== FAILED: {t.get('name', '?')} ({r if (r := t.get('result')) else '?'}, "
+    print(f"=== FAILED: {t.get('name', '?')} ({t.get('result') or '?'}, "
           f"{t.get('duration', 0):.0f} s, {path})")
     out = (t.get("stdout") or "") + (t.get("stderr") or "")
     for l in out.splitlines()[-40:]:

@@ -45,9 +45,11 @@ expect_first() {
 ok() { echo "ok: $1"; passes=$((passes + 1)); }
 bad() { echo "FAIL: $1"; fails=$((fails + 1)); }
 
-# need_kvm: skipped (exit 77) without /dev/kvm.
+# need_kvm: skipped (exit 77) without /dev/kvm; failed instead where
+# KVMKIT_REQUIRE_KVM is set (the emulated hosts, as tests/kvm).
 need_kvm() {
 	if ! [ -c "${KVMKIT_KVM_PATH:-/dev/kvm}" ]; then
+		[ -n "${KVMKIT_REQUIRE_KVM:-}" ] && { echo "FAIL: no /dev/kvm"; exit 1; }
 		echo "skipped: no /dev/kvm"
 		exit 77
 	fi

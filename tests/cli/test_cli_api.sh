@@ -5,11 +5,8 @@
 # "clients" needs no KVM: the clients' own errors (no server, bad
 # arguments). "run" drives a running guest (needs /dev/kvm); "all" is both.
 kvmkit=$1 guests=$2 part=${3:-all}
-if [ "$part" != clients ] && ! [ -c "${KVMKIT_KVM_PATH:-/dev/kvm}" ]; then
-	echo "skipped: no /dev/kvm"
-	exit 77
-fi
 . "$(dirname "$0")/cli_lib.sh"
+[ "$part" != clients ] && need_kvm
 # has FILE PATTERN WHAT: FILE has a line matching PATTERN.
 has() { if grep -q -- "$2" "$1"; then ok "$3"; else bad "$3"; sed 's/^/  /' "$1"; fi; }
 

@@ -52,15 +52,20 @@ if [ -b /dev/vda ]; then
 fi
 if [ -b /dev/vdb ]; then
 	echo "KVMKIT-BLK-RO-FLAG $($bb cat /sys/block/vdb/ro)"
-	if $bb dd if=/pattern of=/dev/vdb bs=4096 count=1 conv=fsync 2>/dev/null; then
+	# Its own data: the write must fail for being refused, not for a
+	# missing source (/pattern exists only with /dev/vda).
+	if $bb yes KVMKIT-RO-WRITE | $bb head -c 4096 |
+		$bb dd of=/dev/vdb bs=4096 count=1 conv=fsync 2>/dev/null; then
 		echo "KVMKIT-BLK-RO-WRITTEN"
 	else
 		echo "KVMKIT-BLK-RO-REFUSED"
 	fi
 fi
 if [ -c /dev/hwrng ]; then
-	n=$($bb head -c 64 /dev/hwrng | $bb wc -c)
-	nz=$($bb head -c 64 /dev/hwrng | $bb tr -d '\000' | $bb wc -c)
+	# One read: its size and its non-zero bytes.
+	$bb head -c 64 /dev/hwrng >/rng
+	n=$($bb wc -c </rng)
+	nz=$($bb tr -d '\000' </rng | $bb wc -c)
 	echo "KVMKIT-RNG $($bb cat /sys/class/misc/hw_random/rng_current) bytes $n nonzero $nz"
 fi
 net=$($bb sed -n 's/.*kvmkit\.net=\([0-9.,]*\).*/\1/p' /proc/cmdline)
