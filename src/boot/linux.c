@@ -326,9 +326,6 @@ int kvmk_linux_load_bzimage(const struct kvmk_guest_ram *ram, const struct kvmki
 	r = kvmkit_linux_place(&img, ram->size, clen, boot->initrd ? boot->initrd_len : 0, lay);
 	if (r)
 		return r;
-	if (lay->initrd_size && !boot->initrd)
-		return kvmk_err_param(op, "initrd", "no data", "NULL, %llu bytes",
-				      (unsigned long long)lay->initrd_size);
 	/* Every destination is checked before the first write. */
 	zp = ram->hva(ram, lay->info, PAGE);
 	cl = ram->hva(ram, lay->cmdline, clen + 1);
