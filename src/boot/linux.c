@@ -264,7 +264,11 @@ unsigned int kvmkit_linux_e820(uint64_t mem_size, struct kvmkit_e820_entry *out,
 	uint64_t low = low_ram_end(mem_size);
 	unsigned int n = 0;
 
-	map[n++] = (struct kvmkit_e820_entry){ 0, KVMKIT_LINUX_LOW_RESERVED, KVMKIT_E820_RAM };
+	/* Only the RAM there is (a caller may ask about less than 640 KiB). */
+	map[n++] = (struct kvmkit_e820_entry){
+		0, low < KVMKIT_LINUX_LOW_RESERVED ? low : KVMKIT_LINUX_LOW_RESERVED,
+		KVMKIT_E820_RAM
+	};
 	map[n++] = (struct kvmkit_e820_entry){ KVMKIT_LINUX_LOW_RESERVED,
 					       ONE_MIB - KVMKIT_LINUX_LOW_RESERVED,
 					       KVMKIT_E820_RESERVED };

@@ -260,6 +260,12 @@ static void test_e820(void **state)
 	assert_int_equal(m[3].addr, 1ull << 32);
 	assert_int_equal(m[3].size, (4ull << 30) - KVMKIT_X86_MMIO_HOLE);
 	assert_int_equal(kvmkit_linux_e820(4ull << 30, m, 2), 2);
+	/* Less RAM than the low 640 KiB: the map claims no RAM it lacks. */
+	n = kvmkit_linux_e820(0x80000, m, 8);
+	assert_int_equal(n, 2);
+	assert_int_equal(m[0].size, 0x80000);
+	assert_int_equal(m[0].type, KVMKIT_E820_RAM);
+	assert_int_equal(m[1].type, KVMKIT_E820_RESERVED);
 }
 
 #define RAM (64 * MIB)
