@@ -144,8 +144,9 @@ struct __attribute__((packed)) kvmkit_e820_entry {
 #define KVMKIT_E820_RAM 1
 #define KVMKIT_E820_RESERVED 2
 
-/* The memory map of a VM with @mem_size bytes (layout above) into @out
- * (at most @max entries); returns the number of entries (at most 4). */
+/* The memory map of a VM with @mem_size bytes (layout above; below
+ * 0x9fc00 bytes the first RAM entry ends at @mem_size) into @out (at most
+ * @max entries); returns the number of entries (at most 4). */
 unsigned int kvmkit_linux_e820(uint64_t mem_size, struct kvmkit_e820_entry *out, unsigned int max);
 
 /* ---- PVH ----------------------------------------------------------------

@@ -264,7 +264,11 @@ unsigned int kvmkit_linux_e820(uint64_t mem_size, struct kvmkit_e820_entry *out,
 	uint64_t low = low_ram_end(mem_size);
 	unsigned int n = 0;
 
-	map[n++] = (struct kvmkit_e820_entry){ 0, KVMKIT_LINUX_LOW_RESERVED, KVMKIT_E820_RAM };
+	/* Only the RAM there is (a caller may ask about less than 640 KiB). */
+	map[n++] = (struct kvmkit_e820_entry){
+		0, low < KVMKIT_LINUX_LOW_RESERVED ? low : KVMKIT_LINUX_LOW_RESERVED,
+		KVMKIT_E820_RAM
+	};
 	map[n++] = (struct kvmkit_e820_entry){ KVMKIT_LINUX_LOW_RESERVED,
 					       ONE_MIB - KVMKIT_LINUX_LOW_RESERVED,
 					       KVMKIT_E820_RESERVED };
@@ -326,9 +330,6 @@ int kvmk_linux_load_bzimage(const struct kvmk_guest_ram *ram, const struct kvmki
 	r = kvmkit_linux_place(&img, ram->size, clen, boot->initrd ? boot->initrd_len : 0, lay);
 	if (r)
 		return r;
-	if (lay->initrd_size && !boot->initrd)
-		return kvmk_err_param(op, "initrd", "no data", "NULL, %llu bytes",
-				      (unsigned long long)lay->initrd_size);
 	/* Every destination is checked before the first write. */
 	zp = ram->hva(ram, lay->info, PAGE);
 	cl = ram->hva(ram, lay->cmdline, clen + 1);

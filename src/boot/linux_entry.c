@@ -36,46 +36,6 @@ int kvmkit_boot_check_linux(const void *kernel, size_t len, uint64_t mem_size, c
 }
 
 #if defined(__x86_64__)
-#define CR0_PE (1ull << 0)
-#define CR0_ET (1ull << 4)
-
-/* PVH: flat 32-bit protected mode, paging off, EBX = hvm_start_info. */
-static int setup_pvh(struct kvmkit_vcpu *vcpu, const struct kvmkit_linux_layout *lay)
-{
-	struct kvm_sregs s;
-	struct kvm_regs r;
-	int ret;
-
-	ret = kvmkit_vcpu_get_sregs(vcpu, &s);
-	if (ret)
-		return ret;
-	kvmk_x86_flat_segment(&s.cs, 0x08, 0xb, false);
-	kvmk_x86_flat_segment(&s.ds, 0x10, 0x3, false);
-	s.es = s.fs = s.gs = s.ss = s.ds;
-	/* The PVH ABI asks for a 32-bit TSS of limit 0x67 in TR. */
-	s.tr.base = 0;
-	s.tr.limit = 0x67;
-	s.tr.type = 0xb;
-	s.tr.present = 1;
-	s.tr.s = 0;
-	s.tr.g = 0;
-	s.gdt.base = KVMKIT_X86_BOOT_GDT;
-	s.gdt.limit = 3 * 8 - 1;
-	s.idt.base = 0;
-	s.idt.limit = 0;
-	s.cr0 = CR0_PE | CR0_ET;
-	s.cr2 = s.cr3 = s.cr4 = 0;
-	s.efer = 0;
-	ret = kvmkit_vcpu_set_sregs(vcpu, &s);
-	if (ret)
-		return ret;
-	memset(&r, 0, sizeof(r));
-	r.rip = lay->entry;
-	r.rflags = 0x2;
-	r.rbx = lay->info;
-	return kvmkit_vcpu_set_regs(vcpu, &r);
-}
-
 int kvmkit_boot_linux(struct kvmkit_vm *vm, const struct kvmkit_linux_boot *boot)
 {
 	const char *op = "kvmkit_boot_linux";
@@ -103,7 +63,11 @@ int kvmkit_boot_linux(struct kvmkit_vm *vm, const struct kvmkit_linux_boot *boot
 
 		r = kvmk_x86_vcpu_long_mode(kvmkit_vm_vcpu(vm, 0), 0x10, 0x18, 4, &regs);
 	} else {
-		r = setup_pvh(kvmkit_vm_vcpu(vm, 0), &lay);
+		/* PVH: flat 32-bit protected mode, paging off, the 32-bit
+		 * TSS the ABI asks for, EBX = hvm_start_info. */
+		struct kvm_regs regs = { .rip = lay.entry, .rflags = 0x2, .rbx = lay.info };
+
+		r = kvmk_x86_vcpu_prot32(kvmkit_vm_vcpu(vm, 0), KVMKIT_X86_BOOT_GDT, true, &regs);
 	}
 	if (r)
 		return r;

@@ -471,39 +471,13 @@ int kvmkit_boot_check_multiboot(const void *image, size_t len, uint64_t mem_size
 #if defined(__x86_64__)
 #include "boot/x86_boot.h"
 
-#define CR0_PE (1ull << 0)
-#define CR0_ET (1ull << 4)
-
 static int setup_bsp(struct kvmkit_vcpu *vcpu, uint32_t entry, uint32_t gdt, uint32_t info)
 {
-	struct kvm_sregs s;
-	struct kvm_regs r;
-	int ret;
+	struct kvm_regs r = {
+		.rip = entry, .rflags = 0x2, .rax = KVMKIT_MULTIBOOT_BOOT_MAGIC, .rbx = info
+	};
 
-	ret = kvmkit_vcpu_get_sregs(vcpu, &s);
-	if (ret)
-		return ret;
-	kvmk_x86_flat_segment(&s.cs, 0x08, 0xb, false); /* execute/read, accessed */
-	kvmk_x86_flat_segment(&s.ds, 0x10, 0x3, false); /* read/write, accessed */
-	s.es = s.fs = s.gs = s.ss = s.ds;
-	s.gdt.base = gdt;
-	s.gdt.limit = 3 * 8 - 1;
-	s.idt.base = 0;
-	s.idt.limit = 0;
-	s.cr0 = CR0_PE | CR0_ET;
-	s.cr2 = 0;
-	s.cr3 = 0;
-	s.cr4 = 0;
-	s.efer = 0;
-	ret = kvmkit_vcpu_set_sregs(vcpu, &s);
-	if (ret)
-		return ret;
-	memset(&r, 0, sizeof(r));
-	r.rip = entry;
-	r.rflags = 0x2;
-	r.rax = KVMKIT_MULTIBOOT_BOOT_MAGIC;
-	r.rbx = info;
-	return kvmkit_vcpu_set_regs(vcpu, &r);
+	return kvmk_x86_vcpu_prot32(vcpu, gdt, false, &r);
 }
 
 int kvmkit_boot_multiboot_modules(struct kvmkit_vm *vm, const void *image, size_t len,

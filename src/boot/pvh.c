@@ -131,16 +131,14 @@ uint32_t kvmkit_pvh_entry(const void *buf, size_t len)
 	return e;
 }
 
-/* Segments in low RAM from 1 MiB: the low areas (boot GDT, start info,
+/* Segments (of an image kvmkit_elf_parse made: no hand-made description
+ * reaches here) in low RAM from 1 MiB: the low areas (boot GDT, start info,
  * command line) and the legacy hole stay kvmkit's. */
 static int place(const char *op, const struct kvmkit_elf_image *img, uint64_t mem_size,
 		 size_t cmdline_len, size_t initrd_len, struct kvmkit_linux_layout *lay)
 {
 	uint64_t low = mem_size < KVMKIT_X86_MMIO_HOLE ? mem_size : KVMKIT_X86_MMIO_HOLE;
-	int r = kvmk_elf_check_image(op, img, SIZE_MAX);
 
-	if (r)
-		return r;
 	for (unsigned int i = 0; i < img->nsegs; i++) {
 		const struct kvmkit_elf_segment *s = &img->segs[i];
 
@@ -159,20 +157,29 @@ static int place(const char *op, const struct kvmkit_elf_image *img, uint64_t me
 				       KVMKIT_LINUX_CMDLINE_MAX - 1, initrd_len, lay);
 }
 
-int kvmk_pvh_place(const void *buf, size_t len, uint64_t mem_size, size_t cmdline_len,
-		   size_t initrd_len, struct kvmkit_linux_layout *lay)
+/* The image parsed into @img and placed into @lay, entry included. */
+static int parse_place(const char *op, const void *buf, size_t len, uint64_t mem_size,
+		       size_t cmdline_len, size_t initrd_len, struct kvmkit_elf_image *img,
+		       struct kvmkit_linux_layout *lay)
 {
-	const char *op = "kvmkit_boot_linux";
-	struct kvmkit_elf_image img;
-	uint32_t entry = parse(buf, len, &img);
+	uint32_t entry = parse(buf, len, img);
 	int r;
 
 	if (!entry)
 		return kvmk_err_format(
 			op, "no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY) inside a segment");
-	r = place(op, &img, mem_size, cmdline_len, initrd_len, lay);
+	r = place(op, img, mem_size, cmdline_len, initrd_len, lay);
 	lay->entry = entry;
 	return r;
+}
+
+int kvmk_pvh_place(const void *buf, size_t len, uint64_t mem_size, size_t cmdline_len,
+		   size_t initrd_len, struct kvmkit_linux_layout *lay)
+{
+	struct kvmkit_elf_image img;
+
+	return parse_place("kvmkit_boot_linux", buf, len, mem_size, cmdline_len, initrd_len, &img,
+			   lay);
 }
 
 int kvmk_linux_load_pvh(const struct kvmk_guest_ram *ram, const struct kvmkit_linux_boot *boot,
@@ -189,19 +196,12 @@ int kvmk_linux_load_pvh(const struct kvmk_guest_ram *ram, const struct kvmkit_li
 	struct kvmkit_elf_image img;
 	uint8_t *info, *cl, *gd, *rd = NULL;
 	unsigned int n;
-	uint32_t entry;
 	int r;
 
-	entry = parse(boot->kernel, boot->kernel_len, &img);
-	if (!entry)
-		return kvmk_err_format(
-			op, "no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY) inside a segment");
-	r = place(op, &img, ram->size, clen, boot->initrd ? boot->initrd_len : 0, lay);
+	r = parse_place(op, boot->kernel, boot->kernel_len, ram->size, clen,
+			boot->initrd ? boot->initrd_len : 0, &img, lay);
 	if (r)
 		return r;
-	lay->entry = entry;
-	if (lay->initrd_size && !boot->initrd)
-		return kvmk_err_param(op, "initrd", "no data", "NULL");
 	info = ram->hva(ram, lay->info, PAGE);
 	cl = ram->hva(ram, lay->cmdline, clen + 1);
 	gd = ram->hva(ram, KVMKIT_X86_BOOT_GDT, PAGE);

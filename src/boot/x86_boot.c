@@ -112,6 +112,39 @@ int kvmk_x86_vcpu_long_mode(struct kvmkit_vcpu *vcpu, uint16_t cs, uint16_t ds,
 	return kvmkit_vcpu_set_regs(vcpu, regs);
 }
 
+int kvmk_x86_vcpu_prot32(struct kvmkit_vcpu *vcpu, uint64_t gdt, bool tss,
+			 const struct kvm_regs *regs)
+{
+	struct kvm_sregs s;
+	int ret;
+
+	ret = kvmkit_vcpu_get_sregs(vcpu, &s);
+	if (ret)
+		return ret;
+	kvmk_x86_flat_segment(&s.cs, 0x08, 0xb, false); /* execute/read, accessed */
+	kvmk_x86_flat_segment(&s.ds, 0x10, 0x3, false); /* read/write, accessed */
+	s.es = s.fs = s.gs = s.ss = s.ds;
+	if (tss) {
+		s.tr.base = 0;
+		s.tr.limit = 0x67;
+		s.tr.type = 0xb;
+		s.tr.present = 1;
+		s.tr.s = 0;
+		s.tr.g = 0;
+	}
+	s.gdt.base = gdt;
+	s.gdt.limit = 3 * 8 - 1;
+	s.idt.base = 0;
+	s.idt.limit = 0;
+	s.cr0 = CR0_PE | CR0_ET;
+	s.cr2 = s.cr3 = s.cr4 = 0;
+	s.efer = 0;
+	ret = kvmkit_vcpu_set_sregs(vcpu, &s);
+	if (ret)
+		return ret;
+	return kvmkit_vcpu_set_regs(vcpu, regs);
+}
+
 int kvmkit_x86_vcpu_setup_long_mode(struct kvmkit_vcpu *vcpu, uint64_t entry)
 {
 	struct kvmkit_vm *vm = kvmkit_vcpu_vm(vcpu);

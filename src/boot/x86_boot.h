@@ -27,4 +27,10 @@ int kvmk_x86_boot_area(const struct kvmk_guest_ram *ram, const uint64_t *gdt, un
 int kvmk_x86_vcpu_long_mode(struct kvmkit_vcpu *vcpu, uint16_t cs, uint16_t ds,
 			    unsigned int gdt_entries, const struct kvm_regs *regs);
 
+/* Flat 32-bit protected mode, paging off (Multiboot, PVH): CS 0x08 and the
+ * data segments 0x10 of the 3-entry GDT at @gdt, a 32-bit TSS of limit 0x67
+ * in TR if @tss (else KVM's reset TR), then @regs. */
+int kvmk_x86_vcpu_prot32(struct kvmkit_vcpu *vcpu, uint64_t gdt, bool tss,
+			 const struct kvm_regs *regs);
+
 #endif

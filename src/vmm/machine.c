@@ -84,6 +84,25 @@ static int uart_restore(struct kvmkit_machine *m, const uint8_t *p, size_t len)
 	return kvmk_uart_restore(m->uart, p, len);
 }
 
+/* The virtio devices (machine_virtio.c): created per architecture below,
+ * released and saved alike. */
+#if defined(__x86_64__) || defined(__aarch64__)
+static void virtio_destroy(struct kvmkit_machine *m)
+{
+	kvmk_machine_virtio_destroy(&m->virtio);
+}
+
+static int virtio_save(struct kvmkit_machine *m, struct kvmk_blob *out)
+{
+	return kvmk_machine_virtio_save(&m->virtio, out);
+}
+
+static int virtio_restore(struct kvmkit_machine *m, const uint8_t *p, size_t len)
+{
+	return kvmk_machine_virtio_restore(&m->virtio, p, len);
+}
+#endif
+
 /* Port devices: x86 only (arm64 has no port I/O). */
 #if defined(__x86_64__)
 static int debug_exit_create(struct kvmkit_machine *m, const struct kvmkit_machine_config *cfg)
@@ -187,21 +206,6 @@ static int virtio_create(struct kvmkit_machine *m, const struct kvmkit_machine_c
 	return r;
 }
 
-static void virtio_destroy(struct kvmkit_machine *m)
-{
-	kvmk_machine_virtio_destroy(&m->virtio);
-}
-
-static int virtio_save(struct kvmkit_machine *m, struct kvmk_blob *out)
-{
-	return kvmk_machine_virtio_save(&m->virtio, out);
-}
-
-static int virtio_restore(struct kvmkit_machine *m, const uint8_t *p, size_t len)
-{
-	return kvmk_machine_virtio_restore(&m->virtio, p, len);
-}
-
 static int report_save(struct kvmkit_machine *m, struct kvmk_blob *out)
 {
 	return kvmk_report_save(m->report, out);
@@ -255,21 +259,6 @@ static int arm64_virtio_create(struct kvmkit_machine *m, const struct kvmkit_mac
 	}
 	return r;
 }
-
-static void arm64_virtio_destroy(struct kvmkit_machine *m)
-{
-	kvmk_machine_virtio_destroy(&m->virtio);
-}
-
-static int arm64_virtio_save(struct kvmkit_machine *m, struct kvmk_blob *out)
-{
-	return kvmk_machine_virtio_save(&m->virtio, out);
-}
-
-static int arm64_virtio_restore(struct kvmkit_machine *m, const uint8_t *p, size_t len)
-{
-	return kvmk_machine_virtio_restore(&m->virtio, p, len);
-}
 #endif
 
 unsigned int kvmkit_machine_virtio_count(const struct kvmkit_machine *m)
@@ -299,8 +288,7 @@ static const struct machine_device devices[] = {
 	{ "acpi-pm", acpi_pm_create, acpi_pm_destroy, NULL, NULL },
 #endif
 #if defined(__aarch64__)
-	{ "virtio", arm64_virtio_create, arm64_virtio_destroy, arm64_virtio_save,
-	  arm64_virtio_restore },
+	{ "virtio", arm64_virtio_create, virtio_destroy, virtio_save, virtio_restore },
 #endif
 };
 

@@ -260,9 +260,23 @@ static void test_e820(void **state)
 	assert_int_equal(m[3].addr, 1ull << 32);
 	assert_int_equal(m[3].size, (4ull << 30) - KVMKIT_X86_MMIO_HOLE);
 	assert_int_equal(kvmkit_linux_e820(4ull << 30, m, 2), 2);
+	/* Less RAM than the low 640 KiB: the map claims no RAM it lacks. */
+	n = kvmkit_linux_e820(0x80000, m, 8);
+	assert_int_equal(n, 2);
+	assert_int_equal(m[0].size, 0x80000);
+	assert_int_equal(m[0].type, KVMKIT_E820_RAM);
+	assert_int_equal(m[1].type, KVMKIT_E820_RESERVED);
 }
 
 #define RAM (64 * MIB)
+
+/* Every byte of the RAM buffer still zero: a failed load wrote nothing. */
+static void assert_untouched(const uint8_t *mem)
+{
+	for (size_t i = 0; i < RAM; i++)
+		if (mem[i])
+			fail_msg("byte written at 0x%zx", i);
+}
 
 static void test_load_bzimage(void **state)
 {
@@ -303,9 +317,7 @@ static void test_load_bzimage(void **state)
 	memset(mem, 0, RAM);
 	boot.initrd_len = 60 * MIB;
 	assert_int_equal(kvmk_linux_load_bzimage(&ram, &boot, &lay), -EINVAL);
-	for (size_t i = 0; i < RAM; i += 4096)
-		if (mem[i] || mem[i + 0x202])
-			fail_msg("byte written at 0x%zx", i);
+	assert_untouched(mem);
 	free(mem);
 	free(b);
 }
@@ -433,8 +445,10 @@ static void test_load_pvh(void **state)
 	im = make_pvh(0x8010);
 	im->ph[0].p_paddr = 0x8000;
 	boot.kernel = im;
+	memset(mem, 0, RAM);
 	assert_int_equal(kvmk_linux_load_pvh(&ram, &boot, &lay), -EINVAL);
 	assert_non_null(strstr(kvmkit_strerror(), "1 MiB"));
+	assert_untouched(mem);
 	assert_int_equal(kvmkit_boot_check_linux(im, sizeof(*im), RAM, NULL, 0), -EINVAL);
 	free(im);
 	free(mem);
