@@ -43,18 +43,46 @@ static int pipe_bytes(int fd)
 	return n;
 }
 
-/* Waits (bounded) until the UART's count of written bytes is what the pipe
- * holds: its writer is then blocked on the full pipe, nothing in flight. */
-static void settle(struct kvmkit_uart *u, int rfd, struct kvmkit_uart_stats *st)
+/* The stats that say whether the writer moved (held_ns grows while THRE
+ * is held, with nothing moving). */
+static bool same_stats(const struct kvmkit_uart_stats *a, const struct kvmkit_uart_stats *b)
 {
-	for (int i = 0; i < GUEST_WATCHDOG_MS; i++) {
+	return a->tx_bytes == b->tx_bytes && a->written == b->written && a->dropped == b->dropped &&
+	       a->stalls == b->stalls && a->queued == b->queued && a->out_error == b->out_error;
+}
+
+/* The gap between the two snapshots settle() compares. */
+#define SETTLE_STEP_MS 10
+
+/*
+ * Waits (bounded by the watchdog, not a timing assertion) until the UART's
+ * writer has settled: two stats snapshots, SETTLE_STEP_MS apart, identical,
+ * with the pipe holding the same number of bytes at both and that number
+ * being what the UART counts as written. The writer is then blocked on
+ * the full pipe (or done), nothing in flight. One snapshot is not enough:
+ * bytes the writer's write() has put into the pipe are counted only once
+ * it returns, and between two writes the counts agree too. Returns the
+ * pipe's byte count; @st gets the second snapshot.
+ */
+static int settle(struct kvmkit_uart *u, int rfd, struct kvmkit_uart_stats *st)
+{
+	struct kvmkit_uart_stats prev = { 0 };
+	int prev_pipe = -1, in_pipe = -1;
+
+	for (int i = 0; i < GUEST_WATCHDOG_MS / SETTLE_STEP_MS; i++) {
 		kvmkit_uart_stats(u, st);
-		if (st->written == (uint64_t)pipe_bytes(rfd))
-			return;
-		usleep(1000);
+		in_pipe = pipe_bytes(rfd);
+		if (prev_pipe >= 0 && in_pipe == prev_pipe && same_stats(st, &prev) &&
+		    st->written == (uint64_t)in_pipe)
+			return in_pipe;
+		prev = *st;
+		prev_pipe = in_pipe;
+		usleep(SETTLE_STEP_MS * 1000);
 	}
-	fail_msg("UART wrote %llu bytes, the pipe holds %d", (unsigned long long)st->written,
-		 pipe_bytes(rfd));
+	fail_msg("FAIL: the console's writer never settled: UART wrote %llu bytes (%u queued), "
+		 "the pipe holds %d",
+		 (unsigned long long)st->written, st->queued, in_pipe);
+	return -1;
 }
 
 /* The guest floods 64 KiB into a stalled console and powers off: it saw THRE
@@ -94,9 +122,8 @@ static void test_flood_stalled_console(void **state)
 	assert_true(rep[9] > 0);
 	assert_int_equal(rep[10], 0);
 
-	settle(u, p[0], &st);
+	in_pipe = settle(u, p[0], &st);
 	/* Up to a page: a write that would not fit whole waits instead. */
-	in_pipe = pipe_bytes(p[0]);
 	assert_true(in_pipe > 0 && in_pipe <= PIPE_BYTES);
 	assert_int_equal(st.written, in_pipe);
 	assert_int_equal(st.tx_bytes, rep[1] + sent);
