@@ -165,9 +165,16 @@ static void test_stats_while_running(void **state)
 }
 
 /* A device whose handler is slow, and which notices being called after its
- * owner was told it is gone. */
+ * owner was told it is gone. Call number @hold_at waits inside the handler
+ * until the device has left the bus's table: the unregistration then
+ * happens while that call is in flight, with the guest's loop mid-way. */
+#define SLOW_HOLD_MS 20000
+
 struct slow_dev {
-	unsigned int calls;
+	struct kvmkit_bus *bus;
+	unsigned int calls, hold_at;
+	bool held; /* call @hold_at is waiting */
+	bool saw_unregistered; /* ... and saw the device leave the table */
 	bool gone;
 	unsigned int after_gone; /* calls that started or ran on after "gone" */
 };
@@ -175,10 +182,21 @@ struct slow_dev {
 static void slow_write(void *opaque, uint64_t off, const void *data, unsigned int size)
 {
 	struct slow_dev *d = opaque;
+	unsigned int call = __atomic_add_fetch(&d->calls, 1, __ATOMIC_SEQ_CST);
 
-	__atomic_add_fetch(&d->calls, 1, __ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&d->gone, __ATOMIC_SEQ_CST))
 		__atomic_add_fetch(&d->after_gone, 1, __ATOMIC_SEQ_CST);
+	if (call == d->hold_at) {
+		/* Bounded (the test asserts what this saw), and well inside
+		 * the binary's watchdog. */
+		uint64_t end = now_ms() + SLOW_HOLD_MS;
+
+		__atomic_store_n(&d->held, true, __ATOMIC_SEQ_CST);
+		while (kvmkit_bus_lookup(d->bus, GUEST_TEST_MMIO) && now_ms() < end)
+			usleep(100);
+		if (!kvmkit_bus_lookup(d->bus, GUEST_TEST_MMIO))
+			__atomic_store_n(&d->saw_unregistered, true, __ATOMIC_SEQ_CST);
+	}
 	usleep(300); /* a handler that takes its time: the race window */
 	if (__atomic_load_n(&d->gone, __ATOMIC_SEQ_CST))
 		__atomic_add_fetch(&d->after_gone, 1, __ATOMIC_SEQ_CST);
@@ -195,6 +213,11 @@ static const struct kvmkit_io_ops slow_ops = { .read = slow_read, .write = slow_
  * Unregistering a device from a running VM returns only once no vCPU is
  * still inside its handler, so the owner may free it at once: the guest
  * hammers the device's MMIO range from CPL3 while the host unregisters it.
+ * Its 20th call is held until the device has left the table, so the
+ * unregistration overlaps a call in flight however the threads are
+ * scheduled (one emulated CPU runs them all in the emulated host), and
+ * the device sees exactly 20 of the guest's 400 writes: the rest go
+ * unclaimed.
  */
 static void test_unregister_while_running(void **state)
 {
@@ -202,24 +225,39 @@ static void test_unregister_while_running(void **state)
 	struct kvmkit_vm *vm = kvmkit_machine_vm(m);
 	struct kvmkit_bus *mmio = kvmkit_vm_mmio_bus(vm);
 	struct kvmkit_stop_info info;
-	struct slow_dev d = { 0 };
+	struct slow_dev d = { .bus = mmio, .hold_at = 20 };
 	uint64_t n = 400;
 
 	assert_int_equal(kvmkit_vm_write(vm, GUEST_BENCH_ITERS_ADDR, &n, sizeof(n)), 0);
 	assert_int_equal(kvmkit_bus_register(mmio, GUEST_TEST_MMIO, 8, "slow", &slow_ops, &d), 0);
 	assert_int_equal(kvmkit_vm_start(vm), 0);
-	for (int i = 0; i < GUEST_WATCHDOG_MS * 10 && __atomic_load_n(&d.calls, __ATOMIC_SEQ_CST) < 20;
+	for (int i = 0; i < GUEST_WATCHDOG_MS * 10 && !__atomic_load_n(&d.held, __ATOMIC_SEQ_CST);
 	     i++)
 		usleep(100);
-	assert_true(d.calls >= 20);
+	if (!__atomic_load_n(&d.held, __ATOMIC_SEQ_CST))
+		fail_msg("FAIL: the guest made %u of its writes, never the %uth", d.calls,
+			 d.hold_at);
 	assert_int_equal(kvmkit_bus_unregister(mmio, GUEST_TEST_MMIO), 0);
 	/* From here the device would be freed. */
 	__atomic_store_n(&d.gone, true, __ATOMIC_SEQ_CST);
 	assert_int_equal(kvmkit_vm_wait(vm, GUEST_WATCHDOG_MS, &info), 0);
 	assert_int_equal(info.reason, KVMKIT_STOP_GUEST_EXIT);
-	/* The guest went on writing (unclaimed now) and finished. */
-	assert_true(d.calls < n);
-	assert_int_equal(d.after_gone, 0);
+	assert_int_equal(info.status, GUEST_STATUS_OK);
+	/* The held call saw the device leave the table, and unregister
+	 * returned only after that call had left the handler. */
+	if (!d.saw_unregistered)
+		fail_msg("FAIL: the device's %uth call waited %d ms inside its handler, and "
+			 "kvmkit_bus_unregister() never took it off the bus",
+			 d.hold_at, SLOW_HOLD_MS);
+	if (d.after_gone)
+		fail_msg("FAIL: %u handler calls ran on after kvmkit_bus_unregister() returned",
+			 d.after_gone);
+	/* The guest went on writing (unclaimed now) and finished: the device
+	 * saw none of the writes after the held one. */
+	if (d.calls != d.hold_at)
+		fail_msg("FAIL: the device saw %u of the guest's %llu writes, %u before and during "
+			 "its unregistration",
+			 d.calls, (unsigned long long)n, d.hold_at);
 	kvmkit_machine_destroy(m);
 }
 
@@ -258,7 +296,8 @@ static void cross_write(void *opaque, uint64_t off, const void *data, unsigned i
 		usleep(1000);
 	if (__atomic_load_n(&d->arrived, __ATOMIC_SEQ_CST) >= 2)
 		__atomic_add_fetch(&d->inside_together, 1, __ATOMIC_SEQ_CST);
-	d->unregistered[me] = kvmkit_bus_unregister(kvmkit_vm_pio_bus(d->vm), CROSS_DUMMY_PORT + me);
+	d->unregistered[me] =
+		kvmkit_bus_unregister(kvmkit_vm_pio_bus(d->vm), CROSS_DUMMY_PORT + me);
 }
 
 static void cross_read(void *opaque, uint64_t off, void *data, unsigned int size)
@@ -281,9 +320,9 @@ static void test_unregister_from_two_handlers(void **state)
 					     &cross_ops, &d),
 			 0);
 	for (unsigned int i = 0; i < 2; i++)
-		assert_int_equal(kvmkit_bus_register(pio, CROSS_DUMMY_PORT + i, 1, "dummy",
-						     &cross_ops, &d),
-				 0);
+		assert_int_equal(
+			kvmkit_bus_register(pio, CROSS_DUMMY_PORT + i, 1, "dummy", &cross_ops, &d),
+			0);
 	/* A deadlock never returns here: the binary's watchdog fails it. */
 	run_to_stop(m, &info);
 	assert_int_equal(info.reason, KVMKIT_STOP_GUEST_EXIT);
@@ -547,13 +586,18 @@ static void test_cpu_model(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_hello),	     cmocka_unit_test(test_demo),
-		cmocka_unit_test(test_smp_2),	     cmocka_unit_test(test_smp_4),
-		cmocka_unit_test(test_smp_all_exit), cmocka_unit_test(test_stats_while_running),
+		cmocka_unit_test(test_hello),
+		cmocka_unit_test(test_demo),
+		cmocka_unit_test(test_smp_2),
+		cmocka_unit_test(test_smp_4),
+		cmocka_unit_test(test_smp_all_exit),
+		cmocka_unit_test(test_stats_while_running),
 		cmocka_unit_test(test_unregister_while_running),
 		cmocka_unit_test(test_unregister_from_two_handlers),
-		cmocka_unit_test(test_pause_resume), cmocka_unit_test(test_io_sizes),
-		cmocka_unit_test(test_triple_fault), cmocka_unit_test(test_exception_report),
+		cmocka_unit_test(test_pause_resume),
+		cmocka_unit_test(test_io_sizes),
+		cmocka_unit_test(test_triple_fault),
+		cmocka_unit_test(test_exception_report),
 		cmocka_unit_test(test_cpu_model),
 	};
 
