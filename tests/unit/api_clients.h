@@ -24,6 +24,7 @@
 /* How long a test waits for a reply or a close before it fails: a
  * watchdog against a hung server, never a timing assertion. */
 #define API_WAIT_MS 30000
+#define API_WAIT_STR "30 s"
 
 static inline int64_t api_now_ms(void)
 {
@@ -177,7 +178,10 @@ static inline char *api_request(const char *path, const char *line)
  * Writes @len bytes of requests on one connection while reading the
  * replies, as a client that pipelines must (the server stops reading from
  * a client that does not read its replies). Returns every reply byte
- * (malloc'ed, NUL-terminated) once @want lines have come, or NULL.
+ * (malloc'ed, NUL-terminated) once @want lines have come, or NULL (saying
+ * why on stderr). It gives up only when no reply came for API_WAIT_MS, not
+ * after a total: the server answers at the pace it gets the CPU, which a
+ * busy guest may share with it.
  */
 static inline char *api_pipeline(const char *path, const char *reqs, size_t len, size_t want)
 {
@@ -186,11 +190,14 @@ static inline char *api_pipeline(const char *path, const char *reqs, size_t len,
 	struct api_conn c;
 	int fd = api_connect(path);
 
-	if (fd < 0)
+	if (fd < 0) {
+		fprintf(stderr, "FAIL: api_pipeline: connect: %s\n", strerror(-fd));
 		return NULL;
+	}
 	api_conn_init(&c, fd);
 	while (lines < want && api_now_ms() < deadline && !c.closed) {
 		struct pollfd p = { .fd = fd, .events = POLLIN | (sent < len ? POLLOUT : 0) };
+		size_t before = lines;
 
 		if (poll(&p, 1, 1000) <= 0)
 			continue;
@@ -204,8 +211,15 @@ static inline char *api_pipeline(const char *path, const char *reqs, size_t len,
 			api_conn_fill(&c, 0);
 		for (; scanned < c.len; scanned++)
 			lines += c.buf[scanned] == '\n';
+		if (lines > before) /* progress: the server is alive */
+			deadline = api_now_ms() + API_WAIT_MS;
 	}
 	if (lines != want) {
+		fprintf(stderr,
+			"FAIL: api_pipeline: %zu of %zu replies, %zu of %zu request bytes sent: %s\n",
+			lines, want, sent, len,
+			c.closed ? "the server closed the connection" :
+				   "no reply for " API_WAIT_STR);
 		api_conn_close(&c);
 		return NULL;
 	}
