@@ -287,6 +287,10 @@ static void test_ioapic_held_retarget_lower(void **state)
  * after the delivery instead of at the guest's EOI write (measured, see
  * docs/ARCHITECTURE.md), a device can be resampled while its interrupt is
  * still being handled; there only "none lost" is checked, not "none twice".
+ * A failure prints a line starting "FAIL:" with the irqchip mode and the
+ * seed, then each pin's last CHAOS_TRACE entry writes and polls and as
+ * many device events (requests, resamples), in time order: enough to read
+ * a CI failure from its log alone.
  */
 #define CHAOS_PINS 4
 #define CHAOS_VCPUS 2
@@ -301,6 +305,23 @@ static void test_ioapic_held_retarget_lower(void **state)
  * interrupt's handler and EOI take, seconds against a lost EOI. */
 #define CHAOS_POLL_READS 10000
 #define CHAOS_DRAIN_MS 10000
+/* Events kept per pin and side (ops and device) for a failure's report. */
+#define CHAOS_TRACE 32
+
+/* One event on a pin, for the report of a failure (chaos_die()). */
+struct chaos_ev {
+	uint64_t us; /* since the test began */
+	unsigned int op; /* ops done when it happened */
+	char what[72];
+};
+
+/* The last CHAOS_TRACE events of one side on one pin: each ring has one
+ * writer (the test's thread or the device thread), and is read only once
+ * the device thread has been joined. */
+struct chaos_trace {
+	struct chaos_ev ev[CHAOS_TRACE];
+	uint64_t n; /* events ever recorded */
+};
 
 struct chaos {
 	struct lab *l;
@@ -317,7 +338,81 @@ struct chaos {
 	uint64_t rng;
 	char failed[256]; /* the first failure of an op (chaos_fail()) */
 	uint64_t ops_done;
+	uint64_t seed, t0_us;
+	struct chaos_trace ops[CHAOS_PINS], dev[CHAOS_PINS];
 };
+
+static uint64_t chaos_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+__attribute__((format(printf, 3, 4))) static void chaos_note(struct chaos *c, struct chaos_trace *t,
+							     const char *fmt, ...)
+{
+	struct chaos_ev *e = &t->ev[t->n++ % CHAOS_TRACE];
+	va_list ap;
+
+	e->us = chaos_us() - c->t0_us;
+	e->op = (unsigned int)__atomic_load_n(&c->ops_done, __ATOMIC_ACQUIRE);
+	va_start(ap, fmt);
+	vsnprintf(e->what, sizeof(e->what), fmt, ap);
+	va_end(ap);
+}
+
+/* Prints each pin's last events, both sides merged in time order. Only
+ * once the device thread has stopped. */
+static void chaos_dump(const struct chaos *c)
+{
+	for (unsigned int i = 0; i < CHAOS_PINS; i++) {
+		const struct chaos_trace *a = &c->ops[i], *b = &c->dev[i];
+		uint64_t ia = a->n > CHAOS_TRACE ? a->n - CHAOS_TRACE : 0;
+		uint64_t ib = b->n > CHAOS_TRACE ? b->n - CHAOS_TRACE : 0;
+
+		printf("chaos: pin %d: entry 0x%016llx, %llu requests, %s; its last events "
+		       "(of %llu ops, %llu device):\n",
+		       c->gsi[i], (unsigned long long)c->entry[i],
+		       (unsigned long long)c->signals[i],
+		       c->outstanding[i] ? "one not yet served" : "none open",
+		       (unsigned long long)a->n, (unsigned long long)b->n);
+		while (ia < a->n || ib < b->n) {
+			const struct chaos_ev *ea = ia < a->n ? &a->ev[ia % CHAOS_TRACE] : NULL;
+			const struct chaos_ev *eb = ib < b->n ? &b->ev[ib % CHAOS_TRACE] : NULL;
+			bool dev = !ea || (eb && eb->us < ea->us);
+			const struct chaos_ev *e = dev ? eb : ea;
+
+			printf("chaos:   %9llu us  op %3u  %s %s\n", (unsigned long long)e->us,
+			       e->op, dev ? "device" : "guest ", e->what);
+			if (dev)
+				ib++;
+			else
+				ia++;
+		}
+	}
+}
+
+/* Fails the test saying how to run it again, with each pin's history. The
+ * device thread must have stopped. */
+__attribute__((format(printf, 2, 3))) static void chaos_die(const struct chaos *c, const char *fmt,
+							    ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	printf("FAIL: interrupts/test_ioapic_no_lost_eoi (%s irqchip, seed 0x%llx; again with "
+	       "KVMKIT_TEST_SEED=0x%llx): %s\n",
+	       chip_mode == KVMKIT_IRQCHIP_SPLIT ? "split" : "kernel", (unsigned long long)c->seed,
+	       (unsigned long long)c->seed, msg);
+	chaos_dump(c);
+	fflush(stdout); /* before cmocka's own lines, on stderr */
+	fail_msg("FAIL: %s (chaos seed 0x%llx)", msg, (unsigned long long)c->seed);
+}
 
 static uint64_t chaos_rand(struct chaos *c, uint64_t n)
 {
@@ -333,6 +428,7 @@ static void chaos_request(struct chaos *c, unsigned int i)
 {
 	c->outstanding[i] = true;
 	c->signals[i]++;
+	chaos_note(c, &c->dev[i], "request %llu (irqfd signal)", (unsigned long long)c->signals[i]);
 	if (kvmkit_irqfd_signal(c->l->chip, (uint32_t)c->gsi[i], c->efd[i]))
 		c->error = "kvmkit_irqfd_signal failed";
 }
@@ -371,6 +467,8 @@ static void *chaos_device(void *arg)
 				}
 				c->outstanding[i] = false;
 				owed[i] = true;
+				chaos_note(c, &c->dev[i], "request %llu served (EOI resampled)",
+					   (unsigned long long)c->signals[i]);
 			}
 			/* Still needs service: ask again, within the budget. */
 			if (owed[i] && c->signals[i] < budget &&
@@ -433,8 +531,13 @@ static void chaos_write(struct chaos *c, unsigned int cpu, unsigned int i, uint6
 {
 	uint64_t old;
 
-	if (!chaos_cmd(c, cpu, GUEST_LAB_IOAPIC_SWAP, (uint64_t)c->gsi[i], e, &old))
+	if (!chaos_cmd(c, cpu, GUEST_LAB_IOAPIC_SWAP, (uint64_t)c->gsi[i], e, &old)) {
+		chaos_note(c, &c->ops[i], "vCPU %u: entry := 0x%llx: no answer", cpu,
+			   (unsigned long long)e);
 		return;
+	}
+	chaos_note(c, &c->ops[i], "vCPU %u: entry := 0x%llx (was 0x%llx)", cpu,
+		   (unsigned long long)e, (unsigned long long)old);
 	/* Remote IRR and delivery status are the IOAPIC's; the rest is ours. */
 	if ((old & ~(RTE_REMOTE_IRR | (1ull << 12))) != c->entry[i])
 		chaos_fail(c, "pin %d: entry 0x%016llx, wrote 0x%016llx", c->gsi[i],
@@ -452,10 +555,14 @@ static void chaos_poll(struct chaos *c, unsigned int cpu, unsigned int i)
 	uint64_t r;
 	uint32_t low, reads;
 
-	if (!chaos_cmd(c, cpu, GUEST_LAB_IOAPIC_POLL, (uint64_t)c->gsi[i], CHAOS_POLL_READS, &r))
+	if (!chaos_cmd(c, cpu, GUEST_LAB_IOAPIC_POLL, (uint64_t)c->gsi[i], CHAOS_POLL_READS, &r)) {
+		chaos_note(c, &c->ops[i], "vCPU %u: poll remote IRR: no answer", cpu);
 		return;
+	}
 	low = (uint32_t)r;
 	reads = (uint32_t)(r >> 32);
+	chaos_note(c, &c->ops[i], "vCPU %u: poll remote IRR: entry 0x%08x after %u reads", cpu, low,
+		   reads);
 	c->polls++;
 	if (reads > c->most_reads)
 		c->most_reads = reads;
@@ -503,6 +610,8 @@ static void test_ioapic_no_lost_eoi(void **state)
 
 	if (seed)
 		c.rng = strtoull(seed, NULL, 0) | 1;
+	c.seed = c.rng;
+	c.t0_us = chaos_us();
 	printf("chaos seed 0x%llx\n", (unsigned long long)c.rng);
 	lab_start(&l, CHAOS_VCPUS);
 	for (unsigned int cpu = 0; cpu < CHAOS_VCPUS; cpu++)
@@ -525,9 +634,9 @@ static void test_ioapic_no_lost_eoi(void **state)
 	__atomic_store_n(&c.stop, true, __ATOMIC_RELEASE);
 	pthread_join(dev, NULL);
 	if (c.failed[0])
-		fail_msg("%s", c.failed);
+		chaos_die(&c, "%s", c.failed);
 	if (c.error)
-		fail_msg("device thread: %s", c.error);
+		chaos_die(&c, "device thread: %s", c.error);
 	/* Everything unmasked: every request still open must now be served
 	 * (a lost EOI leaves it waiting for good; seconds are a generous
 	 * bound for one interrupt). */
@@ -538,14 +647,18 @@ static void test_ioapic_no_lost_eoi(void **state)
 		chaos_write(&c, (unsigned int)chaos_rand(&c, CHAOS_VCPUS), i,
 			    c.entry[i] & ~RTE_MASKED);
 		if (c.failed[0])
-			fail_msg("%s", c.failed);
+			chaos_die(&c, "%s", c.failed);
 		if (!c.outstanding[i])
 			continue;
 		if (poll(&p, 1, CHAOS_DRAIN_MS) != 1)
-			fail_msg("pin %d (entry 0x%016llx): its last request was never served: an "
-				 "EOI was lost",
-				 c.gsi[i], (unsigned long long)c.entry[i]);
-		assert_int_equal(read(c.rfd[i], &v, 8), 8);
+			chaos_die(&c,
+				  "pin %d (entry 0x%016llx): its last request was never served "
+				  "within %d ms: an EOI was lost",
+				  c.gsi[i], (unsigned long long)c.entry[i], CHAOS_DRAIN_MS);
+		if (read(c.rfd[i], &v, 8) != 8)
+			chaos_die(&c, "pin %d: reading its resamplefd failed", c.gsi[i]);
+		c.outstanding[i] = false;
+		chaos_note(&c, &c.dev[i], "last request served (EOI resampled)");
 	}
 	for (unsigned int cpu = 0; cpu < CHAOS_VCPUS; cpu++)
 		lab_cmd(&l, cpu, GUEST_LAB_NOP, 0, 0, 0);
@@ -553,18 +666,32 @@ static void test_ioapic_no_lost_eoi(void **state)
 		struct kvmkit_gsi_stats st;
 		uint64_t got = 0;
 
-		expect_entry(&l, 0, (unsigned int)c.gsi[i], (uint32_t)c.entry[i]);
+		struct lab_poll lp = lab_poll_irr(&l, 0, (unsigned int)c.gsi[i], POLL_READS);
+
+		if (lp.low != (uint32_t)c.entry[i])
+			chaos_die(&c, "pin %d: entry 0x%08x after %u reads, want 0x%08x%s",
+				  c.gsi[i], lp.low, lp.reads, (uint32_t)c.entry[i],
+				  lp.low & RTE_REMOTE_IRR ?
+					  ": remote IRR still set, an EOI was lost" :
+					  "");
 		for (unsigned int cpu = 0; cpu < CHAOS_VCPUS; cpu++)
 			for (unsigned int k = 0; k < CHAOS_ROUTES; k++)
 				got += lab_count(&l, cpu, CHAOS_VECTOR(i, k));
 		assert_int_equal(kvmkit_irq_gsi_stats(l.chip, (uint32_t)c.gsi[i], &st), 0);
-		assert_int_equal(st.irqfd_signals, c.signals[i]);
+		if (st.irqfd_signals != c.signals[i])
+			chaos_die(
+				&c,
+				"pin %d: the host counted %llu irqfd signals, the device made %llu",
+				c.gsi[i], (unsigned long long)st.irqfd_signals,
+				(unsigned long long)c.signals[i]);
 		printf("pin %d: %llu requests, %llu interrupts, %u unmasks\n", c.gsi[i],
 		       (unsigned long long)c.signals[i], (unsigned long long)got, c.unmasks[i]);
 		if ((got > c.signals[i] && !pvm) || got + (split ? 0 : c.unmasks[i]) < c.signals[i])
-			fail_msg("pin %d: the guest took %llu interrupts for %llu requests",
-				 c.gsi[i], (unsigned long long)got,
-				 (unsigned long long)c.signals[i]);
+			chaos_die(
+				&c,
+				"pin %d: the guest took %llu interrupts for %llu requests (%u unmasks)",
+				c.gsi[i], (unsigned long long)got, (unsigned long long)c.signals[i],
+				c.unmasks[i]);
 		total += got;
 		assert_int_equal(kvmkit_irqfd_unbind(l.chip, (uint32_t)c.gsi[i], c.efd[i]), 0);
 		close(c.efd[i]);
@@ -572,7 +699,9 @@ static void test_ioapic_no_lost_eoi(void **state)
 	}
 	for (unsigned int cpu = 0; cpu < CHAOS_VCPUS; cpu++)
 		guest_total += lab_total(&l, cpu);
-	assert_int_equal(guest_total, total); /* nothing on any other vector */
+	if (guest_total != total) /* nothing on any other vector */
+		chaos_die(&c, "the guest took %llu interrupts in all, %llu on the pins' vectors",
+			  (unsigned long long)guest_total, (unsigned long long)total);
 	printf("%u entry writes hit an interrupt in service; %u remote-IRR polls, the longest "
 	       "%u reads\n",
 	       c.in_service_writes, c.polls, c.most_reads);
@@ -580,8 +709,9 @@ static void test_ioapic_no_lost_eoi(void **state)
 	 * interrupt stays in service for a userspace round trip, so the
 	 * writes hit it many times per run. KVM's in-kernel IOAPIC is done
 	 * with one in microseconds and may not be caught at all. */
-	if (split)
-		assert_true(c.in_service_writes > 0);
+	if (split && !c.in_service_writes)
+		chaos_die(&c, "no entry write hit an interrupt in service: the run did not "
+			      "exercise what it is about");
 	lab_finish(&l);
 }
 
