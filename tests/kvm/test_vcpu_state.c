@@ -12,8 +12,9 @@
  *    again: equal but for what KVM moves by itself;
  *  - hostile blobs are refused and leave the vCPU as it was.
  * Every wait is bounded (WAIT_MS) and passes in milliseconds when kvmkit is
- * right; only test_tsc_deadline_order's depends on a length: a tick due 2 s
- * after the save, which a wrong restore order would put minutes away.
+ * right; only test_tsc_deadline_order's depends on a length: a tick due
+ * ONESHOT_MS after the save, which a wrong restore order would put many
+ * minutes away.
  */
 #include <pthread.h>
 #include <semaphore.h>
@@ -26,6 +27,11 @@
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define WAIT_MS 20000 /* for events that normally take milliseconds */
 #define BIG_TSC (1ull << 40)
+/* How far ahead test_tsc_deadline_order arms its one-shot deadline: far
+ * beyond a stall of the test between the guest arming it and the pause
+ * (2 s was not, on a loaded one-CPU emulated host: the deadline fired
+ * before the save), far short of the BIG_TSC cycles a wrong order adds. */
+#define ONESHOT_MS 30000
 
 /* The blob's layout (src/arch/x86/vcpu_state.h). */
 #define HDR_LEN 20
@@ -77,17 +83,24 @@ static void set_cmd(struct kvmkit_vm *vm, uint32_t cmd)
 	__atomic_store_n(p, cmd, __ATOMIC_RELEASE);
 }
 
-/* Waits until *p >= want; fails with @what after WAIT_MS. */
-static void wait64(volatile uint64_t *p, uint64_t want, const char *what, unsigned int cpu)
+/* Waits until *p >= want; fails with @what after @ms. */
+static void wait64_ms(volatile uint64_t *p, uint64_t want, const char *what, unsigned int cpu,
+		      uint64_t ms)
 {
-	uint64_t end = now_ms() + WAIT_MS;
+	uint64_t end = now_ms() + ms;
 
 	while (ld64(p) < want)
 		if (now_ms() > end)
-			fail_msg("vCPU %u: %s stayed at %llu, waited for %llu", cpu, what,
-				 (unsigned long long)ld64(p), (unsigned long long)want);
+			fail_msg("vCPU %u: %s stayed at %llu, waited %llu ms for %llu", cpu, what,
+				 (unsigned long long)ld64(p), (unsigned long long)ms,
+				 (unsigned long long)want);
 		else
 			usleep(200);
+}
+
+static void wait64(volatile uint64_t *p, uint64_t want, const char *what, unsigned int cpu)
+{
+	wait64_ms(p, want, what, cpu, WAIT_MS);
 }
 
 static void wait32(volatile uint32_t *p, uint32_t want, const char *what, unsigned int cpu)
@@ -408,9 +421,11 @@ static void test_continue(void **state)
 /*
  * The TSC deadline is restored after the TSC. A (one vCPU, in TSC-deadline
  * mode) runs with its TSC from 2^40, B's starts near 0. A's last deadline
- * is armed two seconds of TSC ahead and no tick re-arms it. Restored in the
- * right order it fires about two seconds after the save; written before the
- * TSC, KVM would arm it against B's TSC, 2^40 cycles (minutes) ahead.
+ * is armed ONESHOT_MS of TSC ahead and no tick re-arms it. Restored in the
+ * right order it fires about ONESHOT_MS after the save; written before the
+ * TSC, KVM would arm it against B's TSC, 2^40 cycles ahead: the test waits
+ * ONESHOT_MS + WAIT_MS for the tick, and checks that 2^40 cycles are at
+ * least twice that at this TSC rate, so that a wrong order fails.
  */
 static void test_tsc_deadline_order(void **state)
 {
@@ -418,7 +433,7 @@ static void test_tsc_deadline_order(void **state)
 	struct kvmkit_vm *va, *vb;
 	msr_entry_u *tsc, *dl;
 	struct snapshot snap;
-	uint64_t ticks0, delay, rep[GUEST_SNAP_REPORTS_PER_CPU];
+	uint64_t ticks0, delay, wrong_ms, rep[GUEST_SNAP_REPORTS_PER_CPU];
 	int khz;
 
 	host_quirk(host_is_kvm_pvm(), PVM_NO_TSC_WRITE);
@@ -431,7 +446,14 @@ static void test_tsc_deadline_order(void **state)
 	set_tsc(kvmkit_vm_vcpu(va, 0), BIG_TSC);
 	khz = ioctl(kvmkit_vcpu_fd(kvmkit_vm_vcpu(va, 0)), KVM_GET_TSC_KHZ, 0);
 	assert_true(khz > 0);
-	delay = 2000ull * (uint64_t)khz;
+	delay = ONESHOT_MS * (uint64_t)khz;
+	wrong_ms = BIG_TSC / (uint64_t)khz;
+	/* The binary's watchdog (kvm_test.h) gets the time this wait adds. */
+	alarm(alarm(0) + ONESHOT_MS / 1000);
+	if (wrong_ms < 2 * (ONESHOT_MS + WAIT_MS))
+		fail_msg("FAIL: at %d kHz a wrong restore order puts the deadline only %llu ms "
+			 "away: too close to the %u ms the test waits to tell it apart",
+			 khz, (unsigned long long)wrong_ms, ONESHOT_MS + WAIT_MS);
 	assert_int_equal(kvmkit_vm_write(va, GUEST_SNAP_ARG, &delay, 8), 0);
 	assert_int_equal(kvmkit_vm_start(va), 0);
 	wait32(snap32(va, 0, GUEST_SNAP_READY), 1, "READY", 0);
@@ -448,15 +470,20 @@ static void test_tsc_deadline_order(void **state)
 	if (tsc->data < BIG_TSC || tsc->data > 2 * BIG_TSC)
 		fail_msg("the TSC set to 2^40 reads 0x%llx", (unsigned long long)tsc->data);
 	if (dl->data <= tsc->data)
-		fail_msg("the deadline 0x%llx is not ahead of the TSC 0x%llx (saved too late?)",
-			 (unsigned long long)dl->data, (unsigned long long)tsc->data);
+		fail_msg("the deadline 0x%llx is not ahead of the TSC 0x%llx: it fired before the "
+			 "save, %u ms after it was armed?",
+			 (unsigned long long)dl->data, (unsigned long long)tsc->data, ONESHOT_MS);
 
 	b = snap_machine(GUEST_SNAP_MODE_TIMERS, 1, true, NULL);
 	vb = kvmkit_machine_vm(b);
 	restore_snapshot(va, vb, &snap);
 	kvmkit_machine_destroy(a);
 	assert_int_equal(kvmkit_vm_start(vb), 0);
-	wait64(snap64(vb, 0, GUEST_SNAP_TICKS), ticks0 + 1, "ticks after restore", 0);
+	/* Due ONESHOT_MS after the save (less the time A ran after arming). */
+	wait64_ms(
+		snap64(vb, 0, GUEST_SNAP_TICKS), ticks0 + 1,
+		"ticks after restore (the one-shot deadline: restored before the TSC, it is minutes away)",
+		0, ONESHOT_MS + WAIT_MS);
 	finish(b, rep, GUEST_SNAP_REPORTS_PER_CPU);
 	assert_int_equal(rep[4], 0);
 	assert_int_equal(ld32(snap32(vb, 0, GUEST_SNAP_BOOTS)), 1);
