@@ -104,7 +104,7 @@ fi
 echo "time per test run:$timings"
 # shellcheck disable=SC2086
 python3 - $logs <<'PY'
-import json, sys
+import json, re, sys
 p = f = s = 0
 failed = []
 for path in sys.argv[1:]:
@@ -131,8 +131,19 @@ for path in sys.argv[1:]:
 for path, t in failed:
     print(f"=== FAILED: {t.get('name', '?')} ({t.get('result') or '?'}, "
           f"{t.get('duration', 0):.0f} s, {path})")
-    out = (t.get("stdout") or "") + (t.get("stderr") or "")
-    for l in out.splitlines()[-40:]:
+    out = ((t.get("stdout") or "") + (t.get("stderr") or "")).splitlines()
+    # First the lines that say what failed, wherever they are (a suite of
+    # many programs fails early and keeps printing), then the last lines.
+    marks = re.compile(r"FAIL|not ok|error|refused:|watchdog|lockup|"
+                       r"stopped responding|Assert|retry-wrapper", re.I)
+    hits = [l for l in out[:-25] if marks.search(l) and
+            not re.search(r"\b0 failed|Fail: +0", l)]
+    if hits:
+        print("  lines that say what failed (%d, first 30):" % len(hits))
+        for l in hits[:30]:
+            print("    " + l)
+    print("  last lines:")
+    for l in out[-25:]:
         print("    " + l)
 print(f"{p} passed, {f} failed, {s} skipped")
 sys.exit(1 if f else 0)

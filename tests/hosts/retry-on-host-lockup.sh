@@ -2,7 +2,7 @@
 # Runs the kvmkit-host runner with the given arguments. If the emulated host
 # itself died (runner status 124/125 after its heartbeat stopped, or with a
 # kernel soft lockup on its console: a known quirk of KVM nested under QEMU
-# TCG, see docs/ARCHITECTURE.md), it says so and tries again, up to 3
+# TCG, see docs/ARCHITECTURE.md), it says so and tries again, up to 4
 # attempts. A test failing, hanging or running too slowly inside a healthy
 # host (its heartbeat going on) is never retried.
 out=$(mktemp)
@@ -15,7 +15,7 @@ while :; do
 	# The runner says "host stopped responding" when the heartbeat stops;
 	# a hang in a healthy host ends through a test's own watchdog or the
 	# runner's --timeout and is reported, not retried.
-	if [ "$attempt" -lt 3 ] && { [ "$rc" -eq 124 ] || [ "$rc" -eq 125 ]; } &&
+	if [ "$attempt" -lt 4 ] && { [ "$rc" -eq 124 ] || [ "$rc" -eq 125 ]; } &&
 		! grep -q "test binary watchdog fired" "$out" &&
 		grep -q -e "host stopped responding" -e "soft lockup" "$out"; then
 		echo "retry-wrapper: attempt $attempt: the emulated host's kernel locked up (not a kvmkit test failure); retrying"

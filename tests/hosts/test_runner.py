@@ -222,6 +222,23 @@ class ConsoleTest(unittest.TestCase):
         self.assertIsNone(con.status)
         self.assertEqual(con.fail, 'insmod kvm failed')
 
+    def test_heartbeat_cutting_a_line(self):
+        # The heartbeat comes through printk and may land in the middle
+        # of a line the command is writing: it is hidden and the line is
+        # joined again.
+        n = '34' * 16
+        con, out = self.run_console([
+            ('KVMKIT-HOST-INIT %s\n' % n).encode(),
+            ('KVMKIT-HOST-READY %s\n' % n).encode(),
+            ('ok: fir[   12.345678] KVMKIT-HOST-BEAT %s\r\n' % n).encode(),
+            b'st line\r\n',
+            ('[  22.000001] KVMKIT-HOST-BEAT %s\r\n' % n).encode(),
+            b'second\r\n',
+            ('KVMKIT-HOST-EXIT %s 0\n' % n).encode()], n)
+        self.assertEqual(con.status, 0)
+        self.assertEqual(out, 'ok: first line\nsecond\n')
+        self.assertIsNotNone(con.beat_at)
+
     def test_panic_noticed(self):
         con, _ = self.run_console([b'Kernel panic - not syncing: boom\n'])
         self.assertIn('boom', con.panic)

@@ -1,13 +1,14 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# The Linux boot test (meson: x86-linux-boot): Debian's kernel, the one the
+# The Linux boot test (meson: x86-linux-boot-1, -2, -3): Debian's kernel, the one the
 # emulated x86 host itself runs (tests/hosts caches its package), boots
 # under `kvmkit run` inside that host, once per variant in one host boot
 # (tests/linux/run-in-host.sh), with a busybox initramfs built here.
-# usage: test_linux_boot.sh RUNNER KVMKIT SRCDIR OUTDIR LINUX_PROBE VSOCK_ECHO
+# usage: test_linux_boot.sh RUNNER KVMKIT SRCDIR OUTDIR LINUX_PROBE VSOCK_ECHO [PART]
 # (VSOCK_ECHO: tests/linux/vsock_echo.c built static, in the host and in
-# the initramfs's /bin)
-runner=$1 kvmkit=$2 src=$3 out=$4 probe=$5 vsock_echo=$6
+# the initramfs's /bin; PART: 1, 2 or 3, one third of the variants in a
+# host boot of its own, or all of them when absent)
+runner=$1 kvmkit=$2 src=$3 out=$4 probe=$5 vsock_echo=$6 part=${7:-}
 cache=${KVMKIT_HOSTS_CACHE:-$HOME/.cache/kvmkit-hosts}
 
 find_kernel() {
@@ -47,26 +48,28 @@ for m in drivers/virtio/virtio_ring drivers/virtio/virtio drivers/virtio/virtio_
 	vmods="$vmods --lib $kmods/$m.ko"
 done
 mkdir -p "$out"
-python3 "$src/mkinitramfs.py" "$src/init" "$out/linux-test.cpio" $pvmods $vmods \
+cpio=$out/linux-test${part:+-$part}.cpio
+python3 "$src/mkinitramfs.py" "$src/init" "$cpio" $pvmods $vmods \
 	--lib "$src/init-virtio.sh" --bin "$vsock_echo" || exit 1
 echo "kernel: $kernel${pvh:+, PVH: $pvh}"
 set -- --payload "$kvmkit" --payload "$probe" --payload "$kernel" \
-	--payload "$out/linux-test.cpio" --payload "$src/run-in-host.sh" --payload "$src/../hosts/watchdog.sh" \
+	--payload "$cpio" --payload "$src/run-in-host.sh" --payload "$src/../hosts/watchdog.sh" \
 	--payload "$vsock_echo" --env KVMKIT_LINUX_VSOCK_ECHO="$vsock_echo"
 [ -n "$pvh" ] && set -- "$@" --payload "$pvh"
 [ -z "$pvmods" ] && set -- "$@" --env KVMKIT_LINUX_NO_PVPANIC=1
 set -- "$@" --env KVMKIT_LINUX_PROBE="$probe"
 [ -n "${KVMKIT_LINUX_ONLY:-}" ] && set -- "$@" --env KVMKIT_LINUX_ONLY
+[ -n "$part" ] && set -- "$@" --env KVMKIT_LINUX_PART="$part"
 # The virtio variants: a network namespace with a tap in it (iproute2's ip:
 # busybox's has neither netns nor tuntap) and vhost-vsock in the host.
 ipbin=$(command -v ip) || { echo "no iproute2 ip (tests/hosts/deps.txt)"; exit 1; }
 set -- "$@" --payload "$ipbin" --env KVMKIT_LINUX_IP="$ipbin" --module tun --module vhost_vsock
-# A run takes 3-4 minutes (183 s and 241 s with eleven variants, the virtio
-# ones with TCP and vsock transfers); the limit leaves room for a machine
-# several times slower. The emulated host's kernel sometimes stops
+# A run of all eleven variants takes 3-4 minutes (183 s and 241 s, the
+# virtio ones with TCP and vsock transfers), a part about one; the limit
+# leaves room for a machine several times slower. The emulated host's kernel sometimes stops
 # scheduling altogether (docs/ARCHITECTURE.md, "Known quirk"): the runner
 # sees its heartbeat stop and the wrapper retries such a host, never a
 # failing test (whose hang the watchdog in run-in-host.sh reports).
 exec sh "$src/../hosts/retry-on-host-lockup.sh" \
 	"$runner" --arch x86_64 --smp 1 --mem 6G --timeout 900 "$@" -- \
-	sh "$src/run-in-host.sh" "$kvmkit" "$kernel" "$out/linux-test.cpio" $pvh
+	sh "$src/run-in-host.sh" "$kvmkit" "$kernel" "$cpio" $pvh
