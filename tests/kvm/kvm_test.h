@@ -30,7 +30,7 @@
 
 /* Whole-binary watchdog: a hang anywhere (kvmkit or the host kernel) ends
  * the test with a backtrace of where the process was stuck. */
-#define TEST_BINARY_WATCHDOG_S 80 /* below the in-host suite's 100 s */
+#define TEST_BINARY_WATCHDOG_S 80 /* below run-in-host.sh's 300 s per program */
 
 static void watchdog_fired(int sig)
 {
