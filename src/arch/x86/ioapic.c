@@ -377,6 +377,7 @@ int kvmk_ioapic_eoi(struct kvmk_ioapic *io, uint32_t vector)
 {
 	struct resample notify[KVMK_IOAPIC_PINS];
 	unsigned int pins[KVMK_IOAPIC_PINS], n = 0;
+	uint32_t epochs[KVMK_IOAPIC_PINS];
 	struct batch b;
 
 	if (vector > 0xff)
@@ -393,20 +394,32 @@ int kvmk_ioapic_eoi(struct kvmk_ioapic *io, uint32_t vector)
 
 		if (v != vector || !(e & KVMK_IOAPIC_TRIGGER))
 			continue;
-		clear_remote_irr(io, i);
 		notify[n] = io->resample[i];
+		epochs[n] = io->epoch[i];
 		pins[n++] = i;
 	}
 	pthread_mutex_unlock(&io->lock);
-	/* Devices hear of the EOI before the line is sampled again, so one that
-	 * de-asserts (irqfd resample semantics) is not delivered twice. */
+	/*
+	 * Devices hear of the EOI before the line is sampled again, so one that
+	 * de-asserts (irqfd resample semantics) is not delivered twice. Remote
+	 * IRR stays set until they have: cleared before, another thread's
+	 * entry write or set_level in this window would find the pin free and
+	 * still asserted and send the same assertion again (as KVM's IOAPIC
+	 * does, the resampler runs first).
+	 */
 	for (unsigned int k = 0; k < n; k++)
 		if (notify[k].fn)
 			notify[k].fn(notify[k].opaque, pins[k]);
 	pthread_mutex_lock(&io->lock);
 	for (unsigned int k = 0; k < n; k++) {
 		unsigned int i = pins[k];
-		uint64_t e = io->redir[i];
+		uint64_t e;
+
+		/* Unless something ended this service meanwhile (an edge switch,
+		 * an EOI of the same vector on another vCPU). */
+		if (io->epoch[i] == epochs[k])
+			clear_remote_irr(io, i);
+		e = io->redir[i];
 
 		if ((e & KVMK_IOAPIC_TRIGGER) &&
 		    !(e & (KVMK_IOAPIC_MASKED | KVMK_IOAPIC_REMOTE_IRR)) && asserted(io, i))
