@@ -63,10 +63,7 @@ fi
 build=$(cd "${1:?usage: linux_boot.sh BUILD_DIR [REPS]}" && pwd)
 reps=${2:-5}
 src=$(cd "$(dirname "$0")/.." && pwd)
-cache=${KVMKIT_HOSTS_CACHE:-$HOME/.cache/kvmkit-hosts}
-kernel=$(ls "$cache"/x86_64/kernel/*/boot/vmlinuz-* 2>/dev/null | head -n 1)
-[ -n "$kernel" ] || { echo "no Debian kernel in $cache (run tests/hosts/kvmkit-host once)"; exit 1; }
-qemu=$(command -v qemu-system-x86_64) || { echo "no qemu-system-x86_64"; exit 1; }
+. "$src/bench/linux/host-kernel.sh"
 initrd=$build/bench/linux-boot.cpio
 python3 "$src/tests/linux/mkinitramfs.py" "$src/tests/linux/init" "$initrd" || exit 1
 log=$(mktemp)

@@ -189,10 +189,7 @@ fi
 build=$(cd "${1:?usage: linux_io.sh BUILD_DIR [REPS]}" && pwd)
 reps=${2:-3}
 src=$(cd "$(dirname "$0")/.." && pwd)
-cache=${KVMKIT_HOSTS_CACHE:-$HOME/.cache/kvmkit-hosts}
-kernel=$(ls "$cache"/x86_64/kernel/*/boot/vmlinuz-* 2>/dev/null | head -n 1)
-[ -n "$kernel" ] || { echo "no Debian kernel in $cache (run tests/hosts/kvmkit-host once)"; exit 1; }
-qemu=$(command -v qemu-system-x86_64) || { echo "no qemu-system-x86_64"; exit 1; }
+. "$src/bench/linux/host-kernel.sh"
 ipbin=$(command -v ip) || { echo "no iproute2 ip (tests/hosts/deps.txt)"; exit 1; }
 iobench=$build/bench/iobench
 [ -x "$iobench" ] || { echo "no $iobench (ninja -C $build)"; exit 1; }

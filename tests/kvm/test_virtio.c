@@ -269,6 +269,16 @@ static void test_io_split_level(void **state)
 	io_case(KVMKIT_IRQCHIP_SPLIT, KVMKIT_VIRTIO_IRQ_LEVEL);
 }
 
+/* Runs @r's blk I/O and checks that it took the synchronous path. */
+static void sync_case(struct run *r)
+{
+	run_guest(r);
+	assert_false(r->blk_info.uring);
+	assert_int_equal(r->res[VDRV_R_BLK_REQS], 9);
+	check_counts(r);
+	check_disk(r);
+}
+
 /* The same I/O with pread/pwrite on the device thread. */
 static void test_io_sync(void **state)
 {
@@ -277,11 +287,7 @@ static void test_io_sync(void **state)
 	};
 
 	require_kvm();
-	run_guest(&r);
-	assert_false(r.blk_info.uring);
-	assert_int_equal(r.res[VDRV_R_BLK_REQS], 9);
-	check_counts(&r);
-	check_disk(&r);
+	sync_case(&r);
 }
 
 /* An image on tmpfs takes the synchronous path without being asked: io_uring
@@ -298,11 +304,7 @@ static void test_io_tmpfs(void **state)
 		printf("skipped: /dev/shm is not a tmpfs\n");
 		skip();
 	}
-	run_guest(&r);
-	assert_false(r.blk_info.uring);
-	assert_int_equal(r.res[VDRV_R_BLK_REQS], 9);
-	check_counts(&r);
-	check_disk(&r);
+	sync_case(&r);
 }
 
 /* A read-only disk: VIRTIO_BLK_F_RO offered, the write fails with IOERR
